@@ -17,7 +17,8 @@ export default defineConfig({
           include: ['test/**/*.integration.test.ts'],
           globalSetup: ['test/integration/global-setup.ts'],
           // One engine, two cores: integration runs go one file at a time.
-          fileParallelism: false,
+          pool: 'forks',
+          poolOptions: { forks: { singleFork: true } },
           testTimeout: 300_000,
           hookTimeout: 300_000,
         },

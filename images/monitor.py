@@ -1,0 +1,269 @@
+"""Monitor services for one sandbox run. Runs as `simonitor` in the monitor container, which owns
+the network namespace (network none) that the sandbox container joins.
+
+- relay:   127.0.0.1:<relay-port> -> the index proxy's unix socket (only this container mounts it)
+- dns:     a sinkhole on 127.0.0.53:53/udp; every name gets its own 127.x.y.z address; each query logged
+- fake services on the common ports of 0.0.0.0 (so every sinkholed address): HTTP request line + Host,
+           TLS ClientHello SNI, or the first bytes of anything else; then close
+
+Every event is one JSON object per line on stdout. Run with `python3 -I -S`; stdlib only.
+"""
+
+import argparse
+import json
+import selectors
+import socket
+import struct
+import sys
+import threading
+import time
+
+WRITE_LOCK = threading.Lock()
+MAX_EVENTS = 20000
+_events = 0
+
+
+def emit(event):
+    global _events
+    with WRITE_LOCK:
+        _events += 1
+        if _events > MAX_EVENTS:
+            if _events == MAX_EVENTS + 1:
+                event = {"type": "truncated", "limit": MAX_EVENTS}
+            else:
+                return
+        event.setdefault("time", time.time())
+        sys.stdout.write(json.dumps(event, ensure_ascii=True) + "\n")
+        sys.stdout.flush()
+
+
+def text(data, limit=512):
+    """Bytes from a hostile peer, as a bounded printable string (JSON escapes the rest)."""
+    return data[:limit].decode("latin-1")
+
+
+# ---------------------------------------------------------------- relay
+
+
+def pump(src, dst):
+    try:
+        while True:
+            chunk = src.recv(65536)
+            if not chunk:
+                break
+            dst.sendall(chunk)
+    except OSError:
+        pass
+    finally:
+        for s in (src, dst):
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+
+def relay(port, proxy_socket):
+    server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    server.bind(("127.0.0.1", port))
+    server.listen(64)
+
+    def serve():
+        while True:
+            client, _ = server.accept()
+            upstream = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                upstream.connect(proxy_socket)
+            except OSError as error:
+                emit({"type": "relay-error", "error": str(error)})
+                client.close()
+                upstream.close()
+                continue
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=pump, args=(a, b), daemon=True).start()
+
+    threading.Thread(target=serve, daemon=True).start()
+
+
+# ---------------------------------------------------------------- DNS sinkhole
+
+
+class Sinkhole:
+    """Gives each distinct name its own loopback address, so a later connect names its host."""
+
+    def __init__(self):
+        self.addresses = {}
+        self.next = 1
+
+    def address_for(self, name):
+        key = name.lower().rstrip(".")
+        if key not in self.addresses:
+            while self.next % 256 in (0, 255):
+                self.next += 1
+            n = self.next
+            self.next += 1
+            self.addresses[key] = "127.%d.%d.%d" % (1 + (n >> 16) % 254, (n >> 8) & 255, n & 255)
+            emit({"type": "dns-map", "name": key, "address": self.addresses[key]})
+        return self.addresses[key]
+
+
+def parse_question(packet):
+    """(id, flags, qname, qtype, end offset of the question) or None for a malformed packet."""
+    if len(packet) < 12:
+        return None
+    ident, flags, qdcount = struct.unpack("!HHH", packet[:6])
+    if qdcount < 1:
+        return None
+    labels, offset = [], 12
+    while True:
+        if offset >= len(packet):
+            return None
+        length = packet[offset]
+        offset += 1
+        if length == 0:
+            break
+        if length & 0xC0 or offset + length > len(packet) or len(labels) > 127:
+            return None
+        labels.append(packet[offset:offset + length])
+        offset += length
+    if offset + 4 > len(packet):
+        return None
+    qtype, _qclass = struct.unpack("!HH", packet[offset:offset + 4])
+    name = ".".join(label.decode("latin-1") for label in labels)
+    return ident, flags, name, qtype, offset + 4
+
+
+def answer(packet, question, address):
+    ident, flags, _name, qtype, end = question
+    response_flags = 0x8000 | (flags & 0x0100) | 0x0080 | 0x0400  # QR, RD copied, RA, AA
+    answers = b""
+    count = 0
+    if qtype == 1 and address:  # A
+        answers = b"\xc0\x0c" + struct.pack("!HHIH", 1, 1, 60, 4) + socket.inet_aton(address)
+        count = 1
+    header = struct.pack("!HHHHHH", ident, response_flags, 1, count, 0, 0)
+    return header + packet[12:end] + answers
+
+
+def dns(host, port, sinkhole):
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind((host, port))
+
+    def serve():
+        while True:
+            packet, peer = sock.recvfrom(4096)
+            question = parse_question(packet)
+            if question is None:
+                emit({"type": "dns-malformed", "bytes": len(packet), "src": "%s:%d" % peer})
+                continue
+            name, qtype = question[2], question[3]
+            address = sinkhole.address_for(name) if qtype == 1 else None
+            emit({"type": "dns", "name": name, "qtype": qtype, "answer": address, "src": "%s:%d" % peer})
+            try:
+                sock.sendto(answer(packet, question, address), peer)
+            except OSError:
+                pass
+
+    threading.Thread(target=serve, daemon=True).start()
+
+
+# ---------------------------------------------------------------- fake services
+
+
+def parse_sni(data):
+    """SNI host name from a TLS ClientHello, or None."""
+    try:
+        if data[0] != 0x16 or data[5] != 0x01:
+            return None
+        offset = 5 + 4 + 2 + 32  # record header, handshake header, version, random
+        offset += 1 + data[offset]  # session id
+        offset += 2 + struct.unpack("!H", data[offset:offset + 2])[0]  # cipher suites
+        offset += 1 + data[offset]  # compression methods
+        end = offset + 2 + struct.unpack("!H", data[offset:offset + 2])[0]
+        offset += 2
+        while offset + 4 <= end:
+            kind, length = struct.unpack("!HH", data[offset:offset + 4])
+            offset += 4
+            if kind == 0:  # server_name
+                name_length = struct.unpack("!H", data[offset + 3:offset + 5])[0]
+                return data[offset + 5:offset + 5 + name_length].decode("latin-1")
+            offset += length
+    except (IndexError, struct.error):
+        return None
+    return None
+
+
+def handle(conn, peer, port):
+    conn.settimeout(3)
+    local = conn.getsockname()
+    data = b""
+    try:
+        while len(data) < 8192 and b"\r\n\r\n" not in data:
+            chunk = conn.recv(4096)
+            if not chunk:
+                break
+            data += chunk
+            if data[:1] == b"\x16" and len(data) >= 5 + struct.unpack("!H", data[3:5])[0]:
+                break
+    except OSError:
+        pass
+    event = {"dst": "%s:%d" % (local[0], local[1]), "src": "%s:%d" % (peer[0], peer[1]), "port": port}
+    if data[:1] == b"\x16":
+        event.update({"type": "tls", "sni": parse_sni(data)})
+    elif data and b" " in data.split(b"\r\n", 1)[0]:
+        head = data.split(b"\r\n\r\n", 1)[0].split(b"\r\n")
+        parts = head[0].split(b" ")
+        host = None
+        for line in head[1:]:
+            if line.lower().startswith(b"host:"):
+                host = text(line[5:].strip(), 255)
+        event.update({
+            "type": "http",
+            "method": text(parts[0], 16),
+            "path": text(parts[1] if len(parts) > 1 else b"", 2048),
+            "host": host,
+        })
+        try:
+            conn.sendall(b"HTTP/1.0 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+        except OSError:
+            pass
+    else:
+        event.update({"type": "tcp", "firstBytes": text(data, 256)})
+    emit(event)
+    conn.close()
+
+
+def listener(port):
+    server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    server.bind(("0.0.0.0", port))
+    server.listen(64)
+
+    def serve():
+        while True:
+            conn, peer = server.accept()
+            threading.Thread(target=handle, args=(conn, peer, port), daemon=True).start()
+
+    threading.Thread(target=serve, daemon=True).start()
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--relay-port", type=int, required=True)
+    parser.add_argument("--proxy-socket", required=True)
+    parser.add_argument("--dns", default="127.0.0.53")
+    parser.add_argument("--ports", default="80,443,8080,8443,8000,8888,4444,1337,21,22,25,3306,5432,6379")
+    args = parser.parse_args()
+
+    relay(args.relay_port, args.proxy_socket)
+    dns(args.dns, 53, Sinkhole())
+    ports = [int(p) for p in args.ports.split(",") if p and int(p) != args.relay_port]
+    for port in ports:
+        listener(port)
+    emit({"type": "ready", "relayPort": args.relay_port, "dns": args.dns, "ports": ports})
+    while True:
+        time.sleep(3600)
+
+
+if __name__ == "__main__":
+    main()

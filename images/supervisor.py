@@ -1,0 +1,160 @@
+"""Supervisor for one sandbox run: PID 1 of the sandbox container, running as root with only
+SYS_PTRACE, SETUID and SETGID (no-new-privileges).
+
+It starts the tracer, `strace -f --seccomp-bpf -u sandbox`, which runs the given command (pip) as
+the unprivileged `sandbox` user. The tracer and its output belong to root: the sandbox user can
+neither signal the tracer nor touch the trace. When pip's process ends, the supervisor lists every
+process the sandbox user still has (lingering daemons), kills them, waits for the tracer, and
+writes status.json next to the trace.
+
+usage: python3 -I -S supervisor.py -- <command...>
+"""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+STATE = "/var/lib/sandbox-install"
+TRACE = STATE + "/strace.log"
+STATUS = STATE + "/status.json"
+SANDBOX_UID = 1000
+SANDBOX_GID = 1000
+TRACED = ",".join([
+    "execve", "execveat", "connect", "sendto", "sendmsg", "openat", "open", "creat",
+    "unlink", "unlinkat", "rename", "renameat", "renameat2", "symlink", "symlinkat",
+    "kill", "tkill", "tgkill", "ptrace", "chdir", "fchdir",
+    "clone", "clone3", "fork", "vfork",
+])
+
+
+def proc_stat(pid):
+    """(state, ppid) of a process, or None when it is gone."""
+    try:
+        with open("/proc/%d/stat" % pid, "rb") as f:
+            data = f.read()
+    except OSError:
+        return None
+    fields = data[data.rfind(b")") + 2:].split()
+    return fields[0].decode(), int(fields[1])
+
+
+def alive(pid):
+    stat = proc_stat(pid)
+    return stat is not None and stat[0] not in ("Z", "X")
+
+
+def traced_root(tracer, deadline):
+    """pid of the traced command: the pid on the first line strace writes (its first execve).
+    strace forks short-lived helpers of its own first, so the tracer's first child is not it."""
+    while time.time() < deadline and tracer.poll() is None:
+        try:
+            with open(TRACE, "r", encoding="latin-1") as f:
+                line = f.readline()
+            if line.endswith("\n"):
+                return int(line.split(None, 1)[0])
+        except (OSError, ValueError):
+            pass
+        time.sleep(0.005)
+    return None
+
+
+def processes_of(uid):
+    found = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        pid = int(name)
+        try:
+            if os.stat("/proc/%d" % pid).st_uid != uid:
+                continue
+            with open("/proc/%d/cmdline" % pid, "rb") as f:
+                argv = [a.decode("utf-8", "backslashreplace") for a in f.read().split(b"\0") if a]
+            stat = proc_stat(pid)
+        except OSError:
+            continue
+        if stat and stat[0] not in ("Z", "X"):
+            found.append({"pid": pid, "ppid": stat[1], "argv": argv[:64]})
+    return found
+
+
+def kill_all_of_sandbox_user():
+    """kill(-1) as the sandbox user: every process it can signal, and nothing of ours."""
+    child = os.fork()
+    if child == 0:
+        try:
+            os.setgroups([])
+            os.setgid(SANDBOX_GID)
+            os.setuid(SANDBOX_UID)
+            os.kill(-1, signal.SIGKILL)
+        finally:
+            os._exit(0)
+    os.waitpid(child, 0)
+
+
+def root_exit(root_pid):
+    """pip's end as strace recorded it: ('exited', code) or ('killed', signal name) or None."""
+    prefix = "%d " % root_pid
+    result = None
+    try:
+        with open(TRACE, "r", encoding="latin-1") as f:
+            for line in f:
+                if line.startswith(prefix) and "+++ " in line:
+                    tail = line.split("+++ ", 1)[1]
+                    if tail.startswith("exited with "):
+                        result = ("exited", int(tail.split()[2]))
+                    elif tail.startswith("killed by "):
+                        result = ("killed", tail.split()[2])
+    except (OSError, ValueError, IndexError):
+        return None
+    return result
+
+
+def main():
+    command = sys.argv[sys.argv.index("--") + 1:] if "--" in sys.argv else []
+    if not command:
+        sys.stderr.write("supervisor: no command\n")
+        return 2
+    started = time.time()
+    tracer = subprocess.Popen(
+        ["strace", "-f", "--seccomp-bpf", "-ttt", "-s", "1024", "-u", "sandbox",
+         "-e", "trace=" + TRACED, "-e", "signal=none", "-o", TRACE, "--"] + command,
+        stdin=subprocess.DEVNULL,
+    )
+    root_pid = traced_root(tracer, time.time() + 30)
+    status = {"tracerPid": tracer.pid, "rootPid": root_pid, "started": started}
+
+    # Wait for pip (the tracer's first child) to end, or for the tracer to end first.
+    while root_pid is not None and alive(root_pid) and tracer.poll() is None:
+        time.sleep(0.02)
+    status["pipEnded"] = time.time()
+
+    time.sleep(0.2)  # let anything pip started settle before we look
+    lingering = processes_of(SANDBOX_UID)
+    status["lingering"] = lingering
+    if lingering:
+        kill_all_of_sandbox_user()
+
+    try:
+        tracer.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        tracer.kill()
+        tracer.wait()
+        status["tracerForcedStop"] = True
+    status["tracerExit"] = tracer.returncode
+    end = root_exit(root_pid) if root_pid is not None else None
+    status["pip"] = None if end is None else {"how": end[0], "value": end[1]}
+    # pip's end must be in the trace. If it is not, the tracer died or lost pip: tampered.
+    status["tracerIntact"] = end is not None
+    status["ended"] = time.time()
+    with open(STATUS, "w") as f:
+        json.dump(status, f)
+    if end is None:
+        return 125
+    return end[1] if end[0] == "exited" else 128 + getattr(signal, end[1], signal.SIGKILL)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

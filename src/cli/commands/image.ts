@@ -1,0 +1,25 @@
+/** `sandbox-install image build [--bootstrap debian]`: build the sandbox image, offline-capable. */
+import { z } from 'zod';
+import { EXIT, InputError } from '../../errors.js';
+import { DockerClient } from '../../runtime/docker.js';
+import { buildImage, defaultImageTag } from '../../runtime/image.js';
+import type { CommandContext } from '../context.js';
+
+const ImageBuildOptions = z.object({
+  bootstrap: z.enum(['debian']).optional(),
+  online: z.boolean().default(false),
+  tag: z.string().optional(),
+});
+
+export async function runImageBuild(raw: unknown, ctx: CommandContext): Promise<number> {
+  const parsed = ImageBuildOptions.safeParse(raw);
+  if (!parsed.success) throw new InputError('options.invalid', parsed.error.issues.map((i) => `--${i.path.join('.')}: ${i.message}`).join('\n'));
+  const client = new DockerClient();
+  await client.ping();
+  const tag = parsed.data.tag ?? (await defaultImageTag());
+  const base = parsed.data.bootstrap === 'debian' ? 'debian' : parsed.data.online ? 'online' : 'auto';
+  const started = performance.now();
+  const path = await buildImage({ client, tag, base, signal: ctx.signal, progress: (line) => ctx.logger.info(line) });
+  process.stdout.write(`built ${tag} (${path}) in ${((performance.now() - started) / 1000).toFixed(1)} s\n`);
+  return EXIT.pass;
+}

@@ -1,0 +1,197 @@
+/** `sandbox-install [install] <lockfile>`: the main job. Exit 0 only when exported. */
+import { homedir } from 'node:os';
+import path from 'node:path';
+import { writeFile } from 'node:fs/promises';
+import { z } from 'zod';
+import { EXIT, InputError, SandboxError } from '../../errors.js';
+import { stageExport } from '../../export/publish.js';
+import { readLock } from '../../lock/parse.js';
+import type { LockPlan } from '../../lock/types.js';
+import { observe } from '../../observe/index.js';
+import { evaluate } from '../../policy/evaluate.js';
+import { loadPolicy } from '../../policy/load.js';
+import { pipConfiguredUpstreams } from '../../proxy/index.js';
+import { finding, type Finding } from '../../report/finding.js';
+import { SCHEMA_VERSION, type Report } from '../../report/schema.js';
+import { renderSummary } from '../../report/summary.js';
+import { DockerClient } from '../../runtime/docker.js';
+import { defaultImageTag, ensureImage } from '../../runtime/image.js';
+import { DEFAULT_LIMITS, SandboxSession, type InstallOutcome } from '../../sandbox/session.js';
+import type { CommandContext } from '../context.js';
+import { TOOL_VERSION } from '../version.js';
+
+export const InstallOptions = z.object({
+  indexUrl: z.string().url().optional(),
+  extraIndexUrl: z.array(z.string().url()).default([]),
+  policy: z.string().default('default'),
+  output: z.string().default('out/site-packages'),
+  report: z.string().optional(),
+  format: z.enum(['text', 'json']).default('text'),
+  timeout: z.coerce.number().positive().default(DEFAULT_LIMITS.timeoutMs / 1000),
+  image: z.string().optional(),
+  cacheDir: z.string().optional(),
+});
+export type InstallOptions = z.infer<typeof InstallOptions>;
+
+function defaultCacheDir(): string {
+  const base = process.env.XDG_CACHE_HOME || path.join(homedir(), '.cache');
+  return path.join(base, 'sandbox-install');
+}
+
+/** A lockfile's own index lines are reported, and honoured only when the policy allows it. */
+function lockIndexFindings(plan: LockPlan, allowed: boolean): Finding[] {
+  return [plan.indexUrl, ...plan.extraIndexUrls]
+    .filter((url): url is string => url !== null)
+    .map((url) =>
+      finding(
+        'lock.index-url',
+        'info',
+        allowed ? `the lockfile names index ${url}; honoured by policy` : `the lockfile names index ${url}; ignored (policy does not allow lockfile indexes)`,
+        { url: url.replace(/\/\/[^@/]*@/, '//***@'), line: null },
+      ),
+    );
+}
+
+function packagesOf(plan: LockPlan, served: Array<{ project: string; filename: string; sha256: string; size: number; locked: boolean }>): Report['packages'] {
+  return plan.requirements.map((req) => ({
+    name: req.name,
+    version: req.version,
+    marker: req.marker,
+    files: served
+      .filter((file) => file.locked && file.project === req.name && req.sha256.includes(file.sha256))
+      .map(({ filename, sha256, size }) => ({ filename, sha256, size })),
+  }));
+}
+
+function installFailure(outcome: InstallOutcome): Finding[] {
+  if (outcome.timedOut || outcome.pipExitCode === 0) return [];
+  const lastError = outcome.pipOutput
+    .split('\n')
+    .filter((line) => line.startsWith('ERROR'))
+    .slice(-3)
+    .join(' ');
+  return [
+    finding('install.failed', 'high', `pip exited with ${outcome.pipExitCode ?? 'no exit code'}${lastError ? `: ${lastError}` : ''}`, {
+      exitCode: outcome.pipExitCode,
+    }),
+  ];
+}
+
+export async function runInstall(lockfile: string, raw: unknown, ctx: CommandContext): Promise<number> {
+  const parsed = InstallOptions.safeParse(raw);
+  if (!parsed.success) {
+    throw new InputError('options.invalid', parsed.error.issues.map((i) => `--${i.path.join('.')}: ${i.message}`).join('\n'));
+  }
+  const options = parsed.data;
+  const started = performance.now();
+  const timings: Record<string, number> = {};
+
+  const plan = await readLock(lockfile);
+  const policy = await loadPolicy(options.policy);
+  const cli = {
+    indexUrl: options.indexUrl ?? (policy.allowLockIndexUrl ? (plan.indexUrl ?? undefined) : undefined),
+    extraIndexUrls: [...options.extraIndexUrl, ...(policy.allowLockIndexUrl ? plan.extraIndexUrls : [])],
+  };
+  const upstreams = await pipConfiguredUpstreams(cli);
+  const log = ctx.logger.child({ lockfile });
+
+  const client = new DockerClient();
+  await client.ping();
+  const image = options.image ?? (await defaultImageTag());
+  let t = performance.now();
+  const path_ = await ensureImage({
+    client,
+    tag: image,
+    base: 'auto',
+    signal: ctx.signal,
+    progress: (line) => log.info({ image }, `image: ${line}`),
+  });
+  if (path_ !== 'existing') log.info({ image, path: path_ }, `built the sandbox image (${path_})`);
+  timings.image = Math.round(performance.now() - t);
+
+  const report: Report = {
+    schemaVersion: SCHEMA_VERSION,
+    tool: { name: 'sandbox-install', version: TOOL_VERSION },
+    verdict: 'error',
+    lockfile,
+    policy: policy.name,
+    image,
+    packages: [],
+    findings: [],
+    network: [],
+    filesystem: [],
+    processes: [],
+    proxy: [],
+    install: null,
+    timings,
+    exported: null,
+    manifest: null,
+    error: null,
+  };
+
+  let exitCode: number = EXIT.install;
+  try {
+    await using session = await SandboxSession.open({
+      client,
+      image,
+      plan,
+      upstreams,
+      policy,
+      cacheDir: options.cacheDir ?? defaultCacheDir(),
+      limits: { ...DEFAULT_LIMITS, timeoutMs: options.timeout * 1000 },
+      logger: log,
+      signal: ctx.signal,
+    });
+    log.info({ packages: plan.requirements.length, upstreams }, 'installing in the sandbox');
+    const outcome = await session.install();
+    Object.assign(timings, outcome.timings);
+
+    t = performance.now();
+    const observation = await observe({ outcome, plan, policy, archive: null });
+    timings.observe = Math.round(performance.now() - t);
+
+    const judgement = evaluate(
+      {
+        findings: [...lockIndexFindings(plan, policy.allowLockIndexUrl), ...outcome.findings, ...observation.findings, ...installFailure(outcome)],
+        packages: plan.requirements.map((r) => r.name),
+        installSucceeded: outcome.pipExitCode === 0,
+      },
+      policy,
+    );
+    report.verdict = judgement.verdict;
+    report.findings = judgement.findings;
+    report.packages = packagesOf(plan, session.proxyRecords.served);
+    report.proxy = session.proxyRecords.requests;
+    report.network = observation.network;
+    report.filesystem = observation.filesystem;
+    report.processes = observation.processes;
+    report.install = { pipExitCode: outcome.pipExitCode, timedOut: outcome.timedOut, output: outcome.pipOutput };
+
+    if (report.verdict === 'pass' && policy.export) {
+      t = performance.now();
+      const staged = await stageExport(await session.siteArchive(), options.output);
+      if (staged.findings.length > 0) {
+        await staged.discard();
+        const again = evaluate({ findings: [...report.findings, ...staged.findings], packages: [], installSucceeded: true }, policy);
+        report.verdict = again.verdict;
+        report.findings = again.findings;
+      } else {
+        const published = await staged.publish();
+        report.exported = published.output;
+        report.manifest = published.manifestFile;
+      }
+      timings.export = Math.round(performance.now() - t);
+    }
+    exitCode = report.verdict === 'pass' ? (report.exported || !policy.export ? EXIT.pass : EXIT.install) : report.verdict === 'fail' ? EXIT.policyFail : EXIT.install;
+  } catch (error: unknown) {
+    report.error = error instanceof SandboxError ? error.toJSON() : { message: String(error) };
+    throw error;
+  } finally {
+    timings.total = Math.round(performance.now() - started);
+    if (options.report) await writeFile(options.report, JSON.stringify(report, null, 2) + '\n');
+    if (report.error === null) {
+      process.stdout.write(options.format === 'json' ? JSON.stringify(report, null, 2) + '\n' : renderSummary(report, ctx.color));
+    }
+  }
+  return exitCode;
+}

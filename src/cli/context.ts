@@ -1,0 +1,10 @@
+import type { Logger } from 'pino';
+
+/** What every command gets from `main()`: no globals. */
+export interface CommandContext {
+  logger: Logger;
+  /** Aborted on SIGINT/SIGTERM with an InterruptedError as its reason. */
+  signal: AbortSignal;
+  /** Colour on stdout: a TTY, and neither NO_COLOR nor --no-color. */
+  color: boolean;
+}

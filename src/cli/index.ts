@@ -1,0 +1,104 @@
+/** Wiring only: commander options in, one command per file, exit code out. Only `main()` maps errors. */
+import { Command, CommanderError, Option } from 'commander';
+import { exitCodeFor, EXIT, InterruptedError, SandboxError } from '../errors.js';
+import { escapeControl } from '../report/escape.js';
+import type { CommandContext } from './context.js';
+import { createLogger, type Verbosity } from './logger.js';
+import { runGc } from './commands/gc.js';
+import { runImageBuild } from './commands/image.js';
+import { runInstall } from './commands/install.js';
+import { runPolicyCheck } from './commands/policy.js';
+import { TOOL_VERSION } from './version.js';
+
+const collect = (value: string, previous: string[] = []) => [...previous, value];
+
+function installOptions(command: Command): Command {
+  return command
+    .option('--index-url <url>', "upstream index (default: pip's configuration)")
+    .option('--extra-index-url <url>', 'extra upstream index (repeatable)', collect, [])
+    .option('--policy <preset|file>', 'default | strict | investigate | path to a policy JSON', 'default')
+    .option('-o, --output <dir>', 'where to export site-packages', 'out/site-packages')
+    .option('--report <file>', 'write the JSON report here, whatever the verdict')
+    .addOption(new Option('--format <format>', 'stdout format').choices(['text', 'json']).default('text'))
+    .option('--timeout <seconds>', 'wall-clock limit for the install', '600')
+    .option('--image <ref>', 'sandbox image (default: built from images/ on first use)')
+    .option('--cache-dir <dir>', 'content-addressed download cache (default: ~/.cache/sandbox-install)');
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const controller = new AbortController();
+  let exitCode: number = EXIT.pass;
+  const onSignal = (signal: 'SIGINT' | 'SIGTERM') => {
+    if (controller.signal.aborted) return; // cleanup already under way
+    controller.abort(new InterruptedError(signal));
+  };
+  const onInt = () => onSignal('SIGINT');
+  const onTerm = () => onSignal('SIGTERM');
+  process.on('SIGINT', onInt);
+  process.on('SIGTERM', onTerm);
+
+  const program = new Command('sandbox-install')
+    .description('Install a Python lockfile in a throwaway, network-less container; export site-packages only if the policy passes.')
+    .version(TOOL_VERSION)
+    .option('-q, --quiet', 'only warnings and errors on stderr')
+    .option('-v, --verbose', 'debug logs on stderr')
+    .option('--no-color', 'no colour (NO_COLOR is honoured too)')
+    .exitOverride()
+    .configureOutput({ writeErr: (text) => process.stderr.write(text) });
+
+  const context = (): CommandContext => {
+    const globals = program.opts<{ quiet?: boolean; verbose?: boolean; color: boolean }>();
+    const verbosity: Verbosity = globals.quiet ? 'quiet' : globals.verbose ? 'verbose' : 'normal';
+    const color = globals.color && !process.env.NO_COLOR && Boolean(process.stdout.isTTY);
+    return { logger: createLogger(verbosity, globals.color && !process.env.NO_COLOR), signal: controller.signal, color };
+  };
+  const run = (action: (ctx: CommandContext) => Promise<number>) => async () => {
+    exitCode = await action(context());
+  };
+
+  installOptions(program.command('install <lockfile>', { isDefault: true }).description('install a lockfile in the sandbox and export site-packages (main job)'))
+    .action((lockfile: string, options: Record<string, unknown>) => run((ctx) => runInstall(lockfile, options, ctx))());
+
+  const image = program.command('image').description('manage the sandbox image');
+  image
+    .command('build')
+    .description('build the sandbox image from images/Dockerfile')
+    .addOption(new Option('--bootstrap <distro>', 'debootstrap the base offline instead of pulling it').choices(['debian']))
+    .option('--online', `build FROM the registry's python:3.11-slim`)
+    .option('--tag <ref>', 'image tag (default: content hash of images/)')
+    .action((options: Record<string, unknown>) => run((ctx) => runImageBuild(options, ctx))());
+
+  program
+    .command('gc')
+    .description('remove containers left behind by killed runs')
+    .option('--all', "also remove containers of runs that are still going")
+    .action((options: { all?: boolean }) => run((ctx) => runGc(options, ctx))());
+
+  program
+    .command('policy')
+    .description('policies')
+    .command('check <file>')
+    .description('validate a policy file or preset and print it resolved')
+    .action((file: string) => run(() => runPolicyCheck(file))());
+
+  try {
+    await program.parseAsync(argv);
+  } catch (error: unknown) {
+    if (error instanceof CommanderError) {
+      exitCode = error.exitCode === 0 ? EXIT.pass : EXIT.input;
+    } else {
+      exitCode = exitCodeFor(error);
+      if (!(error instanceof InterruptedError)) {
+        const message = error instanceof SandboxError ? error.message : String((error as Error)?.stack ?? error);
+        process.stderr.write(`sandbox-install: ${escapeControl(message).replace(/\\x0a/g, '\n')}\n`);
+        if (error instanceof SandboxError && error.hint) process.stderr.write(`  hint: ${error.hint}\n`);
+      } else {
+        process.stderr.write(`sandbox-install: ${error.message}; cleaned up\n`);
+      }
+    }
+  } finally {
+    process.off('SIGINT', onInt);
+    process.off('SIGTERM', onTerm);
+  }
+  return exitCode;
+}

@@ -1,0 +1,34 @@
+/** The policy evaluator: a pure function from what was observed to findings and a verdict. */
+import { finding, type Finding } from '../report/finding.js';
+import { matchesRule, type Policy } from './schema.js';
+
+export type Verdict = 'pass' | 'fail' | 'error';
+
+export interface Judgement {
+  verdict: Verdict;
+  /** Every finding, with policy severities applied and `failing` marked. */
+  findings: Array<Finding & { failing: boolean }>;
+}
+
+export interface EvaluationInput {
+  findings: Finding[];
+  /** Locked package names, to apply `packages.deny`. */
+  packages: string[];
+  /** pip ended with exit code 0 and the run was not cut short. */
+  installSucceeded: boolean;
+}
+
+export function evaluate(input: EvaluationInput, policy: Policy): Judgement {
+  const denied = input.packages
+    .filter((name) => policy.packages.deny.includes(name))
+    .map((name) => finding('policy.package-denied', 'high', `${name} is denied by policy ${policy.name}`, { package: name }, name));
+  const judged = [...input.findings, ...denied].map((f) => {
+    const override = Object.entries(policy.severities).find(([pattern]) => matchesRule(pattern, f.rule));
+    const severity = override ? override[1] : f.severity;
+    const accepted = f.package !== null && policy.packages.allow.includes(f.package);
+    const failing = severity !== 'info' && !accepted && policy.failOn.some((pattern) => matchesRule(pattern, f.rule));
+    return { ...f, severity, failing };
+  });
+  const verdict: Verdict = judged.some((f) => f.failing) ? 'fail' : input.installSucceeded ? 'pass' : 'error';
+  return { verdict, findings: judged };
+}

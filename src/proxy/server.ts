@@ -1,0 +1,663 @@
+import { chmod, lstat, unlink, type FileHandle } from 'node:fs/promises';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import net from 'node:net';
+import { performance } from 'node:perf_hooks';
+import { pipeline } from 'node:stream/promises';
+import type { Logger } from 'pino';
+import { EnvironmentError, InputError } from '../errors.js';
+import type { LockPlan } from '../lock/types.js';
+import { finding, type Finding } from '../report/finding.js';
+import { ContentCache } from './cache.js';
+import { canonicalVersion, isSafeFilename, isValidProjectName, normalizeName, SHA256_HEX, versionFromFilename } from './names.js';
+import {
+  CONTENT_TYPES,
+  etagOf,
+  listable,
+  matchesIfNoneMatch,
+  negotiate,
+  renderIndexHtml,
+  renderIndexJson,
+  renderProjectHtml,
+  renderProjectJson,
+  type PageFile,
+  type PageFormat,
+  type UpstreamLink,
+} from './pages.js';
+import type { Upstreams } from './upstream.js';
+import { parseUpstreamUrl, redactUrl, UpstreamClient, type UpstreamPage } from './upstream-client.js';
+
+export interface ProxyRequestRecord {
+  /** ISO 8601 time the request arrived. */
+  time: string;
+  method: string;
+  /** The raw request target, truncated. */
+  path: string;
+  status: number;
+  /** Body bytes sent. */
+  bytes: number;
+  ms: number;
+}
+
+export interface ServedFile {
+  project: string;
+  filename: string;
+  sha256: string;
+  size: number;
+  /** false for build requirements served under `buildAllow`. */
+  locked: boolean;
+}
+
+export interface IndexProxy extends AsyncDisposable {
+  /** Where it listens: a unix socket path, or `http://127.0.0.1:<port>`. */
+  readonly address: string;
+  /** The lists below fill in as requests complete; they are final once close() has resolved. */
+  readonly requests: ProxyRequestRecord[];
+  readonly findings: Finding[];
+  /** Each distinct file whose body was sent in full, once. */
+  readonly served: ServedFile[];
+  close(): Promise<void>;
+}
+
+export interface StartProxyOptions {
+  plan: LockPlan;
+  upstreams: Upstreams;
+  /** Content-addressed: `<cacheDir>/sha256/<hex>`; reused across runs. */
+  cacheDir: string;
+  /** A unix socket (made usable by any uid), or loopback TCP; port 0 picks a free port. */
+  listen: { socketPath: string } | { host: '127.0.0.1'; port: number };
+  /** Normalised names served although not locked: build requirements under build isolation (pip #11974). */
+  buildAllow: string[];
+  logger: Logger;
+  /** Bound on connecting to an upstream and on each wait for data. Default 20 s. */
+  upstreamTimeoutMs?: number;
+  /** Largest file the proxy downloads. Default 8 GiB. */
+  maxFileBytes?: number;
+}
+
+const DEFAULT_TIMEOUT_MS = 20_000;
+const DEFAULT_MAX_FILE_BYTES = 8 * 1024 ** 3;
+const MAX_PAGE_BYTES = 64 * 1024 * 1024;
+const MAX_UNLOCKED_FINDINGS = 1000;
+const MAX_REQUEST_RECORDS = 100_000;
+const MAX_PATH_CHARS = 2048;
+
+/** Start the index proxy. It serves only what `plan` locks, plus `buildAllow` names. */
+export async function startProxy(opts: StartProxyOptions): Promise<IndexProxy> {
+  const proxy = new ProxyServer(opts);
+  await proxy.start();
+  return proxy;
+}
+
+interface KnownFile {
+  project: string;
+  filename: string;
+  sha256: string;
+  /** Upstream URLs without credentials, tried in order. */
+  urls: string[];
+  locked: boolean;
+}
+
+interface RequestContext {
+  method: string;
+  path: string;
+  bytes: number;
+}
+
+type DownloadOutcome = { kind: 'ok' } | { kind: 'mismatch' } | { kind: 'failed'; reason: string };
+
+class NoUpstreamAnswered extends Error {}
+
+function describe(error: unknown): string {
+  if (!(error instanceof Error)) return String(error);
+  const cause = error.cause instanceof Error ? `: ${(error.cause as NodeJS.ErrnoException).code ?? error.cause.message}` : '';
+  return `${error.message}${cause}`;
+}
+
+class ProxyServer implements IndexProxy {
+  address = '';
+  readonly requests: ProxyRequestRecord[] = [];
+  readonly findings: Finding[] = [];
+  readonly served: ServedFile[] = [];
+
+  private readonly log: Logger;
+  private readonly server: http.Server;
+  private readonly cache: ContentCache;
+  private readonly client: UpstreamClient;
+  private readonly upstreamUrls: string[];
+  private readonly timeoutMs: number;
+  private readonly maxFileBytes: number;
+  private readonly abort = new AbortController();
+
+  /** Lock facts by normalised name. */
+  private readonly lockedHashes = new Map<string, Set<string>>();
+  private readonly lockedVersions = new Map<string, Map<string, string[]>>();
+  private readonly lockedShaOwner = new Map<string, string>();
+  private readonly buildAllow: Set<string>;
+
+  /** Per-run state. */
+  private readonly listings = new Map<string, Promise<PageFile[]>>();
+  private readonly known = new Map<string, KnownFile>();
+  private readonly downloads = new Map<string, Promise<DownloadOutcome>>();
+  private readonly pageMismatchKeys = new Set<string>();
+  private readonly servedShas = new Set<string>();
+  private unlockedFindings = 0;
+  private truncation: Finding | null = null;
+  private droppedRequests = 0;
+  private closing: Promise<void> | null = null;
+  /** Request handlers still running; close() waits for them so the records are complete. */
+  private readonly active = new Set<Promise<void>>();
+
+  constructor(private readonly opts: StartProxyOptions) {
+    this.log = opts.logger.child({ component: 'proxy' });
+    this.timeoutMs = opts.upstreamTimeoutMs ?? DEFAULT_TIMEOUT_MS;
+    this.maxFileBytes = opts.maxFileBytes ?? DEFAULT_MAX_FILE_BYTES;
+    this.cache = new ContentCache(opts.cacheDir);
+    this.client = new UpstreamClient({ timeoutMs: this.timeoutMs, maxPageBytes: MAX_PAGE_BYTES, userAgent: 'sandbox-install-proxy' });
+    this.upstreamUrls = [...new Set([opts.upstreams.indexUrl, ...opts.upstreams.extraIndexUrls])];
+    for (const u of this.upstreamUrls) {
+      try {
+        parseUpstreamUrl(u);
+      } catch (error: unknown) {
+        throw new InputError('proxy-upstream', `cannot use index URL ${redactUrl(u)}: ${describe(error)}`, {
+          cause: error,
+          hint: 'index URLs must be http://, https:// or file://',
+        });
+      }
+    }
+    for (const req of opts.plan.requirements) {
+      const name = normalizeName(req.name);
+      const hashes = this.lockedHashes.get(name) ?? new Set<string>();
+      const versions = this.lockedVersions.get(name) ?? new Map<string, string[]>();
+      const version = canonicalVersion(req.version);
+      const forVersion = versions.get(version) ?? [];
+      for (const raw of req.sha256) {
+        const sha = raw.toLowerCase();
+        hashes.add(sha);
+        if (!forVersion.includes(sha)) forVersion.push(sha);
+        if (!this.lockedShaOwner.has(sha)) this.lockedShaOwner.set(sha, name);
+      }
+      versions.set(version, forVersion);
+      this.lockedHashes.set(name, hashes);
+      this.lockedVersions.set(name, versions);
+    }
+    this.buildAllow = new Set(opts.buildAllow.map(normalizeName));
+    this.server = http.createServer((req, res) => this.onRequest(req, res));
+  }
+
+  async start(): Promise<void> {
+    await this.cache.init();
+    const listen = this.opts.listen;
+    if ('socketPath' in listen) await removeStaleSocket(listen.socketPath);
+    await new Promise<void>((resolve, reject) => {
+      const onError = (error: Error): void => reject(error);
+      this.server.once('error', onError);
+      const done = (): void => {
+        this.server.off('error', onError);
+        resolve();
+      };
+      if ('socketPath' in listen) this.server.listen(listen.socketPath, done);
+      else this.server.listen(listen.port, listen.host, done);
+    }).catch((error: unknown) => {
+      throw new EnvironmentError('proxy-listen', `index proxy cannot listen: ${describe(error)}`, { cause: error });
+    });
+    if ('socketPath' in listen) {
+      // pip runs as another uid and reaches the socket through a relay.
+      await chmod(listen.socketPath, 0o666);
+      this.address = listen.socketPath;
+    } else {
+      this.address = `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
+    }
+    this.log.info({ address: this.address, upstreams: this.upstreamUrls.map(redactUrl), locked: this.lockedHashes.size }, 'index proxy listening');
+  }
+
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      this.abort.abort(new Error('index proxy closed'));
+      await new Promise<void>((resolve) => {
+        this.server.close(() => resolve());
+        this.server.closeAllConnections();
+      });
+      await Promise.allSettled([...this.downloads.values(), ...this.active]);
+      this.log.debug({ requests: this.requests.length, findings: this.findings.length }, 'index proxy closed');
+    })();
+    return this.closing;
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Request plumbing
+
+  private onRequest(req: http.IncomingMessage, res: http.ServerResponse): void {
+    const started = performance.now();
+    const time = new Date().toISOString();
+    const ctx: RequestContext = { method: req.method ?? '', path: (req.url ?? '').slice(0, MAX_PATH_CHARS), bytes: 0 };
+    res.once('close', () => {
+      const record: ProxyRequestRecord = {
+        time,
+        method: ctx.method,
+        path: ctx.path,
+        status: res.statusCode,
+        bytes: ctx.bytes,
+        ms: Math.round((performance.now() - started) * 10) / 10,
+      };
+      if (this.requests.length < MAX_REQUEST_RECORDS) this.requests.push(record);
+      else if (this.droppedRequests++ === 0) this.log.warn({ limit: MAX_REQUEST_RECORDS }, 'request log full; further requests are not recorded');
+      this.log.debug(record, 'proxy request');
+    });
+    const handling = this.route(req, res, ctx).catch((error: unknown) => {
+      this.log.error({ err: describe(error), path: ctx.path }, 'index proxy request failed');
+      if (!res.headersSent) this.sendText(req, res, ctx, 500, 'internal error\n');
+      else res.destroy();
+    });
+    this.active.add(handling);
+    void handling.finally(() => this.active.delete(handling));
+  }
+
+  private async route(req: http.IncomingMessage, res: http.ServerResponse, ctx: RequestContext): Promise<void> {
+    const target = req.url ?? '';
+    const pathname = target.startsWith('/') ? (target.split('?')[0] ?? '') : null;
+    const isRead = ctx.method === 'GET' || ctx.method === 'HEAD';
+
+    if (pathname === '/simple') {
+      if (!isRead) return this.refuse(req, res, ctx, 405, null);
+      return this.redirect(req, res, ctx, '/simple/');
+    }
+    if (pathname === '/simple/') {
+      if (!isRead) return this.refuse(req, res, ctx, 405, null);
+      return this.serveIndex(req, res, ctx);
+    }
+    const project = pathname === null ? null : /^\/simple\/([^/]+)(\/?)$/.exec(pathname);
+    if (project?.[1] !== undefined) {
+      const name = safeDecode(project[1]);
+      if (name === null || !isValidProjectName(name)) return this.refuse(req, res, ctx, 404, null);
+      const norm = normalizeName(name);
+      if (!this.lockedHashes.has(norm) && !this.buildAllow.has(norm)) return this.refuse(req, res, ctx, 404, norm);
+      if (!isRead) return this.refuse(req, res, ctx, 405, norm);
+      if (name !== norm || project[2] !== '/') return this.redirect(req, res, ctx, `/simple/${norm}/`);
+      return this.serveProject(req, res, ctx, norm);
+    }
+    const file = pathname === null ? null : /^\/files\/([^/]+)\/([^/]+)$/.exec(pathname);
+    if (file?.[1] !== undefined && file[2] !== undefined) {
+      const filename = safeDecode(file[2]);
+      if (!SHA256_HEX.test(file[1]) || filename === null) return this.refuse(req, res, ctx, 404, null);
+      if (!isRead) return this.refuse(req, res, ctx, 405, this.known.get(file[1])?.project ?? null);
+      return this.serveFile(req, res, ctx, file[1], filename);
+    }
+    return this.refuse(req, res, ctx, isRead ? 404 : 405, null);
+  }
+
+  /** Refuse and record: the proxy answers nothing it was not asked to serve by the lock. */
+  private refuse(req: http.IncomingMessage, res: http.ServerResponse, ctx: RequestContext, status: 404 | 405, project: string | null): void {
+    this.addFinding(
+      finding(
+        'integrity.unlocked-request',
+        'high',
+        project === null
+          ? `refused ${ctx.method} for a path the lock does not cover`
+          : `refused ${ctx.method} for ${project}, which the lock does not cover`,
+        { method: ctx.method, path: ctx.path, project },
+      ),
+    );
+    if (status === 405) res.setHeader('allow', 'GET, HEAD');
+    res.setHeader('connection', 'close');
+    this.sendText(req, res, ctx, status, status === 404 ? 'not in the lock\n' : 'method not allowed\n');
+  }
+
+  private addFinding(f: Finding): void {
+    if (f.rule !== 'integrity.unlocked-request') {
+      this.findings.push(f);
+      return;
+    }
+    // A flood of refused requests must not grow memory without bound, nor push out other rules.
+    if (this.unlockedFindings < MAX_UNLOCKED_FINDINGS) {
+      this.unlockedFindings++;
+      this.findings.push(f);
+      return;
+    }
+    if (!this.truncation) {
+      this.truncation = finding(
+        'integrity.unlocked-request',
+        'high',
+        `more than ${MAX_UNLOCKED_FINDINGS} refused requests; the rest are counted, not listed`,
+        { truncated: true, limit: MAX_UNLOCKED_FINDINGS, dropped: 0 },
+      );
+      this.findings.push(this.truncation);
+    }
+    this.truncation.evidence.dropped = (this.truncation.evidence.dropped as number) + 1;
+  }
+
+  private redirect(req: http.IncomingMessage, res: http.ServerResponse, ctx: RequestContext, location: string): void {
+    res.setHeader('location', location);
+    this.sendText(req, res, ctx, 301, `moved to ${location}\n`);
+  }
+
+  private sendText(req: http.IncomingMessage, res: http.ServerResponse, ctx: RequestContext, status: number, text: string): void {
+    this.sendBody(req, res, ctx, status, 'text/plain; charset=utf-8', Buffer.from(text));
+  }
+
+  private sendBody(req: http.IncomingMessage, res: http.ServerResponse, ctx: RequestContext, status: number, type: string, body: Buffer): void {
+    res.statusCode = status;
+    res.setHeader('content-type', type);
+    res.setHeader('content-length', body.length);
+    if (req.method === 'HEAD') {
+      res.end();
+      return;
+    }
+    ctx.bytes += body.length;
+    res.end(body);
+  }
+
+  private sendPage(req: http.IncomingMessage, res: http.ServerResponse, ctx: RequestContext, format: PageFormat, text: string): void {
+    const body = Buffer.from(text);
+    const etag = etagOf(body);
+    res.setHeader('vary', 'Accept');
+    res.setHeader('etag', etag);
+    res.setHeader('cache-control', 'max-age=0, must-revalidate');
+    if (matchesIfNoneMatch(req.headers['if-none-match'], etag)) {
+      res.statusCode = 304;
+      res.end();
+      return;
+    }
+    this.sendBody(req, res, ctx, 200, CONTENT_TYPES[format], body);
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Pages
+
+  private serveIndex(req: http.IncomingMessage, res: http.ServerResponse, ctx: RequestContext): void {
+    const names = [...this.lockedHashes.keys()].sort();
+    const format = negotiate(req.headers.accept);
+    this.sendPage(req, res, ctx, format, format === 'json' ? renderIndexJson(names) : renderIndexHtml(names));
+  }
+
+  private async serveProject(req: http.IncomingMessage, res: http.ServerResponse, ctx: RequestContext, project: string): Promise<void> {
+    let files: PageFile[];
+    try {
+      files = await this.listing(project);
+    } catch (error: unknown) {
+      if (!(error instanceof NoUpstreamAnswered)) throw error;
+      this.log.error({ project, err: error.message }, 'no upstream answered for a locked project');
+      this.sendText(req, res, ctx, 502, `no upstream index answered for ${project}: ${error.message}\n`);
+      return;
+    }
+    const format = negotiate(req.headers.accept);
+    this.sendPage(req, res, ctx, format, format === 'json' ? renderProjectJson(project, files) : renderProjectHtml(project, files));
+  }
+
+  /** The filtered file list for a project, fetched once per run from all upstreams at once. */
+  private listing(project: string): Promise<PageFile[]> {
+    let pending = this.listings.get(project);
+    if (!pending) {
+      pending = this.buildListing(project);
+      this.listings.set(project, pending);
+      // A failure is not remembered: the next request tries the upstreams again.
+      pending.catch(() => this.listings.delete(project));
+    }
+    return pending;
+  }
+
+  private async buildListing(project: string): Promise<PageFile[]> {
+    const settled = await Promise.allSettled(this.upstreamUrls.map((u) => this.client.fetchProject(u, project, this.abort.signal)));
+    const pages: Array<UpstreamPage | null> = [];
+    const failures: string[] = [];
+    settled.forEach((s, i) => {
+      const upstream = redactUrl(this.upstreamUrls[i] ?? '');
+      if (s.status === 'fulfilled') pages.push(s.value);
+      else failures.push(`${upstream}: ${describe(s.reason)}`);
+    });
+    if (pages.length === 0) throw new NoUpstreamAnswered(failures.join('; '));
+    for (const failure of failures) this.log.warn({ project, failure }, 'an upstream index did not answer; using the others');
+    const links = pages.flatMap((p) => p?.links ?? []);
+    const lockHashes = this.lockedHashes.get(project);
+    return lockHashes ? this.lockedFiles(project, links, lockHashes) : this.buildFiles(project, links);
+  }
+
+  private lockedFiles(project: string, links: UpstreamLink[], lockHashes: Set<string>): PageFile[] {
+    const files = new Map<string, PageFile>();
+    const matchedVersions = new Set<string>();
+    for (const link of links) {
+      if (link.sha256 === null || !lockHashes.has(link.sha256)) continue;
+      const version = versionFromFilename(project, link.filename);
+      if (version !== null) matchedVersions.add(canonicalVersion(version));
+      if (!isSafeFilename(link.filename)) {
+        this.log.warn({ project, filename: JSON.stringify(link.filename).slice(0, 300) }, 'skipping a locked file with an unsafe filename');
+        continue;
+      }
+      this.remember(project, link as UpstreamLink & { sha256: string });
+      if (!files.has(link.sha256)) files.set(link.sha256, pageFile(link as UpstreamLink & { sha256: string }));
+    }
+    const byVersion = this.lockedVersions.get(project) ?? new Map<string, string[]>();
+    for (const link of links) {
+      if (link.sha256 === null || lockHashes.has(link.sha256)) continue;
+      const version = versionFromFilename(project, link.filename);
+      if (version === null) continue;
+      const canonical = canonicalVersion(version);
+      const lockSha256 = byVersion.get(canonical);
+      if (!lockSha256 || matchedVersions.has(canonical)) continue;
+      const key = `${project}\0${link.filename}\0${link.sha256}`;
+      if (this.pageMismatchKeys.has(key)) continue;
+      this.pageMismatchKeys.add(key);
+      this.addFinding(
+        finding(
+          'integrity.hash-mismatch',
+          'critical',
+          `upstream lists ${project} ${version} with a sha256 that is not in the lock, and no file that is`,
+          { project, filename: link.filename, upstreamSha256: link.sha256, lockSha256, url: redactUrl(link.url) },
+          project,
+        ),
+      );
+    }
+    return [...files.values()];
+  }
+
+  private buildFiles(project: string, links: UpstreamLink[]): PageFile[] {
+    const files = new Map<string, PageFile>();
+    for (const link of links) {
+      if (!listable(link)) continue;
+      this.remember(project, link);
+      if (!files.has(link.sha256)) files.set(link.sha256, pageFile(link));
+    }
+    return [...files.values()];
+  }
+
+  private remember(project: string, link: UpstreamLink & { sha256: string }): void {
+    const known = this.known.get(link.sha256);
+    if (!known) {
+      this.known.set(link.sha256, {
+        project,
+        filename: link.filename,
+        sha256: link.sha256,
+        urls: [link.url],
+        locked: this.lockedShaOwner.has(link.sha256),
+      });
+    } else if (!known.urls.includes(link.url)) {
+      known.urls.push(link.url);
+    }
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Files
+
+  private async serveFile(req: http.IncomingMessage, res: http.ServerResponse, ctx: RequestContext, sha256: string, filename: string): Promise<void> {
+    const owner = this.lockedShaOwner.get(sha256);
+    let known = this.known.get(sha256);
+    if (!known && owner !== undefined) {
+      // Locked but not listed yet this run (pip kept the page from an earlier run).
+      const cached = await this.cache.open(sha256);
+      if (cached) {
+        return this.sendFile(req, res, ctx, cached, { project: owner, filename, sha256, urls: [], locked: true });
+      }
+      try {
+        await this.listing(owner);
+      } catch (error: unknown) {
+        if (!(error instanceof NoUpstreamAnswered)) throw error;
+        this.sendText(req, res, ctx, 502, `no upstream index answered for ${owner}\n`);
+        return;
+      }
+      known = this.known.get(sha256);
+    }
+    if (!known || known.filename !== filename) return this.refuse(req, res, ctx, 404, known?.project ?? owner ?? null);
+
+    let opened = await this.cache.open(sha256);
+    if (!opened) {
+      const outcome = await this.download(known);
+      if (outcome.kind === 'mismatch') {
+        this.sendText(req, res, ctx, 502, 'upstream bytes do not match the sha256; refusing to serve\n');
+        return;
+      }
+      if (outcome.kind === 'failed') {
+        this.sendText(req, res, ctx, 502, `download failed: ${outcome.reason}\n`);
+        return;
+      }
+      opened = await this.cache.open(sha256);
+      if (!opened) {
+        this.sendText(req, res, ctx, 502, 'file vanished from the cache\n');
+        return;
+      }
+    }
+    return this.sendFile(req, res, ctx, opened, known);
+  }
+
+  /** One download per sha256 at a time; every waiter gets the same outcome. */
+  private download(known: KnownFile): Promise<DownloadOutcome> {
+    let pending = this.downloads.get(known.sha256);
+    if (!pending) {
+      pending = this.fetchIntoCache(known).finally(() => this.downloads.delete(known.sha256));
+      this.downloads.set(known.sha256, pending);
+    }
+    return pending;
+  }
+
+  private async fetchIntoCache(known: KnownFile): Promise<DownloadOutcome> {
+    let outcome: DownloadOutcome = { kind: 'failed', reason: 'no upstream URL' };
+    for (const url of known.urls) {
+      const safeUrl = redactUrl(url);
+      try {
+        const { stream, size } = await this.client.openFile(url, this.abort.signal);
+        if (size !== null && size > this.maxFileBytes) {
+          stream.destroy();
+          throw new Error(`${size} bytes is more than the ${this.maxFileBytes} allowed`);
+        }
+        const started = performance.now();
+        const result = await this.cache.ingest(known.sha256, stream, {
+          maxBytes: this.maxFileBytes,
+          idleTimeoutMs: this.timeoutMs,
+          signal: this.abort.signal,
+        });
+        if (result.ok) {
+          this.log.debug({ project: known.project, filename: known.filename, bytes: result.size, ms: Math.round(performance.now() - started) }, 'downloaded and verified');
+          return { kind: 'ok' };
+        }
+        this.addFinding(
+          finding(
+            'integrity.hash-mismatch',
+            'critical',
+            `${known.filename} from upstream does not match its sha256; not served`,
+            { project: known.project, filename: known.filename, expectedSha256: known.sha256, actualSha256: result.actualSha256, url: safeUrl },
+            known.project,
+          ),
+        );
+        this.log.error({ project: known.project, filename: known.filename, url: safeUrl }, 'upstream file failed sha256 verification');
+        outcome = { kind: 'mismatch' };
+      } catch (error: unknown) {
+        this.log.warn({ project: known.project, url: safeUrl, err: describe(error) }, 'download failed');
+        if (outcome.kind !== 'mismatch') outcome = { kind: 'failed', reason: describe(error) };
+        if (this.abort.signal.aborted) break;
+      }
+    }
+    return outcome;
+  }
+
+  private async sendFile(
+    req: http.IncomingMessage,
+    res: http.ServerResponse,
+    ctx: RequestContext,
+    opened: { handle: FileHandle; size: number },
+    known: KnownFile,
+  ): Promise<void> {
+    res.statusCode = 200;
+    res.setHeader('content-type', 'application/octet-stream');
+    res.setHeader('content-length', opened.size);
+    res.setHeader('etag', `"${known.sha256}"`);
+    res.setHeader('cache-control', 'max-age=31536000, immutable');
+    if (req.method === 'HEAD') {
+      await opened.handle.close();
+      res.end();
+      return;
+    }
+    try {
+      await pipeline(
+        opened.handle.createReadStream({ highWaterMark: 64 * 1024 }),
+        async function* (chunks: AsyncIterable<Buffer>) {
+          for await (const chunk of chunks) {
+            ctx.bytes += chunk.length;
+            yield chunk;
+          }
+        },
+        res,
+      );
+    } catch (error: unknown) {
+      // The client went away (or the proxy closed): nothing was served.
+      this.log.debug({ path: ctx.path, err: describe(error) }, 'file transfer interrupted');
+      return;
+    }
+    this.markServed(known, opened.size);
+  }
+
+  private markServed(known: KnownFile, size: number): void {
+    if (this.servedShas.has(known.sha256)) return;
+    this.servedShas.add(known.sha256);
+    this.served.push({ project: known.project, filename: known.filename, sha256: known.sha256, size, locked: known.locked });
+    if (!known.locked) {
+      this.addFinding(
+        finding(
+          'integrity.build-requirement',
+          'info',
+          `served build requirement ${known.filename}, which the lock does not pin`,
+          { project: known.project, filename: known.filename, sha256: known.sha256 },
+          known.project,
+        ),
+      );
+    }
+  }
+}
+
+function pageFile(link: UpstreamLink & { sha256: string }): PageFile {
+  return { filename: link.filename, sha256: link.sha256, requiresPython: link.requiresPython, yanked: link.yanked };
+}
+
+function safeDecode(segment: string): string | null {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    return null;
+  }
+}
+
+/** Remove a socket file left by a dead proxy; refuse to touch anything else or a live socket. */
+async function removeStaleSocket(socketPath: string): Promise<void> {
+  let isSocket: boolean;
+  try {
+    isSocket = (await lstat(socketPath)).isSocket();
+  } catch (error: unknown) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return;
+    throw error;
+  }
+  if (!isSocket) {
+    throw new EnvironmentError('proxy-socket-path', `${socketPath} exists and is not a socket`, { hint: 'choose another path' });
+  }
+  const alive = await new Promise<boolean>((resolve) => {
+    const probe = net.connect(socketPath);
+    probe.once('connect', () => {
+      probe.destroy();
+      resolve(true);
+    });
+    probe.once('error', () => resolve(false));
+  });
+  if (alive) throw new EnvironmentError('proxy-socket-in-use', `another process is listening on ${socketPath}`);
+  await unlink(socketPath);
+}

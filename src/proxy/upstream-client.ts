@@ -1,0 +1,188 @@
+import { open, readFile, stat } from 'node:fs/promises';
+import path from 'node:path';
+import { Readable } from 'node:stream';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { parsePage, UPSTREAM_ACCEPT, type UpstreamLink } from './pages.js';
+
+/** A URL with any `user:password@` removed, safe for logs and findings. Not-URLs are scrubbed too. */
+export function redactUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    u.username = '';
+    u.password = '';
+    return u.href;
+  } catch {
+    return url.replace(/\/\/[^/@]*@/, '//');
+  }
+}
+
+/** A page an upstream returned: its final URL (for resolving links) and the links on it. */
+export interface UpstreamPage {
+  /** The upstream base, redacted. */
+  upstream: string;
+  links: UpstreamLink[];
+}
+
+export class UpstreamHttpError extends Error {
+  constructor(
+    readonly status: number,
+    url: string,
+  ) {
+    super(`HTTP ${status} from ${redactUrl(url)}`);
+  }
+}
+
+const SUPPORTED = new Set(['http:', 'https:', 'file:']);
+
+/** Reject index URLs the proxy cannot use. Returns the URL with credentials split off. */
+export function parseUpstreamUrl(raw: string): URL {
+  const url = new URL(raw);
+  if (!SUPPORTED.has(url.protocol)) throw new Error(`unsupported index URL scheme ${url.protocol} in ${redactUrl(raw)}`);
+  return url;
+}
+
+/**
+ * Fetches pages and files from the configured upstreams. Credentials in index URLs are moved
+ * into an `Authorization` header (fetch refuses URLs with credentials) and sent only to the same
+ * origin, as pip does. Pages are bounded in size; files are returned as streams.
+ */
+export class UpstreamClient {
+  private readonly auth = new Map<string, string>();
+
+  constructor(
+    private readonly opts: {
+      timeoutMs: number;
+      maxPageBytes: number;
+      userAgent: string;
+    },
+  ) {}
+
+  /** Remember credentials of `raw` for its origin and return the URL without them. */
+  private strip(raw: string | URL): URL {
+    const url = new URL(raw);
+    if (url.username || url.password) {
+      const user = decodeURIComponent(url.username);
+      const pass = decodeURIComponent(url.password);
+      this.auth.set(url.origin, `Basic ${Buffer.from(`${user}:${pass}`).toString('base64')}`);
+      url.username = '';
+      url.password = '';
+    }
+    return url;
+  }
+
+  private headers(url: URL, accept: string): Record<string, string> {
+    const h: Record<string, string> = { accept, 'user-agent': this.opts.userAgent };
+    const auth = this.auth.get(url.origin);
+    if (auth) h.authorization = auth;
+    return h;
+  }
+
+  /**
+   * The links an upstream lists for `project` (a normalised name), or null when the upstream
+   * does not have the project (HTTP 404/410, no directory). Throws when the upstream cannot
+   * answer. Links whose scheme is `file:` are kept only on `file:` upstreams, so an HTTP index
+   * cannot make the proxy read local files.
+   */
+  async fetchProject(indexUrl: string, project: string, signal: AbortSignal): Promise<UpstreamPage | null> {
+    const base = this.strip(parseUpstreamUrl(indexUrl));
+    const pageUrl = new URL(`${base.href.replace(/\/+$/, '')}/${encodeURIComponent(project)}/`);
+    const upstream = redactUrl(indexUrl);
+    const got = base.protocol === 'file:' ? await this.readFilePage(pageUrl) : await this.fetchHttpPage(pageUrl, signal);
+    if (!got) return null;
+    const links = parsePage(got.text, got.contentType, got.url)
+      .filter((l) => {
+        const scheme = new URL(l.url).protocol;
+        return scheme === 'http:' || scheme === 'https:' || (scheme === 'file:' && base.protocol === 'file:');
+      })
+      .map((l) => ({ ...l, url: this.strip(l.url).href }));
+    return { upstream, links };
+  }
+
+  private async fetchHttpPage(url: URL, signal: AbortSignal): Promise<{ text: string; contentType: string | null; url: string } | null> {
+    const res = await fetch(url, {
+      headers: this.headers(url, UPSTREAM_ACCEPT),
+      redirect: 'follow',
+      signal: AbortSignal.any([signal, AbortSignal.timeout(this.opts.timeoutMs)]),
+    });
+    if (res.status === 404 || res.status === 410) {
+      await res.body?.cancel();
+      return null;
+    }
+    if (!res.ok || !res.body) {
+      await res.body?.cancel();
+      throw new UpstreamHttpError(res.status, url.href);
+    }
+    const declared = Number(res.headers.get('content-length') ?? '0');
+    if (declared > this.opts.maxPageBytes) {
+      await res.body.cancel();
+      throw new Error(`page ${redactUrl(url.href)} is larger than ${this.opts.maxPageBytes} bytes`);
+    }
+    const chunks: Uint8Array[] = [];
+    let size = 0;
+    for await (const chunk of res.body as AsyncIterable<Uint8Array>) {
+      size += chunk.byteLength;
+      if (size > this.opts.maxPageBytes) throw new Error(`page ${redactUrl(url.href)} is larger than ${this.opts.maxPageBytes} bytes`);
+      chunks.push(chunk);
+    }
+    return { text: Buffer.concat(chunks).toString('utf8'), contentType: res.headers.get('content-type'), url: res.url || url.href };
+  }
+
+  /** pip reads `<dir>/index.html` when a `file:` page URL is a directory. */
+  private async readFilePage(url: URL): Promise<{ text: string; contentType: string | null; url: string } | null> {
+    const dir = fileURLToPath(url);
+    for (const candidate of [path.join(dir, 'index.html'), dir.replace(/\/+$/, '')]) {
+      try {
+        const st = await stat(candidate);
+        if (!st.isFile()) continue;
+        if (st.size > this.opts.maxPageBytes) throw new Error(`page ${candidate} is larger than ${this.opts.maxPageBytes} bytes`);
+        const text = await readFile(candidate, 'utf8');
+        return { text, contentType: null, url: pathToFileURL(candidate).href };
+      } catch (error: unknown) {
+        const code = (error as NodeJS.ErrnoException).code;
+        if (code === 'ENOENT' || code === 'ENOTDIR') continue;
+        throw error;
+      }
+    }
+    return null;
+  }
+
+  /**
+   * Open a file for download. The returned stream is not verified: the caller hashes it. The
+   * connect/header phase is bounded by the timeout; the body's idle time is the caller's job.
+   */
+  async openFile(rawUrl: string, signal: AbortSignal): Promise<{ stream: Readable; size: number | null }> {
+    const url = this.strip(rawUrl);
+    if (url.protocol === 'file:') {
+      const handle = await open(fileURLToPath(url), 'r');
+      try {
+        const st = await handle.stat();
+        if (!st.isFile()) throw new Error(`${redactUrl(url.href)} is not a file`);
+        return { stream: handle.createReadStream({ highWaterMark: 64 * 1024 }), size: st.size };
+      } catch (error: unknown) {
+        await handle.close();
+        throw error;
+      }
+    }
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new Error(`unsupported file URL scheme ${url.protocol}`);
+    const connect = new AbortController();
+    const onAbort = (): void => connect.abort(signal.reason);
+    signal.addEventListener('abort', onAbort, { once: true });
+    const timer = setTimeout(() => connect.abort(new Error(`no answer from ${redactUrl(url.href)} within ${this.opts.timeoutMs} ms`)), this.opts.timeoutMs);
+    try {
+      const res = await fetch(url, { headers: this.headers(url, '*/*'), redirect: 'follow', signal: connect.signal });
+      if (!res.ok || !res.body) {
+        await res.body?.cancel();
+        throw new UpstreamHttpError(res.status, url.href);
+      }
+      const length = res.headers.get('content-length');
+      const stream = Readable.fromWeb(res.body as import('node:stream/web').ReadableStream<Uint8Array>);
+      stream.once('close', () => signal.removeEventListener('abort', onAbort));
+      return { stream, size: length !== null && /^\d+$/.test(length) ? Number(length) : null };
+    } catch (error: unknown) {
+      signal.removeEventListener('abort', onAbort);
+      throw error;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+}

@@ -1,0 +1,243 @@
+/** The dockerode adapter behind the container port. The only file that imports dockerode. */
+import { PassThrough, type Readable } from 'node:stream';
+import { createInterface } from 'node:readline';
+import Docker from 'dockerode';
+import tar from 'tar-fs';
+import { EnvironmentError, InstallError } from '../errors.js';
+import {
+  LABEL,
+  type BuildProgress,
+  type ContainerClient,
+  type ContainerHandle,
+  type ContainerSpec,
+  type ContainerState,
+  type FsChange,
+  type LeftoverContainer,
+} from './port.js';
+
+const CHANGE_KINDS = ['modified', 'added', 'deleted'] as const;
+
+function statusOf(error: unknown): number | undefined {
+  return typeof error === 'object' && error !== null && 'statusCode' in error
+    ? (error as { statusCode?: number }).statusCode
+    : undefined;
+}
+
+/** 304 (already stopped) and 404 (already gone) are success during cleanup. */
+async function tolerateGone(action: Promise<unknown>): Promise<void> {
+  try {
+    await action;
+  } catch (error: unknown) {
+    const status = statusOf(error);
+    if (status !== 304 && status !== 404 && status !== 409) throw error;
+  }
+}
+
+/** Progress streams report failure inside the stream (`errorDetail`), not by ending badly. */
+function followProgress(docker: Docker, stream: NodeJS.ReadableStream, onProgress: BuildProgress): Promise<void> {
+  return new Promise((resolve, reject) => {
+    docker.modem.followProgress(
+      stream,
+      (error: Error | null) => (error ? reject(error) : resolve()),
+      (event: { stream?: string; status?: string; progress?: string; error?: string; errorDetail?: { message?: string } }) => {
+        if (event.errorDetail || event.error) {
+          reject(new Error(event.errorDetail?.message ?? event.error));
+          return;
+        }
+        const text = (event.stream ?? [event.status, event.progress].filter(Boolean).join(' ')).trimEnd();
+        if (text) onProgress(text);
+      },
+    );
+  });
+}
+
+class DockerContainer implements ContainerHandle {
+  constructor(
+    private readonly docker: Docker,
+    private readonly container: Docker.Container,
+    readonly name: string,
+  ) {}
+
+  get id(): string {
+    return this.container.id;
+  }
+
+  async start(): Promise<void> {
+    await this.container.start();
+  }
+
+  async wait(signal?: AbortSignal): Promise<number> {
+    signal?.throwIfAborted();
+    const waiting = this.container.wait() as Promise<{ StatusCode: number }>;
+    if (!signal) return (await waiting).StatusCode;
+    return new Promise<number>((resolve, reject) => {
+      const onAbort = () => reject(signal.reason);
+      signal.addEventListener('abort', onAbort, { once: true });
+      waiting.then(
+        (result) => {
+          signal.removeEventListener('abort', onAbort);
+          resolve(result.StatusCode);
+        },
+        (error: unknown) => {
+          signal.removeEventListener('abort', onAbort);
+          reject(error);
+        },
+      );
+    });
+  }
+
+  async follow(onLine: (line: string) => void, onStderr?: (line: string) => void): Promise<void> {
+    const stream = (await this.container.attach({ stream: true, stdout: true, stderr: true, logs: true })) as NodeJS.ReadableStream;
+    const stdout = new PassThrough();
+    const stderr = new PassThrough();
+    this.docker.modem.demuxStream(stream, stdout, stderr);
+    const done = new Promise<void>((resolve) => {
+      stream.on('end', resolve);
+      stream.on('close', resolve);
+      stream.on('error', resolve);
+    }).then(() => {
+      stdout.end();
+      stderr.end();
+    });
+    createInterface({ input: stdout, crlfDelay: Infinity }).on('line', onLine);
+    createInterface({ input: stderr, crlfDelay: Infinity }).on('line', (line) => onStderr?.(line));
+    void done;
+  }
+
+  async output(tail = 200): Promise<string> {
+    const buffer = (await this.container.logs({ stdout: true, stderr: true, tail, follow: false })) as unknown as Buffer;
+    return demuxBuffer(buffer);
+  }
+
+  async inspect(): Promise<ContainerState> {
+    const info = await this.container.inspect();
+    return {
+      running: info.State.Running,
+      exitCode: info.State.Running ? null : info.State.ExitCode,
+      oomKilled: info.State.OOMKilled,
+    };
+  }
+
+  async changes(): Promise<FsChange[]> {
+    const changes = ((await this.container.changes()) ?? []) as Array<{ Path: string; Kind: number }>;
+    return changes.map((change) => ({ path: change.Path, kind: CHANGE_KINDS[change.Kind] ?? 'modified' }));
+  }
+
+  async getArchive(path: string): Promise<Readable> {
+    return (await this.container.getArchive({ path })) as unknown as Readable;
+  }
+
+  async kill(): Promise<void> {
+    await tolerateGone(this.container.kill({ signal: 'SIGKILL' }));
+  }
+
+  async remove(): Promise<void> {
+    await tolerateGone(this.container.remove({ force: true, v: true }));
+  }
+}
+
+/** Logs of a non-TTY container come framed: 8-byte header (stream, 0,0,0, size BE) then payload. */
+export function demuxBuffer(buffer: Buffer): string {
+  const parts: string[] = [];
+  let offset = 0;
+  while (offset + 8 <= buffer.length) {
+    const size = buffer.readUInt32BE(offset + 4);
+    parts.push(buffer.subarray(offset + 8, offset + 8 + size).toString('utf8'));
+    offset += 8 + size;
+  }
+  return parts.join('');
+}
+
+export class DockerClient implements ContainerClient {
+  private readonly docker: Docker;
+
+  constructor(options: Docker.DockerOptions = {}) {
+    this.docker = new Docker(options);
+  }
+
+  async ping(): Promise<void> {
+    try {
+      await this.docker.ping();
+    } catch (error: unknown) {
+      throw new EnvironmentError('engine.unreachable', 'no container engine answers', {
+        cause: error,
+        hint: `start Docker (or Podman's Docker socket) and check DOCKER_HOST; on Debian as root, scripts/ensure-engine.sh installs docker.io and starts dockerd`,
+      });
+    }
+  }
+
+  async imageExists(ref: string): Promise<boolean> {
+    try {
+      await this.docker.getImage(ref).inspect();
+      return true;
+    } catch (error: unknown) {
+      if (statusOf(error) === 404) return false;
+      throw error;
+    }
+  }
+
+  async pullImage(ref: string, onProgress: BuildProgress): Promise<void> {
+    const stream = (await this.docker.pull(ref)) as NodeJS.ReadableStream;
+    await followProgress(this.docker, stream, onProgress);
+  }
+
+  async buildImage(contextDir: string, tag: string, buildArgs: Record<string, string>, onProgress: BuildProgress): Promise<void> {
+    const context = tar.pack(contextDir);
+    const stream = (await this.docker.buildImage(context as unknown as NodeJS.ReadableStream, {
+      t: tag,
+      buildargs: buildArgs,
+      rm: true,
+      forcerm: true,
+    })) as NodeJS.ReadableStream;
+    await followProgress(this.docker, stream, onProgress);
+  }
+
+  async create(spec: ContainerSpec): Promise<ContainerHandle> {
+    try {
+      const container = await this.docker.createContainer({
+        name: spec.name,
+        Image: spec.image,
+        Cmd: spec.cmd,
+        User: spec.user,
+        Env: spec.env ?? [],
+        WorkingDir: spec.workingDir,
+        Labels: spec.labels,
+        AttachStdout: true,
+        AttachStderr: true,
+        HostConfig: {
+          NetworkMode: spec.networkMode,
+          CapDrop: spec.capDrop,
+          CapAdd: spec.capAdd,
+          SecurityOpt: spec.securityOpt,
+          Sysctls: spec.sysctls,
+          Binds: spec.binds,
+          Tmpfs: spec.tmpfs,
+          ReadonlyRootfs: spec.readonlyRootfs ?? false,
+          PidsLimit: spec.pidsLimit,
+          Memory: spec.memoryBytes,
+          MemorySwap: spec.memoryBytes,
+          NanoCpus: spec.nanoCpus,
+          Init: false,
+          AutoRemove: false,
+        },
+      });
+      return new DockerContainer(this.docker, container, spec.name);
+    } catch (error: unknown) {
+      throw new InstallError('engine.create-failed', `could not create container ${spec.name}`, { cause: error });
+    }
+  }
+
+  async listOurs(): Promise<LeftoverContainer[]> {
+    const containers = await this.docker.listContainers({ all: true, filters: { label: [LABEL.tool] } });
+    return containers.map((c) => ({
+      id: c.Id,
+      name: (c.Names[0] ?? c.Id).replace(/^\//, ''),
+      state: c.State,
+      labels: c.Labels,
+    }));
+  }
+
+  async removeContainer(id: string): Promise<void> {
+    await tolerateGone(this.docker.getContainer(id).remove({ force: true, v: true }));
+  }
+}

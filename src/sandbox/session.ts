@@ -1,0 +1,335 @@
+/**
+ * One sandbox run: the index proxy on a private unix socket, the monitor container that owns the
+ * network namespace, and the sandbox container that runs pip under the tracer. A session is an
+ * AsyncDisposable: `await using` removes both containers, closes the proxy and deletes every temp
+ * dir, whatever happened.
+ */
+import { randomBytes, randomUUID } from 'node:crypto';
+import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { hostname, tmpdir } from 'node:os';
+import path from 'node:path';
+import type { Readable } from 'node:stream';
+import type { Logger } from 'pino';
+import { InstallError } from '../errors.js';
+import { readSingleFile } from '../export/single-file.js';
+import type { LockPlan } from '../lock/types.js';
+import type { Policy } from '../policy/schema.js';
+import { startProxy, type IndexProxy, type Upstreams } from '../proxy/index.js';
+import { finding, type Finding } from '../report/finding.js';
+import { LABEL, type ContainerClient, type ContainerHandle, type FsChange } from '../runtime/port.js';
+import { renderRequirements } from './requirements.js';
+
+export const RELAY_PORT = 3141;
+export const TARGET = '/opt/target';
+export const SITE_PACKAGES = `${TARGET}/lib/python3.11/site-packages`;
+export const STATE_DIR = '/var/lib/sandbox-install';
+const PROXY_MOUNT = '/run/sandbox-install-proxy';
+
+export interface Limits {
+  timeoutMs: number;
+  memoryBytes: number;
+  pids: number;
+  nanoCpus: number;
+}
+
+export const DEFAULT_LIMITS: Limits = {
+  timeoutMs: 600_000,
+  memoryBytes: 2 * 1024 ** 3,
+  pids: 512,
+  nanoCpus: 2e9,
+};
+
+export interface SessionOptions {
+  client: ContainerClient;
+  image: string;
+  plan: LockPlan;
+  upstreams: Upstreams;
+  policy: Policy;
+  cacheDir: string;
+  limits: Limits;
+  logger: Logger;
+  /** Aborted by SIGINT/SIGTERM: every wait stops and cleanup runs. */
+  signal: AbortSignal;
+}
+
+/** What the supervisor wrote in the sandbox's state dir (see images/supervisor.py). */
+export interface SupervisorStatus {
+  rootPid: number | null;
+  pip: { how: 'exited' | 'killed'; value: number | string } | null;
+  tracerIntact: boolean;
+  tracerExit: number | null;
+  lingering: Array<{ pid: number; ppid: number; argv: string[] }>;
+}
+
+export interface InstallOutcome {
+  /** pip's exit code, or null when the run was cut short (timeout) or pip's end is unknown. */
+  pipExitCode: number | null;
+  timedOut: boolean;
+  oomKilled: boolean;
+  /** The last lines pip printed. */
+  pipOutput: string;
+  findings: Finding[];
+  monitorEvents: Array<Record<string, unknown>>;
+  status: SupervisorStatus | null;
+  trace: string | null;
+  changes: FsChange[];
+  timings: Record<string, number>;
+}
+
+function elapsed(since: number): number {
+  return Math.round(performance.now() - since);
+}
+
+export class SandboxSession implements AsyncDisposable {
+  readonly id = randomUUID();
+  private readonly containers: ContainerHandle[] = [];
+  private readonly dirs: string[] = [];
+  private proxy: IndexProxy | null = null;
+  private sandbox: ContainerHandle | null = null;
+  private readonly monitorEvents: Array<Record<string, unknown>> = [];
+  private readonly log: Logger;
+
+  private constructor(private readonly options: SessionOptions) {
+    this.log = options.logger.child({ run: this.id.slice(0, 8) });
+  }
+
+  static async open(options: SessionOptions): Promise<SandboxSession> {
+    return new SandboxSession(options);
+  }
+
+  get proxyRecords(): Pick<IndexProxy, 'requests' | 'served' | 'findings'> {
+    return this.proxy ?? { requests: [], served: [], findings: [] };
+  }
+
+  private labels(role: string): Record<string, string> {
+    return {
+      [LABEL.tool]: '1',
+      [LABEL.session]: this.id,
+      [LABEL.role]: role,
+      [LABEL.owner]: `${hostname()}:${process.pid}`,
+    };
+  }
+
+  private async tempDir(prefix: string, mode: number): Promise<string> {
+    const dir = await mkdtemp(path.join(tmpdir(), `sandbox-install-${prefix}-`));
+    this.dirs.push(dir);
+    await chmod(dir, mode);
+    return dir;
+  }
+
+  /** Run pip in the sandbox and collect everything it did. Does not judge. */
+  async install(): Promise<InstallOutcome> {
+    const { client, image, plan, policy, limits, signal } = this.options;
+    const timings: Record<string, number> = {};
+    const findings: Finding[] = [];
+
+    let t = performance.now();
+    // The proxy socket lives in a dir only the monitor container mounts. 0711: the monitor's
+    // uid can reach the (randomly named) socket but cannot list the dir.
+    const proxyDir = await this.tempDir('proxy', 0o711);
+    const socketName = `proxy-${randomBytes(8).toString('hex')}.sock`;
+    this.proxy = await startProxy({
+      plan,
+      upstreams: this.options.upstreams,
+      cacheDir: this.options.cacheDir,
+      listen: { socketPath: path.join(proxyDir, socketName) },
+      buildAllow: policy.build.allow,
+      logger: this.log.child({ component: 'proxy' }),
+    });
+    timings.proxyStart = elapsed(t);
+
+    t = performance.now();
+    const inputDir = await this.tempDir('input', 0o755);
+    await writeFile(path.join(inputDir, 'requirements.lock'), renderRequirements(plan), { mode: 0o644 });
+    await writeFile(path.join(inputDir, 'resolv.conf'), 'nameserver 127.0.0.53\noptions attempts:1 timeout:2\n', {
+      mode: 0o644,
+    });
+
+    const monitor = await client.create({
+      name: `sandbox-install-${this.id.slice(0, 8)}-monitor`,
+      image,
+      cmd: [
+        'python3', '-I', '-S', '/opt/sandbox-install/monitor.py',
+        '--relay-port', String(RELAY_PORT),
+        '--proxy-socket', `${PROXY_MOUNT}/${socketName}`,
+      ],
+      user: 'simonitor',
+      labels: this.labels('monitor'),
+      networkMode: 'none',
+      capDrop: ['ALL'],
+      securityOpt: ['no-new-privileges'],
+      sysctls: { 'net.ipv4.ip_unprivileged_port_start': '0' },
+      binds: [`${proxyDir}:${PROXY_MOUNT}:ro`],
+      readonlyRootfs: true,
+      pidsLimit: 128,
+      memoryBytes: 256 * 1024 ** 2,
+    });
+    this.containers.push(monitor);
+    const ready = this.followMonitor(monitor);
+    await monitor.start();
+    await ready;
+    timings.monitorStart = elapsed(t);
+
+    t = performance.now();
+    const pipArgs = [
+      'python3', '-m', 'pip', '--python', `${TARGET}/bin/python`,
+      'install', '--require-hashes', '--no-input', '--progress-bar', 'off',
+      '--index-url', `http://127.0.0.1:${RELAY_PORT}/simple/`,
+      ...(policy.onlyBinary ? ['--only-binary', ':all:'] : []),
+      '-r', '/input/requirements.lock',
+    ];
+    const sandbox = await client.create({
+      name: `sandbox-install-${this.id.slice(0, 8)}-sandbox`,
+      image,
+      cmd: ['python3', '-I', '-S', '/opt/sandbox-install/supervisor.py', '--', ...pipArgs],
+      // Root without capabilities, except what the tracer needs to ptrace and drop to `sandbox`.
+      user: '0:0',
+      env: [
+        'HOME=/home/sandbox',
+        'USER=sandbox',
+        'LOGNAME=sandbox',
+        'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
+        'LANG=C.UTF-8',
+        'PIP_NO_CACHE_DIR=1',
+        'PIP_DISABLE_PIP_VERSION_CHECK=1',
+        'PIP_ROOT_USER_ACTION=ignore',
+      ],
+      workingDir: '/home/sandbox',
+      labels: this.labels('sandbox'),
+      networkMode: `container:${monitor.id}`,
+      capDrop: ['ALL'],
+      capAdd: ['SYS_PTRACE', 'SETUID', 'SETGID'],
+      securityOpt: ['no-new-privileges'],
+      binds: [`${inputDir}/resolv.conf:/etc/resolv.conf:ro`, `${inputDir}/requirements.lock:/input/requirements.lock:ro`],
+      pidsLimit: limits.pids,
+      memoryBytes: limits.memoryBytes,
+      nanoCpus: limits.nanoCpus,
+    });
+    this.containers.push(sandbox);
+    this.sandbox = sandbox;
+    await sandbox.start();
+    timings.containerStart = elapsed(t);
+
+    t = performance.now();
+    const timeout = AbortSignal.timeout(limits.timeoutMs);
+    let pipExitCode: number | null = null;
+    let timedOut = false;
+    try {
+      pipExitCode = await sandbox.wait(AbortSignal.any([signal, timeout]));
+    } catch (error: unknown) {
+      if (!timeout.aborted || signal.aborted) throw error;
+      timedOut = true;
+      await sandbox.kill();
+      findings.push(
+        finding('resource.timeout', 'high', `the install ran past --timeout ${limits.timeoutMs / 1000}s and was killed`, {
+          timeoutSeconds: limits.timeoutMs / 1000,
+        }),
+      );
+    }
+    timings.install = elapsed(t);
+
+    t = performance.now();
+    const state = await sandbox.inspect();
+    const status = await this.readJson<SupervisorStatus>(sandbox, `${STATE_DIR}/status.json`);
+    const trace = await this.readText(sandbox, `${STATE_DIR}/strace.log`);
+    const changes = await sandbox.changes();
+    const pipOutput = await sandbox.output(60);
+    timings.collect = elapsed(t);
+
+    if (state.oomKilled) {
+      findings.push(finding('resource.memory', 'high', 'the install hit the memory limit', { limitBytes: limits.memoryBytes }));
+    }
+    if (!timedOut && !state.oomKilled && (status === null || !status.tracerIntact)) {
+      findings.push(
+        finding('monitor.tampered', 'critical', "the tracer ended before pip did, or its record of pip's end is missing", {
+          status,
+        }),
+      );
+    }
+    if (status?.pip?.how === 'exited') pipExitCode = Number(status.pip.value);
+    else if (status?.pip?.how === 'killed') pipExitCode = 128;
+    if (timedOut) pipExitCode = null;
+
+    return {
+      pipExitCode,
+      timedOut,
+      oomKilled: state.oomKilled,
+      pipOutput,
+      findings: [...this.proxyRecords.findings, ...findings],
+      monitorEvents: this.monitorEvents,
+      status,
+      trace,
+      changes,
+      timings,
+    };
+  }
+
+  /** The target site-packages as a tar stream (hostile input: extract it with export/ only). */
+  async siteArchive(): Promise<Readable> {
+    if (!this.sandbox) throw new InstallError('session.no-sandbox', 'no sandbox container to export from');
+    return this.sandbox.getArchive(SITE_PACKAGES);
+  }
+
+  private followMonitor(monitor: ContainerHandle): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new InstallError('monitor.not-ready', 'the monitor did not start within 20 s')), 20_000);
+      const onAbort = () => {
+        clearTimeout(timer);
+        reject(this.options.signal.reason);
+      };
+      this.options.signal.addEventListener('abort', onAbort, { once: true });
+      monitor
+        .follow(
+          (line) => {
+            let event: unknown;
+            try {
+              event = JSON.parse(line);
+            } catch {
+              this.log.warn({ line: line.slice(0, 200) }, 'monitor printed a line that is not JSON');
+              return;
+            }
+            if (typeof event !== 'object' || event === null) return;
+            const record = event as Record<string, unknown>;
+            if (record.type === 'ready') {
+              clearTimeout(timer);
+              this.options.signal.removeEventListener('abort', onAbort);
+              resolve();
+            } else {
+              this.monitorEvents.push(record);
+            }
+          },
+          (line) => this.log.warn({ line: line.slice(0, 500) }, 'monitor stderr'),
+        )
+        .catch(reject);
+    });
+  }
+
+  private async readText(container: ContainerHandle, file: string, maxBytes = 256 * 1024 ** 2): Promise<string | null> {
+    try {
+      return await readSingleFile(await container.getArchive(file), maxBytes);
+    } catch (error: unknown) {
+      this.log.debug({ file, err: error }, 'could not read file from the sandbox');
+      return null;
+    }
+  }
+
+  private async readJson<T>(container: ContainerHandle, file: string): Promise<T | null> {
+    const text = await this.readText(container, file, 16 * 1024 ** 2);
+    if (text === null) return null;
+    try {
+      return JSON.parse(text) as T;
+    } catch {
+      return null;
+    }
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    const problems: unknown[] = [];
+    for (const container of this.containers.reverse()) {
+      await container.remove().catch((error: unknown) => problems.push(error));
+    }
+    await this.proxy?.close().catch((error: unknown) => problems.push(error));
+    for (const dir of this.dirs) await rm(dir, { recursive: true, force: true }).catch((error: unknown) => problems.push(error));
+    if (problems.length > 0) this.log.error({ problems: problems.map(String) }, 'cleanup was incomplete; run `sandbox-install gc`');
+  }
+}

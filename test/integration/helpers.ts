@@ -1,0 +1,57 @@
+import { mkdtemp, readFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { execa, type ResultPromise } from 'execa';
+import { expect, inject } from 'vitest';
+import type { Report } from '../../src/report/schema.js';
+import { DockerClient } from '../../src/runtime/docker.js';
+
+export const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+export const CLI = path.join(ROOT, 'bin', 'sandbox-install.js');
+export const engineAvailable = (): boolean => inject('engine');
+
+export interface CliRun {
+  exitCode: number;
+  stdout: string;
+  stderr: string;
+  report: Report;
+  output: string;
+}
+
+/** Start the real CLI (built dist/) on a lockfile with a fixture index as its only upstream. */
+export function startCli(lockFile: string, indexUrl: string, work: string, extra: string[] = []): ResultPromise {
+  return execa(
+    'node',
+    [
+      CLI, lockFile,
+      '--index-url', indexUrl,
+      '--output', path.join(work, 'site-packages'),
+      '--report', path.join(work, 'report.json'),
+      '--cache-dir', path.join(work, 'cache'),
+      '--image', inject('image'),
+      ...extra,
+    ],
+    // No pip configuration from the machine leaks in: the fixture index is the only upstream.
+    { reject: false, env: { PIP_CONFIG_FILE: '/dev/null', PIP_EXTRA_INDEX_URL: '', NO_COLOR: '1' }, extendEnv: true },
+  );
+}
+
+export async function runCli(lockFile: string, indexUrl: string, extra: string[] = []): Promise<CliRun> {
+  const work = await mkdtemp(path.join(tmpdir(), 'sandbox-install-it-'));
+  const result = await startCli(lockFile, indexUrl, work, extra);
+  const report = JSON.parse(await readFile(path.join(work, 'report.json'), 'utf8')) as Report;
+  return {
+    exitCode: result.exitCode ?? -1,
+    stdout: String(result.stdout),
+    stderr: String(result.stderr),
+    report,
+    output: path.join(work, 'site-packages'),
+  };
+}
+
+/** After every test: the engine holds no container of ours. */
+export async function expectNoContainersLeft(): Promise<void> {
+  const ours = await new DockerClient().listOurs();
+  expect(ours.map((c) => c.name)).toEqual([]);
+}

@@ -1,0 +1,105 @@
+/** The walking skeleton on the real engine: install, refuse, clean up. */
+import { access, readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { execa } from 'execa';
+import { afterEach, describe, expect, it } from 'vitest';
+import { buildFixtureIndex } from '../fixtures/index.js';
+import { threePackages } from '../fixtures/benign.js';
+import { engineAvailable, expectNoContainersLeft, runCli } from './helpers.js';
+
+const exists = (file: string) => access(file).then(() => true, () => false);
+
+describe.runIf(engineAvailable())('install on the real engine', () => {
+  afterEach(async () => {
+    await expectNoContainersLeft();
+  });
+
+  it('installs, exports and imports a locked set of three packages (one an sdist)', async () => {
+    const index = await buildFixtureIndex(threePackages);
+    const run = await runCli(index.lockFile, index.indexUrl);
+    expect(run.stderr).not.toMatch(/Error:/);
+    expect(run.report.verdict).toBe('pass');
+    expect(run.exitCode).toBe(0);
+    expect(run.report.packages.map((p) => [p.name, p.version])).toEqual([
+      ['alpha-app', '1.0.0'],
+      ['beta-lib', '2.0.0'],
+      ['gamma-sdist', '0.3'],
+    ]);
+    for (const pkg of run.report.packages) {
+      const locked = index.files.find((f) => f.name === pkg.name)!;
+      expect(pkg.files).toEqual([expect.objectContaining({ filename: locked.filename, sha256: locked.sha256 })]);
+    }
+    // The exported tree imports on the host.
+    const imported = await execa('python3', ['-I', '-c', `import sys; sys.path.insert(0, ${JSON.stringify(run.output)}); import alpha_app; print(alpha_app.run())`]);
+    expect(imported.stdout).toBe('hello from beta and gamma');
+    // The manifest names each file, its sha256 and its distribution.
+    const manifest = JSON.parse(await readFile(`${run.output}.manifest.json`, 'utf8')) as {
+      files: Array<{ path: string; sha256: string; distribution: string | null }>;
+    };
+    const init = manifest.files.find((f) => f.path === 'beta_lib/__init__.py');
+    expect(init?.distribution).toBe('beta-lib==2.0.0');
+    expect(init?.sha256).toMatch(/^[0-9a-f]{64}$/);
+    // The proxy log shows every request.
+    expect(run.report.proxy.some((r) => r.path === '/simple/alpha-app/' && r.status === 200)).toBe(true);
+  });
+
+  it('fails a tampered file with integrity.hash-mismatch and exports nothing', async () => {
+    const index = await buildFixtureIndex(threePackages.slice(1, 2));
+    const wheel = index.files[0]!;
+    await index.tamper(wheel.filename);
+    const run = await runCli(index.lockFile, index.indexUrl);
+    expect(run.exitCode).toBe(1);
+    expect(run.report.verdict).toBe('fail');
+    const mismatch = run.report.findings.find((f) => f.rule === 'integrity.hash-mismatch');
+    expect(mismatch).toMatchObject({ package: 'beta-lib', failing: true });
+    expect(mismatch?.evidence).toMatchObject({ filename: wheel.filename, expectedSha256: wheel.sha256 });
+    expect(run.report.exported).toBeNull();
+    expect(await exists(run.output)).toBe(false);
+  });
+
+  it('fails a lock that omits a dependency, naming it, and exports nothing', async () => {
+    const index = await buildFixtureIndex(threePackages, { omitFromLock: ['beta-lib'] });
+    const run = await runCli(index.lockFile, index.indexUrl);
+    expect(run.exitCode).toBe(1);
+    const unlocked = run.report.findings.find((f) => f.rule === 'integrity.unlocked-request');
+    expect(unlocked?.evidence).toMatchObject({ path: '/simple/beta-lib/', project: 'beta-lib' });
+    expect(run.stdout).toContain('integrity.unlocked-request');
+    expect(run.stdout).toContain('beta-lib');
+    expect(run.report.exported).toBeNull();
+    expect(await exists(run.output)).toBe(false);
+    expect(await exists(path.join(run.output, 'alpha_app'))).toBe(false);
+  });
+});
+
+describe.runIf(engineAvailable())('interruption', () => {
+  it('SIGINT in the middle of an install exits 130 and leaves nothing behind', async () => {
+    const { startCli } = await import('./helpers.js');
+    const { DockerClient } = await import('../../src/runtime/docker.js');
+    const { mkdtemp } = await import('node:fs/promises');
+    const { tmpdir } = await import('node:os');
+    const index = await buildFixtureIndex([
+      {
+        name: 'slow-build',
+        version: '1.0',
+        kind: 'sdist',
+        files: { 'setup.py': 'import time\ntime.sleep(120)\nfrom setuptools import setup\nsetup(name="slow-build", version="1.0")\n' },
+      },
+    ]);
+    const work = await mkdtemp(path.join(tmpdir(), 'sandbox-install-it-'));
+    const child = startCli(index.lockFile, index.indexUrl, work);
+    const client = new DockerClient();
+    // Wait until both containers run, then until pip has had time to start the build.
+    const deadline = Date.now() + 60_000;
+    while ((await client.listOurs()).filter((c) => c.state === 'running').length < 2 && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    expect((await client.listOurs()).filter((c) => c.state === 'running')).toHaveLength(2);
+    await new Promise((r) => setTimeout(r, 3000));
+    child.kill('SIGINT');
+    const result = await child;
+    expect(result.exitCode).toBe(130);
+    expect(String(result.stderr)).toContain('interrupted by SIGINT');
+    await expectNoContainersLeft();
+    expect(await exists(path.join(work, 'site-packages'))).toBe(false);
+  });
+});
