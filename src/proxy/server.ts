@@ -601,9 +601,12 @@ class ProxyServer implements IndexProxy {
         res,
       );
     } catch (error: unknown) {
-      // The client went away (or the proxy closed): nothing was served.
-      this.log.debug({ path: ctx.path, err: describe(error) }, 'file transfer interrupted');
-      return;
+      // A client that hangs up right after the last byte makes the response close before it
+      // finishes; the whole body was still handed over. Anything shorter was not served.
+      if (ctx.bytes !== opened.size) {
+        this.log.debug({ path: ctx.path, err: describe(error), bytes: ctx.bytes }, 'file transfer interrupted');
+        return;
+      }
     }
     this.markServed(known, opened.size);
   }
