@@ -26,7 +26,7 @@ TRACED = ",".join([
     "execve", "execveat", "connect", "sendto", "sendmsg", "openat", "open", "creat",
     "unlink", "unlinkat", "rename", "renameat", "renameat2", "symlink", "symlinkat",
     "kill", "tkill", "tgkill", "ptrace", "chdir", "fchdir",
-    "clone", "clone3", "fork", "vfork",
+    "clone", "clone3", "fork", "vfork", "access", "faccessat", "faccessat2",
 ])
 
 

@@ -53,14 +53,16 @@ export async function loadPolicy(ref: string, seen: string[] = []): Promise<Poli
     knownGoodPth: own.knownGoodPth ?? base?.knownGoodPth ?? [],
     severities: { ...base?.severities, ...own.severities },
     packages: own.packages ?? base?.packages ?? { allow: [], deny: [] },
+    process: own.process ?? base?.process,
     export: own.export ?? base?.export ?? true,
   };
-  if (!merged.failOn || !merged.build) {
-    throw new InputError('policy.invalid', `${file}: failOn and build must be set here or in the policy it extends`);
+  if (!merged.failOn || !merged.build || !merged.process) {
+    throw new InputError('policy.invalid', `${file}: failOn, build and process must be set here or in the policy it extends`);
   }
   return {
     ...merged,
     failOn: merged.failOn,
+    process: merged.process,
     build: { allow: merged.build.allow.map(normalizeName) },
     packages: { allow: merged.packages.allow.map(normalizeName), deny: merged.packages.deny.map(normalizeName) },
   };

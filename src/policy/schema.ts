@@ -24,6 +24,7 @@ export const PolicyFile = z
       .object({ allow: z.array(z.string()).default([]), deny: z.array(z.string()).default([]) })
       .strict()
       .optional(),
+    process: z.object({ execWatch: z.array(z.string().min(1)) }).strict().optional(),
     export: z.boolean().optional(),
   })
   .strict();
@@ -40,6 +41,8 @@ export interface Policy {
   severities: Record<string, Severity>;
   /** Packages whose findings are accepted (not failing), and packages that fail outright. */
   packages: { allow: string[]; deny: string[] };
+  /** Executables whose run during the install is `process.exec`: shells and network tools. */
+  process: { execWatch: string[] };
   export: boolean;
 }
 

@@ -15,14 +15,11 @@ import { readSingleFile } from '../export/single-file.js';
 import type { LockPlan } from '../lock/types.js';
 import type { Policy } from '../policy/schema.js';
 import { startProxy, type IndexProxy, type Upstreams } from '../proxy/index.js';
-import { finding, type Finding } from '../report/finding.js';
+import type { Finding } from '../report/finding.js';
 import { LABEL, type ContainerClient, type ContainerHandle, type FsChange } from '../runtime/port.js';
+import { HOME, INPUT_MOUNT, RELAY_PORT, SITE_PACKAGES, STATE_DIR, TARGET } from './layout.js';
 import { renderRequirements } from './requirements.js';
 
-export const RELAY_PORT = 3141;
-export const TARGET = '/opt/target';
-export const SITE_PACKAGES = `${TARGET}/lib/python3.11/site-packages`;
-export const STATE_DIR = '/var/lib/sandbox-install';
 const PROXY_MOUNT = '/run/sandbox-install-proxy';
 
 export interface Limits {
@@ -64,10 +61,12 @@ export interface SupervisorStatus {
 export interface InstallOutcome {
   /** pip's exit code, or null when the run was cut short (timeout) or pip's end is unknown. */
   pipExitCode: number | null;
+  limits: Limits;
   timedOut: boolean;
   oomKilled: boolean;
   /** The last lines pip printed. */
   pipOutput: string;
+  /** What the proxy found (integrity.*). Everything else is judged by observe/. */
   findings: Finding[];
   monitorEvents: Array<Record<string, unknown>>;
   status: SupervisorStatus | null;
@@ -121,7 +120,6 @@ export class SandboxSession implements AsyncDisposable {
   async install(): Promise<InstallOutcome> {
     const { client, image, plan, policy, limits, signal } = this.options;
     const timings: Record<string, number> = {};
-    const findings: Finding[] = [];
 
     let t = performance.now();
     // The proxy socket lives in a dir only the monitor container mounts. 0711: the monitor's
@@ -176,7 +174,7 @@ export class SandboxSession implements AsyncDisposable {
       'install', '--require-hashes', '--no-input', '--progress-bar', 'off',
       '--index-url', `http://127.0.0.1:${RELAY_PORT}/simple/`,
       ...(policy.onlyBinary ? ['--only-binary', ':all:'] : []),
-      '-r', '/input/requirements.lock',
+      '-r', `${INPUT_MOUNT}/requirements.lock`,
     ];
     const sandbox = await client.create({
       name: `sandbox-install-${this.id.slice(0, 8)}-sandbox`,
@@ -185,7 +183,7 @@ export class SandboxSession implements AsyncDisposable {
       // Root without capabilities, except what the tracer needs to ptrace and drop to `sandbox`.
       user: '0:0',
       env: [
-        'HOME=/home/sandbox',
+        `HOME=${HOME}`,
         'USER=sandbox',
         'LOGNAME=sandbox',
         'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
@@ -194,13 +192,13 @@ export class SandboxSession implements AsyncDisposable {
         'PIP_DISABLE_PIP_VERSION_CHECK=1',
         'PIP_ROOT_USER_ACTION=ignore',
       ],
-      workingDir: '/home/sandbox',
+      workingDir: HOME,
       labels: this.labels('sandbox'),
       networkMode: `container:${monitor.id}`,
       capDrop: ['ALL'],
       capAdd: ['SYS_PTRACE', 'SETUID', 'SETGID'],
       securityOpt: ['no-new-privileges'],
-      binds: [`${inputDir}/resolv.conf:/etc/resolv.conf:ro`, `${inputDir}/requirements.lock:/input/requirements.lock:ro`],
+      binds: [`${inputDir}/resolv.conf:/etc/resolv.conf:ro`, `${inputDir}/requirements.lock:${INPUT_MOUNT}/requirements.lock:ro`],
       pidsLimit: limits.pids,
       memoryBytes: limits.memoryBytes,
       nanoCpus: limits.nanoCpus,
@@ -220,11 +218,6 @@ export class SandboxSession implements AsyncDisposable {
       if (!timeout.aborted || signal.aborted) throw error;
       timedOut = true;
       await sandbox.kill();
-      findings.push(
-        finding('resource.timeout', 'high', `the install ran past --timeout ${limits.timeoutMs / 1000}s and was killed`, {
-          timeoutSeconds: limits.timeoutMs / 1000,
-        }),
-      );
     }
     timings.install = elapsed(t);
 
@@ -236,16 +229,6 @@ export class SandboxSession implements AsyncDisposable {
     const pipOutput = await sandbox.output(60);
     timings.collect = elapsed(t);
 
-    if (state.oomKilled) {
-      findings.push(finding('resource.memory', 'high', 'the install hit the memory limit', { limitBytes: limits.memoryBytes }));
-    }
-    if (!timedOut && !state.oomKilled && (status === null || !status.tracerIntact)) {
-      findings.push(
-        finding('monitor.tampered', 'critical', "the tracer ended before pip did, or its record of pip's end is missing", {
-          status,
-        }),
-      );
-    }
     if (status?.pip?.how === 'exited') pipExitCode = Number(status.pip.value);
     else if (status?.pip?.how === 'killed') pipExitCode = 128;
     if (timedOut) pipExitCode = null;
@@ -255,7 +238,8 @@ export class SandboxSession implements AsyncDisposable {
       timedOut,
       oomKilled: state.oomKilled,
       pipOutput,
-      findings: [...this.proxyRecords.findings, ...findings],
+      findings: this.proxyRecords.findings,
+      limits,
       monitorEvents: this.monitorEvents,
       status,
       trace,

@@ -147,12 +147,13 @@ export async function runInstall(lockfile: string, raw: unknown, ctx: CommandCon
     Object.assign(timings, outcome.timings);
 
     t = performance.now();
-    const observation = await observe({ outcome, plan, policy, archive: null });
+    const archive = outcome.pipExitCode === 0 ? await session.siteArchive() : null;
+    const observation = await observe({ outcome, plan, policy, archive });
     timings.observe = Math.round(performance.now() - t);
 
     const judgement = evaluate(
       {
-        findings: [...lockIndexFindings(plan, policy.allowLockIndexUrl), ...outcome.findings, ...observation.findings, ...installFailure(outcome)],
+        findings: [...lockIndexFindings(plan, policy.allowLockIndexUrl), ...observation.findings, ...installFailure(outcome)],
         packages: plan.requirements.map((r) => r.name),
         installSucceeded: outcome.pipExitCode === 0,
       },
