@@ -86,7 +86,7 @@ const REASON_TEXT: Record<UnsafeReason, string> = {
   'absolute-symlink': 'the symlink target is absolute',
   'symlink-escape': 'the symlink target resolves outside the export directory',
   'symlink-indirect':
-    'the symlink target climbs with `..` after a named component, or passes through another symlink',
+    'the symlink target climbs with `..` after a named component, or names or passes through a symlink or file',
   limit: 'the archive exceeds the export limits; extraction stopped',
 };
 
@@ -112,7 +112,7 @@ type Verdict =
   | { action: 'skip' }
   | { action: 'refuse' }
   | { action: 'stop' }
-  | { action: 'write'; kind: Kind; rel: string; size: number };
+  | { action: 'write'; rel: string };
 
 /** tar-fs 3 options that its DefinitelyTyped types (written for tar-fs 2) do not list. */
 interface TarFsExtractOptions {
@@ -318,7 +318,7 @@ class Judge {
     this.files += 1;
     if (kind === 'file') this.bytes += size;
     if (((header.mode ?? 0) & SPECIAL_BITS) !== 0 && kind !== 'symlink') this.strippedModes.push(entry);
-    return { action: 'write', kind, rel, size };
+    return { action: 'write', rel };
   }
 
   /**
@@ -328,7 +328,8 @@ class Judge {
    * only descend, so even if one of them is (or later becomes) a symlink, it lands where that
    * symlink, itself checked the same way, points. `..` after a name is refused because the name
    * may be a symlink, which would make the lexical check meaningless. A target that names or
-   * passes through a symlink we already made is refused too: tar-fs would abort on it.
+   * passes through a symlink we already made, or passes through a file, is refused too: tar-fs
+   * would abort the whole extraction on it.
    */
   private unsafeLinkTarget(linkParts: string[], linkname: string | undefined): UnsafeReason | null {
     if (!linkname || linkname.includes('\0')) return 'invalid-linkname';
@@ -342,7 +343,8 @@ class Judge {
     if (down.includes('..')) return 'symlink-indirect';
     const resolved = [...linkParts.slice(0, parentDepth - up), ...down];
     for (let i = 1; i <= resolved.length; i += 1) {
-      if (this.written.get(resolved.slice(0, i).join('/')) === 'symlink') return 'symlink-indirect';
+      const made = this.written.get(resolved.slice(0, i).join('/'));
+      if (made === 'symlink' || (made === 'file' && i < resolved.length)) return 'symlink-indirect';
     }
     return null;
   }

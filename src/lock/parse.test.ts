@@ -438,6 +438,16 @@ describe('parseLock errors', () => {
   });
 });
 
+describe('parseLock on hostile sizes', () => {
+  // Both of these once took quadratic time in a regular expression (8 s for 50k spaces).
+  it.each([
+    ['a long run of spaces before a word', `foo${' '.repeat(200_000)}x`],
+    ['a long run of spaces after extras', `foo[x]${' '.repeat(200_000)}x`],
+  ])('stays linear on %s', { timeout: 5_000 }, (_what, text) => {
+    expect(errorOf(text).code).toBe('lock.invalid');
+  });
+});
+
 describe('readLock', () => {
   let dir: string;
   beforeEach(async () => {

@@ -56,8 +56,11 @@ function splitOptions(text: string): { spec: string; options: string } {
 // ---------------------------------------------------------------------------------------------
 // VCS, URL and local path requirements
 
-/** `name @ …` or `name[extras] @ …`, the PEP 508 direct reference form. */
-const DIRECT_REFERENCE = /^[A-Za-z0-9][A-Za-z0-9._-]*\s*(\[[^\]]*\])?\s*@(.*)$/s;
+/**
+ * `name @ …` or `name[extras] @ …`, the PEP 508 direct reference form. The whitespace after the
+ * extras sits inside their optional group so that two `\s*` never meet (quadratic backtracking).
+ */
+const DIRECT_REFERENCE = /^[A-Za-z0-9][A-Za-z0-9._-]*\s*(?:\[[^\]]*\]\s*)?@(.*)$/s;
 const VCS_SCHEME = /^(git|hg|svn|bzr)\+/i;
 const URL_SCHEME = /^[a-z][a-z0-9+.-]*:\/\//i;
 const FILE_SCHEME = /^file:/i;
@@ -82,7 +85,7 @@ function rejectNonIndexRequirement(head: string): void {
   const direct = DIRECT_REFERENCE.exec(head);
   let kind: Location | null;
   if (direct) {
-    const target = (direct[2] ?? '').trim();
+    const target = (direct[1] ?? '').trim();
     kind = schemeKind(target) ?? (looksLikePath(target) ? 'local path' : 'URL');
   } else {
     // `requests>=2` is a name with a specifier, not a path, even though it may contain a `/` or `.`.
