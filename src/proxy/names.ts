@@ -1,14 +1,9 @@
 /**
  * Names, versions and filenames as the proxy sees them. Everything here is pure.
- *
- * `normalizeName` duplicates the PEP 503 rule that `lock/parse.ts` owns, so that this folder does
- * not depend on a file written concurrently; both must agree (the rule is one regex).
  */
+import { normalizeName } from '../lock/normalize.js';
 
-/** PEP 503: lowercase, runs of `-`, `_` and `.` become one `-`. */
-export function normalizeName(name: string): string {
-  return name.replace(/[-_.]+/g, '-').toLowerCase();
-}
+export { normalizeName };
 
 /** PEP 508 project name: ASCII letters and digits, with `.`, `_`, `-` only inside. */
 const PROJECT_NAME = /^([A-Z0-9]|[A-Z0-9][A-Z0-9._-]*[A-Z0-9])$/i;

@@ -6,6 +6,8 @@ import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
+import v8 from 'node:v8';
+import vm from 'node:vm';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { LockPlan, LockedRequirement } from '../lock/types.js';
@@ -342,8 +344,8 @@ describe('index proxy refusals', () => {
     expect(upstream.hits.get('/simple/evil/') ?? 0).toBe(before);
     expect(upstream.hits.has('/simple/evil-name/')).toBe(false);
     expect(proxy.findings).toEqual([
-      expect.objectContaining({ rule: 'integrity.unlocked-request', severity: 'high', package: null, evidence: { method: 'GET', path: '/simple/evil/', project: 'evil' } }),
-      expect.objectContaining({ evidence: { method: 'GET', path: raw, project: 'evil-name' } }),
+      expect.objectContaining({ rule: 'integrity.unlocked-request', severity: 'high', package: null, evidence: { method: 'GET', path: '/simple/evil/', project: 'evil', time: expect.any(String) } }),
+      expect.objectContaining({ evidence: { method: 'GET', path: raw, project: 'evil-name', time: expect.any(String) } }),
     ]);
   });
 
@@ -519,6 +521,55 @@ describe('index proxy plumbing', () => {
     const everything = JSON.stringify(proxy.findings) + logLines.slice(linesBefore).join('');
     expect(everything).not.toContain('s3cr3t');
     expect(proxy.findings.filter((f) => f.rule === 'integrity.hash-mismatch').length).toBe(2);
+  });
+
+  it('does not wait for a hanging upstream once the others list every locked file, and times it out otherwise', async () => {
+    const sockets = new Set<import('node:net').Socket>();
+    const hanging = http.createServer(() => {
+      // Never answers.
+    });
+    hanging.on('connection', (c) => sockets.add(c));
+    await new Promise<void>((resolve) => hanging.listen(0, '127.0.0.1', resolve));
+    const hangingUrl = `http://127.0.0.1:${(hanging.address() as AddressInfo).port}/simple`;
+    try {
+      {
+        await using proxy = await proxyFor({ upstreams: { indexUrl: hangingUrl, extraIndexUrls: [upstream.url] }, upstreamTimeoutMs: 30_000 });
+        const started = performance.now();
+        // gamma's one locked sha256 is on the answering upstream.
+        const res = await get(proxy, '/simple/gamma/');
+        expect(res.status).toBe(200);
+        expect(hrefs(res.body.toString())).toHaveLength(1);
+        expect(performance.now() - started).toBeLessThan(5_000);
+      }
+      {
+        // alpha's lock names a hash no upstream has, so the hanging upstream is waited for until
+        // the timeout, which must fire even when the garbage collector runs meanwhile (on Node 20,
+        // AbortSignal.any + AbortSignal.timeout does not survive a GC).
+        v8.setFlagsFromString('--expose-gc');
+        const gc = vm.runInNewContext('gc') as () => void;
+        const collecting = setInterval(gc, 50);
+        try {
+          await using proxy = await proxyFor({ upstreams: { indexUrl: hangingUrl, extraIndexUrls: [upstream.url] }, upstreamTimeoutMs: 1_000 });
+          const started = performance.now();
+          const res = await get(proxy, '/simple/alpha/');
+          expect(res.status).toBe(200);
+          expect(hrefs(res.body.toString())).toHaveLength(1);
+          expect(performance.now() - started).toBeLessThan(5_000);
+        } finally {
+          clearInterval(collecting);
+        }
+      }
+      {
+        // A build requirement must hear from every upstream: the hanging one times out, the page still comes.
+        await using proxy = await proxyFor({ upstreams: { indexUrl: hangingUrl, extraIndexUrls: [upstream.url] }, upstreamTimeoutMs: 300 });
+        const res = await get(proxy, '/simple/setuptools/');
+        expect(res.status).toBe(200);
+        expect(hrefs(res.body.toString())).toHaveLength(2);
+      }
+    } finally {
+      for (const c of sockets) c.destroy();
+      await new Promise((resolve) => hanging.close(resolve));
+    }
   });
 
   it('logs each request at debug level and records it', async () => {

@@ -141,6 +141,7 @@ class ProxyServer implements IndexProxy {
   private readonly downloads = new Map<string, Promise<DownloadOutcome>>();
   private readonly pageMismatchKeys = new Set<string>();
   private readonly servedShas = new Set<string>();
+  private readonly warnedUpstreams = new Set<string>();
   private unlockedFindings = 0;
   private truncation: Finding | null = null;
   private droppedRequests = 0;
@@ -186,7 +187,11 @@ class ProxyServer implements IndexProxy {
   }
 
   async start(): Promise<void> {
-    await this.cache.init();
+    try {
+      await this.cache.init();
+    } catch (error: unknown) {
+      throw new EnvironmentError('proxy-cache', `cannot create the proxy cache in ${this.opts.cacheDir}: ${describe(error)}`, { cause: error });
+    }
     const listen = this.opts.listen;
     if ('socketPath' in listen) await removeStaleSocket(listen.socketPath);
     await new Promise<void>((resolve, reject) => {
@@ -201,12 +206,17 @@ class ProxyServer implements IndexProxy {
     }).catch((error: unknown) => {
       throw new EnvironmentError('proxy-listen', `index proxy cannot listen: ${describe(error)}`, { cause: error });
     });
-    if ('socketPath' in listen) {
-      // pip runs as another uid and reaches the socket through a relay.
-      await chmod(listen.socketPath, 0o666);
-      this.address = listen.socketPath;
-    } else {
-      this.address = `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
+    try {
+      if ('socketPath' in listen) {
+        // pip runs as another uid and reaches the socket through a relay.
+        await chmod(listen.socketPath, 0o666);
+        this.address = listen.socketPath;
+      } else {
+        this.address = `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
+      }
+    } catch (error: unknown) {
+      await this.close();
+      throw new EnvironmentError('proxy-listen', `index proxy cannot open its socket to other users: ${describe(error)}`, { cause: error });
     }
     this.log.info({ address: this.address, upstreams: this.upstreamUrls.map(redactUrl), locked: this.lockedHashes.size }, 'index proxy listening');
   }
@@ -299,11 +309,14 @@ class ProxyServer implements IndexProxy {
         project === null
           ? `refused ${ctx.method} for a path the lock does not cover`
           : `refused ${ctx.method} for ${project}, which the lock does not cover`,
-        { method: ctx.method, path: ctx.path, project },
+        { method: ctx.method, path: ctx.path, project, time: new Date().toISOString() },
       ),
     );
-    if (status === 405) res.setHeader('allow', 'GET, HEAD');
-    res.setHeader('connection', 'close');
+    if (status === 405) {
+      res.setHeader('allow', 'GET, HEAD');
+      // Do not read a request body we will never use.
+      res.setHeader('connection', 'close');
+    }
     this.sendText(req, res, ctx, status, status === 404 ? 'not in the lock\n' : 'method not allowed\n');
   }
 
@@ -400,20 +413,51 @@ class ProxyServer implements IndexProxy {
     return pending;
   }
 
+  /**
+   * Ask every upstream at once. For a locked name, stop waiting as soon as the answers so far
+   * list every locked sha256: a slow or dead upstream then costs nothing. Otherwise wait for all,
+   * and fail only when none answered.
+   */
   private async buildListing(project: string): Promise<PageFile[]> {
-    const settled = await Promise.allSettled(this.upstreamUrls.map((u) => this.client.fetchProject(u, project, this.abort.signal)));
-    const pages: Array<UpstreamPage | null> = [];
-    const failures: string[] = [];
-    settled.forEach((s, i) => {
-      const upstream = redactUrl(this.upstreamUrls[i] ?? '');
-      if (s.status === 'fulfilled') pages.push(s.value);
-      else failures.push(`${upstream}: ${describe(s.reason)}`);
-    });
-    if (pages.length === 0) throw new NoUpstreamAnswered(failures.join('; '));
-    for (const failure of failures) this.log.warn({ project, failure }, 'an upstream index did not answer; using the others');
-    const links = pages.flatMap((p) => p?.links ?? []);
     const lockHashes = this.lockedHashes.get(project);
-    return lockHashes ? this.lockedFiles(project, links, lockHashes) : this.buildFiles(project, links);
+    // Follows close(); aborted early once every locked sha256 has been seen.
+    const enough = new AbortController();
+    const onClose = (): void => enough.abort(this.abort.signal.reason);
+    this.abort.signal.addEventListener('abort', onClose, { once: true });
+    const signal = enough.signal;
+    const found = new Set<string>();
+    const pages: UpstreamPage[] = [];
+    const failures: Array<{ upstream: string; error: string }> = [];
+    let answered = 0;
+    await Promise.all(
+      this.upstreamUrls.map(async (url) => {
+        try {
+          const page = await this.client.fetchProject(url, project, signal);
+          answered++;
+          if (!page) return;
+          pages.push(page);
+          for (const link of page.links) if (link.sha256 !== null) found.add(link.sha256);
+          if (lockHashes && [...lockHashes].every((h) => found.has(h))) enough.abort();
+        } catch (error: unknown) {
+          if (!enough.signal.aborted || this.abort.signal.aborted) failures.push({ upstream: redactUrl(url), error: describe(error) });
+        }
+      }),
+    );
+    this.abort.signal.removeEventListener('abort', onClose);
+    if (answered === 0) throw new NoUpstreamAnswered(failures.map((f) => `${f.upstream}: ${f.error}`).join('; '));
+    for (const failure of failures) {
+      // A dead default index would otherwise warn once per project.
+      const first = !this.warnedUpstreams.has(failure.upstream);
+      this.warnedUpstreams.add(failure.upstream);
+      this.log[first ? 'warn' : 'debug']({ project, ...failure }, 'an upstream index did not answer; using the others');
+    }
+    // Keep upstream order (index first) so the first URL tried for a file is the index's.
+    const order = new Map(this.upstreamUrls.map((u, i) => [redactUrl(u), i]));
+    pages.sort((a, b) => (order.get(a.upstream) ?? 0) - (order.get(b.upstream) ?? 0));
+    const links = pages.flatMap((p) => p.links);
+    const files = lockHashes ? this.lockedFiles(project, links, lockHashes) : this.buildFiles(project, links);
+    if (lockHashes && files.length === 0) this.log.warn({ project }, 'no upstream lists a file with a locked sha256');
+    return files;
   }
 
   private lockedFiles(project: string, links: UpstreamLink[], lockHashes: Set<string>): PageFile[] {

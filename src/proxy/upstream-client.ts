@@ -16,6 +16,27 @@ export function redactUrl(url: string): string {
   }
 }
 
+/**
+ * An abort signal that follows `parent` and fires after `timeoutMs`. Built by hand because on
+ * Node 20 a signal from `AbortSignal.any([.., AbortSignal.timeout(ms)])` can be garbage-collected
+ * while fetch waits, and then never fires (a hung upstream hangs the proxy). Here the timer and
+ * the parent's listener hold the controller. Call `done()` to release both.
+ */
+export function deadline(parent: AbortSignal, timeoutMs: number, what: string): { signal: AbortSignal; done(): void } {
+  const controller = new AbortController();
+  const onAbort = (): void => controller.abort(parent.reason);
+  if (parent.aborted) controller.abort(parent.reason);
+  else parent.addEventListener('abort', onAbort, { once: true });
+  const timer = setTimeout(() => controller.abort(new Error(`${what}: no answer within ${timeoutMs} ms`)), timeoutMs);
+  return {
+    signal: controller.signal,
+    done: () => {
+      clearTimeout(timer);
+      parent.removeEventListener('abort', onAbort);
+    },
+  };
+}
+
 /** A page an upstream returned: its final URL (for resolving links) and the links on it. */
 export interface UpstreamPage {
   /** The upstream base, redacted. */
@@ -98,33 +119,34 @@ export class UpstreamClient {
     return { upstream, links };
   }
 
-  private async fetchHttpPage(url: URL, signal: AbortSignal): Promise<{ text: string; contentType: string | null; url: string } | null> {
-    const res = await fetch(url, {
-      headers: this.headers(url, UPSTREAM_ACCEPT),
-      redirect: 'follow',
-      signal: AbortSignal.any([signal, AbortSignal.timeout(this.opts.timeoutMs)]),
-    });
-    if (res.status === 404 || res.status === 410) {
-      await res.body?.cancel();
-      return null;
+  private async fetchHttpPage(url: URL, parent: AbortSignal): Promise<{ text: string; contentType: string | null; url: string } | null> {
+    const limit = deadline(parent, this.opts.timeoutMs, redactUrl(url.href));
+    try {
+      const res = await fetch(url, { headers: this.headers(url, UPSTREAM_ACCEPT), redirect: 'follow', signal: limit.signal });
+      if (res.status === 404 || res.status === 410) {
+        await res.body?.cancel();
+        return null;
+      }
+      if (!res.ok || !res.body) {
+        await res.body?.cancel();
+        throw new UpstreamHttpError(res.status, url.href);
+      }
+      const tooBig = `page ${redactUrl(url.href)} is larger than ${this.opts.maxPageBytes} bytes`;
+      if (Number(res.headers.get('content-length') ?? '0') > this.opts.maxPageBytes) {
+        await res.body.cancel();
+        throw new Error(tooBig);
+      }
+      const chunks: Uint8Array[] = [];
+      let size = 0;
+      for await (const chunk of res.body as AsyncIterable<Uint8Array>) {
+        size += chunk.byteLength;
+        if (size > this.opts.maxPageBytes) throw new Error(tooBig);
+        chunks.push(chunk);
+      }
+      return { text: Buffer.concat(chunks).toString('utf8'), contentType: res.headers.get('content-type'), url: res.url || url.href };
+    } finally {
+      limit.done();
     }
-    if (!res.ok || !res.body) {
-      await res.body?.cancel();
-      throw new UpstreamHttpError(res.status, url.href);
-    }
-    const declared = Number(res.headers.get('content-length') ?? '0');
-    if (declared > this.opts.maxPageBytes) {
-      await res.body.cancel();
-      throw new Error(`page ${redactUrl(url.href)} is larger than ${this.opts.maxPageBytes} bytes`);
-    }
-    const chunks: Uint8Array[] = [];
-    let size = 0;
-    for await (const chunk of res.body as AsyncIterable<Uint8Array>) {
-      size += chunk.byteLength;
-      if (size > this.opts.maxPageBytes) throw new Error(`page ${redactUrl(url.href)} is larger than ${this.opts.maxPageBytes} bytes`);
-      chunks.push(chunk);
-    }
-    return { text: Buffer.concat(chunks).toString('utf8'), contentType: res.headers.get('content-type'), url: res.url || url.href };
   }
 
   /** pip reads `<dir>/index.html` when a `file:` page URL is a directory. */
@@ -164,10 +186,12 @@ export class UpstreamClient {
       }
     }
     if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new Error(`unsupported file URL scheme ${url.protocol}`);
+    // The timer covers connecting and the headers; the caller bounds idle time on the body. After
+    // the headers the request only follows `signal` (the proxy closing).
     const connect = new AbortController();
     const onAbort = (): void => connect.abort(signal.reason);
     signal.addEventListener('abort', onAbort, { once: true });
-    const timer = setTimeout(() => connect.abort(new Error(`no answer from ${redactUrl(url.href)} within ${this.opts.timeoutMs} ms`)), this.opts.timeoutMs);
+    const timer = setTimeout(() => connect.abort(new Error(`${redactUrl(url.href)}: no answer within ${this.opts.timeoutMs} ms`)), this.opts.timeoutMs);
     try {
       const res = await fetch(url, { headers: this.headers(url, '*/*'), redirect: 'follow', signal: connect.signal });
       if (!res.ok || !res.body) {
