@@ -23,7 +23,7 @@ STATUS = STATE + "/status.json"
 SANDBOX_UID = 1000
 SANDBOX_GID = 1000
 TRACED = ",".join([
-    "execve", "execveat", "connect", "sendto", "sendmsg", "openat", "open", "creat",
+    "execve", "execveat", "connect", "sendto", "sendmsg", "openat", "openat2", "open", "creat",
     "unlink", "unlinkat", "rename", "renameat", "renameat2", "symlink", "symlinkat",
     "kill", "tkill", "tgkill", "ptrace", "chdir", "fchdir",
     "clone", "clone3", "fork", "vfork", "access", "faccessat", "faccessat2",
@@ -119,7 +119,7 @@ def main():
         return 2
     started = time.time()
     tracer = subprocess.Popen(
-        ["strace", "-f", "--seccomp-bpf", "-ttt", "-s", "1024", "-u", "sandbox",
+        ["strace", "-f", "--seccomp-bpf", "-ttt", "-s", "4096", "-u", "sandbox",
          "-e", "trace=" + TRACED, "-e", "signal=none", "-o", TRACE, "--"] + command,
         stdin=subprocess.DEVNULL,
     )

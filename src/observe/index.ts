@@ -1,12 +1,20 @@
 /**
- * Turn what a run recorded into an Observation: the network, filesystem and process events for the
- * report, and the findings they raise.
+ * Turn what a run recorded (tracer output, monitor events, the container's diff, the exported
+ * tree) into an Observation: the network, filesystem and process events for the report, and the
+ * findings they raise, each attributed to a package where that can be known.
  */
+import type { Readable } from 'node:stream';
 import type { LockPlan } from '../lock/types.js';
 import type { Policy } from '../policy/schema.js';
-import type { Finding } from '../report/finding.js';
+import { finding, type Finding } from '../report/finding.js';
 import type { InstallOutcome } from '../sandbox/session.js';
-import type { Readable } from 'node:stream';
+import { HOME, INPUT_MOUNT, RELAY_PORT, STATE_DIR, TARGET } from '../sandbox/layout.js';
+import { packageOfProcess } from './attribution.js';
+import { filesystemFindings, writersOf } from './filesystem.js';
+import { networkFindings } from './network.js';
+import { processFindings } from './processes.js';
+import { scanSitePackages, type StaticScan } from './static-scan.js';
+import { parseTrace, type Trace } from './trace.js';
 
 export interface Observation {
   findings: Finding[];
@@ -23,12 +31,130 @@ export interface ObserveInput {
   archive: Readable | null;
 }
 
+const SITE_PREFIX = `${TARGET}/lib/python3.11/site-packages/`;
+
+/**
+ * Static findings name the owning RECORD's distribution. A file no RECORD claims is attributed to
+ * whichever package's process wrote it, as the tracer saw.
+ */
+function attributeByWriter(findings: Finding[], trace: Trace, packageOf: (pid: number) => string | null): Finding[] {
+  const writer = writersOf(trace);
+  return findings.map((f) => {
+    if (f.package !== null || typeof f.evidence.path !== 'string') return f;
+    const pid = writer.get(SITE_PREFIX + f.evidence.path);
+    return pid === undefined ? f : { ...f, package: packageOf(pid), evidence: { ...f.evidence, writerPid: pid } };
+  });
+}
+
+/** The packages whose processes were still running when the run was cut short. */
+function runningPackages(trace: Trace, packageOf: (pid: number) => string | null): string | null {
+  const packages = new Set([...trace.processes.values()].filter((p) => p.end === null).map((p) => packageOf(p.pid)));
+  packages.delete(null);
+  return packages.size === 1 ? [...packages][0]! : null;
+}
+
+/** How the run ended: timeout, memory limit, or a tracer that did not see pip's end. */
+function endFindings(outcome: InstallOutcome, trace: Trace, packageOf: (pid: number) => string | null): Finding[] {
+  // A record the parser had to cut short cannot vouch for what came after the cut: fail closed.
+  const incomplete =
+    trace.dropped > 0
+      ? [finding('monitor.tampered', 'critical', `the trace held more events than we keep (${trace.dropped} dropped); it cannot vouch for the install`, { dropped: trace.dropped })]
+      : [];
+  return [...incomplete, ...howItEnded(outcome, trace, packageOf)];
+}
+
+function howItEnded(outcome: InstallOutcome, trace: Trace, packageOf: (pid: number) => string | null): Finding[] {
+  const culprit = () => runningPackages(trace, packageOf);
+  if (outcome.timedOut) {
+    const seconds = outcome.limits.timeoutMs / 1000;
+    return [finding('resource.timeout', 'high', `the install ran past --timeout ${seconds}s and was killed`, { timeoutSeconds: seconds }, culprit())];
+  }
+  if (outcome.oomKilled) {
+    return [finding('resource.memory', 'high', 'the install hit the memory limit and was killed', { limitBytes: outcome.limits.memoryBytes }, culprit())];
+  }
+  if (outcome.status === null || !outcome.status.tracerIntact) {
+    return [
+      finding('monitor.tampered', 'critical', "the tracer ended before pip did, or its record of pip's end is missing", {
+        tracerExit: outcome.status?.tracerExit ?? null,
+        statusMissing: outcome.status === null,
+      }),
+    ];
+  }
+  return [];
+}
+
+/**
+ * The proxy cannot tell who asked. A request for an unlocked name made by a package's own process
+ * (not by pip) is attributed to that package: the nearest relay connect before it, by time.
+ */
+function attributeProxyRequests(findings: Finding[], trace: Trace, packageOf: (pid: number) => string | null): Finding[] {
+  const relayConnects = trace.events.filter(
+    (e) => e.kind === 'connect' && e.address === '127.0.0.1' && e.port === RELAY_PORT && packageOf(e.pid) !== null,
+  );
+  return findings.map((f) => {
+    if (f.rule !== 'integrity.unlocked-request' || f.package !== null || typeof f.evidence.time !== 'string') return f;
+    const at = Date.parse(f.evidence.time) / 1000;
+    const asker = relayConnects.filter((e) => e.time <= at + 0.05 && e.time >= at - 5).at(-1);
+    return asker ? { ...f, package: packageOf(asker.pid), evidence: { ...f.evidence, pid: asker.pid } } : f;
+  });
+}
+
+/** A dist-info the lock does not name was not installed by pip from the lock: someone forged it. */
+function unlockedDistributions(scan: StaticScan | null, plan: LockPlan): Finding[] {
+  const locked = new Set(plan.requirements.map((r) => r.name));
+  return (scan?.distributions ?? [])
+    .filter((d) => !locked.has(d.name))
+    .map((d) =>
+      finding('static.unrecorded-file', 'high', `${d.distInfo} is in site-packages but the lock does not name ${d.name}`, {
+        path: d.distInfo,
+        reason: 'distribution not in the lock',
+      }),
+    );
+}
+
 export async function observe(input: ObserveInput): Promise<Observation> {
-  input.archive?.resume();
+  const trace = parseTrace(input.outcome.trace ?? '', { initialCwd: HOME });
+  const cache = new Map<number, string | null>();
+  const packageOf = (pid: number): string | null => {
+    if (!cache.has(pid)) cache.set(pid, packageOfProcess(trace, pid));
+    return cache.get(pid) ?? null;
+  };
+  const argvOf = (pid: number): string[] => trace.processes.get(pid)?.argv ?? [];
+
+  const network = networkFindings({
+    trace,
+    monitorEvents: input.outcome.monitorEvents,
+    packageOf,
+    argvOf,
+    relay: { address: '127.0.0.1', port: RELAY_PORT },
+    dnsServer: { address: '127.0.0.53', port: 53 },
+  });
+  const filesystem = filesystemFindings({
+    changes: input.outcome.changes,
+    trace,
+    layout: { target: TARGET, home: HOME, state: STATE_DIR, mounts: [INPUT_MOUNT, `${INPUT_MOUNT}/requirements.lock`] },
+    packageOf,
+    argvOf,
+  });
+  const processes = processFindings({
+    trace,
+    lingering: input.outcome.status?.lingering ?? [],
+    execWatch: input.policy.process.execWatch,
+    packageOf,
+  });
+  const scan = input.archive ? await scanSitePackages(input.archive, { knownGoodPth: input.policy.knownGoodPth }) : null;
+
   return {
-    findings: [],
-    network: input.outcome.monitorEvents,
-    filesystem: input.outcome.changes.map((change) => ({ ...change })),
-    processes: [],
+    findings: [
+      ...attributeProxyRequests(input.outcome.findings, trace, packageOf),
+      ...endFindings(input.outcome, trace, packageOf),
+      ...network.findings,
+      ...filesystem.findings,
+      ...processes.findings,
+      ...attributeByWriter([...(scan?.findings ?? []), ...unlockedDistributions(scan, input.plan)], trace, packageOf),
+    ],
+    network: network.events,
+    filesystem: filesystem.events,
+    processes: processes.events,
   };
 }

@@ -1,0 +1,76 @@
+import { readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { ancestry, attributeProcess, buildDirOf, packageOfProcess } from './attribution.js';
+import { parseTrace, type ProcessInfo, type Trace } from './trace.js';
+
+const SAMPLE = readFileSync(new URL('./testdata/strace-sample.txt', import.meta.url), 'utf8');
+const HEX = '2c8a23b76e77438d94495cc80530245f';
+
+describe('packageOfProcess', () => {
+  const sample = parseTrace(SAMPLE);
+
+  it('names the package whose build dir a process or its ancestor worked in', () => {
+    expect(attributeProcess(sample, 20)).toEqual({ package: 'evil-pkg', buildDir: `/tmp/pip-install-q8_72yms/evil-pkg_${HEX}`, pid: 18 });
+    expect(packageOfProcess(sample, 12)).toBeNull();
+    expect(packageOfProcess(sample, 999)).toBeNull();
+  });
+
+  it('keeps blaming the package whose build started a process, whatever dir it moves to', () => {
+    const trace = parseTrace(
+      [
+        '10 1.000001 vfork() = 11',
+        `11 1.000002 chdir("/tmp/pip-install-abc/evil_${HEX}") = 0`,
+        // evil's build moves into another package's build dir before forking, to pin it on requests.
+        `11 1.000003 chdir("/tmp/pip-install-abc/requests_${'f'.repeat(32)}") = 0`,
+        '11 1.000004 fork() = 12',
+        '12 1.000005 execve("/usr/bin/curl", ["curl", "http://x"], 0x1 /* 0 vars */) = 0',
+      ].join('\n'),
+    );
+    expect(packageOfProcess(trace, 12)).toBe('evil');
+    expect(trace.processes.get(12)?.cwd).toBe(`/tmp/pip-install-abc/requests_${'f'.repeat(32)}`);
+  });
+
+  it('returns no name for a pip-req-build dir, but still says it is a build', () => {
+    const trace = parseTrace(['10 1.000001 vfork() = 11', '11 1.000002 chdir("/tmp/pip-req-build-k2j3h4") = 0'].join('\n'));
+    expect(packageOfProcess(trace, 11)).toBeNull();
+    expect(attributeProcess(trace, 11)).toEqual({ package: null, buildDir: '/tmp/pip-req-build-k2j3h4', pid: 11 });
+    expect(attributeProcess(trace, 10)).toBeNull();
+  });
+});
+
+describe('buildDirOf', () => {
+  it.each([
+    [`/tmp/pip-install-q8_72yms/evil-pkg_${HEX}`, 'evil-pkg'],
+    [`/tmp/pip-install-q8_72yms/evil-pkg_${HEX}/build/lib`, 'evil-pkg'],
+    [`/tmp/pip-install-x/Zope.Interface__Extra_${HEX}`, 'zope-interface-extra'],
+    [`/tmp/pip-install-x/my_pkg_${HEX.slice(1)}`, `my-pkg-${HEX.slice(1)}`], // 31 hex digits: part of the name
+    ['/tmp/pip-install-x/requests', 'requests'], // no parallel builds: no suffix
+    [`/var/tmp/pip-wheel-abc/Some_Name_${HEX}`, 'some-name'],
+  ])('%s names %s', (dir, name) => {
+    expect(buildDirOf(dir)?.package).toBe(name);
+  });
+
+  it.each([['/tmp/pip-wheel-_qh3wmij/.tmp-m5nq13pu'], ['/tmp/pip-wheel-_qh3wmij'], ['/tmp/pip-install-x'], ['/tmp/pip-build-env-e4g603gw/overlay'], ['/home/sandbox'], ['/tmp/pip-install-x/-bad-_' + HEX]])(
+    '%s is no build dir',
+    (dir) => {
+      expect(buildDirOf(dir)).toBeNull();
+    },
+  );
+});
+
+describe('ancestry', () => {
+  const proc = (pid: number, ppid: number | null): ProcessInfo => ({ pid, ppid, argv: [], exe: null, cwd: '/', cwds: ['/'], start: 0, end: null, exitCode: null, signal: null });
+  const traceOf = (...procs: ProcessInfo[]): Trace => ({ events: [], processes: new Map(procs.map((p) => [p.pid, p])), rootPid: procs[0]?.pid ?? null, unparsed: 0, dropped: 0 });
+
+  it('lists self first and the root last', () => {
+    expect(ancestry(parseTrace(SAMPLE), 20).map((p) => p.pid)).toEqual([20, 19, 18, 12, 11]);
+  });
+
+  it('stops at a cycle or an unknown parent', () => {
+    expect(ancestry(traceOf(proc(1, 3), proc(2, 1), proc(3, 2)), 1).map((p) => p.pid)).toEqual([1, 3, 2]);
+    expect(ancestry(traceOf(proc(5, 5)), 5).map((p) => p.pid)).toEqual([5]);
+    expect(ancestry(traceOf(proc(1, 42)), 1).map((p) => p.pid)).toEqual([1]);
+    expect(ancestry(traceOf(), 1)).toEqual([]);
+    expect(packageOfProcess(traceOf(proc(1, 3), proc(2, 1), proc(3, 2)), 2)).toBeNull();
+  });
+});

@@ -1,0 +1,81 @@
+/**
+ * Which package a process acted for. pip builds each sdist in a subprocess whose working directory
+ * names the project: `/tmp/pip-install-<rand>/<name>_<32 hex>/` (plain `<name>/` without parallel
+ * builds), `/tmp/pip-wheel-<rand>/<name>_<32 hex>/`, or `/tmp/pip-req-build-<rand>/` when pip did
+ * not know the name yet. Everything that subprocess starts acts for the same package.
+ *
+ * The outermost process in the ancestry that was ever in such a directory decides, not the
+ * nearest. A build cannot then shed or shift its blame: `chdir` into another package's build dir
+ * (or one it made up) before forking still leaves the children under the package whose build
+ * started them. pip's own processes never sit in a build dir, so they get null. In a nested build
+ * (a build backend running pip), everything below is blamed on the outer package, which chose to
+ * run it.
+ */
+import { normalizeName } from '../lock/normalize.js';
+import type { ProcessInfo, Trace } from './trace.js';
+
+export interface Attribution {
+  /** PEP 503-normalised project name; null for a `pip-req-build-*` dir, which does not name one. */
+  package: string | null;
+  /** The build directory, e.g. `/tmp/pip-install-q8_72yms/evil-pkg_2c8a…`. */
+  buildDir: string;
+  /** The process whose working directory it was. */
+  pid: number;
+}
+
+/** The package's name, or null for pip's own processes (and for an unnamed `pip-req-build-*` build). */
+export function packageOfProcess(trace: Trace, pid: number): string | null {
+  return attributeProcess(trace, pid)?.package ?? null;
+}
+
+/**
+ * The build a process belongs to, or null when it is pip's own. The name is returned whether or not
+ * it is in the lock: a build of an unlocked name is still evidence.
+ */
+export function attributeProcess(trace: Trace, pid: number): Attribution | null {
+  const chain = ancestry(trace, pid);
+  for (let i = chain.length - 1; i >= 0; i--) {
+    const proc = chain[i];
+    if (!proc) continue;
+    for (const cwd of proc.cwds) {
+      const build = buildDirOf(cwd);
+      if (build) return { ...build, pid: proc.pid };
+    }
+  }
+  return null;
+}
+
+/** The process and its ancestors, self first and root last. Stops at an unknown pid or a cycle. */
+export function ancestry(trace: Trace, pid: number): ProcessInfo[] {
+  const chain: ProcessInfo[] = [];
+  const seen = new Set<number>();
+  let current: number | null = pid;
+  while (current !== null && !seen.has(current)) {
+    seen.add(current);
+    const proc = trace.processes.get(current);
+    if (!proc) break;
+    chain.push(proc);
+    current = proc.ppid;
+  }
+  return chain;
+}
+
+const HEX_SUFFIX = /^(.+)_[0-9a-f]{32}$/;
+const NAME = /^[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?$/;
+
+/** The pip build directory a path lies in, with the project it names. */
+export function buildDirOf(dir: string): { package: string | null; buildDir: string } | null {
+  const parts = dir.split('/');
+  for (let i = 0; i < parts.length; i++) {
+    const part = parts[i] ?? '';
+    if (/^pip-req-build-[^/]+$/.test(part)) return { package: null, buildDir: parts.slice(0, i + 1).join('/') };
+    const install = part.startsWith('pip-install-');
+    if (!install && !part.startsWith('pip-wheel-')) continue;
+    const child = parts[i + 1];
+    if (child === undefined) continue;
+    // pip-wheel-* also holds pip's own output dirs (`.tmp-*`): only a hex-suffixed child is a build.
+    const name = HEX_SUFFIX.exec(child)?.[1] ?? (install ? child : null);
+    if (name !== null && NAME.test(name)) return { package: normalizeName(name), buildDir: parts.slice(0, i + 2).join('/') };
+  }
+  return null;
+}

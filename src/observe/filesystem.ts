@@ -1,0 +1,124 @@
+/**
+ * Filesystem findings: what the install changed outside its target (from the container's diff),
+ * and which credential paths it tried to open (from the tracer, failed attempts included).
+ */
+import path from 'node:path';
+import { finding, type Finding } from '../report/finding.js';
+import type { FsChange } from '../runtime/port.js';
+import type { Trace, TraceEvent } from './trace.js';
+
+export interface FsLayout {
+  /** The install target (the venv). */
+  target: string;
+  home: string;
+  /** Our own state dir (tracer output). */
+  state: string;
+  /** Our read-only bind mounts: they show up in the diff as added. */
+  mounts: string[];
+}
+
+/** Where an install may write: the target, pip's own temp dirs, our state dir and mount points. */
+export function isExpectedChange(change: FsChange, layout: FsLayout): boolean {
+  const p = change.path;
+  const under = (dir: string) => p === dir || p.startsWith(`${dir}/`);
+  if (under(layout.target) || under(layout.state)) return true;
+  if (/^\/tmp\/pip-[^/]+(\/|$)/.test(p)) return true;
+  return layout.mounts.some((mount) => p === mount || layout.mounts.some((m) => m.startsWith(`${p}/`) && change.kind === 'added' && p === path.posix.dirname(m)));
+}
+
+/** Only the leaves: a modified directory whose children are listed says nothing of its own. */
+function leaves(changes: FsChange[]): FsChange[] {
+  const paths = changes.map((c) => c.path);
+  return changes.filter((c) => !(c.kind === 'modified' && paths.some((p) => p.startsWith(`${c.path}/`))));
+}
+
+type OpenEvent = Extract<TraceEvent, { kind: 'open' }>;
+
+/** Credential paths, relative to a home directory, or absolute. Any attempt counts, even a failed one. */
+const SENSITIVE_IN_HOME = [
+  /^\.ssh(\/|$)/,
+  /^\.aws(\/|$)/,
+  /^\.netrc$/,
+  /^\.pypirc$/,
+  /^\.config\/gh(\/|$)/,
+  /^\.docker\/config\.json$/,
+  /^\.git-credentials$/,
+  /^\.gnupg(\/|$)/,
+  /^\.kube\/config$/,
+  /^\.config\/gcloud(\/|$)/,
+  /^\.azure(\/|$)/,
+  /^\.npmrc$/,
+  /^\.mozilla(\/|$)/,
+  /^\.config\/(google-chrome|chromium|BraveSoftware|microsoft-edge)(\/|$)/,
+  /^\.bash_history$/,
+];
+const SENSITIVE_ABSOLUTE = [/^\/etc\/(shadow|gshadow|sudoers)(\/|$|-)/, /^\/proc\/[0-9]+\/environ$/, /^\/proc\/self\/environ$/];
+
+export function isSensitivePath(file: string, homes: string[]): boolean {
+  if (SENSITIVE_ABSOLUTE.some((re) => re.test(file))) return true;
+  return homes.some((home) => file.startsWith(`${home}/`) && SENSITIVE_IN_HOME.some((re) => re.test(file.slice(home.length + 1))));
+}
+
+/** Which process last wrote, created, linked, renamed or removed each path, as the tracer saw. */
+export function writersOf(trace: Trace): Map<string, number> {
+  const writers = new Map<string, number>();
+  for (const event of trace.events) {
+    if (event.kind === 'open' && event.write && event.ok) writers.set(event.path, event.pid);
+    else if (event.kind === 'unlink' || event.kind === 'symlink') writers.set(event.path, event.pid);
+    else if (event.kind === 'rename') {
+      writers.set(event.from, event.pid);
+      writers.set(event.to, event.pid);
+    }
+  }
+  return writers;
+}
+
+export interface FsContext {
+  changes: FsChange[];
+  trace: Trace;
+  layout: FsLayout;
+  packageOf: (pid: number) => string | null;
+  argvOf: (pid: number) => string[];
+}
+
+export function filesystemFindings(ctx: FsContext): { findings: Finding[]; events: Array<Record<string, unknown>> } {
+  const findings: Finding[] = [];
+  const writers = writersOf(ctx.trace);
+  const events: Array<Record<string, unknown>> = ctx.changes.map((c) => ({ ...c, expected: isExpectedChange(c, ctx.layout) }));
+
+  for (const change of leaves(ctx.changes)) {
+    if (isExpectedChange(change, ctx.layout)) continue;
+    const pid = writers.get(change.path) ?? null;
+    const pkg = pid === null ? null : ctx.packageOf(pid);
+    findings.push(
+      finding(
+        'fs.write-outside-target',
+        'high',
+        `${change.kind} ${change.path} outside the install target`,
+        { path: change.path, kind: change.kind, pid, argv: pid === null ? null : ctx.argvOf(pid).slice(0, 8).join(' ').slice(0, 300) },
+        pkg,
+      ),
+    );
+  }
+
+  const homes = [ctx.layout.home, '/root'];
+  const seen = new Set<string>();
+  for (const event of ctx.trace.events) {
+    if (event.kind !== 'open' || !isSensitivePath(event.path, homes)) continue;
+    const open = event as OpenEvent;
+    const pkg = ctx.packageOf(open.pid);
+    const key = `${pkg}|${open.path}`;
+    if (seen.has(key)) continue;
+    seen.add(key);
+    findings.push(
+      finding(
+        'fs.sensitive-read',
+        'high',
+        `tried to open ${open.path}${open.ok ? '' : ` (${open.errno ?? 'failed'})`}`,
+        { path: open.path, ok: open.ok, errno: open.errno, write: open.write, pid: open.pid, argv: ctx.argvOf(open.pid).slice(0, 8).join(' ').slice(0, 300) },
+        pkg,
+      ),
+    );
+  }
+  return { findings, events };
+}

@@ -1,0 +1,121 @@
+/**
+ * Network findings from two witnesses: the monitor (DNS queries, what reached the fake services)
+ * and the tracer (every connect, including raw IPs and unix sockets that nothing answered).
+ */
+import { finding, type Finding } from '../report/finding.js';
+import type { Trace, TraceEvent } from './trace.js';
+
+type ConnectEvent = Extract<TraceEvent, { kind: 'connect' }>;
+
+export interface NetworkContext {
+  trace: Trace;
+  monitorEvents: Array<Record<string, unknown>>;
+  packageOf: (pid: number) => string | null;
+  argvOf: (pid: number) => string[];
+  relay: { address: string; port: number };
+  dnsServer: { address: string; port: number };
+}
+
+/** glibc probes nscd's socket on every name lookup; the lookup itself is what we report. */
+const BENIGN_UNIX_SOCKETS = new Set(['/var/run/nscd/socket', '/run/nscd/socket']);
+
+const str = (value: unknown): string | null => (typeof value === 'string' ? value : null);
+const num = (value: unknown): number | null => (typeof value === 'number' ? value : null);
+
+function splitHostPort(value: string | null): { address: string; port: number } | null {
+  if (!value) return null;
+  const at = value.lastIndexOf(':');
+  const port = Number(value.slice(at + 1));
+  return at > 0 && Number.isInteger(port) ? { address: value.slice(0, at), port } : null;
+}
+
+/** Dedupe by a key: the first event stands for the rest, with a count. */
+class Deduper {
+  private readonly seen = new Map<string, Finding>();
+  add(key: string, make: () => Finding): void {
+    const existing = this.seen.get(key);
+    if (existing) existing.evidence.count = Number(existing.evidence.count ?? 1) + 1;
+    else this.seen.set(key, make());
+  }
+  get findings(): Finding[] {
+    return [...this.seen.values()];
+  }
+}
+
+export function networkFindings(ctx: NetworkContext): { findings: Finding[]; events: Array<Record<string, unknown>> } {
+  const connects = ctx.trace.events.filter((e): e is ConnectEvent => e.kind === 'connect');
+  const nameOf = new Map<string, string>();
+  for (const event of ctx.monitorEvents) {
+    if (event.type === 'dns-map' && str(event.address) && str(event.name)) nameOf.set(str(event.address)!, str(event.name)!);
+  }
+  const isDns = (c: ConnectEvent) => c.address === ctx.dnsServer.address && c.port === ctx.dnsServer.port;
+  const isRelay = (c: ConnectEvent) => c.address === ctx.relay.address && c.port === ctx.relay.port;
+
+  /** The process that talked to the resolver last before `time`: the one whose query this is. */
+  const dnsAsker = (time: number): ConnectEvent | undefined =>
+    connects.filter((c) => isDns(c) && c.time <= time + 0.05 && c.time >= time - 10).at(-1);
+  /** The process that connected to a sinkholed address and port last before `time`. */
+  const connector = (address: string, port: number, time: number): ConnectEvent | undefined =>
+    connects.filter((c) => c.address === address && c.port === port && c.time <= time + 0.05).at(-1);
+
+  const found = new Deduper();
+  const events: Array<Record<string, unknown>> = [];
+  const who = (c: ConnectEvent | undefined) =>
+    c ? { pid: c.pid, argv: ctx.argvOf(c.pid).slice(0, 8).join(' ').slice(0, 300), package: ctx.packageOf(c.pid) } : { pid: null, argv: null, package: null };
+
+  for (const event of ctx.monitorEvents) {
+    const time = num(event.time) ?? 0;
+    if (event.type === 'dns') {
+      const name = str(event.name) ?? '';
+      const asker = who(dnsAsker(time));
+      events.push({ source: 'monitor', ...event, ...asker });
+      found.add(`dns|${asker.package}|${name}`, () =>
+        finding('network.dns', 'high', `DNS query for ${name}`, { name, qtype: event.qtype, pid: asker.pid, argv: asker.argv }, asker.package),
+      );
+    } else if (event.type === 'http' || event.type === 'tls' || event.type === 'tcp') {
+      const dst = splitHostPort(str(event.dst));
+      const by = who(dst ? connector(dst.address, dst.port, time) : undefined);
+      const host = str(event.host) ?? str(event.sni) ?? (dst ? (nameOf.get(dst.address) ?? null) : null);
+      events.push({ source: 'monitor', ...event, resolvedHost: host, ...by });
+      if (event.type === 'tcp') continue; // the tracer's connect event reports it
+      const what = event.type === 'http' ? `${str(event.method)} http://${host ?? str(event.dst)}${str(event.path) ?? ''}` : `TLS to ${host}`;
+      found.add(`http|${by.package}|${what}`, () =>
+        finding(
+          'network.http',
+          'high',
+          `a request reached the fake service: ${what}`,
+          event.type === 'http'
+            ? { method: event.method, host, path: event.path, dst: event.dst, pid: by.pid, argv: by.argv }
+            : { sni: event.sni, host, dst: event.dst, pid: by.pid, argv: by.argv },
+          by.package,
+        ),
+      );
+    } else if (event.type === 'relay-error' || event.type === 'truncated' || event.type === 'dns-malformed') {
+      events.push({ source: 'monitor', ...event });
+    }
+  }
+
+  for (const c of connects) {
+    const pkg = ctx.packageOf(c.pid);
+    const argv = ctx.argvOf(c.pid).slice(0, 8).join(' ').slice(0, 300);
+    events.push({ source: 'tracer', ...c, package: pkg });
+    if (c.family === 'unix') {
+      if (BENIGN_UNIX_SOCKETS.has(c.address)) continue;
+      found.add(`unix|${pkg}|${c.address}`, () =>
+        finding('network.unix-socket', 'high', `connect to unix socket ${c.address}`, { path: c.address, ok: c.ok, errno: c.errno, pid: c.pid, argv }, pkg),
+      );
+    } else if ((c.family === 'inet' || c.family === 'inet6') && !isRelay(c) && !isDns(c)) {
+      const host = nameOf.get(c.address) ?? null;
+      found.add(`connect|${pkg}|${c.address}|${c.port}`, () =>
+        finding(
+          'network.connect',
+          'high',
+          `${c.syscall} to ${host ? `${host} (${c.address})` : c.address}:${c.port}`,
+          { address: c.address, port: c.port, host, syscall: c.syscall, ok: c.ok, errno: c.errno, pid: c.pid, argv },
+          pkg,
+        ),
+      );
+    }
+  }
+  return { findings: found.findings, events };
+}

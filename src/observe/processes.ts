@@ -1,0 +1,83 @@
+/**
+ * Process findings: shells and network tools run during the install, processes left alive after
+ * pip ended, signals aimed at the monitor, ptrace attempts, and fork failures at the pids limit.
+ */
+import path from 'node:path';
+import { finding, type Finding } from '../report/finding.js';
+import type { Trace } from './trace.js';
+
+export interface ProcessContext {
+  trace: Trace;
+  lingering: Array<{ pid: number; ppid: number; argv: string[] }>;
+  /** Basenames whose execution is `process.exec` (policy). */
+  execWatch: string[];
+  packageOf: (pid: number) => string | null;
+}
+
+const short = (argv: string[]) => argv.slice(0, 12).join(' ').slice(0, 400);
+
+export function processFindings(ctx: ProcessContext): { findings: Finding[]; events: Array<Record<string, unknown>> } {
+  const { trace, packageOf } = ctx;
+  const findings: Finding[] = [];
+  const events: Array<Record<string, unknown>> = [...trace.processes.values()].map((p) => ({
+    pid: p.pid,
+    ppid: p.ppid,
+    argv: p.argv,
+    cwd: p.cwd,
+    exitCode: p.exitCode,
+    signal: p.signal,
+    package: packageOf(p.pid),
+  }));
+  const watched = new Set(ctx.execWatch);
+  const seen = new Set<string>();
+  const once = (key: string, make: () => Finding) => {
+    if (seen.has(key)) return;
+    seen.add(key);
+    findings.push(make());
+  };
+  const argvOf = (pid: number) => short(trace.processes.get(pid)?.argv ?? []);
+
+  for (const event of trace.events) {
+    if (event.kind === 'exec') {
+      const name = path.posix.basename(event.path);
+      if (!watched.has(name)) continue;
+      // A shell found on the second PATH entry shows up as ENOENT tries first: report what ran,
+      // and the attempts only when nothing ran.
+      const pkg = packageOf(event.pid);
+      if (!event.ok && trace.events.some((e) => e.kind === 'exec' && e.pid === event.pid && e.ok && path.posix.basename(e.path) === name)) continue;
+      once(`exec|${pkg}|${name}|${event.argv.join('\0')}`, () =>
+        finding('process.exec', 'high', `${event.ok ? 'ran' : 'tried to run'} ${name}: ${short(event.argv)}`, { path: event.path, argv: short(event.argv), ok: event.ok, errno: event.errno, pid: event.pid }, pkg),
+      );
+    } else if (event.kind === 'kill') {
+      // Signals within the sandbox's own processes are its business; anything else (pid 1, the
+      // tracer, "every process" with -1) is an attack on the monitor.
+      const ownTarget = event.target > 0 ? trace.processes.has(event.target) : event.target !== -1;
+      if (ownTarget) continue;
+      once(`kill|${event.pid}|${event.target}|${event.signal}`, () =>
+        finding(
+          'monitor.tampered',
+          'critical',
+          `${event.syscall}(${event.target}, ${event.signal}) aimed at a process outside the sandbox${event.ok ? '' : ` (${event.errno ?? 'failed'})`}`,
+          { syscall: event.syscall, target: event.target, signal: event.signal, ok: event.ok, errno: event.errno, pid: event.pid, argv: argvOf(event.pid) },
+          packageOf(event.pid),
+        ),
+      );
+    } else if (event.kind === 'ptrace') {
+      once(`ptrace|${event.pid}|${event.request}|${event.target}`, () =>
+        finding('monitor.tampered', 'critical', `ptrace(${event.request}, ${event.target ?? '?'})`, { request: event.request, target: event.target, ok: event.ok, pid: event.pid, argv: argvOf(event.pid) }, packageOf(event.pid)),
+      );
+    } else if (event.kind === 'spawn' && !event.ok && event.errno === 'EAGAIN') {
+      once(`pids|${packageOf(event.pid)}`, () =>
+        finding('resource.pids', 'high', 'a fork failed with EAGAIN: the pids limit was hit', { pid: event.pid, argv: argvOf(event.pid) }, packageOf(event.pid)),
+      );
+    }
+  }
+
+  for (const proc of ctx.lingering) {
+    const pkg = trace.processes.has(proc.pid) ? packageOf(proc.pid) : null;
+    findings.push(
+      finding('process.lingering', 'high', `still alive after pip ended, killed: ${short(proc.argv)}`, { pid: proc.pid, ppid: proc.ppid, argv: short(proc.argv) }, pkg),
+    );
+  }
+  return { findings, events };
+}

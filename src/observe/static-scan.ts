@@ -1,0 +1,693 @@
+/**
+ * Static scan of the installed site-packages, read straight from the tar stream that `getArchive`
+ * produces for `/opt/target/lib/python3.11/site-packages` (every entry starts with
+ * `site-packages/`). Nothing is written to disk and nothing from the archive is executed: every
+ * regular file is hashed as it streams past, and only the text of the few files the rules need
+ * (top-level `*.dist-info/RECORD`, `entry_points.txt`, `METADATA`, top-level `*.pth`) is kept,
+ * each capped.
+ *
+ * The archive is hostile input. A path that is absolute, holds NUL or `..`, or lies outside
+ * `site-packages/` becomes a `static.special-file` finding (reason `unsafe path`) and is never
+ * used as a key; paths are otherwise kept as they are (control characters included): escaping is
+ * the renderer's job, and no path here ever reaches a filesystem call.
+ *
+ * Rules (all severity high, attributed to the owning distribution when there is one):
+ * - `static.unrecorded-file`: a regular file or symlink that no RECORD claims, that several
+ *   RECORDs claim, or whose sha256 is not the one its RECORD lists. A row without a usable sha256
+ *   counts as a mismatch, except where pip itself writes none: the dist-info's own RECORD (and
+ *   signature files), and the `__pycache__/*.pyc` files pip compiles, accepted only when their
+ *   source `.py` is hash-recorded by the same distribution. Those .pyc bytes are therefore not
+ *   verified: an exporter that needs that guarantee should drop `__pycache__` and recompile.
+ * - `static.pth-exec`: a top-level `.pth` with a line that site.py would `exec`, unless its
+ *   (name, sha256) is known-good; a top-level `.pth` that is not a regular file is reported too,
+ *   since its content cannot be checked.
+ * - `static.startup-hook`: `sitecustomize` / `usercustomize` as a top-level module of any suffix
+ *   or as a package `__init__`.
+ * - `static.script-shadowing`: a console or gui script, or a RECORD row in `bin/` outside
+ *   site-packages, named like a tool people run (one finding per distribution and name).
+ * - `static.special-file`: symlinks that are absolute, resolve outside site-packages (following
+ *   the archive's own symlinks, as the kernel would) or loop; hardlinks; setuid/setgid bits;
+ *   devices, fifos and any other type; entries beneath a non-directory; duplicate entries.
+ * - `resource.disk`: the archive crossed `maxFiles` or `maxBytes`. Reading stops at once (the
+ *   rest is not drained: a hostile stream may be endless), the result has `truncated: true`, and
+ *   the "claimed by no RECORD" check is skipped since the RECORD may lie beyond the cut.
+ *
+ * Limits of what this proves: the RECORD check catches files dropped or changed behind pip's
+ * back, not a package that writes a consistent fake dist-info for its own files; callers should
+ * compare `distributions` with the lock.
+ */
+import { createHash } from 'node:crypto';
+import path from 'node:path';
+import type { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { extract } from 'tar-stream';
+import { InstallError } from '../errors.js';
+import { isValidProjectName, normalizeName } from '../lock/normalize.js';
+import { finding, type Finding } from '../report/finding.js';
+import { parseRecord, type RecordEntry } from './record.js';
+
+export type ScannedFileType = 'file' | 'directory' | 'symlink' | 'link' | 'other';
+
+export interface ScannedFile {
+  /** Relative to site-packages, posix, without the `site-packages/` prefix. */
+  path: string;
+  type: ScannedFileType;
+  mode: number;
+  /** Declared size of the entry's data. */
+  size: number;
+  /** Lowercase hex, regular files only. */
+  sha256: string | null;
+  /** Symlink target or hardlink name, as the archive has it. */
+  linkname: string | null;
+  /** Normalised name of the one distribution whose RECORD claims it (or whose dist-info holds it). */
+  owner: string | null;
+}
+
+export interface Distribution {
+  /** PEP 503-normalised. */
+  name: string;
+  version: string;
+  /** The dist-info directory name. */
+  distInfo: string;
+}
+
+export interface StaticScan {
+  /** Every safe entry in archive order, the root directory aside. */
+  files: ScannedFile[];
+  findings: Finding[];
+  /** Sorted by dist-info directory name. */
+  distributions: Distribution[];
+  /** True when a limit stopped the scan before the end of the archive. */
+  truncated: boolean;
+}
+
+export interface ScanOptions {
+  /** `.pth` files whose executable lines are accepted, by file name and lowercase-hex sha256. */
+  knownGoodPth: Array<{ name: string; sha256: string }>;
+  /** Archive entries of any type, the root directory aside. Default 200 000. */
+  maxFiles?: number;
+  /** Declared data bytes of all entries. Default 8 GiB. */
+  maxBytes?: number;
+  /** Script names that must not be installed; replaces `DEFAULT_SHADOWED` when given. */
+  shadowedNames?: string[];
+  /** Text kept per interesting file (RECORD, entry_points.txt, METADATA, .pth). Default 8 MiB. */
+  maxTextBytes?: number;
+  /** Aborting rejects with the signal's AbortError. */
+  signal?: AbortSignal;
+}
+
+/** System and Python tools a package must not install a script over. */
+export const DEFAULT_SHADOWED: readonly string[] = [
+  'pip', 'pip3', 'pip3.11', 'python', 'python3', 'python3.11',
+  'sudo', 'su', 'ls', 'cat', 'cp', 'mv', 'rm', 'sh', 'bash', 'dash', 'zsh', 'env', 'which',
+  'git', 'ssh', 'scp', 'curl', 'wget', 'gpg', 'make', 'gcc', 'cc', 'ld',
+  'npm', 'node', 'npx', 'docker', 'kubectl', 'apt', 'apt-get', 'dpkg', 'systemctl',
+  'chmod', 'chown', 'id', 'ps', 'kill', 'uv', 'poetry', 'pipx', 'virtualenv', 'twine',
+];
+
+export const DEFAULT_SCAN_LIMITS = { maxFiles: 200_000, maxBytes: 8 * 1024 ** 3 } as const;
+
+const ROOT = 'site-packages';
+const DEFAULT_MAX_TEXT_BYTES = 8 * 1024 * 1024;
+/** All kept text together; past it, further interesting files are treated as oversized. */
+const MAX_KEPT_TOTAL = 256 * 1024 * 1024;
+/** Linux gives up resolving after 40 symlinks (ELOOP). */
+const MAX_SYMLINK_FOLLOWS = 40;
+/** Linux refuses longer symlink targets (PATH_MAX - 1). */
+const MAX_LINKNAME = 4095;
+/** Path components walked across all symlinks; legitimate trees need a handful per link. */
+const SYMLINK_STEP_BUDGET = 200_000;
+const SETID_BITS = 0o6000;
+const MAX_PTH_LINES = 3;
+const MAX_LINE_CHARS = 200;
+
+/** Files whose text the rules read. */
+const INTERESTING = /^(?:[^/]+\.dist-info\/(?:RECORD|entry_points\.txt|METADATA)|[^/]+\.pth)$/;
+const STARTUP_HOOK = /^(?:sitecustomize|usercustomize)(?:\.[^/]+|\/__init__\.[^/]+)$/;
+/** Files in a dist-info that pip lists in RECORD without a hash. */
+const UNHASHED_IN_DIST_INFO = new Set(['RECORD', 'RECORD.jws', 'RECORD.p7s']);
+/** `dir/__pycache__/mod.cpython-311[.opt-1].pyc`: pip records the files it compiles without a hash. */
+const PYCACHE_PYC = /^(?:(.*)\/)?__pycache__\/([^/.]+)\.[^/]+\.pyc$/;
+const SCRIPT_GROUPS = new Set(['console_scripts', 'gui_scripts']);
+
+/**
+ * Scan a site-packages archive. Resolves with every safe entry and the findings; rejects with
+ * `InstallError` (code `observe.scan-failed`) when the archive is malformed, and with the
+ * AbortError on abort.
+ */
+export async function scanSitePackages(archive: Readable, options: ScanOptions): Promise<StaticScan> {
+  const collector = new Collector(
+    options.maxFiles ?? DEFAULT_SCAN_LIMITS.maxFiles,
+    options.maxBytes ?? DEFAULT_SCAN_LIMITS.maxBytes,
+    options.maxTextBytes ?? DEFAULT_MAX_TEXT_BYTES,
+  );
+  const extractor = extract();
+  extractor.on('entry', (header, entry, next) => {
+    // Destroying the extractor (limit, abort, bad data) destroys the entry being read; without a
+    // listener its error would escape as an uncaught exception.
+    entry.on('error', () => {});
+    collector.entry(header, entry).then(
+      () => next(),
+      (error: unknown) => next(error instanceof Error ? error : new Error(String(error))),
+    );
+  });
+
+  try {
+    await pipeline(archive, extractor, options.signal ? { signal: options.signal } : {});
+  } catch (error: unknown) {
+    if (!collector.stopped) {
+      if (options.signal?.aborted) throw error;
+      throw new InstallError('observe.scan-failed', `could not read the site-packages archive: ${errorMessage(error)}`, {
+        cause: error,
+        hint: 'the archive may be malformed; nothing from it should be trusted',
+      });
+    }
+  }
+  return analyze(collector, options);
+}
+
+class LimitReached extends Error {}
+
+/**
+ * A tar-stream header as it really arrives: its shipped types promise every field, but the
+ * decoder yields null for an unknown typeflag or an empty linkname.
+ */
+interface Headers {
+  name: string;
+  type?: string | null;
+  size?: number | null;
+  mode?: number | null;
+  linkname?: string | null;
+}
+
+/** What the rules need from an entry's data stream (tar-stream's is a streamx Readable). */
+type EntryStream = AsyncIterable<unknown>;
+
+interface Collected {
+  file: ScannedFile;
+  /** The tar type as read (for `other` entries). */
+  rawType: string;
+}
+
+interface KeptText {
+  chunks: Buffer[];
+  bytes: number;
+  oversized: boolean;
+}
+
+/** Reads the stream: one call per entry, in order. Records entries, hashes, kept text and limits. */
+class Collector {
+  readonly entries: Collected[] = [];
+  readonly byPath = new Map<string, Collected>();
+  readonly texts = new Map<string, KeptText>();
+  readonly findings: Finding[] = [];
+  limitFinding: Finding | null = null;
+  stopped = false;
+  private count = 0;
+  private bytes = 0;
+  private keptTotal = 0;
+
+  constructor(
+    private readonly maxFiles: number,
+    private readonly maxBytes: number,
+    private readonly maxTextBytes: number,
+  ) {}
+
+  async entry(header: Headers, stream: EntryStream): Promise<void> {
+    const name = header.name;
+    const rawType = header.type ?? 'unknown';
+    const isDirectory = rawType === 'directory';
+    const declared = typeof header.size === 'number' && header.size > 0 ? header.size : 0;
+    const rel = relativePath(name);
+
+    // A directory's stream never ends in tar-stream (its data, if any, is not attached to it).
+    const done = isDirectory ? async (): Promise<void> => {} : () => consume(stream);
+
+    if (rel === '' && isDirectory) return done(); // `site-packages/` itself
+
+    this.count += 1;
+    this.bytes += isDirectory ? 0 : declared;
+    if (this.count > this.maxFiles || this.bytes > this.maxBytes) {
+      const limit = this.count > this.maxFiles ? 'maxFiles' : 'maxBytes';
+      const max = limit === 'maxFiles' ? this.maxFiles : this.maxBytes;
+      this.limitFinding = finding(
+        'resource.disk',
+        'high',
+        `the site-packages archive exceeds the scan limit (${limit} ${max}); the scan stopped`,
+        { files: this.count, bytes: this.bytes, limit, max },
+      );
+      this.stopped = true;
+      // Stop at once rather than draining what may be an endless stream.
+      throw new LimitReached();
+    }
+
+    if (rel === null || rel === '') {
+      this.findings.push(
+        finding('static.special-file', 'high', `archive entry ${name} has an unsafe path`, {
+          path: name,
+          type: rawType,
+          reason: 'unsafe path',
+        }),
+      );
+      return done();
+    }
+    if (this.byPath.has(rel)) {
+      this.findings.push(
+        finding('static.special-file', 'high', `${rel} appears twice in the archive`, {
+          path: rel,
+          type: rawType,
+          reason: 'duplicate entry',
+        }),
+      );
+      return done();
+    }
+
+    const type = scannedType(rawType);
+    const mode = typeof header.mode === 'number' && Number.isFinite(header.mode) ? header.mode : 0;
+    let sha256: string | null = null;
+    if (type === 'file') {
+      const hash = createHash('sha256');
+      const kept = INTERESTING.test(rel) ? this.keep(rel) : null;
+      await consume(stream, (chunk) => {
+        hash.update(chunk);
+        if (kept) this.append(kept, chunk);
+      });
+      sha256 = hash.digest('hex');
+    } else {
+      await done();
+    }
+
+    const collected: Collected = {
+      file: { path: rel, type, mode, size: declared, sha256, linkname: header.linkname ?? null, owner: null },
+      rawType,
+    };
+    this.entries.push(collected);
+    this.byPath.set(rel, collected);
+  }
+
+  private keep(rel: string): KeptText {
+    const kept: KeptText = { chunks: [], bytes: 0, oversized: false };
+    this.texts.set(rel, kept);
+    return kept;
+  }
+
+  /** Keep at most `maxTextBytes` per file (the prefix) and `MAX_KEPT_TOTAL` overall. */
+  private append(kept: KeptText, chunk: Buffer): void {
+    if (kept.oversized) return;
+    const room = Math.min(this.maxTextBytes - kept.bytes, MAX_KEPT_TOTAL - this.keptTotal);
+    const part = chunk.length > room ? chunk.subarray(0, Math.max(0, room)) : chunk;
+    if (part.length > 0) {
+      kept.chunks.push(Buffer.from(part));
+      kept.bytes += part.length;
+      this.keptTotal += part.length;
+    }
+    if (part.length < chunk.length) kept.oversized = true;
+  }
+}
+
+async function consume(stream: EntryStream, onChunk?: (chunk: Buffer) => void): Promise<void> {
+  for await (const chunk of stream) {
+    onChunk?.(chunk as Buffer);
+  }
+}
+
+/**
+ * The entry's path inside site-packages: `''` for the root, null when the name is absolute,
+ * holds NUL or a `..` component, or is not under `site-packages/`.
+ */
+function relativePath(name: string): string | null {
+  if (name.includes('\0') || name.startsWith('/')) return null;
+  const parts = name.split('/').filter((p) => p !== '' && p !== '.');
+  if (parts[0] !== ROOT || parts.includes('..')) return null;
+  return parts.slice(1).join('/');
+}
+
+function scannedType(rawType: string): ScannedFileType {
+  switch (rawType) {
+    case 'file':
+    case 'directory':
+    case 'symlink':
+    case 'link':
+      return rawType;
+    default:
+      return 'other';
+  }
+}
+
+interface Claim {
+  distInfo: string;
+  name: string;
+  /** Null when the row has no usable sha256. */
+  sha256: string | null;
+  /** The dist-info's own RECORD or signature: listed without a hash by design. */
+  unhashed: boolean;
+}
+
+interface Dist extends Distribution {
+  /** RECORD rows, when the dist-info holds a readable RECORD. */
+  record: RecordEntry[] | null;
+}
+
+/** Everything after the stream: pure. */
+function analyze(collector: Collector, options: ScanOptions): StaticScan {
+  const { entries, byPath } = collector;
+  const text = (rel: string): { text: string; oversized: boolean } | null => {
+    const kept = collector.texts.get(rel);
+    return kept ? { text: Buffer.concat(kept.chunks).toString('utf8'), oversized: kept.oversized } : null;
+  };
+  const findings: Finding[] = [...collector.findings];
+
+  // Distributions: top-level `<name>-<version>.dist-info` directories, listed or implied by their contents.
+  const dists = new Map<string, Dist>();
+  for (const { file } of entries) {
+    const slash = file.path.indexOf('/');
+    const top = slash < 0 ? file.path : file.path.slice(0, slash);
+    if ((slash < 0 && file.type !== 'directory') || dists.has(top)) continue;
+    const parsed = parseDistInfo(top);
+    if (parsed) dists.set(top, { ...parsed, distInfo: top, record: null });
+  }
+  const distList = [...dists.values()].sort((a, b) => compare(a.distInfo, b.distInfo));
+
+  // Claims from every RECORD.
+  const claims = new Map<string, Claim[]>();
+  for (const dist of distList) {
+    if (!dist.version) dist.version = metadataVersion(text(`${dist.distInfo}/METADATA`)?.text ?? '');
+    const recordPath = `${dist.distInfo}/RECORD`;
+    if (byPath.get(recordPath)?.file.type !== 'file') continue;
+    const record = text(recordPath);
+    if (!record) continue;
+    if (record.oversized) {
+      findings.push(
+        finding(
+          'static.unrecorded-file',
+          'high',
+          `${recordPath} is too large to check; its files count as unrecorded`,
+          { path: recordPath, reason: 'RECORD too large', size: byPath.get(recordPath)?.file.size ?? null },
+          dist.name,
+        ),
+      );
+      continue;
+    }
+    dist.record = parseRecord(record.text);
+    const claimed = new Set<string>([recordPath]);
+    addClaim(claims, recordPath, { distInfo: dist.distInfo, name: dist.name, sha256: null, unhashed: true });
+    for (const row of dist.record) {
+      const rel = insideSitePackages(row.path);
+      if (rel === null || claimed.has(rel)) continue;
+      claimed.add(rel);
+      const unhashed = rel.startsWith(`${dist.distInfo}/`) && UNHASHED_IN_DIST_INFO.has(rel.slice(dist.distInfo.length + 1));
+      addClaim(claims, rel, { distInfo: dist.distInfo, name: dist.name, sha256: row.sha256, unhashed });
+    }
+  }
+
+  // Owners first, so every finding below can be attributed.
+  for (const { file } of entries) {
+    const fileClaims = claims.get(file.path) ?? [];
+    const [only] = fileClaims;
+    if (fileClaims.length === 1 && only) file.owner = only.name;
+    else if (fileClaims.length === 0) file.owner = dists.get(file.path.split('/')[0] ?? '')?.name ?? null;
+  }
+
+  const links = new Map<string, string>();
+  for (const { file } of entries) if (file.type === 'symlink' && file.linkname) links.set(file.path, file.linkname);
+  const symlinkBudget = { steps: SYMLINK_STEP_BUDGET };
+  const knownGood = new Set(options.knownGoodPth.map((k) => `${k.name}\0${k.sha256.toLowerCase()}`));
+
+  for (const { file, rawType } of entries) {
+    const special = (message: string, evidence: Record<string, unknown>): void => {
+      findings.push(finding('static.special-file', 'high', `${file.path}: ${message}`, { path: file.path, ...evidence }, file.owner));
+    };
+
+    // static.special-file
+    const parent = nonDirectoryParent(file.path, byPath);
+    if (parent !== null) special('lies beneath a non-directory', { parent, reason: 'path through a non-directory' });
+    if (file.type === 'symlink') {
+      const reason = unsafeSymlink(file.path, file.linkname, links, symlinkBudget);
+      if (reason) special(`symlink to ${file.linkname ?? ''} (${reason})`, { linkname: file.linkname, reason });
+    } else if (file.type === 'link') {
+      special(`hardlink to ${file.linkname ?? ''}`, { linkname: file.linkname, reason: 'hardlink' });
+    } else if (file.type === 'other') {
+      const reason =
+        rawType === 'character-device' || rawType === 'block-device' ? 'device' : rawType === 'fifo' ? 'fifo' : 'unsupported type';
+      special(`${rawType} entry (${reason})`, { type: rawType, reason });
+    }
+    if ((file.mode & SETID_BITS) !== 0) {
+      special('setuid/setgid bit set', { mode: file.mode.toString(8).padStart(4, '0'), reason: 'setuid/setgid' });
+    }
+
+    // static.startup-hook
+    if (file.type !== 'directory' && STARTUP_HOOK.test(file.path)) {
+      findings.push(
+        finding('static.startup-hook', 'high', `${file.path} runs at every interpreter start`, { path: file.path }, file.owner),
+      );
+    }
+
+    // static.pth-exec
+    if (!file.path.includes('/') && file.path.endsWith('.pth') && file.type !== 'directory') {
+      const pth = pthFinding(file, text(file.path), knownGood);
+      if (pth) findings.push(pth);
+    }
+
+    // static.unrecorded-file
+    if (file.type === 'file' || file.type === 'symlink') {
+      const recorded = recordFinding(file, claims, collector.stopped);
+      if (recorded) findings.push(recorded);
+    }
+  }
+
+  findings.push(...scriptFindings(distList, text, new Set(options.shadowedNames ?? DEFAULT_SHADOWED)));
+  if (collector.limitFinding) findings.push(collector.limitFinding);
+
+  return {
+    files: entries.map((e) => e.file),
+    findings,
+    distributions: distList.map(({ name, version, distInfo }) => ({ name, version, distInfo })),
+    truncated: collector.stopped,
+  };
+}
+
+function addClaim(claims: Map<string, Claim[]>, rel: string, claim: Claim): void {
+  const list = claims.get(rel);
+  if (list) list.push(claim);
+  else claims.set(rel, [claim]);
+}
+
+/** `Foo_Bar-1.2.dist-info` -> foo-bar, 1.2. Null unless the name is a valid project name. */
+function parseDistInfo(dir: string): { name: string; version: string } | null {
+  if (!dir.endsWith('.dist-info')) return null;
+  const stem = dir.slice(0, -'.dist-info'.length);
+  const dash = stem.indexOf('-');
+  const name = dash < 0 ? stem : stem.slice(0, dash);
+  if (!isValidProjectName(name)) return null;
+  return { name: normalizeName(name), version: dash < 0 ? '' : stem.slice(dash + 1) };
+}
+
+/** The `Version:` header of a METADATA file (headers end at the first blank line). */
+function metadataVersion(metadata: string): string {
+  for (const line of metadata.split(/\r\n|\r|\n/)) {
+    if (line.trim() === '') break;
+    const match = /^Version:[ \t]*(.*?)[ \t]*$/i.exec(line);
+    if (match) return match[1] ?? '';
+  }
+  return '';
+}
+
+/** The normalised posix form of a RECORD path, or null when it does not stay inside site-packages. */
+function insideSitePackages(recordPath: string): string | null {
+  if (recordPath.startsWith('/') || recordPath.includes('\0')) return null;
+  const normal = path.posix.normalize(recordPath).replace(/\/+$/, '');
+  if (normal === '.' || normal === '..' || normal.startsWith('../')) return null;
+  return normal;
+}
+
+/** The nearest proper ancestor that the archive holds as something other than a directory. */
+function nonDirectoryParent(rel: string, byPath: Map<string, Collected>): string | null {
+  let slash = rel.indexOf('/');
+  while (slash >= 0) {
+    const ancestor = rel.slice(0, slash);
+    const found = byPath.get(ancestor);
+    if (found && found.file.type !== 'directory') return ancestor;
+    slash = rel.indexOf('/', slash + 1);
+  }
+  return null;
+}
+
+/**
+ * Resolve a symlink the way the kernel would, inside the archive: start in the link's directory,
+ * follow the archive's own symlinks, and report when resolution climbs above site-packages,
+ * meets an absolute target, or loops. Names the archive does not hold count as directories.
+ * `budget` bounds the work across all links (a hostile archive can hold many long chains); a
+ * link left unresolved when it runs out is reported rather than trusted.
+ */
+function unsafeSymlink(
+  linkPath: string,
+  linkname: string | null,
+  links: Map<string, string>,
+  budget: { steps: number },
+): string | null {
+  if (!linkname || linkname.includes('\0') || linkname.length > MAX_LINKNAME) return 'invalid symlink target';
+  if (linkname.startsWith('/')) return 'absolute symlink';
+  // `resolved[i]` is the path of the first i+1 components reached so far.
+  const resolved: string[] = [];
+  for (const part of linkPath.split('/').slice(0, -1)) resolved.push(resolved.length ? `${resolved.at(-1)}/${part}` : part);
+  // Components still to walk, next one last.
+  const pending = linkname.split('/').reverse();
+  let follows = 0;
+  for (let part = pending.pop(); part !== undefined; part = pending.pop()) {
+    budget.steps -= 1;
+    if (budget.steps < 0) return 'symlink too complex to resolve';
+    if (part === '' || part === '.') continue;
+    if (part === '..') {
+      if (resolved.length === 0) return 'symlink escapes site-packages';
+      resolved.pop();
+      continue;
+    }
+    const here = resolved.length ? `${resolved.at(-1)}/${part}` : part;
+    const target = links.get(here);
+    if (target === undefined) {
+      resolved.push(here);
+      continue;
+    }
+    follows += 1;
+    if (follows > MAX_SYMLINK_FOLLOWS) return 'symlink loop';
+    if (target.startsWith('/')) return 'symlink escapes site-packages';
+    for (const next of target.split('/').reverse()) pending.push(next);
+  }
+  return null;
+}
+
+/** Lines site.py would `exec`: those starting with `import ` or `import\t` (CPython 3.11 `addpackage`). */
+function executableLines(pth: string): string[] {
+  return pth.split(/\r\n|\r|\n/).filter((line) => line.startsWith('import ') || line.startsWith('import\t'));
+}
+
+function pthFinding(
+  file: ScannedFile,
+  kept: { text: string; oversized: boolean } | null,
+  knownGood: Set<string>,
+): Finding | null {
+  const report = (message: string, evidence: Record<string, unknown>): Finding =>
+    finding('static.pth-exec', 'high', `${file.path} ${message}`, { path: file.path, ...evidence }, file.owner);
+
+  if (file.type !== 'file') {
+    // site.py follows a symlinked .pth; its content is somewhere we did not read.
+    return report('is not a regular file, so its lines cannot be checked', { lines: [], linkname: file.linkname, type: file.type });
+  }
+  if (file.sha256 !== null && knownGood.has(`${file.path}\0${file.sha256}`)) return null;
+  const lines = executableLines(kept?.text ?? '')
+    .slice(0, MAX_PTH_LINES)
+    .map((line) => line.slice(0, MAX_LINE_CHARS));
+  if (kept?.oversized) return report('is too large to check', { lines, size: file.size });
+  if (lines.length === 0) return null;
+  return report('has lines that run at every interpreter start', { lines });
+}
+
+function recordFinding(file: ScannedFile, claims: Map<string, Claim[]>, truncated: boolean): Finding | null {
+  const fileClaims = claims.get(file.path) ?? [];
+  const [only] = fileClaims;
+  if (!only) {
+    if (truncated) return null;
+    return finding('static.unrecorded-file', 'high', `${file.path} is not listed in any RECORD`, { path: file.path, claimedBy: [] }, file.owner);
+  }
+  if (fileClaims.length > 1) {
+    const claimedBy = fileClaims.map((c) => c.name);
+    return finding(
+      'static.unrecorded-file',
+      'high',
+      `${file.path} is claimed by several RECORDs: ${claimedBy.join(', ')}`,
+      { path: file.path, claimedBy },
+      null,
+    );
+  }
+  if (file.type !== 'file' || only.unhashed || only.sha256 === file.sha256) return null;
+  if (only.sha256 === null && compiledByPip(file.path, only, claims)) return null;
+  return finding(
+    'static.unrecorded-file',
+    'high',
+    only.sha256 === null
+      ? `${file.path} is listed in ${only.distInfo}/RECORD without a sha256`
+      : `${file.path} differs from its RECORD hash in ${only.distInfo}/RECORD`,
+    { path: file.path, recorded: only.sha256, actual: file.sha256 },
+    only.name,
+  );
+}
+
+/** A `__pycache__` .pyc recorded without a hash, whose source the same RECORD lists with one. */
+function compiledByPip(rel: string, claim: Claim, claims: Map<string, Claim[]>): boolean {
+  const match = PYCACHE_PYC.exec(rel);
+  if (!match) return false;
+  const source = `${match[1] === undefined ? '' : `${match[1]}/`}${match[2] ?? ''}.py`;
+  return (claims.get(source) ?? []).some((c) => c.distInfo === claim.distInfo && c.sha256 !== null);
+}
+
+/**
+ * Entry points as importlib.metadata reads them: `[section]` headers, `name = value` pairs,
+ * blank lines and `#` comments skipped.
+ */
+function scriptEntryPoints(text: string): Array<{ group: string; name: string; value: string }> {
+  const found: Array<{ group: string; name: string; value: string }> = [];
+  let group: string | null = null;
+  for (const raw of text.split(/\r\n|[\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029]/)) {
+    const line = raw.trim();
+    if (line === '' || line.startsWith('#')) continue;
+    if (line.startsWith('[') && line.endsWith(']')) {
+      group = line.slice(1, -1).trim();
+      continue;
+    }
+    const eq = line.indexOf('=');
+    if (group === null || !SCRIPT_GROUPS.has(group) || eq < 0) continue;
+    found.push({ group, name: line.slice(0, eq).trim(), value: line.slice(eq + 1).trim() });
+  }
+  return found;
+}
+
+function scriptFindings(
+  dists: Dist[],
+  text: (rel: string) => { text: string } | null,
+  shadowed: Set<string>,
+): Finding[] {
+  const findings: Finding[] = [];
+  for (const dist of dists) {
+    const scripts = new Map<string, Record<string, unknown>>();
+    const evidenceFor = (script: string): Record<string, unknown> => {
+      const existing = scripts.get(script);
+      if (existing) return existing;
+      const created: Record<string, unknown> = { script };
+      scripts.set(script, created);
+      return created;
+    };
+
+    for (const ep of scriptEntryPoints(text(`${dist.distInfo}/entry_points.txt`)?.text ?? '')) {
+      if (!shadowed.has(basename(ep.name))) continue;
+      const evidence = evidenceFor(ep.name);
+      evidence.group ??= ep.group;
+      evidence.entryPoint ??= ep.value;
+    }
+    for (const row of dist.record ?? []) {
+      if (row.path.startsWith('/') || row.path.includes('\0')) continue;
+      const parts = path.posix.normalize(row.path).split('/');
+      const name = parts.at(-1) ?? '';
+      if (parts[0] !== '..' || parts.at(-2) !== 'bin' || !shadowed.has(name)) continue;
+      evidenceFor(name).recordPath ??= row.path;
+    }
+
+    for (const [script, evidence] of scripts) {
+      findings.push(
+        finding('static.script-shadowing', 'high', `${dist.name} installs a script named ${script}, like a system or Python tool`, evidence, dist.name),
+      );
+    }
+  }
+  return findings;
+}
+
+function basename(name: string): string {
+  return name.slice(name.lastIndexOf('/') + 1);
+}
+
+function compare(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+function errorMessage(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}

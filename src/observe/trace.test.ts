@@ -1,0 +1,394 @@
+import { readFileSync } from 'node:fs';
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { packageOfProcess } from './attribution.js';
+import { MAX_ARGV_ENTRIES, MAX_EVENTS, parseTrace, TraceParser, type Trace, type TraceEvent } from './trace.js';
+
+/**
+ * A trimmed real record: pip installing a hostile sdist (evil-pkg) whose setup.py phones home,
+ * probes docker.sock, reads ~/.ssh/id_rsa, appends to ~/.bashrc, runs `sh -c` and kill(1, SIGKILL).
+ * setup.py runs three times (get_requires_for_build_wheel, prepare_metadata, build_wheel).
+ */
+const SAMPLE = readFileSync(new URL('./testdata/strace-sample.txt', import.meta.url), 'utf8');
+const BUILD_DIR = '/tmp/pip-install-q8_72yms/evil-pkg_2c8a23b76e77438d94495cc80530245f';
+
+const ofKind = <K extends TraceEvent['kind']>(trace: Trace, kind: K, pid?: number) =>
+  trace.events.filter((e): e is Extract<TraceEvent, { kind: K }> => e.kind === kind && (pid === undefined || e.pid === pid));
+
+/** A record from its lines; pid 10 comes first in each, so it is the root. */
+const record = (...lines: string[]) => lines.join('\n');
+
+describe('parseTrace on a real record', () => {
+  const trace = parseTrace(SAMPLE);
+
+  it('reads every line, and the first line names the root', () => {
+    expect(trace.unparsed).toBe(0);
+    expect(trace.dropped).toBe(0);
+    expect(trace.rootPid).toBe(11);
+    expect(trace.processes.get(11)).toMatchObject({ ppid: null, exe: '/usr/bin/python3', cwd: '/home/sandbox', exitCode: 0, end: 1795820990.453931 });
+  });
+
+  it('gives the build hook its working directory, and attributes it and its children to the package', () => {
+    const hook = ofKind(trace, 'exec').find((e) => e.ok && e.argv[2] === 'get_requires_for_build_wheel');
+    expect(hook).toMatchObject({
+      pid: 18,
+      time: 1795820988.038498, // the unfinished half: when the call started
+      path: '/opt/target/bin/python',
+      cwd: BUILD_DIR,
+      errno: null,
+    });
+    expect(hook?.argv[1]).toBe('/usr/lib/python3/dist-packages/pip/_vendor/pyproject_hooks/_in_process/_in_process.py');
+
+    // 18 → sh -c (19) → ls (20), three times over.
+    for (const pid of [18, 19, 20, 21, 22, 23, 24, 25, 26]) expect(packageOfProcess(trace, pid)).toBe('evil-pkg');
+    for (const pid of [11, 12, 13, 14, 15, 16, 17]) expect(packageOfProcess(trace, pid)).toBeNull();
+    expect(trace.processes.get(19)).toMatchObject({ ppid: 18, argv: ['sh', '-c', 'echo hi > /tmp/x; cd /tmp && ls'], exe: '/usr/bin/sh', cwd: '/tmp', cwds: [BUILD_DIR, '/tmp'] });
+    expect(trace.processes.get(20)).toMatchObject({ ppid: 19, argv: ['ls'], cwd: '/tmp', cwds: ['/tmp'] });
+  });
+
+  it('reports every connect with its outcome, and no event for a sendto on a connected socket', () => {
+    expect(ofKind(trace, 'connect', 18).map(({ syscall, family, address, port, ok, errno }) => ({ syscall, family, address, port, ok, errno }))).toEqual([
+      { syscall: 'connect', family: 'unix', address: '/var/run/nscd/socket', port: null, ok: false, errno: 'ENOENT' },
+      { syscall: 'connect', family: 'unix', address: '/var/run/nscd/socket', port: null, ok: false, errno: 'ENOENT' },
+      { syscall: 'connect', family: 'inet', address: '127.0.0.53', port: 53, ok: true, errno: null },
+      { syscall: 'connect', family: 'inet', address: '127.1.0.1', port: 80, ok: false, errno: 'EINPROGRESS' },
+      { syscall: 'connect', family: 'inet', address: '10.255.255.1', port: 4444, ok: false, errno: 'ENETUNREACH' },
+      { syscall: 'connect', family: 'unix', address: '/var/run/docker.sock', port: null, ok: false, errno: 'ENOENT' },
+    ]);
+    expect(ofKind(trace, 'connect')).toHaveLength(18);
+  });
+
+  it('reports kill(1, SIGKILL) refused with EPERM', () => {
+    expect(ofKind(trace, 'kill').map((e) => e.pid)).toEqual([18, 21, 24]);
+    expect(ofKind(trace, 'kill', 18)).toEqual([{ kind: 'kill', pid: 18, time: 1795820988.586773, syscall: 'kill', target: 1, signal: 'SIGKILL', ok: false, errno: 'EPERM' }]);
+  });
+
+  it('reports the credential read that failed and the rc file it appended to', () => {
+    const opens = ofKind(trace, 'open', 18);
+    expect(opens.find((e) => e.path === '/home/sandbox/.ssh/id_rsa')).toMatchObject({ syscall: 'openat', write: false, create: false, ok: false, errno: 'ENOENT', relative: false });
+    expect(opens.find((e) => e.path === '/home/sandbox/.bashrc')).toMatchObject({ write: true, create: true, ok: true, errno: null });
+  });
+
+  it('joins unfinished and resumed halves: vfork returns the child, exec ends in success', () => {
+    expect(ofKind(trace, 'spawn', 12).map((e) => e.child)).toEqual([13, 14, 15, 18, 21, 24]);
+    expect(ofKind(trace, 'spawn', 12)[3]).toEqual({ kind: 'spawn', pid: 12, time: 1795820988.037959, child: 18, thread: false, ok: true, errno: null });
+    // sh is looked up along PATH: five ENOENT tries, then the split execve that worked.
+    const shell = ofKind(trace, 'exec', 19);
+    expect(shell.map((e) => [e.path, e.ok, e.errno])).toEqual([
+      ['/tmp/pip-build-env-e4g603gw/overlay/bin/sh', false, 'ENOENT'],
+      ['/tmp/pip-build-env-e4g603gw/normal/bin/sh', false, 'ENOENT'],
+      ['/usr/local/sbin/sh', false, 'ENOENT'],
+      ['/usr/local/bin/sh', false, 'ENOENT'],
+      ['/usr/sbin/sh', false, 'ENOENT'],
+      ['/usr/bin/sh', true, null],
+    ]);
+    // A child seen before its parent's vfork returned still gets the parent's cwd at the fork.
+    expect(trace.processes.get(18)).toMatchObject({ ppid: 12, cwds: ['/home/sandbox', BUILD_DIR], start: 1795820988.037959 });
+  });
+
+  it('records exit codes', () => {
+    expect(trace.processes.get(13)).toMatchObject({ exitCode: 255, signal: null, end: 1795820984.335453 });
+    expect(ofKind(trace, 'exit').find((e) => e.pid === 13)).toEqual({ kind: 'exit', pid: 13, time: 1795820984.335453, code: 255, signal: null });
+    expect(ofKind(trace, 'exit')).toHaveLength(16);
+  });
+
+  it('resolves a relative unlink against the cwd, and keeps dirfd-relative paths as written', () => {
+    expect(ofKind(trace, 'unlink', 24).find((e) => e.path.endsWith('dependency_links.txt') && !e.relative)?.path).toBe(
+      `${BUILD_DIR}/build/bdist.linux-x86_64/wheel/evil_pkg-1.0.dist-info/dependency_links.txt`,
+    );
+    expect(ofKind(trace, 'unlink', 12).find((e) => e.path.endsWith('output.json'))).toMatchObject({ path: 'output.json', relative: true, ok: true });
+    expect(ofKind(trace, 'open', 12).find((e) => e.path === 'overlay')).toMatchObject({ relative: true });
+  });
+
+  it('reports renames with both paths', () => {
+    expect(ofKind(trace, 'rename', 12).at(-1)).toMatchObject({
+      from: '/opt/target/lib/python3.11/site-packages/evil_pkg-1.0.dist-info/RECORDwtrcyg_c.tmp',
+      to: '/opt/target/lib/python3.11/site-packages/evil_pkg-1.0.dist-info/RECORD',
+      ok: true,
+      relative: false,
+    });
+  });
+
+  it('streams line by line to the same result', () => {
+    const parser = new TraceParser();
+    for (const line of SAMPLE.split('\n')) parser.push(line);
+    expect(parser.finish()).toEqual(trace);
+  });
+});
+
+describe('parseTrace on synthetic lines', () => {
+  it('reads IPv6, UDP sendto and sendmsg with an address, and abstract unix sockets', () => {
+    const trace = parseTrace(
+      record(
+        '10 1.000001 connect(3, {sa_family=AF_INET6, sin6_port=htons(443), sin6_flowinfo=htonl(0), inet_pton(AF_INET6, "::1", &sin6_addr), sin6_scope_id=0}, 28) = -1 ECONNREFUSED (Connection refused)',
+        '10 1.000002 sendto(3, "\\252\\252\\1\\0\\0\\1\\0\\0\\0\\0\\0\\0\\7example\\3com\\0\\0\\1\\0\\1", 29, MSG_NOSIGNAL, {sa_family=AF_INET, sin_port=htons(53), sin_addr=inet_addr("8.8.8.8")}, 16) = 29',
+        '10 1.000003 sendmsg(3, {msg_name={sa_family=AF_INET, sin_port=htons(123), sin_addr=inet_addr("1.2.3.4")}, msg_namelen=16, msg_iov=[{iov_base="x", iov_len=1}], msg_iovlen=1, msg_controllen=0, msg_flags=0}, 0) = 1',
+        '10 1.000004 sendmsg(3, {msg_name=NULL, msg_namelen=0, msg_iov=[{iov_base="x", iov_len=1}], msg_iovlen=1, msg_controllen=0, msg_flags=0}, 0) = 1',
+        '10 1.000005 connect(4, {sa_family=AF_UNIX, sun_path=@"/tmp/.X11-unix/X0"}, 20) = 0',
+        '10 1.000006 connect(5, {sa_family=AF_NETLINK, nl_pid=0, nl_groups=00000000}, 12) = 0',
+      ),
+    );
+    expect(trace.unparsed).toBe(0);
+    expect(ofKind(trace, 'connect').map(({ syscall, family, address, port, ok }) => ({ syscall, family, address, port, ok }))).toEqual([
+      { syscall: 'connect', family: 'inet6', address: '::1', port: 443, ok: false },
+      { syscall: 'sendto', family: 'inet', address: '8.8.8.8', port: 53, ok: true },
+      { syscall: 'sendmsg', family: 'inet', address: '1.2.3.4', port: 123, ok: true },
+      { syscall: 'connect', family: 'unix', address: '@/tmp/.X11-unix/X0', port: null, ok: true },
+      { syscall: 'connect', family: 'other', address: 'AF_NETLINK', port: null, ok: true },
+    ]);
+  });
+
+  it('reads tgkill, tkill, ptrace and a failed clone', () => {
+    const trace = parseTrace(
+      record(
+        '10 1.000001 tgkill(1, 1, SIGTERM) = -1 EPERM (Operation not permitted)',
+        '10 1.000002 tkill(7, SIGSTOP) = -1 ESRCH (No such process)',
+        '10 1.000003 kill(-1, SIGKILL) = -1 EPERM (Operation not permitted)',
+        '10 1.000004 ptrace(PTRACE_ATTACH, 1) = -1 EPERM (Operation not permitted)',
+        '10 1.000005 ptrace(PTRACE_TRACEME) = 0',
+        '10 1.000006 clone(child_stack=NULL, flags=CLONE_CHILD_CLEARTID|CLONE_CHILD_SETTID|SIGCHLD, child_tidptr=0x7f0c1c9ffa10) = -1 EAGAIN (Resource temporarily unavailable)',
+        '10 1.000007 clone3({flags=CLONE_VM|CLONE_FS|CLONE_FILES|CLONE_SIGHAND|CLONE_THREAD|CLONE_SYSVSEM|CLONE_SETTLS|CLONE_PARENT_SETTID|CLONE_CHILD_CLEARTID, child_tid=0x7f, parent_tid=0x7f, exit_signal=0, stack=0x7f, stack_size=0x7fff00, tls=0x7f} => {parent_tid=[11]}, 88) = 11',
+      ),
+    );
+    expect(trace.unparsed).toBe(0);
+    expect(ofKind(trace, 'kill').map(({ syscall, target, signal, errno }) => [syscall, target, signal, errno])).toEqual([
+      ['tgkill', 1, 'SIGTERM', 'EPERM'],
+      ['tkill', 7, 'SIGSTOP', 'ESRCH'],
+      ['kill', -1, 'SIGKILL', 'EPERM'],
+    ]);
+    expect(ofKind(trace, 'ptrace').map(({ request, target, ok }) => [request, target, ok])).toEqual([
+      ['PTRACE_ATTACH', 1, false],
+      ['PTRACE_TRACEME', null, true],
+    ]);
+    expect(ofKind(trace, 'spawn').map(({ child, thread, ok, errno }) => ({ child, thread, ok, errno }))).toEqual([
+      { child: -1, thread: false, ok: false, errno: 'EAGAIN' },
+      { child: 11, thread: true, ok: true, errno: null },
+    ]);
+    expect(trace.processes.get(11)?.ppid).toBe(10);
+  });
+
+  it('undoes C escaping exactly, and marks what strace or our caps cut', () => {
+    const many = Array.from({ length: 70 }, (_, i) => `"a${i}"`).join(', ');
+    const trace = parseTrace(
+      record(
+        '10 1.000001 execve("/bin/echo", ["echo", "say \\"hi\\"\\n", "\\x1b[31mred\\33[0m", "caf\\303\\251", "bad\\377byte", "tab\\there", "back\\\\slash", ") = 0 <unfinished ...>"], 0x7ffd /* 3 vars */) = 0',
+        '10 1.000002 execve("/bin/true", ["true", "aaaaaaaa"..., ...], 0x7ffd /* 3 vars */) = -1 E2BIG (Argument list too long)',
+        `10 1.000003 execve("/bin/many", [${many}], 0x7ffd /* 3 vars */) = 0`,
+      ),
+    );
+    expect(trace.unparsed).toBe(0);
+    const [echo, big, many70] = ofKind(trace, 'exec');
+    expect(echo?.argv).toEqual(['echo', 'say "hi"\n', '\u001b[31mred\u001b[0m', 'café', 'bad\ufffdbyte', 'tab\there', 'back\\slash', ') = 0 <unfinished ...>']);
+    expect(echo?.truncated).toBe(false);
+    expect(big).toMatchObject({ argv: ['true', 'aaaaaaaa'], truncated: true, ok: false, errno: 'E2BIG' });
+    expect(many70?.argv).toHaveLength(MAX_ARGV_ENTRIES);
+    expect(many70?.truncated).toBe(true);
+    expect(trace.processes.get(10)?.argv).toHaveLength(MAX_ARGV_ENTRIES);
+  });
+
+  it('decodes any bytes strace can print back to what the package passed', () => {
+    const named: Record<number, string> = { 9: '\\t', 10: '\\n', 13: '\\r', 11: '\\v', 12: '\\f', 34: '\\"', 92: '\\\\' };
+    const escape = (bytes: Uint8Array, style: number[]) =>
+      [...bytes]
+        .map((b, i) => {
+          if (b >= 0x20 && b < 0x7f && b !== 34 && b !== 92) return String.fromCharCode(b);
+          const pick = (style[i] ?? 0) % 3;
+          if (pick === 0 && named[b]) return named[b];
+          return pick === 1 ? `\\x${b.toString(16).padStart(2, '0')}` : `\\${b.toString(8).padStart(3, '0')}`;
+        })
+        .join('');
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 64 }), fc.array(fc.nat({ max: 2 }), { maxLength: 64 }), (bytes, style) => {
+        const trace = parseTrace(`10 1.000001 execve("/bin/x", ["x", "${escape(bytes, style)}"], 0x1 /* 0 vars */) = 0`);
+        expect(trace.unparsed).toBe(0);
+        expect(ofKind(trace, 'exec')[0]?.argv[1]).toBe(Buffer.from(bytes).toString('utf8'));
+      }),
+    );
+  });
+
+  it('is not fooled by call syntax inside a string', () => {
+    const trace = parseTrace(
+      record(
+        '10 1.000001 openat(AT_FDCWD, "/tmp/x\\", O_RDONLY) = 3 \\"), {sa_family=AF_UNIX, sun_path=\\"/var/run/docker.sock\\"}", O_WRONLY|O_CREAT, 0644) = -1 EACCES (Permission denied)',
+        '10 1.000002 connect(3, {sa_family=AF_UNIX, sun_path="/x\\"}, 3) = 0 ), {"}, 110) = -1 ENOENT (No such file or directory)',
+      ),
+    );
+    expect(trace.unparsed).toBe(0);
+    expect(ofKind(trace, 'open')).toEqual([
+      expect.objectContaining({ path: '/tmp/x", O_RDONLY) = 3 "), {sa_family=AF_UNIX, sun_path="/var/run/docker.sock"}', write: true, ok: false, errno: 'EACCES' }),
+    ]);
+    expect(ofKind(trace, 'connect')).toEqual([expect.objectContaining({ address: '/x"}, 3) = 0 ), {', ok: false, errno: 'ENOENT' })]);
+  });
+
+  it('resolves relative paths against the cwd as chdir changes it, and gives up after fchdir', () => {
+    const trace = parseTrace(
+      record(
+        '10 1.000001 openat(AT_FDCWD, "notes.txt", O_RDONLY) = 3',
+        '10 1.000002 chdir("/srv/../tmp//work") = 0',
+        '10 1.000003 openat(AT_FDCWD, "../.ssh/id_rsa", O_RDONLY|O_CLOEXEC) = -1 ENOENT (No such file or directory)',
+        '10 1.000004 chdir("sub") = 0',
+        '10 1.000005 chdir("/nope") = -1 ENOENT (No such file or directory)',
+        '10 1.000006 creat("out.bin", 0644) = 4',
+        '10 1.000007 access("/etc/shadow", R_OK) = -1 EACCES (Permission denied)',
+        '10 1.000008 faccessat2(AT_FDCWD, "probe", W_OK, AT_EACCESS) = 0',
+        '10 1.000009 openat(AT_FDCWD, "/tmp", O_RDWR|O_TMPFILE, 0600) = 5',
+        '10 1.000010 open("/etc/passwd", 0x1) = 6',
+        '10 1.000011 symlinkat("/home/sandbox/.bashrc", AT_FDCWD, "link") = 0',
+        '10 1.000012 renameat2(AT_FDCWD, "a", 7, "b", RENAME_NOREPLACE) = 0',
+        '10 1.000013 fchdir(3) = 0',
+        '10 1.000014 openat(AT_FDCWD, "where.txt", O_RDONLY) = 7',
+        '10 1.000015 chdir("/abs") = 0',
+        '10 1.000016 openat(AT_FDCWD, "here.txt", O_RDONLY) = 8',
+      ),
+      { initialCwd: '/home/sandbox' },
+    );
+    expect(trace.unparsed).toBe(0);
+    expect(ofKind(trace, 'open').map(({ syscall, path, relative, write, create }) => [syscall, path, relative, write, create])).toEqual([
+      ['openat', '/home/sandbox/notes.txt', false, false, false],
+      ['openat', '/tmp/.ssh/id_rsa', false, false, false],
+      ['creat', '/tmp/work/sub/out.bin', false, true, true],
+      ['access', '/etc/shadow', false, false, false],
+      ['faccessat2', '/tmp/work/sub/probe', false, false, false],
+      ['openat', '/tmp', false, true, true],
+      ['open', '/etc/passwd', false, true, false],
+      ['openat', 'where.txt', true, false, false],
+      ['openat', '/abs/here.txt', false, false, false],
+    ]);
+    expect(ofKind(trace, 'symlink')).toEqual([expect.objectContaining({ target: '/home/sandbox/.bashrc', path: '/tmp/work/sub/link', relative: false })]);
+    expect(ofKind(trace, 'rename')).toEqual([expect.objectContaining({ from: '/tmp/work/sub/a', to: 'b', relative: true })]);
+    expect(trace.processes.get(10)?.cwds).toEqual(['/home/sandbox', '/tmp/work', '/tmp/work/sub', '/abs']);
+  });
+
+  it('sees through /proc/<pid>/root and /proc/self/cwd', () => {
+    const trace = parseTrace(
+      record(
+        '10 1.000001 chdir("/home/sandbox/work") = 0',
+        '10 1.000002 openat(AT_FDCWD, "/proc/self/root/home/sandbox/.ssh/id_rsa", O_RDONLY) = -1 ENOENT (No such file or directory)',
+        '10 1.000003 openat(AT_FDCWD, "/proc/self/cwd/../.aws/credentials", O_RDONLY) = -1 ENOENT (No such file or directory)',
+        '10 1.000004 openat(AT_FDCWD, "//proc/1/root/proc/thread-self/root/etc/shadow", O_RDONLY) = -1 EACCES (Permission denied)',
+        '10 1.000005 chdir("/proc/self/root/tmp") = 0',
+        '10 1.000006 openat(AT_FDCWD, "/proc/99/cwd/x", O_RDONLY) = -1 ENOENT (No such file or directory)',
+      ),
+    );
+    expect(ofKind(trace, 'open').map((e) => e.path)).toEqual(['/home/sandbox/.ssh/id_rsa', '/home/sandbox/.aws/credentials', '/etc/shadow', '/proc/99/cwd/x']);
+    expect(trace.processes.get(10)?.cwd).toBe('/tmp');
+  });
+
+  it('reads deaths by signal, and ends a call its process died in with an unknown result', () => {
+    const trace = parseTrace(
+      record(
+        '10 1.000001 vfork( <unfinished ...>',
+        '11 1.000002 connect(3, {sa_family=AF_INET, sin_port=htons(80), sin_addr=inet_addr("10.0.0.1")}, 16 <unfinished ...>',
+        '10 1.000003 <... vfork resumed>) = 11',
+        '11 1.000004 +++ killed by SIGKILL +++',
+        '10 1.000005 +++ killed by SIGSEGV (core dumped) +++',
+      ),
+    );
+    expect(trace.unparsed).toBe(0);
+    expect(trace.processes.get(11)).toMatchObject({ ppid: 10, exitCode: null, signal: 'SIGKILL', end: 1.000004 });
+    expect(trace.processes.get(10)).toMatchObject({ signal: 'SIGSEGV' });
+    expect(ofKind(trace, 'connect')).toEqual([
+      { kind: 'connect', pid: 11, time: 1.000002, syscall: 'connect', family: 'inet', address: '10.0.0.1', port: 80, ok: false, errno: null },
+    ]);
+    expect(ofKind(trace, 'exit').map((e) => [e.pid, e.code, e.signal])).toEqual([
+      [11, null, 'SIGKILL'],
+      [10, null, 'SIGSEGV'],
+    ]);
+  });
+
+  it('gives a reused pid a fresh process', () => {
+    const trace = parseTrace(
+      record(
+        '10 1.000001 vfork() = 11',
+        '11 1.000002 execve("/bin/a", ["a"], 0x1 /* 0 vars */) = 0',
+        '11 1.000003 +++ exited with 0 +++',
+        '10 1.000004 chdir("/tmp") = 0',
+        '10 1.000005 vfork() = 11',
+        '11 1.000006 +++ exited with 3 +++',
+      ),
+    );
+    expect(trace.processes.get(11)).toMatchObject({ ppid: 10, argv: [], cwd: '/tmp', exitCode: 3, start: 1.000005 });
+  });
+
+  it('counts what it cannot read and carries on', () => {
+    const trace = parseTrace(
+      record(
+        '10 1.000001 openat(AT_FDCWD, "/ok/1", O_RDONLY) = 3',
+        'strace: Process 12 attached',
+        'garbage',
+        '10 notatime openat(AT_FDCWD, "/x", O_RDONLY) = 3',
+        '10 1.000002 openat(AT_FDCWD, "/unterminated, O_RDONLY) = 3',
+        '10 1.000003 <... openat resumed>) = 3',
+        '10 1.000004 +++ exited sideways +++',
+        '10 1.000005 connect(3, {sa_family=AF_INET, sin_port=htons(80)}, 16) = 0',
+        '10 1.000006 openat(AT_FDCWD, "/x", O_RDONLY) =',
+        '10 1.000007 kill(pid, SIGKILL) = 0',
+        '10 1.000008 openat(AT_FDCWD, 0x1, O_RDONLY) = -1 EFAULT (Bad address)',
+        '10 1.000009 --- SIGCHLD {si_signo=SIGCHLD, si_code=CLD_EXITED, si_pid=11, si_uid=1000, si_status=0} ---',
+        '',
+        '10 1.000010 openat(AT_FDCWD, "/ok/2", O_RDONLY) = 3',
+      ),
+    );
+    expect(trace.unparsed).toBe(10);
+    expect(ofKind(trace, 'open').map((e) => e.path)).toEqual(['/ok/1', '/ok/2']);
+  });
+
+  it('caps the events it keeps and counts the rest', () => {
+    const parser = new TraceParser();
+    for (let i = 0; i < MAX_EVENTS + 5; i++) parser.push(`10 1.${String(i).padStart(6, '0')} access("/f${i}", F_OK) = 0`);
+    const trace = parser.finish();
+    expect(trace.events).toHaveLength(MAX_EVENTS);
+    expect(trace.dropped).toBe(5);
+  });
+});
+
+describe('parseTrace on hostile input', () => {
+  const sampleLines = SAMPLE.split('\n');
+
+  const checkInvariants = (trace: Trace) => {
+    expect(trace.events.length).toBeLessThanOrEqual(MAX_EVENTS);
+    if (trace.rootPid !== null) expect(trace.processes.has(trace.rootPid)).toBe(true);
+    for (const pid of trace.processes.keys()) packageOfProcess(trace, pid);
+  };
+
+  it('never throws on arbitrary text', () => {
+    fc.assert(
+      fc.property(fc.string({ unit: 'binary', maxLength: 400 }), (text) => {
+        checkInvariants(parseTrace(text));
+      }),
+    );
+  });
+
+  it('never throws on lines built from strace syntax', () => {
+    const token = fc.constantFrom('10 ', '11 ', '1.5 ', 'openat(', 'AT_FDCWD', 'execve(', 'vfork(', 'connect(', '{sa_family=AF_UNIX, sun_path=', '"', '\\', '\\"', '\\x', '\\377', '...', ', ', ')', ']', '}', '[', '{', ' = ', '-1 ', 'ENOENT ', '0', ' <unfinished ...>', '<... vfork resumed>', '<... execve resumed>', '+++ exited with 1 +++', '\n', '/* */');
+    fc.assert(
+      fc.property(fc.array(token, { maxLength: 60 }), (tokens) => {
+        checkInvariants(parseTrace(tokens.join('')));
+      }),
+    );
+  });
+
+  it('never throws on random mutations of the real record', () => {
+    const mutation = fc.oneof(
+      fc.record({ op: fc.constant('cut' as const), line: fc.nat(), at: fc.nat(), len: fc.nat({ max: 40 }) }),
+      fc.record({ op: fc.constant('insert' as const), line: fc.nat(), at: fc.nat(), text: fc.string({ unit: 'binary', maxLength: 20 }) }),
+      fc.record({ op: fc.constant('swap' as const), line: fc.nat(), other: fc.nat() }),
+      fc.record({ op: fc.constant('drop' as const), line: fc.nat() }),
+    );
+    fc.assert(
+      fc.property(fc.array(mutation, { minLength: 1, maxLength: 20 }), (mutations) => {
+        const lines = [...sampleLines];
+        for (const m of mutations) {
+          const i = m.line % lines.length;
+          const line = lines[i] ?? '';
+          if (m.op === 'cut') lines[i] = line.slice(0, m.at % (line.length + 1)) + line.slice((m.at % (line.length + 1)) + m.len);
+          else if (m.op === 'insert') lines[i] = line.slice(0, m.at % (line.length + 1)) + m.text + line.slice(m.at % (line.length + 1));
+          else if (m.op === 'swap') [lines[i], lines[m.other % lines.length]] = [lines[m.other % lines.length] ?? '', line];
+          else lines.splice(i, 1);
+        }
+        checkInvariants(parseTrace(lines.join('\n')));
+      }),
+      { numRuns: 60 },
+    );
+  });
+});

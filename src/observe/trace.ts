@@ -1,0 +1,948 @@
+/**
+ * Parse the tracer's record: `strace -f --seccomp-bpf -ttt -s 1024 -o <file>` output, one line per
+ * syscall, `<pid> <epoch.micro> <name>(<args>) = <result> [<ERRNO> (<text>)]`, into events and a
+ * process tree (parent, argv, working directory, exit) that attribution walks.
+ *
+ * The record is hostile input. A package cannot write the file, but it chooses every file name,
+ * argv element, socket path and payload that strace prints, so all of that is read only inside
+ * quoted strings, with a scanner that respects quotes and C escapes, never by a regular expression
+ * over the whole line. Parsing never throws: a line it cannot read is counted in `unparsed`, and
+ * anything beyond the memory bounds is counted in `dropped`. Callers must treat `dropped > 0` as an
+ * incomplete record (fail closed): a package can flood the trace to push later events past the cap.
+ *
+ * Strings are decoded exactly: `\n`, `\t`, `\"`, `\\`, `\xNN` and octal `\NNN` become bytes, and the
+ * bytes are read as UTF-8 with U+FFFD for invalid sequences. A string strace cut at `-s` (printed as
+ * `"prefix"...`) keeps its prefix as is, without a marker, and the event says `truncated: true`.
+ */
+import { posix } from 'node:path';
+
+/** Events kept; the rest are counted in `Trace.dropped`. */
+export const MAX_EVENTS = 200_000;
+/** Distinct processes kept; lines of further pids are counted in `Trace.dropped`. */
+export const MAX_PROCESSES = 100_000;
+export const MAX_ARGV_ENTRIES = 64;
+export const MAX_ARG_CHARS = 4096;
+/** Working directories remembered per process (attribution looks at the oldest ones). */
+export const MAX_CWD_HISTORY = 32;
+/** Longer lines are not parsed; with `-s 1024` a real line stays far below this. */
+const MAX_LINE_CHARS = 8 * 1024 * 1024;
+
+interface EventBase {
+  pid: number;
+  /** Seconds since the epoch, when the syscall started (the unfinished half, for a split line). */
+  time: number;
+}
+
+interface Outcome {
+  /** The call returned a non-negative value. An unknown result (`= ?`) is not ok. */
+  ok: boolean;
+  errno: string | null;
+}
+
+interface PathFacts {
+  /**
+   * True when the path could not be made absolute: it was relative to a directory fd (`openat(3,
+   * "x")`) or to a working directory lost to `fchdir`. The path is then kept as written.
+   */
+  relative: boolean;
+  /** A string in the call was cut by strace's `-s`, or argv by our own caps. */
+  truncated: boolean;
+}
+
+export interface ExecEvent extends EventBase, Outcome {
+  kind: 'exec';
+  /** Absolute and normalised unless given relative to a directory fd (`execveat`). */
+  path: string;
+  argv: string[];
+  /** The process's working directory when it called exec. */
+  cwd: string;
+  truncated: boolean;
+}
+
+export interface ConnectEvent extends EventBase, Outcome {
+  kind: 'connect';
+  syscall: 'connect' | 'sendto' | 'sendmsg';
+  family: 'inet' | 'inet6' | 'unix' | 'other';
+  /** IP address as strace printed it; for unix the socket path (abstract: `@name`); else the family name. */
+  address: string;
+  port: number | null;
+}
+
+export type OpenSyscall = 'open' | 'openat' | 'openat2' | 'creat' | 'access' | 'faccessat' | 'faccessat2';
+
+export interface OpenEvent extends EventBase, Outcome, PathFacts {
+  kind: 'open';
+  syscall: OpenSyscall;
+  path: string;
+  /** O_WRONLY, O_RDWR, O_CREAT, O_TRUNC, O_APPEND or O_TMPFILE; creat() always. access() never. */
+  write: boolean;
+  /** O_CREAT or O_TMPFILE; creat() always. */
+  create: boolean;
+}
+
+export interface UnlinkEvent extends EventBase, Outcome, PathFacts {
+  kind: 'unlink';
+  path: string;
+}
+
+export interface RenameEvent extends EventBase, Outcome, PathFacts {
+  kind: 'rename';
+  from: string;
+  to: string;
+}
+
+export interface SymlinkEvent extends EventBase, Outcome, PathFacts {
+  kind: 'symlink';
+  /** The link's content, verbatim: it is not resolved. */
+  target: string;
+  /** Where the link was created. */
+  path: string;
+}
+
+export interface KillEvent extends EventBase, Outcome {
+  kind: 'kill';
+  syscall: 'kill' | 'tkill' | 'tgkill';
+  /** kill's pid (0, -1 and negative process groups included), tkill's tid, tgkill's tgid. */
+  target: number;
+  /** As strace printed it: `SIGKILL`, `0`, `SIGRT_3`. */
+  signal: string;
+}
+
+export interface PtraceEvent extends EventBase, Outcome {
+  kind: 'ptrace';
+  request: string;
+  target: number | null;
+}
+
+export interface SpawnEvent extends EventBase, Outcome {
+  kind: 'spawn';
+  /** The new pid, or -1 when the call failed (EAGAIN at the pids limit) or never returned. */
+  child: number;
+  /** clone/clone3 with CLONE_THREAD. */
+  thread: boolean;
+}
+
+export interface ExitEvent extends EventBase {
+  kind: 'exit';
+  code: number | null;
+  signal: string | null;
+}
+
+export type TraceEvent =
+  | ExecEvent
+  | ConnectEvent
+  | OpenEvent
+  | UnlinkEvent
+  | RenameEvent
+  | SymlinkEvent
+  | KillEvent
+  | PtraceEvent
+  | SpawnEvent
+  | ExitEvent;
+
+export interface ProcessInfo {
+  pid: number;
+  /** The process whose clone/fork/vfork returned this pid; null for the root and for orphans. */
+  ppid: number | null;
+  /** The last successful exec's argv; the parent's until then. */
+  argv: string[];
+  exe: string | null;
+  /** The current (last known) working directory. */
+  cwd: string;
+  /** Every working directory it had, oldest first: the one inherited at spawn, then each chdir. */
+  cwds: string[];
+  start: number;
+  end: number | null;
+  exitCode: number | null;
+  signal: string | null;
+}
+
+export interface Trace {
+  events: TraceEvent[];
+  /** By pid. A reused pid keeps only its latest process. */
+  processes: Map<number, ProcessInfo>;
+  /** The pid of the first line. */
+  rootPid: number | null;
+  /** Lines that could not be read. */
+  unparsed: number;
+  /** Events and lines beyond MAX_EVENTS / MAX_PROCESSES. Non-zero means the record is incomplete. */
+  dropped: number;
+}
+
+export interface ParseOptions {
+  /** The root's working directory. Default `/home/sandbox`. */
+  initialCwd?: string;
+}
+
+export function parseTrace(text: string, options: ParseOptions = {}): Trace {
+  const parser = new TraceParser(options);
+  let from = 0;
+  while (from < text.length) {
+    let to = text.indexOf('\n', from);
+    if (to < 0) to = text.length;
+    parser.push(text.slice(from, to));
+    from = to + 1;
+  }
+  return parser.finish();
+}
+
+interface SpawnSnapshot {
+  cwd: string;
+  cwdKnown: boolean;
+  /** The pid of the first unknown process seen while this call was in flight, taken as its child. */
+  claimedBy: number | null;
+}
+
+interface Pending {
+  name: string;
+  /** The call up to where strace broke it off, without ` <unfinished ...>`. */
+  text: string;
+  time: number;
+  spawn: SpawnSnapshot | null;
+}
+
+interface ProcState {
+  info: ProcessInfo;
+  cwdKnown: boolean;
+  execed: boolean;
+  chdired: boolean;
+  /** The parent is known from a spawn result (or this is the root), not guessed. */
+  confirmed: boolean;
+}
+
+interface Call {
+  name: string;
+  args: string[];
+  value: number | null;
+  errno: string | null;
+}
+
+const SPAWNS = new Set(['clone', 'clone3', 'fork', 'vfork']);
+const UNFINISHED = ' <unfinished ...>';
+const BLANK = /^\s*$/;
+const HEADER = /^(?:\[pid\s+)?(\d{1,10})\]?\s+(\d{1,12}(?:\.\d{1,9})?)\s+/;
+
+/** Line-at-a-time parser; `parseTrace` is a loop over it. */
+export class TraceParser {
+  private readonly events: TraceEvent[] = [];
+  private readonly procs = new Map<number, ProcState>();
+  private readonly pending = new Map<number, Pending>();
+  private readonly initialCwd: string;
+  private rootPid: number | null = null;
+  private unparsed = 0;
+  private dropped = 0;
+
+  constructor(options: ParseOptions = {}) {
+    this.initialCwd = posix.resolve('/', options.initialCwd ?? '/home/sandbox');
+  }
+
+  /** One line of the record (a chunk holding several lines is split). */
+  push(line: string): void {
+    if (line.includes('\n')) {
+      for (const part of line.split('\n')) this.push(part);
+      return;
+    }
+    try {
+      this.line(line);
+    } catch {
+      // A bug must not blind the monitor silently: the line counts as unread.
+      this.unparsed++;
+    }
+  }
+
+  finish(): Trace {
+    for (const pid of [...this.pending.keys()]) this.flush(pid);
+    const processes = new Map<number, ProcessInfo>();
+    for (const [pid, state] of this.procs) processes.set(pid, state.info);
+    return { events: this.events, processes, rootPid: this.rootPid, unparsed: this.unparsed, dropped: this.dropped };
+  }
+
+  private line(raw: string): void {
+    const line = raw.endsWith('\r') ? raw.slice(0, -1) : raw;
+    if (BLANK.test(line)) return;
+    if (line.length > MAX_LINE_CHARS) {
+      this.unparsed++;
+      return;
+    }
+    const header = HEADER.exec(line);
+    const pid = header ? Number(header[1]) : NaN;
+    const time = header ? Number(header[2]) : NaN;
+    if (!header || !Number.isSafeInteger(pid) || !Number.isFinite(time)) {
+      this.unparsed++;
+      return;
+    }
+    const rest = line.slice(header[0].length);
+    if (rest.startsWith('--- ')) return; // signal delivery; not traced as an event
+    const state = this.proc(pid, time);
+    if (!state) return;
+
+    if (rest.startsWith('+++ ')) {
+      this.exit(state, time, rest);
+      return;
+    }
+    if (rest.startsWith('<... ')) {
+      this.resumed(state, rest);
+      return;
+    }
+    if (rest.endsWith(UNFINISHED)) {
+      this.unfinished(state, time, rest.slice(0, -UNFINISHED.length));
+      return;
+    }
+    if (rest.endsWith(' <detached ...>')) return;
+    this.call(state, time, rest, null);
+  }
+
+  /** The live process for a pid, created on first sight. Null when over the process cap. */
+  private proc(pid: number, time: number): ProcState | null {
+    const known = this.procs.get(pid);
+    if (known && known.info.end === null) return known;
+    if (!known && this.procs.size >= MAX_PROCESSES) {
+      this.dropped++;
+      return null;
+    }
+    if (this.rootPid === null) {
+      this.rootPid = pid;
+      const root = this.newProc(pid, null, time, [], null, this.initialCwd, true);
+      root.confirmed = true;
+      return root;
+    }
+    // strace often prints a child's first lines before its parent's clone/vfork returns. While a
+    // spawn is in flight, the newest unclaimed one is taken as the parent; its result confirms it.
+    let best: [number, Pending] | null = null;
+    for (const entry of this.pending) {
+      const spawn = entry[1].spawn;
+      if (spawn && spawn.claimedBy === null && (best === null || entry[1].time >= best[1].time)) best = entry;
+    }
+    if (best && best[1].spawn) {
+      best[1].spawn.claimedBy = pid;
+      const parent = this.procs.get(best[0]);
+      return this.newProc(pid, best[0], time, parent?.info.argv ?? [], parent?.info.exe ?? null, best[1].spawn.cwd, best[1].spawn.cwdKnown);
+    }
+    // No spawn explains it: parent and working directory are unknown.
+    return this.newProc(pid, null, time, [], null, this.initialCwd, false);
+  }
+
+  private newProc(pid: number, ppid: number | null, start: number, argv: string[], exe: string | null, cwd: string, cwdKnown: boolean): ProcState {
+    const state: ProcState = {
+      info: { pid, ppid, argv, exe, cwd, cwds: [cwd], start, end: null, exitCode: null, signal: null },
+      cwdKnown,
+      execed: false,
+      chdired: false,
+      confirmed: false,
+    };
+    this.procs.set(pid, state);
+    return state;
+  }
+
+  private emit(event: TraceEvent): void {
+    if (this.events.length >= MAX_EVENTS) this.dropped++;
+    else this.events.push(event);
+  }
+
+  private exit(state: ProcState, time: number, rest: string): void {
+    const exited = /^\+\+\+ exited with (-?\d+) \+\+\+$/.exec(rest);
+    const killed = /^\+\+\+ killed by (SIG[A-Z0-9+-]+|\d+)(?: \(core dumped\))? \+\+\+$/.exec(rest);
+    if (!exited && !killed) {
+      // A non-leader thread's exec: the thread is gone, the process lives on under the leader pid.
+      if (!/^\+\+\+ superseded by execve in pid \d+ \+\+\+$/.test(rest)) this.unparsed++;
+      return;
+    }
+    this.flush(state.info.pid);
+    const code = exited ? Number(exited[1]) : null;
+    const signal = killed?.[1] ?? null;
+    state.info.end = time;
+    state.info.exitCode = code;
+    state.info.signal = signal;
+    this.emit({ kind: 'exit', pid: state.info.pid, time, code, signal });
+  }
+
+  private unfinished(state: ProcState, time: number, text: string): void {
+    const pid = state.info.pid;
+    const name = /^([a-z_][a-z0-9_]*)\(/.exec(text)?.[1];
+    if (name === undefined) {
+      this.unparsed++;
+      return;
+    }
+    if (this.pending.has(pid)) this.flush(pid);
+    const spawn = SPAWNS.has(name) ? { cwd: state.info.cwd, cwdKnown: state.cwdKnown, claimedBy: null } : null;
+    this.pending.set(pid, { name, text, time, spawn });
+  }
+
+  private resumed(state: ProcState, rest: string): void {
+    const match = /^<\.\.\. ([a-z_][a-z0-9_]*) resumed>/.exec(rest);
+    const pending = this.pending.get(state.info.pid);
+    if (!match || !pending || pending.name !== match[1]) {
+      this.unparsed++;
+      return;
+    }
+    this.pending.delete(state.info.pid);
+    const tail = rest.slice(match[0].length);
+    if (tail.endsWith(UNFINISHED)) {
+      // Interrupted again (a restarted syscall): keep waiting for the end.
+      this.pending.set(state.info.pid, { ...pending, text: pending.text + tail.slice(0, -UNFINISHED.length) });
+      return;
+    }
+    this.call(state, pending.time, pending.text + tail, pending.spawn);
+  }
+
+  /** A call that never returned (the process died in it, or the record ended): result unknown. */
+  private flush(pid: number): void {
+    const pending = this.pending.get(pid);
+    const state = this.procs.get(pid);
+    this.pending.delete(pid);
+    if (!pending || !state) return;
+    this.call(state, pending.time, `${pending.text}) = ?`, pending.spawn);
+  }
+
+  private call(state: ProcState, time: number, text: string, spawn: SpawnSnapshot | null): void {
+    const call = parseCall(text);
+    if (!call) {
+      this.unparsed++;
+      return;
+    }
+    if (!this.dispatch(state, time, call, spawn)) this.unparsed++;
+  }
+
+  /** False when the arguments do not have the shape this syscall prints. */
+  private dispatch(state: ProcState, time: number, call: Call, spawn: SpawnSnapshot | null): boolean {
+    const pid = state.info.pid;
+    const { args, errno } = call;
+    const ok = call.value !== null && call.value >= 0 && errno === null;
+    const base = { pid, time, ok, errno };
+    switch (call.name) {
+      case 'execve':
+        return this.exec(state, base, null, args[0], args[1]);
+      case 'execveat':
+        return this.exec(state, base, args[0], args[1], args[2]);
+      case 'connect': {
+        const addr = args[1] === undefined ? null : parseSockaddr(args[1]);
+        if (!addr) return false;
+        this.emit({ kind: 'connect', ...base, syscall: 'connect', ...addr });
+        return true;
+      }
+      case 'sendto': {
+        if (args.length < 4) return false;
+        const raw = args[4];
+        if (raw === undefined || raw === 'NULL') return true; // a connected socket: the connect told us
+        const addr = parseSockaddr(raw);
+        if (!addr) return false;
+        this.emit({ kind: 'connect', ...base, syscall: 'sendto', ...addr });
+        return true;
+      }
+      case 'sendmsg': {
+        const fields = args[1] === undefined ? null : structFields(args[1]);
+        if (!fields) return false;
+        const raw = fields.named.get('msg_name');
+        if (raw === undefined || raw === 'NULL') return true;
+        const addr = parseSockaddr(raw);
+        if (!addr) return false;
+        this.emit({ kind: 'connect', ...base, syscall: 'sendmsg', ...addr });
+        return true;
+      }
+      case 'open':
+        return this.open(state, base, 'open', null, args[0], args[1] === undefined ? undefined : openFlags(args[1]));
+      case 'openat':
+        return this.open(state, base, 'openat', args[0], args[1], args[2] === undefined ? undefined : openFlags(args[2]));
+      case 'openat2': {
+        const how = args[2] === undefined ? null : structFields(args[2]);
+        const flags = how?.named.get('flags');
+        return this.open(state, base, 'openat2', args[0], args[1], flags === undefined ? undefined : openFlags(flags));
+      }
+      case 'creat':
+        return this.open(state, base, 'creat', null, args[0], { write: true, create: true });
+      case 'access':
+        return this.open(state, base, 'access', null, args[0], { write: false, create: false });
+      case 'faccessat':
+      case 'faccessat2':
+        return this.open(state, base, call.name, args[0], args[1], { write: false, create: false });
+      case 'unlink':
+        return this.unlink(state, base, null, args[0]);
+      case 'unlinkat':
+        return this.unlink(state, base, args[0], args[1]);
+      case 'rename':
+        return this.rename(state, base, null, args[0], null, args[1]);
+      case 'renameat':
+      case 'renameat2':
+        return this.rename(state, base, args[0], args[1], args[2], args[3]);
+      case 'symlink':
+        return this.symlink(state, base, args[0], null, args[1]);
+      case 'symlinkat':
+        return this.symlink(state, base, args[0], args[1], args[2]);
+      case 'kill':
+      case 'tkill':
+      case 'tgkill': {
+        const target = parseInt10(args[0]);
+        const signal = args[call.name === 'tgkill' ? 2 : 1];
+        if (target === null || signal === undefined || signal === '') return false;
+        this.emit({ kind: 'kill', ...base, syscall: call.name, target, signal });
+        return true;
+      }
+      case 'ptrace': {
+        const request = args[0];
+        if (request === undefined || request === '') return false;
+        this.emit({ kind: 'ptrace', ...base, request, target: parseInt10(args[1]) });
+        return true;
+      }
+      case 'chdir':
+        return this.chdir(state, ok, args[0]);
+      case 'fchdir':
+        if (ok) {
+          // The new directory is whatever the fd refers to, which the record does not say.
+          state.cwdKnown = false;
+          state.chdired = true;
+        }
+        return true;
+      case 'clone':
+      case 'clone3':
+      case 'fork':
+      case 'vfork':
+        this.spawned(state, time, call, ok, spawn);
+        return true;
+      default:
+        return true; // a syscall we do not model
+    }
+  }
+
+  private exec(state: ProcState, base: EventBase & Outcome, dirfd: string | null | undefined, rawPath: string | undefined, rawArgv: string | undefined): boolean {
+    if (dirfd === undefined || rawPath === undefined || rawArgv === undefined) return false;
+    const path = decodeString(rawPath);
+    const argv = parseArgv(rawArgv);
+    if (!path || !argv) return false;
+    const resolved = this.resolve(state, dirfd, path.value);
+    const info = state.info;
+    this.emit({ kind: 'exec', ...base, path: resolved.path, argv: argv.values, cwd: info.cwd, truncated: path.truncated || argv.truncated });
+    if (base.ok) {
+      info.argv = argv.values;
+      info.exe = resolved.path;
+      state.execed = true;
+    }
+    return true;
+  }
+
+  private open(
+    state: ProcState,
+    base: EventBase & Outcome,
+    syscall: OpenSyscall,
+    dirfd: string | null | undefined,
+    rawPath: string | undefined,
+    mode: { write: boolean; create: boolean } | null | undefined,
+  ): boolean {
+    if (dirfd === undefined || rawPath === undefined || !mode) return false;
+    const path = decodeString(rawPath);
+    if (!path) return false;
+    const resolved = this.resolve(state, dirfd, path.value);
+    this.emit({ kind: 'open', ...base, syscall, ...resolved, ...mode, truncated: path.truncated });
+    return true;
+  }
+
+  private unlink(state: ProcState, base: EventBase & Outcome, dirfd: string | null | undefined, rawPath: string | undefined): boolean {
+    if (dirfd === undefined || rawPath === undefined) return false;
+    const path = decodeString(rawPath);
+    if (!path) return false;
+    this.emit({ kind: 'unlink', ...base, ...this.resolve(state, dirfd, path.value), truncated: path.truncated });
+    return true;
+  }
+
+  private rename(
+    state: ProcState,
+    base: EventBase & Outcome,
+    fromDir: string | null | undefined,
+    rawFrom: string | undefined,
+    toDir: string | null | undefined,
+    rawTo: string | undefined,
+  ): boolean {
+    if (fromDir === undefined || toDir === undefined || rawFrom === undefined || rawTo === undefined) return false;
+    const from = decodeString(rawFrom);
+    const to = decodeString(rawTo);
+    if (!from || !to) return false;
+    const a = this.resolve(state, fromDir, from.value);
+    const b = this.resolve(state, toDir, to.value);
+    this.emit({ kind: 'rename', ...base, from: a.path, to: b.path, relative: a.relative || b.relative, truncated: from.truncated || to.truncated });
+    return true;
+  }
+
+  private symlink(state: ProcState, base: EventBase & Outcome, rawTarget: string | undefined, dirfd: string | null | undefined, rawPath: string | undefined): boolean {
+    if (rawTarget === undefined || dirfd === undefined || rawPath === undefined) return false;
+    const target = decodeString(rawTarget);
+    const path = decodeString(rawPath);
+    if (!target || !path) return false;
+    this.emit({ kind: 'symlink', ...base, target: target.value, ...this.resolve(state, dirfd, path.value), truncated: target.truncated || path.truncated });
+    return true;
+  }
+
+  private chdir(state: ProcState, ok: boolean, rawPath: string | undefined): boolean {
+    const path = rawPath === undefined ? null : decodeString(rawPath);
+    if (!path) return false;
+    if (!ok) return true;
+    const resolved = this.resolve(state, null, path.value);
+    state.chdired = true;
+    if (resolved.relative) return true; // relative to a directory we already lost track of
+    state.cwdKnown = true;
+    setCwd(state.info, resolved.path);
+    return true;
+  }
+
+  private spawned(parent: ProcState, time: number, call: Call, ok: boolean, spawn: SpawnSnapshot | null): void {
+    const child = ok && call.value !== null ? call.value : -1;
+    const thread = call.args.some((arg) => /\bCLONE_THREAD\b/.test(arg));
+    this.emit({ kind: 'spawn', pid: parent.info.pid, time, child, thread, ok, errno: call.errno });
+    const snapshot = spawn ?? { cwd: parent.info.cwd, cwdKnown: parent.cwdKnown, claimedBy: null };
+    if (child <= 0) {
+      // The guessed child of a failed call was someone else's.
+      const claimed = snapshot.claimedBy === null ? undefined : this.procs.get(snapshot.claimedBy);
+      if (claimed && !claimed.confirmed) claimed.info.ppid = null;
+      return;
+    }
+    const known = this.procs.get(child);
+    if (known && !known.confirmed) {
+      this.adopt(known, parent, snapshot, time);
+    } else if (!known || known.info.end !== null) {
+      if (!known && this.procs.size >= MAX_PROCESSES) {
+        this.dropped++;
+        return;
+      }
+      const fresh = this.newProc(child, parent.info.pid, time, parent.info.argv, parent.info.exe, snapshot.cwd, snapshot.cwdKnown);
+      fresh.confirmed = true;
+    }
+    // Else a live, confirmed process already has this pid: a record we cannot reconcile; keep it.
+  }
+
+  /** Confirm (or correct) the parent of a child seen before its spawn returned. */
+  private adopt(child: ProcState, parent: ProcState, snapshot: SpawnSnapshot, time: number): void {
+    const info = child.info;
+    info.ppid = parent.info.pid;
+    info.start = Math.min(info.start, time);
+    child.confirmed = true;
+    if (!child.execed) {
+      info.argv = parent.info.argv;
+      info.exe = parent.info.exe;
+    }
+    if (!child.chdired) {
+      info.cwd = snapshot.cwd;
+      info.cwds = [snapshot.cwd];
+      child.cwdKnown = snapshot.cwdKnown;
+    } else if (info.cwds[0] !== snapshot.cwd) {
+      info.cwds = [snapshot.cwd, ...info.cwds].slice(0, MAX_CWD_HISTORY);
+    }
+  }
+
+  /** Absolute and normalised when the record allows; else as written, marked relative. */
+  private resolve(state: ProcState, dirfd: string | null, path: string): { path: string; relative: boolean } {
+    if (path.startsWith('/')) return { path: this.canonical(state, path), relative: false };
+    if (path === '' || (dirfd !== null && dirfd !== 'AT_FDCWD') || !state.cwdKnown) return { path, relative: true };
+    return { path: this.canonical(state, `${state.info.cwd}/${path}`), relative: false };
+  }
+
+  /**
+   * Lexical normalisation, after seeing through the /proc links that alias a directory everywhere
+   * in the container: `/proc/<self|pid>/root` is `/`, `/proc/<self|pid>/cwd` that process's cwd.
+   * Other links (a package's own symlinks) stay unresolved; its symlink events show them.
+   */
+  private canonical(state: ProcState, path: string): string {
+    let p = path;
+    for (let i = 0; i < 8; i++) {
+      const alias = PROC_ALIAS.exec(p);
+      if (!alias) break;
+      const rest = p.slice(alias[0].length);
+      if (alias[2] === 'root') {
+        p = `/${rest}`;
+        continue;
+      }
+      const owner = alias[1] === 'self' || alias[1] === 'thread-self' ? state : this.procs.get(Number(alias[1]));
+      if (!owner?.cwdKnown) break;
+      p = `${owner.info.cwd}/${rest}`;
+    }
+    return NEEDS_NORMALIZE.test(p) ? posix.normalize(p) : p;
+  }
+}
+
+/** `//`, `/./` or `/../` (or a trailing `/.`, `/..`): posix.normalize has work to do. */
+const NEEDS_NORMALIZE = /\/\/|\/\.\.?(?:\/|$)/;
+const PROC_ALIAS = /^\/+proc\/+(self|thread-self|\d{1,10})\/+(root|cwd)(?=\/|$)/;
+
+function setCwd(info: ProcessInfo, cwd: string): void {
+  info.cwd = cwd;
+  if (info.cwds.length < MAX_CWD_HISTORY && info.cwds.at(-1) !== cwd) info.cwds.push(cwd);
+}
+
+function parseInt10(token: string | undefined): number | null {
+  if (token === undefined || !/^-?\d{1,10}$/.test(token)) return null;
+  return Number(token);
+}
+
+const RESULT = /^\s*=\s*(-?\d{1,20}|0x[0-9a-fA-F]{1,16}|\?)(?:\s+(E[A-Z0-9]+)\b)?/;
+
+/** `name(args) = result [ERRNO (text)]` into its parts; null when it has another shape. */
+function parseCall(text: string): Call | null {
+  const head = /^([a-z_][a-z0-9_]*)\(/.exec(text);
+  if (!head) return null;
+  const split = splitTop(text, head[0].length, ')');
+  if (!split) return null;
+  const result = RESULT.exec(text.slice(split.end));
+  if (!result) return null;
+  const raw = result[1] ?? '?';
+  const value = raw === '?' ? null : raw.startsWith('0x') ? Number.parseInt(raw, 16) : Number(raw);
+  const args = split.parts.length === 1 && split.parts[0] === '' ? [] : split.parts;
+  return { name: head[1] ?? '', args, value, errno: result[2] ?? null };
+}
+
+const [QUOTE, SLASH, STAR, COMMA, BACKSLASH] = [0x22, 0x2f, 0x2a, 0x2c, 0x5c];
+const [OPEN_PAREN, CLOSE_PAREN, OPEN_BRACKET, CLOSE_BRACKET, OPEN_BRACE, CLOSE_BRACE] = [0x28, 0x29, 0x5b, 0x5d, 0x7b, 0x7d];
+
+/**
+ * Split `text` from `from` at top-level commas until the bracket `close` (or the end, when `close`
+ * is null). Quoted strings (with their escapes) and `/* comments *\/` are skipped whole, so nothing
+ * a package wrote can close a bracket or add an argument. Null when unbalanced.
+ */
+function splitTop(text: string, from: number, close: string | null): { parts: string[]; end: number } | null {
+  const parts: string[] = [];
+  const stack: number[] = [];
+  let start = from;
+  let i = from;
+  while (i < text.length) {
+    const c = text.charCodeAt(i);
+    switch (c) {
+      case QUOTE:
+        i = skipString(text, i);
+        if (i < 0) return null;
+        continue;
+      case SLASH:
+        if (text.charCodeAt(i + 1) === STAR) {
+          const end = text.indexOf('*/', i + 2);
+          if (end < 0) return null;
+          i = end + 2;
+          continue;
+        }
+        break;
+      case OPEN_PAREN:
+        stack.push(CLOSE_PAREN);
+        break;
+      case OPEN_BRACKET:
+        stack.push(CLOSE_BRACKET);
+        break;
+      case OPEN_BRACE:
+        stack.push(CLOSE_BRACE);
+        break;
+      case CLOSE_PAREN:
+      case CLOSE_BRACKET:
+      case CLOSE_BRACE:
+        if (stack.length === 0) {
+          if (close === null || c !== close.charCodeAt(0)) return null;
+          parts.push(text.slice(start, i).trim());
+          return { parts, end: i + 1 };
+        }
+        if (stack.pop() !== c) return null;
+        break;
+      case COMMA:
+        if (stack.length === 0) {
+          parts.push(text.slice(start, i).trim());
+          start = i + 1;
+        }
+        break;
+    }
+    i++;
+  }
+  if (close !== null || stack.length > 0) return null;
+  parts.push(text.slice(start).trim());
+  return { parts, end: text.length };
+}
+
+/** Index just past the closing quote of the string opening at `i`, or -1 when unterminated. */
+function skipString(text: string, i: number): number {
+  let j = i + 1;
+  for (;;) {
+    const quote = text.indexOf('"', j);
+    if (quote < 0) return -1;
+    // The quote is escaped when an odd number of backslashes precede it.
+    let slashes = 0;
+    while (quote - slashes - 1 >= j && text.charCodeAt(quote - slashes - 1) === BACKSLASH) slashes++;
+    if (slashes % 2 === 0) return quote + 1;
+    j = quote + 1;
+  }
+}
+
+/** A whole token that is one quoted string, possibly followed by strace's `...` truncation mark. */
+function decodeString(token: string): { value: string; truncated: boolean } | null {
+  if (!token.startsWith('"')) return null;
+  const end = skipString(token, 0);
+  if (end < 0) return null;
+  const tail = token.slice(end);
+  if (tail !== '' && tail !== '...') return null;
+  return { value: unescapeC(token.slice(1, end - 1)), truncated: tail === '...' };
+}
+
+const SIMPLE_ESCAPES: Record<string, number> = { n: 10, t: 9, r: 13, v: 11, f: 12, a: 7, b: 8, e: 27, '\\': 92, '"': 34, "'": 39, '?': 63 };
+
+/** Undo strace's C escaping to bytes, then read them as UTF-8 (invalid sequences become U+FFFD). */
+function unescapeC(body: string): string {
+  if (!/[\\\u0080-\uffff]/.test(body)) return body;
+  const bytes: number[] = [];
+  const pushText = (text: string) => {
+    for (const b of Buffer.from(text, 'utf8')) bytes.push(b);
+  };
+  let i = 0;
+  while (i < body.length) {
+    const c = body.charAt(i);
+    if (c !== '\\') {
+      const code = body.charCodeAt(i);
+      if (code < 0x80) {
+        bytes.push(code);
+        i++;
+      } else {
+        const cp = body.codePointAt(i) ?? code;
+        const width = cp > 0xffff ? 2 : 1;
+        pushText(body.slice(i, i + width));
+        i += width;
+      }
+      continue;
+    }
+    const next = body.charAt(i + 1);
+    const simple = SIMPLE_ESCAPES[next];
+    if (simple !== undefined) {
+      bytes.push(simple);
+      i += 2;
+    } else if (next === 'x' && /^[0-9a-fA-F]/.test(body.charAt(i + 2))) {
+      const hex = /^[0-9a-fA-F]{1,2}/.exec(body.slice(i + 2, i + 4))?.[0] ?? '0';
+      bytes.push(Number.parseInt(hex, 16));
+      i += 2 + hex.length;
+    } else if (next >= '0' && next <= '7') {
+      const oct = /^[0-7]{1,3}/.exec(body.slice(i + 1, i + 4))?.[0] ?? '0';
+      bytes.push(Number.parseInt(oct, 8) & 0xff);
+      i += 1 + oct.length;
+    } else if (next === '') {
+      bytes.push(92);
+      i++;
+    } else {
+      // Not an escape strace writes: keep the character.
+      const cp = body.codePointAt(i + 1) ?? 0;
+      const width = cp > 0xffff ? 2 : 1;
+      pushText(body.slice(i + 1, i + 1 + width));
+      i += 1 + width;
+    }
+  }
+  return Buffer.from(bytes).toString('utf8');
+}
+
+/** `["a", "b", ...]` into strings, capped at MAX_ARGV_ENTRIES of MAX_ARG_CHARS. */
+function parseArgv(token: string): { values: string[]; truncated: boolean } | null {
+  if (token === 'NULL') return { values: [], truncated: false };
+  if (/^0x[0-9a-f]+$/.test(token)) return { values: [], truncated: true }; // unreadable memory
+  if (!token.startsWith('[')) return null;
+  const split = splitTop(token, 1, ']');
+  if (!split || split.end !== token.length) return null;
+  const values: string[] = [];
+  let truncated = false;
+  for (const part of split.parts) {
+    if (part === '' && split.parts.length === 1) break;
+    if (part === '...') {
+      truncated = true;
+      continue;
+    }
+    const decoded = decodeString(part);
+    if (!decoded) return null;
+    if (values.length >= MAX_ARGV_ENTRIES) {
+      truncated = true;
+      break;
+    }
+    truncated ||= decoded.truncated || decoded.value.length > MAX_ARG_CHARS;
+    values.push(decoded.value.slice(0, MAX_ARG_CHARS));
+  }
+  return { values, truncated };
+}
+
+interface StructFields {
+  named: Map<string, string>;
+  unnamed: string[];
+}
+
+/** `{key=value, call(...), ...}` into its top-level fields. */
+function structFields(token: string): StructFields | null {
+  if (!token.startsWith('{')) return null;
+  const split = splitTop(token, 1, '}');
+  if (!split || split.end !== token.length) return null;
+  const named = new Map<string, string>();
+  const unnamed: string[] = [];
+  for (const part of split.parts) {
+    const kv = /^([a-z_][a-z0-9_]*)=/.exec(part);
+    if (kv?.[1] !== undefined && !named.has(kv[1])) named.set(kv[1], part.slice(kv[0].length));
+    else unnamed.push(part);
+  }
+  return { named, unnamed };
+}
+
+type Address = Pick<ConnectEvent, 'family' | 'address' | 'port'>;
+
+function parseSockaddr(token: string): Address | null {
+  const fields = structFields(token);
+  if (!fields) {
+    // An address strace could not read (a bad pointer): still an attempt.
+    return token === '' ? null : { family: 'other', address: token.slice(0, 64), port: null };
+  }
+  const family = fields.named.get('sa_family') ?? '';
+  const port = (key: string) => {
+    const m = /^htons\((\d{1,5})\)$/.exec(fields.named.get(key) ?? '');
+    return m ? Number(m[1]) : null;
+  };
+  if (family === 'AF_INET') {
+    const addr = callString(fields.named.get('sin_addr'), 'inet_addr', 0);
+    return addr === null ? null : { family: 'inet', address: addr, port: port('sin_port') };
+  }
+  if (family === 'AF_INET6') {
+    const pton = fields.named.get('sin6_addr') ?? fields.unnamed.find((part) => part.startsWith('inet_pton('));
+    const addr = callString(pton, 'inet_pton', 1);
+    return addr === null ? null : { family: 'inet6', address: addr, port: port('sin6_port') };
+  }
+  if (family === 'AF_UNIX' || family === 'AF_LOCAL') {
+    const raw = fields.named.get('sun_path');
+    if (raw === undefined) return { family: 'unix', address: '', port: null }; // unnamed socket
+    const abstract = raw.startsWith('@');
+    const path = decodeString(abstract ? raw.slice(1) : raw);
+    return path === null ? null : { family: 'unix', address: (abstract ? '@' : '') + path.value, port: null };
+  }
+  return { family: 'other', address: family === '' ? token.slice(0, 64) : family, port: null };
+}
+
+/** The string argument at `index` of `fn(...)`, as in `inet_addr("1.2.3.4")`. */
+function callString(token: string | undefined, fn: string, index: number): string | null {
+  if (token === undefined || !token.startsWith(`${fn}(`)) return null;
+  const split = splitTop(token, fn.length + 1, ')');
+  if (!split || split.end !== token.length) return null;
+  const arg = split.parts[index];
+  return arg === undefined ? null : (decodeString(arg)?.value ?? null);
+}
+
+// x86_64 values (asm-generic): what strace prints as hex when it has no name for a bit.
+const O_ACCMODE = 0o3;
+const O_CREAT = 0o100;
+const O_TRUNC = 0o1000;
+const O_APPEND = 0o2000;
+const O_TMPFILE_BIT = 0o20000000;
+
+type OpenMode = { write: boolean; create: boolean };
+const flagCache = new Map<string, OpenMode>();
+
+/** `O_WRONLY|O_CREAT|0x...` into whether it may write and whether it may create. */
+function openFlags(token: string): OpenMode | null {
+  if (token === '') return null;
+  const cached = flagCache.get(token);
+  if (cached) return cached;
+  const mode = decodeOpenFlags(token);
+  if (flagCache.size < 1024) flagCache.set(token, mode);
+  return mode;
+}
+
+function decodeOpenFlags(token: string): OpenMode {
+  let write = false;
+  let create = false;
+  for (const flag of token.split('|')) {
+    const name = flag.trim();
+    if (name === 'O_WRONLY' || name === 'O_RDWR' || name === 'O_TRUNC' || name === 'O_APPEND') write = true;
+    else if (name === 'O_CREAT' || name === 'O_TMPFILE') write = create = true;
+    else if (/^(0x[0-9a-fA-F]+|0[0-7]*|[1-9]\d*)$/.test(name)) {
+      const bits = name.startsWith('0x') ? Number.parseInt(name, 16) : name.startsWith('0') ? Number.parseInt(name, 8) : Number(name);
+      if (bits & (O_ACCMODE | O_TRUNC | O_APPEND)) write = true;
+      if (bits & (O_CREAT | O_TMPFILE_BIT)) write = create = true;
+    }
+  }
+  return { write, create };
+}
