@@ -14,6 +14,7 @@ import { lstat, open, readdir, readFile, rename, rm, writeFile } from 'node:fs/p
 import path from 'node:path';
 import { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { normalizeName } from '../lock/normalize.js';
 import { parseRecord } from '../observe/record.js';
 
 export interface ManifestEntry {
@@ -28,6 +29,8 @@ export interface ManifestEntry {
 
 export interface Manifest {
   schemaVersion: 1;
+  /** Where the tree was published. */
+  root: string;
   files: ManifestEntry[];
 }
 
@@ -46,10 +49,8 @@ export async function buildManifest(siteDir: string): Promise<ManifestEntry[]> {
   return entries.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
 }
 
-/** Build the manifest of `siteDir` and write it to `file` (via a temp file and a rename). */
-export async function writeManifest(siteDir: string, file: string): Promise<ManifestEntry[]> {
-  const files = await buildManifest(siteDir);
-  const manifest: Manifest = { schemaVersion: 1, files };
+/** Write a manifest to `file` via a temp file and a rename, so a reader never sees half of it. */
+export async function writeManifest(file: string, manifest: Manifest): Promise<void> {
   const temp = `${file}.${process.pid}.tmp`;
   try {
     await writeFile(temp, `${JSON.stringify(manifest, null, 2)}\n`);
@@ -57,13 +58,8 @@ export async function writeManifest(siteDir: string, file: string): Promise<Mani
   } finally {
     await rm(temp, { force: true });
   }
-  return files;
 }
 
-/** PEP 503: lowercase, and every run of `-`, `_` and `.` becomes one `-`. */
-export function normalizeName(name: string): string {
-  return name.toLowerCase().replace(/[-_.]+/g, '-');
-}
 
 /**
  * `Foo_Bar-1.2.dist-info` -> `foo-bar==1.2`. The wheel spec escapes `-` out of both the name

@@ -7,8 +7,7 @@ import path from 'node:path';
 import type { Readable } from 'node:stream';
 import type { Finding } from '../report/finding.js';
 import { extractArchive } from './extract.js';
-import { buildManifest, type ManifestEntry } from './manifest.js';
-import { writeFile } from 'node:fs/promises';
+import { buildManifest, writeManifest, type ManifestEntry } from './manifest.js';
 
 export interface StagedExport {
   /** The temp dir holding the extracted tree, beside the output. */
@@ -47,7 +46,7 @@ export async function stageExport(archive: Readable, output: string): Promise<St
         if (hadOld) await rename(target, old);
         await rename(dir, target);
         if (hadOld) await rm(old, { recursive: true, force: true });
-        await writeFile(manifestFile, JSON.stringify({ schemaVersion: 1, root: target, files: manifest }, null, 2) + '\n');
+        await writeManifest(manifestFile, { schemaVersion: 1, root: target, files: manifest });
         return { output: target, manifestFile };
       },
     };
