@@ -122,6 +122,8 @@ def main():
         ["strace", "-f", "--seccomp-bpf", "-ttt", "-s", "4096", "-u", "sandbox",
          "-e", "trace=" + TRACED, "-e", "signal=none", "-o", TRACE, "--"] + command,
         stdin=subprocess.DEVNULL,
+        # A session of its own: kill(0) or kill(-pgid) from pip's side can never reach us.
+        start_new_session=True,
     )
     root_pid = traced_root(tracer, time.time() + 30)
     status = {"tracerPid": tracer.pid, "rootPid": root_pid, "started": started}

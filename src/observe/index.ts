@@ -41,7 +41,9 @@ function attributeByWriter(findings: Finding[], trace: Trace, packageOf: (pid: n
   const writer = writersOf(trace);
   return findings.map((f) => {
     if (f.package !== null || typeof f.evidence.path !== 'string') return f;
-    const pid = writer.get(SITE_PREFIX + f.evidence.path);
+    const full = SITE_PREFIX + f.evidence.path;
+    // A finding about a directory (a forged dist-info) goes to whoever wrote inside it.
+    const pid = writer.get(full) ?? [...writer].find(([written]) => written.startsWith(`${full}/`))?.[1];
     return pid === undefined ? f : { ...f, package: packageOf(pid), evidence: { ...f.evidence, writerPid: pid } };
   });
 }

@@ -51,7 +51,10 @@ export function processFindings(ctx: ProcessContext): { findings: Finding[]; eve
     } else if (event.kind === 'kill') {
       // Signals within the sandbox's own processes are its business; anything else (pid 1, the
       // tracer, "every process" with -1) is an attack on the monitor.
-      const ownTarget = event.target > 0 ? trace.processes.has(event.target) : event.target !== -1;
+      // kill(0) is the caller's own process group: the supervisor starts the tracer in a session of
+      // its own, so that group holds sandbox processes only. kill(-pgid) names a group by its leader.
+      const ownTarget =
+        event.target === 0 || (event.target !== -1 && trace.processes.has(Math.abs(event.target)));
       if (ownTarget) continue;
       once(`kill|${event.pid}|${event.target}|${event.signal}`, () =>
         finding(

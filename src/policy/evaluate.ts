@@ -23,9 +23,11 @@ export function evaluate(input: EvaluationInput, policy: Policy): Judgement {
     .filter((name) => policy.packages.deny.includes(name))
     .map((name) => finding('policy.package-denied', 'high', `${name} is denied by policy ${policy.name}`, { package: name }, name));
   const judged = [...input.findings, ...denied].map((f) => {
-    const override = Object.entries(policy.severities).find(([pattern]) => matchesRule(pattern, f.rule));
-    const severity = override ? override[1] : f.severity;
-    const accepted = f.package !== null && policy.packages.allow.includes(f.package);
+    // An exact rule id wins over a family wildcard, whatever order the policy lists them in.
+    const wildcard = Object.entries(policy.severities).find(([pattern]) => pattern.endsWith('.*') && matchesRule(pattern, f.rule));
+    const severity = policy.severities[f.rule] ?? wildcard?.[1] ?? f.severity;
+    // A denied package stays denied even when it is also on the allow list.
+    const accepted = f.rule !== 'policy.package-denied' && f.package !== null && policy.packages.allow.includes(f.package);
     const failing = severity !== 'info' && !accepted && policy.failOn.some((pattern) => matchesRule(pattern, f.rule));
     return { ...f, severity, failing };
   });

@@ -45,7 +45,8 @@ export async function loadPolicy(ref: string, seen: string[] = []): Promise<Poli
       )
     : null;
   const merged = {
-    name: own.name ?? base?.name ?? path.basename(file, '.json'),
+    // A policy that extends a preset is not that preset: it is named after its own file.
+    name: own.name ?? path.basename(file, '.json'),
     failOn: own.failOn ?? base?.failOn,
     build: own.build ?? base?.build,
     onlyBinary: own.onlyBinary ?? base?.onlyBinary ?? false,

@@ -1,0 +1,264 @@
+import { describe, expect, it } from 'vitest';
+import type { FsChange } from '../runtime/port.js';
+import { filesystemFindings, isExpectedChange, isSensitivePath, writersOf, type FsContext, type FsLayout } from './filesystem.js';
+import { parseTrace } from './trace.js';
+
+// The layout observe() passes: the venv, the sandbox user's home, our state dir, and the input mounts.
+const LAYOUT: FsLayout = {
+  target: '/opt/target',
+  home: '/home/sandbox',
+  state: '/var/lib/sandbox-install',
+  mounts: ['/input', '/input/requirements.lock'],
+};
+const HOMES = ['/home/sandbox', '/root'];
+
+const added = (path: string): FsChange => ({ path, kind: 'added' });
+const modified = (path: string): FsChange => ({ path, kind: 'modified' });
+const deleted = (path: string): FsChange => ({ path, kind: 'deleted' });
+
+describe('isExpectedChange', () => {
+  it.each([
+    added('/opt/target'),
+    added('/opt/target/lib/python3.11/site-packages/six.py'),
+    modified('/opt/target/bin'),
+    added('/tmp/pip-install-q8_72yms'),
+    added('/tmp/pip-build-env-e4g603gw/overlay/bin/sh'),
+    deleted('/tmp/pip-unpack-x/six.whl'),
+    added('/var/lib/sandbox-install'),
+    added('/var/lib/sandbox-install/strace.log'),
+    added('/input'),
+    added('/input/requirements.lock'),
+  ])('accepts $kind $path', (change) => {
+    expect(isExpectedChange(change, LAYOUT)).toBe(true);
+  });
+
+  it.each([
+    modified('/home/sandbox/.bashrc'),
+    added('/opt/target2/x'),
+    added('/opt/targetx'),
+    added('/tmp/pip'),
+    added('/tmp/pip-'),
+    added('/tmp/x/pip-install-1/y'),
+    added('/var/lib/sandbox-installer'),
+    added('/inputs'),
+    added('/input/evil.py'),
+    added('/etc/cron.d/evil'),
+    deleted('/usr/bin/pip'),
+  ])('rejects $kind $path', (change) => {
+    expect(isExpectedChange(change, LAYOUT)).toBe(false);
+  });
+});
+
+describe('isSensitivePath', () => {
+  it.each([
+    '/home/sandbox/.ssh',
+    '/home/sandbox/.ssh/id_rsa',
+    '/root/.ssh/authorized_keys',
+    '/home/sandbox/.aws/credentials',
+    '/home/sandbox/.netrc',
+    '/home/sandbox/.pypirc',
+    '/home/sandbox/.config/gh/hosts.yml',
+    '/home/sandbox/.docker/config.json',
+    '/home/sandbox/.git-credentials',
+    '/home/sandbox/.gnupg/private-keys-v1.d/x.key',
+    '/home/sandbox/.kube/config',
+    '/home/sandbox/.config/gcloud/credentials.db',
+    '/home/sandbox/.azure/accessTokens.json',
+    '/home/sandbox/.npmrc',
+    '/home/sandbox/.mozilla/firefox/profiles.ini',
+    '/home/sandbox/.config/google-chrome/Default/Cookies',
+    '/home/sandbox/.config/BraveSoftware/Brave-Browser/Default/Login Data',
+    '/home/sandbox/.bash_history',
+    '/etc/shadow',
+    '/etc/shadow-',
+    '/etc/gshadow',
+    '/etc/sudoers',
+    '/proc/1/environ',
+    '/proc/self/environ',
+  ])('flags %s', (file) => {
+    expect(isSensitivePath(file, HOMES)).toBe(true);
+  });
+
+  it.each([
+    '/home/sandbox/.bashrc',
+    '/home/sandbox/.sshx',
+    '/home/sandbox/.netrc.bak',
+    '/home/sandbox/.docker/other.json',
+    '/home/sandbox/.config/ghx/hosts.yml',
+    '/home/other/.ssh/id_rsa',
+    '/home/sandbox2/.ssh/id_rsa',
+    '/tmp/.ssh/id_rsa',
+    '/etc/passwd',
+    '/etc/shadowx',
+    '/proc/1/cmdline',
+    '/proc/self/environment',
+  ])('does not flag %s', (file) => {
+    expect(isSensitivePath(file, HOMES)).toBe(false);
+  });
+
+  it('reads credential paths relative to the homes it is given', () => {
+    expect(isSensitivePath('/srv/app/.aws/config', ['/srv/app'])).toBe(true);
+    expect(isSensitivePath('/root/.aws/config', ['/srv/app'])).toBe(false);
+  });
+});
+
+describe('writersOf', () => {
+  it('keeps the last pid that wrote, created, unlinked, linked or renamed each path; reads and failures do not count', () => {
+    const trace = parseTrace(
+      [
+        '10 1.000001 openat(AT_FDCWD, "/etc/hosts", O_RDONLY|O_CLOEXEC) = 3',
+        '10 1.000002 openat(AT_FDCWD, "/home/sandbox/.bashrc", O_WRONLY|O_CREAT|O_APPEND, 0666) = 3',
+        '10 1.000003 vfork() = 11',
+        '11 1.000004 openat(AT_FDCWD, "/home/sandbox/.bashrc", O_WRONLY|O_APPEND) = 3',
+        '11 1.000005 openat(AT_FDCWD, "/etc/profile", O_WRONLY|O_APPEND) = -1 EACCES (Permission denied)',
+        '11 1.000006 unlink("/tmp/gone") = 0',
+        '11 1.000007 symlink("/etc/passwd", "/tmp/link") = 0',
+        '10 1.000008 rename("/tmp/a", "/tmp/b") = 0',
+      ].join('\n'),
+    );
+    expect(trace.unparsed).toBe(0);
+    expect(Object.fromEntries(writersOf(trace))).toEqual({
+      '/home/sandbox/.bashrc': 11,
+      '/tmp/gone': 11,
+      '/tmp/link': 11,
+      '/tmp/a': 10,
+      '/tmp/b': 10,
+    });
+  });
+});
+
+/** pid 10 is pip, pid 11 a build hook of evil-pkg that sits in the package's build dir. */
+function context(changes: FsChange[], lines: string[]): FsContext {
+  const trace = parseTrace(
+    [
+      '10 1.000000 execve("/usr/bin/python3", ["python3", "-m", "pip", "install"], 0x7ffd /* 5 vars */) = 0',
+      '10 1.000001 vfork() = 11',
+      '11 1.000002 execve("/opt/target/bin/python", ["/opt/target/bin/python", "_in_process.py", "build_wheel"], 0x7ffd /* 5 vars */) = 0',
+      ...lines,
+    ].join('\n'),
+  );
+  return {
+    changes,
+    trace,
+    layout: LAYOUT,
+    packageOf: (pid) => (pid === 11 ? 'evil-pkg' : null),
+    argvOf: (pid) => trace.processes.get(pid)?.argv ?? [],
+  };
+}
+
+describe('filesystemFindings: writes outside the target', () => {
+  it('reports only the leaves outside the expected places, attributed to the process that wrote them', () => {
+    const ctx = context(
+      [
+        modified('/home'),
+        modified('/home/sandbox'),
+        modified('/home/sandbox/.bashrc'),
+        modified('/opt'),
+        added('/opt/target/lib/python3.11/site-packages/six.py'),
+        modified('/tmp'),
+        added('/tmp/pip-install-abc'),
+        added('/tmp/x'),
+        added('/input'),
+        added('/input/requirements.lock'),
+        modified('/var'),
+        added('/var/lib/sandbox-install/status.json'),
+      ],
+      [
+        '11 1.000010 openat(AT_FDCWD, "/home/sandbox/.bashrc", O_WRONLY|O_CREAT|O_APPEND, 0666) = 3',
+        '11 1.000011 openat(AT_FDCWD, "/opt/target/lib/python3.11/site-packages/six.py", O_WRONLY|O_CREAT|O_TRUNC, 0666) = 3',
+      ],
+    );
+    const { findings, events } = filesystemFindings(ctx);
+    expect(findings).toEqual([
+      {
+        rule: 'fs.write-outside-target',
+        severity: 'high',
+        package: 'evil-pkg',
+        message: 'modified /home/sandbox/.bashrc outside the install target',
+        evidence: { path: '/home/sandbox/.bashrc', kind: 'modified', pid: 11, argv: '/opt/target/bin/python _in_process.py build_wheel' },
+      },
+      {
+        rule: 'fs.write-outside-target',
+        severity: 'high',
+        package: null,
+        message: 'added /tmp/x outside the install target',
+        evidence: { path: '/tmp/x', kind: 'added', pid: null, argv: null },
+      },
+    ]);
+    // Every change is listed for the report, with whether it was expected.
+    expect(events).toHaveLength(12);
+    expect(events.find((e) => e.path === '/home/sandbox/.bashrc')).toEqual({ path: '/home/sandbox/.bashrc', kind: 'modified', expected: false });
+    expect(events.find((e) => e.path === '/input')).toEqual({ path: '/input', kind: 'added', expected: true });
+  });
+
+  it('reports a modified directory with no listed children, and a deleted file', () => {
+    const { findings } = filesystemFindings(context([modified('/etc'), deleted('/usr/bin/pip')], ['10 1.000010 unlink("/usr/bin/pip") = 0']));
+    expect(findings.map((f) => [f.rule, f.package, f.evidence.path, f.evidence.kind, f.evidence.pid])).toEqual([
+      ['fs.write-outside-target', null, '/etc', 'modified', null],
+      ['fs.write-outside-target', null, '/usr/bin/pip', 'deleted', 10],
+    ]);
+  });
+
+  it('attributes a file a package renamed into place to that package', () => {
+    const { findings } = filesystemFindings(
+      context([added('/etc/cron.d/job')], ['11 1.000010 rename("/tmp/pip-install-abc/job", "/etc/cron.d/job") = 0']),
+    );
+    expect(findings).toEqual([expect.objectContaining({ rule: 'fs.write-outside-target', package: 'evil-pkg', evidence: expect.objectContaining({ path: '/etc/cron.d/job', pid: 11 }) })]);
+  });
+});
+
+describe('filesystemFindings: credential reads', () => {
+  it('reports every attempt, failed ones too, once per package and path', () => {
+    const { findings } = filesystemFindings(
+      context(
+        [],
+        [
+          '11 1.000010 openat(AT_FDCWD, "/home/sandbox/.ssh/id_rsa", O_RDONLY|O_CLOEXEC) = -1 ENOENT (No such file or directory)',
+          '11 1.000011 openat(AT_FDCWD, "/home/sandbox/.ssh/id_rsa", O_RDONLY|O_CLOEXEC) = -1 ENOENT (No such file or directory)',
+          '11 1.000012 access("/root/.aws/credentials", R_OK) = -1 EACCES (Permission denied)',
+          '11 1.000013 openat(AT_FDCWD, "/proc/self/environ", O_RDONLY) = 3',
+          '10 1.000014 openat(AT_FDCWD, "/home/sandbox/.ssh/id_rsa", O_RDONLY|O_CLOEXEC) = -1 ENOENT (No such file or directory)',
+          '11 1.000015 openat(AT_FDCWD, "/home/sandbox/.bashrc", O_RDONLY) = 3',
+        ],
+      ),
+    );
+    const argv = '/opt/target/bin/python _in_process.py build_wheel';
+    expect(findings).toEqual([
+      {
+        rule: 'fs.sensitive-read',
+        severity: 'high',
+        package: 'evil-pkg',
+        message: 'tried to open /home/sandbox/.ssh/id_rsa (ENOENT)',
+        evidence: { path: '/home/sandbox/.ssh/id_rsa', ok: false, errno: 'ENOENT', write: false, pid: 11, argv },
+      },
+      {
+        rule: 'fs.sensitive-read',
+        severity: 'high',
+        package: 'evil-pkg',
+        message: 'tried to open /root/.aws/credentials (EACCES)',
+        evidence: { path: '/root/.aws/credentials', ok: false, errno: 'EACCES', write: false, pid: 11, argv },
+      },
+      {
+        rule: 'fs.sensitive-read',
+        severity: 'high',
+        package: 'evil-pkg',
+        message: 'tried to open /proc/self/environ',
+        evidence: { path: '/proc/self/environ', ok: true, errno: null, write: false, pid: 11, argv },
+      },
+      {
+        rule: 'fs.sensitive-read',
+        severity: 'high',
+        package: null,
+        message: 'tried to open /home/sandbox/.ssh/id_rsa (ENOENT)',
+        evidence: { path: '/home/sandbox/.ssh/id_rsa', ok: false, errno: 'ENOENT', write: false, pid: 10, argv: 'python3 -m pip install' },
+      },
+    ]);
+  });
+
+  it('sees a relative open through the working directory', () => {
+    const { findings } = filesystemFindings(
+      context([], ['11 1.000010 chdir("/home/sandbox") = 0', '11 1.000011 openat(AT_FDCWD, ".ssh/id_ed25519", O_RDONLY) = -1 ENOENT (No such file or directory)']),
+    );
+    expect(findings.map((f) => [f.rule, f.package, f.evidence.path])).toEqual([['fs.sensitive-read', 'evil-pkg', '/home/sandbox/.ssh/id_ed25519']]);
+  });
+});

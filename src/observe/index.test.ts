@@ -1,0 +1,340 @@
+import { createHash } from 'node:crypto';
+import type { Readable } from 'node:stream';
+import { pack } from 'tar-stream';
+import { describe, expect, it } from 'vitest';
+import type { LockPlan } from '../lock/types.js';
+import type { Policy } from '../policy/schema.js';
+import { finding, type Finding } from '../report/finding.js';
+import { DEFAULT_LIMITS, type InstallOutcome, type SupervisorStatus } from '../sandbox/session.js';
+import { observe, type ObserveInput } from './index.js';
+
+// A run as the session hands it over: pip (pid 11) forks a build hook (pid 18) that works in
+// evil-pkg's build dir, so attribution blames evil-pkg for everything 18 and its children do.
+const BUILD_DIR = '/tmp/pip-install-q8_72yms/evil-pkg_2c8a23b76e77438d94495cc80530245f';
+const OTHER_DIR = '/tmp/pip-install-q8_72yms/other-pkg_0123456789abcdef0123456789abcdef';
+const T = 1795820988;
+const at = (offset: number) => (T + offset).toFixed(6);
+const iso = (offset: number) => new Date((T + offset) * 1000).toISOString();
+
+const RELAY = 'connect(3, {sa_family=AF_INET, sin_port=htons(3141), sin_addr=inet_addr("127.0.0.1")}, 16) = 0';
+const PIP = [
+  `11 ${at(-8)} execve("/usr/bin/python3", ["python3", "-m", "pip", "install", "-r", "/input/requirements.lock"], 0x7ffd /* 5 vars */) = 0`,
+  `11 ${at(-7.9)} ${RELAY}`,
+];
+/** pid 18: evil-pkg's build_wheel hook. */
+const HOOK = [
+  `11 ${at(0)} vfork() = 18`,
+  `18 ${at(0.01)} execve("/opt/target/bin/python", ["/opt/target/bin/python", "_in_process.py", "build_wheel"], 0x7ffd /* 6 vars */) = 0`,
+  `18 ${at(0.02)} chdir("${BUILD_DIR}") = 0`,
+];
+/** pid 19: other-pkg's build hook. */
+const OTHER_HOOK = [
+  `11 ${at(0.03)} vfork() = 19`,
+  `19 ${at(0.04)} execve("/opt/target/bin/python", ["/opt/target/bin/python", "_in_process.py", "build_wheel"], 0x7ffd /* 6 vars */) = 0`,
+  `19 ${at(0.05)} chdir("${OTHER_DIR}") = 0`,
+];
+
+const STATUS: SupervisorStatus = { rootPid: 11, pip: { how: 'exited', value: 0 }, tracerIntact: true, tracerExit: 0, lingering: [] };
+
+function outcome(trace: string[], overrides: Partial<InstallOutcome> = {}): InstallOutcome {
+  return {
+    pipExitCode: 0,
+    limits: DEFAULT_LIMITS,
+    timedOut: false,
+    oomKilled: false,
+    pipOutput: '',
+    findings: [],
+    monitorEvents: [],
+    status: STATUS,
+    trace: trace.join('\n'),
+    changes: [],
+    timings: {},
+    ...overrides,
+  };
+}
+
+const PLAN: LockPlan = {
+  file: 'requirements.lock',
+  requirements: [
+    { name: 'six', rawName: 'six', version: '1.16.0', extras: [], marker: null, sha256: ['a'.repeat(64)], line: 1 },
+    { name: 'evil-pkg', rawName: 'evil-pkg', version: '1.0', extras: [], marker: null, sha256: ['b'.repeat(64)], line: 2 },
+  ],
+  indexUrl: null,
+  extraIndexUrls: [],
+};
+
+const POLICY: Policy = {
+  name: 'test',
+  failOn: ['network.*'],
+  build: { allow: [] },
+  onlyBinary: false,
+  allowLockIndexUrl: false,
+  knownGoodPth: [],
+  severities: {},
+  packages: { allow: [], deny: [] },
+  process: { execWatch: ['sh', 'curl'] },
+  export: true,
+};
+
+const input = (o: InstallOutcome, archive: Readable | null = null): ObserveInput => ({ outcome: o, plan: PLAN, policy: POLICY, archive });
+const exited = (pid: number, offset: number, code = 0) => `${pid} ${at(offset)} +++ exited with ${code} +++`;
+const rulesOf = (findings: Finding[]) => findings.map((f) => f.rule);
+
+describe('observe: a clean run', () => {
+  it('finds nothing in a run where pip and the hook ended normally', async () => {
+    const observation = await observe(input(outcome([...PIP, ...HOOK, exited(18, 1), exited(11, 2)])));
+    expect(observation.findings).toEqual([]);
+    expect(observation.processes.map((p) => [p.pid, p.package, p.exitCode])).toEqual([
+      [11, null, 0],
+      [18, 'evil-pkg', 0],
+    ]);
+    expect(observation.network).toEqual([expect.objectContaining({ source: 'tracer', pid: 11, address: '127.0.0.1', port: 3141, package: null })]);
+    expect(observation.filesystem).toEqual([]);
+  });
+
+  it('reads a missing trace as empty', async () => {
+    const observation = await observe(input(outcome([], { trace: null })));
+    expect(observation).toEqual({ findings: [], network: [], filesystem: [], processes: [] });
+  });
+});
+
+describe('observe: how the run ended', () => {
+  it('blames a timeout on the one package whose process was still running', async () => {
+    // Nothing exited: the run was cut short. pip itself (null) does not count.
+    const { findings } = await observe(input(outcome([...PIP, ...HOOK], { timedOut: true, pipExitCode: null, status: null, limits: { ...DEFAULT_LIMITS, timeoutMs: 30_000 } })));
+    expect(findings).toEqual([
+      { rule: 'resource.timeout', severity: 'high', package: 'evil-pkg', message: 'the install ran past --timeout 30s and was killed', evidence: { timeoutSeconds: 30 } },
+    ]);
+  });
+
+  it('leaves a timeout unattributed when several packages were running, or none', async () => {
+    const several = await observe(input(outcome([...PIP, ...HOOK, ...OTHER_HOOK], { timedOut: true, pipExitCode: null })));
+    expect(several.findings).toEqual([expect.objectContaining({ rule: 'resource.timeout', package: null })]);
+
+    const onlyPip = await observe(input(outcome([...PIP, ...HOOK, exited(18, 1)], { timedOut: true, pipExitCode: null })));
+    expect(onlyPip.findings).toEqual([expect.objectContaining({ rule: 'resource.timeout', package: null })]);
+  });
+
+  it('does not blame a package whose process had already exited', async () => {
+    const { findings } = await observe(input(outcome([...PIP, ...HOOK, exited(18, 1), ...OTHER_HOOK], { timedOut: true, pipExitCode: null })));
+    expect(findings).toEqual([expect.objectContaining({ rule: 'resource.timeout', package: 'other-pkg' })]);
+  });
+
+  it('reports the memory limit with the running package', async () => {
+    const { findings } = await observe(input(outcome([...PIP, ...OTHER_HOOK], { oomKilled: true, pipExitCode: 137 })));
+    expect(findings).toEqual([
+      {
+        rule: 'resource.memory',
+        severity: 'high',
+        package: 'other-pkg',
+        message: 'the install hit the memory limit and was killed',
+        evidence: { limitBytes: DEFAULT_LIMITS.memoryBytes },
+      },
+    ]);
+  });
+
+  it('fails closed when the supervisor status is missing', async () => {
+    const { findings } = await observe(input(outcome([...PIP, exited(11, 1)], { status: null })));
+    expect(findings).toEqual([
+      {
+        rule: 'monitor.tampered',
+        severity: 'critical',
+        package: null,
+        message: "the tracer ended before pip did, or its record of pip's end is missing",
+        evidence: { tracerExit: null, statusMissing: true },
+      },
+    ]);
+  });
+
+  it('fails closed when the tracer did not see pip end', async () => {
+    const { findings } = await observe(input(outcome([...PIP], { status: { ...STATUS, pip: null, tracerIntact: false, tracerExit: 137 } })));
+    expect(findings).toEqual([
+      {
+        rule: 'monitor.tampered',
+        severity: 'critical',
+        package: null,
+        message: "the tracer ended before pip did, or its record of pip's end is missing",
+        evidence: { tracerExit: 137, statusMissing: false },
+      },
+    ]);
+  });
+});
+
+describe('observe: unlocked requests from the proxy', () => {
+  const refused = (time: unknown, pkg: string | null = null) =>
+    finding('integrity.unlocked-request', 'high', 'refused GET for requests, which the lock does not cover', { method: 'GET', path: '/simple/requests/', project: 'requests', time }, pkg);
+
+  it('blames the package whose process connected to the relay just before the request', async () => {
+    const { findings } = await observe(input(outcome([...PIP, ...HOOK, `18 ${at(0.5)} ${RELAY}`], { findings: [refused(iso(0.6))] })));
+    expect(findings).toEqual([
+      {
+        rule: 'integrity.unlocked-request',
+        severity: 'high',
+        package: 'evil-pkg',
+        message: 'refused GET for requests, which the lock does not cover',
+        evidence: { method: 'GET', path: '/simple/requests/', project: 'requests', time: iso(0.6), pid: 18 },
+      },
+    ]);
+  });
+
+  it("skips pip's own relay connects, even nearer ones", async () => {
+    const { findings } = await observe(input(outcome([...PIP, ...HOOK, `18 ${at(0.5)} ${RELAY}`, `11 ${at(0.55)} ${RELAY}`], { findings: [refused(iso(0.6))] })));
+    expect(findings[0]).toMatchObject({ package: 'evil-pkg', evidence: { pid: 18 } });
+  });
+
+  it('takes the latest package connect, and none that came after the request', async () => {
+    const { findings } = await observe(
+      input(outcome([...PIP, ...HOOK, ...OTHER_HOOK, `18 ${at(0.5)} ${RELAY}`, `19 ${at(0.7)} ${RELAY}`, `18 ${at(2)} ${RELAY}`], { findings: [refused(iso(0.8))] })),
+    );
+    expect(findings[0]).toMatchObject({ package: 'other-pkg', evidence: { pid: 19 } });
+  });
+
+  it('leaves a request unattributed when no package connected in the 5 s before it', async () => {
+    const { findings } = await observe(input(outcome([...PIP, ...HOOK, `18 ${at(0.5)} ${RELAY}`], { findings: [refused(iso(6))] })));
+    expect(findings[0]).toMatchObject({ package: null });
+    expect(findings[0]?.evidence).not.toHaveProperty('pid');
+  });
+
+  it('keeps a finding that already names a package, or has no time to go by', async () => {
+    const trace = [...PIP, ...HOOK, `18 ${at(0.5)} ${RELAY}`];
+    const { findings } = await observe(input(outcome(trace, { findings: [refused(iso(0.6), 'six'), refused(T + 0.6), finding('integrity.hash-mismatch', 'critical', 'x', { time: iso(0.6) })] })));
+    expect(findings.map((f) => [f.rule, f.package, f.evidence.pid])).toEqual([
+      ['integrity.unlocked-request', 'six', undefined],
+      ['integrity.unlocked-request', null, undefined],
+      ['integrity.hash-mismatch', null, undefined],
+    ]);
+  });
+});
+
+describe('observe: wiring the witnesses together', () => {
+  it('attributes network, filesystem and process findings through the process tree, in that order after the end findings', async () => {
+    const trace = [
+      ...PIP,
+      ...HOOK,
+      `18 ${at(0.1)} connect(3, {sa_family=AF_INET, sin_port=htons(53), sin_addr=inet_addr("127.0.0.53")}, 16) = 0`,
+      `18 ${at(0.2)} connect(4, {sa_family=AF_UNIX, sun_path="/var/run/docker.sock"}, 23) = -1 ENOENT (No such file or directory)`,
+      `18 ${at(0.3)} openat(AT_FDCWD, "/home/sandbox/.bashrc", O_WRONLY|O_CREAT|O_APPEND, 0666) = 3`,
+      `18 ${at(0.4)} vfork() = 20`,
+      `20 ${at(0.41)} execve("/usr/bin/sh", ["sh", "-c", "id"], 0x7ffd /* 6 vars */) = 0`,
+      `20 ${at(0.42)} kill(1, SIGKILL) = -1 EPERM (Operation not permitted)`,
+    ];
+    const { findings } = await observe(
+      input(
+        outcome(trace, {
+          status: null,
+          monitorEvents: [{ type: 'dns', name: 'collect.x.invalid', qtype: 1, answer: '127.1.0.1', src: '127.0.0.1:40000', time: T + 0.11 }],
+          changes: [
+            { path: '/home', kind: 'modified' },
+            { path: '/home/sandbox', kind: 'modified' },
+            { path: '/home/sandbox/.bashrc', kind: 'modified' },
+            { path: '/opt/target/lib/python3.11/site-packages/six.py', kind: 'added' },
+          ],
+        }),
+      ),
+    );
+    expect(findings.map((f) => [f.rule, f.package])).toEqual([
+      ['monitor.tampered', null],
+      ['network.dns', 'evil-pkg'],
+      ['network.unix-socket', 'evil-pkg'],
+      ['fs.write-outside-target', 'evil-pkg'],
+      ['process.exec', 'evil-pkg'],
+      ['monitor.tampered', 'evil-pkg'],
+    ]);
+    expect(findings[3]?.evidence).toEqual({ path: '/home/sandbox/.bashrc', kind: 'modified', pid: 18, argv: '/opt/target/bin/python _in_process.py build_wheel' });
+    expect(findings[4]?.evidence).toMatchObject({ path: '/usr/bin/sh', argv: 'sh -c id', pid: 20 });
+  });
+
+  it('takes execWatch from the policy, lingering processes from the status, and accepts the input mounts', async () => {
+    const trace = [...PIP, ...HOOK, `18 ${at(0.4)} vfork() = 20`, `20 ${at(0.41)} execve("/usr/bin/wget", ["wget", "http://x"], 0x7ffd /* 6 vars */) = 0`];
+    const base = outcome(trace, {
+      status: { ...STATUS, lingering: [{ pid: 20, ppid: 1, argv: ['wget', 'http://x'] }] },
+      changes: [
+        { path: '/input', kind: 'added' },
+        { path: '/input/requirements.lock', kind: 'added' },
+        { path: '/var/lib/sandbox-install/strace.log', kind: 'added' },
+        { path: '/tmp/pip-unpack-abc/x.whl', kind: 'added' },
+      ],
+    });
+    expect(rulesOf((await observe(input(base))).findings)).toEqual(['process.lingering']);
+    const watching = await observe({ ...input(base), policy: { ...POLICY, process: { execWatch: ['wget'] } } });
+    expect(watching.findings.map((f) => [f.rule, f.package])).toEqual([
+      ['process.exec', 'evil-pkg'],
+      ['process.lingering', 'evil-pkg'],
+    ]);
+  });
+});
+
+// ---------------------------------------------------------------- the static path
+
+/** A site-packages archive as `getArchive` streams it: a `site-packages/` root, directories first. */
+function siteArchive(files: Record<string, string>): Readable {
+  const p = pack();
+  p.entry({ name: 'site-packages/', type: 'directory', mode: 0o755 });
+  const dirs = new Set<string>();
+  for (const [name, content] of Object.entries(files)) {
+    const parts = name.split('/');
+    for (let i = 1; i < parts.length; i++) {
+      const dir = parts.slice(0, i).join('/');
+      if (dirs.has(dir)) continue;
+      dirs.add(dir);
+      p.entry({ name: `site-packages/${dir}/`, type: 'directory', mode: 0o755 });
+    }
+    p.entry({ name: `site-packages/${name}`, type: 'file', mode: 0o644 }, content);
+  }
+  p.finalize();
+  return p as unknown as Readable;
+}
+
+const recordHash = (content: string) => `sha256=${createHash('sha256').update(content).digest('base64url')}`;
+const SIX_PY = '"""six"""\n';
+const SITE = '/opt/target/lib/python3.11/site-packages';
+
+describe('observe: the installed tree', () => {
+  it('reports a dist-info the lock does not name, and a stray file by the process that wrote it', async () => {
+    const archive = siteArchive({
+      'six.py': SIX_PY,
+      'six-1.16.0.dist-info/RECORD': `six.py,${recordHash(SIX_PY)},${SIX_PY.length}\r\nsix-1.16.0.dist-info/RECORD,,\r\n`,
+      'ghost-2.0.dist-info/RECORD': 'ghost-2.0.dist-info/RECORD,,\r\n',
+      'sneaky.py': 'import os\n',
+    });
+    const trace = [
+      ...PIP,
+      ...HOOK,
+      `18 ${at(0.3)} openat(AT_FDCWD, "${SITE}/sneaky.py", O_WRONLY|O_CREAT|O_TRUNC|O_CLOEXEC, 0666) = 3`,
+      `18 ${at(0.31)} openat(AT_FDCWD, "${SITE}/ghost-2.0.dist-info/RECORD", O_WRONLY|O_CREAT|O_TRUNC|O_CLOEXEC, 0666) = 4`,
+    ];
+    const { findings } = await observe(input(outcome(trace), archive));
+    expect(findings).toEqual([
+      {
+        rule: 'static.unrecorded-file',
+        severity: 'high',
+        package: 'evil-pkg',
+        message: 'sneaky.py is not listed in any RECORD',
+        evidence: { path: 'sneaky.py', claimedBy: [], writerPid: 18 },
+      },
+      {
+        // The forged dist-info goes to the package whose process wrote inside it.
+        rule: 'static.unrecorded-file',
+        severity: 'high',
+        package: 'evil-pkg',
+        message: 'ghost-2.0.dist-info is in site-packages but the lock does not name ghost',
+        evidence: { path: 'ghost-2.0.dist-info', reason: 'distribution not in the lock', writerPid: 18 },
+      },
+    ]);
+  });
+
+  it('finds nothing in a tree that holds only what the lock names', async () => {
+    const archive = siteArchive({
+      'six.py': SIX_PY,
+      'six-1.16.0.dist-info/RECORD': `six.py,${recordHash(SIX_PY)},${SIX_PY.length}\r\nsix-1.16.0.dist-info/RECORD,,\r\n`,
+      'Evil_Pkg-1.0.dist-info/RECORD': 'Evil_Pkg-1.0.dist-info/RECORD,,\r\n',
+    });
+    const { findings } = await observe(input(outcome([...PIP, exited(11, 1)]), archive));
+    expect(findings).toEqual([]);
+  });
+
+  it('leaves a stray file unattributed when the tracer saw no one write it', async () => {
+    const { findings } = await observe(input(outcome([...PIP, ...HOOK]), siteArchive({ 'sneaky.py': 'x' })));
+    expect(findings).toEqual([expect.objectContaining({ rule: 'static.unrecorded-file', package: null, evidence: { path: 'sneaky.py', claimedBy: [] } })]);
+  });
+});

@@ -1,0 +1,230 @@
+import { describe, expect, it } from 'vitest';
+import { processFindings, type ProcessContext } from './processes.js';
+import { parseTrace } from './trace.js';
+
+const WATCH = ['sh', 'bash', 'curl', 'nc'];
+const HOOK_ARGV = '/opt/target/bin/python _in_process.py build_wheel';
+
+/**
+ * pid 10 is pip; pid 11 a build hook of evil-pkg, pid 12 one of other-pkg. Lines after the
+ * prologue are the case's own.
+ */
+function context(lines: string[], lingering: ProcessContext['lingering'] = []): ProcessContext {
+  const trace = parseTrace(
+    [
+      '10 1.000000 execve("/usr/bin/python3", ["python3", "-m", "pip", "install"], 0x7ffd /* 5 vars */) = 0',
+      '10 1.000001 vfork() = 11',
+      '11 1.000002 execve("/opt/target/bin/python", ["/opt/target/bin/python", "_in_process.py", "build_wheel"], 0x7ffd /* 5 vars */) = 0',
+      '10 1.000003 vfork() = 12',
+      '12 1.000004 execve("/opt/target/bin/python", ["/opt/target/bin/python", "_in_process.py", "prepare_metadata"], 0x7ffd /* 5 vars */) = 0',
+      ...lines,
+    ].join('\n'),
+  );
+  expect(trace.unparsed).toBe(0);
+  const owners: Record<number, string> = { 11: 'evil-pkg', 12: 'other-pkg', 13: 'evil-pkg', 14: 'evil-pkg' };
+  return { trace, lingering, execWatch: WATCH, packageOf: (pid) => owners[pid] ?? null };
+}
+
+const execve = (pid: number, time: string, file: string, argv: string[], result: string) =>
+  `${pid} ${time} execve("${file}", [${argv.map((a) => `"${a}"`).join(', ')}], 0x7ffd /* 5 vars */) = ${result}`;
+const ENOENT = '-1 ENOENT (No such file or directory)';
+
+describe('processFindings: process.exec', () => {
+  it('reports a watched program that ran, not the PATH lookups that failed before it', () => {
+    const { findings } = processFindings(
+      context([
+        '11 1.100000 vfork() = 13',
+        execve(13, '1.100001', '/usr/local/sbin/sh', ['sh', '-c', 'id'], ENOENT),
+        execve(13, '1.100002', '/usr/local/bin/sh', ['sh', '-c', 'id'], ENOENT),
+        execve(13, '1.100003', '/usr/bin/sh', ['sh', '-c', 'id'], '0'),
+      ]),
+    );
+    expect(findings).toEqual([
+      {
+        rule: 'process.exec',
+        severity: 'high',
+        package: 'evil-pkg',
+        message: 'ran sh: sh -c id',
+        evidence: { path: '/usr/bin/sh', argv: 'sh -c id', ok: true, errno: null, pid: 13 },
+      },
+    ]);
+  });
+
+  it('reports the attempt when nothing by that name ran, once per package and argv', () => {
+    const { findings } = processFindings(
+      context([
+        '11 1.100000 vfork() = 13',
+        execve(13, '1.100001', '/usr/local/bin/curl', ['curl', 'http://x.test'], ENOENT),
+        execve(13, '1.100002', '/usr/bin/curl', ['curl', 'http://x.test'], ENOENT),
+      ]),
+    );
+    expect(findings).toEqual([
+      {
+        rule: 'process.exec',
+        severity: 'high',
+        package: 'evil-pkg',
+        message: 'tried to run curl: curl http://x.test',
+        evidence: { path: '/usr/local/bin/curl', argv: 'curl http://x.test', ok: false, errno: 'ENOENT', pid: 13 },
+      },
+    ]);
+  });
+
+  it('ignores programs that are not watched, and matches by basename only', () => {
+    const { findings } = processFindings(
+      context([
+        '11 1.100000 vfork() = 13',
+        execve(13, '1.100001', '/usr/bin/uname', ['uname', '-rs'], '0'),
+        '11 1.100002 vfork() = 14',
+        execve(14, '1.100003', '/usr/bin/bash-helper', ['bash-helper'], '0'),
+      ]),
+    );
+    expect(findings).toEqual([]);
+  });
+
+  it('keeps different argv and different packages apart, and dedupes identical runs', () => {
+    const { findings } = processFindings(
+      context([
+        '11 1.100000 vfork() = 13',
+        execve(13, '1.100001', '/usr/bin/sh', ['sh', '-c', 'a'], '0'),
+        '11 1.100002 vfork() = 14',
+        execve(14, '1.100003', '/usr/bin/sh', ['sh', '-c', 'a'], '0'),
+        execve(11, '1.100004', '/usr/bin/bash', ['bash', '-c', 'b'], '0'),
+        execve(12, '1.100005', '/usr/bin/sh', ['sh', '-c', 'a'], '0'),
+      ]),
+    );
+    expect(findings.map((f) => [f.package, f.evidence.argv, f.evidence.pid])).toEqual([
+      ['evil-pkg', 'sh -c a', 13],
+      ['evil-pkg', 'bash -c b', 11],
+      ['other-pkg', 'sh -c a', 12],
+    ]);
+  });
+});
+
+describe('processFindings: monitor.tampered', () => {
+  it('reports kill aimed at pid 1 and at every process (-1), with the outcome', () => {
+    const { findings } = processFindings(
+      context(['11 1.100000 kill(1, SIGKILL) = -1 EPERM (Operation not permitted)', '11 1.100001 kill(-1, SIGTERM) = -1 EPERM (Operation not permitted)']),
+    );
+    expect(findings).toEqual([
+      {
+        rule: 'monitor.tampered',
+        severity: 'critical',
+        package: 'evil-pkg',
+        message: 'kill(1, SIGKILL) aimed at a process outside the sandbox (EPERM)',
+        evidence: { syscall: 'kill', target: 1, signal: 'SIGKILL', ok: false, errno: 'EPERM', pid: 11, argv: HOOK_ARGV },
+      },
+      {
+        rule: 'monitor.tampered',
+        severity: 'critical',
+        package: 'evil-pkg',
+        message: 'kill(-1, SIGTERM) aimed at a process outside the sandbox (EPERM)',
+        evidence: { syscall: 'kill', target: -1, signal: 'SIGTERM', ok: false, errno: 'EPERM', pid: 11, argv: HOOK_ARGV },
+      },
+    ]);
+  });
+
+  it('reports tgkill and tkill on pids the tracer never saw', () => {
+    const { findings } = processFindings(context(['12 1.100000 tgkill(7, 7, SIGSTOP) = 0', '12 1.100001 tkill(8, SIGKILL) = -1 ESRCH (No such process)']));
+    expect(findings.map((f) => [f.rule, f.package, f.message])).toEqual([
+      ['monitor.tampered', 'other-pkg', 'tgkill(7, SIGSTOP) aimed at a process outside the sandbox'],
+      ['monitor.tampered', 'other-pkg', 'tkill(8, SIGKILL) aimed at a process outside the sandbox (ESRCH)'],
+    ]);
+  });
+
+  it("leaves signals between the sandbox's own processes (and to a traced process group) alone", () => {
+    const { findings } = processFindings(
+      context(['11 1.100000 vfork() = 13', '11 1.100001 kill(13, SIGTERM) = 0', '10 1.100002 kill(11, SIGKILL) = 0', '11 1.100003 kill(-13, SIGTERM) = 0']),
+    );
+    expect(findings).toEqual([]);
+  });
+
+  it('reports a signal to a process group the tracer never saw, and leaves kill(0) (its own group) alone', () => {
+    const { findings } = processFindings(context(['11 1.100000 kill(-7, SIGKILL) = -1 EPERM (Operation not permitted)', '11 1.100001 kill(0, SIGTERM) = 0']));
+    expect(findings.map((f) => [f.rule, f.evidence.target, f.evidence.signal])).toEqual([['monitor.tampered', -7, 'SIGKILL']]);
+  });
+
+  it('reports the same kill from one process once', () => {
+    const { findings } = processFindings(
+      context(['11 1.100000 kill(1, SIGKILL) = -1 EPERM (Operation not permitted)', '11 1.100001 kill(1, SIGKILL) = -1 EPERM (Operation not permitted)']),
+    );
+    expect(findings).toHaveLength(1);
+  });
+
+  it('reports any ptrace, even one aimed at nothing in particular', () => {
+    const { findings } = processFindings(context(['11 1.100000 ptrace(PTRACE_ATTACH, 1) = -1 EPERM (Operation not permitted)', '12 1.100001 ptrace(PTRACE_TRACEME) = 0']));
+    expect(findings).toEqual([
+      {
+        rule: 'monitor.tampered',
+        severity: 'critical',
+        package: 'evil-pkg',
+        message: 'ptrace(PTRACE_ATTACH, 1)',
+        evidence: { request: 'PTRACE_ATTACH', target: 1, ok: false, pid: 11, argv: HOOK_ARGV },
+      },
+      {
+        rule: 'monitor.tampered',
+        severity: 'critical',
+        package: 'other-pkg',
+        message: 'ptrace(PTRACE_TRACEME, ?)',
+        evidence: { request: 'PTRACE_TRACEME', target: null, ok: true, pid: 12, argv: '/opt/target/bin/python _in_process.py prepare_metadata' },
+      },
+    ]);
+  });
+});
+
+describe('processFindings: resource.pids', () => {
+  const EAGAIN = 'clone(child_stack=NULL, flags=CLONE_CHILD_CLEARTID|CLONE_CHILD_SETTID|SIGCHLD, child_tidptr=0x7f) = -1 EAGAIN (Resource temporarily unavailable)';
+
+  it('reports a fork that failed with EAGAIN, once per package', () => {
+    const { findings } = processFindings(context([`11 1.100000 ${EAGAIN}`, `11 1.100001 ${EAGAIN}`, `12 1.100002 ${EAGAIN}`]));
+    expect(findings).toEqual([
+      { rule: 'resource.pids', severity: 'high', package: 'evil-pkg', message: 'a fork failed with EAGAIN: the pids limit was hit', evidence: { pid: 11, argv: HOOK_ARGV } },
+      expect.objectContaining({ rule: 'resource.pids', package: 'other-pkg', evidence: expect.objectContaining({ pid: 12 }) }),
+    ]);
+  });
+
+  it('ignores forks that failed for another reason', () => {
+    const { findings } = processFindings(context(['11 1.100000 clone(child_stack=NULL, flags=SIGCHLD) = -1 ENOMEM (Cannot allocate memory)']));
+    expect(findings).toEqual([]);
+  });
+});
+
+describe('processFindings: process.lingering', () => {
+  it('reports what the supervisor found alive after pip, attributed only when the tracer saw that pid', () => {
+    const { findings } = processFindings(
+      context(
+        ['11 1.100000 vfork() = 13', execve(13, '1.100001', '/usr/bin/sleep', ['sleep', '1000'], '0')],
+        [
+          { pid: 13, ppid: 1, argv: ['sleep', '1000'] },
+          { pid: 99, ppid: 1, argv: ['python3', '-c', 'import time; time.sleep(99)'] },
+        ],
+      ),
+    );
+    expect(findings).toEqual([
+      {
+        rule: 'process.lingering',
+        severity: 'high',
+        package: 'evil-pkg',
+        message: 'still alive after pip ended, killed: sleep 1000',
+        evidence: { pid: 13, ppid: 1, argv: 'sleep 1000' },
+      },
+      {
+        rule: 'process.lingering',
+        severity: 'high',
+        package: null,
+        message: 'still alive after pip ended, killed: python3 -c import time; time.sleep(99)',
+        evidence: { pid: 99, ppid: 1, argv: 'python3 -c import time; time.sleep(99)' },
+      },
+    ]);
+  });
+});
+
+describe('processFindings: events', () => {
+  it('lists every process with its package', () => {
+    const { events } = processFindings(context(['11 1.100000 +++ exited with 0 +++']));
+    expect(events).toEqual([
+      { pid: 10, ppid: null, argv: ['python3', '-m', 'pip', 'install'], cwd: '/home/sandbox', exitCode: null, signal: null, package: null },
+      { pid: 11, ppid: 10, argv: ['/opt/target/bin/python', '_in_process.py', 'build_wheel'], cwd: '/home/sandbox', exitCode: 0, signal: null, package: 'evil-pkg' },
+      { pid: 12, ppid: 10, argv: ['/opt/target/bin/python', '_in_process.py', 'prepare_metadata'], cwd: '/home/sandbox', exitCode: null, signal: null, package: 'other-pkg' },
+    ]);
+  });
+});

@@ -1,0 +1,185 @@
+import { describe, expect, it } from 'vitest';
+import type { Report } from './schema.js';
+import { evidenceLine, renderSummary } from './summary.js';
+
+type JudgedFinding = Report['findings'][number];
+
+const ESC = '\u001b';
+
+function report(overrides: Partial<Report> = {}): Report {
+  return {
+    schemaVersion: 1,
+    tool: { name: 'sandbox-install', version: '0.1.0' },
+    verdict: 'fail',
+    lockfile: 'requirements.lock',
+    policy: 'default',
+    image: null,
+    packages: [
+      { name: 'evil-pkg', version: '1.0', marker: null, files: [] },
+      { name: 'six', version: '1.16.0', marker: null, files: [] },
+    ],
+    findings: [],
+    network: [],
+    filesystem: [],
+    processes: [],
+    proxy: [],
+    install: null,
+    timings: {},
+    exported: null,
+    manifest: null,
+    error: null,
+    ...overrides,
+  };
+}
+
+const judged = (rule: JudgedFinding['rule'], pkg: string | null, message: string, evidence: Record<string, unknown>, extra: Partial<JudgedFinding> = {}): JudgedFinding => ({
+  rule,
+  severity: 'high',
+  package: pkg,
+  message,
+  evidence,
+  failing: true,
+  ...extra,
+});
+
+describe('renderSummary without colour', () => {
+  it('prints the verdict line, then findings grouped by package in first-seen order', () => {
+    const text = renderSummary(
+      report({
+        findings: [
+          judged('network.dns', 'evil-pkg', 'DNS query for collect.x.invalid', { name: 'collect.x.invalid', qtype: 1, pid: 18 }),
+          judged('monitor.tampered', null, 'the tracer ended before pip did', { tracerExit: null, statusMissing: true }, { severity: 'critical' }),
+          judged('fs.sensitive-read', 'evil-pkg', 'tried to open /home/sandbox/.ssh/id_rsa (ENOENT)', { path: '/home/sandbox/.ssh/id_rsa', ok: false }, { failing: false }),
+        ],
+      }),
+      false,
+    );
+    expect(text).toBe(
+      [
+        'sandbox-install FAIL  requirements.lock  2 packages, 3 findings, policy default',
+        '  evil-pkg',
+        '    ✗ network.dns [high] DNS query for collect.x.invalid  name=collect.x.invalid qtype=1 pid=18',
+        '    · fs.sensitive-read [high] tried to open /home/sandbox/.ssh/id_rsa (ENOENT)  path=/home/sandbox/.ssh/id_rsa ok=false',
+        '  (unattributed)',
+        '    ✗ monitor.tampered [critical] the tracer ended before pip did  statusMissing=true',
+        '  nothing exported',
+        '',
+      ].join('\n'),
+    );
+    expect(text).not.toContain(ESC);
+  });
+
+  it('hides info findings unless they fail, and does not count them', () => {
+    const text = renderSummary(
+      report({
+        verdict: 'pass',
+        exported: '/out/site-packages',
+        findings: [
+          judged('network.dns', 'six', 'DNS query for pypi.org', { name: 'pypi.org' }, { severity: 'info', failing: false }),
+          judged('network.connect', 'six', 'connect to 10.0.0.1:80', { address: '10.0.0.1' }, { severity: 'info', failing: true }),
+        ],
+      }),
+      false,
+    );
+    expect(text).toBe(
+      [
+        'sandbox-install PASS  requirements.lock  2 packages, 1 findings, policy default',
+        '  six',
+        '    ✗ network.connect [info] connect to 10.0.0.1:80  address=10.0.0.1',
+        '  exported /out/site-packages',
+        '',
+      ].join('\n'),
+    );
+  });
+
+  it('says nothing about export for a pass that exported nothing, and shows an error message', () => {
+    expect(renderSummary(report({ verdict: 'pass' }), false)).toBe('sandbox-install PASS  requirements.lock  2 packages, 0 findings, policy default\n');
+    expect(renderSummary(report({ verdict: 'error', error: { code: 'install.failed', message: 'pip exited with 1' } }), false)).toBe(
+      ['sandbox-install ERROR  requirements.lock  2 packages, 0 findings, policy default', '  nothing exported', '  pip exited with 1', ''].join('\n'),
+    );
+  });
+});
+
+describe('renderSummary escapes package-controlled text', () => {
+  it('turns an ANSI escape in a package name, message, evidence, lockfile, export path or error into \\x1b', () => {
+    const evil = `evil${ESC}[2J${ESC}]0;owned${'\u0007'}`;
+    const text = renderSummary(
+      report({
+        verdict: 'error',
+        lockfile: `req${ESC}[31m.lock`,
+        findings: [judged('process.exec', evil, `ran sh: sh -c ${ESC}[1Aecho`, { argv: `sh -c ${ESC}[1A`, path: 'a\nb\rc\u202ed' })],
+        error: { message: `boom${ESC}[0m` },
+      }),
+      false,
+    );
+    expect(text).not.toContain(ESC);
+    expect(text).not.toContain('\u0007');
+    expect(text).not.toContain('\u202e');
+    expect(text.split('\n')).toEqual([
+      'sandbox-install ERROR  req\\x1b[31m.lock  2 packages, 1 findings, policy default',
+      '  evil\\x1b[2J\\x1b]0;owned\\x07',
+      '    ✗ process.exec [high] ran sh: sh -c \\x1b[1Aecho  argv=sh -c \\x1b[1A path=a\\x0ab\\x0dc\\u202ed',
+      '  nothing exported',
+      '  boom\\x1b[0m',
+      '',
+    ]);
+  });
+
+  it('escapes the export path', () => {
+    const text = renderSummary(report({ verdict: 'pass', exported: `/out/${ESC}[8m` }), false);
+    expect(text).toContain('  exported /out/\\x1b[8m\n');
+    expect(text).not.toContain(ESC);
+  });
+
+  it('escapes even when colour is on, so the only escapes are its own', () => {
+    const text = renderSummary(report({ findings: [judged('network.dns', `p${ESC}[31m`, `m${ESC}`, { name: `n${ESC}` })] }), true);
+    expect(text).toContain('p\\x1b[31m');
+    expect(text).toContain('m\\x1b');
+    expect(text).toContain('name=n\\x1b');
+    // Every raw ESC starts one of the summary's own SGR codes.
+    expect(text.match(/\u001b/g)?.length).toBe(text.match(/\u001b\[(?:0|1|2|31|32|33)m/g)?.length);
+  });
+});
+
+describe('renderSummary with colour', () => {
+  it('paints the verdict, package names, marks and evidence', () => {
+    const text = renderSummary(
+      report({
+        findings: [
+          judged('network.dns', 'evil-pkg', 'DNS query for a.test', { name: 'a.test' }),
+          judged('process.exec', 'evil-pkg', 'ran sh', { argv: 'sh' }, { failing: false }),
+        ],
+      }),
+      true,
+    );
+    expect(text.split('\n')).toEqual([
+      `${ESC}[1msandbox-install${ESC}[0m ${ESC}[31mFAIL${ESC}[0m  requirements.lock  2 packages, 2 findings, policy default`,
+      `  ${ESC}[1mevil-pkg${ESC}[0m`,
+      `    ${ESC}[31m✗${ESC}[0m network.dns [high] DNS query for a.test  ${ESC}[2mname=a.test${ESC}[0m`,
+      `    ${ESC}[2m·${ESC}[0m process.exec [high] ran sh  ${ESC}[2margv=sh${ESC}[0m`,
+      '  nothing exported',
+      '',
+    ]);
+  });
+
+  it('paints pass green and error yellow, and the error message yellow', () => {
+    expect(renderSummary(report({ verdict: 'pass' }), true)).toContain(`${ESC}[32mPASS${ESC}[0m`);
+    const error = renderSummary(report({ verdict: 'error', error: { message: 'pip exited with 1' } }), true);
+    expect(error).toContain(`${ESC}[33mERROR${ESC}[0m`);
+    expect(error).toContain(`  ${ESC}[33mpip exited with 1${ESC}[0m\n`);
+  });
+});
+
+describe('evidenceLine', () => {
+  it('keeps scalar fields, at most six, each escaped and cut to 200 characters', () => {
+    expect(evidenceLine({ a: 1, b: null, c: undefined, d: { x: 1 }, e: ['x'], f: true, g: 'x'.repeat(300), h: 'h', i: 'i', j: 'j', k: 'k' })).toBe(
+      `a=1 f=true g=${'x'.repeat(200)} h=h i=i j=j`,
+    );
+  });
+
+  it('escapes before cutting, so a cut never leaves half an escape raw', () => {
+    const line = evidenceLine({ p: `${'y'.repeat(198)}${ESC}[31m` });
+    expect(line).toBe(`p=${'y'.repeat(198)}\\x`);
+    expect(line).not.toContain(ESC);
+  });
+});
