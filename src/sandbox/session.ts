@@ -222,11 +222,14 @@ export class SandboxSession implements AsyncDisposable {
     timings.install = elapsed(t);
 
     t = performance.now();
-    const state = await sandbox.inspect();
-    const status = await this.readJson<SupervisorStatus>(sandbox, `${STATE_DIR}/status.json`);
-    const trace = await this.readText(sandbox, `${STATE_DIR}/strace.log`);
-    const changes = await sandbox.changes();
-    const pipOutput = await sandbox.output(60);
+    // Independent reads of a stopped container: the engine serves them concurrently.
+    const [state, status, trace, changes, pipOutput] = await Promise.all([
+      sandbox.inspect(),
+      this.readJson<SupervisorStatus>(sandbox, `${STATE_DIR}/status.json`),
+      this.readText(sandbox, `${STATE_DIR}/strace.log`),
+      sandbox.changes(),
+      sandbox.output(60),
+    ]);
     timings.collect = elapsed(t);
 
     if (status?.pip?.how === 'exited') pipExitCode = Number(status.pip.value);
