@@ -62,27 +62,35 @@ def pump(src, dst):
                 pass
 
 
-def relay(port, proxy_socket):
+def tcp_server(host, port, on_connection):
+    """Listen on host:port and hand each accepted connection to on_connection in a thread."""
     server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    server.bind(("127.0.0.1", port))
+    server.bind((host, port))
     server.listen(64)
 
     def serve():
         while True:
-            client, _ = server.accept()
-            upstream = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            try:
-                upstream.connect(proxy_socket)
-            except OSError as error:
-                emit({"type": "relay-error", "error": str(error)})
-                client.close()
-                upstream.close()
-                continue
-            for a, b in ((client, upstream), (upstream, client)):
-                threading.Thread(target=pump, args=(a, b), daemon=True).start()
+            conn, peer = server.accept()
+            threading.Thread(target=on_connection, args=(conn, peer), daemon=True).start()
 
     threading.Thread(target=serve, daemon=True).start()
+
+
+def relay(port, proxy_socket):
+    def forward(client, _peer):
+        upstream = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            upstream.connect(proxy_socket)
+        except OSError as error:
+            emit({"type": "relay-error", "error": str(error)})
+            client.close()
+            upstream.close()
+            return
+        threading.Thread(target=pump, args=(upstream, client), daemon=True).start()
+        pump(client, upstream)
+
+    tcp_server("127.0.0.1", port, forward)
 
 
 # ---------------------------------------------------------------- DNS sinkhole
@@ -234,17 +242,7 @@ def handle(conn, peer, port):
 
 
 def listener(port):
-    server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    server.bind(("0.0.0.0", port))
-    server.listen(64)
-
-    def serve():
-        while True:
-            conn, peer = server.accept()
-            threading.Thread(target=handle, args=(conn, peer, port), daemon=True).start()
-
-    threading.Thread(target=serve, daemon=True).start()
+    tcp_server("0.0.0.0", port, lambda conn, peer: handle(conn, peer, port))
 
 
 def main():

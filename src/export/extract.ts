@@ -21,6 +21,7 @@ import { pipeline } from 'node:stream/promises';
 import { extract as tarFsExtract, type ExtractOptions as TarFsTypedOptions } from 'tar-fs';
 import { InstallError } from '../errors.js';
 import { finding, type Finding } from '../report/finding.js';
+import type { TarHeader as Headers } from './tar-header.js';
 
 export interface ExtractLimits {
   /** Archive entries of any type, written or refused (the root directory entry aside). */
@@ -93,18 +94,6 @@ const REASON_TEXT: Record<UnsafeReason, string> = {
 /** Mode bits that survive: rwx for owner, group and other. setuid, setgid and sticky are dropped. */
 const PERMISSION_BITS = 0o777;
 const SPECIAL_BITS = 0o7000;
-
-/**
- * A tar-stream header as it really arrives: its shipped types promise every field, but the
- * decoder yields null for an unknown typeflag or an empty linkname.
- */
-interface Headers {
-  name: string;
-  type?: string | null;
-  size?: number | null;
-  mode?: number | null;
-  linkname?: string | null;
-}
 
 type Kind = 'file' | 'directory' | 'symlink';
 

@@ -45,6 +45,7 @@ import { InstallError } from '../errors.js';
 import { isValidProjectName, normalizeName } from '../lock/normalize.js';
 import { finding, type Finding } from '../report/finding.js';
 import { parseRecord, type RecordEntry } from './record.js';
+import type { TarHeader as Headers } from '../export/tar-header.js';
 
 export type ScannedFileType = 'file' | 'directory' | 'symlink' | 'link' | 'other';
 
@@ -167,18 +168,6 @@ export async function scanSitePackages(archive: Readable, options: ScanOptions):
 }
 
 class LimitReached extends Error {}
-
-/**
- * A tar-stream header as it really arrives: its shipped types promise every field, but the
- * decoder yields null for an unknown typeflag or an empty linkname.
- */
-interface Headers {
-  name: string;
-  type?: string | null;
-  size?: number | null;
-  mode?: number | null;
-  linkname?: string | null;
-}
 
 /** What the rules need from an entry's data stream (tar-stream's is a streamx Readable). */
 type EntryStream = AsyncIterable<unknown>;

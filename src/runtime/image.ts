@@ -19,7 +19,9 @@ export type BuildPath = 'existing' | 'online' | 'bootstrap-debian';
 
 export async function defaultImageTag(imagesDir = IMAGES_DIR): Promise<string> {
   const hash = createHash('sha256');
-  for (const name of (await readdir(imagesDir)).sort()) {
+  // Only the regular files at the top of images/ make the build context that matters.
+  const entries = await readdir(imagesDir, { withFileTypes: true });
+  for (const name of entries.filter((e) => e.isFile()).map((e) => e.name).sort()) {
     hash.update(name).update('\0').update(await readFile(path.join(imagesDir, name))).update('\0');
   }
   return `sandbox-install:${hash.digest('hex').slice(0, 12)}`;
@@ -41,8 +43,7 @@ async function bootstrapDebian(options: ImageBuildOptions): Promise<void> {
     return;
   }
   const child = execa('bash', [path.join(IMAGES_DIR, 'bootstrap-debian.sh'), BOOTSTRAP_BASE], {
-    stdout: 'pipe',
-    stderr: 'pipe',
+    all: true,
     reject: false,
     cancelSignal: options.signal,
   });
