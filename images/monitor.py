@@ -69,10 +69,21 @@ def tcp_server(host, port, on_connection):
     server.bind((host, port))
     server.listen(64)
 
+    def guarded(conn, peer):
+        try:
+            on_connection(conn, peer)
+        except Exception as error:  # a hostile peer must not take a listener down with it
+            emit({"type": "monitor-error", "port": port, "error": repr(error)[:200]})
+            conn.close()
+
     def serve():
         while True:
-            conn, peer = server.accept()
-            threading.Thread(target=on_connection, args=(conn, peer), daemon=True).start()
+            try:
+                conn, peer = server.accept()
+                threading.Thread(target=guarded, args=(conn, peer), daemon=True).start()
+            except Exception as error:
+                emit({"type": "monitor-error", "port": port, "error": repr(error)[:200]})
+                time.sleep(0.05)
 
     threading.Thread(target=serve, daemon=True).start()
 
@@ -211,7 +222,7 @@ def handle(conn, peer, port):
             if not chunk:
                 break
             data += chunk
-            if data[:1] == b"\x16" and len(data) >= 5 + struct.unpack("!H", data[3:5])[0]:
+            if data[:1] == b"\x16" and len(data) >= 5 and len(data) >= 5 + struct.unpack("!H", data[3:5])[0]:
                 break
     except OSError:
         pass

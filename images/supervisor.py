@@ -25,7 +25,7 @@ SANDBOX_GID = 1000
 TRACED = ",".join([
     "execve", "execveat", "connect", "sendto", "sendmsg", "openat", "openat2", "open", "creat",
     "unlink", "unlinkat", "rename", "renameat", "renameat2", "symlink", "symlinkat",
-    "kill", "tkill", "tgkill", "ptrace", "chdir", "fchdir",
+    "kill", "tkill", "tgkill", "rt_sigqueueinfo", "ptrace", "chdir", "fchdir", "sendmmsg", "link", "linkat",
     "clone", "clone3", "fork", "vfork", "access", "faccessat", "faccessat2",
 ])
 
@@ -68,7 +68,11 @@ def processes_of(uid):
             continue
         pid = int(name)
         try:
-            if os.stat("/proc/%d" % pid).st_uid != uid:
+            # The real uid from status, not the owner of /proc/<pid>: a process that made itself
+            # non-dumpable has a root-owned /proc entry but still runs as the sandbox user.
+            with open("/proc/%d/status" % pid, "rb") as f:
+                uids = [line.split()[1:] for line in f if line.startswith(b"Uid:")]
+            if not uids or uid not in {int(u) for u in uids[0]}:
                 continue
             with open("/proc/%d/cmdline" % pid, "rb") as f:
                 argv = [a.decode("utf-8", "backslashreplace") for a in f.read().split(b"\0") if a]
@@ -136,8 +140,8 @@ def main():
     time.sleep(0.2)  # let anything pip started settle before we look
     lingering = processes_of(SANDBOX_UID)
     status["lingering"] = lingering
-    if lingering:
-        kill_all_of_sandbox_user()
+    # Always: whatever hid from the listing above still dies here.
+    kill_all_of_sandbox_user()
 
     try:
         tracer.wait(timeout=10)

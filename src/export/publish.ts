@@ -2,9 +2,10 @@
  * Export the target site-packages: extract the (hostile) archive into a temp dir beside the output,
  * write the manifest, then rename into place. A failed or refused export leaves nothing behind.
  */
-import { mkdir, mkdtemp, rename, rm, stat } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
+import { InputError } from '../errors.js';
 import type { Finding } from '../report/finding.js';
 import { extractArchive } from './extract.js';
 import { buildManifest, writeManifest, type ManifestEntry } from './manifest.js';
@@ -17,6 +18,25 @@ export interface StagedExport {
   /** Rename into place; replaces an earlier export at the same path. */
   publish(): Promise<{ output: string; manifestFile: string }>;
   discard(): Promise<void>;
+}
+
+/** Written at the top of every export; its presence marks a directory we may replace. */
+export const MANIFEST_NAME = '.sandbox-install-manifest.json';
+
+/** Only an earlier export (or nothing, or an empty dir) may be replaced: never a user's own files. */
+export async function assertReplaceable(target: string): Promise<void> {
+  let entries: string[];
+  try {
+    entries = await readdir(target);
+  } catch (error: unknown) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return;
+    throw new InputError('output.unusable', `cannot use --output ${target}: ${(error as Error).message}`);
+  }
+  if (entries.length > 0 && !entries.includes(MANIFEST_NAME)) {
+    throw new InputError('output.not-ours', `refusing to replace ${target}: it is not empty and not an earlier sandbox-install export`, {
+      hint: 'choose an empty or new --output directory',
+    });
+  }
 }
 
 async function exists(file: string): Promise<boolean> {
@@ -40,14 +60,20 @@ export async function stageExport(archive: Readable, output: string): Promise<St
       manifest,
       discard,
       async publish() {
-        const manifestFile = `${target}.manifest.json`;
+        // The manifest goes inside the tree, so nothing is written beside the output.
+        try {
+          await writeManifest(path.join(dir, MANIFEST_NAME), { schemaVersion: 1, root: target, files: manifest });
+          await assertReplaceable(target);
+        } catch (error: unknown) {
+          await discard();
+          throw error;
+        }
         const old = `${dir}.old`;
         const hadOld = await exists(target);
         if (hadOld) await rename(target, old);
         await rename(dir, target);
         if (hadOld) await rm(old, { recursive: true, force: true });
-        await writeManifest(manifestFile, { schemaVersion: 1, root: target, files: manifest });
-        return { output: target, manifestFile };
+        return { output: target, manifestFile: path.join(target, MANIFEST_NAME) };
       },
     };
   } catch (error: unknown) {

@@ -42,6 +42,7 @@ function outcome(trace: string[], overrides: Partial<InstallOutcome> = {}): Inst
     limits: DEFAULT_LIMITS,
     timedOut: false,
     oomKilled: false,
+    monitorAlive: true,
     pipOutput: '',
     findings: [],
     monitorEvents: [],
@@ -92,9 +93,23 @@ describe('observe: a clean run', () => {
     expect(observation.filesystem).toEqual([]);
   });
 
-  it('reads a missing trace as empty', async () => {
-    const observation = await observe(input(outcome([], { trace: null })));
-    expect(observation).toEqual({ findings: [], network: [], filesystem: [], processes: [] });
+  it('fails closed when the supervisor reported but the trace cannot be read back', async () => {
+    // A trace over the read cap comes back as null: that must not read as "nothing happened".
+    const { findings } = await observe(input(outcome([], { trace: null })));
+    expect(findings).toEqual([
+      expect.objectContaining({ rule: 'monitor.tampered', severity: 'critical', package: null, evidence: { traceMissing: true } }),
+    ]);
+  });
+
+  it('fails closed when the monitor container died before the install ended', async () => {
+    const { findings } = await observe(input(outcome([...PIP, exited(11, 0)], { monitorAlive: false })));
+    expect(findings.map((f) => [f.rule, f.evidence])).toEqual([['monitor.tampered', { monitorAlive: false }]]);
+  });
+
+  it('fails closed when the tracer had to be forced to stop', async () => {
+    const base = outcome([...PIP, exited(11, 0)]);
+    const { findings } = await observe(input({ ...base, status: { ...base.status!, tracerForcedStop: true } }));
+    expect(findings.map((f) => [f.rule, f.evidence])).toEqual([['monitor.tampered', { tracerForcedStop: true }]]);
   });
 });
 

@@ -62,7 +62,10 @@ function endFindings(outcome: InstallOutcome, trace: Trace, packageOf: (pid: num
     trace.dropped > 0
       ? [finding('monitor.tampered', 'critical', `the trace held more events than we keep (${trace.dropped} dropped); it cannot vouch for the install`, { dropped: trace.dropped })]
       : [];
-  return [...incomplete, ...howItEnded(outcome, trace, packageOf)];
+  const monitorDead = outcome.monitorAlive
+    ? []
+    : [finding('monitor.tampered', 'critical', 'the monitor container had stopped before the install ended', { monitorAlive: false })];
+  return [...incomplete, ...monitorDead, ...howItEnded(outcome, trace, packageOf)];
 }
 
 function howItEnded(outcome: InstallOutcome, trace: Trace, packageOf: (pid: number) => string | null): Finding[] {
@@ -73,6 +76,12 @@ function howItEnded(outcome: InstallOutcome, trace: Trace, packageOf: (pid: numb
   }
   if (outcome.oomKilled) {
     return [finding('resource.memory', 'high', 'the install hit the memory limit and was killed', { limitBytes: outcome.limits.memoryBytes }, culprit())];
+  }
+  if (outcome.status !== null && outcome.trace === null) {
+    return [finding('monitor.tampered', 'critical', 'the trace could not be read back (missing or over the size cap); it cannot vouch for the install', { traceMissing: true })];
+  }
+  if (outcome.status?.tracerForcedStop) {
+    return [finding('monitor.tampered', 'critical', 'something kept the tracer alive after every sandbox process was killed', { tracerForcedStop: true })];
   }
   if (outcome.status === null || !outcome.status.tracerIntact) {
     return [

@@ -305,3 +305,24 @@ describe('networkFindings: events for the report', () => {
     });
   });
 });
+
+describe('networkFindings: a monitor that could not record everything', () => {
+  it('fails closed when the monitor truncated its events or a listener failed, once per kind', () => {
+    const { findings } = networkFindings(
+      context([], [
+        { type: 'truncated', limit: 20000, time: 1 },
+        { type: 'monitor-error', port: 80, error: "error('can't start new thread')", time: 2 },
+        { type: 'monitor-error', port: 443, error: "error('can't start new thread')", time: 3 },
+      ]),
+    );
+    expect(findings.map((f) => [f.rule, f.severity, f.evidence.event])).toEqual([
+      ['monitor.tampered', 'critical', 'truncated'],
+      ['monitor.tampered', 'critical', 'monitor-error'],
+    ]);
+  });
+
+  it('reports malformed packets sent to the sinkhole as DNS traffic', () => {
+    const { findings } = networkFindings(context([], [{ type: 'dns-malformed', bytes: 3, src: '127.0.0.1:5000', time: 1 }]));
+    expect(findings).toEqual([expect.objectContaining({ rule: 'network.dns', evidence: { malformed: true, bytes: 3, src: '127.0.0.1:5000' } })]);
+  });
+});

@@ -90,7 +90,18 @@ export function networkFindings(ctx: NetworkContext): { findings: Finding[]; eve
           by.package,
         ),
       );
-    } else if (event.type === 'relay-error' || event.type === 'truncated' || event.type === 'dns-malformed') {
+    } else if (event.type === 'truncated' || event.type === 'monitor-error') {
+      // The monitor stopped recording, or a listener failed: it can no longer vouch for the network.
+      events.push({ source: 'monitor', ...event });
+      found.add(`monitor|${event.type}`, () =>
+        finding('monitor.tampered', 'critical', `the monitor could not record everything (${event.type})`, { event: event.type, error: str(event.error), limit: num(event.limit) }),
+      );
+    } else if (event.type === 'dns-malformed') {
+      events.push({ source: 'monitor', ...event });
+      found.add('dns-malformed', () =>
+        finding('network.dns', 'high', 'a malformed DNS packet reached the sinkhole', { malformed: true, bytes: num(event.bytes), src: str(event.src) }),
+      );
+    } else if (event.type === 'relay-error') {
       events.push({ source: 'monitor', ...event });
     }
   }

@@ -392,3 +392,30 @@ describe('parseTrace on hostile input', () => {
     );
   });
 });
+
+describe('parseTrace: batched sends and queued signals', () => {
+  it('reads the first destination of a sendmmsg batch, and nothing for a connected socket', () => {
+    const trace = parseTrace(
+      [
+        '11 1.000000 execve("/usr/bin/python3", ["python3"], 0x7ffd /* 4 vars */) = 0',
+        '11 1.100000 sendmmsg(3, [{msg_hdr={msg_name={sa_family=AF_INET, sin_port=htons(53), sin_addr=inet_addr("8.8.8.8")}, msg_namelen=16, msg_iov=[{iov_base="\\x12\\x34", iov_len=2}], msg_iovlen=1, msg_controllen=0, msg_flags=0}, msg_len=2}], 1, MSG_NOSIGNAL) = -1 ENETUNREACH (Network is unreachable)',
+        '11 1.200000 sendmmsg(4, [{msg_hdr={msg_name=NULL, msg_namelen=0, msg_iov=[{iov_base="x", iov_len=1}], msg_iovlen=1, msg_controllen=0, msg_flags=0}, msg_len=1}], 1, MSG_NOSIGNAL) = 1',
+      ].join('\n'),
+    );
+    expect(trace.events.filter((e) => e.kind === 'connect')).toEqual([
+      expect.objectContaining({ pid: 11, syscall: 'sendmsg', family: 'inet', address: '8.8.8.8', port: 53, ok: false, errno: 'ENETUNREACH' }),
+    ]);
+  });
+
+  it('reads rt_sigqueueinfo as a kill of its target', () => {
+    const trace = parseTrace(
+      [
+        '11 1.000000 execve("/usr/bin/python3", ["python3"], 0x7ffd /* 4 vars */) = 0',
+        '11 1.100000 rt_sigqueueinfo(1, SIGKILL, {si_signo=SIGKILL, si_code=SI_QUEUE, si_pid=11, si_uid=1000}) = -1 EPERM (Operation not permitted)',
+      ].join('\n'),
+    );
+    expect(trace.events.filter((e) => e.kind === 'kill')).toEqual([
+      expect.objectContaining({ pid: 11, syscall: 'kill', target: 1, signal: 'SIGKILL', ok: false, errno: 'EPERM' }),
+    ]);
+  });
+});

@@ -439,6 +439,16 @@ export class TraceParser {
         this.emit({ kind: 'connect', ...base, syscall: 'sendmsg', ...addr });
         return true;
       }
+      case 'sendmmsg': {
+        // A vector of msghdrs: the first destination address stands for the batch (glibc's
+        // resolver sends its A and AAAA queries this way, to one server).
+        const raw = /\{sa_family=[^{}]*\}/.exec(args[1] ?? '')?.[0];
+        if (raw === undefined) return true;
+        const addr = parseSockaddr(raw);
+        if (!addr) return false;
+        this.emit({ kind: 'connect', ...base, syscall: 'sendmsg', ...addr });
+        return true;
+      }
       case 'open':
         return this.open(state, base, 'open', null, args[0], args[1] === undefined ? undefined : openFlags(args[1]));
       case 'openat':
@@ -468,13 +478,15 @@ export class TraceParser {
         return this.symlink(state, base, args[0], null, args[1]);
       case 'symlinkat':
         return this.symlink(state, base, args[0], args[1], args[2]);
+      case 'rt_sigqueueinfo': // kill() with a payload: target and signal in the same places
       case 'kill':
       case 'tkill':
       case 'tgkill': {
         const target = parseInt10(args[0]);
         const signal = args[call.name === 'tgkill' ? 2 : 1];
         if (target === null || signal === undefined || signal === '') return false;
-        this.emit({ kind: 'kill', ...base, syscall: call.name, target, signal });
+        const syscall = call.name === 'tgkill' || call.name === 'tkill' ? call.name : 'kill';
+        this.emit({ kind: 'kill', ...base, syscall, target, signal });
         return true;
       }
       case 'ptrace': {

@@ -164,3 +164,22 @@ describe('evaluate: properties', () => {
     );
   });
 });
+
+describe('evaluate: what packages.allow cannot accept', () => {
+  it('keeps attacks on the tool failing for an allowed package', () => {
+    const tampered = finding('monitor.tampered', 'critical', 'kill(1, SIGKILL)', { target: 1 }, 'evil-pkg');
+    const timeout = finding('resource.timeout', 'high', 'ran past --timeout', { timeoutSeconds: 5 }, 'evil-pkg');
+    const smuggle = finding('integrity.unlocked-request', 'high', 'refused GET', { path: '/simple/x/' }, 'evil-pkg');
+    const judged = evaluate(
+      input([DNS, tampered, timeout, smuggle]),
+      policy({ failOn: ['network.*', 'monitor.*', 'resource.*', 'integrity.*'], packages: { allow: ['evil-pkg'], deny: [] } }),
+    );
+    expect(judged.findings.map((f) => [f.rule, f.failing])).toEqual([
+      ['network.dns', false],
+      ['monitor.tampered', true],
+      ['resource.timeout', true],
+      ['integrity.unlocked-request', true],
+    ]);
+    expect(judged.verdict).toBe('fail');
+  });
+});

@@ -4,6 +4,9 @@ import { matchesRule, type Policy } from './schema.js';
 
 export type Verdict = 'pass' | 'fail' | 'error';
 
+/** Rules that `packages.allow` cannot accept. */
+const UNACCEPTABLE = ['monitor.*', 'resource.*', 'integrity.*', 'export.*', 'policy.package-denied'];
+
 export interface Judgement {
   verdict: Verdict;
   /** Every finding, with policy severities applied and `failing` marked. */
@@ -26,8 +29,10 @@ export function evaluate(input: EvaluationInput, policy: Policy): Judgement {
     // An exact rule id wins over a family wildcard, whatever order the policy lists them in.
     const wildcard = Object.entries(policy.severities).find(([pattern]) => pattern.endsWith('.*') && matchesRule(pattern, f.rule));
     const severity = policy.severities[f.rule] ?? wildcard?.[1] ?? f.severity;
-    // A denied package stays denied even when it is also on the allow list.
-    const accepted = f.rule !== 'policy.package-denied' && f.package !== null && policy.packages.allow.includes(f.package);
+    // Allowing a package accepts what it does, never an attack on the tool itself (tracer,
+    // monitor, proxy integrity, limits, export), and never a denial.
+    const accepted =
+      !UNACCEPTABLE.some((pattern) => matchesRule(pattern, f.rule)) && f.package !== null && policy.packages.allow.includes(f.package);
     const failing = severity !== 'info' && !accepted && policy.failOn.some((pattern) => matchesRule(pattern, f.rule));
     return { ...f, severity, failing };
   });

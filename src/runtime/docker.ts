@@ -219,6 +219,8 @@ export class DockerClient implements ContainerClient {
           NanoCpus: spec.nanoCpus,
           Init: false,
           AutoRemove: false,
+          // A package's output must not fill the host's disk through the engine's log files.
+          LogConfig: { Type: 'json-file', Config: { 'max-size': '16m', 'max-file': '1' } },
         },
       });
       return new DockerContainer(this.docker, container, spec.name);

@@ -56,6 +56,8 @@ export interface SupervisorStatus {
   tracerIntact: boolean;
   tracerExit: number | null;
   lingering: Array<{ pid: number; ppid: number; argv: string[] }>;
+  /** The tracer did not end within 10 s of pip and the sandbox user's processes being killed. */
+  tracerForcedStop?: boolean;
 }
 
 export interface InstallOutcome {
@@ -64,6 +66,8 @@ export interface InstallOutcome {
   limits: Limits;
   timedOut: boolean;
   oomKilled: boolean;
+  /** The monitor was still running when the install ended (it must never die first). */
+  monitorAlive: boolean;
   /** The last lines pip printed. */
   pipOutput: string;
   /** What the proxy found (integrity.*). Everything else is judged by observe/. */
@@ -164,6 +168,7 @@ export class SandboxSession implements AsyncDisposable {
     });
     this.containers.push(monitor);
     const ready = this.followMonitor(monitor);
+    ready.catch(() => undefined); // awaited below; never an unhandled rejection if start() throws
     await monitor.start();
     await ready;
     timings.monitorStart = elapsed(t);
@@ -223,7 +228,8 @@ export class SandboxSession implements AsyncDisposable {
 
     t = performance.now();
     // Independent reads of a stopped container: the engine serves them concurrently.
-    const [state, status, trace, changes, pipOutput] = await Promise.all([
+    const [monitorState, state, status, trace, changes, pipOutput] = await Promise.all([
+      monitor.inspect(),
       sandbox.inspect(),
       this.readJson<SupervisorStatus>(sandbox, `${STATE_DIR}/status.json`),
       this.readText(sandbox, `${STATE_DIR}/strace.log`),
@@ -240,6 +246,7 @@ export class SandboxSession implements AsyncDisposable {
       pipExitCode,
       timedOut,
       oomKilled: state.oomKilled,
+      monitorAlive: monitorState.running,
       pipOutput,
       findings: this.proxyRecords.findings,
       limits,
@@ -258,13 +265,14 @@ export class SandboxSession implements AsyncDisposable {
   }
 
   private followMonitor(monitor: ContainerHandle): Promise<void> {
+    const { signal } = this.options;
+    let timer: NodeJS.Timeout | undefined;
+    let onAbort = () => {};
     return new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new InstallError('monitor.not-ready', 'the monitor did not start within 20 s')), 20_000);
-      const onAbort = () => {
-        clearTimeout(timer);
-        reject(this.options.signal.reason);
-      };
-      this.options.signal.addEventListener('abort', onAbort, { once: true });
+      signal.throwIfAborted();
+      timer = setTimeout(() => reject(new InstallError('monitor.not-ready', 'the monitor did not start within 20 s')), 20_000);
+      onAbort = () => reject(signal.reason);
+      signal.addEventListener('abort', onAbort, { once: true });
       monitor
         .follow(
           (line) => {
@@ -277,17 +285,17 @@ export class SandboxSession implements AsyncDisposable {
             }
             if (typeof event !== 'object' || event === null) return;
             const record = event as Record<string, unknown>;
-            if (record.type === 'ready') {
-              clearTimeout(timer);
-              this.options.signal.removeEventListener('abort', onAbort);
-              resolve();
-            } else {
+            if (record.type === 'ready') resolve();
+            else {
               this.monitorEvents.push(record);
             }
           },
           (line) => this.log.warn({ line: line.slice(0, 500) }, 'monitor stderr'),
         )
         .catch(reject);
+    }).finally(() => {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', onAbort);
     });
   }
 

@@ -33,7 +33,7 @@ describe.runIf(engineAvailable())('install on the real engine', () => {
     const imported = await execa('python3', ['-I', '-c', `import sys; sys.path.insert(0, ${JSON.stringify(run.output)}); import alpha_app; print(alpha_app.run())`]);
     expect(imported.stdout).toBe('hello from beta and gamma');
     // The manifest names each file, its sha256 and its distribution.
-    const manifest = JSON.parse(await readFile(`${run.output}.manifest.json`, 'utf8')) as {
+    const manifest = JSON.parse(await readFile(path.join(run.output, '.sandbox-install-manifest.json'), 'utf8')) as {
       files: Array<{ path: string; sha256: string; distribution: string | null }>;
     };
     const init = manifest.files.find((f) => f.path === 'beta_lib/__init__.py');

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { writeFile } from 'node:fs/promises';
 import { z } from 'zod';
 import { EXIT, InputError, SandboxError } from '../../errors.js';
-import { stageExport } from '../../export/publish.js';
+import { assertReplaceable, stageExport } from '../../export/publish.js';
 import { readLock } from '../../lock/parse.js';
 import type { LockPlan } from '../../lock/types.js';
 import { observe } from '../../observe/index.js';
@@ -88,6 +88,7 @@ export async function runInstall(lockfile: string, raw: unknown, ctx: CommandCon
 
   const plan = await readLock(lockfile);
   const policy = await loadPolicy(options.policy);
+  if (policy.export) await assertReplaceable(path.resolve(options.output));
   const cli = {
     indexUrl: options.indexUrl ?? (policy.allowLockIndexUrl ? (plan.indexUrl ?? undefined) : undefined),
     extraIndexUrls: [...options.extraIndexUrl, ...(policy.allowLockIndexUrl ? plan.extraIndexUrls : [])],
@@ -145,6 +146,7 @@ export async function runInstall(lockfile: string, raw: unknown, ctx: CommandCon
     log.info({ packages: plan.requirements.length, upstreams }, 'installing in the sandbox');
     const outcome = await session.install();
     Object.assign(timings, outcome.timings);
+    ctx.signal.throwIfAborted();
 
     t = performance.now();
     const archive = outcome.pipExitCode === 0 ? await session.siteArchive() : null;
@@ -169,6 +171,7 @@ export async function runInstall(lockfile: string, raw: unknown, ctx: CommandCon
     report.install = { pipExitCode: outcome.pipExitCode, timedOut: outcome.timedOut, output: outcome.pipOutput };
 
     if (report.verdict === 'pass' && policy.export) {
+      ctx.signal.throwIfAborted();
       t = performance.now();
       const staged = await stageExport(await session.siteArchive(), options.output);
       if (staged.findings.length > 0) {
@@ -176,6 +179,10 @@ export async function runInstall(lockfile: string, raw: unknown, ctx: CommandCon
         const again = evaluate({ findings: [...report.findings, ...staged.findings], packages: [], installSucceeded: true }, policy);
         report.verdict = again.verdict;
         report.findings = again.findings;
+      } else if (ctx.signal.aborted) {
+        // Interrupted while extracting: nothing is published.
+        await staged.discard();
+        ctx.signal.throwIfAborted();
       } else {
         const published = await staged.publish();
         report.exported = published.output;
