@@ -25,7 +25,7 @@ SANDBOX_GID = 1000
 TRACED = ",".join([
     "execve", "execveat", "connect", "sendto", "sendmsg", "openat", "openat2", "open", "creat",
     "unlink", "unlinkat", "rename", "renameat", "renameat2", "symlink", "symlinkat",
-    "kill", "tkill", "tgkill", "rt_sigqueueinfo", "ptrace", "chdir", "fchdir", "sendmmsg", "link", "linkat",
+    "kill", "tkill", "tgkill", "rt_sigqueueinfo", "ptrace", "chdir", "fchdir", "sendmmsg", "link", "linkat", "io_uring_setup", "pidfd_open",
     "clone", "clone3", "fork", "vfork", "access", "faccessat", "faccessat2",
 ])
 

@@ -228,3 +228,26 @@ describe('processFindings: events', () => {
     ]);
   });
 });
+
+describe('processFindings: ways around the tracer and renamed tools', () => {
+  it('reports io_uring_setup and a pidfd_open of a process the tracer never saw, not one of its own', () => {
+    const { findings } = processFindings(
+      context([
+        '11 1.100000 io_uring_setup(8, {flags=0, sq_thread_cpu=0, sq_thread_idle=0}) = 5',
+        '11 1.100001 pidfd_open(1, 0) = 6',
+        '11 1.100002 pidfd_open(12, 0) = 7',
+      ]),
+    );
+    expect(findings.map((f) => [f.rule, f.package, f.evidence.syscall, f.evidence.target])).toEqual([
+      ['monitor.tampered', 'evil-pkg', 'io_uring_setup', null],
+      ['monitor.tampered', 'evil-pkg', 'pidfd_open', 1],
+    ]);
+  });
+
+  it('reports a program run from a writable place whatever its name, and not one from /usr', () => {
+    const { findings } = processFindings(
+      context(['11 1.100000 vfork() = 13', execve(13, '1.100001', '/tmp/x/py', ['py', '-c', 'id'], '0'), execve(11, '1.100002', '/usr/bin/uname', ['uname', '-rs'], '0')]),
+    );
+    expect(findings.map((f) => [f.rule, f.package, f.evidence.path, f.evidence.argv])).toEqual([['process.exec', 'evil-pkg', '/tmp/x/py', 'py -c id']]);
+  });
+});

@@ -14,6 +14,9 @@ export interface ProcessContext {
   packageOf: (pid: number) => string | null;
 }
 
+/** Where the sandbox user can write: nothing pip runs legitimately lives here. */
+const WRITABLE_PLACES = ['/tmp/', '/var/tmp/', '/dev/shm/', '/home/', '/run/'];
+
 const short = (argv: string[]) => argv.slice(0, 12).join(' ').slice(0, 400);
 
 export function processFindings(ctx: ProcessContext): { findings: Finding[]; events: Array<Record<string, unknown>> } {
@@ -40,6 +43,14 @@ export function processFindings(ctx: ProcessContext): { findings: Finding[]; eve
   for (const event of trace.events) {
     if (event.kind === 'exec') {
       const name = path.posix.basename(event.path);
+      if (event.ok && WRITABLE_PLACES.some((dir) => event.path.startsWith(dir))) {
+        // A program run from where the install could have written it: a renamed shell, a
+        // downloaded binary. Its name says nothing, so where it lives must.
+        once(`exec-written|${packageOf(event.pid)}|${event.path}`, () =>
+          finding('process.exec', 'high', `ran a program from a writable place: ${short(event.argv)}`, { path: event.path, argv: short(event.argv), ok: true, pid: event.pid }, packageOf(event.pid)),
+        );
+        continue;
+      }
       if (!watched.has(name)) continue;
       // A shell found on the second PATH entry shows up as ENOENT tries first: report what ran,
       // and the attempts only when nothing ran.
@@ -68,6 +79,18 @@ export function processFindings(ctx: ProcessContext): { findings: Finding[]; eve
     } else if (event.kind === 'ptrace') {
       once(`ptrace|${event.pid}|${event.request}|${event.target}`, () =>
         finding('monitor.tampered', 'critical', `ptrace(${event.request}, ${event.target ?? '?'})`, { request: event.request, target: event.target, ok: event.ok, pid: event.pid, argv: argvOf(event.pid) }, packageOf(event.pid)),
+      );
+    } else if (event.kind === 'blindspot') {
+      // pidfd_open of one of the sandbox's own processes is ordinary (subprocess uses it to wait).
+      if (event.syscall === 'pidfd_open' && event.target !== null && trace.processes.has(event.target)) continue;
+      once(`blindspot|${event.pid}|${event.syscall}|${event.target}`, () =>
+        finding(
+          'monitor.tampered',
+          'critical',
+          `${event.syscall}${event.target === null ? '' : `(${event.target})`}: a way around the tracer`,
+          { syscall: event.syscall, target: event.target, ok: event.ok, errno: event.errno, pid: event.pid, argv: argvOf(event.pid) },
+          packageOf(event.pid),
+        ),
       );
     } else if (event.kind === 'spawn' && !event.ok && event.errno === 'EAGAIN') {
       once(`pids|${packageOf(event.pid)}`, () =>

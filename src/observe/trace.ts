@@ -114,6 +114,18 @@ export interface PtraceEvent extends EventBase, Outcome {
   target: number | null;
 }
 
+/**
+ * A syscall that works around the tracer: io_uring performs opens, connects and sends in the
+ * kernel without a traced syscall, and a pidfd (pidfd_open) lets later signals name a process
+ * without a pid in the record.
+ */
+export interface BlindspotEvent extends EventBase, Outcome {
+  kind: 'blindspot';
+  syscall: string;
+  /** pidfd_open's pid, when there is one. */
+  target: number | null;
+}
+
 export interface SpawnEvent extends EventBase, Outcome {
   kind: 'spawn';
   /** The new pid, or -1 when the call failed (EAGAIN at the pids limit) or never returned. */
@@ -137,6 +149,7 @@ export type TraceEvent =
   | SymlinkEvent
   | KillEvent
   | PtraceEvent
+  | BlindspotEvent
   | SpawnEvent
   | ExitEvent;
 
@@ -489,6 +502,10 @@ export class TraceParser {
         this.emit({ kind: 'kill', ...base, syscall, target, signal });
         return true;
       }
+      case 'io_uring_setup':
+      case 'pidfd_open':
+        this.emit({ kind: 'blindspot', ...base, syscall: call.name, target: call.name === 'pidfd_open' ? parseInt10(args[0]) : null });
+        return true;
       case 'ptrace': {
         const request = args[0];
         if (request === undefined || request === '') return false;
