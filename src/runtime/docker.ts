@@ -91,17 +91,16 @@ class DockerContainer implements ContainerHandle {
     const stdout = new PassThrough();
     const stderr = new PassThrough();
     this.docker.modem.demuxStream(stream, stdout, stderr);
-    const done = new Promise<void>((resolve) => {
-      stream.on('end', resolve);
-      stream.on('close', resolve);
-      stream.on('error', resolve);
-    }).then(() => {
+    // The attach stream ends (or breaks) when the container goes: end the line readers with it.
+    const finish = () => {
       stdout.end();
       stderr.end();
-    });
+    };
+    stream.once('end', finish);
+    stream.once('close', finish);
+    stream.once('error', finish);
     createInterface({ input: stdout, crlfDelay: Infinity }).on('line', onLine);
     createInterface({ input: stderr, crlfDelay: Infinity }).on('line', (line) => onStderr?.(line));
-    void done;
   }
 
   async output(tail = 200): Promise<string> {

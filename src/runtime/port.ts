@@ -53,7 +53,10 @@ export interface ContainerHandle {
   start(): Promise<void>;
   /** Resolves with the exit code; rejects with the signal's reason when aborted. */
   wait(signal?: AbortSignal): Promise<number>;
-  /** Calls `onLine` for each stdout line until the container ends; stderr lines go to `onStderr`. */
+  /**
+   * Attaches (resolving once attached) and then calls `onLine` for each stdout line until the
+   * container ends; stderr lines go to `onStderr`.
+   */
   follow(onLine: (line: string) => void, onStderr?: (line: string) => void): Promise<void>;
   /** The last `tail` lines of combined output, bounded. */
   output(tail?: number): Promise<string>;

@@ -57,6 +57,24 @@ describe.runIf(engineAvailable())('install on the real engine', () => {
     expect(await exists(run.output)).toBe(false);
   });
 
+  it('calls a build that fails on its own inconclusive: exit 4, install.failed, nothing exported', async () => {
+    const index = await buildFixtureIndex([
+      {
+        name: 'broken-build',
+        version: '1.0',
+        kind: 'sdist',
+        files: { 'setup.py': 'raise SystemExit("this sdist cannot be built")\n' },
+      },
+    ]);
+    const run = await runCli(index.lockFile, index.indexUrl);
+    expect(run.exitCode).toBe(4);
+    expect(run.report.verdict).toBe('error');
+    expect(run.report.findings.filter((f) => f.severity !== 'info').map((f) => f.rule)).toEqual(['install.failed']);
+    expect(run.report.install?.pipExitCode).toBe(1);
+    expect(run.report.exported).toBeNull();
+    expect(await exists(run.output)).toBe(false);
+  });
+
   it('fails a lock that omits a dependency, naming it, and exports nothing', async () => {
     const index = await buildFixtureIndex(threePackages, { omitFromLock: ['beta-lib'] });
     const run = await runCli(index.lockFile, index.indexUrl);
@@ -72,7 +90,10 @@ describe.runIf(engineAvailable())('install on the real engine', () => {
 });
 
 describe.runIf(engineAvailable())('interruption', () => {
-  it('SIGINT in the middle of an install exits 130 and leaves nothing behind', async () => {
+  it.each([
+    ['SIGINT', 130],
+    ['SIGTERM', 143],
+  ] as const)('%s in the middle of an install exits %i and leaves nothing behind', async (signal, code) => {
     const { startCli } = await import('./helpers.js');
     const { DockerClient } = await import('../../src/runtime/docker.js');
     const { mkdtemp } = await import('node:fs/promises');
@@ -95,10 +116,10 @@ describe.runIf(engineAvailable())('interruption', () => {
     }
     expect((await client.listOurs()).filter((c) => c.state === 'running')).toHaveLength(2);
     await new Promise((r) => setTimeout(r, 3000));
-    child.kill('SIGINT');
+    child.kill(signal);
     const result = await child;
-    expect(result.exitCode).toBe(130);
-    expect(String(result.stderr)).toContain('interrupted by SIGINT');
+    expect(result.exitCode).toBe(code);
+    expect(String(result.stderr)).toContain(`interrupted by ${signal}`);
     await expectNoContainersLeft();
     expect(await exists(path.join(work, 'site-packages'))).toBe(false);
   });
