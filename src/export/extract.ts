@@ -21,6 +21,7 @@ import { pipeline } from 'node:stream/promises';
 import { extract as tarFsExtract, type ExtractOptions as TarFsTypedOptions } from 'tar-fs';
 import { InstallError } from '../errors.js';
 import { finding, type Finding } from '../report/finding.js';
+import { syncBackedFs } from './sync-fs.js';
 import type { TarHeader as Headers } from './tar-header.js';
 
 export interface ExtractLimits {
@@ -113,6 +114,7 @@ interface TarFsExtractOptions {
   chown: boolean;
   strict: boolean;
   validateSymlinks: boolean;
+  fs: typeof syncBackedFs;
 }
 
 class LimitReached extends Error {}
@@ -162,6 +164,7 @@ export async function extractArchive(
     chown: false,
     strict: true,
     validateSymlinks: true,
+    fs: syncBackedFs,
   };
   // The cast only bridges the outdated typings; every option above exists in tar-fs 3.1.
   const extractor = tarFsExtract(root, tarOptions as unknown as TarFsTypedOptions);

@@ -9,11 +9,9 @@
  * nothing here. A RECORD over 64 MiB is ignored, so its files show as unclaimed.
  */
 import { createHash } from 'node:crypto';
-import { constants } from 'node:fs';
-import { lstat, open, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { closeSync, constants, openSync, readSync } from 'node:fs';
+import { lstat, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { Writable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import { normalizeName } from '../lock/normalize.js';
 import { parseRecord } from '../observe/record.js';
 
@@ -35,15 +33,14 @@ export interface Manifest {
 }
 
 const MAX_RECORD_BYTES = 64 * 1024 * 1024;
-const HASH_CONCURRENCY = 16;
 /** Refuse to open a symlink even if one appears between the walk and the read. */
 const OPEN_FLAGS = constants.O_RDONLY | constants.O_NOFOLLOW;
 
 export async function buildManifest(siteDir: string): Promise<ManifestEntry[]> {
   const files = await listFiles(siteDir);
   const owners = await readOwners(siteDir);
-  const entries = await mapBounded(files, HASH_CONCURRENCY, async (rel) => {
-    const { sha256, size } = await hashFile(path.join(siteDir, ...rel.split('/')));
+  const entries = files.map((rel) => {
+    const { sha256, size } = hashFile(path.join(siteDir, ...rel.split('/')));
     return { path: rel, sha256, size, distribution: owners.get(rel) ?? null };
   });
   return entries.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
@@ -122,34 +119,24 @@ function insideSitePackages(recordPath: string): string | null {
   return normal;
 }
 
-async function hashFile(file: string): Promise<{ sha256: string; size: number }> {
+/**
+ * Synchronous reads in 1 MiB blocks: the tree was just extracted, so it sits in the page cache,
+ * and an async read per block would cost a thread-pool round trip each (see sync-fs.ts). Memory
+ * stays bounded by the block size whatever the file's size.
+ */
+function hashFile(file: string): { sha256: string; size: number } {
   const hash = createHash('sha256');
+  const block = Buffer.allocUnsafe(1024 * 1024);
   let size = 0;
-  const handle = await open(file, OPEN_FLAGS);
-  // The stream owns the handle from here and closes it on end or error.
-  await pipeline(
-    handle.createReadStream(),
-    new Writable({
-      write(chunk: Buffer, _encoding, callback) {
-        hash.update(chunk);
-        size += chunk.length;
-        callback();
-      },
-    }),
-  );
+  const fd = openSync(file, OPEN_FLAGS);
+  try {
+    for (let read = readSync(fd, block); read > 0; read = readSync(fd, block)) {
+      hash.update(block.subarray(0, read));
+      size += read;
+    }
+  } finally {
+    closeSync(fd);
+  }
   return { sha256: hash.digest('hex'), size };
 }
 
-/** `fn` over `items`, at most `limit` at a time, results in input order. */
-async function mapBounded<T, R>(items: T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
-  const results = new Array<R>(items.length);
-  let next = 0;
-  const worker = async (): Promise<void> => {
-    while (next < items.length) {
-      const index = next++;
-      results[index] = await fn(items[index] as T);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-  return results;
-}
