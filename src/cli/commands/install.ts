@@ -100,14 +100,14 @@ export async function runInstall(lockfile: string, raw: unknown, ctx: CommandCon
   await client.ping();
   const image = options.image ?? (await defaultImageTag());
   let t = performance.now();
-  const path_ = await ensureImage({
+  const built = await ensureImage({
     client,
     tag: image,
     base: 'auto',
     signal: ctx.signal,
     progress: (line) => log.info({ image }, `image: ${line}`),
   });
-  if (path_ !== 'existing') log.info({ image, path: path_ }, `built the sandbox image (${path_})`);
+  if (built !== 'existing') log.info({ image, path: built }, `built the sandbox image (${built})`);
   timings.image = Math.round(performance.now() - t);
 
   const report: Report = {
