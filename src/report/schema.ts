@@ -27,7 +27,9 @@ export const Report = z.object({
   proxy: z.array(
     z.object({ time: z.string(), method: z.string(), path: z.string(), status: z.number(), bytes: z.number(), ms: z.number() }),
   ),
-  install: z.object({ pipExitCode: z.number().nullable(), timedOut: z.boolean(), output: z.string() }).nullable(),
+  install: z
+    .object({ pipExitCode: z.number().nullable(), timedOut: z.boolean(), output: z.string(), traceBytes: z.number().nullable() })
+    .nullable(),
   timings: z.record(z.string(), z.number()),
   exported: z.string().nullable(),
   manifest: z.string().nullable(),

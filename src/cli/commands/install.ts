@@ -168,7 +168,12 @@ export async function runInstall(lockfile: string, raw: unknown, ctx: CommandCon
     report.network = observation.network;
     report.filesystem = observation.filesystem;
     report.processes = observation.processes;
-    report.install = { pipExitCode: outcome.pipExitCode, timedOut: outcome.timedOut, output: outcome.pipOutput };
+    report.install = {
+      pipExitCode: outcome.pipExitCode,
+      timedOut: outcome.timedOut,
+      output: outcome.pipOutput,
+      traceBytes: outcome.trace === null ? null : Buffer.byteLength(outcome.trace),
+    };
 
     if (report.verdict === 'pass' && policy.export) {
       ctx.signal.throwIfAborted();
