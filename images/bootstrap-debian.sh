@@ -10,7 +10,8 @@ packages=python3,python3-pip,python3-venv,strace,ca-certificates,procps
 if ! command -v debootstrap >/dev/null 2>&1; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "bootstrap: installing debootstrap" >&2
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -q debootstrap >&2
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q debootstrap >&2 \
+      || { apt-get update -q >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q debootstrap >&2; }
   else
     echo "bootstrap: debootstrap is missing; install it (apt-get install debootstrap) and run as root" >&2
     exit 3

@@ -22,7 +22,8 @@ fi
 
 if ! command -v dockerd >/dev/null 2>&1; then
   echo "ensure-engine: installing docker.io from Debian's archive" >&2
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -q docker.io >&2
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q docker.io >&2 \
+    || { apt-get update -q >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q docker.io >&2; }
 fi
 
 # A dockerd that was killed leaves its pid file behind and the next one refuses to start.
