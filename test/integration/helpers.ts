@@ -4,7 +4,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { execa, type ResultPromise } from 'execa';
 import { expect, inject } from 'vitest';
-import type { Report } from '../../src/report/schema.js';
+import { Report } from '../../src/report/schema.js';
 import { DockerClient } from '../../src/runtime/docker.js';
 
 export const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -40,7 +40,8 @@ export function startCli(lockFile: string, indexUrl: string, work: string, extra
 export async function runCli(lockFile: string, indexUrl: string, extra: string[] = []): Promise<CliRun> {
   const work = await mkdtemp(path.join(tmpdir(), 'sandbox-install-it-'));
   const result = await startCli(lockFile, indexUrl, work, extra);
-  const report = JSON.parse(await readFile(path.join(work, 'report.json'), 'utf8')) as Report;
+  // Every report the CLI writes must satisfy the published schema.
+  const report = Report.parse(JSON.parse(await readFile(path.join(work, 'report.json'), 'utf8')));
   return {
     exitCode: result.exitCode ?? -1,
     stdout: String(result.stdout),
