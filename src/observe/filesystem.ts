@@ -23,7 +23,9 @@ export function isExpectedChange(change: FsChange, layout: FsLayout): boolean {
   const under = (dir: string) => p === dir || p.startsWith(`${dir}/`);
   if (under(layout.target) || under(layout.state)) return true;
   if (/^\/tmp\/pip-[^/]+(\/|$)/.test(p)) return true;
-  return layout.mounts.some((mount) => p === mount || layout.mounts.some((m) => m.startsWith(`${p}/`) && change.kind === 'added' && p === path.posix.dirname(m)));
+  // A bind mount shows up as added, and so does the directory made to hold it.
+  if (layout.mounts.includes(p)) return true;
+  return change.kind === 'added' && layout.mounts.some((m) => m.startsWith(`${p}/`) && path.posix.dirname(m) === p);
 }
 
 /** Only the leaves: a modified directory whose children are listed says nothing of its own. */

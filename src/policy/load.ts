@@ -29,18 +29,22 @@ async function readPolicyFile(file: string): Promise<PolicyFile> {
   return parsed.data;
 }
 
+function isPreset(ref: string): boolean {
+  return (PRESETS as readonly string[]).includes(ref);
+}
+
 function presetPath(name: string): string {
   return path.join(POLICIES_DIR, `${name}.json`);
 }
 
 /** Load a preset by name or a policy file by path, resolving `extends` (presets or paths). */
 export async function loadPolicy(ref: string, seen: string[] = []): Promise<Policy> {
-  const file = (PRESETS as readonly string[]).includes(ref) ? presetPath(ref) : path.resolve(ref);
+  const file = isPreset(ref) ? presetPath(ref) : path.resolve(ref);
   if (seen.includes(file)) throw new InputError('policy.invalid', `policy extends itself: ${[...seen, file].join(' -> ')}`);
   const own = await readPolicyFile(file);
   const base: Policy | null = own.extends
     ? await loadPolicy(
-        (PRESETS as readonly string[]).includes(own.extends) ? own.extends : path.resolve(path.dirname(file), own.extends),
+        isPreset(own.extends) ? own.extends : path.resolve(path.dirname(file), own.extends),
         [...seen, file],
       )
     : null;

@@ -10,7 +10,7 @@ import type { LockPlan } from '../../lock/types.js';
 import { observe } from '../../observe/index.js';
 import { evaluate } from '../../policy/evaluate.js';
 import { loadPolicy } from '../../policy/load.js';
-import { pipConfiguredUpstreams } from '../../proxy/index.js';
+import { pipConfiguredUpstreams, redactUrl } from '../../proxy/index.js';
 import { finding, type Finding } from '../../report/finding.js';
 import { SCHEMA_VERSION, type Report } from '../../report/schema.js';
 import { renderSummary } from '../../report/summary.js';
@@ -42,12 +42,13 @@ function defaultCacheDir(): string {
 function lockIndexFindings(plan: LockPlan, allowed: boolean): Finding[] {
   return [plan.indexUrl, ...plan.extraIndexUrls]
     .filter((url): url is string => url !== null)
+    .map(redactUrl)
     .map((url) =>
       finding(
         'lock.index-url',
         'info',
         allowed ? `the lockfile names index ${url}; honoured by policy` : `the lockfile names index ${url}; ignored (policy does not allow lockfile indexes)`,
-        { url: url.replace(/\/\/[^@/]*@/, '//***@'), line: null },
+        { url },
       ),
     );
 }
@@ -195,7 +196,7 @@ export async function runInstall(lockfile: string, raw: unknown, ctx: CommandCon
       }
       timings.export = Math.round(performance.now() - t);
     }
-    exitCode = report.verdict === 'pass' ? (report.exported || !policy.export ? EXIT.pass : EXIT.install) : report.verdict === 'fail' ? EXIT.policyFail : EXIT.install;
+    exitCode = { pass: EXIT.pass, fail: EXIT.policyFail, error: EXIT.install }[report.verdict];
   } catch (error: unknown) {
     report.error = error instanceof SandboxError ? error.toJSON() : { message: String(error) };
     throw error;
