@@ -27,7 +27,12 @@ TRACED = ",".join([
     "unlink", "unlinkat", "rename", "renameat", "renameat2", "symlink", "symlinkat",
     "kill", "tkill", "tgkill", "rt_sigqueueinfo", "ptrace", "chdir", "fchdir", "sendmmsg", "link", "linkat", "io_uring_setup", "pidfd_open",
     "clone", "clone3", "fork", "vfork", "access", "faccessat", "faccessat2",
+    # Changes to the target that are not an open for writing (fs.target-tamper).
+    "mkdir", "mkdirat", "rmdir", "chmod", "fchmodat", "truncate",
 ])
+# How often the supervisor looks for detached processes while pip runs. A scan of /proc takes
+# about a millisecond with a hundred processes.
+DETACH_POLL_S = 0.05
 
 
 def proc_stat(pid):
@@ -84,18 +89,52 @@ def processes_of(uid):
     return found
 
 
-def kill_all_of_sandbox_user():
-    """kill(-1) as the sandbox user: every process it can signal, and nothing of ours."""
+def kill_as_sandbox_user(target):
+    """kill(target, SIGKILL) as the sandbox user: we hold no CAP_KILL, so only that uid can.
+    target -1 is every process it can signal, and nothing of ours."""
     child = os.fork()
     if child == 0:
         try:
             os.setgroups([])
             os.setgid(SANDBOX_GID)
             os.setuid(SANDBOX_UID)
-            os.kill(-1, signal.SIGKILL)
+            os.kill(target, signal.SIGKILL)
+        except OSError:
+            pass
         finally:
             os._exit(0)
     os.waitpid(child, 0)
+
+
+def kill_all_of_sandbox_user():
+    kill_as_sandbox_user(-1)
+
+
+def reap(pids):
+    """Detached processes are re-parented to us (PID 1): collect the ones that have ended."""
+    for pid in list(pids):
+        try:
+            done, _ = os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            done = pid
+        if done == pid:
+            pids.discard(pid)
+
+
+def kill_detached(seen, unreaped):
+    """A sandbox process whose parent is us was re-parented: its parent exited without waiting
+    for it (a double fork, a daemon). pip never does that, and such a process could outlive the
+    build that started it and change what pip installs later. Record it and kill it at once."""
+    me = os.getpid()
+    for proc in processes_of(SANDBOX_UID):
+        if proc["ppid"] != me or proc["pid"] in unreaped:
+            continue
+        proc["detached"] = True
+        proc["at"] = time.time()
+        seen.append(proc)
+        kill_as_sandbox_user(proc["pid"])
+        unreaped.add(proc["pid"])
+    reap(unreaped)
 
 
 def root_exit(root_pid):
@@ -132,13 +171,18 @@ def main():
     root_pid = traced_root(tracer, time.time() + 30)
     status = {"tracerPid": tracer.pid, "rootPid": root_pid, "started": started}
 
-    # Wait for pip (the tracer's first child) to end, or for the tracer to end first.
+    # Wait for pip (the tracer's first child) to end, or for the tracer to end first, killing
+    # every detached process the moment it appears.
+    detached, unreaped = [], set()
     while root_pid is not None and alive(root_pid) and tracer.poll() is None:
-        time.sleep(0.02)
+        kill_detached(detached, unreaped)
+        time.sleep(DETACH_POLL_S)
     status["pipEnded"] = time.time()
+    status["detached"] = detached[:256]
 
     time.sleep(0.2)  # let anything pip started settle before we look
-    lingering = processes_of(SANDBOX_UID)
+    known = {proc["pid"] for proc in detached}
+    lingering = [proc for proc in processes_of(SANDBOX_UID) if proc["pid"] not in known]
     status["lingering"] = lingering
     # Always: whatever hid from the listing above still dies here.
     kill_all_of_sandbox_user()

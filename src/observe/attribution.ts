@@ -79,3 +79,24 @@ export function buildDirOf(dir: string): { package: string | null; buildDir: str
   }
   return null;
 }
+
+/**
+ * pip's installer: the traced root (pip's launcher) and the processes it started on the installer
+ * interpreter (`pip --python <installer>` re-runs pip there), with their threads. Only these may
+ * change the install target. A build hook is a child of the installer, never of the root, so it
+ * cannot pass for one.
+ */
+export function installerPids(trace: Trace, installerPython: string): Set<number> {
+  const installers = new Set<number>();
+  const root = trace.rootPid;
+  if (root === null) return installers;
+  installers.add(root);
+  for (const proc of trace.processes.values()) {
+    if (proc.ppid === root && proc.exe === installerPython) installers.add(proc.pid);
+  }
+  // Threads share their creator's identity; spawn events come in order, so one pass suffices.
+  for (const event of trace.events) {
+    if (event.kind === 'spawn' && event.thread && event.child > 0 && installers.has(event.pid)) installers.add(event.child);
+  }
+  return installers;
+}

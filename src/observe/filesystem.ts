@@ -66,7 +66,7 @@ export function writersOf(trace: Trace): Map<string, number> {
   const writers = new Map<string, number>();
   for (const event of trace.events) {
     if (event.kind === 'open' && event.write && event.ok) writers.set(event.path, event.pid);
-    else if (event.kind === 'unlink' || event.kind === 'symlink') writers.set(event.path, event.pid);
+    else if (event.kind === 'unlink' || event.kind === 'symlink' || event.kind === 'fsop') writers.set(event.path, event.pid);
     else if (event.kind === 'rename') {
       writers.set(event.from, event.pid);
       writers.set(event.to, event.pid);
@@ -123,4 +123,77 @@ export function filesystemFindings(ctx: FsContext): { findings: Finding[]; event
     );
   }
   return { findings, events };
+}
+
+/** Every path a trace event changes (or tried to), with the syscall that did it. */
+function changedPaths(event: TraceEvent): Array<{ path: string; syscall: string }> {
+  switch (event.kind) {
+    case 'open':
+      return event.write ? [{ path: event.path, syscall: event.syscall }] : [];
+    case 'unlink':
+      return [{ path: event.path, syscall: 'unlink' }];
+    case 'symlink':
+      return [{ path: event.path, syscall: 'symlink' }];
+    case 'fsop':
+      return [{ path: event.path, syscall: event.syscall }];
+    case 'rename':
+      return [
+        { path: event.from, syscall: 'rename' },
+        { path: event.to, syscall: 'rename' },
+      ];
+    default:
+      return [];
+  }
+}
+
+export interface TamperContext {
+  trace: Trace;
+  target: string;
+  /** pip's own processes: the only ones that may change the target. */
+  installers: Set<number>;
+  packageOf: (pid: number) => string | null;
+  argvOf: (pid: number) => string[];
+  /** Findings kept; the rest are counted in the last one. Default 200. */
+  maxFindings?: number;
+}
+
+/**
+ * fs.target-tamper: a create, write, truncate, rename, link, symlink, chmod, mkdir or unlink under
+ * the install target by any process but pip's installer. A build hook never writes there; one
+ * that does is planting code pip did not install (a .pth, a forged dist-info, another package's
+ * module). Attempts count, failed or not: the intent is the attack. One finding per process and
+ * path.
+ */
+export function targetTamperFindings(ctx: TamperContext): Finding[] {
+  const findings: Finding[] = [];
+  const seen = new Set<string>();
+  const max = ctx.maxFindings ?? 200;
+  let more = 0;
+  const inTarget = (p: string) => p === ctx.target || p.startsWith(`${ctx.target}/`);
+  for (const event of ctx.trace.events) {
+    if (ctx.installers.has(event.pid)) continue;
+    for (const change of changedPaths(event)) {
+      if (!inTarget(change.path)) continue;
+      const key = `${event.pid}\0${change.path}`;
+      if (seen.has(key)) continue;
+      seen.add(key);
+      if (findings.length >= max) {
+        more += 1;
+        continue;
+      }
+      const ok = 'ok' in event ? event.ok : true;
+      findings.push(
+        finding(
+          'fs.target-tamper',
+          'high',
+          `${change.syscall} ${change.path} in the install target by a process that is not pip's installer`,
+          { path: change.path, syscall: change.syscall, ok, pid: event.pid, argv: ctx.argvOf(event.pid).slice(0, 8).join(' ').slice(0, 300) },
+          ctx.packageOf(event.pid),
+        ),
+      );
+    }
+  }
+  const last = findings.at(-1);
+  if (more > 0 && last) last.evidence.more = more;
+  return findings;
 }

@@ -67,6 +67,7 @@ const PLAN: LockPlan = {
 const POLICY: Policy = {
   name: 'test',
   failOn: ['network.*'],
+  warnOnly: [],
   build: { allow: [] },
   onlyBinary: false,
   allowLockIndexUrl: false,
@@ -319,7 +320,17 @@ describe('observe: the installed tree', () => {
       `18 ${at(0.31)} openat(AT_FDCWD, "${SITE}/ghost-2.0.dist-info/RECORD", O_WRONLY|O_CREAT|O_TRUNC|O_CLOEXEC, 0666) = 4`,
     ];
     const { findings } = await observe(input(outcome(trace), archive));
+    const tamper = (file: string) => ({
+      // A build hook writing into the target at all is the attack, whatever the scan finds after.
+      rule: 'fs.target-tamper',
+      severity: 'high',
+      package: 'evil-pkg',
+      message: `openat ${SITE}/${file} in the install target by a process that is not pip's installer`,
+      evidence: { path: `${SITE}/${file}`, syscall: 'openat', ok: true, pid: 18, argv: '/opt/target/bin/python _in_process.py build_wheel' },
+    });
     expect(findings).toEqual([
+      tamper('sneaky.py'),
+      tamper('ghost-2.0.dist-info/RECORD'),
       {
         rule: 'static.unrecorded-file',
         severity: 'high',

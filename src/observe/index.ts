@@ -8,9 +8,9 @@ import type { LockPlan } from '../lock/types.js';
 import type { Policy } from '../policy/schema.js';
 import { finding, type Finding } from '../report/finding.js';
 import type { InstallOutcome } from '../sandbox/session.js';
-import { HOME, INPUT_MOUNT, RELAY_PORT, STATE_DIR, TARGET } from '../sandbox/layout.js';
-import { packageOfProcess } from './attribution.js';
-import { filesystemFindings, writersOf } from './filesystem.js';
+import { HOME, INPUT_MOUNT, INSTALLER_PYTHON, RELAY_PORT, STATE_DIR, TARGET } from '../sandbox/layout.js';
+import { installerPids, packageOfProcess } from './attribution.js';
+import { filesystemFindings, targetTamperFindings, writersOf } from './filesystem.js';
 import { networkFindings } from './network.js';
 import { processFindings } from './processes.js';
 import { scanSitePackages, type StaticScan } from './static-scan.js';
@@ -150,6 +150,7 @@ export async function observe(input: ObserveInput): Promise<Observation> {
   const processes = processFindings({
     trace,
     lingering: input.outcome.status?.lingering ?? [],
+    detached: input.outcome.status?.detached ?? [],
     execWatch: input.policy.process.execWatch,
     packageOf,
   });
@@ -161,6 +162,7 @@ export async function observe(input: ObserveInput): Promise<Observation> {
       ...endFindings(input.outcome, trace, packageOf),
       ...network.findings,
       ...filesystem.findings,
+      ...targetTamperFindings({ trace, target: TARGET, installers: installerPids(trace, INSTALLER_PYTHON), packageOf, argvOf }),
       ...processes.findings,
       ...attributeByWriter([...(scan?.findings ?? []), ...unlockedDistributions(scan, input.plan)], trace, packageOf),
     ],

@@ -22,7 +22,7 @@ function context(lines: string[], lingering: ProcessContext['lingering'] = []): 
   );
   expect(trace.unparsed).toBe(0);
   const owners: Record<number, string> = { 11: 'evil-pkg', 12: 'other-pkg', 13: 'evil-pkg', 14: 'evil-pkg' };
-  return { trace, lingering, execWatch: WATCH, packageOf: (pid) => owners[pid] ?? null };
+  return { trace, lingering, detached: [], execWatch: WATCH, packageOf: (pid) => owners[pid] ?? null };
 }
 
 const execve = (pid: number, time: string, file: string, argv: string[], result: string) =>

@@ -4,11 +4,13 @@
  */
 import path from 'node:path';
 import { finding, type Finding } from '../report/finding.js';
-import type { Trace } from './trace.js';
+import type { ProcessInfo, Trace } from './trace.js';
 
 export interface ProcessContext {
   trace: Trace;
   lingering: Array<{ pid: number; ppid: number; argv: string[] }>;
+  /** Processes the supervisor found re-parented to it while pip ran, and killed at once. */
+  detached: Array<{ pid: number; ppid: number; argv: string[] }>;
   /** Basenames whose execution is `process.exec` (policy). */
   execWatch: string[];
   packageOf: (pid: number) => string | null;
@@ -99,6 +101,21 @@ export function processFindings(ctx: ProcessContext): { findings: Finding[]; eve
     }
   }
 
+  const detachedSeen = new Set<number>();
+  for (const proc of ctx.detached) {
+    detachedSeen.add(proc.pid);
+    findings.push(
+      finding('process.lingering', 'high', `detached from the process that started it, killed at once: ${short(proc.argv)}`, { pid: proc.pid, ppid: proc.ppid, argv: short(proc.argv), detached: true }, packageOf(proc.pid)),
+    );
+  }
+  // What the supervisor's polling can miss: a process that detached and ended between two looks.
+  for (const proc of outlivedParents(trace)) {
+    if (detachedSeen.has(proc.pid)) continue;
+    findings.push(
+      finding('process.lingering', 'high', `outlived the process that started it: ${short(proc.argv)}`, { pid: proc.pid, ppid: proc.ppid, argv: short(proc.argv), detached: true }, packageOf(proc.pid)),
+    );
+  }
+
   for (const proc of ctx.lingering) {
     const pkg = trace.processes.has(proc.pid) ? packageOf(proc.pid) : null;
     findings.push(
@@ -106,4 +123,21 @@ export function processFindings(ctx: ProcessContext): { findings: Finding[]; eve
     );
   }
   return { findings, events };
+}
+
+/**
+ * Processes (not threads) still running after their parent ended: the parent exited without
+ * waiting, so the child was re-parented. pip always waits for what it starts.
+ */
+export function outlivedParents(trace: Trace): ProcessInfo[] {
+  const threads = new Set<number>();
+  for (const event of trace.events) if (event.kind === 'spawn' && event.thread && event.child > 0) threads.add(event.child);
+  const found: ProcessInfo[] = [];
+  for (const proc of trace.processes.values()) {
+    if (proc.ppid === null || threads.has(proc.pid)) continue;
+    const parent = trace.processes.get(proc.ppid);
+    if (!parent || parent.end === null || parent.start > proc.start) continue;
+    if (proc.end === null || proc.end > parent.end) found.push(proc);
+  }
+  return found;
 }

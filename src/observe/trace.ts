@@ -99,6 +99,16 @@ export interface SymlinkEvent extends EventBase, Outcome, PathFacts {
   path: string;
 }
 
+/** A change to a path that is not an open for writing: a directory made or removed, a mode changed, a truncate, a hard link. */
+export interface FsOpEvent extends EventBase, Outcome, PathFacts {
+  kind: 'fsop';
+  syscall: 'mkdir' | 'mkdirat' | 'rmdir' | 'chmod' | 'fchmodat' | 'truncate' | 'link' | 'linkat';
+  /** The path changed (for a link, the new name). */
+  path: string;
+  /** A hard link's existing file; null for the other calls. */
+  from: string | null;
+}
+
 export interface KillEvent extends EventBase, Outcome {
   kind: 'kill';
   syscall: 'kill' | 'tkill' | 'tgkill';
@@ -147,6 +157,7 @@ export type TraceEvent =
   | UnlinkEvent
   | RenameEvent
   | SymlinkEvent
+  | FsOpEvent
   | KillEvent
   | PtraceEvent
   | BlindspotEvent
@@ -491,6 +502,18 @@ export class TraceParser {
         return this.symlink(state, base, args[0], null, args[1]);
       case 'symlinkat':
         return this.symlink(state, base, args[0], args[1], args[2]);
+      case 'mkdir':
+      case 'rmdir':
+      case 'chmod':
+      case 'truncate':
+        return this.fsop(state, base, call.name, null, args[0], null, null);
+      case 'mkdirat':
+      case 'fchmodat':
+        return this.fsop(state, base, call.name, args[0], args[1], null, null);
+      case 'link':
+        return this.fsop(state, base, 'link', null, args[1], null, args[0]);
+      case 'linkat':
+        return this.fsop(state, base, 'linkat', args[2], args[3], args[0], args[1]);
       case 'rt_sigqueueinfo': // kill() with a payload: target and signal in the same places
       case 'kill':
       case 'tkill':
@@ -587,6 +610,33 @@ export class TraceParser {
     const a = this.resolve(state, fromDir, from.value);
     const b = this.resolve(state, toDir, to.value);
     this.emit({ kind: 'rename', ...base, from: a.path, to: b.path, relative: a.relative || b.relative, truncated: from.truncated || to.truncated });
+    return true;
+  }
+
+  private fsop(
+    state: ProcState,
+    base: EventBase & Outcome,
+    syscall: FsOpEvent['syscall'],
+    dirfd: string | null | undefined,
+    rawPath: string | undefined,
+    fromDir: string | null | undefined,
+    rawFrom: string | null | undefined,
+  ): boolean {
+    if (dirfd === undefined || rawPath === undefined || fromDir === undefined || rawFrom === undefined) return false;
+    const path = decodeString(rawPath);
+    const from = rawFrom === null ? null : decodeString(rawFrom);
+    if (!path || (rawFrom !== null && !from)) return false;
+    const resolved = this.resolve(state, dirfd, path.value);
+    const source = from ? this.resolve(state, fromDir, from.value) : null;
+    this.emit({
+      kind: 'fsop',
+      ...base,
+      syscall,
+      path: resolved.path,
+      from: source?.path ?? null,
+      relative: resolved.relative || (source?.relative ?? false),
+      truncated: path.truncated || (from?.truncated ?? false),
+    });
     return true;
   }
 

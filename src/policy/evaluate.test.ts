@@ -9,6 +9,7 @@ function policy(overrides: Partial<Policy> = {}): Policy {
   return {
     name: 'test',
     failOn: ['network.*', 'fs.write-outside-target', 'policy.*', 'monitor.*'],
+    warnOnly: [],
     build: { allow: [] },
     onlyBinary: false,
     allowLockIndexUrl: false,
@@ -155,8 +156,13 @@ describe('evaluate: properties', () => {
       fc.property(fc.array(arbFinding, { maxLength: 8 }), fc.subarray(['a', 'b', 'c']), fc.boolean(), (findings, allow, ok) => {
         const p = policy({ failOn: ['network.*', 'static.*', 'process.exec'], packages: { allow, deny: [] } });
         const judged = evaluate({ findings, packages: [], installSucceeded: ok }, p);
+        // Code that runs outside its own package's import cannot be accepted by packages.allow.
+        const unacceptable = ['static.startup-hook', 'static.pth-exec', 'static.pth-path', 'static.unrecorded-file', 'static.import-shadowing'];
         const shouldFail = findings.some(
-          (f) => f.severity !== 'info' && !(f.package !== null && allow.includes(f.package)) && (f.rule.startsWith('network.') || f.rule.startsWith('static.') || f.rule === 'process.exec'),
+          (f) =>
+            f.severity !== 'info' &&
+            (unacceptable.includes(f.rule) || !(f.package !== null && allow.includes(f.package))) &&
+            (f.rule.startsWith('network.') || f.rule.startsWith('static.') || f.rule === 'process.exec'),
         );
         expect(judged.verdict).toBe(shouldFail ? 'fail' : ok ? 'pass' : 'error');
         expect(judged.findings.map(({ failing: _failing, ...f }) => f)).toEqual(findings);
@@ -165,7 +171,30 @@ describe('evaluate: properties', () => {
   });
 });
 
+describe('evaluate: warnOnly', () => {
+  it('reports a warn-only rule without failing, even when failOn names its family', () => {
+    const plugin = finding('static.autoload-entry-point', 'low', 'pytest11 entry point', { group: 'pytest11' }, 'pytest-x');
+    const judged = evaluate(input([plugin]), policy({ failOn: ['static.*'], warnOnly: ['static.autoload-entry-point'] }));
+    expect(judged.findings.map((f) => [f.rule, f.severity, f.failing])).toEqual([['static.autoload-entry-point', 'low', false]]);
+    expect(judged.verdict).toBe('pass');
+    expect(evaluate(input([plugin]), policy({ failOn: ['static.*'] })).verdict).toBe('fail');
+  });
+});
+
 describe('evaluate: what packages.allow cannot accept', () => {
+  it('keeps code that runs outside its own import failing for an allowed package', () => {
+    const rules = ['static.startup-hook', 'static.pth-exec', 'static.pth-path', 'static.unrecorded-file', 'static.import-shadowing', 'fs.target-tamper', 'integrity.installed-mismatch'] as const;
+    const judged = evaluate(
+      input(rules.map((rule) => finding(rule, 'high', rule, {}, 'victim'))),
+      policy({ failOn: ['static.*', 'fs.*', 'integrity.*'], packages: { allow: ['victim'], deny: [] } }),
+    );
+    expect(judged.findings.map((f) => [f.rule, f.failing])).toEqual(rules.map((rule) => [rule, true]));
+    // What the package does in its own build is still the allow list's to accept.
+    const own = evaluate(input([finding('fs.write-outside-target', 'high', 'x', {}, 'victim')]), policy({ failOn: ['fs.*'], packages: { allow: ['victim'], deny: [] } }));
+    expect(own.verdict).toBe('pass');
+  });
+
+
   it('keeps attacks on the tool failing for an allowed package', () => {
     const tampered = finding('monitor.tampered', 'critical', 'kill(1, SIGKILL)', { target: 1 }, 'evil-pkg');
     const timeout = finding('resource.timeout', 'high', 'ran past --timeout', { timeoutSeconds: 5 }, 'evil-pkg');

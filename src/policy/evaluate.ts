@@ -4,8 +4,24 @@ import { matchesRule, type Policy } from './schema.js';
 
 export type Verdict = 'pass' | 'fail' | 'error';
 
-/** Rules that `packages.allow` cannot accept. */
-const UNACCEPTABLE = ['monitor.*', 'resource.*', 'integrity.*', 'export.*', 'policy.package-denied'];
+/**
+ * Rules that `packages.allow` cannot accept: attacks on the tool itself, and code that would run
+ * outside the package's own import (startup hooks, .pth lines, files nobody installed, writes into
+ * the target), whose effects reach every other package.
+ */
+const UNACCEPTABLE = [
+  'monitor.*',
+  'resource.*',
+  'integrity.*',
+  'export.*',
+  'policy.package-denied',
+  'static.startup-hook',
+  'static.pth-exec',
+  'static.pth-path',
+  'static.unrecorded-file',
+  'static.import-shadowing',
+  'fs.target-tamper',
+];
 
 export interface Judgement {
   verdict: Verdict;
@@ -33,7 +49,8 @@ export function evaluate(input: EvaluationInput, policy: Policy): Judgement {
     // monitor, proxy integrity, limits, export), and never a denial.
     const accepted =
       !UNACCEPTABLE.some((pattern) => matchesRule(pattern, f.rule)) && f.package !== null && policy.packages.allow.includes(f.package);
-    const failing = severity !== 'info' && !accepted && policy.failOn.some((pattern) => matchesRule(pattern, f.rule));
+    const warnOnly = policy.warnOnly.some((pattern) => matchesRule(pattern, f.rule));
+    const failing = severity !== 'info' && !accepted && !warnOnly && policy.failOn.some((pattern) => matchesRule(pattern, f.rule));
     return { ...f, severity, failing };
   });
   const verdict: Verdict = judged.some((f) => f.failing) ? 'fail' : input.installSucceeded ? 'pass' : 'error';

@@ -34,6 +34,7 @@ const DEFAULT_FAIL_ON = [
   'network.*',
   'fs.write-outside-target',
   'fs.sensitive-read',
+  'fs.target-tamper',
   'process.exec',
   'process.lingering',
   'static.*',
@@ -53,6 +54,7 @@ describe('loadPolicy: presets', () => {
     expect(policy).toMatchObject({
       name: 'default',
       failOn: DEFAULT_FAIL_ON,
+      warnOnly: ['static.autoload-entry-point'],
       build: { allow: ['setuptools', 'wheel'] },
       onlyBinary: false,
       allowLockIndexUrl: false,
@@ -117,6 +119,7 @@ describe('loadPolicy: user files', () => {
         expect(await loadPolicy(path.join(dir, 'standalone.json'))).toEqual({
           name: 'standalone',
           failOn: ['network.*'],
+          warnOnly: [],
           build: { allow: [] },
           onlyBinary: false,
           allowLockIndexUrl: false,

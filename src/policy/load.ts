@@ -52,6 +52,7 @@ export async function loadPolicy(ref: string, seen: string[] = []): Promise<Poli
     // A policy that extends a preset is not that preset: it is named after its own file.
     name: own.name ?? path.basename(file, '.json'),
     failOn: own.failOn ?? base?.failOn,
+    warnOnly: own.warnOnly ?? base?.warnOnly ?? [],
     build: own.build ?? base?.build,
     onlyBinary: own.onlyBinary ?? base?.onlyBinary ?? false,
     allowLockIndexUrl: own.allowLockIndexUrl ?? base?.allowLockIndexUrl ?? false,

@@ -15,6 +15,7 @@ export const PolicyFile = z
     name: z.string().optional(),
     extends: z.string().optional(),
     failOn: z.array(RulePattern).optional(),
+    warnOnly: z.array(RulePattern).optional(),
     build: z.object({ allow: z.array(z.string()) }).strict().optional(),
     onlyBinary: z.boolean().optional(),
     allowLockIndexUrl: z.boolean().optional(),
@@ -34,6 +35,8 @@ export type PolicyFile = z.infer<typeof PolicyFile>;
 export interface Policy {
   name: string;
   failOn: string[];
+  /** Rules reported as warnings for a reviewer, never failing (an exact id or a family wildcard). */
+  warnOnly: string[];
   build: { allow: string[] };
   onlyBinary: boolean;
   allowLockIndexUrl: boolean;

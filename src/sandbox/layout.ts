@@ -1,5 +1,7 @@
 /** Where things are inside the sandbox image (images/Dockerfile, images/supervisor.py). */
 export const TARGET = '/opt/target';
+/** The interpreter pip installs with and runs every build hook on: root-owned, empty, no user site. */
+export const INSTALLER_PYTHON = '/opt/installer/bin/python';
 export const SITE_PACKAGES = `${TARGET}/lib/python3.11/site-packages`;
 export const HOME = '/home/sandbox';
 export const STATE_DIR = '/var/lib/sandbox-install';

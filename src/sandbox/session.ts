@@ -17,7 +17,7 @@ import type { Policy } from '../policy/schema.js';
 import { startProxy, type IndexProxy, type Upstreams } from '../proxy/index.js';
 import type { Finding } from '../report/finding.js';
 import { LABEL, type ContainerClient, type ContainerHandle, type FsChange } from '../runtime/port.js';
-import { HOME, INPUT_MOUNT, RELAY_PORT, SITE_PACKAGES, STATE_DIR, TARGET } from './layout.js';
+import { HOME, INPUT_MOUNT, INSTALLER_PYTHON, RELAY_PORT, SITE_PACKAGES, STATE_DIR, TARGET } from './layout.js';
 import { renderRequirements } from './requirements.js';
 
 const PROXY_MOUNT = '/run/sandbox-install-proxy';
@@ -56,6 +56,8 @@ export interface SupervisorStatus {
   tracerIntact: boolean;
   tracerExit: number | null;
   lingering: Array<{ pid: number; ppid: number; argv: string[] }>;
+  /** Processes found re-parented to the supervisor while pip ran, each killed when seen. */
+  detached?: Array<{ pid: number; ppid: number; argv: string[]; at: number }>;
   /** The tracer did not end within 10 s of pip and the sandbox user's processes being killed. */
   tracerForcedStop?: boolean;
 }
@@ -175,8 +177,13 @@ export class SandboxSession implements AsyncDisposable {
 
     t = performance.now();
     const pipArgs = [
-      'python3', '-m', 'pip', '--python', `${TARGET}/bin/python`,
-      'install', '--require-hashes', '--no-input', '--progress-bar', 'off',
+      // The installer interpreter, not the target's: build hooks must never run the target's
+      // site-packages (a planted .pth would run inside the next package's build).
+      'python3', '-m', 'pip', '--python', INSTALLER_PYTHON,
+      'install', '--prefix', TARGET, '--require-hashes', '--no-input', '--progress-bar', 'off',
+      // Bytecode is never exported from the sandbox (export/ compiles verified sources on the
+      // host), so compiling here would only be time spent under the tracer.
+      '--no-compile',
       '--index-url', `http://127.0.0.1:${RELAY_PORT}/simple/`,
       ...(policy.onlyBinary ? ['--only-binary', ':all:'] : []),
       '-r', `${INPUT_MOUNT}/requirements.lock`,
