@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { FsChange } from '../runtime/port.js';
-import { filesystemFindings, isExpectedChange, isSensitivePath, writersOf, type FsContext, type FsLayout } from './filesystem.js';
+import { installerPids } from './attribution.js';
+import { filesystemFindings, isExpectedChange, isSensitivePath, targetTamperFindings, writersOf, type FsContext, type FsLayout } from './filesystem.js';
 import { parseTrace } from './trace.js';
 
 // The layout observe() passes: the venv, the sandbox user's home, our state dir, and the input mounts.
@@ -260,5 +261,67 @@ describe('filesystemFindings: credential reads', () => {
       context([], ['11 1.000010 chdir("/home/sandbox") = 0', '11 1.000011 openat(AT_FDCWD, ".ssh/id_ed25519", O_RDONLY) = -1 ENOENT (No such file or directory)']),
     );
     expect(findings.map((f) => [f.rule, f.package, f.evidence.path])).toEqual([['fs.sensitive-read', 'evil-pkg', '/home/sandbox/.ssh/id_ed25519']]);
+  });
+});
+
+describe('targetTamperFindings', () => {
+  // pid 10 is pip's launcher, 15 the installer it re-runs on the installer venv, 16 a thread of
+  // it; 11 a build hook that the installer started.
+  const SITE = '/opt/target/lib/python3.11/site-packages';
+  const trace = parseTrace(
+    [
+      '10 1.000000 execve("/usr/bin/python3", ["python3", "-m", "pip", "--python", "/opt/installer/bin/python", "install"], 0x7ffd /* 5 vars */) = 0',
+      '10 1.000001 vfork() = 15',
+      '15 1.000002 execve("/opt/installer/bin/python", ["/opt/installer/bin/python", "__pip-runner__.py", "install"], 0x7ffd /* 5 vars */) = 0',
+      '15 1.000003 clone3({flags=CLONE_VM|CLONE_FS|CLONE_FILES|CLONE_SIGHAND|CLONE_THREAD|CLONE_SYSVSEM|CLONE_SETTLS|CLONE_PARENT_SETTID|CLONE_CHILD_CLEARTID, child_tid=0x7f, parent_tid=0x7f, exit_signal=0, stack=0x7f, stack_size=0x7fff, tls=0x7f} => {parent_tid=[16]}, 88) = 16',
+      '15 1.000004 vfork() = 11',
+      '11 1.000005 execve("/opt/installer/bin/python", ["/opt/installer/bin/python", "_in_process.py", "build_wheel"], 0x7ffd /* 5 vars */) = 0',
+      `15 1.100000 openat(AT_FDCWD, "${SITE}/six.py", O_WRONLY|O_CREAT|O_TRUNC|O_CLOEXEC, 0644) = 3`,
+      `16 1.100001 mkdir("${SITE}/six-1.16.0.dist-info", 0777) = 0`,
+      `11 1.200000 openat(AT_FDCWD, "${SITE}/zz_pivot.pth", O_WRONLY|O_CREAT|O_TRUNC|O_CLOEXEC, 0666) = 3`,
+      `11 1.200001 mkdir("${SITE}/forged-1.0.dist-info", 0777) = 0`,
+      `11 1.200002 chmod("${SITE}/six.py", 0755) = -1 ENOENT (No such file or directory)`,
+      `11 1.200003 linkat(AT_FDCWD, "/tmp/evil.py", AT_FDCWD, "${SITE}/six.py", 0) = 0`,
+      `11 1.200004 rename("/tmp/x", "${SITE}/y.py") = 0`,
+      `11 1.200005 truncate("${SITE}/y.py", 0) = 0`,
+      `11 1.200006 openat(AT_FDCWD, "${SITE}/six.py", O_RDONLY|O_CLOEXEC) = 3`,
+      '11 1.200007 openat(AT_FDCWD, "/tmp/pip-build/out.whl", O_WRONLY|O_CREAT, 0644) = 4',
+    ].join('\n'),
+  );
+
+  it('parses every kind of change to a path', () => {
+    expect(trace.unparsed).toBe(0);
+    expect(trace.events.filter((e) => e.kind === 'fsop').map((e) => e.kind === 'fsop' && [e.syscall, e.path, e.from, e.ok])).toEqual([
+      ['mkdir', `${SITE}/six-1.16.0.dist-info`, null, true],
+      ['mkdir', `${SITE}/forged-1.0.dist-info`, null, true],
+      ['chmod', `${SITE}/six.py`, null, false],
+      ['linkat', `${SITE}/six.py`, '/tmp/evil.py', true],
+      ['truncate', `${SITE}/y.py`, null, true],
+    ]);
+  });
+
+  it('reports every change under the target by anything but the installer and its threads, once per process and path', () => {
+    const installers = installerPids(trace, '/opt/installer/bin/python');
+    expect([...installers].sort()).toEqual([10, 15, 16]);
+    const found = targetTamperFindings({ trace, target: '/opt/target', installers, packageOf: (pid) => (pid === 11 ? 'pth-pivot' : null), argvOf: () => ['setup.py'] });
+    expect(found.map((f) => [f.rule, f.package, f.evidence.syscall, f.evidence.path, f.evidence.ok])).toEqual([
+      ['fs.target-tamper', 'pth-pivot', 'openat', `${SITE}/zz_pivot.pth`, true],
+      ['fs.target-tamper', 'pth-pivot', 'mkdir', `${SITE}/forged-1.0.dist-info`, true],
+      ['fs.target-tamper', 'pth-pivot', 'chmod', `${SITE}/six.py`, false],
+      ['fs.target-tamper', 'pth-pivot', 'rename', `${SITE}/y.py`, true],
+    ]);
+    expect(found[0]).toEqual({
+      rule: 'fs.target-tamper',
+      severity: 'high',
+      package: 'pth-pivot',
+      message: `openat ${SITE}/zz_pivot.pth in the install target by a process that is not pip's installer`,
+      evidence: { path: `${SITE}/zz_pivot.pth`, syscall: 'openat', ok: true, pid: 11, argv: 'setup.py' },
+    });
+  });
+
+  it('caps the findings and counts the rest', () => {
+    const found = targetTamperFindings({ trace, target: '/opt/target', installers: new Set([10, 15, 16]), packageOf: () => 'x', argvOf: () => [], maxFindings: 2 });
+    expect(found.map((f) => f.evidence.path)).toEqual([`${SITE}/zz_pivot.pth`, `${SITE}/forged-1.0.dist-info`]);
+    expect(found[1]?.evidence.more).toBe(2);
   });
 });

@@ -78,7 +78,7 @@ const POLICY: Policy = {
   export: true,
 };
 
-const input = (o: InstallOutcome, archive: Readable | null = null): ObserveInput => ({ outcome: o, plan: PLAN, policy: POLICY, archive });
+const input = (o: InstallOutcome, archive: Readable | null = null): ObserveInput => ({ outcome: o, plan: PLAN, policy: POLICY, archive, wheels: [], reservedNames: ['.sandbox-install-manifest.json'] });
 const exited = (pid: number, offset: number, code = 0) => `${pid} ${at(offset)} +++ exited with ${code} +++`;
 const rulesOf = (findings: Finding[]) => findings.map((f) => f.rule);
 

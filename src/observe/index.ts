@@ -13,6 +13,7 @@ import { installerPids, packageOfProcess } from './attribution.js';
 import { filesystemFindings, targetTamperFindings, writersOf } from './filesystem.js';
 import { networkFindings } from './network.js';
 import { processFindings } from './processes.js';
+import { provenanceFindings, type LockedWheel, type Writer } from './provenance.js';
 import { scanSitePackages, type StaticScan } from './static-scan.js';
 import { parseTrace, type Trace } from './trace.js';
 
@@ -29,6 +30,10 @@ export interface ObserveInput {
   policy: Policy;
   /** The target site-packages as a tar stream, when pip succeeded. */
   archive: Readable | null;
+  /** The locked wheels the proxy served, verified, on the host: what the installed tree must match. */
+  wheels: LockedWheel[];
+  /** Top-level names the export writes itself (its manifest): nothing installed may use them. */
+  reservedNames: string[];
 }
 
 const SITE_PREFIX = `${TARGET}/lib/python3.11/site-packages/`;
@@ -154,7 +159,14 @@ export async function observe(input: ObserveInput): Promise<Observation> {
     execWatch: input.policy.process.execWatch,
     packageOf,
   });
-  const scan = input.archive ? await scanSitePackages(input.archive, { knownGoodPth: input.policy.knownGoodPth }) : null;
+  const installers = installerPids(trace, INSTALLER_PYTHON);
+  const scan = input.archive ? await scanSitePackages(input.archive, { knownGoodPth: input.policy.knownGoodPth, reservedNames: input.reservedNames }) : null;
+  const writers = writersOf(trace);
+  const writerOf = (rel: string): Writer | null => {
+    const pid = writers.get(SITE_PREFIX + rel);
+    return pid === undefined || installers.has(pid) ? null : { package: packageOf(pid), pid, argv: argvOf(pid).slice(0, 8).join(' ').slice(0, 300) };
+  };
+  const provenance = scan ? await provenanceFindings(scan, input.wheels, writerOf) : [];
 
   return {
     findings: [
@@ -162,9 +174,10 @@ export async function observe(input: ObserveInput): Promise<Observation> {
       ...endFindings(input.outcome, trace, packageOf),
       ...network.findings,
       ...filesystem.findings,
-      ...targetTamperFindings({ trace, target: TARGET, installers: installerPids(trace, INSTALLER_PYTHON), packageOf, argvOf }),
+      ...targetTamperFindings({ trace, target: TARGET, installers, packageOf, argvOf }),
       ...processes.findings,
       ...attributeByWriter([...(scan?.findings ?? []), ...unlockedDistributions(scan, input.plan)], trace, packageOf),
+      ...provenance,
     ],
     network: network.events,
     filesystem: filesystem.events,

@@ -251,3 +251,41 @@ describe('processFindings: ways around the tracer and renamed tools', () => {
     expect(findings.map((f) => [f.rule, f.package, f.evidence.path, f.evidence.argv])).toEqual([['process.exec', 'evil-pkg', '/tmp/x/py', 'py -c id']]);
   });
 });
+
+describe('processFindings: detached processes', () => {
+  it('reports what the supervisor killed the moment it detached, with its argv', () => {
+    const ctx = context(['11 1.100000 vfork() = 13', execve(13, '1.100001', '/usr/bin/python3', ['python3', '-c', 'helper'], '0')]);
+    const { findings } = processFindings({ ...ctx, detached: [{ pid: 13, ppid: 1, argv: ['python3', '-c', 'helper'] }] });
+    expect(findings).toEqual([
+      {
+        rule: 'process.lingering',
+        severity: 'high',
+        package: 'evil-pkg',
+        message: 'detached from the process that started it, killed at once: python3 -c helper',
+        evidence: { pid: 13, ppid: 1, argv: 'python3 -c helper', detached: true },
+      },
+    ]);
+  });
+
+  it('finds in the trace a process that outlived its parent and ended before anyone looked, but not a thread', () => {
+    const { findings } = processFindings(
+      context([
+        '11 1.100000 vfork() = 13',
+        execve(13, '1.100001', '/usr/bin/python3', ['python3', '-c', 'quick'], '0'),
+        '11 1.100002 clone(child_stack=0x7f00, flags=CLONE_VM|CLONE_FS|CLONE_FILES|CLONE_SIGHAND|CLONE_THREAD|CLONE_SYSVSEM|CLONE_SETTLS|CLONE_PARENT_SETTID|CLONE_CHILD_CLEARTID, parent_tid=[14], tls=0x7f01, child_tidptr=0x7f02) = 14',
+        '11 1.200000 +++ exited with 0 +++',
+        '14 1.200001 +++ exited with 0 +++',
+        '13 1.300000 +++ exited with 0 +++',
+      ]),
+    );
+    expect(findings).toEqual([
+      {
+        rule: 'process.lingering',
+        severity: 'high',
+        package: 'evil-pkg',
+        message: 'outlived the process that started it: python3 -c quick',
+        evidence: { pid: 13, ppid: 11, argv: 'python3 -c quick', detached: true },
+      },
+    ]);
+  });
+});

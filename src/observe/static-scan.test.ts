@@ -367,6 +367,14 @@ describe('static.pth-exec', () => {
         message: 'evil.pth has lines that run at every interpreter start',
         evidence: { path: 'evil.pth', lines: ['import os; os.system("id")', long.slice(0, 200), 'import\tsys'] },
       },
+      {
+        // ' import indented_is_a_path' is a path line too, but it stays inside site-packages.
+        rule: 'static.pth-path',
+        severity: 'high',
+        package: 'evil',
+        message: 'evil.pth puts /opt/elsewhere on sys.path: a place outside site-packages',
+        evidence: { path: 'evil.pth', entries: ['/opt/elsewhere'] },
+      },
     ]);
   });
 
@@ -392,11 +400,26 @@ describe('static.pth-exec', () => {
     ]);
   });
 
-  it('accepts a .pth that only adds paths, and ignores .pth files below the top level', async () => {
+  it('accepts a .pth that only adds paths inside site-packages, and ignores .pth files below the top level', async () => {
     const result = await scan(
-      dist('paths', { 'paths.pth': '/opt/lib\n# import nothing\n\nrelative/dir\r\n', 'paths/nested.pth': 'import os\n' }),
+      dist('paths', { 'paths.pth': 'lib\n# import nothing\n\nrelative/dir\r\n./x/../y\n', 'paths/nested.pth': '/tmp\nimport os\n' }),
     );
     expect(result.findings).toEqual([]);
+  });
+
+  it('static.pth-path: path lines that put a place outside site-packages on sys.path', async () => {
+    const pth = ['/tmp/evil', 'inside', '../../../var/tmp/x', 'a/../../up  ', '..', '# /commented', ''].join('\n');
+    const result = await scan(dist('reach', { 'reach.pth': pth }));
+    expect(result.findings).toEqual([
+      {
+        rule: 'static.pth-path',
+        severity: 'high',
+        package: 'reach',
+        message: 'reach.pth puts /tmp/evil and 3 more on sys.path: a place outside site-packages',
+        // site.py right-strips each line before joining it to the site dir; three are kept.
+        evidence: { path: 'reach.pth', entries: ['/tmp/evil', '../../../var/tmp/x', 'a/../../up'] },
+      },
+    ]);
   });
 
   it('reports a top-level .pth that is a symlink, whose content it cannot see', async () => {
@@ -672,5 +695,83 @@ describe('limits and malformed archives', () => {
       ),
       { numRuns: 100 },
     );
+  });
+});
+
+describe('static.import-shadowing', () => {
+  const victim: DistSpec = { name: 'victim', version: '1.0', files: { 'vmod.py': 'VALUE = 1\n', 'pkg/__init__.py': '', 'pkg/mod.py': 'X = 1\n' } };
+
+  it('names the distribution whose package directory wins over another distribution module', async () => {
+    const attacker: DistSpec = { name: 'attacker', version: '1.0', files: { 'vmod/__init__.py': 'import os\n', 'pkg/mod/__init__.py': 'import os\n' } };
+    const result = await scan([...distribution(victim), ...distribution(attacker)]);
+    expect(result.findings.filter((f) => f.rule === 'static.import-shadowing')).toEqual([
+      {
+        rule: 'static.import-shadowing',
+        severity: 'high',
+        package: 'attacker',
+        message: "vmod/__init__.py of attacker shadows vmod.py of victim: importing vmod runs attacker's code",
+        evidence: { module: 'vmod', path: 'vmod/__init__.py', shadowed: 'victim', shadowedPath: 'vmod.py' },
+      },
+      {
+        rule: 'static.import-shadowing',
+        severity: 'high',
+        package: 'attacker',
+        message: "pkg/mod/__init__.py of attacker shadows pkg/mod.py of victim: importing pkg.mod runs attacker's code",
+        evidence: { module: 'pkg.mod', path: 'pkg/mod/__init__.py', shadowed: 'victim', shadowedPath: 'pkg/mod.py' },
+      },
+    ]);
+  });
+
+  it('ranks an extension module above a source file of the same name', async () => {
+    const attacker: DistSpec = { name: 'attacker', version: '1.0', files: { 'vmod.cpython-311-x86_64-linux-gnu.so': '\x7fELF' } };
+    const result = await scan([...distribution(victim), ...distribution(attacker)]);
+    expect(result.findings.map((f) => [f.rule, f.package, f.evidence.module])).toEqual([['static.import-shadowing', 'attacker', 'vmod']]);
+  });
+
+  it('passes two distributions sharing a PEP 420 namespace directory with disjoint files', async () => {
+    const a: DistSpec = { name: 'ns_a', version: '1.0', files: { 'nsx/a/__init__.py': '', 'nsx/a/core.py': '' } };
+    const b: DistSpec = { name: 'ns_b', version: '1.0', files: { 'nsx/b/__init__.py': '', 'nsx/b/core.py': '' } };
+    expect((await scan([...distribution(a), ...distribution(b)])).findings).toEqual([]);
+  });
+
+  it('ignores files that no import can name', async () => {
+    const other: DistSpec = { name: 'other', version: '1.0', files: { 'data-files/vmod.py': '', 'other.data/vmod/__init__.py': '' } };
+    expect((await scan([...distribution(victim), ...distribution(other)])).findings).toEqual([]);
+  });
+});
+
+describe('static.autoload-entry-point', () => {
+  it('warns (low) about entry points a tool loads at start, naming the group and the object', async () => {
+    const plugin: DistSpec = { name: 'pytest_sneaky', version: '1.0', files: { 'pytest_sneaky.py': '' }, entryPoints: '[pytest11]\nsneaky = pytest_sneaky\n\n[console_scripts]\nsneaky = pytest_sneaky:main\n' };
+    expect((await scan(distribution(plugin))).findings).toEqual([
+      {
+        rule: 'static.autoload-entry-point',
+        severity: 'low',
+        package: 'pytest-sneaky',
+        message: 'pytest-sneaky registers sneaky in pytest11: it runs whenever that tool starts, without an import',
+        evidence: { group: 'pytest11', name: 'sneaky', object: 'pytest_sneaky' },
+      },
+    ]);
+  });
+
+  it('says nothing of a tool registering in its own groups', async () => {
+    const setuptools: DistSpec = { name: 'setuptools', version: '69.0', files: { 'setuptools/__init__.py': '' }, entryPoints: '[distutils.commands]\nsdist = setuptools.command.sdist:sdist\n\n[egg_info.writers]\nPKG-INFO = setuptools.command.egg_info:write_pkg_info\n' };
+    expect((await scan(distribution(setuptools))).findings).toEqual([]);
+  });
+});
+
+describe('reserved names', () => {
+  it('refuses a top-level entry named like the manifest the export writes, whatever its type', async () => {
+    const squatter: DistSpec = { name: 'squatter', version: '1.0', files: { '.sandbox-install-manifest.json/x.py': '' } };
+    const result = await scan(distribution(squatter), { reservedNames: ['.sandbox-install-manifest.json'] });
+    expect(result.findings).toEqual([
+      {
+        rule: 'static.special-file',
+        severity: 'high',
+        package: 'squatter',
+        message: '.sandbox-install-manifest.json: directory named like a file sandbox-install writes into the export',
+        evidence: { path: '.sandbox-install-manifest.json', type: 'directory', reason: 'reserved name' },
+      },
+    ]);
   });
 });

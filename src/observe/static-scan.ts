@@ -46,6 +46,7 @@ import { isValidProjectName, normalizeName } from '../lock/normalize.js';
 import { finding, type Finding } from '../report/finding.js';
 import { parseRecord, type RecordEntry } from './record.js';
 import type { TarHeader as Headers } from '../export/tar-header.js';
+import { shadowingFindings } from './shadowing.js';
 
 export type ScannedFileType = 'file' | 'directory' | 'symlink' | 'link' | 'other';
 
@@ -89,6 +90,8 @@ export interface ScanOptions {
   maxFiles?: number;
   /** Declared data bytes of all entries. Default 8 GiB. */
   maxBytes?: number;
+  /** Top-level names the tool itself writes into an export (its manifest): refused, never overwritten. */
+  reservedNames?: string[];
   /** Script names that must not be installed; replaces `DEFAULT_SHADOWED` when given. */
   shadowedNames?: string[];
   /** Text kept per interesting file (RECORD, entry_points.txt, METADATA, .pth). Default 8 MiB. */
@@ -130,6 +133,25 @@ const UNHASHED_IN_DIST_INFO = new Set(['RECORD', 'RECORD.jws', 'RECORD.p7s']);
 /** `dir/__pycache__/mod.cpython-311[.opt-1].pyc`: pip records the files it compiles without a hash. */
 const PYCACHE_PYC = /^(?:(.*)\/)?__pycache__\/([^/.]+)\.[^/]+\.pyc$/;
 const SCRIPT_GROUPS = new Set(['console_scripts', 'gui_scripts']);
+/**
+ * Entry-point groups that a tool loads, and so runs, whenever it starts, with no import of the
+ * package by anyone: its code runs inside the developer's pytest, tox, flake8 or setuptools. Each
+ * maps to the distributions that own the group (their own entries are how the tool works).
+ */
+export const AUTOLOAD_GROUPS: ReadonlyMap<string, readonly string[]> = new Map([
+  ['pytest11', ['pytest']],
+  ['tox', ['tox']],
+  ['flake8.extension', ['flake8', 'pycodestyle', 'pyflakes', 'mccabe']],
+  ['flake8.report', ['flake8']],
+  ['keyring.backends', ['keyring']],
+  ['hypothesis', ['hypothesis']],
+  ['pylsp', ['python-lsp-server']],
+  ['setuptools.finalize_distribution_options', ['setuptools']],
+  ['distutils.setup_keywords', ['setuptools']],
+  ['distutils.commands', ['setuptools', 'wheel']],
+  ['egg_info.writers', ['setuptools']],
+  ['setuptools.file_finders', ['setuptools']],
+]);
 
 /**
  * Scan a site-packages archive. Resolves with every safe entry and the findings; rejects with
@@ -402,10 +424,20 @@ function analyze(collector: Collector, options: ScanOptions): StaticScan {
   const symlinkBudget = { steps: SYMLINK_STEP_BUDGET };
   const knownGood = new Set(options.knownGoodPth.map((k) => `${k.name}\0${k.sha256.toLowerCase()}`));
 
+  const reserved = new Set(options.reservedNames ?? []);
   for (const { file, rawType } of entries) {
     const special = (message: string, evidence: Record<string, unknown>): void => {
       findings.push(finding('static.special-file', 'high', `${file.path}: ${message}`, { path: file.path, ...evidence }, file.owner));
     };
+
+    // Our own names: the export writes its manifest there, so nothing installed may hold it.
+    if (!file.path.includes('/') && reserved.has(file.path)) {
+      // A directory is claimed by no RECORD: it belongs to whoever owns what is inside it.
+      const owner = file.owner ?? entries.find((e) => e.file.owner !== null && e.file.path.startsWith(`${file.path}/`))?.file.owner ?? null;
+      findings.push(
+        finding('static.special-file', 'high', `${file.path}: ${file.type} named like a file sandbox-install writes into the export`, { path: file.path, type: file.type, reason: 'reserved name' }, owner),
+      );
+    }
 
     // static.special-file
     const parent = nonDirectoryParent(file.path, byPath);
@@ -433,8 +465,21 @@ function analyze(collector: Collector, options: ScanOptions): StaticScan {
 
     // static.pth-exec
     if (!file.path.includes('/') && file.path.endsWith('.pth') && file.type !== 'directory') {
-      const pth = pthFinding(file, text(file.path), knownGood);
+      const kept = text(file.path);
+      const pth = pthFinding(file, kept, knownGood);
       if (pth) findings.push(pth);
+      const outside = file.type === 'file' && !knownGood.has(`${file.path}\0${file.sha256 ?? ''}`) ? pthPathsOutside(kept?.text ?? '') : [];
+      if (outside.length > 0) {
+        findings.push(
+          finding(
+            'static.pth-path',
+            'high',
+            `${file.path} puts ${outside[0] ?? ''}${outside.length > 1 ? ` and ${outside.length - 1} more` : ''} on sys.path: a place outside site-packages`,
+            { path: file.path, entries: outside.slice(0, MAX_PTH_LINES).map((line) => line.slice(0, MAX_LINE_CHARS)) },
+            file.owner,
+          ),
+        );
+      }
     }
 
     // static.unrecorded-file
@@ -445,6 +490,8 @@ function analyze(collector: Collector, options: ScanOptions): StaticScan {
   }
 
   findings.push(...scriptFindings(distList, text, new Set(options.shadowedNames ?? DEFAULT_SHADOWED)));
+  findings.push(...autoloadFindings(distList, text));
+  findings.push(...shadowingFindings(entries.map((e) => e.file)));
   if (collector.limitFinding) findings.push(collector.limitFinding);
 
   return {
@@ -550,6 +597,23 @@ function executableLines(pth: string): string[] {
   return pth.split(/\r\n|\r|\n/).filter((line) => line.startsWith('import ') || line.startsWith('import\t'));
 }
 
+/**
+ * Path lines of a `.pth` that site.py would add to sys.path from outside site-packages: it joins
+ * each line (right-stripped) to the site dir, so an absolute line or one climbing with `..` names
+ * a directory anyone may write (`/tmp`, `/var/tmp`). Comments, blank and import lines aside.
+ */
+export function pthPathsOutside(pth: string): string[] {
+  return pth
+    .split(/\r\n|\r|\n/)
+    .map((line) => line.trimEnd())
+    .filter((line) => line !== '' && !line.startsWith('#') && !line.startsWith('import ') && !line.startsWith('import\t'))
+    .filter((line) => {
+      if (line.startsWith('/') || line.includes('\0')) return true;
+      const normal = path.posix.normalize(line);
+      return normal === '..' || normal.startsWith('../');
+    });
+}
+
 function pthFinding(
   file: ScannedFile,
   kept: { text: string; oversized: boolean } | null,
@@ -613,7 +677,7 @@ function compiledByPip(rel: string, claim: Claim, claims: Map<string, Claim[]>):
  * Entry points as importlib.metadata reads them: `[section]` headers, `name = value` pairs,
  * blank lines and `#` comments skipped.
  */
-function scriptEntryPoints(text: string): Array<{ group: string; name: string; value: string }> {
+function entryPoints(text: string, groups: { has(group: string): boolean }): Array<{ group: string; name: string; value: string }> {
   const found: Array<{ group: string; name: string; value: string }> = [];
   let group: string | null = null;
   for (const raw of text.split(/\r\n|[\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029]/)) {
@@ -624,7 +688,7 @@ function scriptEntryPoints(text: string): Array<{ group: string; name: string; v
       continue;
     }
     const eq = line.indexOf('=');
-    if (group === null || !SCRIPT_GROUPS.has(group) || eq < 0) continue;
+    if (group === null || !groups.has(group) || eq < 0) continue;
     found.push({ group, name: line.slice(0, eq).trim(), value: line.slice(eq + 1).trim() });
   }
   return found;
@@ -646,7 +710,7 @@ function scriptFindings(
       return created;
     };
 
-    for (const ep of scriptEntryPoints(text(`${dist.distInfo}/entry_points.txt`)?.text ?? '')) {
+    for (const ep of entryPoints(text(`${dist.distInfo}/entry_points.txt`)?.text ?? '', SCRIPT_GROUPS)) {
       if (!shadowed.has(basename(ep.name))) continue;
       const evidence = evidenceFor(ep.name);
       evidence.group ??= ep.group;
@@ -663,6 +727,26 @@ function scriptFindings(
     for (const [script, evidence] of scripts) {
       findings.push(
         finding('static.script-shadowing', 'high', `${dist.name} installs a script named ${script}, like a system or Python tool`, evidence, dist.name),
+      );
+    }
+  }
+  return findings;
+}
+
+/** Entry points that a tool runs at its every start, reported (low) so a reviewer sees them. */
+function autoloadFindings(dists: Dist[], text: (rel: string) => { text: string } | null): Finding[] {
+  const findings: Finding[] = [];
+  for (const dist of dists) {
+    for (const ep of entryPoints(text(`${dist.distInfo}/entry_points.txt`)?.text ?? '', AUTOLOAD_GROUPS)) {
+      if (AUTOLOAD_GROUPS.get(ep.group)?.includes(dist.name)) continue;
+      findings.push(
+        finding(
+          'static.autoload-entry-point',
+          'low',
+          `${dist.name} registers ${ep.name} in ${ep.group}: it runs whenever that tool starts, without an import`,
+          { group: ep.group, name: ep.name.slice(0, MAX_LINE_CHARS), object: ep.value.slice(0, MAX_LINE_CHARS) },
+          dist.name,
+        ),
       );
     }
   }

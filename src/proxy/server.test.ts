@@ -404,7 +404,9 @@ describe('index proxy files', () => {
       }
       expect(upstream.hits.get(upstreamPath)).toBe(before + 1);
       await proxy.close();
-      expect(proxy.served).toEqual([{ project: 'alpha', filename: alpha10.filename, sha256: sha, size: alpha10.bytes.length, locked: true }]);
+      expect(proxy.served).toEqual([
+        { project: 'alpha', filename: alpha10.filename, sha256: sha, size: alpha10.bytes.length, locked: true, cachePath: path.join(cacheDir, 'sha256', sha) },
+      ]);
       expect(proxy.findings).toEqual([]);
       expect(proxy.requests.filter((r) => r.path === target).map((r) => r.bytes)).toEqual([1, 2, 3, 4].map(() => alpha10.bytes.length));
     }

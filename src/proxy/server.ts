@@ -46,6 +46,8 @@ export interface ServedFile {
   size: number;
   /** false for build requirements served under `buildAllow`. */
   locked: boolean;
+  /** The verified copy in the content-addressed cache, on the host. */
+  cachePath: string;
 }
 
 export interface IndexProxy extends AsyncDisposable {
@@ -658,7 +660,7 @@ class ProxyServer implements IndexProxy {
   private markServed(known: KnownFile, size: number): void {
     if (this.servedShas.has(known.sha256)) return;
     this.servedShas.add(known.sha256);
-    this.served.push({ project: known.project, filename: known.filename, sha256: known.sha256, size, locked: known.locked });
+    this.served.push({ project: known.project, filename: known.filename, sha256: known.sha256, size, locked: known.locked, cachePath: this.cache.pathFor(known.sha256) });
     if (!known.locked) {
       this.addFinding(
         finding(

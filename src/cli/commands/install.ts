@@ -4,7 +4,7 @@ import path from 'node:path';
 import { writeFile } from 'node:fs/promises';
 import { z } from 'zod';
 import { EXIT, InputError, SandboxError } from '../../errors.js';
-import { assertReplaceable, stageExport } from '../../export/publish.js';
+import { assertReplaceable, MANIFEST_NAME, stageExport } from '../../export/publish.js';
 import { readLock } from '../../lock/parse.js';
 import type { LockPlan } from '../../lock/types.js';
 import { observe } from '../../observe/index.js';
@@ -151,7 +151,10 @@ export async function runInstall(lockfile: string, raw: unknown, ctx: CommandCon
 
     t = performance.now();
     const archive = outcome.pipExitCode === 0 ? await session.siteArchive() : null;
-    const observation = await observe({ outcome, plan, policy, archive });
+    const wheels = session.proxyRecords.served
+      .filter((file) => file.locked && file.filename.endsWith('.whl'))
+      .map((file) => ({ filename: file.filename, sha256: file.sha256, file: file.cachePath }));
+    const observation = await observe({ outcome, plan, policy, archive, wheels, reservedNames: [MANIFEST_NAME] });
     timings.observe = Math.round(performance.now() - t);
 
     const judgement = evaluate(
