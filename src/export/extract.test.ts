@@ -93,7 +93,7 @@ describe('extractArchive', () => {
       box.dest,
     );
 
-    expect(result).toEqual({ files: 9, bytes: 32, findings: [], strippedModes: [], truncated: false });
+    expect(result).toEqual({ files: 9, bytes: 32, findings: [], leftOut: 0, strippedModes: [], truncated: false });
     const d = box.dest;
     expect(await readFile(path.join(d, 'pkg/__init__.py'), 'utf8')).toBe('print("hi")\n');
     expect(await readFile(path.join(d, 'pkg/sub/data.txt'), 'utf8')).toBe('data');

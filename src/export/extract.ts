@@ -39,6 +39,8 @@ export interface ExtractOptions {
   limits?: ExtractLimits;
   /** Aborting rejects with the signal's AbortError, leaving `dest` partly written. */
   signal?: AbortSignal;
+  /** Safe entries left out without a finding, by their stripped path (e.g. bytecode caches). */
+  leaveOut?: (rel: string) => boolean;
 }
 
 export interface ExtractResult {
@@ -52,6 +54,8 @@ export interface ExtractResult {
   strippedModes: string[];
   /** True when a limit stopped extraction before the end of the archive. */
   truncated: boolean;
+  /** Safe entries not written because `leaveOut` said so. */
+  leftOut: number;
 }
 
 export type UnsafeReason =
@@ -133,7 +137,7 @@ export async function extractArchive(
   const limits = options.limits ?? DEFAULT_EXTRACT_LIMITS;
   const root = await prepareDestination(dest);
 
-  const state = new Judge(strip, limits);
+  const state = new Judge(strip, limits, options.leaveOut ?? (() => false));
   const verdicts = new WeakMap<Headers, Verdict>();
 
   const tarOptions: TarFsExtractOptions = {
@@ -209,10 +213,12 @@ class Judge {
   private files = 0;
   private bytes = 0;
   private stopped = false;
+  private leftOut = 0;
 
   constructor(
     private readonly strip: number,
     private readonly limits: ExtractLimits,
+    private readonly leaveOut: (rel: string) => boolean,
   ) {}
 
   result(): ExtractResult {
@@ -222,6 +228,7 @@ class Judge {
       findings: this.findings,
       strippedModes: this.strippedModes,
       truncated: this.stopped,
+      leftOut: this.leftOut,
     };
   }
 
@@ -268,6 +275,10 @@ class Judge {
     const rel = relParts.join('/');
     // Defence in depth: after the checks above this cannot trigger.
     if (path.posix.normalize(rel) !== rel || rel.startsWith('../')) return refuse('escapes-destination');
+    if (this.leaveOut(rel)) {
+      this.leftOut += 1;
+      return { action: 'skip' };
+    }
 
     let kind: Kind;
     switch (type) {

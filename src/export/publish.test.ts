@@ -25,7 +25,27 @@ describe('stageExport / publish', () => {
     expect(manifestFile).toBe(path.join(output, MANIFEST_NAME));
     expect(await readdir(path.join(root, 'out'))).toEqual(['site-packages']);
     const manifest = JSON.parse(await readFile(manifestFile, 'utf8')) as { files: Array<{ path: string }> };
-    expect(manifest.files.map((f) => f.path)).toEqual(['mod.py']);
+    // The bytecode is the host's own compile of the verified source, listed with it.
+    expect(manifest.files.map((f) => f.path)).toEqual(['__pycache__/mod.cpython-311.pyc', 'mod.py']);
+  });
+
+  it('leaves shipped bytecode out, compiles the sources itself, and reports a source that does not compile', async () => {
+    const root = await mkdtemp(path.join(tmpdir(), 'publish-'));
+    const output = path.join(root, 'site-packages');
+    const shipped = 'shipped bytecode that nobody reviewed';
+    const staged = await stageExport(
+      archive({ 'pkg/__init__.py': 'OK = True\n', 'pkg/broken.py': 'def (:\n', 'pkg/__pycache__/broken.cpython-311.pyc': shipped }),
+      output,
+    );
+    expect(staged.bytecode).toEqual({ compiled: 1, failures: [expect.objectContaining({ path: 'pkg/broken.py' })], skipped: null });
+    expect(staged.findings).toEqual([
+      expect.objectContaining({ rule: 'static.invalid-source', severity: 'high', evidence: expect.objectContaining({ path: 'pkg/broken.py', error: expect.stringMatching(/^SyntaxError/) }) }),
+    ]);
+    expect((await readdir(path.join(staged.dir, 'pkg', '__pycache__'))).sort()).toEqual(['__init__.cpython-311.pyc']);
+    // A checked-hash pyc: flags word 0b11 after the magic number.
+    const pyc = await readFile(path.join(staged.dir, 'pkg', '__pycache__', '__init__.cpython-311.pyc'));
+    expect(pyc.readUInt32LE(4)).toBe(3);
+    await staged.discard();
   });
 
   it('replaces an earlier export, but refuses a directory of the user own and discards the staging dir', async () => {
@@ -33,7 +53,7 @@ describe('stageExport / publish', () => {
     const output = path.join(root, 'site-packages');
     await (await stageExport(archive({ 'old.py': '' }), output)).publish();
     await (await stageExport(archive({ 'new.py': '' }), output)).publish();
-    expect((await readdir(output)).sort()).toEqual([MANIFEST_NAME, 'new.py']);
+    expect((await readdir(output)).sort()).toEqual([MANIFEST_NAME, '__pycache__', 'new.py']);
 
     const mine = path.join(root, 'my-project');
     await mkdir(mine);

@@ -6,7 +6,8 @@ import { mkdir, mkdtemp, readdir, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { InputError } from '../errors.js';
-import type { Finding } from '../report/finding.js';
+import { finding, type Finding } from '../report/finding.js';
+import { compileTree, type CompileResult } from './bytecode.js';
 import { extractArchive } from './extract.js';
 import { buildManifest, writeManifest, type ManifestEntry } from './manifest.js';
 
@@ -15,6 +16,8 @@ export interface StagedExport {
   dir: string;
   findings: Finding[];
   manifest: ManifestEntry[];
+  /** What the host compiled (bytecode from the sandbox is never exported). */
+  bytecode: CompileResult | null;
   /** Rename into place; replaces an earlier export at the same path. */
   publish(): Promise<{ output: string; manifestFile: string }>;
   discard(): Promise<void>;
@@ -46,18 +49,27 @@ async function exists(file: string): Promise<boolean> {
   );
 }
 
+/** `__pycache__` anywhere: left out of every export, and rebuilt from the verified sources. */
+const inBytecodeCache = (rel: string): boolean => rel.split('/').includes('__pycache__');
+
 export async function stageExport(archive: Readable, output: string): Promise<StagedExport> {
   const target = path.resolve(output);
   await mkdir(path.dirname(target), { recursive: true });
   const dir = await mkdtemp(path.join(path.dirname(target), `.${path.basename(target)}.staging-`));
   const discard = () => rm(dir, { recursive: true, force: true });
   try {
-    const result = await extractArchive(archive, dir, { stripComponents: 1 });
+    const result = await extractArchive(archive, dir, { stripComponents: 1, leaveOut: inBytecodeCache });
+    const bytecode = result.findings.length === 0 ? await compileTree(dir) : null;
     const manifest = result.findings.length === 0 ? await buildManifest(dir) : [];
+    const owner = new Map(manifest.map((entry) => [entry.path, entry.distribution?.split('==')[0] ?? null]));
+    const invalid = (bytecode?.failures ?? []).map((failure) =>
+      finding('static.invalid-source', 'high', `${failure.path} does not compile for Python 3.11: ${failure.error}`, { path: failure.path, error: failure.error }, owner.get(failure.path) ?? null),
+    );
     return {
       dir,
-      findings: result.findings,
+      findings: [...result.findings, ...invalid],
       manifest,
+      bytecode,
       discard,
       async publish() {
         // The manifest goes inside the tree, so nothing is written beside the output.

@@ -183,6 +183,7 @@ export async function runInstall(lockfile: string, raw: unknown, ctx: CommandCon
       ctx.signal.throwIfAborted();
       t = performance.now();
       const staged = await stageExport(await session.siteArchive(), options.output);
+      if (staged.bytecode?.skipped) log.warn({ reason: staged.bytecode.skipped }, 'exporting without bytecode; Python compiles it at first import');
       if (staged.findings.length > 0) {
         await staged.discard();
         const again = evaluate({ findings: [...report.findings, ...staged.findings], packages: [], installSucceeded: true }, policy);

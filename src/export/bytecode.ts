@@ -1,0 +1,89 @@
+/**
+ * Bytecode for the exported tree, made on the host from the verified sources. No `.pyc` from the
+ * sandbox is ever exported: a wheel can ship `__pycache__/mod.cpython-311.pyc` beside a `mod.py`
+ * that does not compile, so pip's (quiet) compile step fails and leaves the shipped bytecode, whose
+ * code nobody reviewed, to run at import. Extraction leaves every `__pycache__` out; this compiles
+ * each `.py` with the host's Python 3.11 (`-I -S`: nothing from the tree is imported; `compile()`
+ * runs no code) into checked-hash `.pyc` files, which Python re-validates against the source at
+ * every import. A source that does not compile is reported: it is not what it claims to be.
+ */
+import { execa } from 'execa';
+
+export interface CompileResult {
+  compiled: number;
+  failures: Array<{ path: string; error: string }>;
+  /** Why nothing was compiled (no Python 3.11 on the host), or null. */
+  skipped: string | null;
+}
+
+export const PYTHON_CANDIDATES = ['python3.11', 'python3'];
+const COMPILE_TIMEOUT_MS = 600_000;
+
+// Walks the tree without following symlinks and compiles every regular `.py` file in a pool of
+// worker processes; prints one JSON object. A worker that dies takes its files with it as failures.
+const COMPILE_SCRIPT = String.raw`
+import concurrent.futures, importlib.util, json, os, py_compile, sys
+root = sys.argv[1]
+def one(rel):
+    src = os.path.join(root, rel)
+    try:
+        py_compile.compile(src, cfile=importlib.util.cache_from_source(src), dfile=rel, doraise=True,
+                           invalidation_mode=py_compile.PycInvalidationMode.CHECKED_HASH)
+        return None
+    except BaseException as e:
+        text = str(getattr(e, "exc_value", None) or e)
+        return (rel, (type(getattr(e, "exc_value", None) or e).__name__ + ": " + text)[:300])
+files = []
+for top, dirs, names in os.walk(root):
+    dirs.sort()
+    for name in sorted(names):
+        full = os.path.join(top, name)
+        if name.endswith(".py") and not os.path.islink(full) and os.path.isfile(full):
+            files.append(os.path.relpath(full, root))
+failures = []
+with concurrent.futures.ProcessPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+    futures = {pool.submit(one, rel): rel for rel in files}
+    for future in concurrent.futures.as_completed(futures):
+        try:
+            failed = future.result()
+        except BaseException as e:
+            failed = (futures[future], "the compiler crashed: " + type(e).__name__)
+        if failed:
+            failures.append({"path": failed[0], "error": failed[1]})
+failures.sort(key=lambda f: f["path"])
+json.dump({"compiled": len(files) - len(failures), "failures": failures[:1000]}, sys.stdout)
+`;
+
+let found: Promise<string | null> | null = null;
+
+/** The host's Python 3.11, the target's version (bytecode is version-specific), or null. */
+export function hostPython(): Promise<string | null> {
+  found ??= (async () => {
+    for (const candidate of PYTHON_CANDIDATES) {
+      const probe = await execa(candidate, ['-I', '-S', '-c', 'import sys; print(sys.version_info[:2] == (3, 11))'], { reject: false });
+      if (probe.exitCode === 0 && probe.stdout.trim() === 'True') return candidate;
+    }
+    return null;
+  })();
+  return found;
+}
+
+export async function compileTree(dir: string, signal?: AbortSignal): Promise<CompileResult> {
+  const python = await hostPython();
+  if (python === null) return { compiled: 0, failures: [], skipped: `no Python 3.11 on the host (tried ${PYTHON_CANDIDATES.join(', ')})` };
+  const run = await execa(python, ['-I', '-S', '-c', COMPILE_SCRIPT, dir], {
+    reject: false,
+    timeout: COMPILE_TIMEOUT_MS,
+    maxBuffer: 16 * 1024 * 1024,
+    ...(signal ? { cancelSignal: signal } : {}),
+  });
+  signal?.throwIfAborted();
+  try {
+    if (run.exitCode !== 0) throw new Error(run.timedOut ? 'timed out' : `exit ${run.exitCode}: ${run.stderr.slice(-300)}`);
+    const parsed = JSON.parse(run.stdout) as { compiled: number; failures: CompileResult['failures'] };
+    return { compiled: parsed.compiled, failures: parsed.failures, skipped: null };
+  } catch (error: unknown) {
+    // Fail closed: a tree we could not compile is not one we vouch for.
+    return { compiled: 0, failures: [{ path: '.', error: `compiling the tree failed: ${error instanceof Error ? error.message : String(error)}` }], skipped: null };
+  }
+}
