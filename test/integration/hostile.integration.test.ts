@@ -3,12 +3,12 @@
  * attributed to it, with the evidence that shows what it did; nothing is exported and no container
  * is left. Benign packages must pass with no finding above info.
  */
-import { access, mkdtemp, writeFile } from 'node:fs/promises';
+import { access, mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { networkInterfaces, tmpdir } from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
 import { afterEach, describe, expect, it } from 'vitest';
-import { buildDirWriter, compiledExtension, EXTENSION_SOURCE, threePackages } from '../fixtures/benign.js';
+import { buildDirWriter, compiledExtension, dataWheel, EXTENSION_SOURCE, namespaceWheels, pytestPlugin, shipsPyc, threePackages } from '../fixtures/benign.js';
 import { hostileCases } from '../fixtures/hostile.js';
 import { buildFixtureIndex } from '../fixtures/index.js';
 import { engineAvailable, expectNoContainersLeft, runCli } from './helpers.js';
@@ -30,23 +30,37 @@ describe.runIf(engineAvailable())('hostile packages fail with their rule', () =>
   });
 
   for (const hostile of hostileCases(hostAddress())) {
-    it(hostile.title, async () => {
-      const index = await buildFixtureIndex(hostile.packages);
-      const run = await runCli(index.lockFile, index.indexUrl, hostile.options ?? []);
-      const matching = run.report.findings.filter((f) => f.rule === hostile.expect.rule && f.package === hostile.expect.package);
-      expect(matching, `findings were: ${JSON.stringify(run.report.findings.map((f) => [f.rule, f.package, f.evidence]))}`).toContainEqual(
-        expect.objectContaining({ failing: true, evidence: expect.objectContaining(hostile.expect.evidence) }),
-      );
-      expect(run.report.verdict).toBe('fail');
-      expect(run.exitCode).toBe(1);
-      expect(run.report.exported).toBeNull();
-      expect(await exists(run.output)).toBe(false);
-      // The terminal summary names the package and the rule on one line.
-      expect(run.stdout).toMatch(new RegExp(`${hostile.expect.rule.replace('.', '\\.')} \\[`));
-      expect(run.stdout).toContain(hostile.expect.package);
-    });
+    for (const extra of [[], ...(hostile.alsoWith ?? [])]) {
+      it(`${hostile.title}${extra.length ? ` (${extra.join(' ')})` : ''}`, async () => {
+        const index = await buildFixtureIndex(hostile.packages);
+        const policy = hostile.policy ? [ '--policy', await writePolicy(hostile.policy) ] : [];
+        const run = await runCli(index.lockFile, index.indexUrl, [...(hostile.options ?? []), ...policy, ...extra]);
+        const shown = JSON.stringify(run.report.findings.map((f) => [f.rule, f.package, f.evidence]));
+        const matching = run.report.findings.filter((f) => f.rule === hostile.expect.rule && f.package === hostile.expect.package);
+        expect(matching, `findings were: ${shown}`).toContainEqual(
+          expect.objectContaining({ failing: true, evidence: expect.objectContaining(hostile.expect.evidence) }),
+        );
+        // The attacker is blamed, never the package it attacked.
+        if (hostile.victim) {
+          expect(run.report.findings.filter((f) => f.package === hostile.victim && f.severity !== 'info'), `findings were: ${shown}`).toEqual([]);
+        }
+        expect(run.report.verdict).toBe('fail');
+        expect(run.exitCode).toBe(1);
+        expect(run.report.exported).toBeNull();
+        expect(await exists(run.output)).toBe(false);
+        // The terminal summary names the package and the rule on one line.
+        expect(run.stdout).toMatch(new RegExp(`${hostile.expect.rule.replace('.', '\\.')} \\[`));
+        expect(run.stdout).toContain(hostile.expect.package);
+      });
+    }
   }
 });
+
+async function writePolicy(policy: Record<string, unknown>): Promise<string> {
+  const file = path.join(await mkdtemp(path.join(tmpdir(), 'sandbox-install-policy-')), 'policy.json');
+  await writeFile(file, JSON.stringify(policy));
+  return file;
+}
 
 describe.runIf(engineAvailable())('benign packages pass with no finding above info', () => {
   afterEach(async () => {
@@ -102,4 +116,51 @@ describe.runIf(engineAvailable())('benign packages pass with no finding above in
     expect(run.report.verdict).toBe('pass');
     expect(await exists(path.join(run.output, 'build_dir_writer', '__init__.py'))).toBe(true);
   });
+
+  const importOnHost = (output: string, code: string) =>
+    execa('python3', ['-I', '-c', `import sys; sys.path.insert(0, ${JSON.stringify(output)}); ${code}`]);
+
+  it('a wheel with console scripts and .data directories (purelib exported; scripts, data and headers not)', async () => {
+    const index = await buildFixtureIndex([dataWheel]);
+    const run = await runCli(index.lockFile, index.indexUrl);
+    expectClean(run.report.findings);
+    expect(run.report.verdict).toBe('pass');
+    expect((await importOnHost(run.output, 'import data_wheel; print(data_wheel.main())')).stdout).toBe('from purelib');
+    expect(await exists(path.join(run.output, 'data_wheel-1.0.data'))).toBe(false);
+  });
+
+  it('two wheels sharing a PEP 420 namespace directory', async () => {
+    const index = await buildFixtureIndex(namespaceWheels);
+    const run = await runCli(index.lockFile, index.indexUrl);
+    expectClean(run.report.findings);
+    expect(run.report.verdict).toBe('pass');
+    expect((await importOnHost(run.output, 'import nsx.alpha, nsx.beta; print(nsx.alpha.NAME, nsx.beta.NAME)')).stdout).toBe('alpha beta');
+  });
+
+  it('a wheel that ships a correct .pyc: exported with bytecode the host compiled, not the shipped file', async () => {
+    const index = await buildFixtureIndex([shipsPyc]);
+    const run = await runCli(index.lockFile, index.indexUrl);
+    expectClean(run.report.findings);
+    expect(run.report.verdict).toBe('pass');
+    const pyc = await readFile(path.join(run.output, 'ships_pyc', '__pycache__', '__init__.cpython-311.pyc'));
+    expect(pyc.readUInt32LE(4)).toBe(3); // checked-hash: ours; the shipped one is timestamp-based
+    expect((await importOnHost(run.output, 'import ships_pyc; print(ships_pyc.answer())')).stdout).toBe('42');
+  });
+
+  it('a pytest plugin passes with one warning naming its entry point', async () => {
+    const index = await buildFixtureIndex([pytestPlugin]);
+    const run = await runCli(index.lockFile, index.indexUrl);
+    expect(run.report.verdict).toBe('pass');
+    expect(run.exitCode).toBe(0);
+    expect(run.report.findings.filter((f) => f.severity !== 'info')).toEqual([
+      expect.objectContaining({
+        rule: 'static.autoload-entry-point',
+        severity: 'low',
+        failing: false,
+        package: 'pytest-friendly',
+        evidence: { group: 'pytest11', name: 'friendly', object: 'pytest_friendly' },
+      }),
+    ]);
+  });
 });
+
