@@ -21,6 +21,14 @@
  * - `static.pth-exec`: a top-level `.pth` with a line that site.py would `exec`, unless its
  *   (name, sha256) is known-good; a top-level `.pth` that is not a regular file is reported too,
  *   since its content cannot be checked.
+ * - `static.pth-path`: a top-level `.pth` path line that resolves outside site-packages (an
+ *   absolute path, or one climbing with `..`): a directory anyone may write, put on sys.path.
+ * - `static.import-shadowing` (shadowing.ts): one distribution's module wins an import over
+ *   another's of the same name.
+ * - `static.autoload-entry-point` (low, a warning): an entry point in a group a tool loads at its
+ *   every start (pytest11, tox, flake8, keyring, setuptools' hooks), unless the tool owns it.
+ * - `static.special-file` with reason `reserved name`: a top-level entry named like a file the
+ *   export writes itself (`reservedNames`).
  * - `static.startup-hook`: `sitecustomize` / `usercustomize` as a top-level module of any suffix
  *   or as a package `__init__`.
  * - `static.script-shadowing`: a console or gui script, or a RECORD row in `bin/` outside
