@@ -23,6 +23,11 @@ export interface Attribution {
   pid: number;
 }
 
+/** A process's argv as evidence: its first 8 entries, at most 300 characters. */
+export function argvText(argv: string[]): string {
+  return argv.slice(0, 8).join(' ').slice(0, 300);
+}
+
 /** The package's name, or null for pip's own processes (and for an unnamed `pip-req-build-*` build). */
 export function packageOfProcess(trace: Trace, pid: number): string | null {
   return attributeProcess(trace, pid)?.package ?? null;

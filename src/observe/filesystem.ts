@@ -4,6 +4,7 @@
  */
 import path from 'node:path';
 import { finding, type Finding } from '../report/finding.js';
+import { argvText } from './attribution.js';
 import type { FsChange } from '../runtime/port.js';
 import type { Trace, TraceEvent } from './trace.js';
 
@@ -97,7 +98,7 @@ export function filesystemFindings(ctx: FsContext): { findings: Finding[]; event
         'fs.write-outside-target',
         'high',
         `${change.kind} ${change.path} outside the install target`,
-        { path: change.path, kind: change.kind, pid, argv: pid === null ? null : ctx.argvOf(pid).slice(0, 8).join(' ').slice(0, 300) },
+        { path: change.path, kind: change.kind, pid, argv: pid === null ? null : argvText(ctx.argvOf(pid)) },
         pkg,
       ),
     );
@@ -117,7 +118,7 @@ export function filesystemFindings(ctx: FsContext): { findings: Finding[]; event
         'fs.sensitive-read',
         'high',
         `tried to open ${open.path}${open.ok ? '' : ` (${open.errno ?? 'failed'})`}`,
-        { path: open.path, ok: open.ok, errno: open.errno, write: open.write, pid: open.pid, argv: ctx.argvOf(open.pid).slice(0, 8).join(' ').slice(0, 300) },
+        { path: open.path, ok: open.ok, errno: open.errno, write: open.write, pid: open.pid, argv: argvText(ctx.argvOf(open.pid)) },
         pkg,
       ),
     );
@@ -187,7 +188,7 @@ export function targetTamperFindings(ctx: TamperContext): Finding[] {
           'fs.target-tamper',
           'high',
           `${change.syscall} ${change.path} in the install target by a process that is not pip's installer`,
-          { path: change.path, syscall: change.syscall, ok, pid: event.pid, argv: ctx.argvOf(event.pid).slice(0, 8).join(' ').slice(0, 300) },
+          { path: change.path, syscall: change.syscall, ok, pid: event.pid, argv: argvText(ctx.argvOf(event.pid)) },
           ctx.packageOf(event.pid),
         ),
       );

@@ -9,7 +9,7 @@ import type { Policy } from '../policy/schema.js';
 import { finding, type Finding } from '../report/finding.js';
 import type { InstallOutcome } from '../sandbox/session.js';
 import { HOME, INPUT_MOUNT, INSTALLER_PYTHON, RELAY_PORT, STATE_DIR, TARGET } from '../sandbox/layout.js';
-import { installerPids, packageOfProcess } from './attribution.js';
+import { argvText, installerPids, packageOfProcess } from './attribution.js';
 import { filesystemFindings, targetTamperFindings, writersOf } from './filesystem.js';
 import { networkFindings } from './network.js';
 import { processFindings } from './processes.js';
@@ -42,8 +42,7 @@ const SITE_PREFIX = `${TARGET}/lib/python3.11/site-packages/`;
  * Static findings name the owning RECORD's distribution. A file no RECORD claims is attributed to
  * whichever package's process wrote it, as the tracer saw.
  */
-function attributeByWriter(findings: Finding[], trace: Trace, packageOf: (pid: number) => string | null): Finding[] {
-  const writer = writersOf(trace);
+function attributeByWriter(findings: Finding[], writer: Map<string, number>, packageOf: (pid: number) => string | null): Finding[] {
   return findings.map((f) => {
     if (f.package !== null || typeof f.evidence.path !== 'string') return f;
     const full = SITE_PREFIX + f.evidence.path;
@@ -164,7 +163,7 @@ export async function observe(input: ObserveInput): Promise<Observation> {
   const writers = writersOf(trace);
   const writerOf = (rel: string): Writer | null => {
     const pid = writers.get(SITE_PREFIX + rel);
-    return pid === undefined || installers.has(pid) ? null : { package: packageOf(pid), pid, argv: argvOf(pid).slice(0, 8).join(' ').slice(0, 300) };
+    return pid === undefined || installers.has(pid) ? null : { package: packageOf(pid), pid, argv: argvText(argvOf(pid)) };
   };
   const provenance = scan ? await provenanceFindings(scan, input.wheels, writerOf) : [];
 
@@ -176,7 +175,7 @@ export async function observe(input: ObserveInput): Promise<Observation> {
       ...filesystem.findings,
       ...targetTamperFindings({ trace, target: TARGET, installers, packageOf, argvOf }),
       ...processes.findings,
-      ...attributeByWriter([...(scan?.findings ?? []), ...unlockedDistributions(scan, input.plan)], trace, packageOf),
+      ...attributeByWriter([...(scan?.findings ?? []), ...unlockedDistributions(scan, input.plan)], writers, packageOf),
       ...provenance,
     ],
     network: network.events,

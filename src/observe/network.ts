@@ -2,6 +2,7 @@
  * Network findings from two witnesses: the monitor (DNS queries, what reached the fake services)
  * and the tracer (every connect, including raw IPs and unix sockets that nothing answered).
  */
+import { argvText } from './attribution.js';
 import { finding, type Finding } from '../report/finding.js';
 import type { Trace, TraceEvent } from './trace.js';
 
@@ -61,7 +62,7 @@ export function networkFindings(ctx: NetworkContext): { findings: Finding[]; eve
   const found = new Deduper();
   const events: Array<Record<string, unknown>> = [];
   const who = (c: ConnectEvent | undefined) =>
-    c ? { pid: c.pid, argv: ctx.argvOf(c.pid).slice(0, 8).join(' ').slice(0, 300), package: ctx.packageOf(c.pid) } : { pid: null, argv: null, package: null };
+    c ? { pid: c.pid, argv: argvText(ctx.argvOf(c.pid)), package: ctx.packageOf(c.pid) } : { pid: null, argv: null, package: null };
 
   for (const event of ctx.monitorEvents) {
     const time = num(event.time) ?? 0;
@@ -108,7 +109,7 @@ export function networkFindings(ctx: NetworkContext): { findings: Finding[]; eve
 
   for (const c of connects) {
     const pkg = ctx.packageOf(c.pid);
-    const argv = ctx.argvOf(c.pid).slice(0, 8).join(' ').slice(0, 300);
+    const argv = argvText(ctx.argvOf(c.pid));
     events.push({ source: 'tracer', ...c, package: pkg });
     if (c.family === 'unix') {
       if (BENIGN_UNIX_SOCKETS.has(c.address)) continue;
