@@ -9,10 +9,16 @@ describe('escapeControl', () => {
     expect(escapeControl('plain-name_1.0')).toBe('plain-name_1.0');
   });
 
+  it('escapes every format, line-separator and paragraph-separator character', () => {
+    expect(escapeControl('a\u061cb\u200bc\u2060d\ufeffe\u2028f\u2029g')).toBe('a\\u061cb\\u200bc\\u2060d\\ufeffe\\u2028f\\u2029g');
+    expect(escapeControl('tag\u{e0041}')).toBe('tag\\u{e0041}');
+    expect(escapeControl('naïve-é')).toBe('naïve-é');
+  });
+
   it('never lets a control character through', () => {
     fc.assert(
       fc.property(fc.string({ unit: 'binary' }), (text) => {
-        expect(escapeControl(text)).not.toMatch(/[\u0000-\u001f\u007f-\u009f]/);
+        expect(escapeControl(text)).not.toMatch(/[\p{Cc}\p{Cf}\p{Zl}\p{Zp}]/u);
       }),
     );
   });

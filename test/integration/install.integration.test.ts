@@ -43,6 +43,19 @@ describe.runIf(engineAvailable())('install on the real engine', () => {
     expect(run.report.proxy.some((r) => r.path === '/simple/alpha-app/' && r.status === 200)).toBe(true);
   });
 
+  it('never writes an index password to stderr, from --extra-index-url or from the lockfile', async () => {
+    const index = await buildFixtureIndex(threePackages);
+    // A credentialed upstream that does not answer (loopback, a closed port), beside the real one.
+    const secret = 's3cret-token-never-logged';
+    const { writeFile } = await import('node:fs/promises');
+    await writeFile(index.lockFile, `--extra-index-url https://lockuser:${secret}@127.0.0.1:9/lock/\n${await readFile(index.lockFile, 'utf8')}`);
+    const run = await runCli(index.lockFile, index.indexUrl, ['--extra-index-url', `https://ciuser:${secret}@127.0.0.1:9/simple/`, '-v']);
+    expect(run.report.verdict).toBe('pass');
+    expect(run.stderr).toContain('installing in the sandbox');
+    expect(run.stderr.split('\n').filter((line) => line.includes(secret) || line.includes('ciuser') || line.includes('lockuser'))).toEqual([]);
+    expect(run.stdout).not.toContain(secret);
+  });
+
   it('fails a tampered file with integrity.hash-mismatch and exports nothing', async () => {
     const index = await buildFixtureIndex(threePackages.slice(1, 2));
     const wheel = index.files[0]!;

@@ -144,7 +144,10 @@ export async function runInstall(lockfile: string, raw: unknown, ctx: CommandCon
       logger: log,
       signal: ctx.signal,
     });
-    log.info({ packages: plan.requirements.length, upstreams }, 'installing in the sandbox');
+    log.info(
+      { packages: plan.requirements.length, upstreams: { indexUrl: redactUrl(upstreams.indexUrl), extraIndexUrls: upstreams.extraIndexUrls.map(redactUrl) } },
+      'installing in the sandbox',
+    );
     const outcome = await session.install();
     Object.assign(timings, outcome.timings);
     ctx.signal.throwIfAborted();
