@@ -99,9 +99,14 @@ export function installerPids(trace: Trace, installerPython: string): Set<number
   for (const proc of trace.processes.values()) {
     if (proc.ppid === root && proc.exe === installerPython) installers.add(proc.pid);
   }
-  // Threads share their creator's identity; spawn events come in order, so one pass suffices.
-  for (const event of trace.events) {
-    if (event.kind === 'spawn' && event.thread && event.child > 0 && installers.has(event.pid)) installers.add(event.child);
-  }
+  // Threads share their creator's identity; spawns come in order, so one pass suffices.
+  for (const [thread, creator] of threadsOf(trace)) if (installers.has(creator)) installers.add(thread);
   return installers;
+}
+
+/** Every thread the trace saw created (clone with CLONE_THREAD), mapped to the thread that created it, in order. */
+export function threadsOf(trace: Trace): Map<number, number> {
+  const threads = new Map<number, number>();
+  for (const event of trace.events) if (event.kind === 'spawn' && event.thread && event.child > 0) threads.set(event.child, event.pid);
+  return threads;
 }

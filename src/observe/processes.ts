@@ -4,6 +4,7 @@
  */
 import path from 'node:path';
 import { finding, type Finding } from '../report/finding.js';
+import { threadsOf } from './attribution.js';
 import type { ProcessInfo, Trace } from './trace.js';
 
 export interface ProcessContext {
@@ -130,8 +131,7 @@ export function processFindings(ctx: ProcessContext): { findings: Finding[]; eve
  * waiting, so the child was re-parented. pip always waits for what it starts.
  */
 export function outlivedParents(trace: Trace): ProcessInfo[] {
-  const threads = new Set<number>();
-  for (const event of trace.events) if (event.kind === 'spawn' && event.thread && event.child > 0) threads.add(event.child);
+  const threads = threadsOf(trace);
   const found: ProcessInfo[] = [];
   for (const proc of trace.processes.values()) {
     if (proc.ppid === null || threads.has(proc.pid)) continue;
