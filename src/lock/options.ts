@@ -2,15 +2,22 @@
  * A line that starts with `-` holds options (`--index-url URL`, `-i URL`, `--pre` …). Each option
  * the file may hold is listed below; anything else is an error, so nothing is ignored silently.
  */
+import { isValidProjectName } from './normalize.js';
 import { invalid, show } from './problem.js';
+import type { PipOption } from './types.js';
 
 export type IndexOption = { option: 'index-url' | 'extra-index-url'; url: string };
+
+export type LineOption = IndexOption | PipOption;
 
 type Rule =
   /** An index URL, recorded in the plan. */
   | { kind: 'index'; option: IndexOption['option'] }
-  /** Harmless for the sandbox: pip's own choices about which of the locked files to use. */
-  | { kind: 'accept'; takesValue: boolean }
+  /** Changes which files pip picks: recorded in the plan, and passed to pip by the sandbox. */
+  | { kind: 'flag'; option: 'pre' | 'prefer-binary' }
+  | { kind: 'format'; option: 'only-binary' | 'no-binary' }
+  /** Already in force: the sandbox always runs pip with --require-hashes. */
+  | { kind: 'always' }
   /** Refused, with the reason. */
   | { kind: 'reject'; why: string }
   | { kind: 'editable' };
@@ -23,11 +30,11 @@ const RULES = new Map<string, Rule>([
   ['--index-url', { kind: 'index', option: 'index-url' }],
   ['-i', { kind: 'index', option: 'index-url' }],
   ['--extra-index-url', { kind: 'index', option: 'extra-index-url' }],
-  ['--pre', { kind: 'accept', takesValue: false }],
-  ['--prefer-binary', { kind: 'accept', takesValue: false }],
-  ['--require-hashes', { kind: 'accept', takesValue: false }],
-  ['--no-binary', { kind: 'accept', takesValue: true }],
-  ['--only-binary', { kind: 'accept', takesValue: true }],
+  ['--pre', { kind: 'flag', option: 'pre' }],
+  ['--prefer-binary', { kind: 'flag', option: 'prefer-binary' }],
+  ['--require-hashes', { kind: 'always' }],
+  ['--no-binary', { kind: 'format', option: 'no-binary' }],
+  ['--only-binary', { kind: 'format', option: 'only-binary' }],
   ['--find-links', { kind: 'reject', why: BYPASSES_PROXY }],
   ['-f', { kind: 'reject', why: BYPASSES_PROXY }],
   ['--trusted-host', { kind: 'reject', why: TLS_OFF }],
@@ -39,7 +46,7 @@ const RULES = new Map<string, Rule>([
   ['--editable', { kind: 'editable' }],
 ]);
 
-const ALLOWED = [...RULES].filter(([, rule]) => rule.kind === 'index' || rule.kind === 'accept').map(([name]) => name);
+const ALLOWED = [...RULES].filter(([, rule]) => rule.kind !== 'reject' && rule.kind !== 'editable').map(([name]) => name);
 
 /** `--name=value` splits at `=`; short options (`-i`) take their value from the next token only. */
 function splitToken(token: string): { name: string; inline: string | undefined } {
@@ -47,9 +54,9 @@ function splitToken(token: string): { name: string; inline: string | undefined }
   return eq < 0 ? { name: token, inline: undefined } : { name: token.slice(0, eq), inline: token.slice(eq + 1) };
 }
 
-export function parseOptionsLine(text: string): IndexOption[] {
+export function parseOptionsLine(text: string): LineOption[] {
   const tokens = text.split(/\s+/);
-  const found: IndexOption[] = [];
+  const found: LineOption[] = [];
   for (let i = 0; i < tokens.length; i += 1) {
     const token = tokens[i] ?? '';
     if (!token.startsWith('-')) invalid(`unexpected '${show(token)}' on an options line`);
@@ -64,8 +71,9 @@ export function parseOptionsLine(text: string): IndexOption[] {
     if (rule.kind === 'editable') {
       invalid(`${show(text)} is an editable requirement; the sandbox installs only name==version requirements with --hash, fetched through its index proxy (uv export: add --no-emit-project)`);
     }
-    if (rule.kind === 'accept' && !rule.takesValue) {
+    if (rule.kind === 'flag' || rule.kind === 'always') {
       if (inline !== undefined) invalid(`${name} takes no value`);
+      if (rule.kind === 'flag') found.push({ option: rule.option });
       continue;
     }
 
@@ -75,7 +83,11 @@ export function parseOptionsLine(text: string): IndexOption[] {
       value = tokens[i];
     }
     if (value === undefined || value === '' || value.startsWith('-')) invalid(`${name} needs a value`);
-    if (rule.kind === 'index') found.push({ option: rule.option, url: checkIndexUrl(name, value) });
+    found.push(
+      rule.kind === 'index'
+        ? { option: rule.option, url: checkIndexUrl(name, value) }
+        : { option: rule.option, value: checkFormatControl(name, value) },
+    );
   }
   return found;
 }
@@ -91,4 +103,18 @@ function checkIndexUrl(option: string, url: string): string {
     invalid(`${option} needs an http(s):// or file:// URL, got '${show(url)}'`);
   }
   return url;
+}
+
+/**
+ * pip splits the value at commas and takes each item as `:all:`, `:none:` or a project name. pip
+ * itself takes any other text as a name, so a typo (`:al:`, `:ALL:`, `numpy;`) would quietly name
+ * no project, or, for `:ALL:`, act like `:all:` without clearing the other set; refuse it instead.
+ */
+function checkFormatControl(option: string, value: string): string {
+  for (const item of value.split(',')) {
+    if (item === ':all:' || item === ':none:' || isValidProjectName(item)) continue;
+    if (item === '') invalid(`${option} ${show(value)} has an empty item; separate the names with single commas`);
+    invalid(`'${show(item)}' in ${option} ${show(value)} is not :all:, :none: or a project name (PEP 508)`);
+  }
+  return value;
 }

@@ -8,6 +8,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 
 import { InputError } from '../errors.js';
 import { normalizeName, parseLock, readLock } from './parse.js';
+import { noPipOptions } from './pip-options.js';
 import type { LockedRequirement } from './types.js';
 
 /** A realistic, deterministic sha256 hex digest. */
@@ -71,6 +72,7 @@ setuptools==70.3.0 \\
     file: 'requirements.lock',
     indexUrl: 'https://pypi.example.internal/simple',
     extraIndexUrls: ['https://mirror.example.internal/simple'],
+    pipOptions: noPipOptions(),
     requirements: [
       req('anyio', '4.4.0', 10, [h('anyio-whl'), h('anyio-sdist')]),
       req('certifi', '2024.7.4', 14, [h('certifi')]),
@@ -126,6 +128,7 @@ Jinja2==3.1.4 ; python_version >= "3.8" and python_version < "4.0" \\
       file: 'poetry.txt',
       indexUrl: null,
       extraIndexUrls: ['https://pkgs.example.com/simple'],
+      pipOptions: noPipOptions(),
       requirements: [
         req('anyio', '4.4.0', 3, [h('anyio-1'), h('anyio-2')], { marker }),
         req('exceptiongroup', '1.2.2', 6, [h('exceptiongroup')], {
@@ -145,7 +148,7 @@ describe('parseLock syntax', () => {
   };
 
   it('accepts an empty lock', () => {
-    const empty = { file: 'req.lock', requirements: [], indexUrl: null, extraIndexUrls: [] };
+    const empty = { file: 'req.lock', requirements: [], indexUrl: null, extraIndexUrls: [], pipOptions: noPipOptions() };
     expect(parseLock('', 'req.lock')).toEqual(empty);
     expect(parseLock('# nothing here\n\n   \n  # still nothing\n', 'req.lock')).toEqual(empty);
   });
@@ -232,8 +235,91 @@ describe('parseLock syntax', () => {
       requirements: [],
       indexUrl: 'https://a.example/simple',
       extraIndexUrls: ['https://b.example/simple', 'file:///srv/wheels/simple'],
+      pipOptions: {
+        pre: true,
+        preferBinary: true,
+        onlyBinary: [':all:'],
+        noBinary: [],
+        given: [
+          { option: 'pre', line: 3 },
+          { option: 'prefer-binary', line: 4 },
+          { option: 'no-binary', value: ':none:', line: 6 },
+          { option: 'only-binary', value: ':all:', line: 7 },
+        ],
+      },
     });
     expect(parseLock('--index-url=https://a.example/simple', 'req.lock').indexUrl).toBe('https://a.example/simple');
+  });
+});
+
+describe('parseLock pip options', () => {
+  const options = (text: string) => parseLock(text, 'req.lock').pipOptions;
+
+  it('records --pre and --prefer-binary with their lines', () => {
+    expect(options(`# header\n--pre\nfoo==1.0 --hash=sha256:${A}\n--prefer-binary\n`)).toEqual({
+      ...noPipOptions(),
+      pre: true,
+      preferBinary: true,
+      given: [
+        { option: 'pre', line: 2 },
+        { option: 'prefer-binary', line: 4 },
+      ],
+    });
+  });
+
+  it.each([
+    ['a separate value', '--only-binary :all:'],
+    ['an inline value', '--only-binary=:all:'],
+  ])('reads --only-binary with %s', (_what, text) => {
+    expect(options(text)).toMatchObject({ onlyBinary: [':all:'], noBinary: [], given: [{ option: 'only-binary', value: ':all:', line: 1 }] });
+  });
+
+  it.each([
+    ['a separate value', '--no-binary Foo_Bar,zope.interface'],
+    ['an inline value', '--no-binary=Foo_Bar,zope.interface'],
+  ])('reads a comma list for --no-binary with %s, normalising the names', (_what, text) => {
+    expect(options(text)).toMatchObject({
+      onlyBinary: [],
+      noBinary: ['foo-bar', 'zope-interface'],
+      given: [{ option: 'no-binary', value: 'Foo_Bar,zope.interface', line: 1 }],
+    });
+  });
+
+  it('reads several options on one line, and options between requirements', () => {
+    const text = [
+      `foo==1.0 --hash=sha256:${A}`,
+      '--pre --only-binary=:all: --no-binary Bar \\',
+      '    --extra-index-url https://b.example/simple',
+      `bar==2.0 --hash=sha256:${B}`,
+      '--only-binary=bar',
+    ].join('\n');
+    const plan = parseLock(text, 'req.lock');
+    expect(plan.extraIndexUrls).toEqual(['https://b.example/simple']);
+    expect(plan.requirements.map((r) => r.name)).toEqual(['foo', 'bar']);
+    expect(plan.pipOptions).toEqual({
+      pre: true,
+      preferBinary: false,
+      // Line 5 moves bar back from --no-binary; :all: still covers everything else.
+      onlyBinary: [':all:'],
+      noBinary: [],
+      given: [
+        { option: 'pre', line: 2 },
+        { option: 'only-binary', value: ':all:', line: 2 },
+        { option: 'no-binary', value: 'Bar', line: 2 },
+        { option: 'only-binary', value: 'bar', line: 5 },
+      ],
+    });
+  });
+
+  it('combines repeated options the way pip does: later wins, :all: clears the other set', () => {
+    expect(options('--only-binary :all:\n--no-binary foo')).toMatchObject({ onlyBinary: [':all:'], noBinary: ['foo'] });
+    expect(options('--no-binary foo\n--only-binary :all:')).toMatchObject({ onlyBinary: [':all:'], noBinary: [] });
+    expect(options('--only-binary foo\n--no-binary :all:')).toMatchObject({ onlyBinary: [], noBinary: [':all:'] });
+    expect(options('--only-binary :all:\n--only-binary :none:')).toMatchObject({ onlyBinary: [], noBinary: [] });
+  });
+
+  it('records nothing for --require-hashes, which the sandbox always passes', () => {
+    expect(options('--require-hashes')).toEqual(noPipOptions());
   });
 });
 
@@ -391,6 +477,47 @@ describe('parseLock errors', () => {
     ],
     ['--index-url without a value', '--index-url', 'lock.invalid', '1: --index-url needs a value'],
     ['--pre with a value', '--pre=yes', 'lock.invalid', '1: --pre takes no value'],
+    ['--prefer-binary with a value', '--prefer-binary=', 'lock.invalid', '1: --prefer-binary takes no value'],
+    ['--require-hashes with a value', '--require-hashes=1', 'lock.invalid', '1: --require-hashes takes no value'],
+    ['--only-binary without a value', '# header\n--only-binary', 'lock.invalid', '2: --only-binary needs a value'],
+    ['--no-binary with an empty inline value', '--no-binary=', 'lock.invalid', '1: --no-binary needs a value'],
+    ['--only-binary followed by an option', '--only-binary --pre', 'lock.invalid', '1: --only-binary needs a value'],
+    [
+      'a misspelt :all:',
+      `foo==1.0 --hash=sha256:${A}\n\n--only-binary :al:`,
+      'lock.invalid',
+      "3: ':al:' in --only-binary :al: is not :all:, :none: or a project name (PEP 508)",
+    ],
+    [
+      'an upper-case :ALL:',
+      '--no-binary=:ALL:',
+      'lock.invalid',
+      "1: ':ALL:' in --no-binary :ALL: is not :all:, :none: or a project name (PEP 508)",
+    ],
+    [
+      'a bad name in a comma list',
+      '--pre\n--no-binary foo,numpy;,bar',
+      'lock.invalid',
+      "2: 'numpy;' in --no-binary foo,numpy;,bar is not :all:, :none: or a project name (PEP 508)",
+    ],
+    [
+      'a name ending in a dot',
+      '--only-binary=foo.',
+      'lock.invalid',
+      "1: 'foo.' in --only-binary foo. is not :all:, :none: or a project name (PEP 508)",
+    ],
+    [
+      'an empty item in a comma list',
+      '--only-binary a,,b',
+      'lock.invalid',
+      '1: --only-binary a,,b has an empty item; separate the names with single commas',
+    ],
+    [
+      'a trailing comma',
+      '--no-binary=a,',
+      'lock.invalid',
+      '1: --no-binary a, has an empty item; separate the names with single commas',
+    ],
     ['a stray word on an options line', '--pre now', 'lock.invalid', "1: unexpected 'now' on an options line"],
     ['a non-URL index', '-i pypi.example/simple', 'lock.invalid', "1: -i needs an http(s):// or file:// URL, got 'pypi.example/simple'"],
     ['an ftp index', '--extra-index-url ftp://x/simple', 'lock.invalid', "1: --extra-index-url needs an http(s):// or file:// URL, got 'ftp://x/simple'"],
@@ -465,6 +592,7 @@ describe('readLock', () => {
       requirements: [req('foo', '1.0', 1, [A])],
       indexUrl: null,
       extraIndexUrls: [],
+      pipOptions: noPipOptions(),
     });
   });
 
@@ -544,7 +672,7 @@ describe('parseLock properties', () => {
       'foo', 'Foo_bar', '==', '===', '>=', '1.0', '2.*', ' ', '  ', '\t', '\\', '\n', '\r\n', '\u0085', '#', ' # c',
       ';', ' ; ', 'python_version', 'os_name', 'and', 'or', 'not in', '"3.12"', "'nt'", '(', ')', '[', ']', ',',
       '@', '-e', '-i', '--index-url', 'https://x/simple', '--hash', `--hash=sha256:${A}`, `sha256:${B}`,
-      '--hash=md5:00', './pkg', 'git+https://x', '-r', '--pre', '\u0000',
+      '--hash=md5:00', './pkg', 'git+https://x', '-r', '--pre', '\u0000', '--only-binary', '--no-binary=', ':all:', ':none:',
     );
     fc.assert(fc.property(fc.array(piece, { maxLength: 40 }).map((pieces) => pieces.join('')), onlyInputErrors), {
       numRuns: 2000,

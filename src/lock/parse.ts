@@ -7,16 +7,19 @@ import { readFile } from 'node:fs/promises';
 
 import { InputError } from '../errors.js';
 import { logicalLines, type LogicalLine } from './lines.js';
-import { parseOptionsLine, type IndexOption } from './options.js';
+import { parseOptionsLine, type IndexOption, type LineOption } from './options.js';
+import { noPipOptions, pipOptionsOf } from './pip-options.js';
 import { invalid, LineProblem, show } from './problem.js';
 import { parseRequirementLine, type ParsedRequirement } from './requirement.js';
-import type { LockedRequirement, LockPlan } from './types.js';
+import type { LockedRequirement, LockPlan, PipOptionLine } from './types.js';
 
 export { normalizeName } from './normalize.js';
 
 interface ParseState {
   plan: LockPlan;
   indexUrlLine: number | null;
+  /** --pre, --prefer-binary, --only-binary, --no-binary in file order; combined at the end. */
+  pipOptions: PipOptionLine[];
   /** Requirements by name and canonical marker, to find conflicting duplicates. */
   seen: Map<string, { line: number; head: string }>;
 }
@@ -24,8 +27,9 @@ interface ParseState {
 /** Pure: parses lockfile text. `file` only labels the plan and the error messages. */
 export function parseLock(text: string, file: string): LockPlan {
   const state: ParseState = {
-    plan: { file, requirements: [], indexUrl: null, extraIndexUrls: [] },
+    plan: { file, requirements: [], indexUrl: null, extraIndexUrls: [], pipOptions: noPipOptions() },
     indexUrlLine: null,
+    pipOptions: [],
     seen: new Map(),
   };
   for (const logical of logicalLines(text)) {
@@ -36,6 +40,7 @@ export function parseLock(text: string, file: string): LockPlan {
       throw error;
     }
   }
+  state.plan.pipOptions = pipOptionsOf(state.pipOptions);
   return state.plan;
 }
 
@@ -53,10 +58,15 @@ function applyLine(state: ParseState, logical: LogicalLine): void {
   if (control) invalid(`control character ${show(control[0])} in '${show(logical.text)}'; a lockfile is plain text`);
 
   if (logical.text.startsWith('-')) {
-    for (const option of parseOptionsLine(logical.text)) applyIndexOption(state, logical.line, option);
+    for (const option of parseOptionsLine(logical.text)) applyOption(state, logical.line, option);
   } else {
     addRequirement(state, logical.line, parseRequirementLine(logical.text));
   }
+}
+
+function applyOption(state: ParseState, line: number, option: LineOption): void {
+  if ('url' in option) applyIndexOption(state, line, option);
+  else state.pipOptions.push({ ...option, line });
 }
 
 function applyIndexOption(state: ParseState, line: number, { option, url }: IndexOption): void {

@@ -14,6 +14,35 @@ export interface LockedRequirement {
   line: number;
 }
 
+/** One option of an options line that changes which files pip picks. */
+export type PipOption =
+  | { option: 'pre' | 'prefer-binary' }
+  /** `value` as written: comma-separated `:all:`, `:none:` and project names, already checked. */
+  | { option: 'only-binary' | 'no-binary'; value: string };
+
+/** A PipOption with the 1-based line it is on. */
+export type PipOptionLine = PipOption & { line: number };
+
+/**
+ * The lockfile's options that change what pip installs, as pip would end up with them after
+ * reading the whole file (see pip-options.ts for how repeated and contradictory options combine).
+ */
+export interface PipOptions {
+  /** `--pre`: pip may pick pre-releases. */
+  pre: boolean;
+  /** `--prefer-binary`: pip prefers an older wheel to a newer sdist. */
+  preferBinary: boolean;
+  /**
+   * pip's effective `--only-binary` set: `[':all:']`, or sorted normalised project names. Never
+   * shares a name with `noBinary`, and at most one of the two holds `:all:`.
+   */
+  onlyBinary: string[];
+  /** pip's effective `--no-binary` set, in the same form as `onlyBinary`. */
+  noBinary: string[];
+  /** Every option above as the file gave it, in file order, so messages can point at lines. */
+  given: PipOptionLine[];
+}
+
 export interface LockPlan {
   /** Path of the lockfile as given. */
   file: string;
@@ -22,4 +51,6 @@ export interface LockPlan {
   indexUrl: string | null;
   /** `--extra-index-url` lines inside the file. */
   extraIndexUrls: string[];
+  /** `--pre`, `--prefer-binary`, `--only-binary`, `--no-binary` inside the file, combined. */
+  pipOptions: PipOptions;
 }

@@ -1,3 +1,4 @@
+import { noPipOptions } from '../lock/pip-options.js';
 import { createHash, randomFillSync } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -119,6 +120,7 @@ describe('index proxy memory', () => {
         file: 'big.lock',
         indexUrl: null,
         extraIndexUrls: [],
+        pipOptions: noPipOptions(),
         requirements: [{ name: 'big', rawName: 'big', version: '1.0', extras: [], marker: null, sha256: [sha], line: 1 }],
       };
       await using proxy = await startProxy({

@@ -1,3 +1,4 @@
+import { noPipOptions } from '../lock/pip-options.js';
 import { execFileSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
@@ -65,6 +66,7 @@ const plan: LockPlan = {
   file: 'requirements.lock',
   indexUrl: null,
   extraIndexUrls: [],
+  pipOptions: noPipOptions(),
   requirements: [
     req('alpha', '1.0', [digestOf(alpha10)]),
     // The same name under another marker: its hash joins the set, alpha 0.9 must still be absent.

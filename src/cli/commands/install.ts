@@ -16,6 +16,7 @@ import { SCHEMA_VERSION, type Report } from '../../report/schema.js';
 import { renderSummary } from '../../report/summary.js';
 import { DockerClient } from '../../runtime/docker.js';
 import { defaultImageTag, ensureImage } from '../../runtime/image.js';
+import { conflictsWithOnlyBinaryPolicy } from '../../sandbox/requirements.js';
 import { DEFAULT_LIMITS, SandboxSession, type InstallOutcome } from '../../sandbox/session.js';
 import type { CommandContext } from '../context.js';
 import { TOOL_VERSION } from '../version.js';
@@ -89,6 +90,8 @@ export async function runInstall(lockfile: string, raw: unknown, ctx: CommandCon
 
   const plan = await readLock(lockfile);
   const policy = await loadPolicy(options.policy);
+  const conflict = policy.onlyBinary ? conflictsWithOnlyBinaryPolicy(plan.pipOptions) : null;
+  if (conflict !== null) throw new InputError('lock.invalid', `${lockfile}: ${conflict}`);
   if (policy.export) await assertReplaceable(path.resolve(options.output));
   const cli = {
     indexUrl: options.indexUrl ?? (policy.allowLockIndexUrl ? (plan.indexUrl ?? undefined) : undefined),
