@@ -60,7 +60,7 @@ describe('buildDirOf', () => {
 
 describe('ancestry', () => {
   const proc = (pid: number, ppid: number | null): ProcessInfo => ({ pid, ppid, argv: [], exe: null, cwd: '/', cwds: ['/'], start: 0, end: null, exitCode: null, signal: null });
-  const traceOf = (...procs: ProcessInfo[]): Trace => ({ events: [], processes: new Map(procs.map((p) => [p.pid, p])), rootPid: procs[0]?.pid ?? null, unparsed: 0, dropped: 0 });
+  const traceOf = (...procs: ProcessInfo[]): Trace => ({ events: [], processes: new Map(procs.map((p) => [p.pid, p])), rootPid: procs[0]?.pid ?? null, unparsed: 0, oversized: 0, heads: [], dropped: 0 });
 
   it('lists self first and the root last', () => {
     expect(ancestry(parseTrace(SAMPLE), 20).map((p) => p.pid)).toEqual([20, 19, 18, 12, 11]);

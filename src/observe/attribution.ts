@@ -104,6 +104,25 @@ export function installerPids(trace: Trace, installerPython: string): Set<number
   return installers;
 }
 
+/**
+ * pip's own processes: the installer (above), and the pip subprocesses it starts to install build
+ * requirements into an isolated build environment (`<installer python> …/pip/__pip-runner__.py
+ * install …`, a direct child of an installer process). A build hook is a child of the installer
+ * too, but runs `_in_process.py`; one that starts a pip runner itself is that hook's child, not
+ * the installer's, so it cannot pass for pip. Only these may talk to the index relay.
+ */
+export function pipPids(trace: Trace, installerPython: string): Set<number> {
+  const installers = installerPids(trace, installerPython);
+  const own = new Set(installers);
+  for (const proc of trace.processes.values()) {
+    if (proc.ppid !== null && installers.has(proc.ppid) && proc.exe === installerPython && PIP_RUNNER.test(proc.argv[1] ?? '')) own.add(proc.pid);
+  }
+  for (const [thread, creator] of threadsOf(trace)) if (own.has(creator)) own.add(thread);
+  return own;
+}
+
+const PIP_RUNNER = /^\/usr\/lib\/python3\/dist-packages\/pip\/__pip-runner__\.py$/;
+
 /** Every thread the trace saw created (clone with CLONE_THREAD), mapped to the thread that created it, in order. */
 export function threadsOf(trace: Trace): Map<number, number> {
   const threads = new Map<number, number>();

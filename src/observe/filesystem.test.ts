@@ -230,29 +230,53 @@ describe('filesystemFindings: credential reads', () => {
         severity: 'high',
         package: 'evil-pkg',
         message: 'tried to open /home/sandbox/.ssh/id_rsa (ENOENT)',
-        evidence: { path: '/home/sandbox/.ssh/id_rsa', ok: false, errno: 'ENOENT', write: false, pid: 11, argv },
+        evidence: { path: '/home/sandbox/.ssh/id_rsa', syscall: 'openat', ok: false, errno: 'ENOENT', write: false, pid: 11, argv },
       },
       {
         rule: 'fs.sensitive-read',
         severity: 'high',
         package: 'evil-pkg',
-        message: 'tried to open /root/.aws/credentials (EACCES)',
-        evidence: { path: '/root/.aws/credentials', ok: false, errno: 'EACCES', write: false, pid: 11, argv },
+        message: 'probed (access) /root/.aws/credentials (EACCES)',
+        evidence: { path: '/root/.aws/credentials', syscall: 'access', ok: false, errno: 'EACCES', write: false, pid: 11, argv },
       },
       {
         rule: 'fs.sensitive-read',
         severity: 'high',
         package: 'evil-pkg',
         message: 'tried to open /proc/self/environ',
-        evidence: { path: '/proc/self/environ', ok: true, errno: null, write: false, pid: 11, argv },
+        evidence: { path: '/proc/self/environ', syscall: 'openat', ok: true, errno: null, write: false, pid: 11, argv },
       },
       {
         rule: 'fs.sensitive-read',
         severity: 'high',
         package: null,
         message: 'tried to open /home/sandbox/.ssh/id_rsa (ENOENT)',
-        evidence: { path: '/home/sandbox/.ssh/id_rsa', ok: false, errno: 'ENOENT', write: false, pid: 10, argv: 'python3 -m pip install' },
+        evidence: { path: '/home/sandbox/.ssh/id_rsa', syscall: 'openat', ok: false, errno: 'ENOENT', write: false, pid: 10, argv: 'python3 -m pip install' },
       },
+    ]);
+  });
+
+  it("resolves dirfd-relative opens and probes; pip's own probes (requests looks for ~/.netrc) are not findings", () => {
+    const { findings } = filesystemFindings({
+      ...context(
+        [],
+        [
+          '11 1.000010 openat(3</home/sandbox>, ".ssh/id_rsa", O_RDONLY) = -1 ENOENT (No such file or directory)',
+          '11 1.000011 openat(4</etc>, "shadow", O_RDONLY) = -1 EACCES (Permission denied)',
+          '11 1.000012 openat(5</proc/self>, "environ", O_RDONLY) = 6</proc/self/environ>',
+          '11 1.000013 newfstatat(AT_FDCWD</tmp>, "/home/sandbox/.aws/credentials", 0x7ffc, 0) = -1 ENOENT (No such file or directory)',
+          '11 1.000014 readlink("/home/sandbox/.docker/config.json", 0x7ffc, 4096) = -1 ENOENT (No such file or directory)',
+          '10 1.000015 newfstatat(AT_FDCWD</home/sandbox>, "/home/sandbox/.netrc", 0x7ffc, 0) = -1 ENOENT (No such file or directory)',
+        ],
+      ),
+      pipPids: new Set([10]),
+    });
+    expect(findings.map((f) => [f.package, f.evidence.syscall, f.evidence.path])).toEqual([
+      ['evil-pkg', 'openat', '/home/sandbox/.ssh/id_rsa'],
+      ['evil-pkg', 'openat', '/etc/shadow'],
+      ['evil-pkg', 'openat', '/proc/self/environ'],
+      ['evil-pkg', 'newfstatat', '/home/sandbox/.aws/credentials'],
+      ['evil-pkg', 'readlink', '/home/sandbox/.docker/config.json'],
     ]);
   });
 

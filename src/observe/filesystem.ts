@@ -55,7 +55,10 @@ const SENSITIVE_IN_HOME = [
   /^\.config\/(google-chrome|chromium|BraveSoftware|microsoft-edge)(\/|$)/,
   /^\.bash_history$/,
 ];
-const SENSITIVE_ABSOLUTE = [/^\/etc\/(shadow|gshadow|sudoers)(\/|$|-)/, /^\/proc\/[0-9]+\/environ$/, /^\/proc\/self\/environ$/];
+const SENSITIVE_ABSOLUTE = [/^\/etc\/(shadow|gshadow|sudoers)(\/|$|-)/, /^\/proc\/(?:[0-9]+|self|thread-self)(?:\/task\/[0-9]+)?\/environ$/];
+
+/** Calls that only look at a path (exists? what is it? where does it point?). */
+const PROBES = new Set(['access', 'faccessat', 'faccessat2', 'stat', 'lstat', 'newfstatat', 'statx', 'readlink', 'readlinkat']);
 
 export function isSensitivePath(file: string, homes: string[]): boolean {
   if (SENSITIVE_ABSOLUTE.some((re) => re.test(file))) return true;
@@ -82,6 +85,8 @@ export interface FsContext {
   layout: FsLayout;
   packageOf: (pid: number) => string | null;
   argvOf: (pid: number) => string[];
+  /** pip's own processes: their probes (requests checks for ~/.netrc) are not findings; their opens are. */
+  pipPids?: Set<number>;
 }
 
 export function filesystemFindings(ctx: FsContext): { findings: Finding[]; events: Array<Record<string, unknown>> } {
@@ -109,6 +114,7 @@ export function filesystemFindings(ctx: FsContext): { findings: Finding[]; event
   for (const event of ctx.trace.events) {
     if (event.kind !== 'open' || !isSensitivePath(event.path, homes)) continue;
     const open = event as OpenEvent;
+    if (PROBES.has(open.syscall) && ctx.pipPids?.has(open.pid)) continue;
     const pkg = ctx.packageOf(open.pid);
     const key = `${pkg}|${open.path}`;
     if (seen.has(key)) continue;
@@ -117,8 +123,8 @@ export function filesystemFindings(ctx: FsContext): { findings: Finding[]; event
       finding(
         'fs.sensitive-read',
         'high',
-        `tried to open ${open.path}${open.ok ? '' : ` (${open.errno ?? 'failed'})`}`,
-        { path: open.path, ok: open.ok, errno: open.errno, write: open.write, pid: open.pid, argv: argvText(ctx.argvOf(open.pid)) },
+        `${PROBES.has(open.syscall) ? `probed (${open.syscall})` : 'tried to open'} ${open.path}${open.ok ? '' : ` (${open.errno ?? 'failed'})`}`,
+        { path: open.path, syscall: open.syscall, ok: open.ok, errno: open.errno, write: open.write, pid: open.pid, argv: argvText(ctx.argvOf(open.pid)) },
         pkg,
       ),
     );

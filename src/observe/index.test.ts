@@ -1,3 +1,4 @@
+import { noPipOptions } from '../lock/pip-options.js';
 import { createHash } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import { pack } from 'tar-stream';
@@ -24,13 +25,13 @@ const PIP = [
 /** pid 18: evil-pkg's build_wheel hook. */
 const HOOK = [
   `11 ${at(0)} vfork() = 18`,
-  `18 ${at(0.01)} execve("/opt/target/bin/python", ["/opt/target/bin/python", "_in_process.py", "build_wheel"], 0x7ffd /* 6 vars */) = 0`,
+  `18 ${at(0.01)} execve("/usr/bin/python3.11", ["/usr/bin/python3.11", "_in_process.py", "build_wheel"], 0x7ffd /* 6 vars */) = 0`,
   `18 ${at(0.02)} chdir("${BUILD_DIR}") = 0`,
 ];
 /** pid 19: other-pkg's build hook. */
 const OTHER_HOOK = [
   `11 ${at(0.03)} vfork() = 19`,
-  `19 ${at(0.04)} execve("/opt/target/bin/python", ["/opt/target/bin/python", "_in_process.py", "build_wheel"], 0x7ffd /* 6 vars */) = 0`,
+  `19 ${at(0.04)} execve("/usr/bin/python3.11", ["/usr/bin/python3.11", "_in_process.py", "build_wheel"], 0x7ffd /* 6 vars */) = 0`,
   `19 ${at(0.05)} chdir("${OTHER_DIR}") = 0`,
 ];
 
@@ -62,6 +63,7 @@ const PLAN: LockPlan = {
   ],
   indexUrl: null,
   extraIndexUrls: [],
+  pipOptions: noPipOptions(),
 };
 
 const POLICY: Policy = {
@@ -182,7 +184,9 @@ describe('observe: unlocked requests from the proxy', () => {
 
   it('blames the package whose process connected to the relay just before the request', async () => {
     const { findings } = await observe(input(outcome([...PIP, ...HOOK, `18 ${at(0.5)} ${RELAY}`], { findings: [refused(iso(0.6))] })));
-    expect(findings).toEqual([
+    // The hook's own connect to the relay is a finding too: only pip may use it.
+    expect(findings.filter((f) => f.rule === 'network.connect').map((f) => [f.package, f.evidence.pid, f.evidence.host])).toEqual([['evil-pkg', 18, 'index relay']]);
+    expect(findings.filter((f) => f.rule !== 'network.connect')).toEqual([
       {
         rule: 'integrity.unlocked-request',
         severity: 'high',
@@ -214,7 +218,7 @@ describe('observe: unlocked requests from the proxy', () => {
   it('keeps a finding that already names a package, or has no time to go by', async () => {
     const trace = [...PIP, ...HOOK, `18 ${at(0.5)} ${RELAY}`];
     const { findings } = await observe(input(outcome(trace, { findings: [refused(iso(0.6), 'six'), refused(T + 0.6), finding('integrity.hash-mismatch', 'critical', 'x', { time: iso(0.6) })] })));
-    expect(findings.map((f) => [f.rule, f.package, f.evidence.pid])).toEqual([
+    expect(findings.filter((f) => f.rule !== 'network.connect').map((f) => [f.rule, f.package, f.evidence.pid])).toEqual([
       ['integrity.unlocked-request', 'six', undefined],
       ['integrity.unlocked-request', null, undefined],
       ['integrity.hash-mismatch', null, undefined],
@@ -256,7 +260,7 @@ describe('observe: wiring the witnesses together', () => {
       ['process.exec', 'evil-pkg'],
       ['monitor.tampered', 'evil-pkg'],
     ]);
-    expect(findings[3]?.evidence).toEqual({ path: '/home/sandbox/.bashrc', kind: 'modified', pid: 18, argv: '/opt/target/bin/python _in_process.py build_wheel' });
+    expect(findings[3]?.evidence).toEqual({ path: '/home/sandbox/.bashrc', kind: 'modified', pid: 18, argv: '/usr/bin/python3.11 _in_process.py build_wheel' });
     expect(findings[4]?.evidence).toMatchObject({ path: '/usr/bin/sh', argv: 'sh -c id', pid: 20 });
   });
 
@@ -326,7 +330,7 @@ describe('observe: the installed tree', () => {
       severity: 'high',
       package: 'evil-pkg',
       message: `openat ${SITE}/${file} in the install target by a process that is not pip's installer`,
-      evidence: { path: `${SITE}/${file}`, syscall: 'openat', ok: true, pid: 18, argv: '/opt/target/bin/python _in_process.py build_wheel' },
+      evidence: { path: `${SITE}/${file}`, syscall: 'openat', ok: true, pid: 18, argv: '/usr/bin/python3.11 _in_process.py build_wheel' },
     });
     expect(findings).toEqual([
       tamper('sneaky.py'),

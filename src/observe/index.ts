@@ -9,8 +9,8 @@ import type { Policy } from '../policy/schema.js';
 import { finding, type Finding } from '../report/finding.js';
 import type { InstallOutcome } from '../sandbox/session.js';
 import { HOME, INPUT_MOUNT, INSTALLER_PYTHON, RELAY_PORT, STATE_DIR, TARGET } from '../sandbox/layout.js';
-import { argvText, installerPids, packageOfProcess } from './attribution.js';
-import { filesystemFindings, targetTamperFindings, writersOf } from './filesystem.js';
+import { argvText, installerPids, packageOfProcess, pipPids } from './attribution.js';
+import { filesystemFindings, isSensitivePath, targetTamperFindings, writersOf } from './filesystem.js';
 import { networkFindings } from './network.js';
 import { processFindings } from './processes.js';
 import { provenanceFindings, type LockedWheel, type Writer } from './provenance.js';
@@ -66,10 +66,30 @@ function endFindings(outcome: InstallOutcome, trace: Trace, packageOf: (pid: num
     trace.dropped > 0
       ? [finding('monitor.tampered', 'critical', `the trace held more events than we keep (${trace.dropped} dropped); it cannot vouch for the install`, { dropped: trace.dropped })]
       : [];
+  // A line the parser could not read, or one longer than anything the sandbox's limits let a real
+  // call print, is a call we cannot judge in full: built to blind the tracer until shown otherwise.
+  const unread =
+    trace.unparsed > 0 || trace.oversized > 0
+      ? [
+          finding(
+            'monitor.tampered',
+            'critical',
+            `the trace holds ${trace.unparsed} line(s) that could not be read and ${trace.oversized} oversized line(s); it cannot vouch for the install`,
+            { unparsed: trace.unparsed, oversized: trace.oversized, heads: trace.heads },
+            culpritOfHeads(trace, packageOf),
+          ),
+        ]
+      : [];
   const monitorDead = outcome.monitorAlive
     ? []
     : [finding('monitor.tampered', 'critical', 'the monitor container had stopped before the install ended', { monitorAlive: false })];
-  return [...incomplete, ...monitorDead, ...howItEnded(outcome, trace, packageOf)];
+  return [...incomplete, ...unread, ...monitorDead, ...howItEnded(outcome, trace, packageOf)];
+}
+
+/** The package whose processes wrote the unread lines, when they all name one. */
+function culpritOfHeads(trace: Trace, packageOf: (pid: number) => string | null): string | null {
+  const packages = new Set(trace.heads.map((head) => /^(?:\[pid\s+)?(\d{1,10})/.exec(head)?.[1]).map((pid) => (pid === undefined ? null : packageOf(Number(pid)))));
+  return packages.size === 1 ? [...packages][0]! : null;
 }
 
 function howItEnded(outcome: InstallOutcome, trace: Trace, packageOf: (pid: number) => string | null): Finding[] {
@@ -128,13 +148,17 @@ function unlockedDistributions(scan: StaticScan | null, plan: LockPlan): Finding
 }
 
 export async function observe(input: ObserveInput): Promise<Observation> {
-  const trace = parseTrace(input.outcome.trace ?? '', { initialCwd: HOME });
+  const homes = [HOME, '/root'];
+  // Only probes (stat, readlink) of credential paths are judged; keeping the rest would fill the
+  // event cap with the tens of thousands every Python start makes.
+  const trace = parseTrace(input.outcome.trace ?? '', { initialCwd: HOME, keepProbe: (p) => isSensitivePath(p, homes) });
   const cache = new Map<number, string | null>();
   const packageOf = (pid: number): string | null => {
     if (!cache.has(pid)) cache.set(pid, packageOfProcess(trace, pid));
     return cache.get(pid) ?? null;
   };
   const argvOf = (pid: number): string[] => trace.processes.get(pid)?.argv ?? [];
+  const pipOwn = pipPids(trace, INSTALLER_PYTHON);
 
   const network = networkFindings({
     trace,
@@ -143,6 +167,7 @@ export async function observe(input: ObserveInput): Promise<Observation> {
     argvOf,
     relay: { address: '127.0.0.1', port: RELAY_PORT },
     dnsServer: { address: '127.0.0.53', port: 53 },
+    pipPids: pipOwn,
   });
   const filesystem = filesystemFindings({
     changes: input.outcome.changes,
@@ -150,12 +175,15 @@ export async function observe(input: ObserveInput): Promise<Observation> {
     layout: { target: TARGET, home: HOME, state: STATE_DIR, mounts: [INPUT_MOUNT, `${INPUT_MOUNT}/requirements.lock`] },
     packageOf,
     argvOf,
+    pipPids: pipOwn,
   });
   const processes = processFindings({
     trace,
     lingering: input.outcome.status?.lingering ?? [],
     detached: input.outcome.status?.detached ?? [],
     execWatch: input.policy.process.execWatch,
+    execAliases: input.outcome.status?.execAliases ?? {},
+    writable: [TARGET],
     packageOf,
   });
   const installers = installerPids(trace, INSTALLER_PYTHON);

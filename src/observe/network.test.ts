@@ -26,6 +26,7 @@ function context(lines: string[], monitorEvents: Array<Record<string, unknown>>)
     argvOf: (pid) => ARGV[pid] ?? [],
     relay: { address: '127.0.0.1', port: 3141 },
     dnsServer: { address: '127.0.0.53', port: 53 },
+    pipPids: new Set([11]),
   };
 }
 
@@ -324,5 +325,37 @@ describe('networkFindings: a monitor that could not record everything', () => {
   it('reports malformed packets sent to the sinkhole as DNS traffic', () => {
     const { findings } = networkFindings(context([], [{ type: 'dns-malformed', bytes: 3, src: '127.0.0.1:5000', time: 1 }]));
     expect(findings).toEqual([expect.objectContaining({ rule: 'network.dns', evidence: { malformed: true, bytes: 3, src: '127.0.0.1:5000' } })]);
+  });
+});
+
+describe('networkFindings: what only one witness saw', () => {
+  const relay = 'connect(5, {sa_family=AF_INET, sin_port=htons(3141), sin_addr=inet_addr("127.0.0.1")}, 16) = 0';
+
+  it('reports a build hook that talks to the index relay, and not pip', () => {
+    const { findings } = networkFindings(context(['11 1.000000 ' + relay, '20 2.000000 ' + relay], []));
+    expect(findings).toEqual([
+      expect.objectContaining({ rule: 'network.connect', package: 'evil-pkg', evidence: expect.objectContaining({ host: 'index relay', port: 3141, pid: 20, argv: ARGV[20]!.join(' ') }) }),
+    ]);
+  });
+
+  it('reports a connection or datagram the monitor saw and the tracer did not', () => {
+    const { findings } = networkFindings(
+      context(
+        ['20 1.000000 ' + inet('127.1.0.2', 80)],
+        [
+          { type: 'dns-map', name: 'fastopen.exfil.invalid', address: '127.1.0.1', time: 0.5 },
+          { type: 'tcp', dst: '127.1.0.1:4444', src: '127.0.0.1:5000', port: 4444, firstBytes: 'SECRET', time: 1.5 },
+          { type: 'udp', dst: '127.1.0.3:123', src: '127.0.0.1:5001', port: 123, firstBytes: 'x', time: 1.6 },
+          // Seen by both: the tracer's connect reports it, once.
+          { type: 'tcp', dst: '127.1.0.2:80', src: '127.0.0.1:5002', port: 80, firstBytes: '', time: 1.1 },
+        ],
+      ),
+    );
+    expect(findings.map((f) => [f.rule, f.package, f.evidence.address, f.evidence.port, f.evidence.witness ?? 'tracer'])).toEqual([
+      ['network.connect', null, '127.1.0.1', 4444, 'monitor'],
+      ['network.connect', null, '127.1.0.3', 123, 'monitor'],
+      ['network.connect', 'evil-pkg', '127.1.0.2', 80, 'tracer'],
+    ]);
+    expect(findings[0]?.evidence).toMatchObject({ host: 'fastopen.exfil.invalid', protocol: 'tcp', firstBytes: 'SECRET' });
   });
 });

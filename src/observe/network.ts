@@ -15,6 +15,8 @@ export interface NetworkContext {
   argvOf: (pid: number) => string[];
   relay: { address: string; port: number };
   dnsServer: { address: string; port: number };
+  /** pip's own processes: the only ones that may talk to the relay. */
+  pipPids: Set<number>;
 }
 
 /** glibc probes nscd's socket on every name lookup; the lookup itself is what we report. */
@@ -73,12 +75,30 @@ export function networkFindings(ctx: NetworkContext): { findings: Finding[]; eve
       found.add(`dns|${asker.package}|${name}`, () =>
         finding('network.dns', 'high', `DNS query for ${name}`, { name, qtype: event.qtype, pid: asker.pid, argv: asker.argv }, asker.package),
       );
-    } else if (event.type === 'http' || event.type === 'tls' || event.type === 'tcp') {
+    } else if (event.type === 'http' || event.type === 'tls' || event.type === 'tcp' || event.type === 'udp') {
       const dst = splitHostPort(str(event.dst));
-      const by = who(dst ? connector(dst.address, dst.port, time) : undefined);
+      const traced = dst ? connector(dst.address, dst.port, time) : undefined;
+      const by = who(traced);
       const host = str(event.host) ?? str(event.sni) ?? (dst ? (nameOf.get(dst.address) ?? null) : null);
       events.push({ source: 'monitor', ...event, resolvedHost: host, ...by });
-      if (event.type === 'tcp') continue; // the tracer's connect event reports it
+      if (event.type === 'tcp' || event.type === 'udp') {
+        // The tracer's connect or send reports this one, with its process. When the tracer has
+        // none, the monitor's word stands on its own: something reached the network unseen.
+        if (traced) continue;
+        const where = `${host ? `${host} (${dst?.address})` : (str(event.dst) ?? '?')}`;
+        found.add(`unseen|${event.type}|${str(event.dst)}`, () =>
+          finding('network.connect', 'high', `${event.type === 'tcp' ? 'a connection' : 'a datagram'} reached ${where} that the tracer did not see`, {
+            address: dst?.address ?? null,
+            port: dst?.port ?? null,
+            host,
+            protocol: event.type,
+            src: str(event.src),
+            firstBytes: str(event.firstBytes),
+            witness: 'monitor',
+          }),
+        );
+        continue;
+      }
       const what = event.type === 'http' ? `${str(event.method)} http://${host ?? str(event.dst)}${str(event.path) ?? ''}` : `TLS to ${host}`;
       found.add(`http|${by.package}|${what}`, () =>
         finding(
@@ -115,6 +135,12 @@ export function networkFindings(ctx: NetworkContext): { findings: Finding[]; eve
       if (BENIGN_UNIX_SOCKETS.has(c.address)) continue;
       found.add(`unix|${pkg}|${c.address}`, () =>
         finding('network.unix-socket', 'high', `connect to unix socket ${c.address}`, { path: c.address, ok: c.ok, errno: c.errno, pid: c.pid, argv }, pkg),
+      );
+    } else if (isRelay(c) && !ctx.pipPids.has(c.pid)) {
+      // Build code talking to the index itself (query strings, odd methods, unpinned files):
+      // the relay is pip's, nobody else's.
+      found.add(`relay|${pkg}|${c.pid}`, () =>
+        finding('network.connect', 'high', `a process that is not pip connected to the index relay: ${argv}`, { address: c.address, port: c.port, host: 'index relay', syscall: c.syscall, ok: c.ok, errno: c.errno, pid: c.pid, argv }, pkg),
       );
     } else if ((c.family === 'inet' || c.family === 'inet6') && !isRelay(c) && !isDns(c)) {
       const host = nameOf.get(c.address) ?? null;

@@ -3,26 +3,26 @@ import { processFindings, type ProcessContext } from './processes.js';
 import { parseTrace } from './trace.js';
 
 const WATCH = ['sh', 'bash', 'curl', 'nc'];
-const HOOK_ARGV = '/opt/target/bin/python _in_process.py build_wheel';
+const HOOK_ARGV = '/opt/installer/bin/python _in_process.py build_wheel';
 
 /**
  * pid 10 is pip; pid 11 a build hook of evil-pkg, pid 12 one of other-pkg. Lines after the
  * prologue are the case's own.
  */
-function context(lines: string[], lingering: ProcessContext['lingering'] = []): ProcessContext {
+function context(lines: string[], lingering: ProcessContext['lingering'] = [], execAliases: Record<string, string> = {}): ProcessContext {
   const trace = parseTrace(
     [
       '10 1.000000 execve("/usr/bin/python3", ["python3", "-m", "pip", "install"], 0x7ffd /* 5 vars */) = 0',
       '10 1.000001 vfork() = 11',
-      '11 1.000002 execve("/opt/target/bin/python", ["/opt/target/bin/python", "_in_process.py", "build_wheel"], 0x7ffd /* 5 vars */) = 0',
+      '11 1.000002 execve("/opt/installer/bin/python", ["/opt/installer/bin/python", "_in_process.py", "build_wheel"], 0x7ffd /* 5 vars */) = 0',
       '10 1.000003 vfork() = 12',
-      '12 1.000004 execve("/opt/target/bin/python", ["/opt/target/bin/python", "_in_process.py", "prepare_metadata"], 0x7ffd /* 5 vars */) = 0',
+      '12 1.000004 execve("/opt/installer/bin/python", ["/opt/installer/bin/python", "_in_process.py", "prepare_metadata"], 0x7ffd /* 5 vars */) = 0',
       ...lines,
     ].join('\n'),
   );
   expect(trace.unparsed).toBe(0);
   const owners: Record<number, string> = { 11: 'evil-pkg', 12: 'other-pkg', 13: 'evil-pkg', 14: 'evil-pkg' };
-  return { trace, lingering, detached: [], execWatch: WATCH, packageOf: (pid) => owners[pid] ?? null };
+  return { trace, lingering, detached: [], execWatch: WATCH, execAliases, writable: ['/opt/target'], packageOf: (pid) => owners[pid] ?? null };
 }
 
 const execve = (pid: number, time: string, file: string, argv: string[], result: string) =>
@@ -165,7 +165,7 @@ describe('processFindings: monitor.tampered', () => {
         severity: 'critical',
         package: 'other-pkg',
         message: 'ptrace(PTRACE_TRACEME, ?)',
-        evidence: { request: 'PTRACE_TRACEME', target: null, ok: true, pid: 12, argv: '/opt/target/bin/python _in_process.py prepare_metadata' },
+        evidence: { request: 'PTRACE_TRACEME', target: null, ok: true, pid: 12, argv: '/opt/installer/bin/python _in_process.py prepare_metadata' },
       },
     ]);
   });
@@ -223,8 +223,8 @@ describe('processFindings: events', () => {
     const { events } = processFindings(context(['11 1.100000 +++ exited with 0 +++']));
     expect(events).toEqual([
       { pid: 10, ppid: null, argv: ['python3', '-m', 'pip', 'install'], cwd: '/home/sandbox', exitCode: null, signal: null, package: null },
-      { pid: 11, ppid: 10, argv: ['/opt/target/bin/python', '_in_process.py', 'build_wheel'], cwd: '/home/sandbox', exitCode: 0, signal: null, package: 'evil-pkg' },
-      { pid: 12, ppid: 10, argv: ['/opt/target/bin/python', '_in_process.py', 'prepare_metadata'], cwd: '/home/sandbox', exitCode: null, signal: null, package: 'other-pkg' },
+      { pid: 11, ppid: 10, argv: ['/opt/installer/bin/python', '_in_process.py', 'build_wheel'], cwd: '/home/sandbox', exitCode: 0, signal: null, package: 'evil-pkg' },
+      { pid: 12, ppid: 10, argv: ['/opt/installer/bin/python', '_in_process.py', 'prepare_metadata'], cwd: '/home/sandbox', exitCode: null, signal: null, package: 'other-pkg' },
     ]);
   });
 });
@@ -286,6 +286,52 @@ describe('processFindings: detached processes', () => {
         message: 'outlived the process that started it: python3 -c quick',
         evidence: { pid: 13, ppid: 11, argv: 'python3 -c quick', detached: true },
       },
+    ]);
+  });
+});
+
+describe('processFindings: process.exec that dodges by name or place', () => {
+  const execs = (findings: ReturnType<typeof processFindings>['findings']) =>
+    findings.filter((f) => f.rule === 'process.exec').map((f) => [f.package, f.evidence.path, f.evidence.viaFd ?? false, f.evidence.ok]);
+
+  it('reports a program run from the install target under a harmless name', () => {
+    const { findings } = processFindings(context(['11 1.100000 vfork() = 13', execve(13, '1.100001', '/opt/target/share/harmless', ['harmless', '-c', 'id'], '0')]));
+    expect(execs(findings)).toEqual([['evil-pkg', '/opt/target/share/harmless', false, true]]);
+  });
+
+  it('reports an execveat of a memfd and a run through /proc/self/fd', () => {
+    const { findings } = processFindings(
+      context([
+        '11 1.100000 vfork() = 13',
+        '13 1.100001 execveat(4</memfd:x (deleted)>, "", ["harmless"], 0x7ffd /* 5 vars */, AT_EMPTY_PATH) = 0',
+        '11 1.200000 vfork() = 14',
+        execve(14, '1.200001', '/proc/self/fd/4', ['harmless'], '0'),
+      ]),
+    );
+    expect(execs(findings)).toEqual([
+      ['evil-pkg', '/memfd:x (deleted)', true, true],
+      ['evil-pkg', '/proc/self/fd/4', false, true],
+    ]);
+  });
+
+  it('matches a watched program by argv[0] and by the file it is, not only by its path', () => {
+    const { findings } = processFindings(
+      context(
+        [
+          '11 1.100000 vfork() = 13',
+          execve(13, '1.100001', '/usr/bin/python3', ['sh', '-c', 'id'], '0'),
+          '11 1.200000 vfork() = 14',
+          execve(14, '1.200001', '/usr/bin/nc.openbsd', ['listener', '-l'], '0'),
+          '12 1.300000 vfork() = 15',
+          execve(15, '1.300001', '/usr/bin/gcc', ['gcc', '-c', 'x.c'], '0'),
+        ],
+        [],
+        { '/usr/bin/nc.openbsd': 'nc' },
+      ),
+    );
+    expect(execs(findings)).toEqual([
+      ['evil-pkg', '/usr/bin/python3', false, true],
+      ['evil-pkg', '/usr/bin/nc.openbsd', false, true],
     ]);
   });
 });

@@ -14,11 +14,22 @@ export interface ProcessContext {
   detached: Array<{ pid: number; ppid: number; argv: string[] }>;
   /** Basenames whose execution is `process.exec` (policy). */
   execWatch: string[];
+  /**
+   * Executed paths that are the same file (device and inode, as the supervisor saw them) as a
+   * watched program, by the watched name: `/bin/nc.openbsd` is `nc`, a hard link is its original.
+   */
+  execAliases?: Record<string, string>;
+  /** Directories the sandbox user can write (the install target among them). */
+  writable: string[];
   packageOf: (pid: number) => string | null;
 }
 
-/** Where the sandbox user can write: nothing pip runs legitimately lives here. */
-const WRITABLE_PLACES = ['/tmp/', '/var/tmp/', '/dev/shm/', '/home/', '/run/'];
+/**
+ * Where a program may come from that nobody installed in the image: anything the sandbox user can
+ * write (a renamed shell, a downloaded binary), /proc's fd links (an fd's file run by name), and
+ * memfds. Nothing pip runs legitimately lives there.
+ */
+const ALWAYS_WRITABLE = ['/tmp/', '/var/tmp/', '/dev/shm/', '/home/', '/run/', '/proc/', '/memfd:'];
 
 const short = (argv: string[]) => argv.slice(0, 12).join(' ').slice(0, 400);
 
@@ -35,6 +46,12 @@ export function processFindings(ctx: ProcessContext): { findings: Finding[]; eve
     package: packageOf(p.pid),
   }));
   const watched = new Set(ctx.execWatch);
+  const writable = [...ALWAYS_WRITABLE, ...ctx.writable.map((dir) => (dir.endsWith('/') ? dir : `${dir}/`))];
+  /** The watched name this exec runs, by its path's name, its argv[0] or the file's identity. */
+  const watchedName = (event: Extract<Trace['events'][number], { kind: 'exec' }>): string | null => {
+    const names = [path.posix.basename(event.path), path.posix.basename(event.argv[0] ?? ''), ctx.execAliases?.[event.path]];
+    return names.find((name): name is string => name !== undefined && watched.has(name)) ?? null;
+  };
   const seen = new Set<string>();
   const once = (key: string, make: () => Finding) => {
     if (seen.has(key)) return;
@@ -45,20 +62,28 @@ export function processFindings(ctx: ProcessContext): { findings: Finding[]; eve
 
   for (const event of trace.events) {
     if (event.kind === 'exec') {
-      const name = path.posix.basename(event.path);
-      if (event.ok && WRITABLE_PLACES.some((dir) => event.path.startsWith(dir))) {
-        // A program run from where the install could have written it: a renamed shell, a
-        // downloaded binary. Its name says nothing, so where it lives must.
+      if (event.viaFd || writable.some((dir) => event.path.startsWith(dir))) {
+        // A program run from where the install could have written it (a renamed shell, a
+        // downloaded binary, a memfd): its name says nothing, so where it lives must. Attempts
+        // count: the file was put there to be run.
+        const where = event.viaFd ? 'a file descriptor' : 'a writable place';
         once(`exec-written|${packageOf(event.pid)}|${event.path}`, () =>
-          finding('process.exec', 'high', `ran a program from a writable place: ${short(event.argv)}`, { path: event.path, argv: short(event.argv), ok: true, pid: event.pid }, packageOf(event.pid)),
+          finding(
+            'process.exec',
+            'high',
+            `${event.ok ? 'ran' : 'tried to run'} a program from ${where}: ${short(event.argv)}`,
+            { path: event.path, argv: short(event.argv), viaFd: event.viaFd, ok: event.ok, errno: event.errno, pid: event.pid },
+            packageOf(event.pid),
+          ),
         );
         continue;
       }
-      if (!watched.has(name)) continue;
+      const name = watchedName(event);
+      if (name === null) continue;
       // A shell found on the second PATH entry shows up as ENOENT tries first: report what ran,
       // and the attempts only when nothing ran.
       const pkg = packageOf(event.pid);
-      if (!event.ok && trace.events.some((e) => e.kind === 'exec' && e.pid === event.pid && e.ok && path.posix.basename(e.path) === name)) continue;
+      if (!event.ok && trace.events.some((e) => e.kind === 'exec' && e.pid === event.pid && e.ok && watchedName(e) === name)) continue;
       once(`exec|${pkg}|${name}|${event.argv.join('\0')}`, () =>
         finding('process.exec', 'high', `${event.ok ? 'ran' : 'tried to run'} ${name}: ${short(event.argv)}`, { path: event.path, argv: short(event.argv), ok: event.ok, errno: event.errno, pid: event.pid }, pkg),
       );

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { packageOfProcess } from './attribution.js';
-import { MAX_ARGV_ENTRIES, MAX_EVENTS, parseTrace, TraceParser, type Trace, type TraceEvent } from './trace.js';
+import { MAX_ARGV_ENTRIES, MAX_EVENTS, MAX_LINE_CHARS, parseTrace, TraceParser, type Trace, type TraceEvent } from './trace.js';
 
 /**
  * A trimmed real record: pip installing a hostile sdist (evil-pkg) whose setup.py phones home,
@@ -394,6 +394,23 @@ describe('parseTrace on hostile input', () => {
 });
 
 describe('parseTrace: batched sends and queued signals', () => {
+  it('reads every destination of a sendmmsg batch', () => {
+    const msg = (addr: string, port: number) =>
+      `{msg_hdr={msg_name={sa_family=AF_INET, sin_port=htons(${port}), sin_addr=inet_addr("${addr}")}, msg_namelen=16, msg_iov=[{iov_base="x", iov_len=1}], msg_iovlen=1, msg_controllen=0, msg_flags=0}, msg_len=1}`;
+    const trace = parseTrace(
+      [
+        '11 1.000000 execve("/usr/bin/python3", ["python3"], 0x7ffd /* 4 vars */) = 0',
+        `11 1.100000 sendmmsg(3<socket:[77]>, [${msg('127.0.0.53', 53)}, ${msg('127.9.9.9', 9999)}, ${msg('10.0.0.1', 7)}], 3, 0) = 3`,
+      ].join('\n'),
+    );
+    expect(trace.unparsed).toBe(0);
+    expect(trace.events.filter((e) => e.kind === 'connect').map((e) => e.kind === 'connect' && `${e.syscall} ${e.address}:${e.port}`)).toEqual([
+      'sendmmsg 127.0.0.53:53',
+      'sendmmsg 127.9.9.9:9999',
+      'sendmmsg 10.0.0.1:7',
+    ]);
+  });
+
   it('reads the first destination of a sendmmsg batch, and nothing for a connected socket', () => {
     const trace = parseTrace(
       [
@@ -403,7 +420,7 @@ describe('parseTrace: batched sends and queued signals', () => {
       ].join('\n'),
     );
     expect(trace.events.filter((e) => e.kind === 'connect')).toEqual([
-      expect.objectContaining({ pid: 11, syscall: 'sendmsg', family: 'inet', address: '8.8.8.8', port: 53, ok: false, errno: 'ENETUNREACH' }),
+      expect.objectContaining({ pid: 11, syscall: 'sendmmsg', family: 'inet', address: '8.8.8.8', port: 53, ok: false, errno: 'ENETUNREACH' }),
     ]);
   });
 
@@ -417,5 +434,120 @@ describe('parseTrace: batched sends and queued signals', () => {
     expect(trace.events.filter((e) => e.kind === 'kill')).toEqual([
       expect.objectContaining({ pid: 11, syscall: 'kill', target: 1, signal: 'SIGKILL', ok: false, errno: 'EPERM' }),
     ]);
+  });
+});
+
+describe('parseTrace: -y fd paths, probes and fd execs', () => {
+  const exec = '11 1.000000 execve("/usr/bin/python3", ["python3"], 0x7ffd /* 4 vars */) = 0';
+
+  it('resolves opens relative to a directory fd through the path -y printed', () => {
+    const trace = parseTrace(
+      [
+        exec,
+        '11 1.1 openat(AT_FDCWD</home/sandbox>, "/home/sandbox", O_RDONLY|O_CLOEXEC) = 3</home/sandbox>',
+        '11 1.2 openat(3</home/sandbox>, ".ssh/id_rsa", O_RDONLY|O_CLOEXEC) = -1 ENOENT (No such file or directory)',
+        '11 1.3 openat(4</etc>, "shadow", O_RDONLY) = -1 EACCES (Permission denied)',
+        '11 1.4 openat(5</proc/11>, "environ", O_RDONLY) = 6</proc/11/environ>',
+        // A directory name with every character a package may use to confuse a scanner.
+        '11 1.5 openat(7</tmp/a,b(c\\"d[e{f\\\\g\\76h>, "x", O_RDONLY) = -1 ENOENT (No such file or directory)',
+      ].join('\n'),
+    );
+    expect(trace.unparsed).toBe(0);
+    expect(trace.events.filter((e) => e.kind === 'open').map((e) => e.kind === 'open' && [e.path, e.relative])).toEqual([
+      ['/home/sandbox', false],
+      ['/home/sandbox/.ssh/id_rsa', false],
+      ['/etc/shadow', false],
+      ['/proc/11/environ', false],
+      ['/tmp/a,b(c"d[e{f\\g>h/x', false],
+    ]);
+  });
+
+  it('reads stat-family and readlink probes, keeping only what keepProbe wants', () => {
+    const lines = [
+      exec,
+      '11 1.1 newfstatat(AT_FDCWD</home/sandbox>, ".aws/credentials", 0x7ffc, 0) = -1 ENOENT (No such file or directory)',
+      '11 1.2 stat("/etc/shadow", {st_mode=S_IFREG|0640, st_size=631, ...}) = 0',
+      '11 1.3 statx(3</etc>, "gshadow", AT_STATX_SYNC_AS_STAT, STATX_ALL, 0x7ffc) = 0',
+      '11 1.4 readlink("/home/sandbox/.netrc", 0x7ffc, 4096) = -1 ENOENT (No such file or directory)',
+      '11 1.5 newfstatat(3</usr/lib>, "", {st_mode=S_IFDIR|0755, st_size=4096, ...}, AT_EMPTY_PATH) = 0',
+      '11 1.6 lstat("/usr/lib/python3", {st_mode=S_IFDIR|0755, ...}) = 0',
+    ].join('\n');
+    const all = parseTrace(lines);
+    expect(all.unparsed).toBe(0);
+    expect(all.events.filter((e) => e.kind === 'open').map((e) => e.kind === 'open' && `${e.syscall} ${e.path} ${e.ok}`)).toEqual([
+      'newfstatat /home/sandbox/.aws/credentials false',
+      'stat /etc/shadow true',
+      'statx /etc/gshadow true',
+      'readlink /home/sandbox/.netrc false',
+      'newfstatat /usr/lib true',
+      'lstat /usr/lib/python3 true',
+    ]);
+    const kept = parseTrace(lines, { keepProbe: (p) => !p.startsWith('/usr/') });
+    expect(kept.events.filter((e) => e.kind === 'open')).toHaveLength(4);
+  });
+
+  it('marks an execveat of an fd, and names the memfd it ran', () => {
+    const trace = parseTrace(
+      [
+        exec,
+        '11 1.1 execveat(3</memfd:x (deleted)>, "", ["harmless"], 0x7ffd /* 4 vars */, AT_EMPTY_PATH) = 0',
+      ].join('\n'),
+    );
+    expect(trace.unparsed).toBe(0);
+    expect(trace.events.filter((e) => e.kind === 'exec').map((e) => e.kind === 'exec' && [e.path, e.viaFd])).toEqual([
+      ['/usr/bin/python3', false],
+      ['/memfd:x (deleted)', true],
+    ]);
+  });
+
+  it('follows fchdir through the path -y printed', () => {
+    const trace = parseTrace(
+      [exec, '11 1.1 fchdir(3</tmp/pip-install-x/evil_1234>) = 0', '11 1.2 openat(AT_FDCWD, "setup.py", O_RDONLY) = 4'].join('\n'),
+    );
+    expect(trace.processes.get(11)?.cwd).toBe('/tmp/pip-install-x/evil_1234');
+    expect(trace.events.find((e) => e.kind === 'open')).toMatchObject({ path: '/tmp/pip-install-x/evil_1234/setup.py', relative: false });
+  });
+});
+
+describe('parseTrace: oversized lines', () => {
+  const exec = '11 1.000000 execve("/usr/bin/python3", ["python3"], 0x7ffd /* 4 vars */) = 0';
+  const big = '\\x01'.repeat(1024);
+
+  it('reads an oversized execve from its head: the program, the first arguments, the result', () => {
+    const argv = Array.from({ length: 1400 }, () => `"${big}"...`).join(', ');
+    const line = `11 1.1 execve("/bin/sh", ["sh", "-c", ${argv}], 0x7ffd /* 4 vars */) = 0`;
+    expect(line.length).toBeGreaterThan(MAX_LINE_CHARS);
+    const trace = parseTrace([exec, line].join('\n'));
+    expect(trace.oversized).toBe(1);
+    expect(trace.heads[0]?.startsWith('11 1.1 execve("/bin/sh"')).toBe(true);
+    const run = trace.events.filter((e) => e.kind === 'exec').at(-1);
+    expect(run).toMatchObject({ path: '/bin/sh', ok: true, truncated: true });
+    expect(run?.kind === 'exec' && run.argv.slice(0, 2)).toEqual(['sh', '-c']);
+    expect(trace.processes.get(11)?.exe).toBe('/bin/sh');
+  });
+
+  it('reads an oversized unfinished execve when it resumes', () => {
+    const argv = Array.from({ length: 1400 }, () => `"${big}"...`).join(', ');
+    const trace = parseTrace([exec, `11 1.1 execve("/bin/sh", ["sh", ${argv}], 0x7ffd /* 4 vars */ <unfinished ...>`, '11 1.2 <... execve resumed>) = 0'].join('\n'));
+    expect(trace.oversized).toBe(1);
+    expect(trace.unparsed).toBe(0);
+    expect(trace.events.filter((e) => e.kind === 'exec').at(-1)).toMatchObject({ path: '/bin/sh', ok: true });
+  });
+
+  it('reads the destination of an oversized sendmsg (MSG_FASTOPEN with a thousand buffers)', () => {
+    const iov = Array.from({ length: 1100 }, () => `{iov_base="${big}"..., iov_len=4096}`).join(', ');
+    const line = `11 1.1 sendmsg(3<socket:[9]>, {msg_name={sa_family=AF_INET, sin_port=htons(80), sin_addr=inet_addr("127.1.0.1")}, msg_namelen=16, msg_iov=[${iov}], msg_iovlen=1100, msg_controllen=0, msg_flags=0}, MSG_FASTOPEN) = 4505600`;
+    expect(line.length).toBeGreaterThan(MAX_LINE_CHARS);
+    const trace = parseTrace([exec, line].join('\n'));
+    expect(trace.oversized).toBe(1);
+    expect(trace.events.filter((e) => e.kind === 'connect')).toEqual([
+      expect.objectContaining({ syscall: 'sendmsg', address: '127.1.0.1', port: 80, ok: true }),
+    ]);
+  });
+
+  it('keeps the heads of lines it cannot read', () => {
+    const trace = parseTrace([exec, '11 1.1 openat(AT_FDCWD, "unterminated'].join('\n'));
+    expect(trace.unparsed).toBe(1);
+    expect(trace.heads).toEqual(['11 1.1 openat(AT_FDCWD, "unterminated']);
   });
 });

@@ -24,8 +24,18 @@ export const MAX_ARGV_ENTRIES = 64;
 export const MAX_ARG_CHARS = 4096;
 /** Working directories remembered per process (attribution looks at the oldest ones). */
 export const MAX_CWD_HISTORY = 32;
-/** Longer lines are not parsed; with `-s 1024` a real line stays far below this. */
-const MAX_LINE_CHARS = 8 * 1024 * 1024;
+/**
+ * Longer lines are read from their head only (`salvage`). Under the sandbox's stack limit the
+ * kernel takes at most 2 MiB of argv and environment (a quarter of an 8 MiB stack), so a real
+ * execve prints well under this; only escaped binary argv or a sendmsg of hundreds of buffers
+ * gets here, and the parser still reads the syscall, its first strings and its address.
+ */
+export const MAX_LINE_CHARS = 4 * 1024 * 1024;
+/** How much of an oversized line is parsed: far more than any path, sockaddr or first argv entries. */
+const SALVAGE_HEAD_CHARS = 64 * 1024;
+/** Heads of unread or oversized lines kept as evidence. */
+const MAX_HEADS = 8;
+const HEAD_CHARS = 240;
 
 interface EventBase {
   pid: number;
@@ -53,6 +63,11 @@ export interface ExecEvent extends EventBase, Outcome {
   kind: 'exec';
   /** Absolute and normalised unless given relative to a directory fd (`execveat`). */
   path: string;
+  /**
+   * execveat of a file descriptor (`AT_EMPTY_PATH`, an empty path, or a path relative to a dirfd):
+   * what runs is whatever the fd holds (a memfd, a deleted file), not a name on disk.
+   */
+  viaFd: boolean;
   argv: string[];
   /** The process's working directory when it called exec. */
   cwd: string;
@@ -61,14 +76,16 @@ export interface ExecEvent extends EventBase, Outcome {
 
 export interface ConnectEvent extends EventBase, Outcome {
   kind: 'connect';
-  syscall: 'connect' | 'sendto' | 'sendmsg';
+  syscall: 'connect' | 'sendto' | 'sendmsg' | 'sendmmsg';
   family: 'inet' | 'inet6' | 'unix' | 'other';
   /** IP address as strace printed it; for unix the socket path (abstract: `@name`); else the family name. */
   address: string;
   port: number | null;
 }
 
-export type OpenSyscall = 'open' | 'openat' | 'openat2' | 'creat' | 'access' | 'faccessat' | 'faccessat2';
+export type OpenSyscall = 'open' | 'openat' | 'openat2' | 'creat' | 'access' | 'faccessat' | 'faccessat2' | ProbeSyscall;
+/** Calls that look at a path without opening it: kept only where `ParseOptions.keepProbe` says. */
+export type ProbeSyscall = 'stat' | 'lstat' | 'newfstatat' | 'statx' | 'readlink' | 'readlinkat';
 
 export interface OpenEvent extends EventBase, Outcome, PathFacts {
   kind: 'open';
@@ -189,6 +206,10 @@ export interface Trace {
   rootPid: number | null;
   /** Lines that could not be read. */
   unparsed: number;
+  /** Lines over MAX_LINE_CHARS, read from their head only. */
+  oversized: number;
+  /** The first few unread or oversized lines' heads (escaped as strace printed them), as evidence. */
+  heads: string[];
   /** Events and lines beyond MAX_EVENTS / MAX_PROCESSES. Non-zero means the record is incomplete. */
   dropped: number;
 }
@@ -196,6 +217,11 @@ export interface Trace {
 export interface ParseOptions {
   /** The root's working directory. Default `/home/sandbox`. */
   initialCwd?: string;
+  /**
+   * Which stat/readlink probes become events (default: all). A pip run makes tens of thousands of
+   * them, so the caller keeps the ones its rules judge instead of filling MAX_EVENTS.
+   */
+  keepProbe?: (path: string) => boolean;
 }
 
 export function parseTrace(text: string, options: ParseOptions = {}): Trace {
@@ -242,6 +268,9 @@ interface Call {
 }
 
 const SPAWNS = new Set(['clone', 'clone3', 'fork', 'vfork']);
+const PROBES = new Set<OpenSyscall>(['stat', 'lstat', 'newfstatat', 'statx', 'readlink', 'readlinkat']);
+/** The end of a complete line: `) = <value>`, maybe with an errno and its text. */
+const RESULT_AT_END = /\) = (-?\d{1,20}|0x[0-9a-fA-F]{1,16}|\?)(?: (E[A-Z0-9]+) \([^()]*\))?$/;
 const UNFINISHED = ' <unfinished ...>';
 const BLANK = /^\s*$/;
 const HEADER = /^(?:\[pid\s+)?(\d{1,10})\]?\s+(\d{1,12}(?:\.\d{1,9})?)\s+/;
@@ -254,10 +283,14 @@ export class TraceParser {
   private readonly initialCwd: string;
   private rootPid: number | null = null;
   private unparsed = 0;
+  private oversized = 0;
+  private readonly heads: string[] = [];
   private dropped = 0;
+  private readonly keepProbe: (path: string) => boolean;
 
   constructor(options: ParseOptions = {}) {
     this.initialCwd = posix.resolve('/', options.initialCwd ?? '/home/sandbox');
+    this.keepProbe = options.keepProbe ?? (() => true);
   }
 
   /** One line of the record (a chunk holding several lines is split). */
@@ -266,28 +299,34 @@ export class TraceParser {
       for (const part of line.split('\n')) this.push(part);
       return;
     }
+    const before = this.unparsed;
     try {
       this.line(line);
     } catch {
       // A bug must not blind the monitor silently: the line counts as unread.
       this.unparsed++;
     }
+    if (this.unparsed > before) this.keepHead(line);
+  }
+
+  private keepHead(line: string): void {
+    if (this.heads.length < MAX_HEADS) this.heads.push(line.slice(0, HEAD_CHARS));
   }
 
   finish(): Trace {
     for (const pid of [...this.pending.keys()]) this.flush(pid);
     const processes = new Map<number, ProcessInfo>();
     for (const [pid, state] of this.procs) processes.set(pid, state.info);
-    return { events: this.events, processes, rootPid: this.rootPid, unparsed: this.unparsed, dropped: this.dropped };
+    return { events: this.events, processes, rootPid: this.rootPid, unparsed: this.unparsed, oversized: this.oversized, heads: this.heads, dropped: this.dropped };
   }
 
   private line(raw: string): void {
     const line = raw.endsWith('\r') ? raw.slice(0, -1) : raw;
-    if (BLANK.test(line)) return;
     if (line.length > MAX_LINE_CHARS) {
-      this.unparsed++;
+      this.salvage(line);
       return;
     }
+    if (BLANK.test(line)) return;
     const header = HEADER.exec(line);
     const pid = header ? Number(header[1]) : NaN;
     const time = header ? Number(header[2]) : NaN;
@@ -314,6 +353,36 @@ export class TraceParser {
     }
     if (rest.endsWith(' <detached ...>')) return;
     this.call(state, time, rest, null);
+  }
+
+  /**
+   * An oversized line (an execve of megabytes of escaped argv, a sendmsg of a thousand buffers) is
+   * read from its head: the syscall, its first arguments and its address come before the bulk, and
+   * the result is at the very end. The head is cut at the last complete element, closed, and
+   * parsed like any line, so the event is still judged; the line also counts as oversized, which
+   * observe/ treats as tampering, since nothing legitimate prints one under the sandbox's limits.
+   */
+  private salvage(line: string): void {
+    this.oversized++;
+    this.keepHead(line);
+    const header = HEADER.exec(line.slice(0, 64));
+    const pid = header ? Number(header[1]) : NaN;
+    const time = header ? Number(header[2]) : NaN;
+    if (!header || !Number.isSafeInteger(pid) || !Number.isFinite(time)) return;
+    const head = line.slice(header[0].length, SALVAGE_HEAD_CHARS);
+    const name = /^([a-z_][a-z0-9_]*)\(/.exec(head);
+    if (!name) return;
+    const body = closeCut(head, name[0].length);
+    if (body === null) return;
+    const state = this.proc(pid, time);
+    if (!state) return;
+    const tail = line.slice(-256);
+    if (tail.endsWith(UNFINISHED)) {
+      this.unfinished(state, time, body);
+      return;
+    }
+    const result = RESULT_AT_END.exec(tail);
+    this.call(state, time, `${body})${result ? ` = ${result[1]}${result[2] ? ` ${result[2]}` : ''}` : ' = ?'}`, null);
   }
 
   /** The live process for a pid, created on first sight. Null when over the process cap. */
@@ -437,7 +506,7 @@ export class TraceParser {
       case 'execve':
         return this.exec(state, base, null, args[0], args[1]);
       case 'execveat':
-        return this.exec(state, base, args[0], args[1], args[2]);
+        return this.exec(state, base, args[0], args[1], args[2], args[4]);
       case 'connect': {
         const addr = args[1] === undefined ? null : parseSockaddr(args[1]);
         if (!addr) return false;
@@ -464,13 +533,22 @@ export class TraceParser {
         return true;
       }
       case 'sendmmsg': {
-        // A vector of msghdrs: the first destination address stands for the batch (glibc's
-        // resolver sends its A and AAAA queries this way, to one server).
-        const raw = /\{sa_family=[^{}]*\}/.exec(args[1] ?? '')?.[0];
-        if (raw === undefined) return true;
-        const addr = parseSockaddr(raw);
-        if (!addr) return false;
-        this.emit({ kind: 'connect', ...base, syscall: 'sendmsg', ...addr });
+        // A vector of mmsghdrs, each with its own destination: every one is an attempt.
+        const raw = args[1];
+        if (raw === undefined) return false;
+        if (raw === 'NULL' || /^0x[0-9a-f]+$/.test(raw)) return true;
+        const messages = raw.startsWith('[') ? splitTop(raw, 1, ']') : null;
+        if (!messages) return false;
+        for (const message of messages.parts) {
+          if (message === '...' || message === '') continue;
+          const hdr = structFields(structFields(message)?.named.get('msg_hdr') ?? '');
+          const name = hdr?.named.get('msg_name');
+          if (!hdr) return false;
+          if (name === undefined || name === 'NULL') continue;
+          const addr = parseSockaddr(name);
+          if (!addr) return false;
+          this.emit({ kind: 'connect', ...base, syscall: 'sendmmsg', ...addr });
+        }
         return true;
       }
       case 'open':
@@ -488,6 +566,14 @@ export class TraceParser {
         return this.open(state, base, 'access', null, args[0], { write: false, create: false });
       case 'faccessat':
       case 'faccessat2':
+        return this.open(state, base, call.name, args[0], args[1], { write: false, create: false });
+      case 'stat':
+      case 'lstat':
+      case 'readlink':
+        return this.open(state, base, call.name, null, args[0], { write: false, create: false });
+      case 'newfstatat':
+      case 'statx':
+      case 'readlinkat':
         return this.open(state, base, call.name, args[0], args[1], { write: false, create: false });
       case 'unlink':
         return this.unlink(state, base, null, args[0]);
@@ -539,9 +625,11 @@ export class TraceParser {
         return this.chdir(state, ok, args[0]);
       case 'fchdir':
         if (ok) {
-          // The new directory is whatever the fd refers to, which the record does not say.
-          state.cwdKnown = false;
+          // The new directory is whatever the fd refers to: `-y` names it, when it can.
+          const dir = parseFd(args[0] ?? '').path;
           state.chdired = true;
+          state.cwdKnown = dir !== null && dir.startsWith('/');
+          if (state.cwdKnown && dir !== null) setCwd(state.info, this.canonical(state, dir));
         }
         return true;
       case 'clone':
@@ -555,14 +643,24 @@ export class TraceParser {
     }
   }
 
-  private exec(state: ProcState, base: EventBase & Outcome, dirfd: string | null | undefined, rawPath: string | undefined, rawArgv: string | undefined): boolean {
+  private exec(
+    state: ProcState,
+    base: EventBase & Outcome,
+    dirfd: string | null | undefined,
+    rawPath: string | undefined,
+    rawArgv: string | undefined,
+    flags?: string,
+  ): boolean {
     if (dirfd === undefined || rawPath === undefined || rawArgv === undefined) return false;
     const path = decodeString(rawPath);
     const argv = parseArgv(rawArgv);
     if (!path || !argv) return false;
     const resolved = this.resolve(state, dirfd, path.value);
     const info = state.info;
-    this.emit({ kind: 'exec', ...base, path: resolved.path, argv: argv.values, cwd: info.cwd, truncated: path.truncated || argv.truncated });
+    const viaFd =
+      dirfd !== null &&
+      (path.value === '' || /\bAT_EMPTY_PATH\b/.test(flags ?? '') || (!path.value.startsWith('/') && parseFd(dirfd).fd !== 'AT_FDCWD'));
+    this.emit({ kind: 'exec', ...base, path: resolved.path, viaFd, argv: argv.values, cwd: info.cwd, truncated: path.truncated || argv.truncated });
     if (base.ok) {
       info.argv = argv.values;
       info.exe = resolved.path;
@@ -583,6 +681,7 @@ export class TraceParser {
     const path = decodeString(rawPath);
     if (!path) return false;
     const resolved = this.resolve(state, dirfd, path.value);
+    if (PROBES.has(syscall) && !this.keepProbe(resolved.path)) return true;
     this.emit({ kind: 'open', ...base, syscall, ...resolved, ...mode, truncated: path.truncated });
     return true;
   }
@@ -705,10 +804,18 @@ export class TraceParser {
     }
   }
 
-  /** Absolute and normalised when the record allows; else as written, marked relative. */
+  /**
+   * Absolute and normalised when the record allows; else as written, marked relative. A directory
+   * fd is resolved through the path `-y` printed for it (`openat(3</etc>, "shadow")` is
+   * `/etc/shadow`; an empty path with AT_EMPTY_PATH is the fd itself).
+   */
   private resolve(state: ProcState, dirfd: string | null, path: string): { path: string; relative: boolean } {
     if (path.startsWith('/')) return { path: this.canonical(state, path), relative: false };
-    if (path === '' || (dirfd !== null && dirfd !== 'AT_FDCWD') || !state.cwdKnown) return { path, relative: true };
+    const fd = dirfd === null ? null : parseFd(dirfd);
+    if (fd?.path?.startsWith('/')) {
+      return { path: this.canonical(state, path === '' ? fd.path : `${fd.path}/${path}`), relative: false };
+    }
+    if (path === '' || (fd !== null && fd.fd !== 'AT_FDCWD') || !state.cwdKnown) return { path, relative: true };
     return { path: this.canonical(state, `${state.info.cwd}/${path}`), relative: false };
   }
 
@@ -765,7 +872,7 @@ function parseCall(text: string): Call | null {
   return { name: head[1] ?? '', args, value, errno: result[2] ?? null };
 }
 
-const [QUOTE, SLASH, STAR, COMMA, BACKSLASH] = [0x22, 0x2f, 0x2a, 0x2c, 0x5c];
+const [QUOTE, SLASH, STAR, COMMA, BACKSLASH, LESS, GREATER] = [0x22, 0x2f, 0x2a, 0x2c, 0x5c, 0x3c, 0x3e];
 const [OPEN_PAREN, CLOSE_PAREN, OPEN_BRACKET, CLOSE_BRACKET, OPEN_BRACE, CLOSE_BRACE] = [0x28, 0x29, 0x5b, 0x5d, 0x7b, 0x7d];
 
 /**
@@ -785,6 +892,16 @@ function splitTop(text: string, from: number, close: string | null): { parts: st
         i = skipString(text, i);
         if (i < 0) return null;
         continue;
+      case LESS:
+        // `-y` decoration of an fd (`3</dir>`, `AT_FDCWD</cwd>`, `5<socket:[12]>`): the path inside
+        // is the package's, with only `<`, `>`, `"`, `\` and unprintables escaped, so its commas and
+        // brackets must not count.
+        if (i > from && isFdTail(text.charCodeAt(i - 1))) {
+          i = skipDecoration(text, i);
+          if (i < 0) return null;
+          continue;
+        }
+        break;
       case SLASH:
         if (text.charCodeAt(i + 1) === STAR) {
           const end = text.indexOf('*/', i + 2);
@@ -824,6 +941,77 @@ function splitTop(text: string, from: number, close: string | null): { parts: st
   if (close !== null || stack.length > 0) return null;
   parts.push(text.slice(start).trim());
   return { parts, end: text.length };
+}
+
+/** A digit (`3<…>`) or the D of `AT_FDCWD<…>`: what precedes an fd decoration. */
+function isFdTail(code: number): boolean {
+  return (code >= 0x30 && code <= 0x39) || code === 0x44;
+}
+
+/** Index just past the `>` closing the decoration opening at `i`, or -1 when unterminated. */
+function skipDecoration(text: string, i: number): number {
+  for (let j = i + 1; j < text.length; j++) {
+    const c = text.charCodeAt(j);
+    if (c === BACKSLASH) j++;
+    else if (c === GREATER) return j + 1;
+  }
+  return -1;
+}
+
+/**
+ * An fd argument as `-y` prints it: `3</home/sandbox>`, `AT_FDCWD</tmp>`, `7<socket:[123]>`, or
+ * bare (`3`, `AT_FDCWD`) when strace could not read the link. `path` is the decoded decoration.
+ */
+export function parseFd(token: string): { fd: string; path: string | null } {
+  const open = token.indexOf('<');
+  if (open < 0 || !token.endsWith('>')) return { fd: token, path: null };
+  return { fd: token.slice(0, open), path: unescapeC(token.slice(open + 1, -1)) };
+}
+
+/**
+ * The head of an oversized call, `name(` at `from`, cut back to its last complete element and
+ * closed: `execve("/bin/sh", ["sh", "aa", "b` becomes `execve("/bin/sh", ["sh", "aa", ...]`, the
+ * call's own paren left open. Null when nothing complete is left.
+ */
+function closeCut(text: string, from: number): string | null {
+  const stack: number[] = [];
+  let cut = -1;
+  let closers = '';
+  const mark = (at: number) => {
+    cut = at;
+    closers = stack.map((c) => String.fromCharCode(c)).reverse().join('');
+  };
+  mark(from);
+  let i = from;
+  while (i < text.length) {
+    const c = text.charCodeAt(i);
+    if (c === QUOTE) {
+      i = skipString(text, i);
+      if (i < 0) break;
+      continue;
+    }
+    if (c === LESS && i > from && isFdTail(text.charCodeAt(i - 1))) {
+      i = skipDecoration(text, i);
+      if (i < 0) break;
+      continue;
+    }
+    if (c === SLASH && text.charCodeAt(i + 1) === STAR) {
+      const end = text.indexOf('*/', i + 2);
+      if (end < 0) break;
+      i = end + 2;
+      continue;
+    }
+    if (c === OPEN_PAREN) stack.push(CLOSE_PAREN);
+    else if (c === OPEN_BRACKET) stack.push(CLOSE_BRACKET);
+    else if (c === OPEN_BRACE) stack.push(CLOSE_BRACE);
+    else if (c === CLOSE_PAREN || c === CLOSE_BRACKET || c === CLOSE_BRACE) {
+      if (stack.pop() !== c) return null;
+    }
+    i++;
+    if (c === COMMA || c === OPEN_PAREN || c === OPEN_BRACKET || c === OPEN_BRACE) mark(i);
+  }
+  if (cut <= from) return null;
+  return `${text.slice(0, cut)}${text.charCodeAt(cut - 1) === COMMA ? ' ' : ''}...${closers}`;
 }
 
 /** Index just past the closing quote of the string opening at `i`, or -1 when unterminated. */

@@ -3,12 +3,14 @@ import { PassThrough, type Readable } from 'node:stream';
 import { createInterface } from 'node:readline';
 import Docker from 'dockerode';
 import tar from 'tar-fs';
+import tarStream from 'tar-stream';
 import { EnvironmentError, InstallError } from '../errors.js';
 import {
   LABEL,
   type BuildProgress,
   type ContainerClient,
   type ContainerHandle,
+  type SeedFile,
   type ContainerSpec,
   type ContainerState,
   type FsChange,
@@ -126,6 +128,24 @@ class DockerContainer implements ContainerHandle {
     return (await this.container.getArchive({ path })) as unknown as Readable;
   }
 
+  async putFiles(files: SeedFile[]): Promise<void> {
+    const pack = tarStream.pack();
+    const dirs = new Set<string>();
+    for (const file of files) {
+      const parts = file.path.replace(/^\/+/, '').split('/');
+      // Parents first, root-owned 0755: docker would make missing ones with the archive's defaults.
+      for (let i = 1; i < parts.length; i++) {
+        const dir = parts.slice(0, i).join('/');
+        if (dirs.has(dir)) continue;
+        dirs.add(dir);
+        pack.entry({ name: dir, type: 'directory', mode: 0o755, uid: 0, gid: 0 });
+      }
+      pack.entry({ name: parts.join('/'), mode: file.mode, uid: 0, gid: 0 }, file.content);
+    }
+    pack.finalize();
+    await this.container.putArchive(pack as unknown as NodeJS.ReadableStream, { path: '/' });
+  }
+
   async kill(): Promise<void> {
     await tolerateGone(this.container.kill({ signal: 'SIGKILL' }));
   }
@@ -216,6 +236,8 @@ export class DockerClient implements ContainerClient {
           Memory: spec.memoryBytes,
           MemorySwap: spec.memoryBytes,
           NanoCpus: spec.nanoCpus,
+          Ulimits: Object.entries(spec.ulimits ?? {}).map(([Name, value]) => ({ Name, Soft: value, Hard: value })),
+          Dns: spec.dns,
           Init: false,
           AutoRemove: false,
           // A package's output must not fill the host's disk through the engine's log files.

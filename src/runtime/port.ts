@@ -33,6 +33,18 @@ export interface ContainerSpec {
   pidsLimit?: number;
   memoryBytes?: number;
   nanoCpus?: number;
+  /** Resource limits (`--ulimit`); soft equals hard, so the container cannot raise them. */
+  ulimits?: Record<string, number>;
+  /** Resolver addresses written into the container's resolv.conf. */
+  dns?: string[];
+}
+
+/** A file written into a container before it starts, owned by root. */
+export interface SeedFile {
+  /** Absolute path in the container. */
+  path: string;
+  content: string;
+  mode: number;
 }
 
 export type ChangeKind = 'modified' | 'added' | 'deleted';
@@ -63,6 +75,11 @@ export interface ContainerHandle {
   inspect(): Promise<ContainerState>;
   changes(): Promise<FsChange[]>;
   getArchive(path: string): Promise<Readable>;
+  /**
+   * Write files into the (created, not started) container's filesystem. Unlike a bind mount, this
+   * leaves no host path in the container's mount table for a package to read.
+   */
+  putFiles(files: SeedFile[]): Promise<void>;
   kill(): Promise<void>;
   /** Force-removes the container; "already gone" counts as success. */
   remove(): Promise<void>;

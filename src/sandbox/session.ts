@@ -18,7 +18,7 @@ import { startProxy, type IndexProxy, type Upstreams } from '../proxy/index.js';
 import type { Finding } from '../report/finding.js';
 import { LABEL, type ContainerClient, type ContainerHandle, type FsChange } from '../runtime/port.js';
 import { HOME, INPUT_MOUNT, INSTALLER_PYTHON, RELAY_PORT, SITE_PACKAGES, STATE_DIR, TARGET } from './layout.js';
-import { renderRequirements } from './requirements.js';
+import { pipArgsFor, renderRequirements } from './requirements.js';
 
 const PROXY_MOUNT = '/run/sandbox-install-proxy';
 
@@ -60,6 +60,8 @@ export interface SupervisorStatus {
   detached?: Array<{ pid: number; ppid: number; argv: string[]; at: number }>;
   /** The tracer did not end within 10 s of pip and the sandbox user's processes being killed. */
   tracerForcedStop?: boolean;
+  /** Executed paths that are the same file as a watched program, by that program's name. */
+  execAliases?: Record<string, string>;
 }
 
 export interface InstallOutcome {
@@ -186,6 +188,9 @@ export class SandboxSession implements AsyncDisposable {
       '--no-compile',
       '--index-url', `http://127.0.0.1:${RELAY_PORT}/simple/`,
       ...(policy.onlyBinary ? ['--only-binary', ':all:'] : []),
+      // The lockfile's own choices (--pre, --prefer-binary, --only-binary, --no-binary), after the
+      // policy's: a lock may narrow what pip takes, and install.ts refuses one that would widen it.
+      ...pipArgsFor(plan.pipOptions),
       '-r', `${INPUT_MOUNT}/requirements.lock`,
     ];
     const sandbox = await client.create({
