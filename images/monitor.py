@@ -4,7 +4,8 @@ the network namespace (network none) that the sandbox container joins.
 - relay:   127.0.0.1:<relay-port> -> the index proxy's unix socket (only this container mounts it)
 - dns:     a sinkhole on 127.0.0.53:53/udp; every name gets its own 127.x.y.z address; each query logged
 - fake services on the common ports of 0.0.0.0 (so every sinkholed address): HTTP request line + Host,
-           TLS ClientHello SNI, or the first bytes of anything else; then close
+           TLS ClientHello SNI, or the first bytes of anything else; then close. UDP on the same
+           ports (and NTP, syslog, SNMP): each datagram's destination and first bytes
 
 Every event is one JSON object per line on stdout. Run with `python3 -I -S`; stdlib only.
 """
@@ -148,8 +149,23 @@ def parse_question(packet):
     if offset + 4 > len(packet):
         return None
     qtype, _qclass = struct.unpack("!HH", packet[offset:offset + 4])
-    name = ".".join(label.decode("latin-1") for label in labels)
+    name = ".".join(presentation(label) for label in labels)
     return ident, flags, name, qtype, offset + 4
+
+
+def presentation(label):
+    """A label in DNS presentation format (RFC 1035 5.1): a dot or backslash inside a label is
+    escaped with a backslash and any byte outside printable ASCII is \\DDD, so `a.b` as one label
+    never reads like two labels, and no terminal control byte survives."""
+    out = []
+    for byte in label:
+        if byte in (0x2E, 0x5C):
+            out.append("\\" + chr(byte))
+        elif 0x21 <= byte <= 0x7E:
+            out.append(chr(byte))
+        else:
+            out.append("\\%03d" % byte)
+    return "".join(out)
 
 
 def answer(packet, question, address):
@@ -166,6 +182,7 @@ def answer(packet, question, address):
 
 def dns(host, port, sinkhole):
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # beside the 0.0.0.0:53 listener
     sock.bind((host, port))
 
     def serve():
@@ -256,6 +273,34 @@ def listener(port):
     tcp_server("0.0.0.0", port, lambda conn, peer: handle(conn, peer, port))
 
 
+IP_PKTINFO = getattr(socket, "IP_PKTINFO", 8)
+
+
+def udp_listener(port):
+    """Every datagram to any sinkholed address on this port: the tracer may not see its sender
+    (io_uring, a sendmmsg it could not read), so the monitor records it on its own."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.IPPROTO_IP, IP_PKTINFO, 1)
+    sock.bind(("0.0.0.0", port))
+
+    def serve():
+        while True:
+            try:
+                data, ancillary, _flags, peer = sock.recvmsg(4096, socket.CMSG_SPACE(12))
+                dst = None
+                for level, kind, value in ancillary:
+                    if level == socket.IPPROTO_IP and kind == IP_PKTINFO and len(value) >= 12:
+                        dst = socket.inet_ntoa(value[8:12])  # in_pktinfo.ipi_addr
+                emit({"type": "udp", "dst": "%s:%d" % (dst or "0.0.0.0", port), "src": "%s:%d" % peer,
+                      "port": port, "bytes": len(data), "firstBytes": text(data, 128)})
+            except Exception as error:
+                emit({"type": "monitor-error", "port": port, "error": repr(error)[:200]})
+                time.sleep(0.05)
+
+    threading.Thread(target=serve, daemon=True).start()
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--relay-port", type=int, required=True)
@@ -269,6 +314,11 @@ def main():
     ports = [int(p) for p in args.ports.split(",") if p and int(p) != args.relay_port]
     for port in ports:
         listener(port)
+    # UDP: the same ports, plus the usual datagram services. 53 on 0.0.0.0 sits beside the sinkhole
+    # on 127.0.0.53:53 (the more specific bind gets its queries): a query sent to any other
+    # address is still seen.
+    for port in sorted(set(ports) | {53, 123, 161, 514}):
+        udp_listener(port)
     emit({"type": "ready", "relayPort": args.relay_port, "dns": args.dns, "ports": ports})
     while True:
         time.sleep(3600)

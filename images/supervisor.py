@@ -1,17 +1,23 @@
 """Supervisor for one sandbox run: PID 1 of the sandbox container, running as root with only
 SYS_PTRACE, SETUID and SETGID (no-new-privileges).
 
-It starts the tracer, `strace -f --seccomp-bpf -u sandbox`, which runs the given command (pip) as
-the unprivileged `sandbox` user. The tracer and its output belong to root: the sandbox user can
+It starts the tracer, `strace -f --seccomp-bpf -y -u user`, which runs the given command (pip) as
+the unprivileged `user` (uid 1000; a neutral name, so a package cannot tell a sandbox by it). The tracer and its output belong to root: the sandbox user can
 neither signal the tracer nor touch the trace. When pip's process ends, the supervisor lists every
 process the sandbox user still has (lingering daemons), kills them, waits for the tracer, and
 writes status.json next to the trace.
 
-usage: python3 -I -S supervisor.py -- <command...>
+usage: python3 -I -S supervisor.py [--watch name,name,...] -- <command...>
+
+--watch names the programs whose use the policy reports (process.exec). The supervisor finds the
+files they are (device and inode, through symlinks and alternatives) and, at the end, names every
+executed path that is one of those files under another name (`execAliases` in status.json).
 """
 
+import codecs
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -20,8 +26,10 @@ import time
 STATE = "/var/lib/sandbox-install"
 TRACE = STATE + "/strace.log"
 STATUS = STATE + "/status.json"
+SANDBOX_USER = "user"
 SANDBOX_UID = 1000
 SANDBOX_GID = 1000
+PATH_DIRS = ["/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"]
 TRACED = ",".join([
     "execve", "execveat", "connect", "sendto", "sendmsg", "openat", "openat2", "open", "creat",
     "unlink", "unlinkat", "rename", "renameat", "renameat2", "symlink", "symlinkat",
@@ -29,7 +37,11 @@ TRACED = ",".join([
     "clone", "clone3", "fork", "vfork", "access", "faccessat", "faccessat2",
     # Changes to the target that are not an open for writing (fs.target-tamper).
     "mkdir", "mkdirat", "rmdir", "chmod", "fchmodat", "truncate",
+    # Probes of a path without opening it (fs.sensitive-read of credentials that are only looked at).
+    "stat", "lstat", "newfstatat", "statx", "readlink", "readlinkat",
 ])
+# The path of an execve (or an execveat relative to the cwd) as strace prints it.
+EXEC_PATH = re.compile(r'^\d+ [\d.]+ execve(?:at)?\((?:AT_FDCWD(?:<(?:[^>\\]|\\.)*>)?, )?"((?:[^"\\]|\\.)*)"')
 # How often the supervisor looks for detached processes while pip runs. A scan of /proc takes
 # about a millisecond with a hundred processes.
 DETACH_POLL_S = 0.05
@@ -137,13 +149,49 @@ def kill_detached(seen, unreaped):
     reap(unreaped)
 
 
-def root_exit(root_pid):
-    """pip's end as strace recorded it: ('exited', code) or ('killed', signal name) or None."""
+def watched_files(names):
+    """(device, inode) of every file a watched name runs from PATH, to the name."""
+    files = {}
+    for name in names:
+        for directory in PATH_DIRS:
+            try:
+                st = os.stat(os.path.join(directory, name))
+            except OSError:
+                continue
+            files.setdefault((st.st_dev, st.st_ino), name)
+    return files
+
+
+def exec_alias(path, watched, names):
+    """The watched name of the file at `path`, when it is one under another name."""
+    if os.path.basename(path) in names or not path.startswith("/"):
+        return None
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return watched.get((st.st_dev, st.st_ino))
+
+
+def read_trace(root_pid, watched, names):
+    """One pass over the trace: pip's end as strace recorded it (('exited', code), ('killed',
+    signal name) or None), and the executed paths that are watched programs under other names."""
     prefix = "%d " % root_pid
     result = None
+    aliases = {}
     try:
         with open(TRACE, "r", encoding="latin-1") as f:
             for line in f:
+                if watched and "execve" in line[:64]:
+                    match = EXEC_PATH.match(line)
+                    if match and len(aliases) < 256:
+                        try:
+                            path = codecs.escape_decode(match.group(1).encode("latin-1"))[0].decode("utf-8", "replace")
+                        except ValueError:
+                            path = None
+                        name = exec_alias(path, watched, names) if path else None
+                        if name:
+                            aliases[path] = name
                 if line.startswith(prefix) and "+++ " in line:
                     tail = line.split("+++ ", 1)[1]
                     if tail.startswith("exited with "):
@@ -151,8 +199,8 @@ def root_exit(root_pid):
                     elif tail.startswith("killed by "):
                         result = ("killed", tail.split()[2])
     except (OSError, ValueError, IndexError):
-        return None
-    return result
+        return None, aliases
+    return result, aliases
 
 
 def main():
@@ -160,9 +208,15 @@ def main():
     if not command:
         sys.stderr.write("supervisor: no command\n")
         return 2
+    options = sys.argv[1:sys.argv.index("--")]
+    names = set(options[options.index("--watch") + 1].split(",")) if "--watch" in options else set()
+    names.discard("")
+    watched = watched_files(names)
     started = time.time()
     tracer = subprocess.Popen(
-        ["strace", "-f", "--seccomp-bpf", "-ttt", "-s", "4096", "-u", "sandbox",
+        # -y prints the path of every fd argument: opens relative to a directory fd, fchdir and
+        # execveat of an fd are judged by what they name, not by a number.
+        ["strace", "-f", "--seccomp-bpf", "-y", "-ttt", "-s", "4096", "-u", SANDBOX_USER,
          "-e", "trace=" + TRACED, "-e", "signal=none", "-o", TRACE, "--"] + command,
         stdin=subprocess.DEVNULL,
         # A session of its own: kill(0) or kill(-pgid) from pip's side can never reach us.
@@ -194,7 +248,8 @@ def main():
         tracer.wait()
         status["tracerForcedStop"] = True
     status["tracerExit"] = tracer.returncode
-    end = root_exit(root_pid) if root_pid is not None else None
+    end, aliases = read_trace(root_pid, watched, names) if root_pid is not None else (None, {})
+    status["execAliases"] = aliases
     status["pip"] = None if end is None else {"how": end[0], "value": end[1]}
     # pip's end must be in the trace. If it is not, the tracer died or lost pip: tampered.
     status["tracerIntact"] = end is not None

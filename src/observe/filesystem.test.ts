@@ -267,6 +267,10 @@ describe('filesystemFindings: credential reads', () => {
           '11 1.000013 newfstatat(AT_FDCWD</tmp>, "/home/sandbox/.aws/credentials", 0x7ffc, 0) = -1 ENOENT (No such file or directory)',
           '11 1.000014 readlink("/home/sandbox/.docker/config.json", 0x7ffc, 4096) = -1 ENOENT (No such file or directory)',
           '10 1.000015 newfstatat(AT_FDCWD</home/sandbox>, "/home/sandbox/.netrc", 0x7ffc, 0) = -1 ENOENT (No such file or directory)',
+          // A directory fd strace could not name: judged by the relative path's own shape.
+          '11 1.000016 openat(7, ".aws/credentials", O_RDONLY) = -1 ENOENT (No such file or directory)',
+          '11 1.000017 openat(8, "gshadow", O_RDONLY) = -1 EACCES (Permission denied)',
+          '11 1.000018 openat(9, "setup.cfg", O_RDONLY) = -1 ENOENT (No such file or directory)',
         ],
       ),
       pipPids: new Set([10]),
@@ -277,6 +281,8 @@ describe('filesystemFindings: credential reads', () => {
       ['evil-pkg', 'openat', '/proc/self/environ'],
       ['evil-pkg', 'newfstatat', '/home/sandbox/.aws/credentials'],
       ['evil-pkg', 'readlink', '/home/sandbox/.docker/config.json'],
+      ['evil-pkg', 'openat', '.aws/credentials'],
+      ['evil-pkg', 'openat', 'gshadow'],
     ]);
   });
 

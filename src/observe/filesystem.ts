@@ -57,11 +57,16 @@ const SENSITIVE_IN_HOME = [
 ];
 const SENSITIVE_ABSOLUTE = [/^\/etc\/(shadow|gshadow|sudoers)(\/|$|-)/, /^\/proc\/(?:[0-9]+|self|thread-self)(?:\/task\/[0-9]+)?\/environ$/];
 
+const SENSITIVE_NAMES = /(?:^|\/)(?:shadow|gshadow|sudoers|environ|id_rsa|id_ed25519|id_ecdsa|credentials)$/;
+
 /** Calls that only look at a path (exists? what is it? where does it point?). */
 const PROBES = new Set(['access', 'faccessat', 'faccessat2', 'stat', 'lstat', 'newfstatat', 'statx', 'readlink', 'readlinkat']);
 
 export function isSensitivePath(file: string, homes: string[]): boolean {
   if (SENSITIVE_ABSOLUTE.some((re) => re.test(file))) return true;
+  // A path the tracer could not make absolute (a directory fd it could not name): judged by what
+  // it would be in a home, or by the credential file names it ends with.
+  if (!file.startsWith('/')) return SENSITIVE_IN_HOME.some((re) => re.test(file)) || SENSITIVE_NAMES.test(file);
   return homes.some((home) => file.startsWith(`${home}/`) && SENSITIVE_IN_HOME.some((re) => re.test(file.slice(home.length + 1))));
 }
 

@@ -233,7 +233,7 @@ describe('observe: wiring the witnesses together', () => {
       ...HOOK,
       `18 ${at(0.1)} connect(3, {sa_family=AF_INET, sin_port=htons(53), sin_addr=inet_addr("127.0.0.53")}, 16) = 0`,
       `18 ${at(0.2)} connect(4, {sa_family=AF_UNIX, sun_path="/var/run/docker.sock"}, 23) = -1 ENOENT (No such file or directory)`,
-      `18 ${at(0.3)} openat(AT_FDCWD, "/home/sandbox/.bashrc", O_WRONLY|O_CREAT|O_APPEND, 0666) = 3`,
+      `18 ${at(0.3)} openat(AT_FDCWD, "/home/user/.bashrc", O_WRONLY|O_CREAT|O_APPEND, 0666) = 3`,
       `18 ${at(0.4)} vfork() = 20`,
       `20 ${at(0.41)} execve("/usr/bin/sh", ["sh", "-c", "id"], 0x7ffd /* 6 vars */) = 0`,
       `20 ${at(0.42)} kill(1, SIGKILL) = -1 EPERM (Operation not permitted)`,
@@ -245,8 +245,8 @@ describe('observe: wiring the witnesses together', () => {
           monitorEvents: [{ type: 'dns', name: 'collect.x.invalid', qtype: 1, answer: '127.1.0.1', src: '127.0.0.1:40000', time: T + 0.11 }],
           changes: [
             { path: '/home', kind: 'modified' },
-            { path: '/home/sandbox', kind: 'modified' },
-            { path: '/home/sandbox/.bashrc', kind: 'modified' },
+            { path: '/home/user', kind: 'modified' },
+            { path: '/home/user/.bashrc', kind: 'modified' },
             { path: '/opt/target/lib/python3.11/site-packages/six.py', kind: 'added' },
           ],
         }),
@@ -260,7 +260,7 @@ describe('observe: wiring the witnesses together', () => {
       ['process.exec', 'evil-pkg'],
       ['monitor.tampered', 'evil-pkg'],
     ]);
-    expect(findings[3]?.evidence).toEqual({ path: '/home/sandbox/.bashrc', kind: 'modified', pid: 18, argv: '/usr/bin/python3.11 _in_process.py build_wheel' });
+    expect(findings[3]?.evidence).toEqual({ path: '/home/user/.bashrc', kind: 'modified', pid: 18, argv: '/usr/bin/python3.11 _in_process.py build_wheel' });
     expect(findings[4]?.evidence).toMatchObject({ path: '/usr/bin/sh', argv: 'sh -c id', pid: 20 });
   });
 

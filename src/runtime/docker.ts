@@ -237,7 +237,8 @@ export class DockerClient implements ContainerClient {
           MemorySwap: spec.memoryBytes,
           NanoCpus: spec.nanoCpus,
           Ulimits: Object.entries(spec.ulimits ?? {}).map(([Name, value]) => ({ Name, Soft: value, Hard: value })),
-          Dns: spec.dns,
+          Dns: spec.dns?.servers,
+          DnsOptions: spec.dns?.options,
           Init: false,
           AutoRemove: false,
           // A package's output must not fill the host's disk through the engine's log files.

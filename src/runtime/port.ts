@@ -35,8 +35,8 @@ export interface ContainerSpec {
   nanoCpus?: number;
   /** Resource limits (`--ulimit`); soft equals hard, so the container cannot raise them. */
   ulimits?: Record<string, number>;
-  /** Resolver addresses written into the container's resolv.conf. */
-  dns?: string[];
+  /** What the engine writes into the container's resolv.conf. */
+  dns?: { servers: string[]; options: string[] };
 }
 
 /** A file written into a container before it starts, owned by root. */

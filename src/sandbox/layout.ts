@@ -3,7 +3,9 @@ export const TARGET = '/opt/target';
 /** The interpreter pip installs with and runs every build hook on: root-owned, empty, no user site. */
 export const INSTALLER_PYTHON = '/opt/installer/bin/python';
 export const SITE_PACKAGES = `${TARGET}/lib/python3.11/site-packages`;
-export const HOME = '/home/sandbox';
+/** The unprivileged user's home: named like any Linux user's, not like a sandbox's. */
+export const HOME = '/home/user';
+export const SANDBOX_USER = 'user';
 export const STATE_DIR = '/var/lib/sandbox-install';
 export const INPUT_MOUNT = '/input';
 export const RELAY_PORT = 3141;

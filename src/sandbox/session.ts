@@ -5,7 +5,7 @@
  * dir, whatever happened.
  */
 import { randomBytes, randomUUID } from 'node:crypto';
-import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdtemp, rm } from 'node:fs/promises';
 import { hostname, tmpdir } from 'node:os';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
@@ -17,7 +17,7 @@ import type { Policy } from '../policy/schema.js';
 import { startProxy, type IndexProxy, type Upstreams } from '../proxy/index.js';
 import type { Finding } from '../report/finding.js';
 import { LABEL, type ContainerClient, type ContainerHandle, type FsChange } from '../runtime/port.js';
-import { HOME, INPUT_MOUNT, INSTALLER_PYTHON, RELAY_PORT, SITE_PACKAGES, STATE_DIR, TARGET } from './layout.js';
+import { HOME, INPUT_MOUNT, INSTALLER_PYTHON, RELAY_PORT, SANDBOX_USER, SITE_PACKAGES, STATE_DIR, TARGET } from './layout.js';
 import { pipArgsFor, renderRequirements } from './requirements.js';
 
 const PROXY_MOUNT = '/run/sandbox-install-proxy';
@@ -28,6 +28,8 @@ export interface Limits {
   pids: number;
   nanoCpus: number;
 }
+
+const STACK_BYTES = 8 * 1024 ** 2;
 
 export const DEFAULT_LIMITS: Limits = {
   timeoutMs: 600_000,
@@ -145,11 +147,6 @@ export class SandboxSession implements AsyncDisposable {
     timings.proxyStart = elapsed(t);
 
     t = performance.now();
-    const inputDir = await this.tempDir('input', 0o755);
-    await writeFile(path.join(inputDir, 'requirements.lock'), renderRequirements(plan), { mode: 0o644 });
-    await writeFile(path.join(inputDir, 'resolv.conf'), 'nameserver 127.0.0.53\noptions attempts:1 timeout:2\n', {
-      mode: 0o644,
-    });
 
     const monitor = await client.create({
       name: `sandbox-install-${this.id.slice(0, 8)}-monitor`,
@@ -169,6 +166,9 @@ export class SandboxSession implements AsyncDisposable {
       readonlyRootfs: true,
       pidsLimit: 128,
       memoryBytes: 256 * 1024 ** 2,
+      // The engine writes this resolv.conf, and the sandbox, joining this network namespace, gets
+      // the same file: no host path of ours shows in its mount table.
+      dns: { servers: ['127.0.0.53'], options: ['attempts:1', 'timeout:2'] },
     });
     this.containers.push(monitor);
     const ready = this.followMonitor(monitor);
@@ -196,13 +196,13 @@ export class SandboxSession implements AsyncDisposable {
     const sandbox = await client.create({
       name: `sandbox-install-${this.id.slice(0, 8)}-sandbox`,
       image,
-      cmd: ['python3', '-I', '-S', '/opt/sandbox-install/supervisor.py', '--', ...pipArgs],
+      cmd: ['python3', '-I', '-S', '/opt/sandbox-install/supervisor.py', '--watch', policy.process.execWatch.join(','), '--', ...pipArgs],
       // Root without capabilities, except what the tracer needs to ptrace and drop to `sandbox`.
       user: '0:0',
       env: [
         `HOME=${HOME}`,
-        'USER=sandbox',
-        'LOGNAME=sandbox',
+        `USER=${SANDBOX_USER}`,
+        `LOGNAME=${SANDBOX_USER}`,
         'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
         'LANG=C.UTF-8',
         'PIP_NO_CACHE_DIR=1',
@@ -213,15 +213,24 @@ export class SandboxSession implements AsyncDisposable {
       labels: this.labels('sandbox'),
       networkMode: `container:${monitor.id}`,
       capDrop: ['ALL'],
-      capAdd: ['SYS_PTRACE', 'SETUID', 'SETGID'],
+      // DAC_READ_SEARCH: strace -y reads /proc/<pid>/fd/<n> of the sandbox user's processes,
+      // whose fd directories are 0500 and theirs. None of these reach pip's side: after the drop
+      // to `user` its sets are empty, and no-new-privileges bars file capabilities and setuid.
+      capAdd: ['SYS_PTRACE', 'SETUID', 'SETGID', 'DAC_READ_SEARCH'],
       securityOpt: ['no-new-privileges'],
-      binds: [`${inputDir}/resolv.conf:/etc/resolv.conf:ro`, `${inputDir}/requirements.lock:${INPUT_MOUNT}/requirements.lock:ro`],
       pidsLimit: limits.pids,
       memoryBytes: limits.memoryBytes,
       nanoCpus: limits.nanoCpus,
+      // The kernel takes at most a quarter of the stack limit for argv and environment: 2 MiB
+      // here, so no execve can print a trace line of many megabytes (a hard limit the sandbox
+      // cannot raise). Real builds fit: 8 MiB is every distribution's default.
+      ulimits: { stack: STACK_BYTES },
     });
     this.containers.push(sandbox);
     this.sandbox = sandbox;
+    // Copied in, not bind-mounted: the lock is root-owned and read-only to the sandbox user, and
+    // no host path appears in the sandbox's /proc/self/mountinfo.
+    await sandbox.putFiles([{ path: `${INPUT_MOUNT}/requirements.lock`, content: renderRequirements(plan), mode: 0o644 }]);
     await sandbox.start();
     timings.containerStart = elapsed(t);
 
