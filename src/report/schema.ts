@@ -5,6 +5,35 @@ export const SCHEMA_VERSION = 1;
 
 const JudgedFinding = Finding.extend({ failing: z.boolean() });
 
+const tally = z.number().int().nonnegative();
+
+/**
+ * What `boundReport` (report/bound.ts) cut or folded so that a hostile run's report stays finite;
+ * present only when something was. Counts cover what the report still holds: a finding or event
+ * dropped whole counts once, in `findings` or `events`, not again for the strings inside it.
+ */
+export const ReportCut = z.object({
+  /** Strings shortened, each ending (or, for install.output, starting) with a `…[+N chars]` marker. */
+  strings: tally,
+  /** Entries dropped from arrays inside records (argv), and files dropped from packages[].files. */
+  arrayEntries: tally,
+  /** Keys dropped from objects inside records (evidence, events, error). */
+  objectKeys: tally,
+  /** Objects and arrays nested too deep, each replaced by the string `…[nested]`. */
+  nested: tally,
+  /** Findings folded into an identical one (same rule, package and message); their evidence.count adds up. */
+  findingsMerged: tally,
+  /** Findings dropped, the least severe first. */
+  findings: tally,
+  /** Events (network, filesystem, processes, proxy) folded into an identical one, which carries a `count`. */
+  eventsMerged: tally,
+  /** Events dropped, the latest first. */
+  events: tally,
+  /** Packages dropped. */
+  packages: tally,
+});
+export type ReportCut = z.infer<typeof ReportCut>;
+
 export const Report = z.object({
   schemaVersion: z.literal(SCHEMA_VERSION),
   tool: z.object({ name: z.literal('sandbox-install'), version: z.string() }),
@@ -25,7 +54,16 @@ export const Report = z.object({
   filesystem: z.array(z.record(z.string(), z.unknown())),
   processes: z.array(z.record(z.string(), z.unknown())),
   proxy: z.array(
-    z.object({ time: z.string(), method: z.string(), path: z.string(), status: z.number(), bytes: z.number(), ms: z.number() }),
+    z.object({
+      time: z.string(),
+      method: z.string(),
+      path: z.string(),
+      status: z.number(),
+      bytes: z.number(),
+      ms: z.number(),
+      /** Identical requests folded into this one (report/bound.ts); absent means one. */
+      count: z.number().int().positive().optional(),
+    }),
   ),
   install: z
     .object({ pipExitCode: z.number().nullable(), timedOut: z.boolean(), output: z.string(), traceBytes: z.number().nullable() })
@@ -34,5 +72,7 @@ export const Report = z.object({
   exported: z.string().nullable(),
   manifest: z.string().nullable(),
   error: z.record(z.string(), z.unknown()).nullable(),
+  /** Additive, so schemaVersion stays 1. */
+  cut: ReportCut.optional(),
 });
 export type Report = z.infer<typeof Report>;

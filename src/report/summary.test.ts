@@ -1,6 +1,7 @@
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import type { Report } from './schema.js';
-import { evidenceLine, renderSummary } from './summary.js';
+import { evidenceLine, renderSummary, SUMMARY_LIMITS } from './summary.js';
 
 type JudgedFinding = Report['findings'][number];
 
@@ -171,15 +172,81 @@ describe('renderSummary with colour', () => {
 });
 
 describe('evidenceLine', () => {
-  it('keeps scalar fields, at most six, each escaped and cut to 200 characters', () => {
+  it('keeps scalar fields, at most six, each escaped and cut to 200 characters with a visible …', () => {
     expect(evidenceLine({ a: 1, b: null, c: undefined, d: { x: 1 }, e: ['x'], f: true, g: 'x'.repeat(300), h: 'h', i: 'i', j: 'j', k: 'k' })).toBe(
-      `a=1 f=true g=${'x'.repeat(200)} h=h i=i j=j`,
+      `a=1 f=true g=${'x'.repeat(200)}… h=h i=i j=j`,
     );
+    expect(evidenceLine({ g: 'x'.repeat(200) })).toBe(`g=${'x'.repeat(200)}`);
   });
 
   it('escapes before cutting, so a cut never leaves half an escape raw', () => {
     const line = evidenceLine({ p: `${'y'.repeat(198)}${ESC}[31m` });
-    expect(line).toBe(`p=${'y'.repeat(198)}\\x`);
+    expect(line).toBe(`p=${'y'.repeat(198)}\\x…`);
     expect(line).not.toContain(ESC);
+  });
+});
+
+/** Listed findings, and the findings the `… N more` lines stand for. */
+function tally(text: string): { listed: number; more: number } {
+  const lines = text.split('\n');
+  return {
+    listed: lines.filter((line) => /^ {4}[✗·] /.test(line)).length,
+    more: lines.reduce((sum, line) => sum + Number(/… (\d+) more findings? \(see the JSON report\)$/.exec(line)?.[1] ?? 0), 0),
+  };
+}
+
+describe('renderSummary stays short', () => {
+  it('lists at most 20 findings per package, the failing and most severe, and counts the rest', () => {
+    const findings = [
+      ...Array.from({ length: 25 }, (_, i) => judged('network.dns', 'evil-pkg', `low ${i}`, {}, { severity: 'low', failing: false })),
+      ...Array.from({ length: 5 }, (_, i) => judged('process.exec', 'evil-pkg', `failing ${i}`, {})),
+    ];
+    const lines = renderSummary(report({ findings }), false).split('\n');
+    expect(lines.slice(1, 3)).toEqual(['  evil-pkg', '    · network.dns [low] low 0  ']);
+    expect(lines.filter((line) => line.includes('low '))).toHaveLength(15);
+    expect(lines.filter((line) => line.includes('failing '))).toHaveLength(5);
+    expect(lines.slice(-4)).toEqual(['    ✗ process.exec [high] failing 4  ', '    … 10 more findings (see the JSON report)', '  nothing exported', '']);
+  });
+
+  it('never passes its line limit, and accounts for every finding', () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.integer({ min: 1, max: 40 }), { maxLength: 30 }),
+        fc.integer({ min: 1, max: 25 }),
+        fc.integer({ min: 8, max: 60 }),
+        fc.boolean(),
+        (perPackage, findingsPerPackage, maxLines, failed) => {
+          const findings = perPackage.flatMap((n, p) => Array.from({ length: n }, (_, i) => judged('network.dns', `pkg-${p}`, `m${i}`, { i })));
+          const text = renderSummary(report({ findings, ...(failed ? { verdict: 'error', error: { message: 'boom' } } : {}) }), false, {
+            ...SUMMARY_LIMITS,
+            findingsPerPackage,
+            lines: maxLines,
+          });
+          expect(text.split('\n').length - 1).toBeLessThanOrEqual(maxLines);
+          const { listed, more } = tally(text);
+          expect(listed + more).toBe(findings.length);
+        },
+      ),
+    );
+  });
+
+  it('renders 50,000 hostile findings over 500 packages in 200 lines, with nothing a terminal would obey', () => {
+    const hostile = '\x1b]0;owned\x07\u202e\u2066\u009b2J\u2028\u{e0041}'.repeat(400);
+    const packages = Array.from({ length: 500 }, (_, p) => `evil-${p}${hostile}`);
+    const findings = Array.from({ length: 50_000 }, (_, i) =>
+      judged('network.dns', packages[i % 500]!, `DNS query for ${i}${hostile}`, { name: hostile, pid: i }, { failing: i % 7 === 0 }),
+    );
+    const text = renderSummary(report({ verdict: 'error', error: { message: hostile }, findings }), true);
+    const lines = text.split('\n');
+    expect(lines.length - 1).toBeLessThanOrEqual(SUMMARY_LIMITS.lines);
+    expect(lines.at(-4)).toMatch(/^ {2}\u001b\[2m… \d+ more findings \(see the JSON report\)\u001b\[0m$/);
+    const plain = text.replace(/\u001b\[\d+m/g, '');
+    const { listed, more } = tally(plain);
+    expect(listed + more).toBe(50_000);
+    // The only raw ESCs are the summary's own colours; nothing else a terminal obeys is raw.
+    expect(text.match(/\u001b/g)?.length).toBe(text.match(/\u001b\[(?:0|1|2|31|32|33)m/g)?.length);
+    expect(plain).not.toMatch(/(?!\n)[\p{Cc}\p{Cf}\p{Zl}\p{Zp}]/u);
+    // Each line is cut: a message or name at 300, six evidence fields at 200.
+    for (const line of lines) expect(line.length).toBeLessThan(2000);
   });
 });

@@ -1,46 +1,97 @@
 import type { Report } from './schema.js';
+import { keepMostSevere } from './bound.js';
+import { headUnits } from './cut.js';
 import { escapeControl } from './escape.js';
 
 const COLORS = { red: 31, green: 32, yellow: 33, dim: 2, bold: 1 } as const;
 type Color = keyof typeof COLORS;
 
+type JudgedFinding = Report['findings'][number];
+
+export interface SummaryLimits {
+  /** Findings listed under one package; the rest are one `… N more findings` line. */
+  findingsPerPackage: number;
+  /** Lines in the whole summary, the final `… N more findings` line included. At least 8. */
+  lines: number;
+  /** A message, package name, path or error, after escaping. */
+  textChars: number;
+  /** One evidence field's value, after escaping. */
+  evidenceChars: number;
+}
+
+/** A screen or two: the JSON report has the rest. */
+export const SUMMARY_LIMITS: Readonly<SummaryLimits> = { findingsPerPackage: 20, lines: 200, textChars: 300, evidenceChars: 200 };
+
 function paint(enabled: boolean) {
   return (color: Color, text: string) => (enabled ? `\x1b[${COLORS[color]}m${text}\x1b[0m` : text);
 }
 
-/** Evidence on one line: the few fields that say what happened, package-controlled text escaped. */
-export function evidenceLine(evidence: Record<string, unknown>): string {
-  return Object.entries(evidence)
-    .filter(([, value]) => value !== undefined && value !== null && typeof value !== 'object')
-    .slice(0, 6)
-    .map(([key, value]) => `${key}=${escapeControl(String(value)).slice(0, 200)}`)
-    .join(' ');
+/**
+ * Package-controlled text for the terminal: escaped, then cut to `max` with a `…`. Escaping only
+ * lengthens, so escaping the first max + 1 units gives the same head as escaping all of a 4 MB
+ * argv, and the cut comes after the escape so it never leaves half an escape raw.
+ */
+function clip(text: string, max: number): string {
+  const escaped = escapeControl(text.length > max ? text.slice(0, max + 1) : text);
+  return escaped.length > max ? `${headUnits(escaped, max)}…` : escaped;
 }
 
-/** The short human summary on stdout: verdict, then findings grouped by package. */
-export function renderSummary(report: Report, color: boolean): string {
+/** Evidence on one line: the few fields that say what happened, package-controlled text escaped. */
+export function evidenceLine(evidence: Record<string, unknown>, max = SUMMARY_LIMITS.evidenceChars): string {
+  const fields: string[] = [];
+  for (const key of Object.keys(evidence)) {
+    if (fields.length === 6) break;
+    const value = evidence[key];
+    if (value === undefined || value === null || typeof value === 'object') continue;
+    fields.push(`${clip(key, 40)}=${clip(String(value), max)}`);
+  }
+  return fields.join(' ');
+}
+
+const more = (n: number) => `… ${n} more finding${n === 1 ? '' : 's'} (see the JSON report)`;
+
+/**
+ * The short human summary on stdout: verdict, then findings grouped by package, at most
+ * `findingsPerPackage` per package (the failing and most severe) and `lines` lines in all.
+ */
+export function renderSummary(report: Report, color: boolean, limits: SummaryLimits = SUMMARY_LIMITS): string {
   const c = paint(color);
-  const lines: string[] = [];
   const verdictColor: Color = report.verdict === 'pass' ? 'green' : report.verdict === 'fail' ? 'red' : 'yellow';
   const shown = report.findings.filter((f) => f.severity !== 'info' || f.failing);
-  lines.push(
-    `${c('bold', 'sandbox-install')} ${c(verdictColor, report.verdict.toUpperCase())}  ${escapeControl(report.lockfile)}  ` +
-      `${report.packages.length} packages, ${shown.length} findings, policy ${report.policy}`,
-  );
-  const byPackage = new Map<string, typeof shown>();
+  const header =
+    `${c('bold', 'sandbox-install')} ${c(verdictColor, report.verdict.toUpperCase())}  ${clip(report.lockfile, limits.textChars)}  ` +
+    `${report.packages.length} packages, ${shown.length} findings, policy ${clip(report.policy, limits.textChars)}`;
+  const footer: string[] = [];
+  if (report.exported) footer.push(`  exported ${clip(report.exported, limits.textChars)}`);
+  else if (report.verdict !== 'pass') footer.push('  nothing exported');
+  if (report.error) footer.push(`  ${c('yellow', clip(String(report.error.message ?? ''), limits.textChars))}`);
+
+  const byPackage = new Map<string, JudgedFinding[]>();
   for (const f of shown) {
     const key = f.package ?? '(unattributed)';
-    byPackage.set(key, [...(byPackage.get(key) ?? []), f]);
+    const list = byPackage.get(key);
+    if (list) list.push(f);
+    else byPackage.set(key, [f]);
   }
+
+  const body: string[] = [];
+  // One line stays free for a final `… N more findings` line.
+  let room = limits.lines - 1 - footer.length - 1;
+  let left = shown.length;
   for (const [pkg, findings] of byPackage) {
-    lines.push(`  ${c('bold', escapeControl(pkg))}`);
-    for (const f of findings) {
+    // A package line and at least one finding or `more` line.
+    if (room < 2) break;
+    const fits = Math.min(limits.findingsPerPackage, room - 1);
+    const listed = findings.length <= fits ? findings : keepMostSevere(findings, Math.min(limits.findingsPerPackage, room - 2), (f) => f);
+    body.push(`  ${c('bold', clip(pkg, limits.textChars))}`);
+    for (const f of listed) {
       const mark = f.failing ? c('red', '✗') : c('dim', '·');
-      lines.push(`    ${mark} ${f.rule} [${f.severity}] ${escapeControl(f.message)}  ${c('dim', evidenceLine(f.evidence))}`);
+      body.push(`    ${mark} ${f.rule} [${f.severity}] ${clip(f.message, limits.textChars)}  ${c('dim', evidenceLine(f.evidence, limits.evidenceChars))}`);
     }
+    if (listed.length < findings.length) body.push(`    ${c('dim', more(findings.length - listed.length))}`);
+    room -= 1 + listed.length + (listed.length < findings.length ? 1 : 0);
+    left -= findings.length;
   }
-  if (report.exported) lines.push(`  exported ${escapeControl(report.exported)}`);
-  else if (report.verdict !== 'pass') lines.push('  nothing exported');
-  if (report.error) lines.push(`  ${c('yellow', escapeControl(String(report.error.message ?? '')))}`);
-  return lines.join('\n') + '\n';
+  if (left > 0) body.push(`  ${c('dim', more(left))}`);
+  return [header, ...body, ...footer].join('\n') + '\n';
 }

@@ -3,7 +3,7 @@ import { homedir } from 'node:os';
 import path from 'node:path';
 import { writeFile } from 'node:fs/promises';
 import { z } from 'zod';
-import { EXIT, InputError, SandboxError } from '../../errors.js';
+import { EnvironmentError, EXIT, InputError, SandboxError } from '../../errors.js';
 import { assertReplaceable, MANIFEST_NAME, stageExport } from '../../export/publish.js';
 import { readLock } from '../../lock/parse.js';
 import type { LockPlan } from '../../lock/types.js';
@@ -12,6 +12,7 @@ import { evaluate } from '../../policy/evaluate.js';
 import { loadPolicy } from '../../policy/load.js';
 import { pipConfiguredUpstreams, redactUrl } from '../../proxy/index.js';
 import { finding, type Finding } from '../../report/finding.js';
+import { serializeReport } from '../../report/bound.js';
 import { SCHEMA_VERSION, type Report } from '../../report/schema.js';
 import { renderSummary } from '../../report/summary.js';
 import { DockerClient } from '../../runtime/docker.js';
@@ -200,9 +201,25 @@ export async function runInstall(lockfile: string, raw: unknown, ctx: CommandCon
         await staged.discard();
         ctx.signal.throwIfAborted();
       } else {
-        const published = await staged.publish();
-        report.exported = published.output;
-        report.manifest = published.manifestFile;
+        // The report is written before anything is published, and saying what will be published:
+        // a report that cannot be written stops the export, and exit 0 always has its report.
+        report.exported = path.resolve(options.output);
+        report.manifest = path.join(report.exported, MANIFEST_NAME);
+        try {
+          await writeReport(options.report, report);
+        } catch (error: unknown) {
+          report.exported = null;
+          report.manifest = null;
+          await staged.discard();
+          throw new EnvironmentError('report.unwritable', `could not write the report to ${options.report}; nothing was exported`, { cause: error });
+        }
+        try {
+          await staged.publish();
+        } catch (error: unknown) {
+          report.exported = null;
+          report.manifest = null;
+          throw error;
+        }
       }
       timings.export = Math.round(performance.now() - t);
     }
@@ -212,10 +229,17 @@ export async function runInstall(lockfile: string, raw: unknown, ctx: CommandCon
     throw error;
   } finally {
     timings.total = Math.round(performance.now() - started);
-    if (options.report) await writeFile(options.report, JSON.stringify(report, null, 2) + '\n');
+    // Written again with the end state. Bounded (report/bound.ts): nothing a package floods into
+    // it can make serialising throw. A failure here is logged, never thrown: it must not replace
+    // the error or the exit code that ended the run.
+    await writeReport(options.report, report).catch((error: unknown) => log.error({ err: error, report: options.report }, 'could not write the report'));
     if (report.error === null) {
-      process.stdout.write(options.format === 'json' ? JSON.stringify(report, null, 2) + '\n' : renderSummary(report, ctx.color));
+      process.stdout.write(options.format === 'json' ? serializeReport(report) : renderSummary(report, ctx.color));
     }
   }
   return exitCode;
+}
+
+async function writeReport(file: string | undefined, report: Report): Promise<void> {
+  if (file) await writeFile(file, serializeReport(report));
 }
