@@ -347,7 +347,19 @@ describe('index proxy refusals', () => {
     expect(upstream.hits.has('/simple/evil-name/')).toBe(false);
     expect(proxy.findings).toEqual([
       expect.objectContaining({ rule: 'integrity.unlocked-request', severity: 'high', package: null, evidence: { method: 'GET', path: '/simple/evil/', project: 'evil', time: expect.any(String) } }),
-      expect.objectContaining({ evidence: { method: 'GET', path: raw, project: 'evil-name', time: expect.any(String) } }),
+      expect.objectContaining({ evidence: { method: 'GET', path: raw, project: null, time: expect.any(String) } }),
+    ]);
+  });
+
+  it('refuses any request with a query string, even for a locked project, and never asks upstream', async () => {
+    await using proxy = await proxyFor();
+    const hitsBefore = [...upstream.hits.values()].reduce((a, b) => a + b, 0);
+    expect((await get(proxy, '/simple/alpha/?d=SECRET')).status).toBe(404);
+    expect((await get(proxy, '/simple/?d=SECRET')).status).toBe(404);
+    expect([...upstream.hits.values()].reduce((a, b) => a + b, 0)).toBe(hitsBefore);
+    expect(proxy.findings.map((f) => [f.rule, f.evidence.path])).toEqual([
+      ['integrity.unlocked-request', '/simple/alpha/?d=SECRET'],
+      ['integrity.unlocked-request', '/simple/?d=SECRET'],
     ]);
   });
 

@@ -271,8 +271,11 @@ class ProxyServer implements IndexProxy {
 
   private async route(req: http.IncomingMessage, res: http.ServerResponse, ctx: RequestContext): Promise<void> {
     const target = req.url ?? '';
-    const pathname = target.startsWith('/') ? (target.split('?')[0] ?? '') : null;
     const isRead = ctx.method === 'GET' || ctx.method === 'HEAD';
+    // pip never sends a query string (the pages we serve carry none); one from the sandbox is data
+    // looking for a way out, and is refused and recorded like any unlocked request.
+    if (target.includes('?')) return this.refuse(req, res, ctx, isRead ? 404 : 405, null);
+    const pathname = target.startsWith('/') ? target : null;
 
     if (pathname === '/simple') {
       if (!isRead) return this.refuse(req, res, ctx, 405, null);
