@@ -1,29 +1,14 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { boundReport, REPORT_LIMITS, serializeReport, type ReportLimits } from './bound.js';
-import { Report } from './schema.js';
+import { emptyReport, Report } from './schema.js';
 
 type JudgedFinding = Report['findings'][number];
 
 function report(overrides: Partial<Report> = {}): Report {
   return {
-    schemaVersion: 1,
-    tool: { name: 'sandbox-install', version: '0.1.0' },
+    ...emptyReport({ version: '0.1.0', lockfile: 'requirements.lock', policy: 'default', image: null, timings: { total: 1200 } }),
     verdict: 'fail',
-    lockfile: 'requirements.lock',
-    policy: 'default',
-    image: null,
-    packages: [],
-    findings: [],
-    network: [],
-    filesystem: [],
-    processes: [],
-    proxy: [],
-    install: null,
-    timings: { total: 1200 },
-    exported: null,
-    manifest: null,
-    error: null,
     ...overrides,
   };
 }

@@ -76,3 +76,26 @@ export const Report = z.object({
   cut: ReportCut.optional(),
 });
 export type Report = z.infer<typeof Report>;
+
+/** A report before anything is known: verdict `error` (inconclusive) until the run says otherwise. */
+export function emptyReport(start: { version: string; lockfile: string; policy: string; image: string | null; timings?: Report['timings'] }): Report {
+  return {
+    schemaVersion: SCHEMA_VERSION,
+    tool: { name: 'sandbox-install', version: start.version },
+    verdict: 'error',
+    lockfile: start.lockfile,
+    policy: start.policy,
+    image: start.image,
+    packages: [],
+    findings: [],
+    network: [],
+    filesystem: [],
+    processes: [],
+    proxy: [],
+    install: null,
+    timings: start.timings ?? {},
+    exported: null,
+    manifest: null,
+    error: null,
+  };
+}

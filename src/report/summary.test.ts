@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import type { Report } from './schema.js';
+import { emptyReport, type Report } from './schema.js';
 import { evidenceLine, renderSummary, SUMMARY_LIMITS } from './summary.js';
 
 type JudgedFinding = Report['findings'][number];
@@ -9,26 +9,12 @@ const ESC = '\u001b';
 
 function report(overrides: Partial<Report> = {}): Report {
   return {
-    schemaVersion: 1,
-    tool: { name: 'sandbox-install', version: '0.1.0' },
+    ...emptyReport({ version: '0.1.0', lockfile: 'requirements.lock', policy: 'default', image: null, timings: { total: 1200 } }),
     verdict: 'fail',
-    lockfile: 'requirements.lock',
-    policy: 'default',
-    image: null,
     packages: [
       { name: 'evil-pkg', version: '1.0', marker: null, files: [] },
       { name: 'six', version: '1.16.0', marker: null, files: [] },
     ],
-    findings: [],
-    network: [],
-    filesystem: [],
-    processes: [],
-    proxy: [],
-    install: null,
-    timings: {},
-    exported: null,
-    manifest: null,
-    error: null,
     ...overrides,
   };
 }

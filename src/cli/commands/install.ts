@@ -13,7 +13,7 @@ import { loadPolicy } from '../../policy/load.js';
 import { pipConfiguredUpstreams, redactUrl } from '../../proxy/index.js';
 import { finding, type Finding } from '../../report/finding.js';
 import { serializeReport } from '../../report/bound.js';
-import { SCHEMA_VERSION, type Report } from '../../report/schema.js';
+import { emptyReport, type Report } from '../../report/schema.js';
 import { renderSummary } from '../../report/summary.js';
 import { DockerClient } from '../../runtime/docker.js';
 import { defaultImageTag, ensureImage } from '../../runtime/image.js';
@@ -115,25 +115,7 @@ export async function runInstall(lockfile: string, raw: unknown, ctx: CommandCon
   if (built !== 'existing') log.info({ image, path: built }, `built the sandbox image (${built})`);
   timings.image = Math.round(performance.now() - t);
 
-  const report: Report = {
-    schemaVersion: SCHEMA_VERSION,
-    tool: { name: 'sandbox-install', version: TOOL_VERSION },
-    verdict: 'error',
-    lockfile,
-    policy: policy.name,
-    image,
-    packages: [],
-    findings: [],
-    network: [],
-    filesystem: [],
-    processes: [],
-    proxy: [],
-    install: null,
-    timings,
-    exported: null,
-    manifest: null,
-    error: null,
-  };
+  const report = emptyReport({ version: TOOL_VERSION, lockfile, policy: policy.name, image, timings });
 
   let exitCode: number = EXIT.install;
   try {
