@@ -287,7 +287,7 @@ describe('networkFindings: events for the report', () => {
     expect(events).toEqual([
       { source: 'monitor', type: 'relay-error', error: 'boom', time: 1 },
       { source: 'monitor', type: 'truncated', limit: 20000, time: 2 },
-      { source: 'monitor', type: 'dns-malformed', bytes: 3, src: '127.0.0.1:1', time: 3 },
+      { source: 'monitor', type: 'dns-malformed', bytes: 3, src: '127.0.0.1:1', time: 3, pid: null, argv: null, package: null },
       { source: 'tracer', kind: 'connect', pid: 20, time: 100, ok: true, errno: null, syscall: 'connect', family: 'inet', address: '10.0.0.1', port: 80, package: 'evil-pkg' },
     ]);
   });
@@ -322,9 +322,11 @@ describe('networkFindings: a monitor that could not record everything', () => {
     ]);
   });
 
-  it('reports malformed packets sent to the sinkhole as DNS traffic', () => {
+  it('reports malformed packets sent to the sinkhole as DNS traffic, from the process that sent them', () => {
     const { findings } = networkFindings(context([], [{ type: 'dns-malformed', bytes: 3, src: '127.0.0.1:5000', time: 1 }]));
-    expect(findings).toEqual([expect.objectContaining({ rule: 'network.dns', evidence: { malformed: true, bytes: 3, src: '127.0.0.1:5000' } })]);
+    expect(findings).toEqual([expect.objectContaining({ rule: 'network.dns', package: null, evidence: { malformed: true, bytes: 3, src: '127.0.0.1:5000', pid: null, argv: null } })]);
+    const sent = networkFindings(context(['20 0.900000 ' + DNS], [{ type: 'dns-malformed', bytes: 3, src: '127.0.0.1:5000', time: 1 }]));
+    expect(sent.findings).toEqual([expect.objectContaining({ rule: 'network.dns', package: 'evil-pkg', evidence: expect.objectContaining({ malformed: true, pid: 20 }) })]);
   });
 });
 

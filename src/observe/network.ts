@@ -118,9 +118,10 @@ export function networkFindings(ctx: NetworkContext): { findings: Finding[]; eve
         finding('monitor.tampered', 'critical', `the monitor could not record everything (${event.type})`, { event: event.type, error: str(event.error), limit: num(event.limit) }),
       );
     } else if (event.type === 'dns-malformed') {
-      events.push({ source: 'monitor', ...event });
-      found.add('dns-malformed', () =>
-        finding('network.dns', 'high', 'a malformed DNS packet reached the sinkhole', { malformed: true, bytes: num(event.bytes), src: str(event.src) }),
+      const asker = who(dnsAsker(time));
+      events.push({ source: 'monitor', ...event, ...asker });
+      found.add(`dns-malformed|${asker.package}`, () =>
+        finding('network.dns', 'high', 'a malformed DNS packet reached the sinkhole', { malformed: true, bytes: num(event.bytes), src: str(event.src), pid: asker.pid, argv: asker.argv }, asker.package),
       );
     } else if (event.type === 'relay-error') {
       events.push({ source: 'monitor', ...event });
