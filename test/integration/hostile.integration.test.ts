@@ -36,10 +36,12 @@ describe.runIf(engineAvailable())('hostile packages fail with their rule', () =>
         const policy = hostile.policy ? [ '--policy', await writePolicy(hostile.policy) ] : [];
         const run = await runCli(index.lockFile, index.indexUrl, [...(hostile.options ?? []), ...policy, ...extra]);
         const shown = JSON.stringify(run.report.findings.map((f) => [f.rule, f.package, f.evidence]));
-        const matching = run.report.findings.filter((f) => f.rule === hostile.expect.rule && f.package === hostile.expect.package);
-        expect(matching, `findings were: ${shown}`).toContainEqual(
-          expect.objectContaining({ failing: true, evidence: expect.objectContaining(hostile.expect.evidence) }),
-        );
+        for (const wanted of [hostile.expect, ...(hostile.alsoExpect ?? [])]) {
+          const matching = run.report.findings.filter((f) => f.rule === wanted.rule && f.package === wanted.package);
+          expect(matching, `findings were: ${shown}`).toContainEqual(
+            expect.objectContaining({ failing: true, evidence: expect.objectContaining(wanted.evidence) }),
+          );
+        }
         // The attacker is blamed, never the package it attacked.
         if (hostile.victim) {
           expect(run.report.findings.filter((f) => f.package === hostile.victim && f.severity !== 'info'), `findings were: ${shown}`).toEqual([]);
