@@ -20,7 +20,7 @@ import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { extract as tarFsExtract, type ExtractOptions as TarFsTypedOptions } from 'tar-fs';
 import { InstallError } from '../errors.js';
-import { finding, type Finding } from '../report/finding.js';
+import { finding, type Finding } from '../core/finding.js';
 import { syncBackedFs } from './sync-fs.js';
 import type { TarHeader as Headers } from './tar-header.js';
 

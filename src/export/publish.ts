@@ -6,7 +6,7 @@ import { mkdir, mkdtemp, readdir, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { InputError } from '../errors.js';
-import { finding, type Finding } from '../report/finding.js';
+import { finding, type Finding } from '../core/finding.js';
 import { compileTree, type CompileResult } from './bytecode.js';
 import { extractArchive } from './extract.js';
 import { buildManifest, writeManifest, type ManifestEntry } from './manifest.js';

@@ -3,7 +3,7 @@
  * and which credential paths it tried to open (from the tracer, failed attempts included).
  */
 import path from 'node:path';
-import { finding, type Finding } from '../report/finding.js';
+import { finding, type Finding } from '../core/finding.js';
 import { argvText } from './attribution.js';
 import type { FsChange } from '../runtime/port.js';
 import type { Trace, TraceEvent } from './trace.js';

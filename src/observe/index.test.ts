@@ -5,7 +5,7 @@ import { pack } from 'tar-stream';
 import { describe, expect, it } from 'vitest';
 import type { LockPlan } from '../lock/types.js';
 import type { Policy } from '../policy/schema.js';
-import { finding, type Finding } from '../report/finding.js';
+import { finding, type Finding } from '../core/finding.js';
 import { DEFAULT_LIMITS, type InstallOutcome, type SupervisorStatus } from '../sandbox/session.js';
 import { observe, type ObserveInput } from './index.js';
 

@@ -6,7 +6,7 @@
 import type { Readable } from 'node:stream';
 import type { LockPlan } from '../lock/types.js';
 import type { Policy } from '../policy/schema.js';
-import { finding, type Finding } from '../report/finding.js';
+import { finding, type Finding } from '../core/finding.js';
 import type { InstallOutcome } from '../sandbox/session.js';
 import { HOME, INPUT_MOUNT, INSTALLER_PYTHON, RELAY_PORT, STATE_DIR, TARGET } from '../sandbox/layout.js';
 import { argvText, installerPids, packageOfProcess, pipPids } from './attribution.js';

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { Finding } from '../report/finding.js';
+import type { Finding } from '../core/finding.js';
 import { networkFindings, type NetworkContext } from './network.js';
 import { parseTrace } from './trace.js';
 

@@ -3,7 +3,7 @@
  * and the tracer (every connect, including raw IPs and unix sockets that nothing answered).
  */
 import { argvText } from './attribution.js';
-import { finding, type Finding } from '../report/finding.js';
+import { finding, type Finding } from '../core/finding.js';
 import type { Trace, TraceEvent } from './trace.js';
 
 type ConnectEvent = Extract<TraceEvent, { kind: 'connect' }>;

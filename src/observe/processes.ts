@@ -3,7 +3,7 @@
  * pip ended, signals aimed at the monitor, ptrace attempts, and fork failures at the pids limit.
  */
 import path from 'node:path';
-import { finding, type Finding } from '../report/finding.js';
+import { finding, type Finding } from '../core/finding.js';
 import { threadsOf } from './attribution.js';
 import type { ProcessInfo, Trace } from './trace.js';
 

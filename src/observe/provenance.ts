@@ -20,7 +20,7 @@
  * sandbox; fs.target-tamper and the RECORD check judge them), and files outside site-packages
  * (scripts, headers, data), which are never exported.
  */
-import { finding, type Finding } from '../report/finding.js';
+import { finding, type Finding } from '../core/finding.js';
 import type { ScannedFile, StaticScan } from './static-scan.js';
 import { readWheel, sitePackagesPath, WheelError, type WheelContents } from './wheel.js';
 

@@ -9,7 +9,7 @@
  * Namespace portions (PEP 420: a directory with no `__init__`) never shadow anything and share
  * freely. The distribution whose file wins is the one the finding names: its code is what runs.
  */
-import { finding, type Finding } from '../report/finding.js';
+import { finding, type Finding } from '../core/finding.js';
 import type { ScannedFile } from './static-scan.js';
 
 const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]*$/;

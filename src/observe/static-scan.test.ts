@@ -4,7 +4,7 @@ import fc from 'fast-check';
 import { pack, type Header } from 'tar-stream';
 import { describe, expect, it } from 'vitest';
 import { InstallError } from '../errors.js';
-import type { Finding } from '../report/finding.js';
+import type { Finding } from '../core/finding.js';
 import { DEFAULT_SHADOWED, scanSitePackages, type ScanOptions, type StaticScan } from './static-scan.js';
 
 // Every archive is built here, entry by entry, the way `getArchive` streams a venv's

@@ -51,7 +51,7 @@ import { pipeline } from 'node:stream/promises';
 import { extract } from 'tar-stream';
 import { InstallError } from '../errors.js';
 import { isValidProjectName, normalizeName } from '../lock/normalize.js';
-import { finding, type Finding } from '../report/finding.js';
+import { finding, type Finding } from '../core/finding.js';
 import { parseRecord, type RecordEntry } from './record.js';
 import type { TarHeader as Headers } from '../export/tar-header.js';
 import { shadowingFindings } from './shadowing.js';

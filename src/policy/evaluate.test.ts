@@ -1,6 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { finding, RULES, Severity, type Finding } from '../report/finding.js';
+import { finding, Severity, type Finding } from '../core/finding.js';
+import { RULE_IDS } from '../core/rules.js';
 import { evaluate, type EvaluationInput } from './evaluate.js';
 import type { Policy } from './schema.js';
 
@@ -144,7 +145,7 @@ describe('evaluate: packages', () => {
 
 describe('evaluate: properties', () => {
   const arbFinding = fc.record({
-    rule: fc.constantFrom(...RULES),
+    rule: fc.constantFrom(...RULE_IDS),
     severity: fc.constantFrom(...Severity.options),
     package: fc.option(fc.constantFrom('a', 'b', 'c'), { nil: null }),
     message: fc.string(),

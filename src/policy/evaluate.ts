@@ -1,5 +1,5 @@
 /** The policy evaluator: a pure function from what was observed to findings and a verdict. */
-import { finding, type Finding } from '../report/finding.js';
+import { finding, type Finding } from '../core/finding.js';
 import { matchesRule, type Policy } from './schema.js';
 
 export type Verdict = 'pass' | 'fail' | 'error';

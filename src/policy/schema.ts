@@ -1,8 +1,9 @@
 import { z } from 'zod';
-import { RULES, Severity } from '../report/finding.js';
+import { Severity } from '../core/finding.js';
+import { RULE_IDS } from '../core/rules.js';
 
 /** A rule id, or a family wildcard such as `network.*`. */
-const RulePattern = z.string().refine((value) => value.endsWith('.*') || (RULES as readonly string[]).includes(value), {
+const RulePattern = z.string().refine((value) => value.endsWith('.*') || (RULE_IDS as readonly string[]).includes(value), {
   message: 'not a known rule id or family wildcard (family.*)',
 });
 

@@ -7,7 +7,7 @@ import { pipeline } from 'node:stream/promises';
 import type { Logger } from 'pino';
 import { EnvironmentError, InputError } from '../errors.js';
 import type { LockPlan } from '../lock/types.js';
-import { finding, type Finding } from '../report/finding.js';
+import { finding, type Finding } from '../core/finding.js';
 import { ContentCache } from './cache.js';
 import { canonicalVersion, isSafeFilename, isValidProjectName, normalizeName, SHA256_HEX, versionFromFilename } from './names.js';
 import {

@@ -29,7 +29,7 @@
 import { createHash } from 'node:crypto';
 import { cutHead, cutTail } from './cut.js';
 import { escapedJsonBytes, escapeJson } from './escape.js';
-import type { Severity } from './finding.js';
+import type { Severity } from '../core/finding.js';
 import type { Report, ReportCut } from './schema.js';
 
 export interface ReportLimits {

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { Finding } from './finding.js';
+import { Finding } from '../core/finding.js';
 
 export const SCHEMA_VERSION = 1;
 

@@ -15,7 +15,7 @@ import { readSingleFile } from '../export/single-file.js';
 import type { LockPlan } from '../lock/types.js';
 import type { Policy } from '../policy/schema.js';
 import { startProxy, type IndexProxy, type Upstreams } from '../proxy/index.js';
-import type { Finding } from '../report/finding.js';
+import type { Finding } from '../core/finding.js';
 import { LABEL, type ContainerClient, type ContainerHandle, type FsChange } from '../runtime/port.js';
 import { HOME, INPUT_MOUNT, INSTALLER_PYTHON, RELAY_PORT, SANDBOX_USER, SITE_PACKAGES, STATE_DIR, TARGET } from './layout.js';
 import { pipArgsFor, renderRequirements } from './requirements.js';

@@ -11,7 +11,7 @@ import { observe } from '../../observe/index.js';
 import { evaluate } from '../../policy/evaluate.js';
 import { loadPolicy } from '../../policy/load.js';
 import { pipConfiguredUpstreams, redactUrl } from '../../proxy/index.js';
-import { finding, type Finding } from '../../report/finding.js';
+import { finding, type Finding } from '../../core/finding.js';
 import { serializeReport } from '../../report/bound.js';
 import { emptyReport, type Report } from '../../report/schema.js';
 import { renderSummary } from '../../report/summary.js';

@@ -1,0 +1,69 @@
+/**
+ * The rule catalogue: every rule id the tool can emit, with its family, default severity, a
+ * one-line description and help for whoever reads the finding. Rule ids are a public contract
+ * (`family.name`): reports, policies, the README and SARIF use them. `rules.test.ts` fails when a
+ * rule is emitted that is not here, or is here and nothing emits it.
+ */
+export type Severity = 'info' | 'low' | 'medium' | 'high' | 'critical';
+
+export interface RuleInfo {
+  /** The default severity a detector gives it; policies may override per rule or family. */
+  severity: Severity;
+  /** What it means, in one line. */
+  description: string;
+  /** What to do about it. */
+  help: string;
+}
+
+const rule = (severity: Severity, description: string, help: string): RuleInfo => ({ severity, description, help });
+
+export const CATALOGUE = {
+  'integrity.hash-mismatch': rule('critical', 'upstream bytes differ from the hash in the lock', 'The index served a different file than the one locked: do not trust this upstream until you know why.'),
+  'integrity.unlocked-request': rule('high', 'something asked the proxy for a project or file the lock does not cover', 'A missing dependency shows up here (relock it); a request from build code is data looking for a way out.'),
+  'integrity.build-requirement': rule('info', 'a build requirement was served unhashed, as the policy allows (pip #11974)', 'Use a policy with an empty build.allow (strict) to refuse unhashed build requirements.'),
+  'integrity.installed-mismatch': rule('high', "an installed file of a locked wheel differs from that wheel's own RECORD", 'Something other than pip changed what pip installed: look at the writer in the evidence.'),
+  'lock.unhashed': rule('high', 'a requirement has no --hash', 'Lock with hashes (pip-compile --generate-hashes, uv export).'),
+  'lock.unpinned': rule('high', 'a requirement is not pinned with ==', 'Lock exact versions.'),
+  'lock.invalid': rule('high', 'the lockfile cannot give a hash-checked install', 'Fix the line the message names.'),
+  'lock.index-url': rule('info', 'the lockfile names its own index', 'Honoured only when the policy sets allowLockIndexUrl.'),
+  'network.dns': rule('high', 'a DNS query for any name', 'Nothing in an install needs a name resolved: the name itself may carry the data.'),
+  'network.connect': rule('high', 'a TCP/UDP connect or send to anything but the index relay (or to the relay by a process that is not pip)', 'Look at the address, port and argv in the evidence.'),
+  'network.http': rule('high', 'a request reached a fake service', 'The method, host and path show what it tried to send.'),
+  'network.unix-socket': rule('high', 'a connect to a unix socket such as docker.sock', 'Build code has no business with local daemons.'),
+  'fs.write-outside-target': rule('high', 'a file was created or changed outside the install target and pip\'s temp dirs', 'Shell rc files, cron, other tools\' configs: persistence.'),
+  'fs.sensitive-read': rule('high', 'an attempt to open or probe a credentials path, even a failed one', 'Credential theft; the sandbox has none, but the attempt is the intent.'),
+  'fs.target-tamper': rule('high', "a process other than pip's installer changed the install target", 'Build code planting files pip did not install.'),
+  'process.exec': rule('high', 'a shell or network tool ran, or a program from a writable place or an fd', 'The argv shows the second stage it was meant to run.'),
+  'process.lingering': rule('high', 'a process outlived its phase or detached from its parent', 'A daemon left behind to act after the install.'),
+  'static.pth-exec': rule('high', 'a .pth file with lines that run at every interpreter start', 'Add it to knownGoodPth by name and sha256 only if you trust it.'),
+  'static.pth-path': rule('high', 'a .pth path line that resolves outside site-packages', 'It puts code the export does not hold on sys.path.'),
+  'static.autoload-entry-point': rule('low', 'an entry point that a tool loads at its every start (pytest11, flake8, …)', 'Code that runs whenever that tool runs: a warning by default (warnOnly).'),
+  'static.import-shadowing': rule('high', "a distribution's module shadows another distribution's", 'Whose code runs on import is not the one the name promises.'),
+  'static.invalid-source': rule('high', 'an exported Python source does not compile', 'The cover for a shipped, unreviewed .pyc.'),
+  'static.startup-hook': rule('high', 'sitecustomize.py or usercustomize.py in the target', 'Runs at every interpreter start.'),
+  'static.unrecorded-file': rule('high', 'a file no RECORD claims, a RECORD hash mismatch, or a dist-info the lock does not name', 'Something was added behind pip.'),
+  'static.script-shadowing': rule('high', 'a console script named like a system or Python tool', 'It would run instead of the tool of that name.'),
+  'static.special-file': rule('high', 'a symlink out of the target, a setuid/setgid bit, a device, a fifo, or a reserved name', 'Never exported.'),
+  'monitor.tampered': rule('critical', 'the tracer or the monitor was attacked, blinded or could not vouch for the run', 'The run cannot be trusted; the evidence says which part failed.'),
+  'resource.timeout': rule('high', 'the run passed --timeout', 'Raise --timeout for a slow build; an endless loop is the usual cause.'),
+  'resource.pids': rule('high', 'the pids limit was hit', 'A fork bomb, or a build that forks far more than builds do.'),
+  'resource.memory': rule('high', 'the memory limit was hit', 'The install was killed by the OOM killer.'),
+  'resource.disk': rule('high', 'the installed tree passed the size or file-count cap', 'Nothing that large is exported.'),
+  'install.failed': rule('high', 'pip failed for a reason no other finding explains', 'Inconclusive (exit 4): pip\'s last lines are in the report.'),
+  'policy.package-denied': rule('high', 'a package the policy denies is in the lock', 'Remove it, or change packages.deny.'),
+  'export.unsafe-entry': rule('high', 'the exported archive held an entry that would escape or is not a regular file or directory', 'Never extracted.'),
+} as const satisfies Record<string, RuleInfo>;
+
+export type RuleId = keyof typeof CATALOGUE;
+export const RULE_IDS = Object.keys(CATALOGUE) as RuleId[];
+
+/** The family of a rule id: `network` for `network.dns`. */
+export function familyOf(rule: RuleId): string {
+  return rule.slice(0, rule.indexOf('.'));
+}
+
+/** The catalogue as a markdown table: the README's rule list is this, checked by rules.test.ts. */
+export function ruleTable(): string {
+  const rows = RULE_IDS.map((id) => `| \`${id}\` | ${CATALOGUE[id].severity} | ${CATALOGUE[id].description} |`);
+  return ['| rule | default severity | fires when |', '|---|---|---|', ...rows].join('\n');
+}
