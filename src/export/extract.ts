@@ -22,7 +22,7 @@ import { extract as tarFsExtract, type ExtractOptions as TarFsTypedOptions } fro
 import { InstallError } from '../errors.js';
 import { finding, type Finding } from '../core/finding.js';
 import { syncBackedFs } from './sync-fs.js';
-import type { TarHeader as Headers } from './tar-header.js';
+import type { TarHeader as Headers } from '../core/tar-header.js';
 
 export interface ExtractLimits {
   /** Archive entries of any type, written or refused (the root directory entry aside). */

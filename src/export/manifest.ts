@@ -13,7 +13,7 @@ import { closeSync, constants, openSync, readSync } from 'node:fs';
 import { lstat, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { normalizeName } from '../lock/normalize.js';
-import { parseRecord } from '../observe/record.js';
+import { parseRecord } from '../core/record.js';
 
 export interface ManifestEntry {
   /** Posix path relative to site-packages. */

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { FsChange } from '../runtime/port.js';
+import type { FsChange } from '../core/outcome.js';
 import { installerPids } from './attribution.js';
 import { filesystemFindings, isExpectedChange, isSensitivePath, targetTamperFindings, writersOf, type FsContext, type FsLayout } from './filesystem.js';
 import { parseTrace } from './trace.js';

@@ -5,7 +5,7 @@
 import path from 'node:path';
 import { finding, type Finding } from '../core/finding.js';
 import { argvText } from './attribution.js';
-import type { FsChange } from '../runtime/port.js';
+import type { FsChange } from '../core/outcome.js';
 import type { Trace, TraceEvent } from './trace.js';
 
 export interface FsLayout {

@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 import type { LockPlan } from '../lock/types.js';
 import type { Policy } from '../policy/schema.js';
 import { finding, type Finding } from '../core/finding.js';
-import { DEFAULT_LIMITS, type InstallOutcome, type SupervisorStatus } from '../sandbox/session.js';
+import { DEFAULT_LIMITS, type InstallOutcome, type SupervisorStatus } from '../core/outcome.js';
 import { observe, type ObserveInput } from './index.js';
 
 // A run as the session hands it over: pip (pid 11) forks a build hook (pid 18) that works in

@@ -52,8 +52,8 @@ import { extract } from 'tar-stream';
 import { InstallError } from '../errors.js';
 import { isValidProjectName, normalizeName } from '../lock/normalize.js';
 import { finding, type Finding } from '../core/finding.js';
-import { parseRecord, type RecordEntry } from './record.js';
-import type { TarHeader as Headers } from '../export/tar-header.js';
+import { parseRecord, type RecordEntry } from '../core/record.js';
+import type { TarHeader as Headers } from '../core/tar-header.js';
 import { shadowingFindings } from './shadowing.js';
 
 export type ScannedFileType = 'file' | 'directory' | 'symlink' | 'link' | 'other';

@@ -5,6 +5,7 @@ import Docker from 'dockerode';
 import tar from 'tar-fs';
 import tarStream from 'tar-stream';
 import { EnvironmentError, InstallError } from '../errors.js';
+import type { FsChange } from '../core/outcome.js';
 import {
   LABEL,
   type BuildProgress,
@@ -13,7 +14,6 @@ import {
   type SeedFile,
   type ContainerSpec,
   type ContainerState,
-  type FsChange,
   type LeftoverContainer,
 } from './port.js';
 

@@ -3,6 +3,7 @@
  * everything else takes a `ContainerClient`, so unit tests can pass a fake.
  */
 import type { Readable } from 'node:stream';
+import type { FsChange } from '../core/outcome.js';
 
 export const LABEL = {
   /** Present on everything we create. */
@@ -47,11 +48,6 @@ export interface SeedFile {
   mode: number;
 }
 
-export type ChangeKind = 'modified' | 'added' | 'deleted';
-export interface FsChange {
-  path: string;
-  kind: ChangeKind;
-}
 
 export interface ContainerState {
   running: boolean;

@@ -11,32 +11,18 @@ import path from 'node:path';
 import type { Readable } from 'node:stream';
 import type { Logger } from 'pino';
 import { InstallError } from '../errors.js';
-import { readSingleFile } from '../export/single-file.js';
+import { readSingleFile } from '../core/single-file.js';
 import type { LockPlan } from '../lock/types.js';
 import type { Policy } from '../policy/schema.js';
 import { startProxy, type IndexProxy, type Upstreams } from '../proxy/index.js';
-import type { Finding } from '../core/finding.js';
-import { LABEL, type ContainerClient, type ContainerHandle, type FsChange } from '../runtime/port.js';
-import { HOME, INPUT_MOUNT, INSTALLER_PYTHON, RELAY_PORT, SANDBOX_USER, SITE_PACKAGES, STATE_DIR, TARGET } from './layout.js';
+import { LABEL, type ContainerClient, type ContainerHandle } from '../runtime/port.js';
+import type { InstallOutcome, Limits, SupervisorStatus } from '../core/outcome.js';
+import { HOME, INPUT_MOUNT, INSTALLER_PYTHON, RELAY_PORT, SANDBOX_USER, SITE_PACKAGES, STATE_DIR, TARGET } from '../core/layout.js';
 import { pipArgsFor, renderRequirements } from './requirements.js';
 
 const PROXY_MOUNT = '/run/sandbox-install-proxy';
 
-export interface Limits {
-  timeoutMs: number;
-  memoryBytes: number;
-  pids: number;
-  nanoCpus: number;
-}
-
 const STACK_BYTES = 8 * 1024 ** 2;
-
-export const DEFAULT_LIMITS: Limits = {
-  timeoutMs: 600_000,
-  memoryBytes: 2 * 1024 ** 3,
-  pids: 512,
-  nanoCpus: 2e9,
-};
 
 export interface SessionOptions {
   client: ContainerClient;
@@ -49,40 +35,6 @@ export interface SessionOptions {
   logger: Logger;
   /** Aborted by SIGINT/SIGTERM: every wait stops and cleanup runs. */
   signal: AbortSignal;
-}
-
-/** What the supervisor wrote in the sandbox's state dir (see images/supervisor.py). */
-export interface SupervisorStatus {
-  rootPid: number | null;
-  pip: { how: 'exited' | 'killed'; value: number | string } | null;
-  tracerIntact: boolean;
-  tracerExit: number | null;
-  lingering: Array<{ pid: number; ppid: number; argv: string[] }>;
-  /** Processes found re-parented to the supervisor while pip ran, each killed when seen. */
-  detached?: Array<{ pid: number; ppid: number; argv: string[]; at: number }>;
-  /** The tracer did not end within 10 s of pip and the sandbox user's processes being killed. */
-  tracerForcedStop?: boolean;
-  /** Executed paths that are the same file as a watched program, by that program's name. */
-  execAliases?: Record<string, string>;
-}
-
-export interface InstallOutcome {
-  /** pip's exit code, or null when the run was cut short (timeout) or pip's end is unknown. */
-  pipExitCode: number | null;
-  limits: Limits;
-  timedOut: boolean;
-  oomKilled: boolean;
-  /** The monitor was still running when the install ended (it must never die first). */
-  monitorAlive: boolean;
-  /** The last lines pip printed. */
-  pipOutput: string;
-  /** What the proxy found (integrity.*). Everything else is judged by observe/. */
-  findings: Finding[];
-  monitorEvents: Array<Record<string, unknown>>;
-  status: SupervisorStatus | null;
-  trace: string | null;
-  changes: FsChange[];
-  timings: Record<string, number>;
 }
 
 function elapsed(since: number): number {

@@ -18,7 +18,8 @@ import { renderSummary } from '../../report/summary.js';
 import { DockerClient } from '../../runtime/docker.js';
 import { defaultImageTag, ensureImage } from '../../runtime/image.js';
 import { conflictsWithOnlyBinaryPolicy } from '../../sandbox/requirements.js';
-import { DEFAULT_LIMITS, SandboxSession, type InstallOutcome } from '../../sandbox/session.js';
+import { DEFAULT_LIMITS, type InstallOutcome } from '../../core/outcome.js';
+import { SandboxSession } from '../../sandbox/session.js';
 import type { CommandContext } from '../context.js';
 import { TOOL_VERSION } from '../version.js';
 
