@@ -3,6 +3,7 @@
  * the monitor recorded, and the container's diff. sandbox/ produces it, observe/ reads it; it lives
  * here so neither imports the other.
  */
+import { z } from 'zod';
 import type { Finding } from './finding.js';
 
 /** A filesystem change of the sandbox container, as the engine's diff reports it. */
@@ -26,19 +27,64 @@ export const DEFAULT_LIMITS: Limits = {
   nanoCpus: 2e9,
 };
 
-/** What the supervisor wrote in the sandbox's state dir (see images/supervisor.py). */
-export interface SupervisorStatus {
-  rootPid: number | null;
-  pip: { how: 'exited' | 'killed'; value: number | string } | null;
-  tracerIntact: boolean;
-  tracerExit: number | null;
-  lingering: Array<{ pid: number; ppid: number; argv: string[] }>;
+const Proc = z.object({ pid: z.number().int(), ppid: z.number().int(), argv: z.array(z.string()) });
+
+/**
+ * What the supervisor wrote in the sandbox's state dir (see images/supervisor.py). Python's side of
+ * the boundary: parsed, never trusted by shape. A status that does not parse counts as missing,
+ * which fails the run as monitor.tampered.
+ */
+export const SupervisorStatus = z.looseObject({
+  rootPid: z.number().int().nullable(),
+  pip: z.object({ how: z.enum(['exited', 'killed']), value: z.union([z.number(), z.string()]) }).nullable(),
+  tracerIntact: z.boolean(),
+  tracerExit: z.number().int().nullable(),
+  lingering: z.array(Proc),
   /** Processes found re-parented to the supervisor while pip ran, each killed when seen. */
-  detached?: Array<{ pid: number; ppid: number; argv: string[]; at: number }>;
+  detached: z.array(Proc.extend({ at: z.number() })).optional(),
   /** The tracer did not end within 10 s of pip and the sandbox user's processes being killed. */
-  tracerForcedStop?: boolean;
+  tracerForcedStop: z.boolean().optional(),
   /** Executed paths that are the same file as a watched program, by that program's name. */
-  execAliases?: Record<string, string>;
+  execAliases: z.record(z.string(), z.string()).optional(),
+});
+export type SupervisorStatus = z.infer<typeof SupervisorStatus>;
+
+const at = { time: z.number() };
+const peer = { dst: z.string(), src: z.string(), port: z.number().int() };
+/**
+ * One line the monitor prints (images/monitor.py). Whatever a package sends shows up only inside
+ * these fields (as bounded strings); a line of any other shape is the monitor failing or being
+ * tampered with.
+ */
+export const MonitorEvent = z.discriminatedUnion('type', [
+  z.looseObject({ type: z.literal('ready'), relayPort: z.number(), dns: z.string(), ports: z.array(z.number()) }),
+  z.looseObject({ type: z.literal('dns'), name: z.string(), qtype: z.number(), answer: z.string().nullable(), src: z.string(), ...at }),
+  z.looseObject({ type: z.literal('dns-map'), name: z.string(), address: z.string(), ...at }),
+  z.looseObject({ type: z.literal('dns-malformed'), bytes: z.number(), src: z.string(), ...at }),
+  z.looseObject({ type: z.literal('http'), ...peer, method: z.string(), path: z.string(), host: z.string().nullable(), ...at }),
+  z.looseObject({ type: z.literal('tls'), ...peer, sni: z.string().nullable(), ...at }),
+  z.looseObject({ type: z.literal('tcp'), ...peer, firstBytes: z.string(), ...at }),
+  z.looseObject({ type: z.literal('udp'), ...peer, bytes: z.number(), firstBytes: z.string(), ...at }),
+  z.looseObject({ type: z.literal('truncated'), limit: z.number(), ...at }),
+  z.looseObject({ type: z.literal('monitor-error'), error: z.string(), ...at }),
+  z.looseObject({ type: z.literal('relay-error'), error: z.string(), ...at }),
+]);
+export type MonitorEvent = z.infer<typeof MonitorEvent>;
+
+/**
+ * A monitor line as an event: a line that is not JSON or not an event becomes a `monitor-error`,
+ * which observe/ judges as monitor.tampered.
+ */
+export function readMonitorLine(line: string): MonitorEvent {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(line);
+  } catch {
+    raw = undefined;
+  }
+  const parsed = MonitorEvent.safeParse(raw);
+  if (parsed.success) return parsed.data;
+  return { type: 'monitor-error', error: `the monitor printed a line that is not an event: ${line.slice(0, 200)}`, time: Date.now() / 1000 };
 }
 
 export interface InstallOutcome {
@@ -53,7 +99,7 @@ export interface InstallOutcome {
   pipOutput: string;
   /** What the proxy found (integrity.*). Everything else is judged by observe/. */
   findings: Finding[];
-  monitorEvents: Array<Record<string, unknown>>;
+  monitorEvents: MonitorEvent[];
   status: SupervisorStatus | null;
   trace: string | null;
   changes: FsChange[];

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { packageOfProcess } from './attribution.js';
-import { MAX_ARGV_ENTRIES, MAX_EVENTS, MAX_LINE_CHARS, parseTrace, TraceParser, type Trace, type TraceEvent } from './trace.js';
+import { MAX_ARGV_ENTRIES, MAX_EVENTS, MAX_LINE_CHARS, MODELLED_SYSCALLS, parseTrace, TraceParser, type Trace, type TraceEvent } from './trace.js';
 
 /**
  * A trimmed real record: pip installing a hostile sdist (evil-pkg) whose setup.py phones home,
@@ -549,5 +549,17 @@ describe('parseTrace: oversized lines', () => {
     const trace = parseTrace([exec, '11 1.1 openat(AT_FDCWD, "unterminated'].join('\n'));
     expect(trace.unparsed).toBe(1);
     expect(trace.heads).toEqual(['11 1.1 openat(AT_FDCWD, "unterminated']);
+  });
+});
+
+describe('what the supervisor traces', () => {
+  it('is exactly what the parser models, and each modelled call reaches dispatch', () => {
+    const supervisor = readFileSync(new URL('../../images/supervisor.py', import.meta.url), 'utf8');
+    const block = /TRACED = ",".join\(\[([\s\S]*?)\]\)/.exec(supervisor)?.[1] ?? '';
+    const traced = [...block.matchAll(/"([a-z0-9_]+)"/g)].map((m) => m[1]);
+    expect(traced.length).toBeGreaterThan(30);
+    expect([...traced].sort()).toEqual([...MODELLED_SYSCALLS].sort());
+    const source = readFileSync(new URL('./trace.ts', import.meta.url), 'utf8');
+    for (const name of MODELLED_SYSCALLS) expect(source, name).toContain(`case '${name}':`);
   });
 });

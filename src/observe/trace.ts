@@ -268,6 +268,19 @@ interface Call {
 }
 
 const SPAWNS = new Set(['clone', 'clone3', 'fork', 'vfork']);
+
+/**
+ * Every syscall `dispatch` turns into an event or state. The supervisor traces exactly these
+ * (images/supervisor.py TRACED; trace.test.ts checks the two lists agree): a syscall traced but not
+ * modelled would be paid for and then silently ignored.
+ */
+export const MODELLED_SYSCALLS: readonly string[] = [
+  'execve', 'execveat', 'connect', 'sendto', 'sendmsg', 'sendmmsg', 'open', 'openat', 'openat2', 'creat',
+  'access', 'faccessat', 'faccessat2', 'stat', 'lstat', 'newfstatat', 'statx', 'readlink', 'readlinkat',
+  'unlink', 'unlinkat', 'rename', 'renameat', 'renameat2', 'symlink', 'symlinkat', 'mkdir', 'mkdirat',
+  'rmdir', 'chmod', 'fchmodat', 'truncate', 'link', 'linkat', 'rt_sigqueueinfo', 'kill', 'tkill', 'tgkill',
+  'io_uring_setup', 'pidfd_open', 'ptrace', 'chdir', 'fchdir', 'clone', 'clone3', 'fork', 'vfork',
+];
 const PROBES = new Set<OpenSyscall>(['stat', 'lstat', 'newfstatat', 'statx', 'readlink', 'readlinkat']);
 /** The end of a complete line: `) = <value>`, maybe with an errno and its text. */
 const RESULT_AT_END = /\) = (-?\d{1,20}|0x[0-9a-fA-F]{1,16}|\?)(?: (E[A-Z0-9]+) \([^()]*\))?$/;

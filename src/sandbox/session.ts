@@ -16,7 +16,7 @@ import type { LockPlan } from '../lock/types.js';
 import type { Policy } from '../policy/schema.js';
 import { startProxy, type IndexProxy, type Upstreams } from '../proxy/index.js';
 import { LABEL, type ContainerClient, type ContainerHandle } from '../runtime/port.js';
-import type { InstallOutcome, Limits, SupervisorStatus } from '../core/outcome.js';
+import { readMonitorLine, SupervisorStatus, type InstallOutcome, type Limits, type MonitorEvent } from '../core/outcome.js';
 import { HOME, INPUT_MOUNT, INSTALLER_PYTHON, RELAY_PORT, SANDBOX_USER, SITE_PACKAGES, STATE_DIR, TARGET } from '../core/layout.js';
 import { pipArgsFor, renderRequirements } from './requirements.js';
 
@@ -47,7 +47,7 @@ export class SandboxSession implements AsyncDisposable {
   private readonly dirs: string[] = [];
   private proxy: IndexProxy | null = null;
   private sandbox: ContainerHandle | null = null;
-  private readonly monitorEvents: Array<Record<string, unknown>> = [];
+  private readonly monitorEvents: MonitorEvent[] = [];
   private readonly log: Logger;
 
   private constructor(private readonly options: SessionOptions) {
@@ -204,7 +204,7 @@ export class SandboxSession implements AsyncDisposable {
     const [monitorState, state, status, trace, changes, pipOutput] = await Promise.all([
       monitor.inspect(),
       sandbox.inspect(),
-      this.readJson<SupervisorStatus>(sandbox, `${STATE_DIR}/status.json`),
+      this.readStatus(sandbox),
       this.readText(sandbox, `${STATE_DIR}/strace.log`),
       sandbox.changes(),
       sandbox.output(60),
@@ -249,19 +249,9 @@ export class SandboxSession implements AsyncDisposable {
       monitor
         .follow(
           (line) => {
-            let event: unknown;
-            try {
-              event = JSON.parse(line);
-            } catch {
-              this.log.warn({ line: line.slice(0, 200) }, 'monitor printed a line that is not JSON');
-              return;
-            }
-            if (typeof event !== 'object' || event === null) return;
-            const record = event as Record<string, unknown>;
-            if (record.type === 'ready') resolve();
-            else {
-              this.monitorEvents.push(record);
-            }
+            const event = readMonitorLine(line);
+            if (event.type === 'ready') resolve();
+            else this.monitorEvents.push(event);
           },
           (line) => this.log.warn({ line: line.slice(0, 500) }, 'monitor stderr'),
         )
@@ -281,14 +271,18 @@ export class SandboxSession implements AsyncDisposable {
     }
   }
 
-  private async readJson<T>(container: ContainerHandle, file: string): Promise<T | null> {
-    const text = await this.readText(container, file, 16 * 1024 ** 2);
+  /** The supervisor's status.json, or null when it is missing or not what the supervisor writes. */
+  private async readStatus(container: ContainerHandle): Promise<SupervisorStatus | null> {
+    const text = await this.readText(container, `${STATE_DIR}/status.json`, 16 * 1024 ** 2);
     if (text === null) return null;
     try {
-      return JSON.parse(text) as T;
+      const parsed = SupervisorStatus.safeParse(JSON.parse(text));
+      if (parsed.success) return parsed.data;
+      this.log.warn({ issues: parsed.error.issues.slice(0, 5) }, "the supervisor's status does not parse");
     } catch {
-      return null;
+      this.log.warn("the supervisor's status is not JSON");
     }
+    return null;
   }
 
   async [Symbol.asyncDispose](): Promise<void> {
