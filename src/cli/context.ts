@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import type { ContainerClient } from '../runtime/port.js';
 
 /** What every command gets from `main()`: no globals. */
 export interface CommandContext {
@@ -7,4 +8,6 @@ export interface CommandContext {
   signal: AbortSignal;
   /** Colour on stdout: a TTY, and neither NO_COLOR nor --no-color. */
   color: boolean;
+  /** The container engine, made on first use: commands never construct one. */
+  engine: () => ContainerClient;
 }

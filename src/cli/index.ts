@@ -2,13 +2,15 @@
 import { Command, CommanderError, Option } from 'commander';
 import { exitCodeFor, EXIT, InterruptedError, SandboxError } from '../errors.js';
 import { escapeControl } from '../report/escape.js';
+import { DockerClient } from '../runtime/docker.js';
+import type { ContainerClient } from '../runtime/port.js';
 import type { CommandContext } from './context.js';
 import { createLogger, type Verbosity } from './logger.js';
 import { runGc } from './commands/gc.js';
 import { runImageBuild } from './commands/image.js';
 import { runInstall } from './commands/install.js';
 import { runPolicyCheck } from './commands/policy.js';
-import { TOOL_VERSION } from './version.js';
+import { TOOL_VERSION } from '../core/version.js';
 
 const collect = (value: string, previous: string[] = []) => [...previous, value];
 
@@ -25,7 +27,10 @@ function installOptions(command: Command): Command {
     .option('--cache-dir <dir>', 'content-addressed download cache (default: ~/.cache/sandbox-install)');
 }
 
-export async function main(argv: string[]): Promise<number> {
+/** `engine` makes the container client the commands use; tests pass a fake. */
+export async function main(argv: string[], makeEngine: () => ContainerClient = () => new DockerClient()): Promise<number> {
+  let client: ContainerClient | null = null;
+  const engine = () => (client ??= makeEngine());
   const controller = new AbortController();
   let exitCode: number = EXIT.pass;
   const onSignal = (signal: 'SIGINT' | 'SIGTERM') => {
@@ -50,7 +55,7 @@ export async function main(argv: string[]): Promise<number> {
     const globals = program.opts<{ quiet?: boolean; verbose?: boolean; color: boolean }>();
     const verbosity: Verbosity = globals.quiet ? 'quiet' : globals.verbose ? 'verbose' : 'normal';
     const color = globals.color && !process.env.NO_COLOR && Boolean(process.stdout.isTTY);
-    return { logger: createLogger(verbosity, globals.color && !process.env.NO_COLOR), signal: controller.signal, color };
+    return { logger: createLogger(verbosity, globals.color && !process.env.NO_COLOR), signal: controller.signal, color, engine };
   };
   const run = (action: (ctx: CommandContext) => Promise<number>) => async () => {
     exitCode = await action(context());

@@ -1,7 +1,6 @@
 /** `sandbox-install gc`: remove containers left by a killed run, found by label. */
 import { hostname } from 'node:os';
 import { EXIT } from '../../errors.js';
-import { DockerClient } from '../../runtime/docker.js';
 import { LABEL, type LeftoverContainer } from '../../runtime/port.js';
 import type { CommandContext } from '../context.js';
 
@@ -18,7 +17,7 @@ function ownerAlive(container: LeftoverContainer): boolean {
 
 /** Removes our containers whose owning process is gone (all of them with `all`). */
 export async function runGc(options: { all?: boolean }, ctx: CommandContext): Promise<number> {
-  const client = new DockerClient();
+  const client = ctx.engine();
   await client.ping();
   const ours = await client.listOurs();
   const doomed = options.all ? ours : ours.filter((c) => !ownerAlive(c));

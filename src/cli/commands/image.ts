@@ -1,7 +1,6 @@
 /** `sandbox-install image build [--bootstrap debian]`: build the sandbox image, offline-capable. */
 import { z } from 'zod';
 import { EXIT, InputError } from '../../errors.js';
-import { DockerClient } from '../../runtime/docker.js';
 import { buildImage, defaultImageTag } from '../../runtime/image.js';
 import type { CommandContext } from '../context.js';
 
@@ -14,7 +13,7 @@ const ImageBuildOptions = z.object({
 export async function runImageBuild(raw: unknown, ctx: CommandContext): Promise<number> {
   const parsed = ImageBuildOptions.safeParse(raw);
   if (!parsed.success) throw new InputError('options.invalid', parsed.error.issues.map((i) => `--${i.path.join('.')}: ${i.message}`).join('\n'));
-  const client = new DockerClient();
+  const client = ctx.engine();
   await client.ping();
   const tag = parsed.data.tag ?? (await defaultImageTag());
   const base = parsed.data.bootstrap === 'debian' ? 'debian' : parsed.data.online ? 'online' : 'auto';

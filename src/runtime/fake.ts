@@ -1,0 +1,147 @@
+/**
+ * A fake engine for unit tests: it plays one run from a script (what the monitor prints, how the
+ * sandbox ends, what the tracer and the supervisor wrote, the installed tree) so a whole workflow
+ * runs without Docker. It never runs anything; it answers the port the way the Docker adapter does
+ * (archives as tar streams named as `docker cp` names them) and records what was created and
+ * removed.
+ */
+import path from 'node:path';
+import { Readable } from 'node:stream';
+import tarStream from 'tar-stream';
+import type { FsChange } from '../core/outcome.js';
+import { EnvironmentError } from '../errors.js';
+import type { BuildProgress, ContainerClient, ContainerHandle, ContainerSpec, ContainerState, LeftoverContainer, SeedFile } from './port.js';
+
+export interface FakeRun {
+  /** ping() fails: no engine. */
+  engineDown?: boolean;
+  /** Lines the monitor prints after `ready`. */
+  monitorLines?: string[];
+  /** The sandbox container's exit code, or `hang`: wait() resolves only when aborted or killed. */
+  exitCode: number | 'hang';
+  /** Files in the sandbox, by absolute path (status.json, strace.log). */
+  files: Record<string, string>;
+  /** The tree under a directory getArchive is asked for, by path relative to it. */
+  trees: Record<string, Record<string, string>>;
+  changes?: FsChange[];
+  output?: string;
+  oomKilled?: boolean;
+}
+
+function archive(entries: Array<{ name: string; content?: string }>): Readable {
+  const pack = tarStream.pack();
+  for (const entry of entries) {
+    if (entry.content === undefined) pack.entry({ name: entry.name, type: 'directory', mode: 0o755 });
+    else pack.entry({ name: entry.name, mode: 0o644 }, entry.content);
+  }
+  pack.finalize();
+  return pack as unknown as Readable;
+}
+
+class FakeContainer implements ContainerHandle {
+  readonly id: string;
+  started = false;
+  removed = false;
+  seeded: SeedFile[] = [];
+  private killed: (() => void) | null = null;
+
+  constructor(
+    readonly spec: ContainerSpec,
+    private readonly run: FakeRun,
+    private readonly role: 'monitor' | 'sandbox',
+  ) {
+    this.id = `fake-${spec.name}`;
+  }
+
+  get name(): string {
+    return this.spec.name;
+  }
+
+  async start(): Promise<void> {
+    this.started = true;
+  }
+
+  wait(signal?: AbortSignal): Promise<number> {
+    const code = this.run.exitCode;
+    return new Promise<number>((resolve, reject) => {
+      signal?.throwIfAborted();
+      signal?.addEventListener('abort', () => reject(signal.reason), { once: true });
+      this.killed = () => resolve(137);
+      if (code !== 'hang') setImmediate(() => resolve(code));
+    });
+  }
+
+  async follow(onLine: (line: string) => void): Promise<void> {
+    if (this.role !== 'monitor') return;
+    setImmediate(() => {
+      onLine(JSON.stringify({ type: 'ready', relayPort: 3141, dns: '127.0.0.53', ports: [80, 443] }));
+      for (const line of this.run.monitorLines ?? []) onLine(line);
+    });
+  }
+
+  async output(): Promise<string> {
+    return this.run.output ?? '';
+  }
+
+  async inspect(): Promise<ContainerState> {
+    return { running: this.role === 'monitor' && !this.removed, exitCode: null, oomKilled: this.role === 'sandbox' && (this.run.oomKilled ?? false) };
+  }
+
+  async changes(): Promise<FsChange[]> {
+    return this.run.changes ?? [];
+  }
+
+  async getArchive(target: string): Promise<Readable> {
+    const file = this.run.files[target];
+    if (file !== undefined) return archive([{ name: path.posix.basename(target), content: file }]);
+    const tree = this.run.trees[target];
+    if (tree === undefined) throw new Error(`no such path in the fake container: ${target}`);
+    const root = path.posix.basename(target);
+    return archive([{ name: `${root}/` }, ...Object.entries(tree).map(([name, content]) => ({ name: `${root}/${name}`, content }))]);
+  }
+
+  async putFiles(files: SeedFile[]): Promise<void> {
+    this.seeded.push(...files);
+  }
+
+  async kill(): Promise<void> {
+    this.killed?.();
+  }
+
+  async remove(): Promise<void> {
+    this.removed = true;
+  }
+}
+
+export class FakeEngine implements ContainerClient {
+  readonly containers: FakeContainer[] = [];
+
+  constructor(private readonly run: FakeRun) {}
+
+  async ping(): Promise<void> {
+    if (this.run.engineDown) throw new EnvironmentError('engine.unreachable', 'no container engine answers (fake)', { hint: 'start one' });
+  }
+
+  async imageExists(): Promise<boolean> {
+    return true;
+  }
+
+  async pullImage(_ref: string, _onProgress: BuildProgress): Promise<void> {}
+
+  async buildImage(): Promise<void> {}
+
+  async create(spec: ContainerSpec): Promise<ContainerHandle> {
+    const container = new FakeContainer(spec, this.run, spec.networkMode === 'none' ? 'monitor' : 'sandbox');
+    this.containers.push(container);
+    return container;
+  }
+
+  async listOurs(): Promise<LeftoverContainer[]> {
+    return this.containers.filter((c) => !c.removed).map((c) => ({ id: c.id, name: c.name, state: 'running', labels: c.spec.labels }));
+  }
+
+  async removeContainer(id: string): Promise<void> {
+    const container = this.containers.find((c) => c.id === id);
+    if (container) container.removed = true;
+  }
+}

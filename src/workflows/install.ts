@@ -1,0 +1,260 @@
+/**
+ * The main job as a plain function: plan, prepare the engine and image, run pip in the sandbox,
+ * observe, judge, export only on pass, and write the report. It knows no commander and writes
+ * nothing to stdout; the engine comes in through `deps`, so a fake backend drives it in unit tests.
+ * Exit 0 only when exported.
+ */
+import { homedir } from 'node:os';
+import path from 'node:path';
+import { writeFile } from 'node:fs/promises';
+import type { Logger } from 'pino';
+import { finding, type Finding } from '../core/finding.js';
+import { DEFAULT_LIMITS, type InstallOutcome } from '../core/outcome.js';
+import { TOOL_VERSION } from '../core/version.js';
+import { EnvironmentError, EXIT, InputError, SandboxError } from '../errors.js';
+import { assertReplaceable, MANIFEST_NAME, stageExport } from '../export/publish.js';
+import { readLock } from '../lock/parse.js';
+import type { LockPlan } from '../lock/types.js';
+import { observe } from '../observe/index.js';
+import { evaluate } from '../policy/evaluate.js';
+import { loadPolicy } from '../policy/load.js';
+import type { Policy } from '../policy/schema.js';
+import { pipConfiguredUpstreams, redactUrl } from '../proxy/index.js';
+import { serializeReport } from '../report/bound.js';
+import { emptyReport, type Report } from '../report/schema.js';
+import { defaultImageTag, ensureImage } from '../runtime/image.js';
+import type { ContainerClient } from '../runtime/port.js';
+import { conflictsWithOnlyBinaryPolicy } from '../sandbox/requirements.js';
+import { SandboxSession } from '../sandbox/session.js';
+
+export interface InstallRequest {
+  lockfile: string;
+  indexUrl?: string;
+  extraIndexUrls: string[];
+  /** A preset name or a policy file. */
+  policy: string;
+  output: string;
+  /** Where the JSON report goes, whatever the verdict. */
+  report?: string;
+  timeoutSeconds: number;
+  /** The sandbox image; default: the tag of images/, built when missing. */
+  image?: string;
+  cacheDir?: string;
+}
+
+export interface WorkflowDeps {
+  engine: ContainerClient;
+  logger: Logger;
+  /** Aborted by SIGINT/SIGTERM (an InterruptedError as reason): every step stops, cleanup runs. */
+  signal: AbortSignal;
+}
+
+export interface InstallResult {
+  exitCode: number;
+  report: Report;
+}
+
+export const DEFAULT_TIMEOUT_SECONDS = DEFAULT_LIMITS.timeoutMs / 1000;
+
+export function defaultCacheDir(): string {
+  const base = process.env.XDG_CACHE_HOME || path.join(homedir(), '.cache');
+  return path.join(base, 'sandbox-install');
+}
+
+/** Step 1: read the lock and the policy, and refuse what cannot be honoured before any container starts. */
+async function plan(request: InstallRequest): Promise<{ plan: LockPlan; policy: Policy }> {
+  const plan = await readLock(request.lockfile);
+  const policy = await loadPolicy(request.policy);
+  const conflict = policy.onlyBinary ? conflictsWithOnlyBinaryPolicy(plan.pipOptions) : null;
+  if (conflict !== null) throw new InputError('lock.invalid', `${request.lockfile}: ${conflict}`);
+  if (policy.export) await assertReplaceable(path.resolve(request.output));
+  return { plan, policy };
+}
+
+/** Step 2: the engine answers and the image exists (built when missing). */
+async function prepareImage(request: InstallRequest, deps: WorkflowDeps, log: Logger): Promise<string> {
+  await deps.engine.ping();
+  const image = request.image ?? (await defaultImageTag());
+  const built = await ensureImage({
+    client: deps.engine,
+    tag: image,
+    base: 'auto',
+    signal: deps.signal,
+    progress: (line) => log.info({ image }, `image: ${line}`),
+  });
+  if (built !== 'existing') log.info({ image, path: built }, `built the sandbox image (${built})`);
+  return image;
+}
+
+/** A lockfile's own index lines are reported, and honoured only when the policy allows it. */
+function lockIndexFindings(plan: LockPlan, allowed: boolean): Finding[] {
+  return [plan.indexUrl, ...plan.extraIndexUrls]
+    .filter((url): url is string => url !== null)
+    .map(redactUrl)
+    .map((url) =>
+      finding(
+        'lock.index-url',
+        'info',
+        allowed ? `the lockfile names index ${url}; honoured by policy` : `the lockfile names index ${url}; ignored (policy does not allow lockfile indexes)`,
+        { url },
+      ),
+    );
+}
+
+function packagesOf(plan: LockPlan, served: Array<{ project: string; filename: string; sha256: string; size: number; locked: boolean }>): Report['packages'] {
+  return plan.requirements.map((req) => ({
+    name: req.name,
+    version: req.version,
+    marker: req.marker,
+    files: served
+      .filter((file) => file.locked && file.project === req.name && req.sha256.includes(file.sha256))
+      .map(({ filename, sha256, size }) => ({ filename, sha256, size })),
+  }));
+}
+
+function installFailure(outcome: InstallOutcome): Finding[] {
+  if (outcome.timedOut || outcome.pipExitCode === 0) return [];
+  const lastError = outcome.pipOutput
+    .split('\n')
+    .filter((line) => line.startsWith('ERROR'))
+    .slice(-3)
+    .join(' ');
+  return [
+    finding('install.failed', 'high', `pip exited with ${outcome.pipExitCode ?? 'no exit code'}${lastError ? `: ${lastError}` : ''}`, {
+      exitCode: outcome.pipExitCode,
+    }),
+  ];
+}
+
+async function writeReport(file: string | undefined, report: Report): Promise<void> {
+  if (file) await writeFile(file, serializeReport(report));
+}
+
+export async function install(request: InstallRequest, deps: WorkflowDeps): Promise<InstallResult> {
+  const started = performance.now();
+  const timings: Record<string, number> = {};
+  const { plan: lock, policy } = await plan(request);
+  const cli = {
+    indexUrl: request.indexUrl ?? (policy.allowLockIndexUrl ? (lock.indexUrl ?? undefined) : undefined),
+    extraIndexUrls: [...request.extraIndexUrls, ...(policy.allowLockIndexUrl ? lock.extraIndexUrls : [])],
+  };
+  const upstreams = await pipConfiguredUpstreams(cli);
+  const log = deps.logger.child({ lockfile: request.lockfile });
+
+  let t = performance.now();
+  const image = await prepareImage(request, deps, log);
+  timings.image = Math.round(performance.now() - t);
+
+  const report = emptyReport({ version: TOOL_VERSION, lockfile: request.lockfile, policy: policy.name, image, timings });
+  let exitCode: number = EXIT.install;
+  try {
+    // Step 3: the run. The session removes its containers and temp dirs however this block ends.
+    await using session = await SandboxSession.open({
+      client: deps.engine,
+      image,
+      plan: lock,
+      upstreams,
+      policy,
+      cacheDir: request.cacheDir ?? defaultCacheDir(),
+      limits: { ...DEFAULT_LIMITS, timeoutMs: request.timeoutSeconds * 1000 },
+      logger: log,
+      signal: deps.signal,
+    });
+    log.info(
+      { packages: lock.requirements.length, upstreams: { indexUrl: redactUrl(upstreams.indexUrl), extraIndexUrls: upstreams.extraIndexUrls.map(redactUrl) } },
+      'installing in the sandbox',
+    );
+    const outcome = await session.install();
+    Object.assign(timings, outcome.timings);
+    deps.signal.throwIfAborted();
+
+    // Step 4: observe.
+    t = performance.now();
+    const archive = outcome.pipExitCode === 0 ? await session.siteArchive() : null;
+    const wheels = session.proxyRecords.served
+      .filter((file) => file.locked && file.filename.endsWith('.whl'))
+      .map((file) => ({ filename: file.filename, sha256: file.sha256, file: file.cachePath }));
+    const observation = await observe({ outcome, plan: lock, policy, archive, wheels, reservedNames: [MANIFEST_NAME] });
+    timings.observe = Math.round(performance.now() - t);
+
+    // Step 5: judge.
+    const judgement = evaluate(
+      {
+        findings: [...lockIndexFindings(lock, policy.allowLockIndexUrl), ...observation.findings, ...installFailure(outcome)],
+        packages: lock.requirements.map((r) => r.name),
+        installSucceeded: outcome.pipExitCode === 0,
+      },
+      policy,
+    );
+    report.verdict = judgement.verdict;
+    report.findings = judgement.findings;
+    report.packages = packagesOf(lock, session.proxyRecords.served);
+    report.proxy = session.proxyRecords.requests;
+    report.network = observation.network;
+    report.filesystem = observation.filesystem;
+    report.processes = observation.processes;
+    report.install = {
+      pipExitCode: outcome.pipExitCode,
+      timedOut: outcome.timedOut,
+      output: outcome.pipOutput,
+      traceBytes: outcome.trace === null ? null : Buffer.byteLength(outcome.trace),
+    };
+
+    // Step 6: export, only on pass.
+    if (report.verdict === 'pass' && policy.export) {
+      deps.signal.throwIfAborted();
+      t = performance.now();
+      await exportTree(session, request, report, policy, deps, log);
+      timings.export = Math.round(performance.now() - t);
+    }
+    exitCode = { pass: EXIT.pass, fail: EXIT.policyFail, error: EXIT.install }[report.verdict];
+  } catch (error: unknown) {
+    report.error = error instanceof SandboxError ? error.toJSON() : { message: String(error) };
+    throw error;
+  } finally {
+    // Step 7: the report, with the end state. Bounded (report/bound.ts): nothing a package floods
+    // into it can make serialising throw. A failure here is logged, never thrown: it must not
+    // replace the error or the exit code that ended the run.
+    timings.total = Math.round(performance.now() - started);
+    await writeReport(request.report, report).catch((error: unknown) => log.error({ err: error, report: request.report }, 'could not write the report'));
+  }
+  return { exitCode, report };
+}
+
+/**
+ * Stage the archive, re-judge what staging found, write the report, and only then publish: the
+ * report says what will be published, and a report that cannot be written stops the export.
+ */
+async function exportTree(session: SandboxSession, request: InstallRequest, report: Report, policy: Policy, deps: WorkflowDeps, log: Logger): Promise<void> {
+  const staged = await stageExport(await session.siteArchive(), request.output);
+  if (staged.bytecode?.skipped) log.warn({ reason: staged.bytecode.skipped }, 'exporting without bytecode; Python compiles it at first import');
+  if (staged.findings.length > 0) {
+    await staged.discard();
+    const again = evaluate({ findings: [...report.findings, ...staged.findings], packages: [], installSucceeded: true }, policy);
+    report.verdict = again.verdict;
+    report.findings = again.findings;
+    return;
+  }
+  if (deps.signal.aborted) {
+    // Interrupted while extracting: nothing is published.
+    await staged.discard();
+    deps.signal.throwIfAborted();
+  }
+  report.exported = path.resolve(request.output);
+  report.manifest = path.join(report.exported, MANIFEST_NAME);
+  try {
+    await writeReport(request.report, report);
+  } catch (error: unknown) {
+    report.exported = null;
+    report.manifest = null;
+    await staged.discard();
+    throw new EnvironmentError('report.unwritable', `could not write the report to ${request.report}; nothing was exported`, { cause: error });
+  }
+  try {
+    await staged.publish();
+  } catch (error: unknown) {
+    report.exported = null;
+    report.manifest = null;
+    throw error;
+  }
+}
