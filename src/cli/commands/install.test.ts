@@ -7,10 +7,10 @@ import { access, mkdir, mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { main } from '../cli/index.js';
-import { SITE_PACKAGES, STATE_DIR } from '../core/layout.js';
-import { FakeEngine, type FakeRun } from '../runtime/fake.js';
-import { Report } from '../report/schema.js';
+import { main } from '../index.js';
+import { SITE_PACKAGES, STATE_DIR } from '../../core/layout.js';
+import { FakeEngine, type FakeRun } from '../../runtime/fake.js';
+import { Report } from '../../report/schema.js';
 
 const exists = (file: string) => access(file).then(() => true, () => false);
 
