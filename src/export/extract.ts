@@ -2,7 +2,7 @@
  * Extract the site-packages archive that `getArchive` streams out of the sandbox.
  *
  * The archive is hostile input: its entries were named and shaped by whatever the installed
- * packages did. tar-fs (pinned to a patched 3.1.x) does the writing and keeps its own defences
+ * packages did. tar-fs (a patched 3.1.x, held by package-lock.json) does the writing and keeps its own defences
  * (it validates parents, refuses symlinks out of the root, never writes through a symlink, masks
  * mode bits to 0o777); on top of that every entry passes through `judge()` below, which refuses
  * anything that is not a plain file, directory or provably contained symlink. A refused entry is

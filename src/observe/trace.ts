@@ -1,5 +1,5 @@
 /**
- * Parse the tracer's record: `strace -f --seccomp-bpf -ttt -s 1024 -o <file>` output, one line per
+ * Parse the tracer's record: `strace -f --seccomp-bpf -y -ttt -s 4096 -o <file>` output, one line per
  * syscall, `<pid> <epoch.micro> <name>(<args>) = <result> [<ERRNO> (<text>)]`, into events and a
  * process tree (parent, argv, working directory, exit) that attribution walks.
  *

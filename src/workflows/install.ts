@@ -146,7 +146,7 @@ export async function install(request: InstallRequest, deps: WorkflowDeps): Prom
   timings.image = Math.round(performance.now() - t);
 
   const report = emptyReport({ version: TOOL_VERSION, lockfile: request.lockfile, policy: policy.name, image, timings });
-  let exitCode: number = EXIT.install;
+  let exitCode: number;
   try {
     // Step 3: the run. The session removes its containers and temp dirs however this block ends.
     await using session = await SandboxSession.open({

@@ -10,7 +10,7 @@ export default async function setup({ provide }: { provide: (key: string, value:
   try {
     await client.ping();
   } catch (error: unknown) {
-    if (process.env.CI === 'true') throw new Error(`CI=true and no container engine answers: ${(error as Error).message}`);
+    if (process.env.CI === 'true') throw new Error(`CI=true and no container engine answers: ${(error as Error).message}`, { cause: error });
     process.stderr.write('integration: no container engine answers; skipping integration tests (CI=true makes this a failure)\n');
     provide('engine', false);
     return;
