@@ -7,7 +7,14 @@ neither signal the tracer nor touch the trace. When pip's process ends, the supe
 process the sandbox user still has (lingering daemons), kills them, waits for the tracer, and
 writes status.json next to the trace.
 
-usage: python3 -I -S supervisor.py [--watch name,name,...] -- <command...>
+usage: python3 -I -S supervisor.py [--watch name,name,...] --plan <phases.json>
+       python3 -I -S supervisor.py [--watch name,name,...] -- <command...>   (one phase, `install`)
+
+A run is one or more phases (`install`, then `import`, ...), each one traced command run to its
+end with the same guarantees: its own trace (<state>/<phase>.strace.log), detached processes
+killed the moment they appear, every process of the sandbox user listed and killed when the
+phase's command ends, the tracer's record of that end checked. A phase whose command fails, or
+whose tracer cannot vouch for it, ends the run. status.json holds one entry per phase run.
 
 --watch names the programs whose use the policy reports (process.exec). The supervisor finds the
 files they are (device and inode, through symlinks and alternatives) and, at the end, names every
@@ -24,8 +31,8 @@ import sys
 import time
 
 STATE = "/var/lib/sandbox-install"
-TRACE = STATE + "/strace.log"
 STATUS = STATE + "/status.json"
+PHASE_NAME = re.compile(r"^[a-z][a-z0-9-]{0,31}$")
 SANDBOX_USER = "user"
 SANDBOX_UID = 1000
 SANDBOX_GID = 1000
@@ -63,12 +70,16 @@ def alive(pid):
     return stat is not None and stat[0] not in ("Z", "X")
 
 
-def traced_root(tracer, deadline):
+def trace_path(phase):
+    return "%s/%s.strace.log" % (STATE, phase)
+
+
+def traced_root(trace, tracer, deadline):
     """pid of the traced command: the pid on the first line strace writes (its first execve).
     strace forks short-lived helpers of its own first, so the tracer's first child is not it."""
     while time.time() < deadline and tracer.poll() is None:
         try:
-            with open(TRACE, "r", encoding="latin-1") as f:
+            with open(trace, "r", encoding="latin-1") as f:
                 line = f.readline()
             if line.endswith("\n"):
                 return int(line.split(None, 1)[0])
@@ -173,14 +184,14 @@ def exec_alias(path, watched, names):
     return watched.get((st.st_dev, st.st_ino))
 
 
-def read_trace(root_pid, watched, names):
+def read_trace(trace, root_pid, watched, names):
     """One pass over the trace: pip's end as strace recorded it (('exited', code), ('killed',
     signal name) or None), and the executed paths that are watched programs under other names."""
     prefix = "%d " % root_pid
     result = None
     aliases = {}
     try:
-        with open(TRACE, "r", encoding="latin-1") as f:
+        with open(trace, "r", encoding="latin-1") as f:
             for line in f:
                 if watched and "execve" in line[:64]:
                     match = EXEC_PATH.match(line)
@@ -203,30 +214,24 @@ def read_trace(root_pid, watched, names):
     return result, aliases
 
 
-def main():
-    command = sys.argv[sys.argv.index("--") + 1:] if "--" in sys.argv else []
-    if not command:
-        sys.stderr.write("supervisor: no command\n")
-        return 2
-    options = sys.argv[1:sys.argv.index("--")]
-    names = set(options[options.index("--watch") + 1].split(",")) if "--watch" in options else set()
-    names.discard("")
-    watched = watched_files(names)
+def run_phase(name, command, watched, names):
+    """One phase: its command under the tracer as the sandbox user, to the end. Returns its status."""
+    trace = trace_path(name)
     started = time.time()
     tracer = subprocess.Popen(
         # -y prints the path of every fd argument: opens relative to a directory fd, fchdir and
         # execveat of an fd are judged by what they name, not by a number.
         ["strace", "-f", "--seccomp-bpf", "-y", "-ttt", "-s", "4096", "-u", SANDBOX_USER,
-         "-e", "trace=" + TRACED, "-e", "signal=none", "-o", TRACE, "--"] + command,
+         "-e", "trace=" + TRACED, "-e", "signal=none", "-o", trace, "--"] + command,
         stdin=subprocess.DEVNULL,
         # A session of its own: kill(0) or kill(-pgid) from pip's side can never reach us.
         start_new_session=True,
     )
-    root_pid = traced_root(tracer, time.time() + 30)
-    status = {"tracerPid": tracer.pid, "rootPid": root_pid, "started": started}
+    root_pid = traced_root(trace, tracer, time.time() + 30)
+    status = {"phase": name, "tracerPid": tracer.pid, "rootPid": root_pid, "started": started}
 
-    # Wait for pip (the tracer's first child) to end, or for the tracer to end first, killing
-    # every detached process the moment it appears.
+    # Wait for the command (the tracer's first child) to end, or for the tracer to end first,
+    # killing every detached process the moment it appears.
     detached, unreaped = [], set()
     while root_pid is not None and alive(root_pid) and tracer.poll() is None:
         kill_detached(detached, unreaped)
@@ -234,11 +239,11 @@ def main():
     status["pipEnded"] = time.time()
     status["detached"] = detached[:256]
 
-    time.sleep(0.2)  # let anything pip started settle before we look
+    time.sleep(0.2)  # let anything the command started settle before we look
     known = {proc["pid"] for proc in detached}
     lingering = [proc for proc in processes_of(SANDBOX_UID) if proc["pid"] not in known]
     status["lingering"] = lingering
-    # Always: whatever hid from the listing above still dies here.
+    # Always: whatever hid from the listing above still dies here, so nothing outlives its phase.
     kill_all_of_sandbox_user()
 
     try:
@@ -248,17 +253,54 @@ def main():
         tracer.wait()
         status["tracerForcedStop"] = True
     status["tracerExit"] = tracer.returncode
-    end, aliases = read_trace(root_pid, watched, names) if root_pid is not None else (None, {})
+    end, aliases = read_trace(trace, root_pid, watched, names) if root_pid is not None else (None, {})
     status["execAliases"] = aliases
     status["pip"] = None if end is None else {"how": end[0], "value": end[1]}
-    # pip's end must be in the trace. If it is not, the tracer died or lost pip: tampered.
+    # The command's end must be in the trace. If it is not, the tracer died or lost it: tampered.
     status["tracerIntact"] = end is not None
     status["ended"] = time.time()
-    with open(STATUS, "w") as f:
-        json.dump(status, f)
-    if end is None:
-        return 125
-    return end[1] if end[0] == "exited" else 128 + getattr(signal, end[1], signal.SIGKILL)
+    return status
+
+
+def read_plan(options):
+    """[(phase, argv)] from --plan (a JSON list of {"name", "argv"}), or the command after --."""
+    if "--plan" in options:
+        with open(options[options.index("--plan") + 1]) as f:
+            plan = json.load(f)
+        phases = [(p["name"], [str(a) for a in p["argv"]]) for p in plan]
+    else:
+        phases = [("install", sys.argv[sys.argv.index("--") + 1:] if "--" in sys.argv else [])]
+    if not phases or any(not PHASE_NAME.match(name) or not argv for name, argv in phases):
+        return None
+    return phases
+
+
+def main():
+    options = sys.argv[1:sys.argv.index("--")] if "--" in sys.argv else sys.argv[1:]
+    phases = read_plan(options)
+    if phases is None:
+        sys.stderr.write("supervisor: no phases to run\n")
+        return 2
+    names = set(options[options.index("--watch") + 1].split(",")) if "--watch" in options else set()
+    names.discard("")
+    watched = watched_files(names)
+
+    statuses = []
+    code = 0
+    for name, command in phases:
+        status = run_phase(name, command, watched, names)
+        statuses.append(status)
+        # Written after every phase: a run cut short still tells what its finished phases did.
+        with open(STATUS + ".tmp", "w") as f:
+            json.dump({"phases": statuses}, f)
+        os.replace(STATUS + ".tmp", STATUS)
+        end = status["pip"]
+        if end is None:
+            return 125
+        code = end["value"] if end["how"] == "exited" else 128 + getattr(signal, end["value"], signal.SIGKILL)
+        if code != 0:
+            break
+    return code
 
 
 if __name__ == "__main__":

@@ -16,6 +16,8 @@ export const Finding = z.object({
   message: z.string(),
   /** pid and argv, path, address, request: whatever shows what happened. */
   evidence: z.record(z.string(), z.unknown()),
+  /** The phase of the run it happened in (install, import, …); absent for what precedes any phase (the lockfile's own lines). */
+  phase: z.string().optional(),
 });
 export type Finding = z.infer<typeof Finding>;
 

@@ -8,4 +8,7 @@ export const HOME = '/home/user';
 export const SANDBOX_USER = 'user';
 export const STATE_DIR = '/var/lib/sandbox-install';
 export const INPUT_MOUNT = '/input';
+/** What the host copies into INPUT_MOUNT (root-owned, read-only to the sandbox user) before the run starts. */
+export const INPUT_LOCK = `${INPUT_MOUNT}/requirements.lock`;
+export const INPUT_PHASES = `${INPUT_MOUNT}/phases.json`;
 export const RELAY_PORT = 3141;

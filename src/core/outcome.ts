@@ -35,6 +35,9 @@ const Proc = z.object({ pid: z.number().int(), ppid: z.number().int(), argv: z.a
  * which fails the run as monitor.tampered.
  */
 export const SupervisorStatus = z.looseObject({
+  /** When the phase's command started and when the supervisor was done with it (epoch seconds). */
+  started: z.number().optional(),
+  ended: z.number().optional(),
   rootPid: z.number().int().nullable(),
   pip: z.object({ how: z.enum(['exited', 'killed']), value: z.union([z.number(), z.string()]) }).nullable(),
   tracerIntact: z.boolean(),
@@ -48,6 +51,19 @@ export const SupervisorStatus = z.looseObject({
   execAliases: z.record(z.string(), z.string()).optional(),
 });
 export type SupervisorStatus = z.infer<typeof SupervisorStatus>;
+
+/** A phase of a run: one traced command in the sandbox (DESIGN.md "Pipeline and phases"). */
+export const PhaseName = z.enum(['install', 'import', 'wheel', 'resolve']);
+export type PhaseName = z.infer<typeof PhaseName>;
+
+export interface PhaseSpec {
+  name: PhaseName;
+  argv: string[];
+}
+
+/** status.json: one entry per phase the supervisor ran, in order, written after each. */
+export const RunStatus = z.looseObject({ phases: z.array(SupervisorStatus.extend({ phase: PhaseName })) });
+export type RunStatus = z.infer<typeof RunStatus>;
 
 const at = { time: z.number() };
 const peer = { dst: z.string(), src: z.string(), port: z.number().int() };
@@ -87,8 +103,13 @@ export function readMonitorLine(line: string): MonitorEvent {
   return { type: 'monitor-error', error: `the monitor printed a line that is not an event: ${line.slice(0, 200)}`, time: Date.now() / 1000 };
 }
 
+/**
+ * One phase of a run as observe/ judges it: that phase's trace and status, the monitor events and
+ * proxy findings of its time window. (The name is the install phase's, the first and most common.)
+ */
 export interface InstallOutcome {
-  /** pip's exit code, or null when the run was cut short (timeout) or pip's end is unknown. */
+  phase: PhaseName;
+  /** The phase command's exit code, or null when the run was cut short (timeout) or its end is unknown. */
   pipExitCode: number | null;
   limits: Limits;
   timedOut: boolean;
@@ -106,3 +127,9 @@ export interface InstallOutcome {
   timings: Record<string, number>;
 }
 
+
+/** A whole run: its phases in the order they ran (a phase cut short by the timeout included). */
+export interface RunOutcome {
+  phases: InstallOutcome[];
+  timings: Record<string, number>;
+}

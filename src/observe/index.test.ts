@@ -39,6 +39,7 @@ const STATUS: SupervisorStatus = { rootPid: 11, pip: { how: 'exited', value: 0 }
 
 function outcome(trace: string[], overrides: Partial<InstallOutcome> = {}): InstallOutcome {
   return {
+    phase: 'install',
     pipExitCode: 0,
     limits: DEFAULT_LIMITS,
     timedOut: false,
@@ -271,7 +272,8 @@ describe('observe: wiring the witnesses together', () => {
       changes: [
         { path: '/input', kind: 'added' },
         { path: '/input/requirements.lock', kind: 'added' },
-        { path: '/var/lib/sandbox-install/strace.log', kind: 'added' },
+        { path: '/input/phases.json', kind: 'added' },
+        { path: '/var/lib/sandbox-install/install.strace.log', kind: 'added' },
         { path: '/tmp/pip-unpack-abc/x.whl', kind: 'added' },
       ],
     });

@@ -8,7 +8,7 @@ import type { LockPlan } from '../lock/types.js';
 import type { Policy } from '../policy/schema.js';
 import { finding, type Finding } from '../core/finding.js';
 import type { InstallOutcome } from '../core/outcome.js';
-import { HOME, INPUT_MOUNT, INSTALLER_PYTHON, RELAY_PORT, STATE_DIR, TARGET } from '../core/layout.js';
+import { HOME, INPUT_LOCK, INPUT_MOUNT, INPUT_PHASES, INSTALLER_PYTHON, RELAY_PORT, STATE_DIR, TARGET } from '../core/layout.js';
 import { argvText, installerPids, packageOfProcess, pipPids } from './attribution.js';
 import { filesystemFindings, isSensitivePath, targetTamperFindings, writersOf } from './filesystem.js';
 import { networkFindings } from './network.js';
@@ -172,7 +172,7 @@ export async function observe(input: ObserveInput): Promise<Observation> {
   const filesystem = filesystemFindings({
     changes: input.outcome.changes,
     trace,
-    layout: { target: TARGET, home: HOME, state: STATE_DIR, mounts: [INPUT_MOUNT, `${INPUT_MOUNT}/requirements.lock`] },
+    layout: { target: TARGET, home: HOME, state: STATE_DIR, mounts: [INPUT_MOUNT, INPUT_LOCK, INPUT_PHASES] },
     packageOf,
     argvOf,
     pipPids: pipOwn,

@@ -317,7 +317,7 @@ function boundFindings(findings: readonly JudgedFinding[], limits: ReportLimits,
     // A plain string key (the rule has no space; the package's length makes the split unique):
     // hashing JSON of 50,000 hostile messages took 2.7 s, this takes 0.2 s, and holds no more
     // than the capped text of each distinct finding while it runs.
-    const key = `${f.rule} ${pkg === null ? '-' : `${pkg.length}:${pkg}`} ${message}`;
+    const key = `${f.rule} ${f.phase ?? '-'} ${pkg === null ? '-' : `${pkg.length}:${pkg}`} ${message}`;
     const count = occurrences(f.evidence.count) ?? 1;
     const group = groups.get(key);
     if (!group) {
@@ -339,7 +339,16 @@ function boundFindings(findings: readonly JudgedFinding[], limits: ReportLimits,
     if (g.package !== g.first.package) cut.strings += 1;
     const evidence = boundRecord(g.first.evidence, limits, cut);
     if (g.members > 1) evidence.count = g.count;
-    const value: JudgedFinding = { rule: g.first.rule, severity: g.severity, package: g.package, message: g.message, evidence, failing: g.failing };
+    const value: JudgedFinding = {
+      rule: g.first.rule,
+      severity: g.severity,
+      package: g.package,
+      message: g.message,
+      evidence,
+      failing: g.failing,
+      // The tool's own phase names (a short enum), never package text.
+      ...(g.first.phase === undefined ? {} : { phase: cutHead(g.first.phase, limits.nameChars) }),
+    };
     addCounts(counts, cut);
     return { value, bytes: elementBytes(pretty(value)), cut };
   });
@@ -499,6 +508,8 @@ function bound(report: Report, overrides: Partial<ReportLimits>): { report: Repo
     exported: cutNullable(report.exported, limits.pathChars, counts),
     manifest: cutNullable(report.manifest, limits.pathChars, counts),
     error: report.error === null ? null : boundRecord(report.error, limits, counts),
+    // The tool's own list, one entry per phase it ran (a handful): capped all the same.
+    phases: report.phases?.slice(0, 16).map((p) => ({ name: cutHead(p.name, limits.nameChars), exitCode: p.exitCode, timedOut: p.timedOut, traceBytes: p.traceBytes })),
   };
   const assemble = (cut: ReportCut | undefined): Report => ({
     schemaVersion: report.schemaVersion,
@@ -514,6 +525,7 @@ function bound(report: Report, overrides: Partial<ReportLimits>): { report: Repo
     processes: parts.processes.map((p) => p.value),
     proxy: parts.proxy.map((p) => p.value),
     install,
+    ...(skeleton.phases === undefined ? {} : { phases: skeleton.phases }),
     timings: skeleton.timings,
     exported: skeleton.exported,
     manifest: skeleton.manifest,

@@ -69,6 +69,8 @@ export const Report = z.object({
     .object({ pipExitCode: z.number().nullable(), timedOut: z.boolean(), output: z.string(), traceBytes: z.number().nullable() })
     .nullable(),
   timings: z.record(z.string(), z.number()),
+  /** Each phase that ran, in order. */
+  phases: z.array(z.object({ name: z.string(), exitCode: z.number().nullable(), timedOut: z.boolean(), traceBytes: z.number().nullable() })).optional(),
   exported: z.string().nullable(),
   manifest: z.string().nullable(),
   error: z.record(z.string(), z.unknown()).nullable(),

@@ -87,8 +87,14 @@ class FakeContainer implements ContainerHandle {
     return { running: this.role === 'monitor' && !this.removed, exitCode: null, oomKilled: this.role === 'sandbox' && (this.run.oomKilled ?? false) };
   }
 
+  /** As the engine's diff shows them: the files copied in before start (and their new parents) are `added`. */
   async changes(): Promise<FsChange[]> {
-    return this.run.changes ?? [];
+    const seeded = this.seeded.flatMap((file): FsChange[] => [
+      { path: path.posix.dirname(file.path), kind: 'added' },
+      { path: file.path, kind: 'added' },
+    ]);
+    const unique = [...new Map(seeded.map((c) => [c.path, c])).values()];
+    return [...unique, ...(this.run.changes ?? [])];
   }
 
   async getArchive(target: string): Promise<Readable> {

@@ -16,8 +16,8 @@ import type { LockPlan } from '../lock/types.js';
 import type { Policy } from '../policy/schema.js';
 import { startProxy, type IndexProxy, type Upstreams } from '../proxy/index.js';
 import { LABEL, type ContainerClient, type ContainerHandle } from '../runtime/port.js';
-import { readMonitorLine, SupervisorStatus, type InstallOutcome, type Limits, type MonitorEvent } from '../core/outcome.js';
-import { HOME, INPUT_MOUNT, INSTALLER_PYTHON, RELAY_PORT, SANDBOX_USER, SITE_PACKAGES, STATE_DIR, TARGET } from '../core/layout.js';
+import { readMonitorLine, RunStatus, type InstallOutcome, type Limits, type MonitorEvent, type PhaseSpec, type RunOutcome } from '../core/outcome.js';
+import { HOME, INPUT_LOCK, INPUT_PHASES, INSTALLER_PYTHON, RELAY_PORT, SANDBOX_USER, SITE_PACKAGES, STATE_DIR, TARGET } from '../core/layout.js';
 import { pipArgsFor, renderRequirements } from './requirements.js';
 
 const PROXY_MOUNT = '/run/sandbox-install-proxy';
@@ -78,8 +78,11 @@ export class SandboxSession implements AsyncDisposable {
     return dir;
   }
 
-  /** Run pip in the sandbox and collect everything it did. Does not judge. */
-  async install(): Promise<InstallOutcome> {
+  /**
+   * Run the phases in the sandbox, `install` (pip) first and then `after` in order, and collect
+   * everything each did. Does not judge. A phase that fails ends the run.
+   */
+  async run(after: PhaseSpec[] = []): Promise<RunOutcome> {
     const { client, image, plan, policy, limits, signal } = this.options;
     const timings: Record<string, number> = {};
 
@@ -143,12 +146,12 @@ export class SandboxSession implements AsyncDisposable {
       // The lockfile's own choices (--pre, --prefer-binary, --only-binary, --no-binary), after the
       // policy's: a lock may narrow what pip takes, and install.ts refuses one that would widen it.
       ...pipArgsFor(plan.pipOptions),
-      '-r', `${INPUT_MOUNT}/requirements.lock`,
+      '-r', INPUT_LOCK,
     ];
     const sandbox = await client.create({
       name: `sandbox-install-${this.id.slice(0, 8)}-sandbox`,
       image,
-      cmd: ['python3', '-I', '-S', '/opt/sandbox-install/supervisor.py', '--watch', policy.process.execWatch.join(','), '--', ...pipArgs],
+      cmd: ['python3', '-I', '-S', '/opt/sandbox-install/supervisor.py', '--watch', policy.process.execWatch.join(','), '--plan', INPUT_PHASES],
       // Root without capabilities, except what the tracer needs to ptrace and drop to `sandbox`.
       user: '0:0',
       env: [
@@ -182,7 +185,11 @@ export class SandboxSession implements AsyncDisposable {
     this.sandbox = sandbox;
     // Copied in, not bind-mounted: the lock is root-owned and read-only to the sandbox user, and
     // no host path appears in the sandbox's /proc/self/mountinfo.
-    await sandbox.putFiles([{ path: `${INPUT_MOUNT}/requirements.lock`, content: renderRequirements(plan), mode: 0o644 }]);
+    const phases: PhaseSpec[] = [{ name: 'install', argv: pipArgs }, ...after];
+    await sandbox.putFiles([
+      { path: INPUT_LOCK, content: renderRequirements(plan), mode: 0o644 },
+      { path: INPUT_PHASES, content: JSON.stringify(phases), mode: 0o644 },
+    ]);
     await sandbox.start();
     timings.containerStart = elapsed(t);
 
@@ -201,34 +208,48 @@ export class SandboxSession implements AsyncDisposable {
 
     t = performance.now();
     // Independent reads of a stopped container: the engine serves them concurrently.
-    const [monitorState, state, status, trace, changes, pipOutput] = await Promise.all([
+    const [monitorState, state, status, changes, pipOutput] = await Promise.all([
       monitor.inspect(),
       sandbox.inspect(),
       this.readStatus(sandbox),
-      this.readText(sandbox, `${STATE_DIR}/strace.log`),
       sandbox.changes(),
       sandbox.output(60),
     ]);
+    // The phases that ran: every one with a status, and the one the timeout (or a dead tracer)
+    // cut short, whose trace is there without a status.
+    const ran = phases.slice(0, Math.min(phases.length, (status?.phases.length ?? 0) + 1));
+    const traces = await Promise.all(ran.map((phase) => this.readText(sandbox, `${STATE_DIR}/${phase.name}.strace.log`)));
     timings.collect = elapsed(t);
 
-    if (status?.pip?.how === 'exited') pipExitCode = Number(status.pip.value);
-    else if (status?.pip?.how === 'killed') pipExitCode = 128;
-    if (timedOut) pipExitCode = null;
-
-    return {
-      pipExitCode,
-      timedOut,
-      oomKilled: state.oomKilled,
-      monitorAlive: monitorState.running,
-      pipOutput,
-      findings: this.proxyRecords.findings,
-      limits,
-      monitorEvents: this.monitorEvents,
-      status,
-      trace,
-      changes,
-      timings,
-    };
+    const starts = ran.map((_, i) => status?.phases[i]?.started ?? Number.POSITIVE_INFINITY);
+    const outcomes = ran.map((phase, i): InstallOutcome => {
+      const own = status?.phases[i] ?? null;
+      // A phase owns what happened from its start to the next phase's start (the first phase also
+      // what came before it, the last everything after).
+      const from = i === 0 ? Number.NEGATIVE_INFINITY : (starts[i] ?? Number.POSITIVE_INFINITY);
+      const to = starts[i + 1] ?? Number.POSITIVE_INFINITY;
+      const inWindow = (time: number) => time >= from && time < to;
+      const last = i === ran.length - 1;
+      let exitCode: number | null = own?.pip?.how === 'exited' ? Number(own.pip.value) : own?.pip?.how === 'killed' ? 128 : null;
+      if (timedOut && last) exitCode = null;
+      return {
+        phase: phase.name,
+        pipExitCode: own === null && !timedOut && last ? pipExitCode : exitCode,
+        timedOut: timedOut && last,
+        oomKilled: state.oomKilled && last,
+        monitorAlive: monitorState.running,
+        pipOutput: last ? pipOutput : '',
+        findings: this.proxyRecords.findings.filter((f) => inWindow(typeof f.evidence.time === 'string' ? Date.parse(f.evidence.time) / 1000 : 0)),
+        limits,
+        monitorEvents: this.monitorEvents.filter((e) => inWindow(e.type === 'ready' ? 0 : e.time)),
+        status: own,
+        trace: traces[i] ?? null,
+        // The container's diff is one for the whole run; the first phase's trace names its writers.
+        changes: i === 0 ? changes : [],
+        timings: i === 0 ? timings : {},
+      };
+    });
+    return { phases: outcomes, timings };
   }
 
   /** The target site-packages as a tar stream (hostile input: extract it with export/ only). */
@@ -272,11 +293,11 @@ export class SandboxSession implements AsyncDisposable {
   }
 
   /** The supervisor's status.json, or null when it is missing or not what the supervisor writes. */
-  private async readStatus(container: ContainerHandle): Promise<SupervisorStatus | null> {
+  private async readStatus(container: ContainerHandle): Promise<RunStatus | null> {
     const text = await this.readText(container, `${STATE_DIR}/status.json`, 16 * 1024 ** 2);
     if (text === null) return null;
     try {
-      const parsed = SupervisorStatus.safeParse(JSON.parse(text));
+      const parsed = RunStatus.safeParse(JSON.parse(text));
       if (parsed.success) return parsed.data;
       this.log.warn({ issues: parsed.error.issues.slice(0, 5) }, "the supervisor's status does not parse");
     } catch {

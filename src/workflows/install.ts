@@ -9,13 +9,13 @@ import path from 'node:path';
 import { writeFile } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import { finding, type Finding } from '../core/finding.js';
-import { DEFAULT_LIMITS, type InstallOutcome } from '../core/outcome.js';
+import { DEFAULT_LIMITS, type InstallOutcome, type RunOutcome } from '../core/outcome.js';
 import { TOOL_VERSION } from '../core/version.js';
 import { EnvironmentError, EXIT, InputError, SandboxError } from '../errors.js';
 import { assertReplaceable, MANIFEST_NAME, stageExport } from '../export/publish.js';
 import { readLock } from '../lock/parse.js';
 import type { LockPlan } from '../lock/types.js';
-import { observe } from '../observe/index.js';
+import { observe, type Observation, type ObserveInput } from '../observe/index.js';
 import { evaluate } from '../policy/evaluate.js';
 import { loadPolicy } from '../policy/load.js';
 import type { Policy } from '../policy/schema.js';
@@ -126,6 +126,23 @@ function installFailure(outcome: InstallOutcome): Finding[] {
   ];
 }
 
+/**
+ * Each phase observed on its own (its trace, its status, the monitor events of its time window),
+ * every finding and event tagged with the phase it happened in.
+ */
+async function observePhases(run: RunOutcome, shared: Omit<ObserveInput, 'outcome'>): Promise<Observation> {
+  const all: Observation = { findings: [], network: [], filesystem: [], processes: [] };
+  for (const [i, outcome] of run.phases.entries()) {
+    const seen = await observe({ ...shared, outcome, archive: i === 0 ? shared.archive : null });
+    const phase = outcome.phase;
+    all.findings.push(...seen.findings.map((f) => ({ ...f, phase })));
+    all.network.push(...seen.network.map((e) => ({ ...e, phase })));
+    all.filesystem.push(...seen.filesystem.map((e) => ({ ...e, phase })));
+    all.processes.push(...seen.processes.map((e) => ({ ...e, phase })));
+  }
+  return all;
+}
+
 async function writeReport(file: string | undefined, report: Report): Promise<void> {
   if (file) await writeFile(file, serializeReport(report));
 }
@@ -164,25 +181,27 @@ export async function install(request: InstallRequest, deps: WorkflowDeps): Prom
       { packages: lock.requirements.length, upstreams: { indexUrl: redactUrl(upstreams.indexUrl), extraIndexUrls: upstreams.extraIndexUrls.map(redactUrl) } },
       'installing in the sandbox',
     );
-    const outcome = await session.install();
-    Object.assign(timings, outcome.timings);
+    const run = await session.run();
+    Object.assign(timings, run.timings);
     deps.signal.throwIfAborted();
+    const outcome = run.phases[0]!; // the install phase: always first
 
-    // Step 4: observe.
+    // Step 4: observe, phase by phase. The installed tree is judged once, with the install phase.
     t = performance.now();
     const archive = outcome.pipExitCode === 0 ? await session.siteArchive() : null;
     const wheels = session.proxyRecords.served
       .filter((file) => file.locked && file.filename.endsWith('.whl'))
       .map((file) => ({ filename: file.filename, sha256: file.sha256, file: file.cachePath }));
-    const observation = await observe({ outcome, plan: lock, policy, archive, wheels, reservedNames: [MANIFEST_NAME] });
+    const observed = await observePhases(run, { plan: lock, policy, archive, wheels, reservedNames: [MANIFEST_NAME] });
     timings.observe = Math.round(performance.now() - t);
 
     // Step 5: judge.
+    const failures = run.phases.flatMap((phase) => installFailure(phase).map((f) => ({ ...f, phase: phase.phase })));
     const judgement = evaluate(
       {
-        findings: [...lockIndexFindings(lock, policy.allowLockIndexUrl), ...observation.findings, ...installFailure(outcome)],
+        findings: [...lockIndexFindings(lock, policy.allowLockIndexUrl), ...observed.findings, ...failures],
         packages: lock.requirements.map((r) => r.name),
-        installSucceeded: outcome.pipExitCode === 0,
+        installSucceeded: run.phases.every((phase) => phase.pipExitCode === 0),
       },
       policy,
     );
@@ -190,15 +209,21 @@ export async function install(request: InstallRequest, deps: WorkflowDeps): Prom
     report.findings = judgement.findings;
     report.packages = packagesOf(lock, session.proxyRecords.served);
     report.proxy = session.proxyRecords.requests;
-    report.network = observation.network;
-    report.filesystem = observation.filesystem;
-    report.processes = observation.processes;
+    report.network = observed.network;
+    report.filesystem = observed.filesystem;
+    report.processes = observed.processes;
     report.install = {
       pipExitCode: outcome.pipExitCode,
       timedOut: outcome.timedOut,
       output: outcome.pipOutput,
       traceBytes: outcome.trace === null ? null : Buffer.byteLength(outcome.trace),
     };
+    report.phases = run.phases.map((phase) => ({
+      name: phase.phase,
+      exitCode: phase.pipExitCode,
+      timedOut: phase.timedOut,
+      traceBytes: phase.trace === null ? null : Buffer.byteLength(phase.trace),
+    }));
 
     // Step 6: export, only on pass.
     if (report.verdict === 'pass' && policy.export) {

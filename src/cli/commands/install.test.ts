@@ -24,8 +24,10 @@ function run(overrides: Partial<FakeRun> = {}, pipExit = 0): FakeRun {
   return {
     exitCode: pipExit,
     files: {
-      [`${STATE_DIR}/status.json`]: JSON.stringify({ rootPid: 10, pip: { how: 'exited', value: pipExit }, tracerIntact: true, tracerExit: 0, lingering: [], detached: [], execAliases: {} }),
-      [`${STATE_DIR}/strace.log`]: CLEAN_TRACE.replace('exited with 0', `exited with ${pipExit}`),
+      [`${STATE_DIR}/status.json`]: JSON.stringify({
+        phases: [{ phase: 'install', started: 1, ended: 2, rootPid: 10, pip: { how: 'exited', value: pipExit }, tracerIntact: true, tracerExit: 0, lingering: [], detached: [], execAliases: {} }],
+      }),
+      [`${STATE_DIR}/install.strace.log`]: CLEAN_TRACE.replace('exited with 0', `exited with ${pipExit}`),
     },
     trees: { [SITE_PACKAGES]: {} },
     output: pipExit === 0 ? 'Successfully installed nothing\n' : 'ERROR: No matching distribution found for nothing\n',
@@ -76,7 +78,7 @@ describe('install on the fake engine: one test per exit code', () => {
     expect(await exists(path.join(work, 'out', '.sandbox-install-manifest.json'))).toBe(true);
     expect(stdout.join('')).toContain('PASS');
     // The lock was copied into the sandbox, not mounted; both containers are gone.
-    expect(engine.containers.find((c) => c.spec.networkMode !== 'none')?.seeded.map((f) => f.path)).toEqual(['/input/requirements.lock']);
+    expect(engine.containers.find((c) => c.spec.networkMode !== 'none')?.seeded.map((f) => f.path)).toEqual(['/input/requirements.lock', '/input/phases.json']);
     expect(leftovers(engine)).toEqual([]);
   });
 
@@ -86,7 +88,10 @@ describe('install on the fake engine: one test per exit code', () => {
     expect(await cli(engine)).toBe(1);
     const written = await report();
     expect(written.verdict).toBe('fail');
-    expect(written.findings).toContainEqual(expect.objectContaining({ rule: 'network.dns', failing: true, evidence: expect.objectContaining({ name: 'collect.exfil.invalid' }) }));
+    expect(written.findings).toContainEqual(
+      expect.objectContaining({ rule: 'network.dns', phase: 'install', failing: true, evidence: expect.objectContaining({ name: 'collect.exfil.invalid' }) }),
+    );
+    expect(written.phases).toEqual([{ name: 'install', exitCode: 0, timedOut: false, traceBytes: CLEAN_TRACE.length }]);
     expect(written.exported).toBeNull();
     expect(await exists(path.join(work, 'out'))).toBe(false);
     expect(leftovers(engine)).toEqual([]);
