@@ -1,11 +1,12 @@
 import { mkdtemp, readFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { hostname, tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { execa, type ResultPromise } from 'execa';
 import { expect, inject } from 'vitest';
 import { Report } from '../../src/report/schema.js';
 import { DockerClient } from '../../src/runtime/docker.js';
+import { LABEL } from '../../src/runtime/port.js';
 
 export const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 export const CLI = path.join(ROOT, 'bin', 'sandbox-install.js');
@@ -19,9 +20,16 @@ export interface CliRun {
   output: string;
 }
 
+/**
+ * The CLI processes this test file started. Every container a run makes carries its owner's
+ * `host:pid` label, so a test checks what *its* runs left, and a concurrent run of the suite on the
+ * same engine (another process, other pids) cannot fail it.
+ */
+const started = new Set<number>();
+
 /** Start the real CLI (built dist/) on a lockfile with a fixture index as its only upstream. */
 export function startCli(lockFile: string, indexUrl: string, work: string, extra: string[] = []): ResultPromise {
-  return execa(
+  const child = execa(
     'node',
     [
       CLI, lockFile,
@@ -35,6 +43,8 @@ export function startCli(lockFile: string, indexUrl: string, work: string, extra
     // No pip configuration from the machine leaks in: the fixture index is the only upstream.
     { reject: false, env: { PIP_CONFIG_FILE: '/dev/null', PIP_EXTRA_INDEX_URL: '', NO_COLOR: '1' }, extendEnv: true },
   );
+  if (child.pid !== undefined) started.add(child.pid);
+  return child;
 }
 
 export async function runCli(lockFile: string, indexUrl: string, extra: string[] = []): Promise<CliRun> {
@@ -51,8 +61,9 @@ export async function runCli(lockFile: string, indexUrl: string, extra: string[]
   };
 }
 
-/** After every test: the engine holds no container of ours. */
+/** After every test: no container of a run this file started is left on the engine. */
 export async function expectNoContainersLeft(): Promise<void> {
-  const ours = await new DockerClient().listOurs();
+  const owners = new Set([...started].map((pid) => `${hostname()}:${pid}`));
+  const ours = (await new DockerClient().listOurs()).filter((c) => owners.has(c.labels[LABEL.owner] ?? ''));
   expect(ours.map((c) => c.name)).toEqual([]);
 }
