@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { ancestry, attributeProcess, buildDirOf, packageOfProcess } from './attribution.js';
+import { ancestry, attributeProcess, buildDirOf, packageOfProcess, pipPids } from './attribution.js';
 import { parseTrace, type ProcessInfo, type Trace } from './trace.js';
 
 const SAMPLE = readFileSync(new URL('./testdata/strace-sample.txt', import.meta.url), 'utf8');
@@ -72,5 +72,28 @@ describe('ancestry', () => {
     expect(ancestry(traceOf(proc(1, 42)), 1).map((p) => p.pid)).toEqual([1]);
     expect(ancestry(traceOf(), 1)).toEqual([]);
     expect(packageOfProcess(traceOf(proc(1, 3), proc(2, 1), proc(3, 2)), 2)).toBeNull();
+  });
+});
+
+describe('pipPids', () => {
+  const RUNNER = '/usr/lib/python3/dist-packages/pip/__pip-runner__.py';
+  const lines = [
+    '10 1.0 execve("/usr/bin/python3", ["python3", "-m", "pip", "--python", "/opt/installer/bin/python", "install"], 0x7ffd /* 5 vars */) = 0',
+    '10 1.1 vfork() = 11',
+    `11 1.2 execve("/opt/installer/bin/python", ["/opt/installer/bin/python", "${RUNNER}", "install"], 0x7ffd /* 5 vars */) = 0`,
+    // pip installing build requirements: a runner started by the installer, in the installer's cwd.
+    '11 1.3 vfork() = 12',
+    `12 1.4 execve("/opt/installer/bin/python", ["/opt/installer/bin/python", "${RUNNER}", "install", "--ignore-installed", "setuptools"], 0x7ffd /* 5 vars */) = 0`,
+    // A build hook in its build dir that execs itself into a pip runner to pass for pip.
+    '11 1.5 vfork() = 13',
+    '13 1.6 chdir("/tmp/pip-install-abc/evil-pkg_0123456789abcdef0123456789abcdef") = 0',
+    '13 1.7 execve("/opt/installer/bin/python", ["/opt/installer/bin/python", "_in_process.py", "build_wheel"], 0x7ffd /* 5 vars */) = 0',
+    '13 1.8 chdir("/home/user") = 0',
+    `13 1.9 execve("/opt/installer/bin/python", ["/opt/installer/bin/python", "${RUNNER}", "install"], 0x7ffd /* 5 vars */) = 0`,
+  ];
+
+  it("is pip's installer and its build-requirement runners, never a hook dressed as one", () => {
+    const trace = parseTrace(lines.join('\n'));
+    expect([...pipPids(trace, '/opt/installer/bin/python')].sort()).toEqual([10, 11, 12]);
   });
 });

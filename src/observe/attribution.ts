@@ -115,7 +115,17 @@ export function pipPids(trace: Trace, installerPython: string): Set<number> {
   const installers = installerPids(trace, installerPython);
   const own = new Set(installers);
   for (const proc of trace.processes.values()) {
-    if (proc.ppid !== null && installers.has(proc.ppid) && proc.exe === installerPython && PIP_RUNNER.test(proc.argv[1] ?? '')) own.add(proc.pid);
+    // A build hook is a child of the installer too, and could exec itself into a pip runner; it
+    // still sat in its build dir, so it is attributed to its package and never passes for pip.
+    if (
+      proc.ppid !== null &&
+      installers.has(proc.ppid) &&
+      proc.exe === installerPython &&
+      PIP_RUNNER.test(proc.argv[1] ?? '') &&
+      attributeProcess(trace, proc.pid) === null
+    ) {
+      own.add(proc.pid);
+    }
   }
   for (const [thread, creator] of threadsOf(trace)) if (own.has(creator)) own.add(thread);
   return own;
