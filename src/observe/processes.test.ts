@@ -314,6 +314,13 @@ describe('processFindings: process.exec that dodges by name or place', () => {
     ]);
   });
 
+  it('reports the dynamic loader run by name, which runs whatever file it is handed', () => {
+    const { findings } = processFindings(
+      context(['11 1.100000 vfork() = 13', execve(13, '1.100001', '/usr/lib64/ld-linux-x86-64.so.2', ['ld-linux-x86-64.so.2', '/opt/target/x'], '0')]),
+    );
+    expect(execs(findings)).toEqual([['evil-pkg', '/usr/lib64/ld-linux-x86-64.so.2', false, true]]);
+  });
+
   it('matches a watched program by argv[0] and by the file it is, not only by its path', () => {
     const { findings } = processFindings(
       context(

@@ -30,6 +30,8 @@ export interface ProcessContext {
  * memfds. Nothing pip runs legitimately lives there.
  */
 const ALWAYS_WRITABLE = ['/tmp/', '/var/tmp/', '/dev/shm/', '/home/', '/run/', '/proc/', '/memfd:'];
+/** The dynamic loader run by name (`ld-linux-x86-64.so.2 /tmp/x`) runs whatever file it is handed. */
+const LOADER = /^ld(?:-linux[\w.-]*|-musl[\w.-]*)?\.so(?:\.\d+)*$/;
 
 const short = (argv: string[]) => argv.slice(0, 12).join(' ').slice(0, 400);
 
@@ -62,11 +64,11 @@ export function processFindings(ctx: ProcessContext): { findings: Finding[]; eve
 
   for (const event of trace.events) {
     if (event.kind === 'exec') {
-      if (event.viaFd || writable.some((dir) => event.path.startsWith(dir))) {
+      if (event.viaFd || writable.some((dir) => event.path.startsWith(dir)) || LOADER.test(path.posix.basename(event.path))) {
         // A program run from where the install could have written it (a renamed shell, a
         // downloaded binary, a memfd): its name says nothing, so where it lives must. Attempts
         // count: the file was put there to be run.
-        const where = event.viaFd ? 'a file descriptor' : 'a writable place';
+        const where = event.viaFd ? 'a file descriptor' : LOADER.test(path.posix.basename(event.path)) ? 'the dynamic loader' : 'a writable place';
         once(`exec-written|${packageOf(event.pid)}|${event.path}`, () =>
           finding(
             'process.exec',
