@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Offline base image: debootstrap a minimal Debian bookworm rootfs from Debian's own archive
-# (it ships Python 3.11) and `docker import` it as <tag>. No container registry is used.
-# usage: bootstrap-debian.sh <tag> [mirror]
+# (it ships Python 3.11) into <dir>/rootfs. No container registry is used, and no engine: the tool
+# imports the rootfs through its engine adapter (src/runtime/image.ts, importImage).
+# usage: bootstrap-debian.sh <dir> [mirror]
 set -euo pipefail
-tag=${1:?usage: bootstrap-debian.sh <tag> [mirror]}
+work=${1:?usage: bootstrap-debian.sh <dir> [mirror]}
 mirror=${2:-http://deb.debian.org/debian}
 packages=python3,python3-pip,python3-venv,strace,ca-certificates,procps
 
@@ -18,15 +19,9 @@ if ! command -v debootstrap >/dev/null 2>&1; then
   fi
 fi
 
-work=$(mktemp -d /var/tmp/sandbox-install-rootfs.XXXXXX)
-trap 'rm -rf "$work"' EXIT
 echo "bootstrap: debootstrap bookworm ($packages) from $mirror" >&2
 debootstrap --variant=minbase --include="$packages" bookworm "$work/rootfs" "$mirror" >&2
 # Trim what a sandbox never needs: apt lists, docs, man pages, caches.
 rm -rf "$work/rootfs/var/lib/apt/lists/"* "$work/rootfs/var/cache/apt/"*.bin \
   "$work/rootfs/usr/share/doc" "$work/rootfs/usr/share/man" "$work/rootfs/usr/share/locale"
-echo "bootstrap: docker import as $tag" >&2
-tar -C "$work/rootfs" -c . | docker import \
-  --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
-  --change 'CMD ["/bin/bash"]' - "$tag" >&2
-echo "bootstrap: done" >&2
+echo "bootstrap: rootfs ready in $work/rootfs" >&2

@@ -211,6 +211,12 @@ export class DockerClient implements ContainerClient {
     await followProgress(this.docker, stream, onProgress);
   }
 
+  async importImage(rootfs: Readable, tag: string, changes: string[], onProgress: BuildProgress): Promise<void> {
+    const [repo, version] = tag.split(':');
+    const stream = (await this.docker.importImage(rootfs as unknown as NodeJS.ReadableStream, { repo, tag: version ?? 'latest', changes })) as NodeJS.ReadableStream;
+    await followProgress(this.docker, stream, onProgress);
+  }
+
   async create(spec: ContainerSpec): Promise<ContainerHandle> {
     try {
       const container = await this.docker.createContainer({

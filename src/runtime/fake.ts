@@ -136,6 +136,8 @@ export class FakeEngine implements ContainerClient {
 
   async buildImage(): Promise<void> {}
 
+  async importImage(): Promise<void> {}
+
   async create(spec: ContainerSpec): Promise<ContainerHandle> {
     const container = new FakeContainer(spec, this.run, spec.networkMode === 'none' ? 'monitor' : 'sandbox');
     this.containers.push(container);

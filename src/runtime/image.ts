@@ -3,7 +3,7 @@
  * Dockerfile or the monitor scripts gives a new tag and the next run rebuilds it.
  */
 import { createHash } from 'node:crypto';
-import { readdir, readFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 import { execa } from 'execa';
@@ -36,25 +36,38 @@ export interface ImageBuildOptions {
   signal?: AbortSignal;
 }
 
-/** Build the Debian base with debootstrap + `docker import`, unless it is already there. */
+/**
+ * Build the Debian base, unless it is already there: debootstrap a rootfs (the script, which
+ * touches no engine), then import it through the engine port (`docker import`).
+ */
 async function bootstrapDebian(options: ImageBuildOptions): Promise<void> {
   if (await options.client.imageExists(BOOTSTRAP_BASE)) {
     options.progress(`base ${BOOTSTRAP_BASE} already present`);
     return;
   }
-  const child = execa('bash', [path.join(IMAGES_DIR, 'bootstrap-debian.sh'), BOOTSTRAP_BASE], {
-    all: true,
-    reject: false,
-    cancelSignal: options.signal,
-  });
-  for await (const line of child.iterable({ from: 'all' })) options.progress(String(line));
-  const result = await child;
-  if (result.exitCode !== 0) {
-    throw new EnvironmentError('image.bootstrap-failed', `debootstrap of the Debian base failed (exit ${result.exitCode})`, {
-      hint: 'run as root on Debian with debootstrap and access to a Debian mirror',
-    });
+  const work = await mkdtemp(path.join('/var/tmp', 'sandbox-install-rootfs-'));
+  try {
+    const child = execa('bash', [path.join(IMAGES_DIR, 'bootstrap-debian.sh'), work], { all: true, reject: false, cancelSignal: options.signal });
+    for await (const line of child.iterable({ from: 'all' })) options.progress(String(line));
+    const result = await child;
+    if (result.exitCode !== 0) {
+      throw new EnvironmentError('image.bootstrap-failed', `debootstrap of the Debian base failed (exit ${result.exitCode})`, {
+        hint: 'run as root on Debian with debootstrap and access to a Debian mirror',
+      });
+    }
+    options.progress(`importing the rootfs as ${BOOTSTRAP_BASE}`);
+    // GNU tar keeps owners, modes and device nodes as debootstrap made them.
+    const tar = execa('tar', ['-C', path.join(work, 'rootfs'), '-c', '.'], { stdout: 'pipe', buffer: false, cancelSignal: options.signal });
+    await Promise.all([
+      options.client.importImage(tar.stdout, BOOTSTRAP_BASE, BOOTSTRAP_CHANGES, options.progress),
+      tar,
+    ]);
+  } finally {
+    await rm(work, { recursive: true, force: true });
   }
 }
+
+const BOOTSTRAP_CHANGES = ['ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', 'CMD ["/bin/bash"]'];
 
 async function chooseBase(options: ImageBuildOptions): Promise<'online' | 'bootstrap-debian'> {
   if (options.base === 'debian') return 'bootstrap-debian';

@@ -99,6 +99,8 @@ export interface ContainerClient {
   /** Pull an image; rejects when the registry cannot be reached. */
   pullImage(ref: string, onProgress: BuildProgress): Promise<void>;
   buildImage(contextDir: string, tag: string, buildArgs: Record<string, string>, onProgress: BuildProgress): Promise<void>;
+  /** Make an image from a root filesystem as a tar stream (`docker import`), with Dockerfile-style `changes`. */
+  importImage(rootfs: Readable, tag: string, changes: string[], onProgress: BuildProgress): Promise<void>;
   create(spec: ContainerSpec): Promise<ContainerHandle>;
   /** Containers carrying our tool label. */
   listOurs(): Promise<LeftoverContainer[]>;

@@ -255,7 +255,10 @@ async function exportTree(session: SandboxSession, request: InstallRequest, repo
   if (staged.bytecode?.skipped) log.warn({ reason: staged.bytecode.skipped }, 'exporting without bytecode; Python compiles it at first import');
   if (staged.findings.length > 0) {
     await staged.discard();
-    const again = evaluate({ findings: [...report.findings, ...staged.findings], packages: [], installSucceeded: true }, policy);
+    // What the export finds (a source that does not compile, an unsafe entry) is about the tree the
+    // install phase produced.
+    const found = staged.findings.map((f) => ({ ...f, phase: 'install' }));
+    const again = evaluate({ findings: [...report.findings, ...found], packages: [], installSucceeded: true }, policy);
     report.verdict = again.verdict;
     report.findings = again.findings;
     return;
