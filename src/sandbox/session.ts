@@ -221,14 +221,16 @@ export class SandboxSession implements AsyncDisposable {
     const traces = await Promise.all(ran.map((phase) => this.readText(sandbox, `${STATE_DIR}/${phase.name}.strace.log`)));
     timings.collect = elapsed(t);
 
-    const starts = ran.map((_, i) => status?.phases[i]?.started ?? Number.POSITIVE_INFINITY);
+    // A phase owns what happened from its start until the next phase's start: the first phase also
+    // what came before it, and a phase cut short (no status) everything after the one before it
+    // ended. Whatever has no usable time goes to the first phase: nothing is dropped.
+    const starts = ran.map((_, i) =>
+      i === 0 ? Number.NEGATIVE_INFINITY : (status?.phases[i]?.started ?? status?.phases[i - 1]?.ended ?? Number.NEGATIVE_INFINITY),
+    );
+    const phaseAt = (time: number): number => (Number.isFinite(time) ? starts.reduce((owner, start, i) => (start <= time ? i : owner), 0) : 0);
+    const timeOf = (f: { evidence: Record<string, unknown> }) => (typeof f.evidence.time === 'string' ? Date.parse(f.evidence.time) / 1000 : Number.NaN);
     const outcomes = ran.map((phase, i): InstallOutcome => {
       const own = status?.phases[i] ?? null;
-      // A phase owns what happened from its start to the next phase's start (the first phase also
-      // what came before it, the last everything after).
-      const from = i === 0 ? Number.NEGATIVE_INFINITY : (starts[i] ?? Number.POSITIVE_INFINITY);
-      const to = starts[i + 1] ?? Number.POSITIVE_INFINITY;
-      const inWindow = (time: number) => time >= from && time < to;
       const last = i === ran.length - 1;
       let exitCode: number | null = own?.pip?.how === 'exited' ? Number(own.pip.value) : own?.pip?.how === 'killed' ? 128 : null;
       if (timedOut && last) exitCode = null;
@@ -239,9 +241,9 @@ export class SandboxSession implements AsyncDisposable {
         oomKilled: state.oomKilled && last,
         monitorAlive: monitorState.running,
         pipOutput: last ? pipOutput : '',
-        findings: this.proxyRecords.findings.filter((f) => inWindow(typeof f.evidence.time === 'string' ? Date.parse(f.evidence.time) / 1000 : 0)),
+        findings: this.proxyRecords.findings.filter((f) => phaseAt(timeOf(f)) === i),
         limits,
-        monitorEvents: this.monitorEvents.filter((e) => inWindow(e.type === 'ready' ? 0 : e.time)),
+        monitorEvents: this.monitorEvents.filter((e) => phaseAt(e.type === 'ready' ? Number.NaN : e.time) === i),
         status: own,
         trace: traces[i] ?? null,
         // The container's diff is one for the whole run; the first phase's trace names its writers.
