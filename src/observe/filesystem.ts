@@ -6,7 +6,7 @@ import path from 'node:path';
 import { finding, type Finding } from '../core/finding.js';
 import { argvText } from './attribution.js';
 import type { FsChange } from '../core/outcome.js';
-import type { Trace, TraceEvent } from './trace.js';
+import { PROBE_SYSCALLS, type Trace, type TraceEvent } from './trace.js';
 
 export interface FsLayout {
   /** The install target (the venv). */
@@ -60,7 +60,12 @@ const SENSITIVE_ABSOLUTE = [/^\/etc\/(shadow|gshadow|sudoers)(\/|$|-)/, /^\/proc
 const SENSITIVE_NAMES = /(?:^|\/)(?:shadow|gshadow|sudoers|environ|id_rsa|id_ed25519|id_ecdsa|credentials)$/;
 
 /** Calls that only look at a path (exists? what is it? where does it point?). */
-const PROBES = new Set(['access', 'faccessat', 'faccessat2', 'stat', 'lstat', 'newfstatat', 'statx', 'readlink', 'readlinkat']);
+const PROBES = new Set<string>([...PROBE_SYSCALLS, 'access', 'faccessat', 'faccessat2']);
+
+/** The homes whose credential files are watched: the sandbox user's, and root's. */
+export function credentialHomes(home: string): string[] {
+  return [home, '/root'];
+}
 
 export function isSensitivePath(file: string, homes: string[]): boolean {
   if (SENSITIVE_ABSOLUTE.some((re) => re.test(file))) return true;
@@ -114,7 +119,7 @@ export function filesystemFindings(ctx: FsContext): { findings: Finding[]; event
     );
   }
 
-  const homes = [ctx.layout.home, '/root'];
+  const homes = credentialHomes(ctx.layout.home);
   const seen = new Set<string>();
   for (const event of ctx.trace.events) {
     if (event.kind !== 'open' || !isSensitivePath(event.path, homes)) continue;

@@ -10,7 +10,7 @@ import { finding, type Finding } from '../core/finding.js';
 import type { InstallOutcome } from '../core/outcome.js';
 import { HOME, INPUT_LOCK, INPUT_MOUNT, INPUT_PHASES, INSTALLER_PYTHON, RELAY_PORT, STATE_DIR, TARGET } from '../core/layout.js';
 import { argvText, installerPids, packageOfProcess, pipPids } from './attribution.js';
-import { filesystemFindings, isSensitivePath, targetTamperFindings, writersOf } from './filesystem.js';
+import { credentialHomes, filesystemFindings, isSensitivePath, targetTamperFindings, writersOf } from './filesystem.js';
 import { networkFindings } from './network.js';
 import { processFindings } from './processes.js';
 import { provenanceFindings, type LockedWheel, type Writer } from './provenance.js';
@@ -148,7 +148,7 @@ function unlockedDistributions(scan: StaticScan | null, plan: LockPlan): Finding
 }
 
 export async function observe(input: ObserveInput): Promise<Observation> {
-  const homes = [HOME, '/root'];
+  const homes = credentialHomes(HOME);
   // Only probes (stat, readlink) of credential paths are judged; keeping the rest would fill the
   // event cap with the tens of thousands every Python start makes.
   const trace = parseTrace(input.outcome.trace ?? '', { initialCwd: HOME, keepProbe: (p) => isSensitivePath(p, homes) });

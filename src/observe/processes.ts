@@ -64,11 +64,12 @@ export function processFindings(ctx: ProcessContext): { findings: Finding[]; eve
 
   for (const event of trace.events) {
     if (event.kind === 'exec') {
-      if (event.viaFd || writable.some((dir) => event.path.startsWith(dir)) || LOADER.test(path.posix.basename(event.path))) {
+      const loader = LOADER.test(path.posix.basename(event.path));
+      if (event.viaFd || loader || writable.some((dir) => event.path.startsWith(dir))) {
         // A program run from where the install could have written it (a renamed shell, a
         // downloaded binary, a memfd): its name says nothing, so where it lives must. Attempts
         // count: the file was put there to be run.
-        const where = event.viaFd ? 'a file descriptor' : LOADER.test(path.posix.basename(event.path)) ? 'the dynamic loader' : 'a writable place';
+        const where = event.viaFd ? 'a file descriptor' : loader ? 'the dynamic loader' : 'a writable place';
         once(`exec-written|${packageOf(event.pid)}|${event.path}`, () =>
           finding(
             'process.exec',

@@ -281,7 +281,8 @@ export const MODELLED_SYSCALLS: readonly string[] = [
   'rmdir', 'chmod', 'fchmodat', 'truncate', 'link', 'linkat', 'rt_sigqueueinfo', 'kill', 'tkill', 'tgkill',
   'io_uring_setup', 'pidfd_open', 'ptrace', 'chdir', 'fchdir', 'clone', 'clone3', 'fork', 'vfork',
 ];
-const PROBES = new Set<OpenSyscall>(['stat', 'lstat', 'newfstatat', 'statx', 'readlink', 'readlinkat']);
+/** The stat/readlink probes `keepProbe` filters; observe/ judges them with access() as look-only calls. */
+export const PROBE_SYSCALLS: ReadonlySet<OpenSyscall> = new Set<OpenSyscall>(['stat', 'lstat', 'newfstatat', 'statx', 'readlink', 'readlinkat']);
 /** The end of a complete line: `) = <value>`, maybe with an errno and its text. */
 const RESULT_AT_END = /\) = (-?\d{1,20}|0x[0-9a-fA-F]{1,16}|\?)(?: (E[A-Z0-9]+) \([^()]*\))?$/;
 const UNFINISHED = ' <unfinished ...>';
@@ -694,7 +695,7 @@ export class TraceParser {
     const path = decodeString(rawPath);
     if (!path) return false;
     const resolved = this.resolve(state, dirfd, path.value);
-    if (PROBES.has(syscall) && !this.keepProbe(resolved.path)) return true;
+    if (PROBE_SYSCALLS.has(syscall) && !this.keepProbe(resolved.path)) return true;
     this.emit({ kind: 'open', ...base, syscall, ...resolved, ...mode, truncated: path.truncated });
     return true;
   }
