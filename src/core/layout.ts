@@ -6,6 +6,7 @@ export const SITE_PACKAGES = `${TARGET}/lib/python3.11/site-packages`;
 /** The unprivileged user's home: named like any Linux user's, not like a sandbox's. */
 export const HOME = '/home/user';
 export const SANDBOX_USER = 'user';
+export const SANDBOX_UID = 1000;
 export const STATE_DIR = '/var/lib/sandbox-install';
 export const INPUT_MOUNT = '/input';
 /** What the host copies into INPUT_MOUNT (root-owned, read-only to the sandbox user) before the run starts. */

@@ -29,6 +29,7 @@ export const CATALOGUE = {
   'network.dns': rule('high', 'a DNS query for any name', 'Nothing in an install needs a name resolved: the name itself may carry the data.'),
   'network.connect': rule('high', 'a TCP/UDP connect or send to anything but the index relay (or to the relay by a process that is not pip)', 'Look at the address, port and argv in the evidence.'),
   'network.http': rule('high', 'a request reached a fake service', 'The method, host and path show what it tried to send.'),
+  'network.canary-exfil': rule('critical', 'a planted canary secret (fake credentials, token variables) left the sandbox, in any encoding', 'Credential theft in progress: the evidence names the secret, the channel and the process.'),
   'network.unix-socket': rule('high', 'a connect to a unix socket such as docker.sock', 'Build code has no business with local daemons.'),
   'fs.write-outside-target': rule('high', 'a file was created or changed outside the install target and pip\'s temp dirs', 'Shell rc files, cron, other tools\' configs: persistence.'),
   'fs.sensitive-read': rule('high', 'an attempt to open or probe a credentials path, even a failed one', 'Credential theft; the sandbox has none, but the attempt is the intent.'),

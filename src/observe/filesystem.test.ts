@@ -256,7 +256,7 @@ describe('filesystemFindings: credential reads', () => {
     ]);
   });
 
-  it("resolves dirfd-relative opens and probes; pip's own probes (requests looks for ~/.netrc) are not findings", () => {
+  it("resolves dirfd-relative opens and probes; pip's own probes and reads of ~/.netrc (requests' index auth) are not findings, a write is", () => {
     const { findings } = filesystemFindings({
       ...context(
         [],
@@ -267,6 +267,9 @@ describe('filesystemFindings: credential reads', () => {
           '11 1.000013 newfstatat(AT_FDCWD</tmp>, "/home/sandbox/.aws/credentials", 0x7ffc, 0) = -1 ENOENT (No such file or directory)',
           '11 1.000014 readlink("/home/sandbox/.docker/config.json", 0x7ffc, 4096) = -1 ENOENT (No such file or directory)',
           '10 1.000015 newfstatat(AT_FDCWD</home/sandbox>, "/home/sandbox/.netrc", 0x7ffc, 0) = -1 ENOENT (No such file or directory)',
+          '10 1.000015 openat(AT_FDCWD</home/sandbox>, "/home/sandbox/.netrc", O_RDONLY|O_CLOEXEC) = 3</home/sandbox/.netrc>',
+          '10 1.000015 openat(AT_FDCWD</home/sandbox>, "/home/sandbox/.pypirc", O_RDONLY|O_CLOEXEC) = 3</home/sandbox/.pypirc>',
+          '10 1.000015 openat(AT_FDCWD</home/sandbox>, "/home/sandbox/.netrc", O_WRONLY|O_APPEND) = 3</home/sandbox/.netrc>',
           // A directory fd strace could not name: judged by the relative path's own shape.
           '11 1.000016 openat(7, ".aws/credentials", O_RDONLY) = -1 ENOENT (No such file or directory)',
           '11 1.000017 openat(8, "gshadow", O_RDONLY) = -1 EACCES (Permission denied)',
@@ -281,6 +284,8 @@ describe('filesystemFindings: credential reads', () => {
       ['evil-pkg', 'openat', '/proc/self/environ'],
       ['evil-pkg', 'newfstatat', '/home/sandbox/.aws/credentials'],
       ['evil-pkg', 'readlink', '/home/sandbox/.docker/config.json'],
+      [null, 'openat', '/home/sandbox/.pypirc'],
+      [null, 'openat', '/home/sandbox/.netrc'],
       ['evil-pkg', 'openat', '.aws/credentials'],
       ['evil-pkg', 'openat', 'gshadow'],
     ]);

@@ -14,7 +14,7 @@ export interface FsLayout {
   home: string;
   /** Our own state dir (tracer output). */
   state: string;
-  /** Our read-only bind mounts: they show up in the diff as added. */
+  /** What we put in the container before it starts (input files, canaries): the diff shows them as added. */
   mounts: string[];
 }
 
@@ -124,7 +124,9 @@ export function filesystemFindings(ctx: FsContext): { findings: Finding[]; event
   for (const event of ctx.trace.events) {
     if (event.kind !== 'open' || !isSensitivePath(event.path, homes)) continue;
     const open = event as OpenEvent;
-    if (PROBES.has(open.syscall) && ctx.pipPids?.has(open.pid)) continue;
+    // pip's own processes look for credentials as a client does: requests probes and, when there
+    // is one (there is: a canary), reads ~/.netrc for index auth. pip's, not a package's, doing.
+    if (ctx.pipPids?.has(open.pid) && (PROBES.has(open.syscall) || (!open.write && open.path === `${ctx.layout.home}/.netrc`))) continue;
     const pkg = ctx.packageOf(open.pid);
     const key = `${pkg}|${open.path}`;
     if (seen.has(key)) continue;

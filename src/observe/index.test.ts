@@ -7,6 +7,7 @@ import type { LockPlan } from '../lock/types.js';
 import type { Policy } from '../policy/schema.js';
 import { finding, type Finding } from '../core/finding.js';
 import { DEFAULT_LIMITS, type InstallOutcome, type SupervisorStatus } from '../core/outcome.js';
+import { makeCanaries } from '../core/canary.js';
 import { observe, type ObserveInput } from './index.js';
 
 // A run as the session hands it over: pip (pid 11) forks a build hook (pid 18) that works in
@@ -81,7 +82,18 @@ const POLICY: Policy = {
   export: true,
 };
 
-const input = (o: InstallOutcome, archive: Readable | null = null): ObserveInput => ({ outcome: o, plan: PLAN, policy: POLICY, archive, wheels: [], reservedNames: ['.sandbox-install-manifest.json'] });
+let seed = 0;
+/** Fixed, distinct values: the same canaries on every test run. */
+const CANARIES = makeCanaries((n) => createHash('sha512').update(String(seed++)).digest().subarray(0, n));
+const input = (o: InstallOutcome, archive: Readable | null = null): ObserveInput => ({
+  outcome: o,
+  plan: PLAN,
+  policy: POLICY,
+  archive,
+  wheels: [],
+  reservedNames: ['.sandbox-install-manifest.json'],
+  canaries: CANARIES,
+});
 const exited = (pid: number, offset: number, code = 0) => `${pid} ${at(offset)} +++ exited with ${code} +++`;
 const rulesOf = (findings: Finding[]) => findings.map((f) => f.rule);
 
@@ -263,6 +275,30 @@ describe('observe: wiring the witnesses together', () => {
     ]);
     expect(findings[3]?.evidence).toEqual({ path: '/home/user/.bashrc', kind: 'modified', pid: 18, argv: '/usr/bin/python3.11 _in_process.py build_wheel' });
     expect(findings[4]?.evidence).toMatchObject({ path: '/usr/bin/sh', argv: 'sh -c id', pid: 20 });
+  });
+
+  it('finds a canary sent out in a DNS name and in a refused proxy path, blamed on the process that sent it', async () => {
+    const secret = CANARIES.canaries.find((c) => c.name.endsWith('aws_secret_access_key'))!.value;
+    const netrc = CANARIES.canaries.find((c) => c.name === '~/.netrc password')!.value;
+    const hex = Buffer.from(secret).toString('hex');
+    const trace = [...PIP, ...HOOK, `18 ${at(0.1)} connect(3, {sa_family=AF_INET, sin_port=htons(53), sin_addr=inet_addr("127.0.0.53")}, 16) = 0`, `18 ${at(0.5)} ${RELAY}`];
+    const refused = finding('integrity.unlocked-request', 'high', 'refused GET', { method: 'GET', path: `/simple/${netrc}/`, project: null, time: iso(0.51) });
+    const { findings } = await observe(
+      input(
+        outcome(trace, {
+          findings: [refused],
+          monitorEvents: [{ type: 'dns', name: `${hex.slice(0, 40)}.${hex.slice(40)}.x.invalid`, qtype: 1, answer: '127.1.0.1', src: '127.0.0.1:40000', time: T + 0.11 }],
+          changes: CANARIES.files.map((f) => ({ path: `/home/user/${f.path}`, kind: 'added' as const })),
+        }),
+      ),
+    );
+    const exfil = findings.filter((f) => f.rule === 'network.canary-exfil');
+    expect(exfil.map((f) => [f.package, f.severity, f.evidence.secret, f.evidence.channel, f.evidence.encoding, f.evidence.pid])).toEqual([
+      ['evil-pkg', 'critical', '~/.aws/credentials aws_secret_access_key', 'DNS name', 'hex', 18],
+      ['evil-pkg', 'critical', '~/.netrc password', 'proxy request path', 'plain', 18],
+    ]);
+    // The planted files are ours: their appearance in the diff is no finding.
+    expect(findings.filter((f) => f.rule === 'fs.write-outside-target')).toEqual([]);
   });
 
   it('takes execWatch from the policy, lingering processes from the status, and accepts the input mounts', async () => {

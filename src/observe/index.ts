@@ -6,11 +6,13 @@
 import type { Readable } from 'node:stream';
 import type { LockPlan } from '../lock/types.js';
 import type { Policy } from '../policy/schema.js';
+import type { CanarySet } from '../core/canary.js';
 import { finding, type Finding } from '../core/finding.js';
 import type { InstallOutcome } from '../core/outcome.js';
 import { HOME, INPUT_LOCK, INPUT_MOUNT, INPUT_PHASES, INSTALLER_PYTHON, RELAY_PORT, STATE_DIR, TARGET } from '../core/layout.js';
 import { argvText, installerPids, packageOfProcess, pipPids } from './attribution.js';
 import { credentialHomes, filesystemFindings, isSensitivePath, targetTamperFindings, writersOf } from './filesystem.js';
+import { exfilFindings } from './exfil.js';
 import { networkFindings } from './network.js';
 import { processFindings } from './processes.js';
 import { provenanceFindings, type LockedWheel, type Writer } from './provenance.js';
@@ -34,6 +36,8 @@ export interface ObserveInput {
   wheels: LockedWheel[];
   /** Top-level names the export writes itself (its manifest): nothing installed may use them. */
   reservedNames: string[];
+  /** The canaries planted in the sandbox: their files are ours, their values must never leave. */
+  canaries: CanarySet;
 }
 
 const SITE_PREFIX = `${TARGET}/lib/python3.11/site-packages/`;
@@ -172,7 +176,7 @@ export async function observe(input: ObserveInput): Promise<Observation> {
   const filesystem = filesystemFindings({
     changes: input.outcome.changes,
     trace,
-    layout: { target: TARGET, home: HOME, state: STATE_DIR, mounts: [INPUT_MOUNT, INPUT_LOCK, INPUT_PHASES] },
+    layout: { target: TARGET, home: HOME, state: STATE_DIR, mounts: [INPUT_MOUNT, INPUT_LOCK, INPUT_PHASES, ...input.canaries.files.map((f) => `${HOME}/${f.path}`)] },
     packageOf,
     argvOf,
     pipPids: pipOwn,
@@ -194,10 +198,12 @@ export async function observe(input: ObserveInput): Promise<Observation> {
     return pid === undefined || installers.has(pid) ? null : { package: packageOf(pid), pid, argv: argvText(argvOf(pid)) };
   };
   const provenance = scan ? await provenanceFindings(scan, input.wheels, writerOf) : [];
+  const proxy = attributeProxyRequests(input.outcome.findings, trace, packageOf);
 
   return {
     findings: [
-      ...attributeProxyRequests(input.outcome.findings, trace, packageOf),
+      ...proxy,
+      ...exfilFindings({ canaries: input.canaries.canaries, network: network.events, proxy }),
       ...endFindings(input.outcome, trace, packageOf),
       ...network.findings,
       ...filesystem.findings,

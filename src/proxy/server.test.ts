@@ -363,6 +363,19 @@ describe('index proxy refusals', () => {
     ]);
   });
 
+  it('refuses a request whose target carries what refuseTarget names (a canary), even for a locked project, and never asks upstream', async () => {
+    await using proxy = await proxyFor({ refuseTarget: (target) => target.includes('AKIACANARY') });
+    expect((await get(proxy, '/simple/alpha/')).status).toBe(200);
+    const hitsBefore = [...upstream.hits.values()].reduce((a, b) => a + b, 0);
+    expect((await get(proxy, '/simple/alpha/AKIACANARY')).status).toBe(404);
+    expect((await get(proxy, `/files/${digestOf(alpha10)}/AKIACANARY.whl`)).status).toBe(404);
+    expect(proxy.findings.map((f) => [f.rule, f.evidence.path])).toEqual([
+      ['integrity.unlocked-request', '/simple/alpha/AKIACANARY'],
+      ['integrity.unlocked-request', `/files/${digestOf(alpha10)}/AKIACANARY.whl`],
+    ]);
+    expect([...upstream.hits.values()].reduce((a, b) => a + b, 0)).toBe(hitsBefore);
+  });
+
   it('refuses unknown files, other paths and other methods, without touching upstream', async () => {
     await using proxy = await proxyFor();
     const hitsBefore = [...upstream.hits.values()].reduce((a, b) => a + b, 0);

@@ -75,6 +75,8 @@ export interface StartProxyOptions {
   upstreamTimeoutMs?: number;
   /** Largest file the proxy downloads. Default 8 GiB. */
   maxFileBytes?: number;
+  /** Requests whose target this says yes to are refused and recorded, never forwarded (a canary in the path). */
+  refuseTarget?: (target: string) => boolean;
 }
 
 const DEFAULT_TIMEOUT_MS = 20_000;
@@ -136,6 +138,7 @@ class ProxyServer implements IndexProxy {
   private readonly lockedVersions = new Map<string, Map<string, string[]>>();
   private readonly lockedShaOwner = new Map<string, string>();
   private readonly buildAllow: Set<string>;
+  private readonly refuseTarget: (target: string) => boolean;
 
   /** Per-run state. */
   private readonly listings = new Map<string, Promise<PageFile[]>>();
@@ -185,6 +188,7 @@ class ProxyServer implements IndexProxy {
       this.lockedVersions.set(name, versions);
     }
     this.buildAllow = new Set(opts.buildAllow.map(normalizeName));
+    this.refuseTarget = opts.refuseTarget ?? (() => false);
     this.server = http.createServer((req, res) => this.onRequest(req, res));
   }
 
@@ -274,7 +278,7 @@ class ProxyServer implements IndexProxy {
     const isRead = ctx.method === 'GET' || ctx.method === 'HEAD';
     // pip never sends a query string (the pages we serve carry none); one from the sandbox is data
     // looking for a way out, and is refused and recorded like any unlocked request.
-    if (target.includes('?')) return this.refuse(req, res, ctx, isRead ? 404 : 405, null);
+    if (target.includes('?') || this.refuseTarget(target)) return this.refuse(req, res, ctx, isRead ? 404 : 405, null);
     const pathname = target.startsWith('/') ? target : null;
 
     if (pathname === '/simple') {

@@ -128,22 +128,26 @@ class DockerContainer implements ContainerHandle {
     return (await this.container.getArchive({ path })) as unknown as Readable;
   }
 
-  async putFiles(files: SeedFile[]): Promise<void> {
+  async putFiles(files: SeedFile[], at = '/'): Promise<void> {
     const pack = tarStream.pack();
     const dirs = new Set<string>();
+    const base = at.replace(/\/+$/, '');
     for (const file of files) {
-      const parts = file.path.replace(/^\/+/, '').split('/');
-      // Parents first, root-owned 0755: docker would make missing ones with the archive's defaults.
+      if (!file.path.startsWith(`${base}/`)) throw new Error(`${file.path} is not under ${at}`);
+      const parts = file.path.slice(base.length + 1).split('/');
+      const owner = { uid: file.uid ?? 0, gid: file.gid ?? 0 };
+      // Parents below `at` first, with the file's owner (0755 for root, 0700 for anyone else):
+      // docker would make missing ones with the archive's defaults. `at` itself is left as it is.
       for (let i = 1; i < parts.length; i++) {
         const dir = parts.slice(0, i).join('/');
         if (dirs.has(dir)) continue;
         dirs.add(dir);
-        pack.entry({ name: dir, type: 'directory', mode: 0o755, uid: 0, gid: 0 });
+        pack.entry({ name: dir, type: 'directory', mode: owner.uid === 0 ? 0o755 : 0o700, ...owner });
       }
-      pack.entry({ name: parts.join('/'), mode: file.mode, uid: 0, gid: 0 }, file.content);
+      pack.entry({ name: parts.join('/'), mode: file.mode, ...owner }, file.content);
     }
     pack.finalize();
-    await this.container.putArchive(pack as unknown as NodeJS.ReadableStream, { path: '/' });
+    await this.container.putArchive(pack as unknown as NodeJS.ReadableStream, { path: at });
   }
 
   async kill(): Promise<void> {

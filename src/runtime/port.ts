@@ -40,12 +40,15 @@ export interface ContainerSpec {
   dns?: { servers: string[]; options: string[] };
 }
 
-/** A file written into a container before it starts, owned by root. */
+/** A file written into a container before it starts. */
 export interface SeedFile {
   /** Absolute path in the container. */
   path: string;
   content: string;
   mode: number;
+  /** Owner of the file and of the directories made for it; default root. */
+  uid?: number;
+  gid?: number;
 }
 
 
@@ -75,7 +78,7 @@ export interface ContainerHandle {
    * Write files into the (created, not started) container's filesystem. Unlike a bind mount, this
    * leaves no host path in the container's mount table for a package to read.
    */
-  putFiles(files: SeedFile[]): Promise<void>;
+  putFiles(files: SeedFile[], at?: string): Promise<void>;
   kill(): Promise<void>;
   /** Force-removes the container; "already gone" counts as success. */
   remove(): Promise<void>;

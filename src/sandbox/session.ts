@@ -11,13 +11,14 @@ import path from 'node:path';
 import type { Readable } from 'node:stream';
 import type { Logger } from 'pino';
 import { InstallError } from '../errors.js';
+import { canaryMatcher, makeCanaries, type CanarySet } from '../core/canary.js';
 import { readSingleFile } from '../core/single-file.js';
 import type { LockPlan } from '../lock/types.js';
 import type { Policy } from '../policy/schema.js';
 import { startProxy, type IndexProxy, type Upstreams } from '../proxy/index.js';
 import { LABEL, type ContainerClient, type ContainerHandle } from '../runtime/port.js';
 import { readMonitorLine, RunStatus, type InstallOutcome, type Limits, type MonitorEvent, type PhaseSpec, type RunOutcome } from '../core/outcome.js';
-import { HOME, INPUT_LOCK, INPUT_PHASES, INSTALLER_PYTHON, RELAY_PORT, SANDBOX_USER, SITE_PACKAGES, STATE_DIR, TARGET } from '../core/layout.js';
+import { HOME, INPUT_LOCK, INPUT_PHASES, INSTALLER_PYTHON, RELAY_PORT, SANDBOX_UID, SANDBOX_USER, SITE_PACKAGES, STATE_DIR, TARGET } from '../core/layout.js';
 import { pipArgsFor, renderRequirements } from './requirements.js';
 
 const PROXY_MOUNT = '/run/sandbox-install-proxy';
@@ -43,6 +44,8 @@ function elapsed(since: number): number {
 
 export class SandboxSession implements AsyncDisposable {
   readonly id = randomUUID();
+  /** Fake credentials planted in this run's sandbox, fresh random values each run. */
+  readonly canaries: CanarySet = makeCanaries();
   private readonly containers: ContainerHandle[] = [];
   private readonly dirs: string[] = [];
   private proxy: IndexProxy | null = null;
@@ -91,12 +94,15 @@ export class SandboxSession implements AsyncDisposable {
     // uid can reach the (randomly named) socket but cannot list the dir.
     const proxyDir = await this.tempDir('proxy', 0o711);
     const socketName = `proxy-${randomBytes(8).toString('hex')}.sock`;
+    const carriesCanary = canaryMatcher(this.canaries.canaries);
     this.proxy = await startProxy({
       plan,
       upstreams: this.options.upstreams,
       cacheDir: this.options.cacheDir,
       listen: { socketPath: path.join(proxyDir, socketName) },
       buildAllow: policy.build.allow,
+      // A request carrying a canary is refused and recorded: the secret never goes upstream.
+      refuseTarget: (target) => carriesCanary(target).length > 0,
       logger: this.log.child({ component: 'proxy' }),
     });
     timings.proxyStart = elapsed(t);
@@ -163,6 +169,7 @@ export class SandboxSession implements AsyncDisposable {
         'PIP_NO_CACHE_DIR=1',
         'PIP_DISABLE_PIP_VERSION_CHECK=1',
         'PIP_ROOT_USER_ACTION=ignore',
+        ...this.canaries.env,
       ],
       workingDir: HOME,
       labels: this.labels('sandbox'),
@@ -190,6 +197,11 @@ export class SandboxSession implements AsyncDisposable {
       { path: INPUT_LOCK, content: renderRequirements(plan), mode: 0o644 },
       { path: INPUT_PHASES, content: JSON.stringify(phases), mode: 0o644 },
     ]);
+    // The canaries look like the user's own: theirs, 0600, in directories only they can list.
+    await sandbox.putFiles(
+      this.canaries.files.map((file) => ({ path: `${HOME}/${file.path}`, content: file.content, mode: 0o600, uid: SANDBOX_UID, gid: SANDBOX_UID })),
+      HOME,
+    );
     await sandbox.start();
     timings.containerStart = elapsed(t);
 

@@ -192,7 +192,7 @@ export async function install(request: InstallRequest, deps: WorkflowDeps): Prom
     const wheels = session.proxyRecords.served
       .filter((file) => file.locked && file.filename.endsWith('.whl'))
       .map((file) => ({ filename: file.filename, sha256: file.sha256, file: file.cachePath }));
-    const observed = await observePhases(run, { plan: lock, policy, archive, wheels, reservedNames: [MANIFEST_NAME] });
+    const observed = await observePhases(run, { plan: lock, policy, archive, wheels, reservedNames: [MANIFEST_NAME], canaries: session.canaries });
     timings.observe = Math.round(performance.now() - t);
 
     // Step 5: judge.

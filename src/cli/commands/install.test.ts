@@ -78,7 +78,15 @@ describe('install on the fake engine: one test per exit code', () => {
     expect(await exists(path.join(work, 'out', '.sandbox-install-manifest.json'))).toBe(true);
     expect(stdout.join('')).toContain('PASS');
     // The lock was copied into the sandbox, not mounted; both containers are gone.
-    expect(engine.containers.find((c) => c.spec.networkMode !== 'none')?.seeded.map((f) => f.path)).toEqual(['/input/requirements.lock', '/input/phases.json']);
+    expect(engine.containers.find((c) => c.spec.networkMode !== 'none')?.seeded.map((f) => f.path)).toEqual([
+      '/input/requirements.lock',
+      '/input/phases.json',
+      // The canaries: owned by the sandbox user, readable by no one else.
+      '/home/user/.aws/credentials',
+      '/home/user/.ssh/id_rsa',
+      '/home/user/.netrc',
+      '/home/user/.pypirc',
+    ]);
     expect(leftovers(engine)).toEqual([]);
   });
 
