@@ -1,4 +1,4 @@
-export { startProxy, type IndexProxy, type ProxyRequestRecord, type ServedFile, type StartProxyOptions } from './server.js';
+export { startProxy, type IndexProxy, type LocalFile, type ProxyRequestRecord, type ServedFile, type StartProxyOptions } from './server.js';
 export {
   DEFAULT_INDEX_URL,
   loadPipConfigFiles,

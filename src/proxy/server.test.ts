@@ -499,6 +499,37 @@ describe('index proxy files', () => {
     expect(proxy.served).toEqual([expect.objectContaining({ project: 'setuptools', locked: false })]);
   });
 
+  it('unlocked (investigate): serves any project with its hashed files, records each served sha256, and still refuses what is not a page or file', async () => {
+    await using proxy = await proxyFor({ unlocked: true, buildAllow: [] });
+    const page = await get(proxy, '/simple/evil/');
+    expect(page.status).toBe(200);
+    expect(hrefs(page.body.toString())).toEqual([`/files/${digestOf(evil10)}/${evil10.filename}#sha256=${digestOf(evil10)}`]);
+    const file = await get(proxy, `/files/${digestOf(evil10)}/${evil10.filename}`);
+    expect(file.body.equals(evil10.bytes)).toBe(true);
+    expect((await get(proxy, '/simple/evil/?d=x')).status).toBe(404);
+    expect((await get(proxy, '/elsewhere')).status).toBe(404);
+    await proxy.close();
+    expect(proxy.served).toEqual([expect.objectContaining({ project: 'evil', filename: evil10.filename, sha256: digestOf(evil10), locked: false })]);
+    // No build-requirement notes: nothing here is pinned, and the report lists what was served.
+    expect(proxy.findings.map((f) => [f.rule, f.evidence.path])).toEqual([
+      ['integrity.unlocked-request', '/simple/evil/?d=x'],
+      ['integrity.unlocked-request', '/elsewhere'],
+    ]);
+  });
+
+  it('serves a local file from the host as its project\'s only file, without asking upstream', async () => {
+    const bytes = randomBytes(3000);
+    const local = path.join(tmp, 'localpkg-1.0-py3-none-any.whl');
+    await writeFile(local, bytes);
+    await using proxy = await proxyFor({ unlocked: true, localFiles: [{ project: 'LocalPkg', filename: 'localpkg-1.0-py3-none-any.whl', path: local }] });
+    const page = await get(proxy, '/simple/localpkg/');
+    expect(hrefs(page.body.toString())).toEqual([`/files/${sha256(bytes)}/localpkg-1.0-py3-none-any.whl#sha256=${sha256(bytes)}`]);
+    expect((await get(proxy, `/files/${sha256(bytes)}/localpkg-1.0-py3-none-any.whl`)).body.equals(bytes)).toBe(true);
+    expect(upstream.hits.has('/simple/localpkg/')).toBe(false);
+    await proxy.close();
+    expect(proxy.served).toEqual([expect.objectContaining({ project: 'localpkg', sha256: sha256(bytes), size: 3000, locked: false })]);
+  });
+
   it('refuses a known sha256 under another filename', async () => {
     await using proxy = await proxyFor();
     await get(proxy, '/simple/alpha/');

@@ -1,3 +1,5 @@
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
 import { chmod, lstat, unlink, type FileHandle } from 'node:fs/promises';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -77,6 +79,22 @@ export interface StartProxyOptions {
   maxFileBytes?: number;
   /** Requests whose target this says yes to are refused and recorded, never forwarded (a canary in the path). */
   refuseTarget?: (target: string) => boolean;
+  /**
+   * Investigate mode: serve any well-formed project (its hashed files, as for build requirements),
+   * unhashed by the lock, and record what was served. Still never forwards anything but a project
+   * page or file request, and never a query string or a header of the client's.
+   */
+  unlocked?: boolean;
+  /** Files on the host served as the only files of their project (investigate a local wheel or sdist). */
+  localFiles?: LocalFile[];
+}
+
+export interface LocalFile {
+  /** Normalised project name. */
+  project: string;
+  filename: string;
+  /** Where it is on the host. */
+  path: string;
 }
 
 const DEFAULT_TIMEOUT_MS = 20_000;
@@ -139,9 +157,11 @@ class ProxyServer implements IndexProxy {
   private readonly lockedShaOwner = new Map<string, string>();
   private readonly buildAllow: Set<string>;
   private readonly refuseTarget: (target: string) => boolean;
+  private readonly unlocked: boolean;
 
   /** Per-run state. */
   private readonly listings = new Map<string, Promise<PageFile[]>>();
+  private readonly localListings = new Map<string, PageFile[]>();
   private readonly known = new Map<string, KnownFile>();
   private readonly downloads = new Map<string, Promise<DownloadOutcome>>();
   private readonly pageMismatchKeys = new Set<string>();
@@ -189,6 +209,7 @@ class ProxyServer implements IndexProxy {
     }
     this.buildAllow = new Set(opts.buildAllow.map(normalizeName));
     this.refuseTarget = opts.refuseTarget ?? (() => false);
+    this.unlocked = opts.unlocked ?? false;
     this.server = http.createServer((req, res) => this.onRequest(req, res));
   }
 
@@ -198,6 +219,7 @@ class ProxyServer implements IndexProxy {
     } catch (error: unknown) {
       throw new EnvironmentError('proxy-cache', `cannot create the proxy cache in ${this.opts.cacheDir}: ${describe(error)}`, { cause: error });
     }
+    for (const local of this.opts.localFiles ?? []) await this.addLocalFile(local);
     const listen = this.opts.listen;
     if ('socketPath' in listen) await removeStaleSocket(listen.socketPath);
     await new Promise<void>((resolve, reject) => {
@@ -242,6 +264,27 @@ class ProxyServer implements IndexProxy {
 
   [Symbol.asyncDispose](): Promise<void> {
     return this.close();
+  }
+
+  /** A host file into the cache, listed as its project's only file: nothing upstream is asked for it. */
+  private async addLocalFile(local: LocalFile): Promise<void> {
+    if (!isSafeFilename(local.filename) || !isValidProjectName(local.project)) {
+      throw new InputError('proxy-local-file', `cannot serve ${JSON.stringify(local.filename)} as ${JSON.stringify(local.project)}`);
+    }
+    let sha256: string;
+    try {
+      sha256 = await sha256Of(local.path);
+      const ingested = await this.cache.ingest(sha256, createReadStream(local.path), { maxBytes: this.maxFileBytes, idleTimeoutMs: this.timeoutMs });
+      if (!ingested.ok) throw new Error('the file changed while it was read');
+    } catch (error: unknown) {
+      throw new InputError('proxy-local-file', `cannot read ${local.path}: ${describe(error)}`, { cause: error });
+    }
+    const project = normalizeName(local.project);
+    this.known.set(sha256, { project, filename: local.filename, sha256, urls: [], locked: false });
+    const listed = this.localListings.get(project) ?? [];
+    listed.push({ filename: local.filename, sha256, requiresPython: null, yanked: null });
+    this.localListings.set(project, listed);
+    this.listings.set(project, Promise.resolve(listed));
   }
 
   // -------------------------------------------------------------------------------------------
@@ -294,7 +337,7 @@ class ProxyServer implements IndexProxy {
       const name = safeDecode(project[1]);
       if (name === null || !isValidProjectName(name)) return this.refuse(req, res, ctx, 404, null);
       const norm = normalizeName(name);
-      if (!this.lockedHashes.has(norm) && !this.buildAllow.has(norm)) return this.refuse(req, res, ctx, 404, norm);
+      if (!this.unlocked && !this.lockedHashes.has(norm) && !this.buildAllow.has(norm)) return this.refuse(req, res, ctx, 404, norm);
       if (!isRead) return this.refuse(req, res, ctx, 405, norm);
       if (name !== norm || project[2] !== '/') return this.redirect(req, res, ctx, `/simple/${norm}/`);
       return this.serveProject(req, res, ctx, norm);
@@ -668,7 +711,8 @@ class ProxyServer implements IndexProxy {
     if (this.servedShas.has(known.sha256)) return;
     this.servedShas.add(known.sha256);
     this.served.push({ project: known.project, filename: known.filename, sha256: known.sha256, size, locked: known.locked, cachePath: this.cache.pathFor(known.sha256) });
-    if (!known.locked) {
+    // Investigate serves nothing the lock pins: the report lists every served file and its sha256.
+    if (!known.locked && !this.unlocked) {
       this.addFinding(
         finding(
           'integrity.build-requirement',
@@ -684,6 +728,12 @@ class ProxyServer implements IndexProxy {
 
 function pageFile(link: UpstreamLink & { sha256: string }): PageFile {
   return { filename: link.filename, sha256: link.sha256, requiresPython: link.requiresPython, yanked: link.yanked };
+}
+
+async function sha256Of(file: string): Promise<string> {
+  const hash = createHash('sha256');
+  await pipeline(createReadStream(file), hash);
+  return hash.digest('hex');
 }
 
 function safeDecode(segment: string): string | null {
