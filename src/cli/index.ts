@@ -9,20 +9,22 @@ import { createLogger, type Verbosity } from './logger.js';
 import { runGc } from './commands/gc.js';
 import { runImageBuild } from './commands/image.js';
 import { runInstall } from './commands/install.js';
+import { DEFAULT_IMPORT_TIMEOUT_SECONDS, runInvestigate } from './commands/investigate.js';
+import { DEFAULT_TIMEOUT_SECONDS } from '../workflows/steps.js';
 import { runPolicyCheck } from './commands/policy.js';
 import { TOOL_VERSION } from '../core/version.js';
 
 const collect = (value: string, previous: string[] = []) => [...previous, value];
 
-function installOptions(command: Command): Command {
+/** The flags of every command that runs a sandbox. */
+function sandboxOptions(command: Command, policy: string): Command {
   return command
     .option('--index-url <url>', "upstream index (default: pip's configuration)")
     .option('--extra-index-url <url>', 'extra upstream index (repeatable)', collect, [])
-    .option('--policy <preset|file>', 'default | strict | investigate | path to a policy JSON', 'default')
-    .option('-o, --output <dir>', 'where to export site-packages', 'out/site-packages')
+    .option('--policy <preset|file>', 'default | strict | investigate | path to a policy JSON', policy)
     .option('--report <file>', 'write the JSON report here, whatever the verdict')
     .addOption(new Option('--format <format>', 'stdout format').choices(['text', 'json']).default('text'))
-    .option('--timeout <seconds>', 'wall-clock limit for the install', '600')
+    .option('--timeout <seconds>', 'wall-clock limit for the whole run', String(DEFAULT_TIMEOUT_SECONDS))
     .option('--image <ref>', 'sandbox image (default: built from images/ on first use)')
     .option('--cache-dir <dir>', 'content-addressed download cache (default: ~/.cache/sandbox-install)');
 }
@@ -61,8 +63,18 @@ export async function main(argv: string[], makeEngine: () => ContainerClient = (
     exitCode = await action(context());
   };
 
-  installOptions(program.command('install <lockfile>', { isDefault: true }).description('install a lockfile in the sandbox and export site-packages (main job)'))
+  sandboxOptions(program.command('install <lockfile>', { isDefault: true }).description('install a lockfile in the sandbox and export site-packages (main job)'), 'default')
+    .option('-o, --output <dir>', 'where to export site-packages', 'out/site-packages')
     .action((lockfile: string, options: Record<string, unknown>) => run((ctx) => runInstall(lockfile, options, ctx))());
+
+  sandboxOptions(
+    program
+      .command('investigate <target>')
+      .description('install name==version, a local wheel or sdist, or a lockfile, import every module, and show what each package did (never exports)'),
+    'investigate',
+  )
+    .option('--import-timeout <seconds>', 'limit on each module\'s import', String(DEFAULT_IMPORT_TIMEOUT_SECONDS))
+    .action((target: string, options: Record<string, unknown>) => run((ctx) => runInvestigate(target, options, ctx))());
 
   const image = program.command('image').description('manage the sandbox image');
   image

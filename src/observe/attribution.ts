@@ -139,3 +139,24 @@ export function threadsOf(trace: Trace): Map<number, number> {
   for (const event of trace.events) if (event.kind === 'spawn' && event.thread && event.child > 0) threads.set(event.child, event.pid);
   return threads;
 }
+
+/**
+ * The import phase: the traced root is the importer (images/importer.py), and each of its direct
+ * children imports one module, started as `python3 -I -S -c <code> <site-packages> <module>
+ * <distribution>`. Everything a child and its descendants do is that distribution's. The name is
+ * read from the child's first exec, the importer's own: an exec the import makes later cannot
+ * change whose it is, and only the importer's children count, so no import can pass for another.
+ */
+export function importedBy(trace: Trace): (pid: number) => string | null {
+  const root = trace.rootPid;
+  const owner = new Map<number, string | null>();
+  for (const event of trace.events) {
+    if (event.kind !== 'exec' || !event.ok || owner.has(event.pid) || trace.processes.get(event.pid)?.ppid !== root) continue;
+    const [, isolated, nosite, dashC, , , , dist] = event.argv;
+    owner.set(event.pid, isolated === '-I' && nosite === '-S' && dashC === '-c' && dist ? normalizeName(dist) : null);
+  }
+  return (pid) => {
+    const child = ancestry(trace, pid).find((proc) => proc.ppid === root && root !== null);
+    return child === undefined ? null : (owner.get(child.pid) ?? null);
+  };
+}

@@ -87,7 +87,7 @@ let seed = 0;
 const CANARIES = makeCanaries((n) => createHash('sha512').update(String(seed++)).digest().subarray(0, n));
 const input = (o: InstallOutcome, archive: Readable | null = null): ObserveInput => ({
   outcome: o,
-  plan: PLAN,
+  distributions: PLAN.requirements.map((r) => r.name),
   policy: POLICY,
   archive,
   wheels: [],

@@ -4,19 +4,19 @@
  * findings they raise, each attributed to a package where that can be known.
  */
 import type { Readable } from 'node:stream';
-import type { LockPlan } from '../lock/types.js';
 import type { Policy } from '../policy/schema.js';
 import type { CanarySet } from '../core/canary.js';
 import { finding, type Finding } from '../core/finding.js';
 import type { InstallOutcome } from '../core/outcome.js';
 import { HOME, INPUT_LOCK, INPUT_MOUNT, INPUT_PHASES, INSTALLER_PYTHON, RELAY_PORT, STATE_DIR, TARGET } from '../core/layout.js';
-import { argvText, installerPids, packageOfProcess, pipPids } from './attribution.js';
-import { credentialHomes, filesystemFindings, isSensitivePath, targetTamperFindings, writersOf } from './filesystem.js';
+import { argvText, importedBy, installerPids, packageOfProcess, pipPids } from './attribution.js';
+import { credentialHomes, filesystemFindings, isExpectedChange, isSensitivePath, targetTamperFindings, writersOf } from './filesystem.js';
 import { exfilFindings } from './exfil.js';
 import { networkFindings } from './network.js';
 import { processFindings } from './processes.js';
 import { provenanceFindings, type LockedWheel, type Writer } from './provenance.js';
 import { scanSitePackages, type StaticScan } from './static-scan.js';
+import { timeline, type TimelineEntry } from './timeline.js';
 import { parseTrace, type Trace } from './trace.js';
 
 export interface Observation {
@@ -24,11 +24,13 @@ export interface Observation {
   network: Array<Record<string, unknown>>;
   filesystem: Array<Record<string, unknown>>;
   processes: Array<Record<string, unknown>>;
+  timeline: TimelineEntry[];
 }
 
 export interface ObserveInput {
   outcome: InstallOutcome;
-  plan: LockPlan;
+  /** Normalised names of the distributions that may be installed: the lock's, or what investigate's proxy served. */
+  distributions: string[];
   policy: Policy;
   /** The target site-packages as a tar stream, when pip succeeded. */
   archive: Readable | null;
@@ -39,6 +41,10 @@ export interface ObserveInput {
   /** The canaries planted in the sandbox: their files are ours, their values must never leave. */
   canaries: CanarySet;
 }
+
+/** Where pip reaches the index (the monitor's relay), and the sinkhole resolver: seen from the sandbox. */
+const RELAY = { address: '127.0.0.1', port: RELAY_PORT };
+const DNS_SERVER = { address: '127.0.0.53', port: 53 };
 
 const SITE_PREFIX = `${TARGET}/lib/python3.11/site-packages/`;
 
@@ -139,8 +145,8 @@ function attributeProxyRequests(findings: Finding[], trace: Trace, packageOf: (p
 }
 
 /** A dist-info the lock does not name was not installed by pip from the lock: someone forged it. */
-function unlockedDistributions(scan: StaticScan | null, plan: LockPlan): Finding[] {
-  const locked = new Set(plan.requirements.map((r) => r.name));
+function unlockedDistributions(scan: StaticScan | null, distributions: string[]): Finding[] {
+  const locked = new Set(distributions);
   return (scan?.distributions ?? [])
     .filter((d) => !locked.has(d.name))
     .map((d) =>
@@ -157,26 +163,30 @@ export async function observe(input: ObserveInput): Promise<Observation> {
   // event cap with the tens of thousands every Python start makes.
   const trace = parseTrace(input.outcome.trace ?? '', { initialCwd: HOME, keepProbe: (p) => isSensitivePath(p, homes) });
   const cache = new Map<number, string | null>();
+  // In the import phase a process acts for the distribution whose module the importer started it
+  // to import; in every other phase, for the package whose build directory it was in.
+  const attribute = input.outcome.phase === 'import' ? importedBy(trace) : (pid: number) => packageOfProcess(trace, pid);
   const packageOf = (pid: number): string | null => {
-    if (!cache.has(pid)) cache.set(pid, packageOfProcess(trace, pid));
+    if (!cache.has(pid)) cache.set(pid, attribute(pid));
     return cache.get(pid) ?? null;
   };
   const argvOf = (pid: number): string[] => trace.processes.get(pid)?.argv ?? [];
   const pipOwn = pipPids(trace, INSTALLER_PYTHON);
 
+  const layout = { target: TARGET, home: HOME, state: STATE_DIR, mounts: [INPUT_MOUNT, INPUT_LOCK, INPUT_PHASES, ...input.canaries.files.map((f) => `${HOME}/${f.path}`)] };
   const network = networkFindings({
     trace,
     monitorEvents: input.outcome.monitorEvents,
     packageOf,
     argvOf,
-    relay: { address: '127.0.0.1', port: RELAY_PORT },
-    dnsServer: { address: '127.0.0.53', port: 53 },
+    relay: RELAY,
+    dnsServer: DNS_SERVER,
     pipPids: pipOwn,
   });
   const filesystem = filesystemFindings({
     changes: input.outcome.changes,
     trace,
-    layout: { target: TARGET, home: HOME, state: STATE_DIR, mounts: [INPUT_MOUNT, INPUT_LOCK, INPUT_PHASES, ...input.canaries.files.map((f) => `${HOME}/${f.path}`)] },
+    layout,
     packageOf,
     argvOf,
     pipPids: pipOwn,
@@ -209,11 +219,21 @@ export async function observe(input: ObserveInput): Promise<Observation> {
       ...filesystem.findings,
       ...targetTamperFindings({ trace, target: TARGET, installers, packageOf, argvOf }),
       ...processes.findings,
-      ...attributeByWriter([...(scan?.findings ?? []), ...unlockedDistributions(scan, input.plan)], writers, packageOf),
+      ...attributeByWriter([...(scan?.findings ?? []), ...unlockedDistributions(scan, input.distributions)], writers, packageOf),
       ...provenance,
     ],
     network: network.events,
     filesystem: filesystem.events,
     processes: processes.events,
+    timeline: timeline({
+      trace,
+      network: network.events,
+      packageOf,
+      started: input.outcome.status?.started ?? null,
+      expectedWrites: (p) => p.startsWith('/dev/') || isExpectedChange({ path: p, kind: 'modified' }, layout),
+      credentialHomes: homes,
+      relay: RELAY,
+      dnsServer: DNS_SERVER,
+    }),
   };
 }

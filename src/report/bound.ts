@@ -87,6 +87,7 @@ export const REPORT_LIMITS: Readonly<ReportLimits> = {
 
 type JudgedFinding = Report['findings'][number];
 type ProxyRecord = Report['proxy'][number];
+type TimelineRecord = NonNullable<Report['timeline']>[number];
 type Package = Report['packages'][number];
 type EventRecord = Record<string, unknown>;
 type Counts = { -readonly [K in keyof ReportCut]: number };
@@ -414,7 +415,7 @@ function boundPackages(packages: readonly Package[], limits: ReportLimits, count
   });
 }
 
-const EVENT_SECTIONS = ['network', 'filesystem', 'processes', 'proxy'] as const;
+const EVENT_SECTIONS = ['network', 'filesystem', 'processes', 'proxy', 'timeline'] as const;
 
 interface Parts {
   packages: Array<Part<Package>>;
@@ -423,6 +424,7 @@ interface Parts {
   filesystem: Array<Part<EventRecord>>;
   processes: Array<Part<EventRecord>>;
   proxy: Array<Part<ProxyRecord>>;
+  timeline: Array<Part<TimelineRecord>>;
 }
 
 const sumBytes = (parts: ReadonlyArray<Part<unknown>>) => parts.reduce((sum, p) => sum + p.bytes, 0);
@@ -490,6 +492,15 @@ function bound(report: Report, overrides: Partial<ReportLimits>): { report: Repo
       ms: p.ms,
       ...(p.count === undefined ? {} : { count: p.count }),
     })),
+    timeline: boundEvents(report.timeline ?? [], limits, counts, (e, cut) => ({
+      phase: cutText(e.phase, limits.nameChars, cut),
+      offset: Number.isFinite(e.offset) ? e.offset : 0,
+      package: cutText(e.package, limits.nameChars, cut),
+      kind: cutText(e.kind, limits.nameChars, cut),
+      what: cutText(e.what, limits.stringChars, cut),
+      pid: e.pid,
+      ...(e.count === undefined ? {} : { count: e.count }),
+    })),
   };
   const install = report.install && {
     pipExitCode: report.install.pipExitCode,
@@ -524,6 +535,7 @@ function bound(report: Report, overrides: Partial<ReportLimits>): { report: Repo
     filesystem: parts.filesystem.map((p) => p.value),
     processes: parts.processes.map((p) => p.value),
     proxy: parts.proxy.map((p) => p.value),
+    ...(report.timeline === undefined ? {} : { timeline: parts.timeline.map((p) => p.value) }),
     install,
     ...(skeleton.phases === undefined ? {} : { phases: skeleton.phases }),
     timings: skeleton.timings,
@@ -535,10 +547,10 @@ function bound(report: Report, overrides: Partial<ReportLimits>): { report: Repo
   const finalCut = (): ReportCut | undefined => (COUNT_KEYS.some((key) => counts[key] > 0) ? { ...counts } : undefined);
 
   // The guard, first on measured sizes: the report with empty arrays and the largest `cut` it
-  // could get, plus every element as measured, plus the brackets of six non-empty arrays.
-  const emptied: Parts = { packages: [], findings: [], network: [], filesystem: [], processes: [], proxy: [] };
+  // could get, plus every element as measured, plus the brackets of seven non-empty arrays.
+  const emptied: Parts = { packages: [], findings: [], network: [], filesystem: [], processes: [], proxy: [], timeline: [] };
   const widestCut = Object.fromEntries(COUNT_KEYS.map((key) => [key, Number.MAX_SAFE_INTEGER])) as ReportCut;
-  const base = escapedJsonBytes(pretty({ ...assemble(widestCut), ...emptied })) + 1 + 6 * 8;
+  const base = escapedJsonBytes(pretty({ ...assemble(widestCut), ...emptied })) + 1 + 7 * 8;
   const estimate = () => base + sumBytes(parts.packages) + sumBytes(parts.findings) + EVENT_SECTIONS.reduce((sum, s) => sum + sumBytes(parts[s]), 0);
   let fits = estimate() <= limits.maxBytes;
   while (!fits && shrinkOnce(parts, counts)) fits = estimate() <= limits.maxBytes;

@@ -69,6 +69,22 @@ export const Report = z.object({
     .object({ pipExitCode: z.number().nullable(), timedOut: z.boolean(), output: z.string(), traceBytes: z.number().nullable() })
     .nullable(),
   timings: z.record(z.string(), z.number()),
+  /** investigate: per phase and package, what each package did, in time order (observe/timeline.ts). */
+  timeline: z
+    .array(
+      z.object({
+        phase: z.string(),
+        /** Seconds since the phase started. */
+        offset: z.number(),
+        package: z.string(),
+        kind: z.string(),
+        what: z.string(),
+        pid: z.number().nullable(),
+        /** Identical entries folded into this one (report/bound.ts); absent means one. */
+        count: z.number().int().positive().optional(),
+      }),
+    )
+    .optional(),
   /** Each phase that ran, in order. */
   phases: z.array(z.object({ name: z.string(), exitCode: z.number().nullable(), timedOut: z.boolean(), traceBytes: z.number().nullable() })).optional(),
   exported: z.string().nullable(),

@@ -95,3 +95,35 @@ export function renderSummary(report: Report, color: boolean, limits: SummaryLim
   if (left > 0) body.push(`  ${c('dim', more(left))}`);
   return [header, ...body, ...footer].join('\n') + '\n';
 }
+
+/** Timeline lines in the terminal; the JSON report has the whole timeline. */
+export const TIMELINE_LINES = 200;
+
+/**
+ * investigate's timeline: per phase, per package, what each did with its offset from the phase's
+ * start. At most `lines` lines; package-controlled text escaped.
+ */
+export function renderTimeline(report: Report, color: boolean, lines = TIMELINE_LINES, textChars = SUMMARY_LIMITS.textChars): string {
+  const c = paint(color);
+  const entries = report.timeline ?? [];
+  const out = [c('bold', 'timeline')];
+  if (entries.length === 0) return `${out[0]}: nothing any package did\n`;
+  let shown = 0;
+  for (const phase of [...new Set(entries.map((e) => e.phase))]) {
+    if (out.length >= lines - 1) break;
+    out.push(`  ${c('bold', clip(phase, 40))}`);
+    const inPhase = entries.filter((e) => e.phase === phase);
+    for (const pkg of [...new Set(inPhase.map((e) => e.package))]) {
+      if (out.length >= lines - 1) break;
+      out.push(`    ${c('bold', clip(pkg, textChars))}`);
+      for (const e of inPhase.filter((x) => x.package === pkg)) {
+        if (out.length >= lines) break;
+        const count = e.count === undefined ? '' : c('dim', ` ×${e.count}`);
+        out.push(`      ${c('dim', `+${e.offset.toFixed(3)}s`.padStart(10))}  ${clip(e.kind, 12).padEnd(9)} ${clip(e.what, textChars)}${count}`);
+        shown++;
+      }
+    }
+  }
+  if (shown < entries.length) out.push(`  ${c('dim', `… ${entries.length - shown} more (see the JSON report)`)}`);
+  return out.join('\n') + '\n';
+}

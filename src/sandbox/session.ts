@@ -15,7 +15,7 @@ import { canaryMatcher, makeCanaries, type CanarySet } from '../core/canary.js';
 import { readSingleFile } from '../core/single-file.js';
 import type { LockPlan } from '../lock/types.js';
 import type { Policy } from '../policy/schema.js';
-import { startProxy, type IndexProxy, type Upstreams } from '../proxy/index.js';
+import { startProxy, type IndexProxy, type LocalFile, type Upstreams } from '../proxy/index.js';
 import { LABEL, type ContainerClient, type ContainerHandle } from '../runtime/port.js';
 import { readMonitorLine, RunStatus, type InstallOutcome, type Limits, type MonitorEvent, type PhaseSpec, type RunOutcome } from '../core/outcome.js';
 import { HOME, INPUT_LOCK, INPUT_PHASES, INSTALLER_PYTHON, RELAY_PORT, SANDBOX_UID, SANDBOX_USER, SITE_PACKAGES, STATE_DIR, TARGET } from '../core/layout.js';
@@ -36,6 +36,16 @@ export interface SessionOptions {
   logger: Logger;
   /** Aborted by SIGINT/SIGTERM: every wait stops and cleanup runs. */
   signal: AbortSignal;
+  /**
+   * Investigate a name==version or a local file: the proxy serves any project (and these local
+   * files) unhashed and records what it served, and pip installs the plan's pins without hashes.
+   */
+  unlocked?: { localFiles: LocalFile[] };
+}
+
+/** The import phase: every top-level module imported in its own process (images/importer.py). */
+export function importPhase(secondsPerModule: number): PhaseSpec {
+  return { name: 'import', argv: ['python3', '-I', '-S', '/opt/sandbox-install/importer.py', SITE_PACKAGES, String(secondsPerModule)] };
 }
 
 function elapsed(since: number): number {
@@ -95,8 +105,12 @@ export class SandboxSession implements AsyncDisposable {
     const proxyDir = await this.tempDir('proxy', 0o711);
     const socketName = `proxy-${randomBytes(8).toString('hex')}.sock`;
     const carriesCanary = canaryMatcher(this.canaries.canaries);
+    const unlocked = this.options.unlocked;
     this.proxy = await startProxy({
-      plan,
+      // Unlocked, the plan's pins are pip's to resolve, not hashes for the proxy to hold it to.
+      plan: unlocked ? { ...plan, requirements: [] } : plan,
+      unlocked: unlocked !== undefined,
+      localFiles: unlocked?.localFiles ?? [],
       upstreams: this.options.upstreams,
       cacheDir: this.options.cacheDir,
       listen: { socketPath: path.join(proxyDir, socketName) },
@@ -143,7 +157,7 @@ export class SandboxSession implements AsyncDisposable {
       // The installer interpreter, not the target's: build hooks must never run the target's
       // site-packages (a planted .pth would run inside the next package's build).
       'python3', '-m', 'pip', '--python', INSTALLER_PYTHON,
-      'install', '--prefix', TARGET, '--require-hashes', '--no-input', '--progress-bar', 'off',
+      'install', '--prefix', TARGET, ...(unlocked ? [] : ['--require-hashes']), '--no-input', '--progress-bar', 'off',
       // Bytecode is never exported from the sandbox (export/ compiles verified sources on the
       // host), so compiling here would only be time spent under the tracer.
       '--no-compile',
@@ -229,7 +243,11 @@ export class SandboxSession implements AsyncDisposable {
     ]);
     // The phases that ran: every one with a status, and the one the timeout (or a dead tracer)
     // cut short, whose trace is there without a status.
-    const ran = phases.slice(0, Math.min(phases.length, (status?.phases.length ?? 0) + 1));
+    // The supervisor starts the next phase only after one that succeeded.
+    const done = status?.phases ?? [];
+    const last = done.at(-1)?.pip;
+    const nextStarted = done.length === 0 || (last?.how === 'exited' && Number(last.value) === 0);
+    const ran = phases.slice(0, Math.min(phases.length, done.length + (nextStarted ? 1 : 0)));
     const traces = await Promise.all(ran.map((phase) => this.readText(sandbox, `${STATE_DIR}/${phase.name}.strace.log`)));
     timings.collect = elapsed(t);
 

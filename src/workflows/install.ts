@@ -4,28 +4,23 @@
  * nothing to stdout; the engine comes in through `deps`, so a fake backend drives it in unit tests.
  * Exit 0 only when exported.
  */
-import { homedir } from 'node:os';
 import path from 'node:path';
-import { writeFile } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import { finding, type Finding } from '../core/finding.js';
-import { DEFAULT_LIMITS, type InstallOutcome, type RunOutcome } from '../core/outcome.js';
+import { DEFAULT_LIMITS } from '../core/outcome.js';
 import { TOOL_VERSION } from '../core/version.js';
 import { EnvironmentError, EXIT, InputError, SandboxError } from '../errors.js';
 import { assertReplaceable, MANIFEST_NAME, stageExport } from '../export/publish.js';
 import { readLock } from '../lock/parse.js';
 import type { LockPlan } from '../lock/types.js';
-import { observe, type Observation, type ObserveInput } from '../observe/index.js';
 import { evaluate } from '../policy/evaluate.js';
 import { loadPolicy } from '../policy/load.js';
 import type { Policy } from '../policy/schema.js';
 import { pipConfiguredUpstreams, redactUrl } from '../proxy/index.js';
-import { serializeReport } from '../report/bound.js';
 import { emptyReport, type Report } from '../report/schema.js';
-import { defaultImageTag, ensureImage } from '../runtime/image.js';
-import type { ContainerClient } from '../runtime/port.js';
 import { conflictsWithOnlyBinaryPolicy } from '../sandbox/requirements.js';
 import { SandboxSession } from '../sandbox/session.js';
+import { defaultCacheDir, observePhases, phaseFailure, phaseSummaries, prepareImage, writeFinalReport, writeReport, type WorkflowDeps, type WorkflowResult } from './steps.js';
 
 export interface InstallRequest {
   lockfile: string;
@@ -42,24 +37,7 @@ export interface InstallRequest {
   cacheDir?: string;
 }
 
-export interface WorkflowDeps {
-  engine: ContainerClient;
-  logger: Logger;
-  /** Aborted by SIGINT/SIGTERM (an InterruptedError as reason): every step stops, cleanup runs. */
-  signal: AbortSignal;
-}
-
-export interface InstallResult {
-  exitCode: number;
-  report: Report;
-}
-
-export const DEFAULT_TIMEOUT_SECONDS = DEFAULT_LIMITS.timeoutMs / 1000;
-
-export function defaultCacheDir(): string {
-  const base = process.env.XDG_CACHE_HOME || path.join(homedir(), '.cache');
-  return path.join(base, 'sandbox-install');
-}
+export type InstallResult = WorkflowResult;
 
 /** Step 1: read the lock and the policy, and refuse what cannot be honoured before any container starts. */
 async function plan(request: InstallRequest): Promise<{ plan: LockPlan; policy: Policy }> {
@@ -69,21 +47,6 @@ async function plan(request: InstallRequest): Promise<{ plan: LockPlan; policy: 
   if (conflict !== null) throw new InputError('lock.invalid', `${request.lockfile}: ${conflict}`);
   if (policy.export) await assertReplaceable(path.resolve(request.output));
   return { plan, policy };
-}
-
-/** Step 2: the engine answers and the image exists (built when missing). */
-async function prepareImage(request: InstallRequest, deps: WorkflowDeps, log: Logger): Promise<string> {
-  await deps.engine.ping();
-  const image = request.image ?? (await defaultImageTag());
-  const built = await ensureImage({
-    client: deps.engine,
-    tag: image,
-    base: 'auto',
-    signal: deps.signal,
-    progress: (line) => log.info({ image }, `image: ${line}`),
-  });
-  if (built !== 'existing') log.info({ image, path: built }, `built the sandbox image (${built})`);
-  return image;
 }
 
 /** A lockfile's own index lines are reported, and honoured only when the policy allows it. */
@@ -112,41 +75,6 @@ function packagesOf(plan: LockPlan, served: Array<{ project: string; filename: s
   }));
 }
 
-function installFailure(outcome: InstallOutcome): Finding[] {
-  if (outcome.timedOut || outcome.pipExitCode === 0) return [];
-  const lastError = outcome.pipOutput
-    .split('\n')
-    .filter((line) => line.startsWith('ERROR'))
-    .slice(-3)
-    .join(' ');
-  return [
-    finding('install.failed', 'high', `pip exited with ${outcome.pipExitCode ?? 'no exit code'}${lastError ? `: ${lastError}` : ''}`, {
-      exitCode: outcome.pipExitCode,
-    }),
-  ];
-}
-
-/**
- * Each phase observed on its own (its trace, its status, the monitor events of its time window),
- * every finding and event tagged with the phase it happened in.
- */
-async function observePhases(run: RunOutcome, shared: Omit<ObserveInput, 'outcome'>): Promise<Observation> {
-  const all: Observation = { findings: [], network: [], filesystem: [], processes: [] };
-  for (const [i, outcome] of run.phases.entries()) {
-    const seen = await observe({ ...shared, outcome, archive: i === 0 ? shared.archive : null });
-    const phase = outcome.phase;
-    all.findings.push(...seen.findings.map((f) => ({ ...f, phase })));
-    all.network.push(...seen.network.map((e) => ({ ...e, phase })));
-    all.filesystem.push(...seen.filesystem.map((e) => ({ ...e, phase })));
-    all.processes.push(...seen.processes.map((e) => ({ ...e, phase })));
-  }
-  return all;
-}
-
-async function writeReport(file: string | undefined, report: Report): Promise<void> {
-  if (file) await writeFile(file, serializeReport(report));
-}
-
 export async function install(request: InstallRequest, deps: WorkflowDeps): Promise<InstallResult> {
   const started = performance.now();
   const timings: Record<string, number> = {};
@@ -159,7 +87,7 @@ export async function install(request: InstallRequest, deps: WorkflowDeps): Prom
   const log = deps.logger.child({ lockfile: request.lockfile });
 
   let t = performance.now();
-  const image = await prepareImage(request, deps, log);
+  const image = await prepareImage(request.image, deps, log);
   timings.image = Math.round(performance.now() - t);
 
   const report = emptyReport({ version: TOOL_VERSION, lockfile: request.lockfile, policy: policy.name, image, timings });
@@ -192,11 +120,11 @@ export async function install(request: InstallRequest, deps: WorkflowDeps): Prom
     const wheels = session.proxyRecords.served
       .filter((file) => file.locked && file.filename.endsWith('.whl'))
       .map((file) => ({ filename: file.filename, sha256: file.sha256, file: file.cachePath }));
-    const observed = await observePhases(run, { plan: lock, policy, archive, wheels, reservedNames: [MANIFEST_NAME], canaries: session.canaries });
+    const observed = await observePhases(run, { distributions: lock.requirements.map((r) => r.name), policy, archive, wheels, reservedNames: [MANIFEST_NAME], canaries: session.canaries });
     timings.observe = Math.round(performance.now() - t);
 
     // Step 5: judge.
-    const failures = run.phases.flatMap((phase) => installFailure(phase).map((f) => ({ ...f, phase: phase.phase })));
+    const failures = run.phases.flatMap(phaseFailure);
     const judgement = evaluate(
       {
         findings: [...lockIndexFindings(lock, policy.allowLockIndexUrl), ...observed.findings, ...failures],
@@ -218,12 +146,7 @@ export async function install(request: InstallRequest, deps: WorkflowDeps): Prom
       output: outcome.pipOutput,
       traceBytes: outcome.trace === null ? null : Buffer.byteLength(outcome.trace),
     };
-    report.phases = run.phases.map((phase) => ({
-      name: phase.phase,
-      exitCode: phase.pipExitCode,
-      timedOut: phase.timedOut,
-      traceBytes: phase.trace === null ? null : Buffer.byteLength(phase.trace),
-    }));
+    report.phases = phaseSummaries(run);
 
     // Step 6: export, only on pass.
     if (report.verdict === 'pass' && policy.export) {
@@ -237,11 +160,9 @@ export async function install(request: InstallRequest, deps: WorkflowDeps): Prom
     report.error = error instanceof SandboxError ? error.toJSON() : { message: String(error) };
     throw error;
   } finally {
-    // Step 7: the report, with the end state. Bounded (report/bound.ts): nothing a package floods
-    // into it can make serialising throw. A failure here is logged, never thrown: it must not
-    // replace the error or the exit code that ended the run.
+    // Step 7: the report, with the end state, whatever happened.
     timings.total = Math.round(performance.now() - started);
-    await writeReport(request.report, report).catch((error: unknown) => log.error({ err: error, report: request.report }, 'could not write the report'));
+    await writeFinalReport(request.report, report, log);
   }
   return { exitCode, report };
 }

@@ -3,7 +3,8 @@ import { z } from 'zod';
 import { InputError } from '../../errors.js';
 import { serializeReport } from '../../report/bound.js';
 import { renderSummary } from '../../report/summary.js';
-import { DEFAULT_TIMEOUT_SECONDS, install } from '../../workflows/install.js';
+import { install } from '../../workflows/install.js';
+import { DEFAULT_TIMEOUT_SECONDS } from '../../workflows/steps.js';
 import type { CommandContext } from '../context.js';
 
 export const InstallOptions = z.object({

@@ -1,0 +1,158 @@
+/**
+ * investigate, from argv to exit code, on the fake engine: both phases' records in, one test per
+ * exit code, and never an export. The import phase's trace attributes each import child to the
+ * distribution the importer named.
+ */
+import { mkdir, mkdtemp, readFile, readdir, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { main } from '../index.js';
+import { SITE_PACKAGES, STATE_DIR } from '../../core/layout.js';
+import { FakeEngine, type FakeRun } from '../../runtime/fake.js';
+import { Report } from '../../report/schema.js';
+
+const PIP_TRACE = [
+  '10 100.000000 execve("/usr/bin/python3", ["python3", "-m", "pip", "install"], 0x7ffd /* 5 vars */) = 0',
+  '10 101.000000 +++ exited with 0 +++',
+  '',
+].join('\n');
+
+/** The importer (pid 20) imports `sneaky` of sneaky-pkg in pid 21, which resolves a name. */
+const IMPORT_TRACE = [
+  '20 200.000000 execve("/usr/bin/python3", ["python3", "-I", "-S", "/opt/sandbox-install/importer.py", "/opt/target/lib/python3.11/site-packages", "10"], 0x7ffd /* 5 vars */) = 0',
+  '20 200.100000 clone(child_stack=NULL, flags=CLONE_CHILD_CLEARTID|CLONE_CHILD_SETTID|SIGCHLD, child_tidptr=0x7f) = 21',
+  '21 200.110000 execve("/usr/bin/python3", ["python3", "-I", "-S", "-c", "import sys, importlib", "/opt/target/lib/python3.11/site-packages", "sneaky", "sneaky-pkg"], 0x7ffd /* 5 vars */) = 0',
+  '21 200.200000 connect(3, {sa_family=AF_INET, sin_port=htons(53), sin_addr=inet_addr("127.0.0.53")}, 16) = 0',
+  '21 200.300000 +++ exited with 0 +++',
+  '20 201.000000 +++ exited with 0 +++',
+  '',
+].join('\n');
+
+function status(pipExit: number, phases: Array<'install' | 'import'>): string {
+  const entry = (phase: string, rootPid: number, started: number) => ({
+    phase, started, ended: started + 1, rootPid, pip: { how: 'exited', value: phase === 'install' ? pipExit : 0 }, tracerIntact: true, tracerExit: 0, lingering: [], detached: [], execAliases: {},
+  });
+  return JSON.stringify({ phases: phases.map((p) => (p === 'install' ? entry('install', 10, 100) : entry('import', 20, 200))) });
+}
+
+function run(overrides: Partial<FakeRun> = {}, pipExit = 0): FakeRun {
+  return {
+    exitCode: pipExit,
+    files: {
+      [`${STATE_DIR}/status.json`]: status(pipExit, pipExit === 0 ? ['install', 'import'] : ['install']),
+      [`${STATE_DIR}/install.strace.log`]: PIP_TRACE.replace('exited with 0', `exited with ${pipExit}`),
+      ...(pipExit === 0 ? { [`${STATE_DIR}/import.strace.log`]: IMPORT_TRACE } : {}),
+    },
+    trees: { [SITE_PACKAGES]: {} },
+    output: '',
+    ...overrides,
+  };
+}
+
+describe('investigate on the fake engine: one test per exit code', () => {
+  let work: string;
+  let stdout: string[];
+
+  beforeEach(async () => {
+    work = await mkdtemp(path.join(tmpdir(), 'sandbox-install-inv-'));
+    await mkdir(path.join(work, 'index'));
+    stdout = [];
+    vi.spyOn(process.stdout, 'write').mockImplementation((chunk) => (stdout.push(String(chunk)), true));
+    vi.spyOn(process.stderr, 'write').mockImplementation(() => true);
+  });
+  afterEach(() => {
+    vi.restoreAllMocks();
+  });
+
+  const cli = (engine: FakeEngine, target = 'sneaky-pkg==1.0', extra: string[] = []) =>
+    main(
+      [
+        'node', 'sandbox-install', 'investigate', target,
+        '--index-url', `file://${path.join(work, 'index')}`,
+        '--image', 'sandbox-install:fake',
+        '--cache-dir', path.join(work, 'cache'),
+        '--report', path.join(work, 'report.json'),
+        '-q',
+        ...extra,
+      ],
+      () => engine,
+    );
+  const report = async () => Report.parse(JSON.parse(await readFile(path.join(work, 'report.json'), 'utf8')));
+  const leftovers = (engine: FakeEngine) => engine.containers.filter((c) => !c.removed).map((c) => c.name);
+  const sandboxOf = (engine: FakeEngine) => engine.containers.find((c) => c.spec.networkMode !== 'none')!;
+
+  it('0: nothing seen; pip installs the pin without hashes, then the import phase runs; nothing exported', async () => {
+    const engine = new FakeEngine(run({ files: { ...run().files, [`${STATE_DIR}/import.strace.log`]: IMPORT_TRACE.replace(/^21 200.2.*\n/m, '') } }));
+    expect(await cli(engine)).toBe(0);
+    const written = await report();
+    expect(written).toMatchObject({ verdict: 'pass', exported: null, lockfile: 'sneaky-pkg==1.0', policy: 'investigate' });
+    expect(written.phases?.map((p) => p.name)).toEqual(['install', 'import']);
+    const plan = JSON.parse(sandboxOf(engine).seeded.find((f) => f.path === '/input/phases.json')!.content) as Array<{ name: string; argv: string[] }>;
+    expect(plan.map((p) => p.name)).toEqual(['install', 'import']);
+    expect(plan[0]!.argv).not.toContain('--require-hashes');
+    expect(plan[1]!.argv).toEqual(['python3', '-I', '-S', '/opt/sandbox-install/importer.py', SITE_PACKAGES, '10']);
+    expect(sandboxOf(engine).seeded.find((f) => f.path === '/input/requirements.lock')!.content).toBe('sneaky-pkg==1.0\n');
+    expect(stdout.join('')).toContain('timeline');
+    expect(await readdir(work)).not.toContain('out');
+    expect(leftovers(engine)).toEqual([]);
+  });
+
+  it('1: a DNS query made only on import fails, attributed to the distribution, in phase import, on the timeline', async () => {
+    const dns = JSON.stringify({ type: 'dns', name: 'import-time.exfil.invalid', qtype: 1, answer: '127.1.0.1', src: '127.0.0.1:4000', time: 200.21 });
+    const engine = new FakeEngine(run({ monitorLines: [dns] }));
+    expect(await cli(engine)).toBe(1);
+    const written = await report();
+    expect(written.verdict).toBe('fail');
+    expect(written.findings).toContainEqual(
+      expect.objectContaining({ rule: 'network.dns', package: 'sneaky-pkg', phase: 'import', failing: true, evidence: expect.objectContaining({ name: 'import-time.exfil.invalid', pid: 21 }) }),
+    );
+    expect(written.timeline).toContainEqual({ phase: 'import', package: 'sneaky-pkg', kind: 'dns', what: 'import-time.exfil.invalid', offset: 0.21, pid: 21 });
+    expect(written.timeline).toContainEqual(expect.objectContaining({ phase: 'import', package: 'sneaky-pkg', kind: 'exec', offset: 0.11, pid: 21 }));
+    expect(stdout.join('')).toMatch(/import\n {4}sneaky-pkg\n(.*\n)* +\+0\.210s {2}dns +import-time\.exfil\.invalid/);
+    expect(leftovers(engine)).toEqual([]);
+  });
+
+  it('2: a target that is no pin and no file is bad input, before any container', async () => {
+    const engine = new FakeEngine(run());
+    expect(await cli(engine, 'requests>=2')).toBe(2);
+    expect(engine.containers).toEqual([]);
+  });
+
+  it('3: no engine is an environment error', async () => {
+    const engine = new FakeEngine(run({ engineDown: true }));
+    expect(await cli(engine)).toBe(3);
+    expect(engine.containers).toEqual([]);
+  });
+
+  it('4: pip failing is inconclusive, and the import phase never ran', async () => {
+    const engine = new FakeEngine(run({}, 1));
+    const code = await cli(engine);
+    const written = await report();
+    expect(written.findings.filter((f) => f.failing)).toEqual([]);
+    expect(code).toBe(4);
+    expect(written.verdict).toBe('error');
+    expect(written.findings).toContainEqual(expect.objectContaining({ rule: 'install.failed', phase: 'install' }));
+    expect(written.phases?.map((p) => p.name)).toEqual(['install']);
+  });
+
+  it('serves a local wheel as the pin of its own name and version', async () => {
+    const wheel = path.join(work, 'sneaky_pkg-1.0-py3-none-any.whl');
+    await writeFile(wheel, 'not really a zip');
+    const engine = new FakeEngine(run());
+    await cli(engine, wheel);
+    expect(sandboxOf(engine).seeded.find((f) => f.path === '/input/requirements.lock')!.content).toBe('sneaky-pkg==1.0\n');
+  });
+
+  for (const [signal, code] of [['SIGINT', 130], ['SIGTERM', 143]] as const) {
+    it(`${code}: ${signal} during the run ends it after cleanup`, async () => {
+      const engine = new FakeEngine(run({ exitCode: 'hang' }));
+      const ended = cli(engine);
+      await vi.waitFor(() => expect(engine.containers.filter((c) => c.started)).toHaveLength(2));
+      process.emit(signal);
+      expect(await ended).toBe(code);
+      expect(leftovers(engine)).toEqual([]);
+      expect((await report()).error).toMatchObject({ code: 'interrupted' });
+    });
+  }
+});
