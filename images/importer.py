@@ -7,7 +7,7 @@ The modules are what site-packages holds, not what a distribution says it holds:
 directory, module file and extension at the top (a PEP 420 namespace directory stands for the
 packages inside it). Each is credited to the distribution whose RECORD lists it, and imported as
 
-    python3 -I -S -c <IMPORT> <site-packages> <module> <distribution>
+    python3 -I -S -B -c <IMPORT> <site-packages> <module> <distribution>
 
 so the trace shows whose import every process serves (observe/attribution.ts, importedBy). One
 more child processes the .pth files, as an interpreter's start would, credited to their owner
@@ -97,7 +97,8 @@ def modules(site):
 def run(code, site, module, dist, limit):
     started = time.time()
     child = subprocess.Popen(
-        ["python3", "-I", "-S", "-c", code, site, module, dist],
+        # -B: no bytecode written into the target; an import that writes there is fs.target-tamper.
+        ["python3", "-I", "-S", "-B", "-c", code, site, module, dist],
         # Nothing of the child's output is kept: it is the package's to fake, and unbounded.
         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         start_new_session=True,

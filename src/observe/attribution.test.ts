@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { ancestry, attributeProcess, buildDirOf, packageOfProcess, pipPids } from './attribution.js';
+import { ancestry, attributeProcess, buildDirOf, importedBy, packageOfProcess, pipPids } from './attribution.js';
 import { parseTrace, type ProcessInfo, type Trace } from './trace.js';
 
 const SAMPLE = readFileSync(new URL('./testdata/strace-sample.txt', import.meta.url), 'utf8');
@@ -95,5 +95,34 @@ describe('pipPids', () => {
   it("is pip's installer and its build-requirement runners, never a hook dressed as one", () => {
     const trace = parseTrace(lines.join('\n'));
     expect([...pipPids(trace, '/opt/installer/bin/python')].sort()).toEqual([10, 11, 12]);
+  });
+});
+
+describe('importedBy (the import phase)', () => {
+  const child = (pid: number, module: string, dist: string) =>
+    `${pid} 2.0${pid} execve("/usr/bin/python3", ["python3", "-I", "-S", "-B", "-c", "import …", "/opt/target/lib/python3.11/site-packages", "${module}", "${dist}"], 0x1 /* 0 vars */) = 0`;
+  const trace = parseTrace(
+    [
+      '20 1.000000 execve("/usr/bin/python3", ["python3", "-I", "-S", "/opt/sandbox-install/importer.py"], 0x1 /* 0 vars */) = 0',
+      '20 1.100000 vfork() = 21',
+      child(21, 'sneaky', 'Sneaky_Pkg'),
+      // sneaky's import re-executes itself claiming to be victim's import, and forks a helper.
+      '21 2.100000 execve("/usr/bin/python3", ["python3", "-I", "-S", "-B", "-c", "x", "/s", "victim", "victim-lib"], 0x1 /* 0 vars */) = 0',
+      '21 2.200000 fork() = 22',
+      // It also starts a grandchild that looks exactly like an import child.
+      '22 2.300000 fork() = 23',
+      child(23, 'victim', 'victim-lib'),
+      '20 3.000000 vfork() = 24',
+      child(24, 'victim', 'victim-lib'),
+    ].join('\n'),
+  );
+  const of = importedBy(trace);
+
+  it("credits each of the importer's children, and everything below it, to the distribution the importer named", () => {
+    expect([21, 22, 23, 24].map(of)).toEqual(['sneaky-pkg', 'sneaky-pkg', 'sneaky-pkg', 'victim-lib']);
+  });
+
+  it('credits the importer itself to no one', () => {
+    expect(of(20)).toBeNull();
   });
 });

@@ -142,7 +142,7 @@ export function threadsOf(trace: Trace): Map<number, number> {
 
 /**
  * The import phase: the traced root is the importer (images/importer.py), and each of its direct
- * children imports one module, started as `python3 -I -S -c <code> <site-packages> <module>
+ * children imports one module, started as `python3 -I -S -B -c <code> <site-packages> <module>
  * <distribution>`. Everything a child and its descendants do is that distribution's. The name is
  * read from the child's first exec, the importer's own: an exec the import makes later cannot
  * change whose it is, and only the importer's children count, so no import can pass for another.
@@ -152,8 +152,8 @@ export function importedBy(trace: Trace): (pid: number) => string | null {
   const owner = new Map<number, string | null>();
   for (const event of trace.events) {
     if (event.kind !== 'exec' || !event.ok || owner.has(event.pid) || trace.processes.get(event.pid)?.ppid !== root) continue;
-    const [, isolated, nosite, dashC, , , , dist] = event.argv;
-    owner.set(event.pid, isolated === '-I' && nosite === '-S' && dashC === '-c' && dist ? normalizeName(dist) : null);
+    const [, isolated, nosite, nobytecode, dashC, , , , dist] = event.argv;
+    owner.set(event.pid, isolated === '-I' && nosite === '-S' && nobytecode === '-B' && dashC === '-c' && dist ? normalizeName(dist) : null);
   }
   return (pid) => {
     const child = ancestry(trace, pid).find((proc) => proc.ppid === root && root !== null);

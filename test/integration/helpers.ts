@@ -27,19 +27,11 @@ export interface CliRun {
  */
 const started = new Set<number>();
 
-/** Start the real CLI (built dist/) on a lockfile with a fixture index as its only upstream. */
-export function startCli(lockFile: string, indexUrl: string, work: string, extra: string[] = []): ResultPromise {
+/** Start the real CLI (built dist/) with its cache, report and image in `work`. */
+function launch(args: string[], work: string): ResultPromise {
   const child = execa(
     'node',
-    [
-      CLI, lockFile,
-      '--index-url', indexUrl,
-      '--output', path.join(work, 'site-packages'),
-      '--report', path.join(work, 'report.json'),
-      '--cache-dir', path.join(work, 'cache'),
-      '--image', inject('image'),
-      ...extra,
-    ],
+    [CLI, ...args, '--report', path.join(work, 'report.json'), '--cache-dir', path.join(work, 'cache'), '--image', inject('image')],
     // No pip configuration from the machine leaks in: the fixture index is the only upstream.
     { reject: false, env: { PIP_CONFIG_FILE: '/dev/null', PIP_EXTRA_INDEX_URL: '', NO_COLOR: '1' }, extendEnv: true },
   );
@@ -47,9 +39,13 @@ export function startCli(lockFile: string, indexUrl: string, work: string, extra
   return child;
 }
 
-export async function runCli(lockFile: string, indexUrl: string, extra: string[] = []): Promise<CliRun> {
-  const work = await mkdtemp(path.join(tmpdir(), 'sandbox-install-it-'));
-  const result = await startCli(lockFile, indexUrl, work, extra);
+/** The main job on a lockfile with a fixture index as its only upstream. */
+export function startCli(lockFile: string, indexUrl: string, work: string, extra: string[] = []): ResultPromise {
+  return launch([lockFile, '--index-url', indexUrl, '--output', path.join(work, 'site-packages'), ...extra], work);
+}
+
+async function finished(child: ResultPromise, work: string): Promise<CliRun> {
+  const result = await child;
   // Every report the CLI writes must satisfy the published schema.
   const report = Report.parse(JSON.parse(await readFile(path.join(work, 'report.json'), 'utf8')));
   return {
@@ -59,6 +55,17 @@ export async function runCli(lockFile: string, indexUrl: string, extra: string[]
     report,
     output: path.join(work, 'site-packages'),
   };
+}
+
+export async function runCli(lockFile: string, indexUrl: string, extra: string[] = []): Promise<CliRun> {
+  const work = await mkdtemp(path.join(tmpdir(), 'sandbox-install-it-'));
+  return finished(startCli(lockFile, indexUrl, work, extra), work);
+}
+
+/** `investigate <target>` with a fixture index as its only upstream. */
+export async function runInvestigate(target: string, indexUrl: string, extra: string[] = []): Promise<CliRun> {
+  const work = await mkdtemp(path.join(tmpdir(), 'sandbox-install-it-'));
+  return finished(launch(['investigate', target, '--index-url', indexUrl, ...extra], work), work);
 }
 
 /** After every test: no container of a run this file started is left on the engine. */

@@ -22,7 +22,7 @@ const PIP_TRACE = [
 const IMPORT_TRACE = [
   '20 200.000000 execve("/usr/bin/python3", ["python3", "-I", "-S", "/opt/sandbox-install/importer.py", "/opt/target/lib/python3.11/site-packages", "10"], 0x7ffd /* 5 vars */) = 0',
   '20 200.100000 clone(child_stack=NULL, flags=CLONE_CHILD_CLEARTID|CLONE_CHILD_SETTID|SIGCHLD, child_tidptr=0x7f) = 21',
-  '21 200.110000 execve("/usr/bin/python3", ["python3", "-I", "-S", "-c", "import sys, importlib", "/opt/target/lib/python3.11/site-packages", "sneaky", "sneaky-pkg"], 0x7ffd /* 5 vars */) = 0',
+  '21 200.110000 execve("/usr/bin/python3", ["python3", "-I", "-S", "-B", "-c", "import sys, importlib", "/opt/target/lib/python3.11/site-packages", "sneaky", "sneaky-pkg"], 0x7ffd /* 5 vars */) = 0',
   '21 200.200000 connect(3, {sa_family=AF_INET, sin_port=htons(53), sin_addr=inet_addr("127.0.0.53")}, 16) = 0',
   '21 200.300000 +++ exited with 0 +++',
   '20 201.000000 +++ exited with 0 +++',
