@@ -20,7 +20,7 @@ export interface NetworkContext {
 }
 
 /** glibc probes nscd's socket on every name lookup; the lookup itself is what we report. */
-const BENIGN_UNIX_SOCKETS = new Set(['/var/run/nscd/socket', '/run/nscd/socket']);
+export const BENIGN_UNIX_SOCKETS = new Set(['/var/run/nscd/socket', '/run/nscd/socket']);
 
 const str = (value: unknown): string | null => (typeof value === 'string' ? value : null);
 const num = (value: unknown): number | null => (typeof value === 'number' ? value : null);

@@ -6,6 +6,7 @@
  */
 import { argvText } from './attribution.js';
 import { isSensitivePath } from './filesystem.js';
+import { BENIGN_UNIX_SOCKETS } from './network.js';
 import type { Trace } from './trace.js';
 
 export type TimelineKind = 'dns' | 'connect' | 'http' | 'tls' | 'datagram' | 'write' | 'sensitive' | 'exec' | 'more';
@@ -44,12 +45,16 @@ const num = (value: unknown): number | null => (typeof value === 'number' ? valu
 export function timeline(input: TimelineInput): TimelineEntry[] {
   const { trace } = input;
   const raw: Array<Omit<TimelineEntry, 'offset' | 'package'> & { time: number; package: string | null }> = [];
+  // A path is touched once per process on the timeline: open() then fstat() of it is one touch.
+  const touched = new Set<string>();
   for (const event of trace.events) {
     const pkg = input.packageOf(event.pid);
     if (pkg === null) continue;
     const base = { time: event.time, package: pkg, pid: event.pid };
     if (event.kind === 'exec' && event.ok) raw.push({ ...base, kind: 'exec', what: argvText(event.argv) });
     else if (event.kind === 'open' && isSensitivePath(event.path, input.credentialHomes)) {
+      if (touched.has(`${event.pid}\0${event.path}`)) continue;
+      touched.add(`${event.pid}\0${event.path}`);
       raw.push({ ...base, kind: 'sensitive', what: `${event.syscall} ${event.path}${event.ok ? '' : ` (${event.errno ?? 'failed'})`}` });
     } else if (event.kind === 'open' && event.write && event.ok && !input.expectedWrites(event.path)) raw.push({ ...base, kind: 'write', what: event.path });
     else if (event.kind === 'connect' && event.family !== 'unix') {
@@ -57,7 +62,7 @@ export function timeline(input: TimelineInput): TimelineEntry[] {
       if (dns) continue; // the query itself comes from the monitor, with its name
       const relay = event.address === input.relay.address && event.port === input.relay.port;
       raw.push({ ...base, kind: 'connect', what: `${event.syscall} ${relay ? 'index relay' : `${event.address}:${event.port}`}` });
-    } else if (event.kind === 'connect') raw.push({ ...base, kind: 'connect', what: `unix socket ${event.address}` });
+    } else if (event.kind === 'connect' && !BENIGN_UNIX_SOCKETS.has(event.address)) raw.push({ ...base, kind: 'connect', what: `unix socket ${event.address}` });
   }
   for (const event of input.network) {
     const pkg = str(event.package);
