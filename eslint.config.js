@@ -3,16 +3,11 @@
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
-export default tseslint.config(
-  { ignores: ['dist/**', 'node_modules/**', 'bin/**'] },
-  js.configs.recommended,
-  ...tseslint.configs.recommended,
-  {
-    files: ['**/*.ts'],
-    rules: {
-      // TypeScript's own noUnused* checks already fail the build.
-      '@typescript-eslint/no-unused-vars': 'off',
-      'no-control-regex': 'off', // escaping control characters is this tool's job
-    },
+export default tseslint.config({ ignores: ['dist/**', 'node_modules/**', 'bin/**'] }, js.configs.recommended, ...tseslint.configs.recommended, {
+  files: ['**/*.ts'],
+  rules: {
+    // TypeScript's own noUnused* checks already fail the build.
+    '@typescript-eslint/no-unused-vars': 'off',
+    'no-control-regex': 'off', // escaping control characters is this tool's job
   },
-);
+});

@@ -63,7 +63,10 @@ export async function main(argv: string[], makeEngine: () => ContainerClient = (
     exitCode = await action(context());
   };
 
-  sandboxOptions(program.command('install <lockfile>', { isDefault: true }).description('install a lockfile in the sandbox and export site-packages (main job)'), 'default')
+  sandboxOptions(
+    program.command('install <lockfile>', { isDefault: true }).description('install a lockfile in the sandbox and export site-packages (main job)'),
+    'default',
+  )
     .option('-o, --output <dir>', 'where to export site-packages', 'out/site-packages')
     .action((lockfile: string, options: Record<string, unknown>) => run((ctx) => runInstall(lockfile, options, ctx))());
 
@@ -73,7 +76,7 @@ export async function main(argv: string[], makeEngine: () => ContainerClient = (
       .description('install name==version, a local wheel or sdist, or a lockfile, import every module, and show what each package did (never exports)'),
     'investigate',
   )
-    .option('--import-timeout <seconds>', 'limit on each module\'s import', String(DEFAULT_IMPORT_TIMEOUT_SECONDS))
+    .option('--import-timeout <seconds>', "limit on each module's import", String(DEFAULT_IMPORT_TIMEOUT_SECONDS))
     .action((target: string, options: Record<string, unknown>) => run((ctx) => runInvestigate(target, options, ctx))());
 
   const image = program.command('image').description('manage the sandbox image');
@@ -88,7 +91,7 @@ export async function main(argv: string[], makeEngine: () => ContainerClient = (
   program
     .command('gc')
     .description('remove containers left behind by killed runs')
-    .option('--all', "also remove containers of runs that are still going")
+    .option('--all', 'also remove containers of runs that are still going')
     .action((options: { all?: boolean }) => run((ctx) => runGc(options, ctx))());
 
   program

@@ -51,7 +51,9 @@ function files(dir = SRC): string[] {
 
 describe('folder boundaries', () => {
   it('every folder of src/ has a rule', () => {
-    const folders = readdirSync(SRC, { withFileTypes: true }).filter((e) => e.isDirectory()).map((e) => e.name);
+    const folders = readdirSync(SRC, { withFileTypes: true })
+      .filter((e) => e.isDirectory())
+      .map((e) => e.name);
     expect(folders.filter((f) => !(f in ALLOWED))).toEqual([]);
   });
 

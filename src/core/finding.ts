@@ -21,12 +21,6 @@ export const Finding = z.object({
 });
 export type Finding = z.infer<typeof Finding>;
 
-export function finding(
-  rule: RuleId,
-  severity: Severity,
-  message: string,
-  evidence: Record<string, unknown>,
-  pkg: string | null = null,
-): Finding {
+export function finding(rule: RuleId, severity: Severity, message: string, evidence: Record<string, unknown>, pkg: string | null = null): Finding {
   return { rule, severity, package: pkg, message, evidence };
 }

@@ -31,8 +31,17 @@ describe('monitor events at the Python boundary', () => {
 
 describe("the supervisor's status at the Python boundary", () => {
   const real = {
-    tracerPid: 7, rootPid: 12, started: 1.0, pipEnded: 2.0, detached: [], lingering: [{ pid: 40, ppid: 1, argv: ['sleep', '600'] }],
-    tracerExit: 0, execAliases: { '/usr/bin/nc.openbsd': 'nc' }, pip: { how: 'exited', value: 0 }, tracerIntact: true, ended: 3.0,
+    tracerPid: 7,
+    rootPid: 12,
+    started: 1.0,
+    pipEnded: 2.0,
+    detached: [],
+    lingering: [{ pid: 40, ppid: 1, argv: ['sleep', '600'] }],
+    tracerExit: 0,
+    execAliases: { '/usr/bin/nc.openbsd': 'nc' },
+    pip: { how: 'exited', value: 0 },
+    tracerIntact: true,
+    ended: 3.0,
   };
 
   it('reads what the supervisor writes', () => {

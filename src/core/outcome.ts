@@ -127,7 +127,6 @@ export interface InstallOutcome {
   timings: Record<string, number>;
 }
 
-
 /** A whole run: its phases in the order they ran (a phase cut short by the timeout included). */
 export interface RunOutcome {
   phases: InstallOutcome[];

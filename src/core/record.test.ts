@@ -10,8 +10,7 @@ const sha = (text: string): { hex: string; record: string } => {
 
 /** Python's csv.writer (excel dialect, QUOTE_MINIMAL), as pip and wheel write RECORD. */
 function writeCsv(rows: string[][]): string {
-  const field = (f: string, alone: boolean): string =>
-    /[",\r\n]/.test(f) || (alone && f === '') ? `"${f.replaceAll('"', '""')}"` : f;
+  const field = (f: string, alone: boolean): string => (/[",\r\n]/.test(f) || (alone && f === '') ? `"${f.replaceAll('"', '""')}"` : f);
   return rows.map((row) => `${row.map((f) => field(f, row.length === 1)).join(',')}\r\n`).join('');
 }
 

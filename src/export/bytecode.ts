@@ -82,6 +82,10 @@ export async function compileTree(dir: string, signal?: AbortSignal): Promise<Co
     return { compiled: parsed.compiled, failures: parsed.failures, skipped: null };
   } catch (error: unknown) {
     // Fail closed: a tree we could not compile is not one we vouch for.
-    return { compiled: 0, failures: [{ path: '.', error: `compiling the tree failed: ${error instanceof Error ? error.message : String(error)}` }], skipped: null };
+    return {
+      compiled: 0,
+      failures: [{ path: '.', error: `compiling the tree failed: ${error instanceof Error ? error.message : String(error)}` }],
+      skipped: null,
+    };
   }
 }

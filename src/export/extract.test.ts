@@ -197,11 +197,7 @@ describe('extractArchive', () => {
     // When b/a is made, `a` does not exist and `b/../a/..` is lexically the root. Once `a -> .`
     // exists, the kernel reads b/a as root/a/.. = the root's parent. (Found by the property below.)
     const result = await extractArchive(
-      archive([
-        ROOT,
-        { name: 'site-packages/b/a', type: 'symlink', linkname: '../a/..' },
-        { name: 'site-packages/a', type: 'symlink', linkname: '.' },
-      ]),
+      archive([ROOT, { name: 'site-packages/b/a', type: 'symlink', linkname: '../a/..' }, { name: 'site-packages/a', type: 'symlink', linkname: '.' }]),
       box.dest,
     );
 
@@ -325,12 +321,7 @@ describe('extractArchive', () => {
     );
 
     expect(result.findings).toEqual([]);
-    expect(result.strippedModes).toEqual([
-      'site-packages/shared/',
-      'site-packages/shared/su',
-      'site-packages/shared/sg',
-      'site-packages/tmp/',
-    ]);
+    expect(result.strippedModes).toEqual(['site-packages/shared/', 'site-packages/shared/su', 'site-packages/shared/sg', 'site-packages/tmp/']);
     const mode = async (name: string): Promise<number> => (await lstat(path.join(box.dest, name))).mode & 0o7777;
     expect(await mode('shared/su')).toBe(0o755);
     expect(await mode('shared/sg')).toBe(0o711);
@@ -361,11 +352,9 @@ describe('extractArchive', () => {
 
   it('stops at the file cap with one limit finding', async () => {
     await using box = await sandbox();
-    const result = await extractArchive(
-      archive([ROOT, ...[1, 2, 3, 4, 5].map((i) => ({ name: `site-packages/f${i}`, content: `${i}` }))]),
-      box.dest,
-      { limits: { maxFiles: 3, maxBytes: 1024 } },
-    );
+    const result = await extractArchive(archive([ROOT, ...[1, 2, 3, 4, 5].map((i) => ({ name: `site-packages/f${i}`, content: `${i}` }))]), box.dest, {
+      limits: { maxFiles: 3, maxBytes: 1024 },
+    });
 
     expect(result.findings).toHaveLength(1);
     expect(result.findings[0]?.evidence).toEqual({
@@ -403,10 +392,7 @@ describe('extractArchive', () => {
 
   it('returns at the cap without draining an archive that never ends', async () => {
     await using box = await sandbox();
-    const endless = archive(
-      [ROOT, ...[1, 2, 3].map((i) => ({ name: `site-packages/f${i}`, content: 'x' }))],
-      { finalize: false },
-    );
+    const endless = archive([ROOT, ...[1, 2, 3].map((i) => ({ name: `site-packages/f${i}`, content: 'x' }))], { finalize: false });
     const result = await extractArchive(endless, box.dest, { limits: { maxFiles: 2, maxBytes: 1024 } });
 
     expect(refusals(result)).toEqual([{ entry: 'site-packages/f3', reason: 'limit' }]);
@@ -441,21 +427,15 @@ describe('extractArchive', () => {
   it('turns any random archive into findings, never a write outside dest or an escaping symlink', async () => {
     // Mostly plausible names and short relative targets, so that links land on links; now and
     // then something plainly hostile.
-    const segment = fc.oneof(
-      { weight: 8, arbitrary: fc.constantFrom('a', 'b') },
-      { weight: 1, arbitrary: fc.constantFrom('..', '.', '') },
-    );
+    const segment = fc.oneof({ weight: 8, arbitrary: fc.constantFrom('a', 'b') }, { weight: 1, arbitrary: fc.constantFrom('..', '.', '') });
     const entry = fc.record({
       absolute: fc.oneof({ weight: 9, arbitrary: fc.constant(false) }, { weight: 1, arbitrary: fc.constant(true) }),
       segments: fc.array(segment, { minLength: 1, maxLength: 3 }),
       type: fc.constantFrom<NonNullable<Header['type']>>('file', 'directory', 'symlink', 'symlink', 'symlink', 'link'),
-      target: fc.array(
-        fc.oneof(
-          { weight: 8, arbitrary: fc.constantFrom('..', 'a', 'b', '.') },
-          { weight: 1, arbitrary: fc.constantFrom('', '@outside') },
-        ),
-        { minLength: 1, maxLength: 4 },
-      ),
+      target: fc.array(fc.oneof({ weight: 8, arbitrary: fc.constantFrom('..', 'a', 'b', '.') }, { weight: 1, arbitrary: fc.constantFrom('', '@outside') }), {
+        minLength: 1,
+        maxLength: 4,
+      }),
       mode: fc.constantFrom(0o644, 0o4755, 0o2755, 0o005),
     });
 

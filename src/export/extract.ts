@@ -91,8 +91,7 @@ const REASON_TEXT: Record<UnsafeReason, string> = {
   'invalid-linkname': 'the symlink target is empty or contains a NUL byte',
   'absolute-symlink': 'the symlink target is absolute',
   'symlink-escape': 'the symlink target resolves outside the export directory',
-  'symlink-indirect':
-    'the symlink target climbs with `..` after a named component, or names or passes through a symlink or file',
+  'symlink-indirect': 'the symlink target climbs with `..` after a named component, or names or passes through a symlink or file',
   limit: 'the archive exceeds the export limits; extraction stopped',
 };
 
@@ -102,11 +101,7 @@ const SPECIAL_BITS = 0o7000;
 
 type Kind = 'file' | 'directory' | 'symlink';
 
-type Verdict =
-  | { action: 'skip' }
-  | { action: 'refuse' }
-  | { action: 'stop' }
-  | { action: 'write'; rel: string };
+type Verdict = { action: 'skip' } | { action: 'refuse' } | { action: 'stop' } | { action: 'write'; rel: string };
 
 /** tar-fs 3 options that its DefinitelyTyped types (written for tar-fs 2) do not list. */
 interface TarFsExtractOptions {
@@ -128,11 +123,7 @@ class LimitReached extends Error {}
  * and what was refused; rejects with `InstallError` (code `export.extract-failed`) when the
  * archive is malformed or the filesystem refuses a write, and with the AbortError on abort.
  */
-export async function extractArchive(
-  archive: NodeJS.ReadableStream | Readable,
-  dest: string,
-  options: ExtractOptions = {},
-): Promise<ExtractResult> {
+export async function extractArchive(archive: NodeJS.ReadableStream | Readable, dest: string, options: ExtractOptions = {}): Promise<ExtractResult> {
   const strip = options.stripComponents ?? 1;
   const limits = options.limits ?? DEFAULT_EXTRACT_LIMITS;
   const root = await prepareDestination(dest);

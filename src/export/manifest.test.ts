@@ -94,9 +94,7 @@ describe('buildManifest', () => {
     const big = 'x'.repeat(1024 * 1024 + 7);
     await writeFile(path.join(dir.path, 'big.bin'), big);
 
-    expect(await buildManifest(dir.path)).toEqual([
-      { path: 'big.bin', sha256: hex(big), size: big.length, distribution: null },
-    ]);
+    expect(await buildManifest(dir.path)).toEqual([{ path: 'big.bin', sha256: hex(big), size: big.length, distribution: null }]);
   });
 
   it('writes the manifest as versioned JSON', async () => {

@@ -57,7 +57,6 @@ export async function writeManifest(file: string, manifest: Manifest): Promise<v
   }
 }
 
-
 /**
  * `Foo_Bar-1.2.dist-info` -> `foo-bar==1.2`. The wheel spec escapes `-` out of both the name
  * and the version, so the first `-` separates them. Null when the name is not a dist-info dir.
@@ -139,4 +138,3 @@ function hashFile(file: string): { sha256: string; size: number } {
   }
   return { sha256: hash.digest('hex'), size };
 }
-

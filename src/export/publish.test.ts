@@ -39,7 +39,11 @@ describe('stageExport / publish', () => {
     );
     expect(staged.bytecode).toEqual({ compiled: 1, failures: [expect.objectContaining({ path: 'pkg/broken.py' })], skipped: null });
     expect(staged.findings).toEqual([
-      expect.objectContaining({ rule: 'static.invalid-source', severity: 'high', evidence: expect.objectContaining({ path: 'pkg/broken.py', error: expect.stringMatching(/^SyntaxError/) }) }),
+      expect.objectContaining({
+        rule: 'static.invalid-source',
+        severity: 'high',
+        evidence: expect.objectContaining({ path: 'pkg/broken.py', error: expect.stringMatching(/^SyntaxError/) }),
+      }),
     ]);
     expect((await readdir(path.join(staged.dir, 'pkg', '__pycache__'))).sort()).toEqual(['__init__.cpython-311.pyc']);
     // A checked-hash pyc: flags word 0b11 after the magic number.

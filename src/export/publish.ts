@@ -63,7 +63,13 @@ export async function stageExport(archive: Readable, output: string): Promise<St
     const manifest = result.findings.length === 0 ? await buildManifest(dir) : [];
     const owner = new Map(manifest.map((entry) => [entry.path, entry.distribution?.split('==')[0] ?? null]));
     const invalid = (bytecode?.failures ?? []).map((failure) =>
-      finding('static.invalid-source', 'high', `${failure.path} does not compile for Python 3.11: ${failure.error}`, { path: failure.path, error: failure.error }, owner.get(failure.path) ?? null),
+      finding(
+        'static.invalid-source',
+        'high',
+        `${failure.path} does not compile for Python 3.11: ${failure.error}`,
+        { path: failure.path, error: failure.error },
+        owner.get(failure.path) ?? null,
+      ),
     );
     return {
       dir,

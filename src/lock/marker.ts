@@ -39,11 +39,7 @@ const VARIABLES = new Set([
 /** Deeper nesting than this is not a real marker; the limit keeps hostile input off the stack. */
 const MAX_DEPTH = 32;
 
-type Token =
-  | { kind: 'string'; value: string }
-  | { kind: 'word'; value: string }
-  | { kind: 'op'; value: string }
-  | { kind: 'paren'; value: '(' | ')' };
+type Token = { kind: 'string'; value: string } | { kind: 'word'; value: string } | { kind: 'op'; value: string } | { kind: 'paren'; value: '(' | ')' };
 
 // Sticky (`y`) patterns match exactly at `lastIndex`, so the tokenizer never copies the rest of the text.
 const OPERATOR = /===|==|!=|<=|>=|~=|<|>/y;

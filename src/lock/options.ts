@@ -69,7 +69,9 @@ export function parseOptionsLine(text: string): LineOption[] {
     }
     if (rule.kind === 'reject') invalid(`${name} is not allowed in a lockfile: it ${rule.why}`);
     if (rule.kind === 'editable') {
-      invalid(`${show(text)} is an editable requirement; the sandbox installs only name==version requirements with --hash, fetched through its index proxy (uv export: add --no-emit-project)`);
+      invalid(
+        `${show(text)} is an editable requirement; the sandbox installs only name==version requirements with --hash, fetched through its index proxy (uv export: add --no-emit-project)`,
+      );
     }
     if (rule.kind === 'flag' || rule.kind === 'always') {
       if (inline !== undefined) invalid(`${name} takes no value`);
@@ -84,9 +86,7 @@ export function parseOptionsLine(text: string): LineOption[] {
     }
     if (value === undefined || value === '' || value.startsWith('-')) invalid(`${name} needs a value`);
     found.push(
-      rule.kind === 'index'
-        ? { option: rule.option, url: checkIndexUrl(name, value) }
-        : { option: rule.option, value: checkFormatControl(name, value) },
+      rule.kind === 'index' ? { option: rule.option, url: checkIndexUrl(name, value) } : { option: rule.option, value: checkFormatControl(name, value) },
     );
   }
   return found;

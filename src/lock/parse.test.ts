@@ -163,9 +163,7 @@ describe('parseLock syntax', () => {
   });
 
   it('keeps a # that does not follow whitespace, as pip does (so this version is invalid)', () => {
-    expect(errorOf(`foo==1.0#x --hash=sha256:${A}`).message).toBe(
-      "req.lock:1: '1.0#x' in foo==1.0#x is not a valid version (PEP 440)",
-    );
+    expect(errorOf(`foo==1.0#x --hash=sha256:${A}`).message).toBe("req.lock:1: '1.0#x' in foo==1.0#x is not a valid version (PEP 440)");
   });
 
   it('keeps extras, normalised and without repeats', () => {
@@ -327,8 +325,7 @@ describe('parseLock errors', () => {
   const fix = 'the sandbox installs only name==version requirements with --hash, fetched through its index proxy';
   const pin = 'pin one exact version with == (pip-compile, uv export)';
   const proxy = 'would let pip fetch files around the index proxy; remove it and serve those files from an index';
-  const otherFile =
-    'pulls in another file that is not vetted with this one; merge everything into one lockfile (pip-compile, uv export)';
+  const otherFile = 'pulls in another file that is not vetted with this one; merge everything into one lockfile (pip-compile, uv export)';
 
   const cases: [string, string, string, string][] = [
     // [what, lockfile text, code, message after "req.lock:"]
@@ -348,18 +345,8 @@ describe('parseLock errors', () => {
     ['no version', 'requests', 'lock.unpinned', `1: requests is not pinned: it has no version; ${pin}`],
     ['a wildcard', 'requests==2.*', 'lock.unpinned', `1: requests==2.* is not pinned: '==2.*' is a wildcard; ${pin}`],
     ['a compatible release', 'requests~=2.31', 'lock.unpinned', `1: requests~=2.31 is not pinned: '~=' allows a range of versions; ${pin}`],
-    [
-      'two pins',
-      'requests==2.31.0,==2.31.0',
-      'lock.unpinned',
-      `1: requests==2.31.0,==2.31.0 is not pinned: it has several version specifiers; ${pin}`,
-    ],
-    [
-      'an editable',
-      '-e .',
-      'lock.invalid',
-      `1: -e . is an editable requirement; ${fix} (uv export: add --no-emit-project)`,
-    ],
+    ['two pins', 'requests==2.31.0,==2.31.0', 'lock.unpinned', `1: requests==2.31.0,==2.31.0 is not pinned: it has several version specifiers; ${pin}`],
+    ['an editable', '-e .', 'lock.invalid', `1: -e . is an editable requirement; ${fix} (uv export: add --no-emit-project)`],
     [
       'an editable VCS checkout',
       '--editable git+https://github.com/x/y#egg=y',
@@ -408,7 +395,12 @@ describe('parseLock errors', () => {
       '1: --config-settings is not allowed after a requirement; only --hash options may follow it',
     ],
     ['garbage', 'this is not a lockfile', 'lock.invalid', "1: 'is not a lockfile' in this is not a lockfile is not a version specifier"],
-    ['a bad name', '-foo==1.0', 'lock.invalid', '1: unknown option -foo==1.0; a lockfile may hold only --index-url, -i, --extra-index-url, --pre, --prefer-binary, --require-hashes, --no-binary, --only-binary'],
+    [
+      'a bad name',
+      '-foo==1.0',
+      'lock.invalid',
+      '1: unknown option -foo==1.0; a lockfile may hold only --index-url, -i, --extra-index-url, --pre, --prefer-binary, --require-hashes, --no-binary, --only-binary',
+    ],
     ['a name ending in a dot', `foo.==1.0 --hash=sha256:${A}`, 'lock.invalid', "1: 'foo.==1.0' does not start with a valid project name (PEP 508)"],
     ['an unclosed extras bracket', `foo[bar==1.0 --hash=sha256:${A}`, 'lock.invalid', "1: foo[bar==1.0 has an unclosed '[' in its extras"],
     ['a bad extra', `foo[b@r]==1.0 --hash=sha256:${A}`, 'lock.invalid', "1: 'b@r' in foo[b@r]==1.0 is not a valid extra name"],
@@ -488,36 +480,16 @@ describe('parseLock errors', () => {
       'lock.invalid',
       "3: ':al:' in --only-binary :al: is not :all:, :none: or a project name (PEP 508)",
     ],
-    [
-      'an upper-case :ALL:',
-      '--no-binary=:ALL:',
-      'lock.invalid',
-      "1: ':ALL:' in --no-binary :ALL: is not :all:, :none: or a project name (PEP 508)",
-    ],
+    ['an upper-case :ALL:', '--no-binary=:ALL:', 'lock.invalid', "1: ':ALL:' in --no-binary :ALL: is not :all:, :none: or a project name (PEP 508)"],
     [
       'a bad name in a comma list',
       '--pre\n--no-binary foo,numpy;,bar',
       'lock.invalid',
       "2: 'numpy;' in --no-binary foo,numpy;,bar is not :all:, :none: or a project name (PEP 508)",
     ],
-    [
-      'a name ending in a dot',
-      '--only-binary=foo.',
-      'lock.invalid',
-      "1: 'foo.' in --only-binary foo. is not :all:, :none: or a project name (PEP 508)",
-    ],
-    [
-      'an empty item in a comma list',
-      '--only-binary a,,b',
-      'lock.invalid',
-      '1: --only-binary a,,b has an empty item; separate the names with single commas',
-    ],
-    [
-      'a trailing comma',
-      '--no-binary=a,',
-      'lock.invalid',
-      '1: --no-binary a, has an empty item; separate the names with single commas',
-    ],
+    ['a name ending in a dot', '--only-binary=foo.', 'lock.invalid', "1: 'foo.' in --only-binary foo. is not :all:, :none: or a project name (PEP 508)"],
+    ['an empty item in a comma list', '--only-binary a,,b', 'lock.invalid', '1: --only-binary a,,b has an empty item; separate the names with single commas'],
+    ['a trailing comma', '--no-binary=a,', 'lock.invalid', '1: --no-binary a, has an empty item; separate the names with single commas'],
     ['a stray word on an options line', '--pre now', 'lock.invalid', "1: unexpected 'now' on an options line"],
     ['a non-URL index', '-i pypi.example/simple', 'lock.invalid', "1: -i needs an http(s):// or file:// URL, got 'pypi.example/simple'"],
     ['an ftp index', '--extra-index-url ftp://x/simple', 'lock.invalid', "1: --extra-index-url needs an http(s):// or file:// URL, got 'ftp://x/simple'"],
@@ -554,9 +526,7 @@ describe('parseLock errors', () => {
   it('escapes and shortens hostile text in messages', () => {
     const message = errorOf(`${'x'.repeat(200)}\u202e==1.0`).message;
     expect(message).toBe(`req.lock:1: '\\u{202e}==1.0' in ${'x'.repeat(100)}… is not a version specifier`);
-    expect(errorOf('foo==1.0 ; os_name\u202e == "x"').message).toBe(
-      `req.lock:1: unexpected '\\u{202e}' in the environment marker 'os_name\\u{202e} == "x"'`,
-    );
+    expect(errorOf('foo==1.0 ; os_name\u202e == "x"').message).toBe(`req.lock:1: unexpected '\\u{202e}' in the environment marker 'os_name\\u{202e} == "x"'`);
   });
 
   it('refuses the same name under a marker once but accepts it under two different ones', () => {
@@ -669,14 +639,64 @@ describe('parseLock properties', () => {
 
   it('throws nothing but InputError on strings made of lockfile pieces', () => {
     const piece = fc.constantFrom(
-      'foo', 'Foo_bar', '==', '===', '>=', '1.0', '2.*', ' ', '  ', '\t', '\\', '\n', '\r\n', '\u0085', '#', ' # c',
-      ';', ' ; ', 'python_version', 'os_name', 'and', 'or', 'not in', '"3.12"', "'nt'", '(', ')', '[', ']', ',',
-      '@', '-e', '-i', '--index-url', 'https://x/simple', '--hash', `--hash=sha256:${A}`, `sha256:${B}`,
-      '--hash=md5:00', './pkg', 'git+https://x', '-r', '--pre', '\u0000', '--only-binary', '--no-binary=', ':all:', ':none:',
+      'foo',
+      'Foo_bar',
+      '==',
+      '===',
+      '>=',
+      '1.0',
+      '2.*',
+      ' ',
+      '  ',
+      '\t',
+      '\\',
+      '\n',
+      '\r\n',
+      '\u0085',
+      '#',
+      ' # c',
+      ';',
+      ' ; ',
+      'python_version',
+      'os_name',
+      'and',
+      'or',
+      'not in',
+      '"3.12"',
+      "'nt'",
+      '(',
+      ')',
+      '[',
+      ']',
+      ',',
+      '@',
+      '-e',
+      '-i',
+      '--index-url',
+      'https://x/simple',
+      '--hash',
+      `--hash=sha256:${A}`,
+      `sha256:${B}`,
+      '--hash=md5:00',
+      './pkg',
+      'git+https://x',
+      '-r',
+      '--pre',
+      '\u0000',
+      '--only-binary',
+      '--no-binary=',
+      ':all:',
+      ':none:',
     );
-    fc.assert(fc.property(fc.array(piece, { maxLength: 40 }).map((pieces) => pieces.join('')), onlyInputErrors), {
-      numRuns: 2000,
-    });
+    fc.assert(
+      fc.property(
+        fc.array(piece, { maxLength: 40 }).map((pieces) => pieces.join('')),
+        onlyInputErrors,
+      ),
+      {
+        numRuns: 2000,
+      },
+    );
   });
 
   it('reads back every requirement it is given, whatever the layout', () => {

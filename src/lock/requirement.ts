@@ -23,8 +23,7 @@ export interface ParsedRequirement {
   head: string;
 }
 
-const NOT_FROM_INDEX =
-  'the sandbox installs only name==version requirements with --hash, fetched through its index proxy';
+const NOT_FROM_INDEX = 'the sandbox installs only name==version requirements with --hash, fetched through its index proxy';
 
 export function parseRequirementLine(text: string): ParsedRequirement {
   const { spec, options } = splitOptions(text);
@@ -39,10 +38,7 @@ export function parseRequirementLine(text: string): ParsedRequirement {
   const markerKey = markerText === null ? null : canonicalMarker(markerText);
   const sha256 = parseHashOptions(options);
   if (sha256.length === 0) {
-    throw new LineProblem(
-      'lock.unhashed',
-      `${show(head)} has no --hash; every requirement needs a sha256 hash (pip-compile --generate-hashes, uv export)`,
-    );
+    throw new LineProblem('lock.unhashed', `${show(head)} has no --hash; every requirement needs a sha256 hash (pip-compile --generate-hashes, uv export)`);
   }
   return { rawName, name: normalizeName(rawName), version, extras, marker: markerText, markerKey, sha256, head };
 }
@@ -126,10 +122,7 @@ function parseExtras(inside: string, head: string): string[] {
 const CLAUSE = /^(===|==|!=|<=|>=|~=|<|>)\s*(.*)$/s;
 
 function unpinned(head: string, reason: string): never {
-  throw new LineProblem(
-    'lock.unpinned',
-    `${show(head)} is not pinned: ${reason}; pin one exact version with == (pip-compile, uv export)`,
-  );
+  throw new LineProblem('lock.unpinned', `${show(head)} is not pinned: ${reason}; pin one exact version with == (pip-compile, uv export)`);
 }
 
 /** `rest` is what follows the name and extras: `==1.0`, `(==1.0)`, `>=2,<3` or nothing. */
@@ -192,9 +185,7 @@ function parseHash(value: string): string {
   const algorithm = value.slice(0, colon);
   const digest = value.slice(colon + 1);
   if (algorithm !== 'sha256') {
-    invalid(
-      `--hash=${show(algorithm)}:… uses ${show(algorithm)}; only sha256 hashes are accepted (pip-compile --generate-hashes and uv export write sha256)`,
-    );
+    invalid(`--hash=${show(algorithm)}:… uses ${show(algorithm)}; only sha256 hashes are accepted (pip-compile --generate-hashes and uv export write sha256)`);
   }
   if (!SHA256_HEX.test(digest)) invalid(`--hash=sha256:${show(digest)} is not a sha256 digest; expected 64 hex digits`);
   return digest.toLowerCase();

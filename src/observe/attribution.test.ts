@@ -50,17 +50,40 @@ describe('buildDirOf', () => {
     expect(buildDirOf(dir)?.package).toBe(name);
   });
 
-  it.each([['/tmp/pip-wheel-_qh3wmij/.tmp-m5nq13pu'], ['/tmp/pip-wheel-_qh3wmij'], ['/tmp/pip-install-x'], ['/tmp/pip-build-env-e4g603gw/overlay'], ['/home/sandbox'], ['/tmp/pip-install-x/-bad-_' + HEX]])(
-    '%s is no build dir',
-    (dir) => {
-      expect(buildDirOf(dir)).toBeNull();
-    },
-  );
+  it.each([
+    ['/tmp/pip-wheel-_qh3wmij/.tmp-m5nq13pu'],
+    ['/tmp/pip-wheel-_qh3wmij'],
+    ['/tmp/pip-install-x'],
+    ['/tmp/pip-build-env-e4g603gw/overlay'],
+    ['/home/sandbox'],
+    ['/tmp/pip-install-x/-bad-_' + HEX],
+  ])('%s is no build dir', (dir) => {
+    expect(buildDirOf(dir)).toBeNull();
+  });
 });
 
 describe('ancestry', () => {
-  const proc = (pid: number, ppid: number | null): ProcessInfo => ({ pid, ppid, argv: [], exe: null, cwd: '/', cwds: ['/'], start: 0, end: null, exitCode: null, signal: null });
-  const traceOf = (...procs: ProcessInfo[]): Trace => ({ events: [], processes: new Map(procs.map((p) => [p.pid, p])), rootPid: procs[0]?.pid ?? null, unparsed: 0, oversized: 0, heads: [], dropped: 0 });
+  const proc = (pid: number, ppid: number | null): ProcessInfo => ({
+    pid,
+    ppid,
+    argv: [],
+    exe: null,
+    cwd: '/',
+    cwds: ['/'],
+    start: 0,
+    end: null,
+    exitCode: null,
+    signal: null,
+  });
+  const traceOf = (...procs: ProcessInfo[]): Trace => ({
+    events: [],
+    processes: new Map(procs.map((p) => [p.pid, p])),
+    rootPid: procs[0]?.pid ?? null,
+    unparsed: 0,
+    oversized: 0,
+    heads: [],
+    dropped: 0,
+  });
 
   it('lists self first and the root last', () => {
     expect(ancestry(parseTrace(SAMPLE), 20).map((p) => p.pid)).toEqual([20, 19, 18, 12, 11]);

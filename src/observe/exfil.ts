@@ -12,7 +12,10 @@ const str = (value: unknown): string | null => (typeof value === 'string' ? valu
 /** What a monitor event carried, by channel. */
 function carried(event: Record<string, unknown>): Array<{ channel: string; text: string }> {
   const pick = (channel: string, ...values: unknown[]) =>
-    values.map(str).filter((text): text is string => text !== null).map((text) => ({ channel, text }));
+    values
+      .map(str)
+      .filter((text): text is string => text !== null)
+      .map((text) => ({ channel, text }));
   switch (event.type) {
     case 'dns':
       return pick('DNS name', event.name);

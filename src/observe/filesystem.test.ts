@@ -201,10 +201,14 @@ describe('filesystemFindings: writes outside the target', () => {
   });
 
   it('attributes a file a package renamed into place to that package', () => {
-    const { findings } = filesystemFindings(
-      context([added('/etc/cron.d/job')], ['11 1.000010 rename("/tmp/pip-install-abc/job", "/etc/cron.d/job") = 0']),
-    );
-    expect(findings).toEqual([expect.objectContaining({ rule: 'fs.write-outside-target', package: 'evil-pkg', evidence: expect.objectContaining({ path: '/etc/cron.d/job', pid: 11 }) })]);
+    const { findings } = filesystemFindings(context([added('/etc/cron.d/job')], ['11 1.000010 rename("/tmp/pip-install-abc/job", "/etc/cron.d/job") = 0']));
+    expect(findings).toEqual([
+      expect.objectContaining({
+        rule: 'fs.write-outside-target',
+        package: 'evil-pkg',
+        evidence: expect.objectContaining({ path: '/etc/cron.d/job', pid: 11 }),
+      }),
+    ]);
   });
 });
 
@@ -293,7 +297,10 @@ describe('filesystemFindings: credential reads', () => {
 
   it('sees a relative open through the working directory', () => {
     const { findings } = filesystemFindings(
-      context([], ['11 1.000010 chdir("/home/sandbox") = 0', '11 1.000011 openat(AT_FDCWD, ".ssh/id_ed25519", O_RDONLY) = -1 ENOENT (No such file or directory)']),
+      context(
+        [],
+        ['11 1.000010 chdir("/home/sandbox") = 0', '11 1.000011 openat(AT_FDCWD, ".ssh/id_ed25519", O_RDONLY) = -1 ENOENT (No such file or directory)'],
+      ),
     );
     expect(findings.map((f) => [f.rule, f.package, f.evidence.path])).toEqual([['fs.sensitive-read', 'evil-pkg', '/home/sandbox/.ssh/id_ed25519']]);
   });
@@ -338,7 +345,13 @@ describe('targetTamperFindings', () => {
   it('reports every change under the target by anything but the installer and its threads, once per process and path', () => {
     const installers = installerPids(trace, '/opt/installer/bin/python');
     expect([...installers].sort()).toEqual([10, 15, 16]);
-    const found = targetTamperFindings({ trace, target: '/opt/target', installers, packageOf: (pid) => (pid === 11 ? 'pth-pivot' : null), argvOf: () => ['setup.py'] });
+    const found = targetTamperFindings({
+      trace,
+      target: '/opt/target',
+      installers,
+      packageOf: (pid) => (pid === 11 ? 'pth-pivot' : null),
+      argvOf: () => ['setup.py'],
+    });
     expect(found.map((f) => [f.rule, f.package, f.evidence.syscall, f.evidence.path, f.evidence.ok])).toEqual([
       ['fs.target-tamper', 'pth-pivot', 'openat', `${SITE}/zz_pivot.pth`, true],
       ['fs.target-tamper', 'pth-pivot', 'mkdir', `${SITE}/forged-1.0.dist-info`, true],
@@ -355,7 +368,14 @@ describe('targetTamperFindings', () => {
   });
 
   it('caps the findings and counts the rest', () => {
-    const found = targetTamperFindings({ trace, target: '/opt/target', installers: new Set([10, 15, 16]), packageOf: () => 'x', argvOf: () => [], maxFindings: 2 });
+    const found = targetTamperFindings({
+      trace,
+      target: '/opt/target',
+      installers: new Set([10, 15, 16]),
+      packageOf: () => 'x',
+      argvOf: () => [],
+      maxFindings: 2,
+    });
     expect(found.map((f) => f.evidence.path)).toEqual([`${SITE}/zz_pivot.pth`, `${SITE}/forged-1.0.dist-info`]);
     expect(found[1]?.evidence.more).toBe(2);
   });

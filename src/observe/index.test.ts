@@ -112,9 +112,7 @@ describe('observe: a clean run', () => {
   it('fails closed when the supervisor reported but the trace cannot be read back', async () => {
     // A trace over the read cap comes back as null: that must not read as "nothing happened".
     const { findings } = await observe(input(outcome([], { trace: null })));
-    expect(findings).toEqual([
-      expect.objectContaining({ rule: 'monitor.tampered', severity: 'critical', package: null, evidence: { traceMissing: true } }),
-    ]);
+    expect(findings).toEqual([expect.objectContaining({ rule: 'monitor.tampered', severity: 'critical', package: null, evidence: { traceMissing: true } })]);
   });
 
   it('fails closed when the monitor container died before the install ended', async () => {
@@ -132,9 +130,17 @@ describe('observe: a clean run', () => {
 describe('observe: how the run ended', () => {
   it('blames a timeout on the one package whose process was still running', async () => {
     // Nothing exited: the run was cut short. pip itself (null) does not count.
-    const { findings } = await observe(input(outcome([...PIP, ...HOOK], { timedOut: true, pipExitCode: null, status: null, limits: { ...DEFAULT_LIMITS, timeoutMs: 30_000 } })));
+    const { findings } = await observe(
+      input(outcome([...PIP, ...HOOK], { timedOut: true, pipExitCode: null, status: null, limits: { ...DEFAULT_LIMITS, timeoutMs: 30_000 } })),
+    );
     expect(findings).toEqual([
-      { rule: 'resource.timeout', severity: 'high', package: 'evil-pkg', message: 'the install ran past --timeout 30s and was killed', evidence: { timeoutSeconds: 30 } },
+      {
+        rule: 'resource.timeout',
+        severity: 'high',
+        package: 'evil-pkg',
+        message: 'the install ran past --timeout 30s and was killed',
+        evidence: { timeoutSeconds: 30 },
+      },
     ]);
   });
 
@@ -193,12 +199,20 @@ describe('observe: how the run ended', () => {
 
 describe('observe: unlocked requests from the proxy', () => {
   const refused = (time: unknown, pkg: string | null = null) =>
-    finding('integrity.unlocked-request', 'high', 'refused GET for requests, which the lock does not cover', { method: 'GET', path: '/simple/requests/', project: 'requests', time }, pkg);
+    finding(
+      'integrity.unlocked-request',
+      'high',
+      'refused GET for requests, which the lock does not cover',
+      { method: 'GET', path: '/simple/requests/', project: 'requests', time },
+      pkg,
+    );
 
   it('blames the package whose process connected to the relay just before the request', async () => {
     const { findings } = await observe(input(outcome([...PIP, ...HOOK, `18 ${at(0.5)} ${RELAY}`], { findings: [refused(iso(0.6))] })));
     // The hook's own connect to the relay is a finding too: only pip may use it.
-    expect(findings.filter((f) => f.rule === 'network.connect').map((f) => [f.package, f.evidence.pid, f.evidence.host])).toEqual([['evil-pkg', 18, 'index relay']]);
+    expect(findings.filter((f) => f.rule === 'network.connect').map((f) => [f.package, f.evidence.pid, f.evidence.host])).toEqual([
+      ['evil-pkg', 18, 'index relay'],
+    ]);
     expect(findings.filter((f) => f.rule !== 'network.connect')).toEqual([
       {
         rule: 'integrity.unlocked-request',
@@ -211,13 +225,19 @@ describe('observe: unlocked requests from the proxy', () => {
   });
 
   it("skips pip's own relay connects, even nearer ones", async () => {
-    const { findings } = await observe(input(outcome([...PIP, ...HOOK, `18 ${at(0.5)} ${RELAY}`, `11 ${at(0.55)} ${RELAY}`], { findings: [refused(iso(0.6))] })));
+    const { findings } = await observe(
+      input(outcome([...PIP, ...HOOK, `18 ${at(0.5)} ${RELAY}`, `11 ${at(0.55)} ${RELAY}`], { findings: [refused(iso(0.6))] })),
+    );
     expect(findings[0]).toMatchObject({ package: 'evil-pkg', evidence: { pid: 18 } });
   });
 
   it('takes the latest package connect, and none that came after the request', async () => {
     const { findings } = await observe(
-      input(outcome([...PIP, ...HOOK, ...OTHER_HOOK, `18 ${at(0.5)} ${RELAY}`, `19 ${at(0.7)} ${RELAY}`, `18 ${at(2)} ${RELAY}`], { findings: [refused(iso(0.8))] })),
+      input(
+        outcome([...PIP, ...HOOK, ...OTHER_HOOK, `18 ${at(0.5)} ${RELAY}`, `19 ${at(0.7)} ${RELAY}`, `18 ${at(2)} ${RELAY}`], {
+          findings: [refused(iso(0.8))],
+        }),
+      ),
     );
     expect(findings[0]).toMatchObject({ package: 'other-pkg', evidence: { pid: 19 } });
   });
@@ -230,7 +250,11 @@ describe('observe: unlocked requests from the proxy', () => {
 
   it('keeps a finding that already names a package, or has no time to go by', async () => {
     const trace = [...PIP, ...HOOK, `18 ${at(0.5)} ${RELAY}`];
-    const { findings } = await observe(input(outcome(trace, { findings: [refused(iso(0.6), 'six'), refused(T + 0.6), finding('integrity.hash-mismatch', 'critical', 'x', { time: iso(0.6) })] })));
+    const { findings } = await observe(
+      input(
+        outcome(trace, { findings: [refused(iso(0.6), 'six'), refused(T + 0.6), finding('integrity.hash-mismatch', 'critical', 'x', { time: iso(0.6) })] }),
+      ),
+    );
     expect(findings.filter((f) => f.rule !== 'network.connect').map((f) => [f.rule, f.package, f.evidence.pid])).toEqual([
       ['integrity.unlocked-request', 'six', undefined],
       ['integrity.unlocked-request', null, undefined],
@@ -281,13 +305,20 @@ describe('observe: wiring the witnesses together', () => {
     const secret = CANARIES.canaries.find((c) => c.name.endsWith('aws_secret_access_key'))!.value;
     const netrc = CANARIES.canaries.find((c) => c.name === '~/.netrc password')!.value;
     const hex = Buffer.from(secret).toString('hex');
-    const trace = [...PIP, ...HOOK, `18 ${at(0.1)} connect(3, {sa_family=AF_INET, sin_port=htons(53), sin_addr=inet_addr("127.0.0.53")}, 16) = 0`, `18 ${at(0.5)} ${RELAY}`];
+    const trace = [
+      ...PIP,
+      ...HOOK,
+      `18 ${at(0.1)} connect(3, {sa_family=AF_INET, sin_port=htons(53), sin_addr=inet_addr("127.0.0.53")}, 16) = 0`,
+      `18 ${at(0.5)} ${RELAY}`,
+    ];
     const refused = finding('integrity.unlocked-request', 'high', 'refused GET', { method: 'GET', path: `/simple/${netrc}/`, project: null, time: iso(0.51) });
     const { findings } = await observe(
       input(
         outcome(trace, {
           findings: [refused],
-          monitorEvents: [{ type: 'dns', name: `${hex.slice(0, 40)}.${hex.slice(40)}.x.invalid`, qtype: 1, answer: '127.1.0.1', src: '127.0.0.1:40000', time: T + 0.11 }],
+          monitorEvents: [
+            { type: 'dns', name: `${hex.slice(0, 40)}.${hex.slice(40)}.x.invalid`, qtype: 1, answer: '127.1.0.1', src: '127.0.0.1:40000', time: T + 0.11 },
+          ],
           changes: CANARIES.files.map((f) => ({ path: `/home/user/${f.path}`, kind: 'added' as const })),
         }),
       ),

@@ -74,7 +74,11 @@ function endFindings(outcome: InstallOutcome, trace: Trace, packageOf: (pid: num
   // A record the parser had to cut short cannot vouch for what came after the cut: fail closed.
   const incomplete =
     trace.dropped > 0
-      ? [finding('monitor.tampered', 'critical', `the trace held more events than we keep (${trace.dropped} dropped); it cannot vouch for the install`, { dropped: trace.dropped })]
+      ? [
+          finding('monitor.tampered', 'critical', `the trace held more events than we keep (${trace.dropped} dropped); it cannot vouch for the install`, {
+            dropped: trace.dropped,
+          }),
+        ]
       : [];
   // A line the parser could not read, or one longer than anything the sandbox's limits let a real
   // call print, is a call we cannot judge in full: built to blind the tracer until shown otherwise.
@@ -98,7 +102,9 @@ function endFindings(outcome: InstallOutcome, trace: Trace, packageOf: (pid: num
 
 /** The package whose processes wrote the unread lines, when they all name one. */
 function culpritOfHeads(trace: Trace, packageOf: (pid: number) => string | null): string | null {
-  const packages = new Set(trace.heads.map((head) => /^(?:\[pid\s+)?(\d{1,10})/.exec(head)?.[1]).map((pid) => (pid === undefined ? null : packageOf(Number(pid)))));
+  const packages = new Set(
+    trace.heads.map((head) => /^(?:\[pid\s+)?(\d{1,10})/.exec(head)?.[1]).map((pid) => (pid === undefined ? null : packageOf(Number(pid)))),
+  );
   return packages.size === 1 ? [...packages][0]! : null;
 }
 
@@ -112,7 +118,11 @@ function howItEnded(outcome: InstallOutcome, trace: Trace, packageOf: (pid: numb
     return [finding('resource.memory', 'high', 'the install hit the memory limit and was killed', { limitBytes: outcome.limits.memoryBytes }, culprit())];
   }
   if (outcome.status !== null && outcome.trace === null) {
-    return [finding('monitor.tampered', 'critical', 'the trace could not be read back (missing or over the size cap); it cannot vouch for the install', { traceMissing: true })];
+    return [
+      finding('monitor.tampered', 'critical', 'the trace could not be read back (missing or over the size cap); it cannot vouch for the install', {
+        traceMissing: true,
+      }),
+    ];
   }
   if (outcome.status?.tracerForcedStop) {
     return [finding('monitor.tampered', 'critical', 'something kept the tracer alive after every sandbox process was killed', { tracerForcedStop: true })];
@@ -133,9 +143,7 @@ function howItEnded(outcome: InstallOutcome, trace: Trace, packageOf: (pid: numb
  * (not by pip) is attributed to that package: the nearest relay connect before it, by time.
  */
 function attributeProxyRequests(findings: Finding[], trace: Trace, packageOf: (pid: number) => string | null): Finding[] {
-  const relayConnects = trace.events.filter(
-    (e) => e.kind === 'connect' && e.address === '127.0.0.1' && e.port === RELAY_PORT && packageOf(e.pid) !== null,
-  );
+  const relayConnects = trace.events.filter((e) => e.kind === 'connect' && e.address === '127.0.0.1' && e.port === RELAY_PORT && packageOf(e.pid) !== null);
   return findings.map((f) => {
     if (f.rule !== 'integrity.unlocked-request' || f.package !== null || typeof f.evidence.time !== 'string') return f;
     const at = Date.parse(f.evidence.time) / 1000;
@@ -173,7 +181,12 @@ export async function observe(input: ObserveInput): Promise<Observation> {
   const argvOf = (pid: number): string[] => trace.processes.get(pid)?.argv ?? [];
   const pipOwn = pipPids(trace, INSTALLER_PYTHON);
 
-  const layout = { target: TARGET, home: HOME, state: STATE_DIR, mounts: [INPUT_MOUNT, INPUT_LOCK, INPUT_PHASES, ...input.canaries.files.map((f) => `${HOME}/${f.path}`)] };
+  const layout = {
+    target: TARGET,
+    home: HOME,
+    state: STATE_DIR,
+    mounts: [INPUT_MOUNT, INPUT_LOCK, INPUT_PHASES, ...input.canaries.files.map((f) => `${HOME}/${f.path}`)],
+  };
   const network = networkFindings({
     trace,
     monitorEvents: input.outcome.monitorEvents,

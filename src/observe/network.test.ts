@@ -8,8 +8,7 @@ import { parseTrace } from './trace.js';
 const DNS = 'connect(3, {sa_family=AF_INET, sin_port=htons(53), sin_addr=inet_addr("127.0.0.53")}, 16) = 0';
 const inet = (address: string, port: number, result = '0') =>
   `connect(3, {sa_family=AF_INET, sin_port=htons(${port}), sin_addr=inet_addr("${address}")}, 16) = ${result}`;
-const unix = (path: string, result = '-1 ENOENT (No such file or directory)') =>
-  `connect(4, {sa_family=AF_UNIX, sun_path="${path}"}, 110) = ${result}`;
+const unix = (path: string, result = '-1 ENOENT (No such file or directory)') => `connect(4, {sa_family=AF_UNIX, sun_path="${path}"}, 110) = ${result}`;
 
 const PACKAGES: Record<number, string> = { 20: 'evil-pkg', 30: 'other-pkg' };
 const ARGV: Record<number, string[]> = {
@@ -61,7 +60,13 @@ describe('networkFindings: DNS queries', () => {
   it('leaves a query unattributed when the last resolver connect is more than 10 s older', () => {
     const { findings } = networkFindings(context(['20 100.000000 ' + DNS], [{ type: 'dns', name: 'stale.test', qtype: 28, time: 110.5 }]));
     expect(findings).toEqual([
-      { rule: 'network.dns', severity: 'high', package: null, message: 'DNS query for stale.test', evidence: { name: 'stale.test', qtype: 28, pid: null, argv: null } },
+      {
+        rule: 'network.dns',
+        severity: 'high',
+        package: null,
+        message: 'DNS query for stale.test',
+        evidence: { name: 'stale.test', qtype: 28, pid: null, argv: null },
+      },
     ]);
   });
 
@@ -161,7 +166,13 @@ describe('networkFindings: what reached the fake services', () => {
       severity: 'high',
       package: 'evil-pkg',
       message: 'a request reached the fake service: TLS to api.evil.test',
-      evidence: { sni: 'api.evil.test', host: 'api.evil.test', dst: '127.1.0.2:443', pid: 20, argv: '/opt/target/bin/python _in_process.py build_wheel /tmp/tmpabc' },
+      evidence: {
+        sni: 'api.evil.test',
+        host: 'api.evil.test',
+        dst: '127.1.0.2:443',
+        pid: 20,
+        argv: '/opt/target/bin/python _in_process.py build_wheel /tmp/tmpabc',
+      },
     });
   });
 
@@ -177,7 +188,13 @@ describe('networkFindings: what reached the fake services', () => {
     );
     expect(rules(findings)).toEqual(['network.connect']);
     expect(findings[0]).toMatchObject({ package: 'evil-pkg', message: 'connect to mail.test (127.1.0.3):25' });
-    expect(events.find((e) => e.type === 'tcp')).toMatchObject({ source: 'monitor', firstBytes: 'EHLO x', resolvedHost: 'mail.test', pid: 20, package: 'evil-pkg' });
+    expect(events.find((e) => e.type === 'tcp')).toMatchObject({
+      source: 'monitor',
+      firstBytes: 'EHLO x',
+      resolvedHost: 'mail.test',
+      pid: 20,
+      package: 'evil-pkg',
+    });
   });
 
   it('counts repeated identical requests from one package once', () => {
@@ -203,7 +220,16 @@ describe('networkFindings: what the tracer saw', () => {
         severity: 'high',
         package: 'evil-pkg',
         message: 'connect to 10.255.255.1:4444',
-        evidence: { address: '10.255.255.1', port: 4444, host: null, syscall: 'connect', ok: false, errno: 'ENETUNREACH', pid: 20, argv: '/opt/target/bin/python _in_process.py build_wheel /tmp/tmpabc' },
+        evidence: {
+          address: '10.255.255.1',
+          port: 4444,
+          host: null,
+          syscall: 'connect',
+          ok: false,
+          errno: 'ENETUNREACH',
+          pid: 20,
+          argv: '/opt/target/bin/python _in_process.py build_wheel /tmp/tmpabc',
+        },
       },
     ]);
   });
@@ -240,7 +266,10 @@ describe('networkFindings: what the tracer saw', () => {
 
   it('reports unix sockets except the nscd probe glibc makes on every lookup', () => {
     const { findings } = networkFindings(
-      context(['20 100.000000 ' + unix('/var/run/nscd/socket'), '20 100.000100 ' + unix('/run/nscd/socket'), '20 100.100000 ' + unix('/var/run/docker.sock')], []),
+      context(
+        ['20 100.000000 ' + unix('/var/run/nscd/socket'), '20 100.000100 ' + unix('/run/nscd/socket'), '20 100.100000 ' + unix('/var/run/docker.sock')],
+        [],
+      ),
     );
     expect(findings).toEqual([
       {
@@ -255,7 +284,10 @@ describe('networkFindings: what the tracer saw', () => {
 
   it('dedupes unix sockets per package, and keeps packages apart', () => {
     const { findings } = networkFindings(
-      context(['20 100.000000 ' + unix('/var/run/docker.sock'), '20 100.100000 ' + unix('/var/run/docker.sock'), '30 100.200000 ' + unix('/var/run/docker.sock')], []),
+      context(
+        ['20 100.000000 ' + unix('/var/run/docker.sock'), '20 100.100000 ' + unix('/var/run/docker.sock'), '30 100.200000 ' + unix('/var/run/docker.sock')],
+        [],
+      ),
     );
     expect(findings.map((f) => [f.rule, f.package, f.evidence.count])).toEqual([
       ['network.unix-socket', 'evil-pkg', 2],
@@ -288,7 +320,19 @@ describe('networkFindings: events for the report', () => {
       { source: 'monitor', type: 'relay-error', error: 'boom', time: 1 },
       { source: 'monitor', type: 'truncated', limit: 20000, time: 2 },
       { source: 'monitor', type: 'dns-malformed', bytes: 3, src: '127.0.0.1:1', time: 3, pid: null, argv: null, package: null },
-      { source: 'tracer', kind: 'connect', pid: 20, time: 100, ok: true, errno: null, syscall: 'connect', family: 'inet', address: '10.0.0.1', port: 80, package: 'evil-pkg' },
+      {
+        source: 'tracer',
+        kind: 'connect',
+        pid: 20,
+        time: 100,
+        ok: true,
+        errno: null,
+        syscall: 'connect',
+        family: 'inet',
+        address: '10.0.0.1',
+        port: 80,
+        package: 'evil-pkg',
+      },
     ]);
   });
 
@@ -310,11 +354,14 @@ describe('networkFindings: events for the report', () => {
 describe('networkFindings: a monitor that could not record everything', () => {
   it('fails closed when the monitor truncated its events or a listener failed, once per kind', () => {
     const { findings } = networkFindings(
-      context([], [
-        { type: 'truncated', limit: 20000, time: 1 },
-        { type: 'monitor-error', port: 80, error: "error('can't start new thread')", time: 2 },
-        { type: 'monitor-error', port: 443, error: "error('can't start new thread')", time: 3 },
-      ]),
+      context(
+        [],
+        [
+          { type: 'truncated', limit: 20000, time: 1 },
+          { type: 'monitor-error', port: 80, error: "error('can't start new thread')", time: 2 },
+          { type: 'monitor-error', port: 443, error: "error('can't start new thread')", time: 3 },
+        ],
+      ),
     );
     expect(findings.map((f) => [f.rule, f.severity, f.evidence.event])).toEqual([
       ['monitor.tampered', 'critical', 'truncated'],
@@ -324,9 +371,13 @@ describe('networkFindings: a monitor that could not record everything', () => {
 
   it('reports malformed packets sent to the sinkhole as DNS traffic, from the process that sent them', () => {
     const { findings } = networkFindings(context([], [{ type: 'dns-malformed', bytes: 3, src: '127.0.0.1:5000', time: 1 }]));
-    expect(findings).toEqual([expect.objectContaining({ rule: 'network.dns', package: null, evidence: { malformed: true, bytes: 3, src: '127.0.0.1:5000', pid: null, argv: null } })]);
+    expect(findings).toEqual([
+      expect.objectContaining({ rule: 'network.dns', package: null, evidence: { malformed: true, bytes: 3, src: '127.0.0.1:5000', pid: null, argv: null } }),
+    ]);
     const sent = networkFindings(context(['20 0.900000 ' + DNS], [{ type: 'dns-malformed', bytes: 3, src: '127.0.0.1:5000', time: 1 }]));
-    expect(sent.findings).toEqual([expect.objectContaining({ rule: 'network.dns', package: 'evil-pkg', evidence: expect.objectContaining({ malformed: true, pid: 20 }) })]);
+    expect(sent.findings).toEqual([
+      expect.objectContaining({ rule: 'network.dns', package: 'evil-pkg', evidence: expect.objectContaining({ malformed: true, pid: 20 }) }),
+    ]);
   });
 });
 
@@ -336,7 +387,11 @@ describe('networkFindings: what only one witness saw', () => {
   it('reports a build hook that talks to the index relay, and not pip', () => {
     const { findings } = networkFindings(context(['11 1.000000 ' + relay, '20 2.000000 ' + relay], []));
     expect(findings).toEqual([
-      expect.objectContaining({ rule: 'network.connect', package: 'evil-pkg', evidence: expect.objectContaining({ host: 'index relay', port: 3141, pid: 20, argv: ARGV[20]!.join(' ') }) }),
+      expect.objectContaining({
+        rule: 'network.connect',
+        package: 'evil-pkg',
+        evidence: expect.objectContaining({ host: 'index relay', port: 3141, pid: 20, argv: ARGV[20]!.join(' ') }),
+      }),
     ]);
   });
 

@@ -55,8 +55,7 @@ export function networkFindings(ctx: NetworkContext): { findings: Finding[]; eve
   const isRelay = (c: ConnectEvent) => c.address === ctx.relay.address && c.port === ctx.relay.port;
 
   /** The process that talked to the resolver last before `time`: the one whose query this is. */
-  const dnsAsker = (time: number): ConnectEvent | undefined =>
-    connects.filter((c) => isDns(c) && c.time <= time + 0.05 && c.time >= time - 10).at(-1);
+  const dnsAsker = (time: number): ConnectEvent | undefined => connects.filter((c) => isDns(c) && c.time <= time + 0.05 && c.time >= time - 10).at(-1);
   /** The process that connected to a sinkholed address and port last before `time`. */
   const connector = (address: string, port: number, time: number): ConnectEvent | undefined =>
     connects.filter((c) => c.address === address && c.port === port && c.time <= time + 0.05).at(-1);
@@ -115,13 +114,23 @@ export function networkFindings(ctx: NetworkContext): { findings: Finding[]; eve
       // The monitor stopped recording, or a listener failed: it can no longer vouch for the network.
       events.push({ source: 'monitor', ...event });
       found.add(`monitor|${event.type}`, () =>
-        finding('monitor.tampered', 'critical', `the monitor could not record everything (${event.type})`, { event: event.type, error: str(event.error), limit: num(event.limit) }),
+        finding('monitor.tampered', 'critical', `the monitor could not record everything (${event.type})`, {
+          event: event.type,
+          error: str(event.error),
+          limit: num(event.limit),
+        }),
       );
     } else if (event.type === 'dns-malformed') {
       const asker = who(dnsAsker(time));
       events.push({ source: 'monitor', ...event, ...asker });
       found.add(`dns-malformed|${asker.package}`, () =>
-        finding('network.dns', 'high', 'a malformed DNS packet reached the sinkhole', { malformed: true, bytes: num(event.bytes), src: str(event.src), pid: asker.pid, argv: asker.argv }, asker.package),
+        finding(
+          'network.dns',
+          'high',
+          'a malformed DNS packet reached the sinkhole',
+          { malformed: true, bytes: num(event.bytes), src: str(event.src), pid: asker.pid, argv: asker.argv },
+          asker.package,
+        ),
       );
     } else if (event.type === 'relay-error') {
       events.push({ source: 'monitor', ...event });
@@ -141,7 +150,13 @@ export function networkFindings(ctx: NetworkContext): { findings: Finding[]; eve
       // Build code talking to the index itself (query strings, odd methods, unpinned files):
       // the relay is pip's, nobody else's.
       found.add(`relay|${pkg}|${c.pid}`, () =>
-        finding('network.connect', 'high', `a process that is not pip connected to the index relay: ${argv}`, { address: c.address, port: c.port, host: 'index relay', syscall: c.syscall, ok: c.ok, errno: c.errno, pid: c.pid, argv }, pkg),
+        finding(
+          'network.connect',
+          'high',
+          `a process that is not pip connected to the index relay: ${argv}`,
+          { address: c.address, port: c.port, host: 'index relay', syscall: c.syscall, ok: c.ok, errno: c.errno, pid: c.pid, argv },
+          pkg,
+        ),
       );
     } else if ((c.family === 'inet' || c.family === 'inet6') && !isRelay(c) && !isDns(c)) {
       const host = nameOf.get(c.address) ?? null;

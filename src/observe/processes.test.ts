@@ -151,7 +151,9 @@ describe('processFindings: monitor.tampered', () => {
   });
 
   it('reports any ptrace, even one aimed at nothing in particular', () => {
-    const { findings } = processFindings(context(['11 1.100000 ptrace(PTRACE_ATTACH, 1) = -1 EPERM (Operation not permitted)', '12 1.100001 ptrace(PTRACE_TRACEME) = 0']));
+    const { findings } = processFindings(
+      context(['11 1.100000 ptrace(PTRACE_ATTACH, 1) = -1 EPERM (Operation not permitted)', '12 1.100001 ptrace(PTRACE_TRACEME) = 0']),
+    );
     expect(findings).toEqual([
       {
         rule: 'monitor.tampered',
@@ -172,12 +174,19 @@ describe('processFindings: monitor.tampered', () => {
 });
 
 describe('processFindings: resource.pids', () => {
-  const EAGAIN = 'clone(child_stack=NULL, flags=CLONE_CHILD_CLEARTID|CLONE_CHILD_SETTID|SIGCHLD, child_tidptr=0x7f) = -1 EAGAIN (Resource temporarily unavailable)';
+  const EAGAIN =
+    'clone(child_stack=NULL, flags=CLONE_CHILD_CLEARTID|CLONE_CHILD_SETTID|SIGCHLD, child_tidptr=0x7f) = -1 EAGAIN (Resource temporarily unavailable)';
 
   it('reports a fork that failed with EAGAIN, once per package', () => {
     const { findings } = processFindings(context([`11 1.100000 ${EAGAIN}`, `11 1.100001 ${EAGAIN}`, `12 1.100002 ${EAGAIN}`]));
     expect(findings).toEqual([
-      { rule: 'resource.pids', severity: 'high', package: 'evil-pkg', message: 'a fork failed with EAGAIN: the pids limit was hit', evidence: { pid: 11, argv: HOOK_ARGV } },
+      {
+        rule: 'resource.pids',
+        severity: 'high',
+        package: 'evil-pkg',
+        message: 'a fork failed with EAGAIN: the pids limit was hit',
+        evidence: { pid: 11, argv: HOOK_ARGV },
+      },
       expect.objectContaining({ rule: 'resource.pids', package: 'other-pkg', evidence: expect.objectContaining({ pid: 12 }) }),
     ]);
   });
@@ -223,8 +232,24 @@ describe('processFindings: events', () => {
     const { events } = processFindings(context(['11 1.100000 +++ exited with 0 +++']));
     expect(events).toEqual([
       { pid: 10, ppid: null, argv: ['python3', '-m', 'pip', 'install'], cwd: '/home/sandbox', exitCode: null, signal: null, package: null },
-      { pid: 11, ppid: 10, argv: ['/opt/installer/bin/python', '_in_process.py', 'build_wheel'], cwd: '/home/sandbox', exitCode: 0, signal: null, package: 'evil-pkg' },
-      { pid: 12, ppid: 10, argv: ['/opt/installer/bin/python', '_in_process.py', 'prepare_metadata'], cwd: '/home/sandbox', exitCode: null, signal: null, package: 'other-pkg' },
+      {
+        pid: 11,
+        ppid: 10,
+        argv: ['/opt/installer/bin/python', '_in_process.py', 'build_wheel'],
+        cwd: '/home/sandbox',
+        exitCode: 0,
+        signal: null,
+        package: 'evil-pkg',
+      },
+      {
+        pid: 12,
+        ppid: 10,
+        argv: ['/opt/installer/bin/python', '_in_process.py', 'prepare_metadata'],
+        cwd: '/home/sandbox',
+        exitCode: null,
+        signal: null,
+        package: 'other-pkg',
+      },
     ]);
   });
 });
@@ -246,7 +271,11 @@ describe('processFindings: ways around the tracer and renamed tools', () => {
 
   it('reports a program run from a writable place whatever its name, and not one from /usr', () => {
     const { findings } = processFindings(
-      context(['11 1.100000 vfork() = 13', execve(13, '1.100001', '/tmp/x/py', ['py', '-c', 'id'], '0'), execve(11, '1.100002', '/usr/bin/uname', ['uname', '-rs'], '0')]),
+      context([
+        '11 1.100000 vfork() = 13',
+        execve(13, '1.100001', '/tmp/x/py', ['py', '-c', 'id'], '0'),
+        execve(11, '1.100002', '/usr/bin/uname', ['uname', '-rs'], '0'),
+      ]),
     );
     expect(findings.map((f) => [f.rule, f.package, f.evidence.path, f.evidence.argv])).toEqual([['process.exec', 'evil-pkg', '/tmp/x/py', 'py -c id']]);
   });
@@ -295,7 +324,9 @@ describe('processFindings: process.exec that dodges by name or place', () => {
     findings.filter((f) => f.rule === 'process.exec').map((f) => [f.package, f.evidence.path, f.evidence.viaFd ?? false, f.evidence.ok]);
 
   it('reports a program run from the install target under a harmless name', () => {
-    const { findings } = processFindings(context(['11 1.100000 vfork() = 13', execve(13, '1.100001', '/opt/target/share/harmless', ['harmless', '-c', 'id'], '0')]));
+    const { findings } = processFindings(
+      context(['11 1.100000 vfork() = 13', execve(13, '1.100001', '/opt/target/share/harmless', ['harmless', '-c', 'id'], '0')]),
+    );
     expect(execs(findings)).toEqual([['evil-pkg', '/opt/target/share/harmless', false, true]]);
   });
 

@@ -88,15 +88,20 @@ export function processFindings(ctx: ProcessContext): { findings: Finding[]; eve
       const pkg = packageOf(event.pid);
       if (!event.ok && trace.events.some((e) => e.kind === 'exec' && e.pid === event.pid && e.ok && watchedName(e) === name)) continue;
       once(`exec|${pkg}|${name}|${event.argv.join('\0')}`, () =>
-        finding('process.exec', 'high', `${event.ok ? 'ran' : 'tried to run'} ${name}: ${short(event.argv)}`, { path: event.path, argv: short(event.argv), ok: event.ok, errno: event.errno, pid: event.pid }, pkg),
+        finding(
+          'process.exec',
+          'high',
+          `${event.ok ? 'ran' : 'tried to run'} ${name}: ${short(event.argv)}`,
+          { path: event.path, argv: short(event.argv), ok: event.ok, errno: event.errno, pid: event.pid },
+          pkg,
+        ),
       );
     } else if (event.kind === 'kill') {
       // Signals within the sandbox's own processes are its business; anything else (pid 1, the
       // tracer, "every process" with -1) is an attack on the monitor.
       // kill(0) is the caller's own process group: the supervisor starts the tracer in a session of
       // its own, so that group holds sandbox processes only. kill(-pgid) names a group by its leader.
-      const ownTarget =
-        event.target === 0 || (event.target !== -1 && trace.processes.has(Math.abs(event.target)));
+      const ownTarget = event.target === 0 || (event.target !== -1 && trace.processes.has(Math.abs(event.target)));
       if (ownTarget) continue;
       once(`kill|${event.pid}|${event.target}|${event.signal}`, () =>
         finding(
@@ -109,7 +114,13 @@ export function processFindings(ctx: ProcessContext): { findings: Finding[]; eve
       );
     } else if (event.kind === 'ptrace') {
       once(`ptrace|${event.pid}|${event.request}|${event.target}`, () =>
-        finding('monitor.tampered', 'critical', `ptrace(${event.request}, ${event.target ?? '?'})`, { request: event.request, target: event.target, ok: event.ok, pid: event.pid, argv: argvOf(event.pid) }, packageOf(event.pid)),
+        finding(
+          'monitor.tampered',
+          'critical',
+          `ptrace(${event.request}, ${event.target ?? '?'})`,
+          { request: event.request, target: event.target, ok: event.ok, pid: event.pid, argv: argvOf(event.pid) },
+          packageOf(event.pid),
+        ),
       );
     } else if (event.kind === 'blindspot') {
       // pidfd_open of one of the sandbox's own processes is ordinary (subprocess uses it to wait).
@@ -125,7 +136,13 @@ export function processFindings(ctx: ProcessContext): { findings: Finding[]; eve
       );
     } else if (event.kind === 'spawn' && !event.ok && event.errno === 'EAGAIN') {
       once(`pids|${packageOf(event.pid)}`, () =>
-        finding('resource.pids', 'high', 'a fork failed with EAGAIN: the pids limit was hit', { pid: event.pid, argv: argvOf(event.pid) }, packageOf(event.pid)),
+        finding(
+          'resource.pids',
+          'high',
+          'a fork failed with EAGAIN: the pids limit was hit',
+          { pid: event.pid, argv: argvOf(event.pid) },
+          packageOf(event.pid),
+        ),
       );
     }
   }
@@ -134,21 +151,39 @@ export function processFindings(ctx: ProcessContext): { findings: Finding[]; eve
   for (const proc of ctx.detached) {
     detachedSeen.add(proc.pid);
     findings.push(
-      finding('process.lingering', 'high', `detached from the process that started it, killed at once: ${short(proc.argv)}`, { pid: proc.pid, ppid: proc.ppid, argv: short(proc.argv), detached: true }, packageOf(proc.pid)),
+      finding(
+        'process.lingering',
+        'high',
+        `detached from the process that started it, killed at once: ${short(proc.argv)}`,
+        { pid: proc.pid, ppid: proc.ppid, argv: short(proc.argv), detached: true },
+        packageOf(proc.pid),
+      ),
     );
   }
   // What the supervisor's polling can miss: a process that detached and ended between two looks.
   for (const proc of outlivedParents(trace)) {
     if (detachedSeen.has(proc.pid)) continue;
     findings.push(
-      finding('process.lingering', 'high', `outlived the process that started it: ${short(proc.argv)}`, { pid: proc.pid, ppid: proc.ppid, argv: short(proc.argv), detached: true }, packageOf(proc.pid)),
+      finding(
+        'process.lingering',
+        'high',
+        `outlived the process that started it: ${short(proc.argv)}`,
+        { pid: proc.pid, ppid: proc.ppid, argv: short(proc.argv), detached: true },
+        packageOf(proc.pid),
+      ),
     );
   }
 
   for (const proc of ctx.lingering) {
     const pkg = trace.processes.has(proc.pid) ? packageOf(proc.pid) : null;
     findings.push(
-      finding('process.lingering', 'high', `still alive after pip ended, killed: ${short(proc.argv)}`, { pid: proc.pid, ppid: proc.ppid, argv: short(proc.argv) }, pkg),
+      finding(
+        'process.lingering',
+        'high',
+        `still alive after pip ended, killed: ${short(proc.argv)}`,
+        { pid: proc.pid, ppid: proc.ppid, argv: short(proc.argv) },
+        pkg,
+      ),
     );
   }
   return { findings, events };

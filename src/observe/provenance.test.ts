@@ -32,11 +32,25 @@ beforeAll(async () => {
   const { stdout } = await execa('python3', ['-I', '-S', MAKE_DIST], { input: JSON.stringify({ outDir: dir, packages: [spec] }) });
   const [built] = JSON.parse(stdout) as Array<{ filename: string; sha256: string }>;
   wheel = { filename: built!.filename, sha256: built!.sha256, file: path.join(dir, built!.filename) };
-  const { stdout: meta } = await execa('python3', ['-I', '-S', '-c', `import zipfile,json,sys; z=zipfile.ZipFile(sys.argv[1]); print(json.dumps({n: z.read(n).decode() for n in z.namelist() if n.startswith("${DIST_INFO}/") and not n.endswith("RECORD")}))`, wheel.file]);
+  const { stdout: meta } = await execa('python3', [
+    '-I',
+    '-S',
+    '-c',
+    `import zipfile,json,sys; z=zipfile.ZipFile(sys.argv[1]); print(json.dumps({n: z.read(n).decode() for n in z.namelist() if n.startswith("${DIST_INFO}/") and not n.endswith("RECORD")}))`,
+    wheel.file,
+  ]);
   metadata = JSON.parse(meta) as Record<string, string>;
 });
 
-const file = (p: string, content: string, owner: string | null = 'victim'): ScannedFile => ({ path: p, type: 'file', mode: 0o644, size: content.length, sha256: hex(content), linkname: null, owner });
+const file = (p: string, content: string, owner: string | null = 'victim'): ScannedFile => ({
+  path: p,
+  type: 'file',
+  mode: 0o644,
+  size: content.length,
+  sha256: hex(content),
+  linkname: null,
+  owner,
+});
 
 /** site-packages after `pip install --no-compile` of the wheel, plus `extra` files. */
 function installed(change: (files: ScannedFile[]) => ScannedFile[] = (f) => f): StaticScan {
@@ -126,7 +140,9 @@ describe('provenanceFindings', () => {
     const broken = path.join(path.dirname(wheel.file), 'broken.whl');
     await writeFile(broken, 'not a zip');
     const found = await provenanceFindings(installed(), [{ filename: 'broken.whl', sha256: hex('not a zip'), file: broken }], noWriter);
-    expect(found).toEqual([expect.objectContaining({ rule: 'integrity.installed-mismatch', evidence: expect.objectContaining({ reason: 'unreadable wheel' }) })]);
+    expect(found).toEqual([
+      expect.objectContaining({ rule: 'integrity.installed-mismatch', evidence: expect.objectContaining({ reason: 'unreadable wheel' }) }),
+    ]);
     expect(await readFile(broken, 'utf8')).toBe('not a zip');
   });
 });

@@ -43,11 +43,7 @@ const MAX_FINDINGS_PER_DIST = 50;
 
 const inPycache = (rel: string) => rel.split('/').includes('__pycache__');
 
-export async function provenanceFindings(
-  scan: StaticScan,
-  wheels: LockedWheel[],
-  writerOf: (rel: string) => Writer | null,
-): Promise<Finding[]> {
+export async function provenanceFindings(scan: StaticScan, wheels: LockedWheel[], writerOf: (rel: string) => Writer | null): Promise<Finding[]> {
   if (scan.truncated) return []; // resource.disk already fails the run; the tree is incomplete
   const byPath = new Map(scan.files.map((f) => [f.path, f]));
   const installed = new Map(scan.distributions.map((d) => [d.distInfo, d]));
@@ -58,7 +54,12 @@ export async function provenanceFindings(
         contents = await readWheel(wheel.file, wheel.sha256);
       } catch (error: unknown) {
         if (!(error instanceof WheelError)) throw error;
-        return [finding('integrity.installed-mismatch', 'high', `${wheel.filename} cannot be read to check what it installed: ${error.message}`, { wheel: wheel.filename, reason: 'unreadable wheel' })];
+        return [
+          finding('integrity.installed-mismatch', 'high', `${wheel.filename} cannot be read to check what it installed: ${error.message}`, {
+            wheel: wheel.filename,
+            reason: 'unreadable wheel',
+          }),
+        ];
       }
       const dist = installed.get(contents.distInfo);
       // Not installed at all (a marker excluded it): nothing of it reaches the export. Files of

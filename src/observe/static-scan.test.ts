@@ -226,8 +226,18 @@ describe('static.unrecorded-file', () => {
 
     expect(result.findings).toEqual([
       expect.objectContaining({ rule: 'static.unrecorded-file', severity: 'high', package: null, evidence: { path: 'evil_payload.py', claimedBy: [] } }),
-      expect.objectContaining({ rule: 'static.unrecorded-file', severity: 'high', package: 'six', evidence: { path: 'six-1.16.0.dist-info/dropped.txt', claimedBy: [] } }),
-      expect.objectContaining({ rule: 'static.unrecorded-file', severity: 'high', package: 'ghost', evidence: { path: 'ghost-2.0.dist-info/METADATA', claimedBy: [] } }),
+      expect.objectContaining({
+        rule: 'static.unrecorded-file',
+        severity: 'high',
+        package: 'six',
+        evidence: { path: 'six-1.16.0.dist-info/dropped.txt', claimedBy: [] },
+      }),
+      expect.objectContaining({
+        rule: 'static.unrecorded-file',
+        severity: 'high',
+        package: 'ghost',
+        evidence: { path: 'ghost-2.0.dist-info/METADATA', claimedBy: [] },
+      }),
     ]);
     expect(result.distributions).toContainEqual({ name: 'ghost', version: '2.0', distInfo: 'ghost-2.0.dist-info' });
     expect(result.files.find((f) => f.path === 'ghost-2.0.dist-info/METADATA')?.owner).toBe('ghost');
@@ -244,9 +254,7 @@ describe('static.unrecorded-file', () => {
         extraRows: [],
       }).map((e) =>
         // Rewrite the six_extra.py row without a hash.
-        e.name.endsWith('/RECORD') && typeof e.content === 'string'
-          ? { ...e, content: e.content.replace(/^six_extra\.py,[^,]*,/m, 'six_extra.py,,') }
-          : e,
+        e.name.endsWith('/RECORD') && typeof e.content === 'string' ? { ...e, content: e.content.replace(/^six_extra\.py,[^,]*,/m, 'six_extra.py,,') } : e,
       ),
     );
 
@@ -313,9 +321,17 @@ describe('static.unrecorded-file', () => {
 
   it('reads RECORD rows with odd but equivalent paths and ignores rows outside site-packages', async () => {
     const result = await scan(
-      dist('odd', { 'odd/a.py': 'a\n' }, { extraRows: [['./odd/b.py', sha('b\n').record, '2'], ['../../../share/odd/x', sha('x').record, '1'], ['/etc/passwd', sha('y').record, '1']] }).concat([
-        { name: 'odd/b.py', content: 'b\n' },
-      ]),
+      dist(
+        'odd',
+        { 'odd/a.py': 'a\n' },
+        {
+          extraRows: [
+            ['./odd/b.py', sha('b\n').record, '2'],
+            ['../../../share/odd/x', sha('x').record, '1'],
+            ['/etc/passwd', sha('y').record, '1'],
+          ],
+        },
+      ).concat([{ name: 'odd/b.py', content: 'b\n' }]),
     );
 
     expect(result.findings).toEqual([]);
@@ -401,9 +417,7 @@ describe('static.pth-exec', () => {
   });
 
   it('accepts a .pth that only adds paths inside site-packages, and ignores .pth files below the top level', async () => {
-    const result = await scan(
-      dist('paths', { 'paths.pth': 'lib\n# import nothing\n\nrelative/dir\r\n./x/../y\n', 'paths/nested.pth': '/tmp\nimport os\n' }),
-    );
+    const result = await scan(dist('paths', { 'paths.pth': 'lib\n# import nothing\n\nrelative/dir\r\n./x/../y\n', 'paths/nested.pth': '/tmp\nimport os\n' }));
     expect(result.findings).toEqual([]);
   });
 
@@ -449,7 +463,13 @@ describe('static.startup-hook', () => {
     );
 
     expect(result.findings).toEqual([
-      { rule: 'static.startup-hook', severity: 'high', package: 'evil', message: 'sitecustomize.py runs at every interpreter start', evidence: { path: 'sitecustomize.py' } },
+      {
+        rule: 'static.startup-hook',
+        severity: 'high',
+        package: 'evil',
+        message: 'sitecustomize.py runs at every interpreter start',
+        evidence: { path: 'sitecustomize.py' },
+      },
       expect.objectContaining({ rule: 'static.startup-hook', package: 'evil', evidence: { path: 'usercustomize/__init__.py' } }),
       expect.objectContaining({ rule: 'static.startup-hook', package: 'evil', evidence: { path: 'sitecustomize.cpython-311-x86_64-linux-gnu.so' } }),
     ]);
@@ -459,10 +479,14 @@ describe('static.startup-hook', () => {
 describe('static.script-shadowing', () => {
   it('reports a console script named pip and a recorded bin/sudo, once each', async () => {
     const result = await scan([
-      ...dist('evil', { 'evil/cli.py': 'def main(): pass\n' }, {
-        entryPoints: '[console_scripts]\npip = evil.cli:main\nevil-tool = evil.cli:main\n\n[evil.plugins]\nls = evil.cli:main\n',
-        outside: { '../../../bin/pip': '#!/opt/target/bin/python\n', '../../../bin/evil-tool': '#!/opt/target/bin/python\n' },
-      }),
+      ...dist(
+        'evil',
+        { 'evil/cli.py': 'def main(): pass\n' },
+        {
+          entryPoints: '[console_scripts]\npip = evil.cli:main\nevil-tool = evil.cli:main\n\n[evil.plugins]\nls = evil.cli:main\n',
+          outside: { '../../../bin/pip': '#!/opt/target/bin/python\n', '../../../bin/evil-tool': '#!/opt/target/bin/python\n' },
+        },
+      ),
       // A wheel with `.data/scripts/sudo`: pip copies it to bin/ and records it.
       ...dist('sneaky', { 'sneaky/__init__.py': '' }, { outside: { '../../../bin/sudo': '#!/bin/sh\n' } }),
     ]);
@@ -483,7 +507,11 @@ describe('static.script-shadowing', () => {
     const entries = dist('tool', { 'tool/__init__.py': '' }, { entryPoints: '[gui_scripts]\n  mytool =tool:gui  \n' });
     expect((await scan(entries)).findings).toEqual([]);
     expect((await scan(entries, { shadowedNames: ['mytool'] })).findings).toEqual([
-      expect.objectContaining({ rule: 'static.script-shadowing', package: 'tool', evidence: { script: 'mytool', group: 'gui_scripts', entryPoint: 'tool:gui' } }),
+      expect.objectContaining({
+        rule: 'static.script-shadowing',
+        package: 'tool',
+        evidence: { script: 'mytool', group: 'gui_scripts', entryPoint: 'tool:gui' },
+      }),
     ]);
     expect(DEFAULT_SHADOWED).toContain('python3.11');
   });
@@ -528,10 +556,7 @@ describe('static.special-file', () => {
     // 2 001 components each: the 100th link runs past the 200 000-step budget.
     const links: Entry[] = Array.from({ length: 100 }, (_, i) => ({ name: `l${i}`, type: 'symlink', linkname: `${'./'.repeat(2000)}x` }));
     const tooLong = 'a/'.repeat(2048);
-    const result = await scan(
-      [...links, { name: 'long', type: 'symlink', linkname: tooLong }],
-      { knownGoodPth: [] },
-    );
+    const result = await scan([...links, { name: 'long', type: 'symlink', linkname: tooLong }], { knownGoodPth: [] });
 
     expect(special(result)).toEqual([
       [null, { path: 'l99', linkname: `${'./'.repeat(2000)}x`, reason: 'symlink too complex to resolve' }],
@@ -541,9 +566,7 @@ describe('static.special-file', () => {
 
   it('reports an unrecorded symlink as unrecorded too', async () => {
     const result = await scan([{ name: 'stray', type: 'symlink', linkname: 'six.py' }]);
-    expect(result.findings).toEqual([
-      expect.objectContaining({ rule: 'static.unrecorded-file', package: null, evidence: { path: 'stray', claimedBy: [] } }),
-    ]);
+    expect(result.findings).toEqual([expect.objectContaining({ rule: 'static.unrecorded-file', package: null, evidence: { path: 'stray', claimedBy: [] } })]);
   });
 
   it('reports hardlinks, setuid and setgid bits, fifos and devices', async () => {
@@ -646,7 +669,13 @@ describe('limits and malformed archives', () => {
   });
 
   it('stops at the byte cap before reading the entry that crosses it', async () => {
-    const result = await scan([{ name: 'small.py', content: 'x' }, { name: 'big.bin', content: Buffer.alloc(1024) }], { maxBytes: 100 });
+    const result = await scan(
+      [
+        { name: 'small.py', content: 'x' },
+        { name: 'big.bin', content: Buffer.alloc(1024) },
+      ],
+      { maxBytes: 100 },
+    );
 
     expect(result.files.map((f) => f.path)).toEqual(['small.py']);
     expect(result.findings).toEqual([
@@ -742,7 +771,12 @@ describe('static.import-shadowing', () => {
 
 describe('static.autoload-entry-point', () => {
   it('warns (low) about entry points a tool loads at start, naming the group and the object', async () => {
-    const plugin: DistSpec = { name: 'pytest_sneaky', version: '1.0', files: { 'pytest_sneaky.py': '' }, entryPoints: '[pytest11]\nsneaky = pytest_sneaky\n\n[console_scripts]\nsneaky = pytest_sneaky:main\n' };
+    const plugin: DistSpec = {
+      name: 'pytest_sneaky',
+      version: '1.0',
+      files: { 'pytest_sneaky.py': '' },
+      entryPoints: '[pytest11]\nsneaky = pytest_sneaky\n\n[console_scripts]\nsneaky = pytest_sneaky:main\n',
+    };
     expect((await scan(distribution(plugin))).findings).toEqual([
       {
         rule: 'static.autoload-entry-point',
@@ -755,7 +789,13 @@ describe('static.autoload-entry-point', () => {
   });
 
   it('says nothing of a tool registering in its own groups', async () => {
-    const setuptools: DistSpec = { name: 'setuptools', version: '69.0', files: { 'setuptools/__init__.py': '' }, entryPoints: '[distutils.commands]\nsdist = setuptools.command.sdist:sdist\n\n[egg_info.writers]\nPKG-INFO = setuptools.command.egg_info:write_pkg_info\n' };
+    const setuptools: DistSpec = {
+      name: 'setuptools',
+      version: '69.0',
+      files: { 'setuptools/__init__.py': '' },
+      entryPoints:
+        '[distutils.commands]\nsdist = setuptools.command.sdist:sdist\n\n[egg_info.writers]\nPKG-INFO = setuptools.command.egg_info:write_pkg_info\n',
+    };
     expect((await scan(distribution(setuptools))).findings).toEqual([]);
   });
 });

@@ -110,11 +110,54 @@ export interface ScanOptions {
 
 /** System and Python tools a package must not install a script over. */
 export const DEFAULT_SHADOWED: readonly string[] = [
-  'pip', 'pip3', 'pip3.11', 'python', 'python3', 'python3.11',
-  'sudo', 'su', 'ls', 'cat', 'cp', 'mv', 'rm', 'sh', 'bash', 'dash', 'zsh', 'env', 'which',
-  'git', 'ssh', 'scp', 'curl', 'wget', 'gpg', 'make', 'gcc', 'cc', 'ld',
-  'npm', 'node', 'npx', 'docker', 'kubectl', 'apt', 'apt-get', 'dpkg', 'systemctl',
-  'chmod', 'chown', 'id', 'ps', 'kill', 'uv', 'poetry', 'pipx', 'virtualenv', 'twine',
+  'pip',
+  'pip3',
+  'pip3.11',
+  'python',
+  'python3',
+  'python3.11',
+  'sudo',
+  'su',
+  'ls',
+  'cat',
+  'cp',
+  'mv',
+  'rm',
+  'sh',
+  'bash',
+  'dash',
+  'zsh',
+  'env',
+  'which',
+  'git',
+  'ssh',
+  'scp',
+  'curl',
+  'wget',
+  'gpg',
+  'make',
+  'gcc',
+  'cc',
+  'ld',
+  'npm',
+  'node',
+  'npx',
+  'docker',
+  'kubectl',
+  'apt',
+  'apt-get',
+  'dpkg',
+  'systemctl',
+  'chmod',
+  'chown',
+  'id',
+  'ps',
+  'kill',
+  'uv',
+  'poetry',
+  'pipx',
+  'virtualenv',
+  'twine',
 ];
 
 export const DEFAULT_SCAN_LIMITS = { maxFiles: 200_000, maxBytes: 8 * 1024 ** 3 } as const;
@@ -249,12 +292,12 @@ class Collector {
     if (this.count > this.maxFiles || this.bytes > this.maxBytes) {
       const limit = this.count > this.maxFiles ? 'maxFiles' : 'maxBytes';
       const max = limit === 'maxFiles' ? this.maxFiles : this.maxBytes;
-      this.limitFinding = finding(
-        'resource.disk',
-        'high',
-        `the site-packages archive exceeds the scan limit (${limit} ${max}); the scan stopped`,
-        { files: this.count, bytes: this.bytes, limit, max },
-      );
+      this.limitFinding = finding('resource.disk', 'high', `the site-packages archive exceeds the scan limit (${limit} ${max}); the scan stopped`, {
+        files: this.count,
+        bytes: this.bytes,
+        limit,
+        max,
+      });
       this.stopped = true;
       // Stop at once rather than draining what may be an endless stream.
       throw new LimitReached();
@@ -443,7 +486,13 @@ function analyze(collector: Collector, options: ScanOptions): StaticScan {
       // A directory is claimed by no RECORD: it belongs to whoever owns what is inside it.
       const owner = file.owner ?? entries.find((e) => e.file.owner !== null && e.file.path.startsWith(`${file.path}/`))?.file.owner ?? null;
       findings.push(
-        finding('static.special-file', 'high', `${file.path}: ${file.type} named like a file sandbox-install writes into the export`, { path: file.path, type: file.type, reason: 'reserved name' }, owner),
+        finding(
+          'static.special-file',
+          'high',
+          `${file.path}: ${file.type} named like a file sandbox-install writes into the export`,
+          { path: file.path, type: file.type, reason: 'reserved name' },
+          owner,
+        ),
       );
     }
 
@@ -456,8 +505,7 @@ function analyze(collector: Collector, options: ScanOptions): StaticScan {
     } else if (file.type === 'link') {
       special(`hardlink to ${file.linkname ?? ''}`, { linkname: file.linkname, reason: 'hardlink' });
     } else if (file.type === 'other') {
-      const reason =
-        rawType === 'character-device' || rawType === 'block-device' ? 'device' : rawType === 'fifo' ? 'fifo' : 'unsupported type';
+      const reason = rawType === 'character-device' || rawType === 'block-device' ? 'device' : rawType === 'fifo' ? 'fifo' : 'unsupported type';
       special(`${rawType} entry (${reason})`, { type: rawType, reason });
     }
     if ((file.mode & SETID_BITS) !== 0) {
@@ -466,9 +514,7 @@ function analyze(collector: Collector, options: ScanOptions): StaticScan {
 
     // static.startup-hook
     if (file.type !== 'directory' && STARTUP_HOOK.test(file.path)) {
-      findings.push(
-        finding('static.startup-hook', 'high', `${file.path} runs at every interpreter start`, { path: file.path }, file.owner),
-      );
+      findings.push(finding('static.startup-hook', 'high', `${file.path} runs at every interpreter start`, { path: file.path }, file.owner));
     }
 
     // static.pth-exec
@@ -563,12 +609,7 @@ function nonDirectoryParent(rel: string, byPath: Map<string, Collected>): string
  * `budget` bounds the work across all links (a hostile archive can hold many long chains); a
  * link left unresolved when it runs out is reported rather than trusted.
  */
-function unsafeSymlink(
-  linkPath: string,
-  linkname: string | null,
-  links: Map<string, string>,
-  budget: { steps: number },
-): string | null {
+function unsafeSymlink(linkPath: string, linkname: string | null, links: Map<string, string>, budget: { steps: number }): string | null {
   if (!linkname || linkname.includes('\0') || linkname.length > MAX_LINKNAME) return 'invalid symlink target';
   if (linkname.startsWith('/')) return 'absolute symlink';
   // `resolved[i]` is the path of the first i+1 components reached so far.
@@ -622,11 +663,7 @@ export function pthPathsOutside(pth: string): string[] {
     });
 }
 
-function pthFinding(
-  file: ScannedFile,
-  kept: { text: string; oversized: boolean } | null,
-  knownGood: Set<string>,
-): Finding | null {
+function pthFinding(file: ScannedFile, kept: { text: string; oversized: boolean } | null, knownGood: Set<string>): Finding | null {
   const report = (message: string, evidence: Record<string, unknown>): Finding =>
     finding('static.pth-exec', 'high', `${file.path} ${message}`, { path: file.path, ...evidence }, file.owner);
 
@@ -702,11 +739,7 @@ function entryPoints(text: string, groups: { has(group: string): boolean }): Arr
   return found;
 }
 
-function scriptFindings(
-  dists: Dist[],
-  text: (rel: string) => { text: string } | null,
-  shadowed: Set<string>,
-): Finding[] {
+function scriptFindings(dists: Dist[], text: (rel: string) => { text: string } | null, shadowed: Set<string>): Finding[] {
   const findings: Finding[] = [];
   for (const dist of dists) {
     const scripts = new Map<string, Record<string, unknown>>();

@@ -62,7 +62,8 @@ export function timeline(input: TimelineInput): TimelineEntry[] {
       if (dns) continue; // the query itself comes from the monitor, with its name
       const relay = event.address === input.relay.address && event.port === input.relay.port;
       raw.push({ ...base, kind: 'connect', what: `${event.syscall} ${relay ? 'index relay' : `${event.address}:${event.port}`}` });
-    } else if (event.kind === 'connect' && !BENIGN_UNIX_SOCKETS.has(event.address)) raw.push({ ...base, kind: 'connect', what: `unix socket ${event.address}` });
+    } else if (event.kind === 'connect' && !BENIGN_UNIX_SOCKETS.has(event.address))
+      raw.push({ ...base, kind: 'connect', what: `unix socket ${event.address}` });
   }
   for (const event of input.network) {
     const pkg = str(event.package);
@@ -73,7 +74,8 @@ export function timeline(input: TimelineInput): TimelineEntry[] {
     if (event.type === 'dns') raw.push({ ...base, kind: 'dns', what: str(event.name) ?? '?' });
     else if (event.type === 'http') raw.push({ ...base, kind: 'http', what: `${str(event.method) ?? '?'} http://${host}${str(event.path) ?? ''}` });
     else if (event.type === 'tls') raw.push({ ...base, kind: 'tls', what: `TLS ${str(event.sni) ?? host}` });
-    else if (event.type === 'udp' || event.type === 'tcp') raw.push({ ...base, kind: 'datagram', what: `${event.type} ${host}: ${(str(event.firstBytes) ?? '').slice(0, 80)}` });
+    else if (event.type === 'udp' || event.type === 'tcp')
+      raw.push({ ...base, kind: 'datagram', what: `${event.type} ${host}: ${(str(event.firstBytes) ?? '').slice(0, 80)}` });
   }
   const start = input.started ?? trace.events[0]?.time ?? 0;
   raw.sort((a, b) => a.time - b.time);
@@ -86,7 +88,14 @@ export function timeline(input: TimelineInput): TimelineEntry[] {
     if (n <= TIMELINE_PER_PACKAGE) entries.push({ offset: Math.round((time - start) * 1000) / 1000, package: pkg, ...rest });
   }
   for (const [pkg, n] of kept) {
-    if (n > TIMELINE_PER_PACKAGE) entries.push({ offset: entries.filter((e) => e.package === pkg).at(-1)?.offset ?? 0, package: pkg, kind: 'more', what: `${n - TIMELINE_PER_PACKAGE} more not shown`, pid: null });
+    if (n > TIMELINE_PER_PACKAGE)
+      entries.push({
+        offset: entries.filter((e) => e.package === pkg).at(-1)?.offset ?? 0,
+        package: pkg,
+        kind: 'more',
+        what: `${n - TIMELINE_PER_PACKAGE} more not shown`,
+        pid: null,
+      });
   }
   return entries;
 }

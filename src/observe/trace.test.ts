@@ -42,7 +42,13 @@ describe('parseTrace on a real record', () => {
     // 18 → sh -c (19) → ls (20), three times over.
     for (const pid of [18, 19, 20, 21, 22, 23, 24, 25, 26]) expect(packageOfProcess(trace, pid)).toBe('evil-pkg');
     for (const pid of [11, 12, 13, 14, 15, 16, 17]) expect(packageOfProcess(trace, pid)).toBeNull();
-    expect(trace.processes.get(19)).toMatchObject({ ppid: 18, argv: ['sh', '-c', 'echo hi > /tmp/x; cd /tmp && ls'], exe: '/usr/bin/sh', cwd: '/tmp', cwds: [BUILD_DIR, '/tmp'] });
+    expect(trace.processes.get(19)).toMatchObject({
+      ppid: 18,
+      argv: ['sh', '-c', 'echo hi > /tmp/x; cd /tmp && ls'],
+      exe: '/usr/bin/sh',
+      cwd: '/tmp',
+      cwds: [BUILD_DIR, '/tmp'],
+    });
     expect(trace.processes.get(20)).toMatchObject({ ppid: 19, argv: ['ls'], cwd: '/tmp', cwds: ['/tmp'] });
   });
 
@@ -60,12 +66,21 @@ describe('parseTrace on a real record', () => {
 
   it('reports kill(1, SIGKILL) refused with EPERM', () => {
     expect(ofKind(trace, 'kill').map((e) => e.pid)).toEqual([18, 21, 24]);
-    expect(ofKind(trace, 'kill', 18)).toEqual([{ kind: 'kill', pid: 18, time: 1795820988.586773, syscall: 'kill', target: 1, signal: 'SIGKILL', ok: false, errno: 'EPERM' }]);
+    expect(ofKind(trace, 'kill', 18)).toEqual([
+      { kind: 'kill', pid: 18, time: 1795820988.586773, syscall: 'kill', target: 1, signal: 'SIGKILL', ok: false, errno: 'EPERM' },
+    ]);
   });
 
   it('reports the credential read that failed and the rc file it appended to', () => {
     const opens = ofKind(trace, 'open', 18);
-    expect(opens.find((e) => e.path === '/home/sandbox/.ssh/id_rsa')).toMatchObject({ syscall: 'openat', write: false, create: false, ok: false, errno: 'ENOENT', relative: false });
+    expect(opens.find((e) => e.path === '/home/sandbox/.ssh/id_rsa')).toMatchObject({
+      syscall: 'openat',
+      write: false,
+      create: false,
+      ok: false,
+      errno: 'ENOENT',
+      relative: false,
+    });
     expect(opens.find((e) => e.path === '/home/sandbox/.bashrc')).toMatchObject({ write: true, create: true, ok: true, errno: null });
   });
 
@@ -215,7 +230,12 @@ describe('parseTrace on synthetic lines', () => {
     );
     expect(trace.unparsed).toBe(0);
     expect(ofKind(trace, 'open')).toEqual([
-      expect.objectContaining({ path: '/tmp/x", O_RDONLY) = 3 "), {sa_family=AF_UNIX, sun_path="/var/run/docker.sock"}', write: true, ok: false, errno: 'EACCES' }),
+      expect.objectContaining({
+        path: '/tmp/x", O_RDONLY) = 3 "), {sa_family=AF_UNIX, sun_path="/var/run/docker.sock"}',
+        write: true,
+        ok: false,
+        errno: 'EACCES',
+      }),
     ]);
     expect(ofKind(trace, 'connect')).toEqual([expect.objectContaining({ address: '/x"}, 3) = 0 ), {', ok: false, errno: 'ENOENT' })]);
   });
@@ -360,7 +380,39 @@ describe('parseTrace on hostile input', () => {
   });
 
   it('never throws on lines built from strace syntax', () => {
-    const token = fc.constantFrom('10 ', '11 ', '1.5 ', 'openat(', 'AT_FDCWD', 'execve(', 'vfork(', 'connect(', '{sa_family=AF_UNIX, sun_path=', '"', '\\', '\\"', '\\x', '\\377', '...', ', ', ')', ']', '}', '[', '{', ' = ', '-1 ', 'ENOENT ', '0', ' <unfinished ...>', '<... vfork resumed>', '<... execve resumed>', '+++ exited with 1 +++', '\n', '/* */');
+    const token = fc.constantFrom(
+      '10 ',
+      '11 ',
+      '1.5 ',
+      'openat(',
+      'AT_FDCWD',
+      'execve(',
+      'vfork(',
+      'connect(',
+      '{sa_family=AF_UNIX, sun_path=',
+      '"',
+      '\\',
+      '\\"',
+      '\\x',
+      '\\377',
+      '...',
+      ', ',
+      ')',
+      ']',
+      '}',
+      '[',
+      '{',
+      ' = ',
+      '-1 ',
+      'ENOENT ',
+      '0',
+      ' <unfinished ...>',
+      '<... vfork resumed>',
+      '<... execve resumed>',
+      '+++ exited with 1 +++',
+      '\n',
+      '/* */',
+    );
     fc.assert(
       fc.property(fc.array(token, { maxLength: 60 }), (tokens) => {
         checkInvariants(parseTrace(tokens.join('')));
@@ -487,12 +539,7 @@ describe('parseTrace: -y fd paths, probes and fd execs', () => {
   });
 
   it('marks an execveat of an fd, and names the memfd it ran', () => {
-    const trace = parseTrace(
-      [
-        exec,
-        '11 1.1 execveat(3</memfd:x (deleted)>, "", ["harmless"], 0x7ffd /* 4 vars */, AT_EMPTY_PATH) = 0',
-      ].join('\n'),
-    );
+    const trace = parseTrace([exec, '11 1.1 execveat(3</memfd:x (deleted)>, "", ["harmless"], 0x7ffd /* 4 vars */, AT_EMPTY_PATH) = 0'].join('\n'));
     expect(trace.unparsed).toBe(0);
     expect(trace.events.filter((e) => e.kind === 'exec').map((e) => e.kind === 'exec' && [e.path, e.viaFd])).toEqual([
       ['/usr/bin/python3', false],
@@ -501,9 +548,7 @@ describe('parseTrace: -y fd paths, probes and fd execs', () => {
   });
 
   it('follows fchdir through the path -y printed', () => {
-    const trace = parseTrace(
-      [exec, '11 1.1 fchdir(3</tmp/pip-install-x/evil_1234>) = 0', '11 1.2 openat(AT_FDCWD, "setup.py", O_RDONLY) = 4'].join('\n'),
-    );
+    const trace = parseTrace([exec, '11 1.1 fchdir(3</tmp/pip-install-x/evil_1234>) = 0', '11 1.2 openat(AT_FDCWD, "setup.py", O_RDONLY) = 4'].join('\n'));
     expect(trace.processes.get(11)?.cwd).toBe('/tmp/pip-install-x/evil_1234');
     expect(trace.events.find((e) => e.kind === 'open')).toMatchObject({ path: '/tmp/pip-install-x/evil_1234/setup.py', relative: false });
   });
@@ -528,7 +573,9 @@ describe('parseTrace: oversized lines', () => {
 
   it('reads an oversized unfinished execve when it resumes', () => {
     const argv = Array.from({ length: 1400 }, () => `"${big}"...`).join(', ');
-    const trace = parseTrace([exec, `11 1.1 execve("/bin/sh", ["sh", ${argv}], 0x7ffd /* 4 vars */ <unfinished ...>`, '11 1.2 <... execve resumed>) = 0'].join('\n'));
+    const trace = parseTrace(
+      [exec, `11 1.1 execve("/bin/sh", ["sh", ${argv}], 0x7ffd /* 4 vars */ <unfinished ...>`, '11 1.2 <... execve resumed>) = 0'].join('\n'),
+    );
     expect(trace.oversized).toBe(1);
     expect(trace.unparsed).toBe(0);
     expect(trace.events.filter((e) => e.kind === 'exec').at(-1)).toMatchObject({ path: '/bin/sh', ok: true });

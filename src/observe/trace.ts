@@ -275,11 +275,53 @@ const SPAWNS = new Set(['clone', 'clone3', 'fork', 'vfork']);
  * modelled would be paid for and then silently ignored.
  */
 export const MODELLED_SYSCALLS: readonly string[] = [
-  'execve', 'execveat', 'connect', 'sendto', 'sendmsg', 'sendmmsg', 'open', 'openat', 'openat2', 'creat',
-  'access', 'faccessat', 'faccessat2', 'stat', 'lstat', 'newfstatat', 'statx', 'readlink', 'readlinkat',
-  'unlink', 'unlinkat', 'rename', 'renameat', 'renameat2', 'symlink', 'symlinkat', 'mkdir', 'mkdirat',
-  'rmdir', 'chmod', 'fchmodat', 'truncate', 'link', 'linkat', 'rt_sigqueueinfo', 'kill', 'tkill', 'tgkill',
-  'io_uring_setup', 'pidfd_open', 'ptrace', 'chdir', 'fchdir', 'clone', 'clone3', 'fork', 'vfork',
+  'execve',
+  'execveat',
+  'connect',
+  'sendto',
+  'sendmsg',
+  'sendmmsg',
+  'open',
+  'openat',
+  'openat2',
+  'creat',
+  'access',
+  'faccessat',
+  'faccessat2',
+  'stat',
+  'lstat',
+  'newfstatat',
+  'statx',
+  'readlink',
+  'readlinkat',
+  'unlink',
+  'unlinkat',
+  'rename',
+  'renameat',
+  'renameat2',
+  'symlink',
+  'symlinkat',
+  'mkdir',
+  'mkdirat',
+  'rmdir',
+  'chmod',
+  'fchmodat',
+  'truncate',
+  'link',
+  'linkat',
+  'rt_sigqueueinfo',
+  'kill',
+  'tkill',
+  'tgkill',
+  'io_uring_setup',
+  'pidfd_open',
+  'ptrace',
+  'chdir',
+  'fchdir',
+  'clone',
+  'clone3',
+  'fork',
+  'vfork',
 ];
 /** The stat/readlink probes `keepProbe` filters; observe/ judges them with access() as look-only calls. */
 export const PROBE_SYSCALLS: ReadonlySet<OpenSyscall> = new Set<OpenSyscall>(['stat', 'lstat', 'newfstatat', 'statx', 'readlink', 'readlinkat']);
@@ -331,7 +373,15 @@ export class TraceParser {
     for (const pid of [...this.pending.keys()]) this.flush(pid);
     const processes = new Map<number, ProcessInfo>();
     for (const [pid, state] of this.procs) processes.set(pid, state.info);
-    return { events: this.events, processes, rootPid: this.rootPid, unparsed: this.unparsed, oversized: this.oversized, heads: this.heads, dropped: this.dropped };
+    return {
+      events: this.events,
+      processes,
+      rootPid: this.rootPid,
+      unparsed: this.unparsed,
+      oversized: this.oversized,
+      heads: this.heads,
+      dropped: this.dropped,
+    };
   }
 
   private line(raw: string): void {
@@ -672,8 +722,7 @@ export class TraceParser {
     const resolved = this.resolve(state, dirfd, path.value);
     const info = state.info;
     const viaFd =
-      dirfd !== null &&
-      (path.value === '' || /\bAT_EMPTY_PATH\b/.test(flags ?? '') || (!path.value.startsWith('/') && parseFd(dirfd).fd !== 'AT_FDCWD'));
+      dirfd !== null && (path.value === '' || /\bAT_EMPTY_PATH\b/.test(flags ?? '') || (!path.value.startsWith('/') && parseFd(dirfd).fd !== 'AT_FDCWD'));
     this.emit({ kind: 'exec', ...base, path: resolved.path, viaFd, argv: argv.values, cwd: info.cwd, truncated: path.truncated || argv.truncated });
     if (base.ok) {
       info.argv = argv.values;
@@ -753,7 +802,13 @@ export class TraceParser {
     return true;
   }
 
-  private symlink(state: ProcState, base: EventBase & Outcome, rawTarget: string | undefined, dirfd: string | null | undefined, rawPath: string | undefined): boolean {
+  private symlink(
+    state: ProcState,
+    base: EventBase & Outcome,
+    rawTarget: string | undefined,
+    dirfd: string | null | undefined,
+    rawPath: string | undefined,
+  ): boolean {
     if (rawTarget === undefined || dirfd === undefined || rawPath === undefined) return false;
     const target = decodeString(rawTarget);
     const path = decodeString(rawPath);
@@ -993,7 +1048,10 @@ function closeCut(text: string, from: number): string | null {
   let closers = '';
   const mark = (at: number) => {
     cut = at;
-    closers = stack.map((c) => String.fromCharCode(c)).reverse().join('');
+    closers = stack
+      .map((c) => String.fromCharCode(c))
+      .reverse()
+      .join('');
   };
   mark(from);
   let i = from;

@@ -49,7 +49,13 @@ describe('evaluate: verdict', () => {
 
   it('passes with findings whose rules failOn does not name', () => {
     const read = finding('fs.sensitive-read', 'high', 'tried to open ~/.ssh/id_rsa', { path: '/home/sandbox/.ssh/id_rsa' }, 'evil-pkg');
-    expect(evaluate(input([EXEC, read]), policy())).toEqual({ verdict: 'pass', findings: [{ ...EXEC, failing: false }, { ...read, failing: false }] });
+    expect(evaluate(input([EXEC, read]), policy())).toEqual({
+      verdict: 'pass',
+      findings: [
+        { ...EXEC, failing: false },
+        { ...read, failing: false },
+      ],
+    });
   });
 
   it('is an error, not a pass, when the install failed and nothing failed the policy', () => {
@@ -115,13 +121,30 @@ describe('evaluate: packages', () => {
   });
 
   it('adds policy.package-denied for each locked package on the deny list, after the given findings', () => {
-    const judged = evaluate(input([EXEC], { packages: ['evil-pkg', 'six', 'requests'] }), policy({ name: 'mine', packages: { allow: [], deny: ['six', 'requests', 'absent'] } }));
+    const judged = evaluate(
+      input([EXEC], { packages: ['evil-pkg', 'six', 'requests'] }),
+      policy({ name: 'mine', packages: { allow: [], deny: ['six', 'requests', 'absent'] } }),
+    );
     expect(judged).toEqual({
       verdict: 'fail',
       findings: [
         { ...EXEC, failing: false },
-        { rule: 'policy.package-denied', severity: 'high', package: 'six', message: 'six is denied by policy mine', evidence: { package: 'six' }, failing: true },
-        { rule: 'policy.package-denied', severity: 'high', package: 'requests', message: 'requests is denied by policy mine', evidence: { package: 'requests' }, failing: true },
+        {
+          rule: 'policy.package-denied',
+          severity: 'high',
+          package: 'six',
+          message: 'six is denied by policy mine',
+          evidence: { package: 'six' },
+          failing: true,
+        },
+        {
+          rule: 'policy.package-denied',
+          severity: 'high',
+          package: 'requests',
+          message: 'requests is denied by policy mine',
+          evidence: { package: 'requests' },
+          failing: true,
+        },
       ],
     });
   });
@@ -184,17 +207,27 @@ describe('evaluate: warnOnly', () => {
 
 describe('evaluate: what packages.allow cannot accept', () => {
   it('keeps code that runs outside its own import failing for an allowed package', () => {
-    const rules = ['static.startup-hook', 'static.pth-exec', 'static.pth-path', 'static.unrecorded-file', 'static.import-shadowing', 'fs.target-tamper', 'integrity.installed-mismatch'] as const;
+    const rules = [
+      'static.startup-hook',
+      'static.pth-exec',
+      'static.pth-path',
+      'static.unrecorded-file',
+      'static.import-shadowing',
+      'fs.target-tamper',
+      'integrity.installed-mismatch',
+    ] as const;
     const judged = evaluate(
       input(rules.map((rule) => finding(rule, 'high', rule, {}, 'victim'))),
       policy({ failOn: ['static.*', 'fs.*', 'integrity.*'], packages: { allow: ['victim'], deny: [] } }),
     );
     expect(judged.findings.map((f) => [f.rule, f.failing])).toEqual(rules.map((rule) => [rule, true]));
     // What the package does in its own build is still the allow list's to accept.
-    const own = evaluate(input([finding('fs.write-outside-target', 'high', 'x', {}, 'victim')]), policy({ failOn: ['fs.*'], packages: { allow: ['victim'], deny: [] } }));
+    const own = evaluate(
+      input([finding('fs.write-outside-target', 'high', 'x', {}, 'victim')]),
+      policy({ failOn: ['fs.*'], packages: { allow: ['victim'], deny: [] } }),
+    );
     expect(own.verdict).toBe('pass');
   });
-
 
   it('keeps attacks on the tool failing for an allowed package', () => {
     const tampered = finding('monitor.tampered', 'critical', 'kill(1, SIGKILL)', { target: 1 }, 'evil-pkg');

@@ -47,8 +47,7 @@ export function evaluate(input: EvaluationInput, policy: Policy): Judgement {
     const severity = policy.severities[f.rule] ?? wildcard?.[1] ?? f.severity;
     // Allowing a package accepts what it does, never an attack on the tool itself (tracer,
     // monitor, proxy integrity, limits, export), and never a denial.
-    const accepted =
-      !UNACCEPTABLE.some((pattern) => matchesRule(pattern, f.rule)) && f.package !== null && policy.packages.allow.includes(f.package);
+    const accepted = !UNACCEPTABLE.some((pattern) => matchesRule(pattern, f.rule)) && f.package !== null && policy.packages.allow.includes(f.package);
     const warnOnly = policy.warnOnly.some((pattern) => matchesRule(pattern, f.rule));
     const failing = severity !== 'info' && !accepted && !warnOnly && policy.failOn.some((pattern) => matchesRule(pattern, f.rule));
     return { ...f, severity, failing };

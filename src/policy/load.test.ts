@@ -113,30 +113,33 @@ describe('loadPolicy: user files', () => {
       // It extends strict but is not strict: reports must not call it that.
       expect(policy.name).toBe('mine');
     });
-    await withPolicies(
-      { 'standalone.json': { failOn: ['network.*'], build: { allow: [] }, process: { execWatch: ['sh'] } } },
-      async (dir) => {
-        expect(await loadPolicy(path.join(dir, 'standalone.json'))).toEqual({
-          name: 'standalone',
-          failOn: ['network.*'],
-          warnOnly: [],
-          build: { allow: [] },
-          onlyBinary: false,
-          allowLockIndexUrl: false,
-          knownGoodPth: [],
-          severities: {},
-          packages: { allow: [], deny: [] },
-          process: { execWatch: ['sh'] },
-          export: true,
-        });
-      },
-    );
+    await withPolicies({ 'standalone.json': { failOn: ['network.*'], build: { allow: [] }, process: { execWatch: ['sh'] } } }, async (dir) => {
+      expect(await loadPolicy(path.join(dir, 'standalone.json'))).toEqual({
+        name: 'standalone',
+        failOn: ['network.*'],
+        warnOnly: [],
+        build: { allow: [] },
+        onlyBinary: false,
+        allowLockIndexUrl: false,
+        knownGoodPth: [],
+        severities: {},
+        packages: { allow: [], deny: [] },
+        process: { execWatch: ['sh'] },
+        export: true,
+      });
+    });
   });
 
   it('resolves a relative extends against the extending file, and merges severities over the base', async () => {
     await withPolicies(
       {
-        'base.json': { name: 'base', failOn: ['static.*'], build: { allow: [] }, process: { execWatch: ['curl'] }, severities: { 'network.*': 'low', 'static.pth-exec': 'critical' } },
+        'base.json': {
+          name: 'base',
+          failOn: ['static.*'],
+          build: { allow: [] },
+          process: { execWatch: ['curl'] },
+          severities: { 'network.*': 'low', 'static.pth-exec': 'critical' },
+        },
         'child.json': { extends: './base.json', name: 'child', severities: { 'static.pth-exec': 'medium', 'network.dns': 'info' } },
       },
       async (dir) => {

@@ -43,10 +43,7 @@ export async function loadPolicy(ref: string, seen: string[] = []): Promise<Poli
   if (seen.includes(file)) throw new InputError('policy.invalid', `policy extends itself: ${[...seen, file].join(' -> ')}`);
   const own = await readPolicyFile(file);
   const base: Policy | null = own.extends
-    ? await loadPolicy(
-        isPreset(own.extends) ? own.extends : path.resolve(path.dirname(file), own.extends),
-        [...seen, file],
-      )
+    ? await loadPolicy(isPreset(own.extends) ? own.extends : path.resolve(path.dirname(file), own.extends), [...seen, file])
     : null;
   const merged = {
     // A policy that extends a preset is not that preset: it is named after its own file.

@@ -17,7 +17,10 @@ export const PolicyFile = z
     extends: z.string().optional(),
     failOn: z.array(RulePattern).optional(),
     warnOnly: z.array(RulePattern).optional(),
-    build: z.object({ allow: z.array(z.string()) }).strict().optional(),
+    build: z
+      .object({ allow: z.array(z.string()) })
+      .strict()
+      .optional(),
     onlyBinary: z.boolean().optional(),
     allowLockIndexUrl: z.boolean().optional(),
     knownGoodPth: z.array(KnownGoodPth).optional(),
@@ -26,7 +29,10 @@ export const PolicyFile = z
       .object({ allow: z.array(z.string()).default([]), deny: z.array(z.string()).default([]) })
       .strict()
       .optional(),
-    process: z.object({ execWatch: z.array(z.string().min(1)) }).strict().optional(),
+    process: z
+      .object({ execWatch: z.array(z.string().min(1)) })
+      .strict()
+      .optional(),
     export: z.boolean().optional(),
   })
   .strict();

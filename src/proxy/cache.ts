@@ -57,11 +57,7 @@ export class ContentCache {
    * if the digest equals `sha256`; otherwise nothing is kept and the actual digest is returned.
    * `idleTimeoutMs` bounds the wait for each chunk; `maxBytes` bounds the total.
    */
-  async ingest(
-    sha256: string,
-    source: Readable,
-    opts: { maxBytes: number; idleTimeoutMs: number; signal?: AbortSignal },
-  ): Promise<IngestResult> {
+  async ingest(sha256: string, source: Readable, opts: { maxBytes: number; idleTimeoutMs: number; signal?: AbortSignal }): Promise<IngestResult> {
     const target = this.pathFor(sha256);
     const tmp = path.join(this.tmpDir, `${sha256}.${randomUUID()}`);
     const hash = createHash('sha256');

@@ -56,12 +56,23 @@ describe('rendering', () => {
     // The page parses back to what went in.
     const back = parseHtmlPage(html, 'http://proxy/simple/foo/');
     expect(back).toEqual([
-      { filename: hostile.filename, url: `http://proxy/files/${A}/${encodeURIComponent(hostile.filename)}`, sha256: A, requiresPython: hostile.requiresPython, yanked: hostile.yanked },
+      {
+        filename: hostile.filename,
+        url: `http://proxy/files/${A}/${encodeURIComponent(hostile.filename)}`,
+        sha256: A,
+        requiresPython: hostile.requiresPython,
+        yanked: hostile.yanked,
+      },
     ]);
   });
 
   it('renders PEP 691 JSON with relative URLs and yanked as bool or reason', () => {
-    const json = JSON.parse(renderProjectJson('foo', [{ ...hostile, yanked: '' }, { filename: 'foo-1.0.zip', sha256: A, requiresPython: null, yanked: null }]));
+    const json = JSON.parse(
+      renderProjectJson('foo', [
+        { ...hostile, yanked: '' },
+        { filename: 'foo-1.0.zip', sha256: A, requiresPython: null, yanked: null },
+      ]),
+    );
     expect(json.meta['api-version']).toBe('1.0');
     expect(json.files[0]).toMatchObject({ url: `../../files/${A}/${encodeURIComponent(hostile.filename)}#sha256=${A}`, hashes: { sha256: A }, yanked: true });
     expect(json.files[1]).toEqual({ filename: 'foo-1.0.zip', url: `../../files/${A}/foo-1.0.zip#sha256=${A}`, hashes: { sha256: A } });

@@ -122,7 +122,9 @@ async function startUpstream(): Promise<Upstream> {
         return;
       }
       res.writeHead(200, { 'content-type': 'text/html' });
-      const anchors = files.map((d) => `<a href="${hrefFor(d)}"${d.requiresPython ? ` data-requires-python="${d.requiresPython.replace('>', '&gt;')}"` : ''}>${d.filename}</a>`);
+      const anchors = files.map(
+        (d) => `<a href="${hrefFor(d)}"${d.requiresPython ? ` data-requires-python="${d.requiresPython.replace('>', '&gt;')}"` : ''}>${d.filename}</a>`,
+      );
       res.end(`<!DOCTYPE html><html><body>${anchors.join('\n')}</body></html>`);
       return;
     }
@@ -171,9 +173,7 @@ interface Response {
 }
 
 function get(proxy: IndexProxy, target: string, opts: { method?: string; headers?: Record<string, string> } = {}): Promise<Response> {
-  const where = proxy.address.startsWith('http://')
-    ? { host: '127.0.0.1', port: Number(new URL(proxy.address).port) }
-    : { socketPath: proxy.address };
+  const where = proxy.address.startsWith('http://') ? { host: '127.0.0.1', port: Number(new URL(proxy.address).port) } : { socketPath: proxy.address };
   return new Promise((resolve, reject) => {
     const r = http.request({ ...where, path: target, method: opts.method ?? 'GET', headers: opts.headers ?? {}, agent: false }, (res) => {
       const chunks: Buffer[] = [];
@@ -346,7 +346,12 @@ describe('index proxy refusals', () => {
     expect(upstream.hits.get('/simple/evil/') ?? 0).toBe(before);
     expect(upstream.hits.has('/simple/evil-name/')).toBe(false);
     expect(proxy.findings).toEqual([
-      expect.objectContaining({ rule: 'integrity.unlocked-request', severity: 'high', package: null, evidence: { method: 'GET', path: '/simple/evil/', project: 'evil', time: expect.any(String) } }),
+      expect.objectContaining({
+        rule: 'integrity.unlocked-request',
+        severity: 'high',
+        package: null,
+        evidence: { method: 'GET', path: '/simple/evil/', project: 'evil', time: expect.any(String) },
+      }),
       expect.objectContaining({ evidence: { method: 'GET', path: raw, project: null, time: expect.any(String) } }),
     ]);
   });
@@ -517,7 +522,7 @@ describe('index proxy files', () => {
     ]);
   });
 
-  it('serves a local file from the host as its project\'s only file, without asking upstream', async () => {
+  it("serves a local file from the host as its project's only file, without asking upstream", async () => {
     const bytes = randomBytes(3000);
     const local = path.join(tmp, 'localpkg-1.0-py3-none-any.whl');
     await writeFile(local, bytes);
@@ -637,7 +642,9 @@ describe('index proxy plumbing', () => {
     await using proxy = await proxyFor();
     await get(proxy, '/simple/beta/');
     await proxy.close();
-    expect(proxy.requests).toEqual([{ time: expect.any(String), method: 'GET', path: '/simple/beta/', status: 200, bytes: expect.any(Number), ms: expect.any(Number) }]);
+    expect(proxy.requests).toEqual([
+      { time: expect.any(String), method: 'GET', path: '/simple/beta/', status: 200, bytes: expect.any(Number), ms: expect.any(Number) },
+    ]);
     const logged = logLines.slice(linesBefore).map((l) => JSON.parse(l) as Record<string, unknown>);
     expect(logged).toContainEqual(expect.objectContaining({ level: 20, msg: 'proxy request', path: '/simple/beta/', status: 200 }));
     expect(logged).toContainEqual(expect.objectContaining({ level: 40, msg: expect.stringContaining('upstream index did not answer') }));

@@ -358,9 +358,7 @@ class ProxyServer implements IndexProxy {
       finding(
         'integrity.unlocked-request',
         'high',
-        project === null
-          ? `refused ${ctx.method} for a path the lock does not cover`
-          : `refused ${ctx.method} for ${project}, which the lock does not cover`,
+        project === null ? `refused ${ctx.method} for a path the lock does not cover` : `refused ${ctx.method} for ${project}, which the lock does not cover`,
         { method: ctx.method, path: ctx.path, project, time: new Date().toISOString() },
       ),
     );
@@ -384,12 +382,11 @@ class ProxyServer implements IndexProxy {
       return;
     }
     if (!this.truncation) {
-      this.truncation = finding(
-        'integrity.unlocked-request',
-        'high',
-        `more than ${MAX_UNLOCKED_FINDINGS} refused requests; the rest are counted, not listed`,
-        { truncated: true, limit: MAX_UNLOCKED_FINDINGS, dropped: 0 },
-      );
+      this.truncation = finding('integrity.unlocked-request', 'high', `more than ${MAX_UNLOCKED_FINDINGS} refused requests; the rest are counted, not listed`, {
+        truncated: true,
+        limit: MAX_UNLOCKED_FINDINGS,
+        dropped: 0,
+      });
       this.findings.push(this.truncation);
     }
     this.truncation.evidence.dropped = (this.truncation.evidence.dropped as number) + 1;
@@ -645,7 +642,10 @@ class ProxyServer implements IndexProxy {
           signal: this.abort.signal,
         });
         if (result.ok) {
-          this.log.debug({ project: known.project, filename: known.filename, bytes: result.size, ms: Math.round(performance.now() - started) }, 'downloaded and verified');
+          this.log.debug(
+            { project: known.project, filename: known.filename, bytes: result.size, ms: Math.round(performance.now() - started) },
+            'downloaded and verified',
+          );
           return { kind: 'ok' };
         }
         this.addFinding(
@@ -710,7 +710,14 @@ class ProxyServer implements IndexProxy {
   private markServed(known: KnownFile, size: number): void {
     if (this.servedShas.has(known.sha256)) return;
     this.servedShas.add(known.sha256);
-    this.served.push({ project: known.project, filename: known.filename, sha256: known.sha256, size, locked: known.locked, cachePath: this.cache.pathFor(known.sha256) });
+    this.served.push({
+      project: known.project,
+      filename: known.filename,
+      sha256: known.sha256,
+      size,
+      locked: known.locked,
+      cachePath: this.cache.pathFor(known.sha256),
+    });
     // Investigate serves nothing the lock pins: the report lists every served file and its sha256.
     if (!known.locked && !this.unlocked) {
       this.addFinding(

@@ -76,7 +76,10 @@ function pipOptionName(key: string): string {
  * them: global (`$XDG_CONFIG_DIRS/pip/pip.conf`, `/etc/pip.conf`), user (`~/.pip/pip.conf`,
  * `$XDG_CONFIG_HOME/pip/pip.conf`), site (`$VIRTUAL_ENV/pip.conf`), then `PIP_CONFIG_FILE`.
  */
-export function pipConfigPaths(env: NodeJS.ProcessEnv, homedir: string): {
+export function pipConfigPaths(
+  env: NodeJS.ProcessEnv,
+  homedir: string,
+): {
   global: string[];
   user: string[];
   site: string[];
@@ -125,11 +128,7 @@ function splitUrls(value: string): string[] {
  * file's keys merged per section; then `[global]`, then `[install]`; then `PIP_*` environment
  * variables; then the CLI. Each layer replaces a key, it never appends.
  */
-export function resolveUpstreams(opts: {
-  cli: UpstreamCliOptions;
-  env: NodeJS.ProcessEnv;
-  files: PipConfigFile[];
-}): Upstreams {
+export function resolveUpstreams(opts: { cli: UpstreamCliOptions; env: NodeJS.ProcessEnv; files: PipConfigFile[] }): Upstreams {
   const merged = new Map<string, Map<string, string>>([
     ['global', new Map()],
     ['install', new Map()],
@@ -160,10 +159,7 @@ export function resolveUpstreams(opts: {
 }
 
 /** `resolveUpstreams` over the real file system and home directory. */
-export async function pipConfiguredUpstreams(
-  cli: UpstreamCliOptions,
-  env: NodeJS.ProcessEnv = process.env,
-): Promise<Upstreams> {
+export async function pipConfiguredUpstreams(cli: UpstreamCliOptions, env: NodeJS.ProcessEnv = process.env): Promise<Upstreams> {
   const files = await loadPipConfigFiles({
     env,
     homedir: env.HOME || os.homedir(),

@@ -58,7 +58,9 @@ const RAW_CONTROL = /[\x00-\x09\x0b-\x1f\x7f-\x9f\u061c\u200b-\u200f\u202a-\u202
 describe('boundReport', () => {
   it('leaves a report within its limits as it was, with no cut', () => {
     const small = report({
-      packages: [{ name: 'six', version: '1.16.0', marker: null, files: [{ filename: 'six-1.16.0-py2.py3-none-any.whl', sha256: 'ab'.repeat(32), size: 11_053 }] }],
+      packages: [
+        { name: 'six', version: '1.16.0', marker: null, files: [{ filename: 'six-1.16.0-py2.py3-none-any.whl', sha256: 'ab'.repeat(32), size: 11_053 }] },
+      ],
       findings: [judged('network.dns', 'six', 'DNS query for a.test', { name: 'a.test', qtype: 1, count: 3 })],
       processes: [{ pid: 7, argv: ['python', '-c', 'print(1)'], cwd: '/tmp', exitCode: 0, signal: null, package: 'six' }],
       proxy: [{ time: '2024-01-01T00:00:00Z', method: 'GET', path: '/simple/six/', status: 200, bytes: 100, ms: 3 }],
@@ -71,7 +73,15 @@ describe('boundReport', () => {
   it('counts exactly what it cut, merges identical findings and events, and still parses', () => {
     const input = report({
       packages: [
-        { name: 'evil', version: '1.0', marker: null, files: [{ filename: 'a.whl', sha256: 'x', size: 1 }, { filename: 'b.whl', sha256: 'y', size: 2 }] },
+        {
+          name: 'evil',
+          version: '1.0',
+          marker: null,
+          files: [
+            { filename: 'a.whl', sha256: 'x', size: 1 },
+            { filename: 'b.whl', sha256: 'y', size: 2 },
+          ],
+        },
         { name: 'six', version: '1.16.0', marker: null, files: [] },
       ],
       findings: [
@@ -126,7 +136,10 @@ describe('boundReport', () => {
   it('is idempotent: bounding again cuts nothing more and keeps the counts', () => {
     const input = report({
       findings: [judged('network.dns', 'evil', 'a', { name: 'a' }), judged('network.dns', 'evil', 'a', { name: 'a' })],
-      processes: [{ pid: 1, argv: ['x'.repeat(100)] }, { pid: 1, argv: ['x'.repeat(100)] }],
+      processes: [
+        { pid: 1, argv: ['x'.repeat(100)] },
+        { pid: 1, argv: ['x'.repeat(100)] },
+      ],
     });
     const once = boundReport(input, SMALL);
     expect(once.cut).toMatchObject({ strings: 1, findingsMerged: 1, eventsMerged: 1 });
@@ -150,7 +163,12 @@ describe('boundReport', () => {
   });
 
   it('writes the counts of what it cut into a new `cut`, adding to one already there', () => {
-    const bounded = boundReport(report({ cut: { strings: 5, arrayEntries: 0, objectKeys: 0, nested: 0, findingsMerged: 0, findings: 1, eventsMerged: 0, events: 0, packages: 0 }, lockfile: 'l'.repeat(5000) }));
+    const bounded = boundReport(
+      report({
+        cut: { strings: 5, arrayEntries: 0, objectKeys: 0, nested: 0, findingsMerged: 0, findings: 1, eventsMerged: 0, events: 0, packages: 0 },
+        lockfile: 'l'.repeat(5000),
+      }),
+    );
     expect(bounded.cut).toMatchObject({ strings: 6, findings: 1 });
     expect(bounded.lockfile.length).toBeLessThanOrEqual(REPORT_LIMITS.pathChars);
     expect(bounded.lockfile).toMatch(/^l+…\[\+\d+ chars\]$/);
@@ -203,7 +221,17 @@ describe('serializeReport', () => {
     expect(Object.keys(first)).toEqual(['pid', 'ppid', 'argv', 'cwd', 'exitCode', 'signal', 'package']);
     expect(first).toMatchObject({ pid: 0, ppid: 1, exitCode: null, signal: null, package: 'evil' });
     expect(first.argv).toEqual([expect.any(String), expect.any(String), expect.stringMatching(/…\[\+\d+ chars\]$/), '…[+997 entries]']);
-    expect(parsed.cut).toEqual({ strings: 4 * 2000, arrayEntries: 997 * 2000, objectKeys: 0, nested: 0, findingsMerged: 0, findings: 0, eventsMerged: 0, events: 0, packages: 0 });
+    expect(parsed.cut).toEqual({
+      strings: 4 * 2000,
+      arrayEntries: 997 * 2000,
+      objectKeys: 0,
+      nested: 0,
+      findingsMerged: 0,
+      findings: 0,
+      eventsMerged: 0,
+      events: 0,
+      packages: 0,
+    });
     expect(out).not.toMatch(RAW_CONTROL);
   });
 
@@ -229,7 +257,9 @@ describe('serializeReport', () => {
 
   it('fits any report into maxBytes, and writes exactly the bounded report', () => {
     const text = fc.string({ unit: 'binary', maxLength: 3000 });
-    const record = fc.dictionary(fc.string({ maxLength: 8 }), fc.oneof(text, fc.integer(), fc.array(text, { maxLength: 80 }), fc.constant(null)), { maxKeys: 6 });
+    const record = fc.dictionary(fc.string({ maxLength: 8 }), fc.oneof(text, fc.integer(), fc.array(text, { maxLength: 80 }), fc.constant(null)), {
+      maxKeys: 6,
+    });
     fc.assert(
       fc.property(
         fc.array(record, { maxLength: 60 }),

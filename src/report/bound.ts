@@ -408,7 +408,9 @@ function boundPackages(packages: readonly Package[], limits: ReportLimits, count
       name: cutText(p.name, limits.nameChars, cut),
       version: cutText(p.version, limits.nameChars, cut),
       marker: cutNullable(p.marker, limits.stringChars, cut),
-      files: p.files.slice(0, limits.files).map((f) => ({ filename: cutText(f.filename, limits.nameChars, cut), sha256: cutText(f.sha256, limits.nameChars, cut), size: f.size })),
+      files: p.files
+        .slice(0, limits.files)
+        .map((f) => ({ filename: cutText(f.filename, limits.nameChars, cut), sha256: cutText(f.sha256, limits.nameChars, cut), size: f.size })),
     };
     addCounts(counts, cut);
     return { value, bytes: elementBytes(pretty(value)), cut };
@@ -520,7 +522,9 @@ function bound(report: Report, overrides: Partial<ReportLimits>): { report: Repo
     manifest: cutNullable(report.manifest, limits.pathChars, counts),
     error: report.error === null ? null : boundRecord(report.error, limits, counts),
     // The tool's own list, one entry per phase it ran (a handful): capped all the same.
-    phases: report.phases?.slice(0, 16).map((p) => ({ name: cutHead(p.name, limits.nameChars), exitCode: p.exitCode, timedOut: p.timedOut, traceBytes: p.traceBytes })),
+    phases: report.phases
+      ?.slice(0, 16)
+      .map((p) => ({ name: cutHead(p.name, limits.nameChars), exitCode: p.exitCode, timedOut: p.timedOut, traceBytes: p.traceBytes })),
   };
   const assemble = (cut: ReportCut | undefined): Report => ({
     schemaVersion: report.schemaVersion,

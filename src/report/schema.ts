@@ -65,9 +65,7 @@ export const Report = z.object({
       count: z.number().int().positive().optional(),
     }),
   ),
-  install: z
-    .object({ pipExitCode: z.number().nullable(), timedOut: z.boolean(), output: z.string(), traceBytes: z.number().nullable() })
-    .nullable(),
+  install: z.object({ pipExitCode: z.number().nullable(), timedOut: z.boolean(), output: z.string(), traceBytes: z.number().nullable() }).nullable(),
   timings: z.record(z.string(), z.number()),
   /** investigate: per phase and package, what each package did, in time order (observe/timeline.ts). */
   timeline: z

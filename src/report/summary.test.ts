@@ -19,7 +19,13 @@ function report(overrides: Partial<Report> = {}): Report {
   };
 }
 
-const judged = (rule: JudgedFinding['rule'], pkg: string | null, message: string, evidence: Record<string, unknown>, extra: Partial<JudgedFinding> = {}): JudgedFinding => ({
+const judged = (
+  rule: JudgedFinding['rule'],
+  pkg: string | null,
+  message: string,
+  evidence: Record<string, unknown>,
+  extra: Partial<JudgedFinding> = {},
+): JudgedFinding => ({
   rule,
   severity: 'high',
   package: pkg,
@@ -36,7 +42,13 @@ describe('renderSummary without colour', () => {
         findings: [
           judged('network.dns', 'evil-pkg', 'DNS query for collect.x.invalid', { name: 'collect.x.invalid', qtype: 1, pid: 18 }),
           judged('monitor.tampered', null, 'the tracer ended before pip did', { tracerExit: null, statusMissing: true }, { severity: 'critical' }),
-          judged('fs.sensitive-read', 'evil-pkg', 'tried to open /home/sandbox/.ssh/id_rsa (ENOENT)', { path: '/home/sandbox/.ssh/id_rsa', ok: false }, { failing: false }),
+          judged(
+            'fs.sensitive-read',
+            'evil-pkg',
+            'tried to open /home/sandbox/.ssh/id_rsa (ENOENT)',
+            { path: '/home/sandbox/.ssh/id_rsa', ok: false },
+            { failing: false },
+          ),
         ],
       }),
       false,

@@ -20,9 +20,7 @@ import {
 const CHANGE_KINDS = ['modified', 'added', 'deleted'] as const;
 
 function statusOf(error: unknown): number | undefined {
-  return typeof error === 'object' && error !== null && 'statusCode' in error
-    ? (error as { statusCode?: number }).statusCode
-    : undefined;
+  return typeof error === 'object' && error !== null && 'statusCode' in error ? (error as { statusCode?: number }).statusCode : undefined;
 }
 
 /** 304 (already stopped) and 404 (already gone) are success during cleanup. */
@@ -217,7 +215,11 @@ export class DockerClient implements ContainerClient {
 
   async importImage(rootfs: Readable, tag: string, changes: string[], onProgress: BuildProgress): Promise<void> {
     const [repo, version] = tag.split(':');
-    const stream = (await this.docker.importImage(rootfs as unknown as NodeJS.ReadableStream, { repo, tag: version ?? 'latest', changes })) as NodeJS.ReadableStream;
+    const stream = (await this.docker.importImage(rootfs as unknown as NodeJS.ReadableStream, {
+      repo,
+      tag: version ?? 'latest',
+      changes,
+    })) as NodeJS.ReadableStream;
     await followProgress(this.docker, stream, onProgress);
   }
 

@@ -21,8 +21,15 @@ export async function defaultImageTag(imagesDir = IMAGES_DIR): Promise<string> {
   const hash = createHash('sha256');
   // Only the regular files at the top of images/ make the build context that matters.
   const entries = await readdir(imagesDir, { withFileTypes: true });
-  for (const name of entries.filter((e) => e.isFile()).map((e) => e.name).sort()) {
-    hash.update(name).update('\0').update(await readFile(path.join(imagesDir, name))).update('\0');
+  for (const name of entries
+    .filter((e) => e.isFile())
+    .map((e) => e.name)
+    .sort()) {
+    hash
+      .update(name)
+      .update('\0')
+      .update(await readFile(path.join(imagesDir, name)))
+      .update('\0');
   }
   return `sandbox-install:${hash.digest('hex').slice(0, 12)}`;
 }
@@ -58,10 +65,7 @@ async function bootstrapDebian(options: ImageBuildOptions): Promise<void> {
     options.progress(`importing the rootfs as ${BOOTSTRAP_BASE}`);
     // GNU tar keeps owners, modes and device nodes as debootstrap made them.
     const tar = execa('tar', ['-C', path.join(work, 'rootfs'), '-c', '.'], { stdout: 'pipe', buffer: false, cancelSignal: options.signal });
-    await Promise.all([
-      options.client.importImage(tar.stdout, BOOTSTRAP_BASE, BOOTSTRAP_CHANGES, options.progress),
-      tar,
-    ]);
+    await Promise.all([options.client.importImage(tar.stdout, BOOTSTRAP_BASE, BOOTSTRAP_CHANGES, options.progress), tar]);
   } finally {
     await rm(work, { recursive: true, force: true });
   }

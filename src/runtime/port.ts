@@ -51,7 +51,6 @@ export interface SeedFile {
   gid?: number;
 }
 
-
 export interface ContainerState {
   running: boolean;
   exitCode: number | null;

@@ -40,9 +40,7 @@ describe('renderRequirements', () => {
     );
     const text = renderRequirements(plan);
     expect(text).not.toContain('index-url');
-    expect(text).toBe(
-      `foo-bar[socks,security]==1.0 ; python_version >= "3.8" \\\n    --hash=sha256:${hashA} \\\n    --hash=sha256:${hashB}\n`,
-    );
+    expect(text).toBe(`foo-bar[socks,security]==1.0 ; python_version >= "3.8" \\\n    --hash=sha256:${hashA} \\\n    --hash=sha256:${hashB}\n`);
     // What we render must parse back to the same requirements.
     expect(parseLock(text, 'rendered').requirements.map((r) => [r.name, r.version, r.marker, r.sha256])).toEqual(
       plan.requirements.map((r) => [r.name, r.version, r.marker, r.sha256]),
@@ -51,10 +49,7 @@ describe('renderRequirements', () => {
 
   it('leaves the pip options out: they go to pip as arguments, once', () => {
     const requirement = `foo==1.0 --hash=sha256:${hashA}`;
-    const plan = parseLock(
-      ['--pre --prefer-binary', '--only-binary=:all:', requirement, '--no-binary foo', '--require-hashes', ''].join('\n'),
-      'lock.txt',
-    );
+    const plan = parseLock(['--pre --prefer-binary', '--only-binary=:all:', requirement, '--no-binary foo', '--require-hashes', ''].join('\n'), 'lock.txt');
     expect(plan.pipOptions).toMatchObject({ pre: true, preferBinary: true, onlyBinary: [':all:'], noBinary: ['foo'] });
     expect(renderRequirements(plan)).toBe(`foo==1.0 \\\n    --hash=sha256:${hashA}\n`);
     expect(parseLock(renderRequirements(plan), 'rendered').pipOptions).toEqual(parseLock(requirement, 'lock.txt').pipOptions);
@@ -131,7 +126,11 @@ describe('conflictsWithOnlyBinaryPolicy', () => {
   it.each([
     ['names', '--pre\n--no-binary Foo_Bar,baz', `the lockfile's --no-binary (line 2) asks pip to build baz, foo-bar ${tail}`],
     ['names from two lines', '--no-binary a\n--no-binary=b', `the lockfile's --no-binary (lines 1, 2) asks pip to build a, b ${tail}`],
-    ['only the lines still in force', '--no-binary foo\n--only-binary foo\n--no-binary bar', `the lockfile's --no-binary (line 3) asks pip to build bar ${tail}`],
+    [
+      'only the lines still in force',
+      '--no-binary foo\n--only-binary foo\n--no-binary bar',
+      `the lockfile's --no-binary (line 3) asks pip to build bar ${tail}`,
+    ],
     ['every project', '--no-binary foo\n--no-binary :all:', `the lockfile's --no-binary (line 2) asks pip to build every project ${tail}`],
     ['an exception to --only-binary :all:', '--only-binary :all:\n--no-binary foo', `the lockfile's --no-binary (line 2) asks pip to build foo ${tail}`],
   ])('explains %s', (_what, text, reason) => {

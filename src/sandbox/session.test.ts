@@ -16,7 +16,14 @@ import { FakeEngine } from '../runtime/fake.js';
 import { SandboxSession } from './session.js';
 
 const status = (phase: string, started: number, ended: number) => ({
-  phase, started, ended, rootPid: 10, pip: { how: 'exited', value: 0 }, tracerIntact: true, tracerExit: 0, lingering: [],
+  phase,
+  started,
+  ended,
+  rootPid: 10,
+  pip: { how: 'exited', value: 0 },
+  tracerIntact: true,
+  tracerExit: 0,
+  lingering: [],
 });
 const dns = (name: string, time: number) => JSON.stringify({ type: 'dns', name, qtype: 1, answer: '127.1.0.1', src: '127.0.0.1:1', time });
 
@@ -48,7 +55,7 @@ async function runPhases(statuses: object[], monitorLines: string[]) {
 const names = (events: Array<{ type: string }>) => events.map((e) => ('name' in e ? e.name : e.type));
 
 describe('SandboxSession.run with phases', () => {
-  it("gives each phase its trace, its status and the events of its window", async () => {
+  it('gives each phase its trace, its status and the events of its window', async () => {
     const run = await runPhases(
       [status('install', 10, 20), status('import', 21, 30)],
       [dns('before.test', 5), dns('during-install.test', 15), dns('during-import.test', 25), dns('after.test', 35)],

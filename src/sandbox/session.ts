@@ -126,11 +126,7 @@ export class SandboxSession implements AsyncDisposable {
     const monitor = await client.create({
       name: `sandbox-install-${this.id.slice(0, 8)}-monitor`,
       image,
-      cmd: [
-        'python3', '-I', '-S', '/opt/sandbox-install/monitor.py',
-        '--relay-port', String(RELAY_PORT),
-        '--proxy-socket', `${PROXY_MOUNT}/${socketName}`,
-      ],
+      cmd: ['python3', '-I', '-S', '/opt/sandbox-install/monitor.py', '--relay-port', String(RELAY_PORT), '--proxy-socket', `${PROXY_MOUNT}/${socketName}`],
       user: 'simonitor',
       labels: this.labels('monitor'),
       networkMode: 'none',
@@ -156,17 +152,29 @@ export class SandboxSession implements AsyncDisposable {
     const pipArgs = [
       // The installer interpreter, not the target's: build hooks must never run the target's
       // site-packages (a planted .pth would run inside the next package's build).
-      'python3', '-m', 'pip', '--python', INSTALLER_PYTHON,
-      'install', '--prefix', TARGET, ...(unlocked ? [] : ['--require-hashes']), '--no-input', '--progress-bar', 'off',
+      'python3',
+      '-m',
+      'pip',
+      '--python',
+      INSTALLER_PYTHON,
+      'install',
+      '--prefix',
+      TARGET,
+      ...(unlocked ? [] : ['--require-hashes']),
+      '--no-input',
+      '--progress-bar',
+      'off',
       // Bytecode is never exported from the sandbox (export/ compiles verified sources on the
       // host), so compiling here would only be time spent under the tracer.
       '--no-compile',
-      '--index-url', `http://127.0.0.1:${RELAY_PORT}/simple/`,
+      '--index-url',
+      `http://127.0.0.1:${RELAY_PORT}/simple/`,
       ...(policy.onlyBinary ? ['--only-binary', ':all:'] : []),
       // The lockfile's own choices (--pre, --prefer-binary, --only-binary, --no-binary), after the
       // policy's: a lock may narrow what pip takes, and install.ts refuses one that would widen it.
       ...pipArgsFor(plan.pipOptions),
-      '-r', INPUT_LOCK,
+      '-r',
+      INPUT_LOCK,
     ];
     const sandbox = await client.create({
       name: `sandbox-install-${this.id.slice(0, 8)}-sandbox`,

@@ -20,7 +20,17 @@ import { pipConfiguredUpstreams, redactUrl } from '../proxy/index.js';
 import { emptyReport, type Report } from '../report/schema.js';
 import { conflictsWithOnlyBinaryPolicy } from '../sandbox/requirements.js';
 import { SandboxSession } from '../sandbox/session.js';
-import { defaultCacheDir, observePhases, phaseFailure, phaseSummaries, prepareImage, writeFinalReport, writeReport, type WorkflowDeps, type WorkflowResult } from './steps.js';
+import {
+  defaultCacheDir,
+  observePhases,
+  phaseFailure,
+  phaseSummaries,
+  prepareImage,
+  writeFinalReport,
+  writeReport,
+  type WorkflowDeps,
+  type WorkflowResult,
+} from './steps.js';
 
 export interface InstallRequest {
   lockfile: string;
@@ -120,7 +130,14 @@ export async function install(request: InstallRequest, deps: WorkflowDeps): Prom
     const wheels = session.proxyRecords.served
       .filter((file) => file.locked && file.filename.endsWith('.whl'))
       .map((file) => ({ filename: file.filename, sha256: file.sha256, file: file.cachePath }));
-    const observed = await observePhases(run, { distributions: lock.requirements.map((r) => r.name), policy, archive, wheels, reservedNames: [MANIFEST_NAME], canaries: session.canaries });
+    const observed = await observePhases(run, {
+      distributions: lock.requirements.map((r) => r.name),
+      policy,
+      archive,
+      wheels,
+      reservedNames: [MANIFEST_NAME],
+      canaries: session.canaries,
+    });
     timings.observe = Math.round(performance.now() - t);
 
     // Step 5: judge.

@@ -20,7 +20,16 @@ import { pipConfiguredUpstreams, redactUrl, type LocalFile, type ServedFile } fr
 import { versionFromFilename } from '../proxy/names.js';
 import { emptyReport, type Report } from '../report/schema.js';
 import { importPhase, SandboxSession } from '../sandbox/session.js';
-import { defaultCacheDir, observePhases, phaseFailure, phaseSummaries, prepareImage, writeFinalReport, type WorkflowDeps, type WorkflowResult } from './steps.js';
+import {
+  defaultCacheDir,
+  observePhases,
+  phaseFailure,
+  phaseSummaries,
+  prepareImage,
+  writeFinalReport,
+  type WorkflowDeps,
+  type WorkflowResult,
+} from './steps.js';
 
 export interface InvestigateRequest {
   /** `name==version`, a local `.whl` / `.tar.gz` / `.zip`, or a lockfile. */
@@ -37,9 +46,7 @@ export interface InvestigateRequest {
 }
 
 export type InvestigateTarget =
-  | { kind: 'pin'; name: string; version: string }
-  | { kind: 'file'; file: string; name: string; version: string }
-  | { kind: 'lock'; file: string };
+  { kind: 'pin'; name: string; version: string } | { kind: 'file'; file: string; name: string; version: string } | { kind: 'lock'; file: string };
 
 const PIN = /^([A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?)==([A-Za-z0-9][A-Za-z0-9.+!_-]*)$/;
 const DIST_FILE = /\.(whl|tar\.gz|zip)$/;
@@ -100,7 +107,8 @@ export async function investigate(request: InvestigateRequest, deps: WorkflowDep
   const target = await parseTarget(request.target);
   const policy = await loadPolicy(request.policy);
   const lock = target.kind === 'lock' ? await readLock(target.file) : pinPlan(request.target, target.name, target.version);
-  const localFiles: LocalFile[] = target.kind === 'file' ? [{ project: normalizeName(target.name), filename: path.basename(target.file), path: target.file }] : [];
+  const localFiles: LocalFile[] =
+    target.kind === 'file' ? [{ project: normalizeName(target.name), filename: path.basename(target.file), path: target.file }] : [];
   const upstreams = await pipConfiguredUpstreams({ indexUrl: request.indexUrl, extraIndexUrls: request.extraIndexUrls });
   const log = deps.logger.child({ target: request.target });
 
@@ -125,7 +133,10 @@ export async function investigate(request: InvestigateRequest, deps: WorkflowDep
       signal: deps.signal,
       ...(target.kind === 'lock' ? {} : { unlocked: { localFiles } }),
     });
-    log.info({ target: target.kind, upstreams: { indexUrl: redactUrl(upstreams.indexUrl), extraIndexUrls: upstreams.extraIndexUrls.map(redactUrl) } }, 'investigating in the sandbox');
+    log.info(
+      { target: target.kind, upstreams: { indexUrl: redactUrl(upstreams.indexUrl), extraIndexUrls: upstreams.extraIndexUrls.map(redactUrl) } },
+      'investigating in the sandbox',
+    );
     const run = await session.run([importPhase(request.importTimeoutSeconds)]);
     Object.assign(timings, run.timings);
     deps.signal.throwIfAborted();
@@ -134,7 +145,9 @@ export async function investigate(request: InvestigateRequest, deps: WorkflowDep
     t = performance.now();
     const served = session.proxyRecords.served;
     const archive = run.phases[0]!.pipExitCode === 0 ? await session.siteArchive() : null;
-    const wheels = served.filter((file) => file.filename.endsWith('.whl')).map((file) => ({ filename: file.filename, sha256: file.sha256, file: file.cachePath }));
+    const wheels = served
+      .filter((file) => file.filename.endsWith('.whl'))
+      .map((file) => ({ filename: file.filename, sha256: file.sha256, file: file.cachePath }));
     const distributions = [...new Set([...lock.requirements.map((r) => r.name), ...(target.kind === 'lock' ? [] : served.map((file) => file.project))])];
     const observed = await observePhases(run, { distributions, policy, archive, wheels, reservedNames: [], canaries: session.canaries });
     timings.observe = Math.round(performance.now() - t);

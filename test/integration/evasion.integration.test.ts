@@ -11,7 +11,11 @@ import { binaryOnlyDodge, misleadingText, reportFlood } from '../fixtures/hostil
 import { buildFixtureIndex } from '../fixtures/index.js';
 import { engineAvailable, expectNoContainersLeft, runCli, startCli } from './helpers.js';
 
-const exists = (file: string) => access(file).then(() => true, () => false);
+const exists = (file: string) =>
+  access(file).then(
+    () => true,
+    () => false,
+  );
 
 describe.runIf(engineAvailable())('a package cannot break the report, the lock or the terminal', () => {
   afterEach(async () => {

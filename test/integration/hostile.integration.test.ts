@@ -13,7 +13,11 @@ import { hostileCases } from '../fixtures/hostile.js';
 import { buildFixtureIndex } from '../fixtures/index.js';
 import { engineAvailable, expectNoContainersLeft, runCli } from './helpers.js';
 
-const exists = (file: string) => access(file).then(() => true, () => false);
+const exists = (file: string) =>
+  access(file).then(
+    () => true,
+    () => false,
+  );
 
 /** An address of this machine (not loopback): the raw-IP fixture aims here, never outside. */
 function hostAddress(): string {
@@ -33,7 +37,7 @@ describe.runIf(engineAvailable())('hostile packages fail with their rule', () =>
     for (const extra of [[], ...(hostile.alsoWith ?? [])]) {
       it(`${hostile.title}${extra.length ? ` (${extra.join(' ')})` : ''}`, async () => {
         const index = await buildFixtureIndex(hostile.packages);
-        const policy = hostile.policy ? [ '--policy', await writePolicy(hostile.policy) ] : [];
+        const policy = hostile.policy ? ['--policy', await writePolicy(hostile.policy)] : [];
         const run = await runCli(index.lockFile, index.indexUrl, [...(hostile.options ?? []), ...policy, ...extra]);
         const shown = JSON.stringify(run.report.findings.map((f) => [f.rule, f.package, f.evidence]));
         for (const wanted of [hostile.expect, ...(hostile.alsoExpect ?? [])]) {
@@ -44,7 +48,10 @@ describe.runIf(engineAvailable())('hostile packages fail with their rule', () =>
         }
         // The attacker is blamed, never the package it attacked.
         if (hostile.victim) {
-          expect(run.report.findings.filter((f) => f.package === hostile.victim && f.severity !== 'info'), `findings were: ${shown}`).toEqual([]);
+          expect(
+            run.report.findings.filter((f) => f.package === hostile.victim && f.severity !== 'info'),
+            `findings were: ${shown}`,
+          ).toEqual([]);
         }
         expect(run.report.verdict).toBe('fail');
         expect(run.exitCode).toBe(1);
@@ -90,7 +97,10 @@ describe.runIf(engineAvailable())('benign packages pass with no finding above in
     // Lock setuptools too, by the hash of the wheel the index serves.
     const setuptools = index.files.find((f) => f.name === 'setuptools')!;
     const version = setuptools.filename.split('-')[1]!;
-    await writeFile(index.lockFile, `needs-setuptools==1.0 --hash=sha256:${index.files[0]!.sha256}\nsetuptools==${version} --hash=sha256:${setuptools.sha256}\n`);
+    await writeFile(
+      index.lockFile,
+      `needs-setuptools==1.0 --hash=sha256:${index.files[0]!.sha256}\nsetuptools==${version} --hash=sha256:${setuptools.sha256}\n`,
+    );
     const run = await runCli(index.lockFile, index.indexUrl);
     expectClean(run.report.findings);
     expect(run.report.verdict).toBe('pass');
@@ -107,7 +117,11 @@ describe.runIf(engineAvailable())('benign packages pass with no finding above in
     const run = await runCli(index.lockFile, index.indexUrl);
     expectClean(run.report.findings);
     expect(run.report.verdict).toBe('pass');
-    const imported = await execa('python3', ['-I', '-c', `import sys; sys.path.insert(0, ${JSON.stringify(run.output)}); import fastmath; print(fastmath.add(2, 40))`]);
+    const imported = await execa('python3', [
+      '-I',
+      '-c',
+      `import sys; sys.path.insert(0, ${JSON.stringify(run.output)}); import fastmath; print(fastmath.add(2, 40))`,
+    ]);
     expect(imported.stdout).toBe('42');
   });
 
@@ -119,8 +133,7 @@ describe.runIf(engineAvailable())('benign packages pass with no finding above in
     expect(await exists(path.join(run.output, 'build_dir_writer', '__init__.py'))).toBe(true);
   });
 
-  const importOnHost = (output: string, code: string) =>
-    execa('python3', ['-I', '-c', `import sys; sys.path.insert(0, ${JSON.stringify(output)}); ${code}`]);
+  const importOnHost = (output: string, code: string) => execa('python3', ['-I', '-c', `import sys; sys.path.insert(0, ${JSON.stringify(output)}); ${code}`]);
 
   it('a wheel with console scripts and .data directories (purelib exported; scripts, data and headers not)', async () => {
     const index = await buildFixtureIndex([dataWheel]);
@@ -165,4 +178,3 @@ describe.runIf(engineAvailable())('benign packages pass with no finding above in
     ]);
   });
 });
-

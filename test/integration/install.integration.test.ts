@@ -7,7 +7,11 @@ import { buildFixtureIndex } from '../fixtures/index.js';
 import { threePackages } from '../fixtures/benign.js';
 import { engineAvailable, expectNoContainersLeft, runCli } from './helpers.js';
 
-const exists = (file: string) => access(file).then(() => true, () => false);
+const exists = (file: string) =>
+  access(file).then(
+    () => true,
+    () => false,
+  );
 
 describe.runIf(engineAvailable())('install on the real engine', () => {
   afterEach(async () => {
@@ -30,7 +34,11 @@ describe.runIf(engineAvailable())('install on the real engine', () => {
       expect(pkg.files).toEqual([expect.objectContaining({ filename: locked.filename, sha256: locked.sha256 })]);
     }
     // The exported tree imports on the host.
-    const imported = await execa('python3', ['-I', '-c', `import sys; sys.path.insert(0, ${JSON.stringify(run.output)}); import alpha_app; print(alpha_app.run())`]);
+    const imported = await execa('python3', [
+      '-I',
+      '-c',
+      `import sys; sys.path.insert(0, ${JSON.stringify(run.output)}); import alpha_app; print(alpha_app.run())`,
+    ]);
     expect(imported.stdout).toBe('hello from beta and gamma');
     // The manifest names each file, its sha256 and its distribution.
     const manifest = JSON.parse(await readFile(path.join(run.output, '.sandbox-install-manifest.json'), 'utf8')) as {

@@ -34,7 +34,10 @@ describe.runIf(engineAvailable())('investigate on the real engine', () => {
         expect.objectContaining({ rule: 'network.dns', package: pkg.name, phase: 'import', failing: true, evidence: expect.objectContaining({ name }) }),
       );
       // Nothing in the install phase: the payload waited for the import.
-      expect(run.report.findings.filter((f) => f.phase === 'install' && f.severity !== 'info'), shown(run)).toEqual([]);
+      expect(
+        run.report.findings.filter((f) => f.phase === 'install' && f.severity !== 'info'),
+        shown(run),
+      ).toEqual([]);
       expect(run.exitCode).toBe(1);
       expect(run.report.timeline).toContainEqual(expect.objectContaining({ phase: 'import', package: pkg.name, kind: 'dns', what: name }));
       expect(run.stdout).toMatch(new RegExp(`import\\n {4}${pkg.name}\\n(.*\\n)*.*dns +${name.replace(/\./g, '\\.')}`));
@@ -64,7 +67,10 @@ describe.runIf(engineAvailable())('investigate on the real engine', () => {
       const local = path.join(dir, file.filename);
       await copyFile(path.join(index.dir, 'files', file.filename), local);
       const run = await runInvestigate(local, index.indexUrl);
-      expect(run.report.packages.flatMap((p) => p.files.map((f) => f.sha256)), shown(run)).toContain(file.sha256);
+      expect(
+        run.report.packages.flatMap((p) => p.files.map((f) => f.sha256)),
+        shown(run),
+      ).toContain(file.sha256);
       expect(run.report.exported).toBeNull();
       if (file.name === importOnlyPayload.name) {
         expect(run.exitCode).toBe(1);
@@ -110,7 +116,9 @@ describe.runIf(engineAvailable())('canaries in every run', () => {
       }),
     );
     // The read of the canary file itself stays fs.sensitive-read.
-    expect(run.report.findings).toContainEqual(expect.objectContaining({ rule: 'fs.sensitive-read', package: 'netrc-http', evidence: expect.objectContaining({ path: '/home/user/.netrc', ok: true }) }));
+    expect(run.report.findings).toContainEqual(
+      expect.objectContaining({ rule: 'fs.sensitive-read', package: 'netrc-http', evidence: expect.objectContaining({ path: '/home/user/.netrc', ok: true }) }),
+    );
     expect(run.exitCode).toBe(1);
   });
 });

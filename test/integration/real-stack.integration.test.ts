@@ -34,7 +34,9 @@ describe.runIf(engineAvailable() && existsSync(MIRROR))('a real 14-package stack
     const lines: string[] = [];
     for (const file of (await readdir(wheels)).sort()) {
       const [name, version] = file.split('-');
-      const sha = createHash('sha256').update(await readFile(path.join(wheels, file))).digest('hex');
+      const sha = createHash('sha256')
+        .update(await readFile(path.join(wheels, file)))
+        .digest('hex');
       lines.push(`${name}==${version} --hash=sha256:${sha}`);
     }
     expect(lines.length).toBeGreaterThanOrEqual(12);
@@ -46,7 +48,8 @@ describe.runIf(engineAvailable() && existsSync(MIRROR))('a real 14-package stack
     expect(run.report.verdict).toBe('pass');
     expect(run.exitCode).toBe(0);
     const imported = await execa('python3', [
-      '-I', '-c',
+      '-I',
+      '-c',
       `import sys; sys.path.insert(0, ${JSON.stringify(run.output)}); import flask, django, pandas, numpy; print(pandas.DataFrame({"a": [1, 2]}).a.sum())`,
     ]);
     expect(imported.stdout).toBe('3');

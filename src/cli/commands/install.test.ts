@@ -12,7 +12,11 @@ import { SITE_PACKAGES, STATE_DIR } from '../../core/layout.js';
 import { FakeEngine, type FakeRun } from '../../runtime/fake.js';
 import { Report } from '../../report/schema.js';
 
-const exists = (file: string) => access(file).then(() => true, () => false);
+const exists = (file: string) =>
+  access(file).then(
+    () => true,
+    () => false,
+  );
 
 const CLEAN_TRACE = [
   '10 1.000000 execve("/usr/bin/python3", ["python3", "-m", "pip", "install"], 0x7ffd /* 5 vars */) = 0',
@@ -25,7 +29,20 @@ function run(overrides: Partial<FakeRun> = {}, pipExit = 0): FakeRun {
     exitCode: pipExit,
     files: {
       [`${STATE_DIR}/status.json`]: JSON.stringify({
-        phases: [{ phase: 'install', started: 1, ended: 2, rootPid: 10, pip: { how: 'exited', value: pipExit }, tracerIntact: true, tracerExit: 0, lingering: [], detached: [], execAliases: {} }],
+        phases: [
+          {
+            phase: 'install',
+            started: 1,
+            ended: 2,
+            rootPid: 10,
+            pip: { how: 'exited', value: pipExit },
+            tracerIntact: true,
+            tracerExit: 0,
+            lingering: [],
+            detached: [],
+            execAliases: {},
+          },
+        ],
       }),
       [`${STATE_DIR}/install.strace.log`]: CLEAN_TRACE.replace('exited with 0', `exited with ${pipExit}`),
     },
@@ -56,12 +73,19 @@ describe('install on the fake engine: one test per exit code', () => {
   const cli = (engine: FakeEngine, extra: string[] = []) =>
     main(
       [
-        'node', 'sandbox-install', lock,
-        '--index-url', `file://${path.join(work, 'index')}`,
-        '--image', 'sandbox-install:fake',
-        '--cache-dir', path.join(work, 'cache'),
-        '--output', path.join(work, 'out'),
-        '--report', path.join(work, 'report.json'),
+        'node',
+        'sandbox-install',
+        lock,
+        '--index-url',
+        `file://${path.join(work, 'index')}`,
+        '--image',
+        'sandbox-install:fake',
+        '--cache-dir',
+        path.join(work, 'cache'),
+        '--output',
+        path.join(work, 'out'),
+        '--report',
+        path.join(work, 'report.json'),
         '-q',
         ...extra,
       ],
@@ -127,7 +151,10 @@ describe('install on the fake engine: one test per exit code', () => {
     expect(await exists(path.join(work, 'out'))).toBe(false);
   });
 
-  for (const [signal, code] of [['SIGINT', 130], ['SIGTERM', 143]] as const) {
+  for (const [signal, code] of [
+    ['SIGINT', 130],
+    ['SIGTERM', 143],
+  ] as const) {
     it(`${code}: ${signal} while pip runs ends the run after cleanup, with the report saying so`, async () => {
       const engine = new FakeEngine(run({ exitCode: 'hang' }));
       const ended = cli(engine);

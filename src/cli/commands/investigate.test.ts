@@ -31,7 +31,16 @@ const IMPORT_TRACE = [
 
 function status(pipExit: number, phases: Array<'install' | 'import'>): string {
   const entry = (phase: string, rootPid: number, started: number) => ({
-    phase, started, ended: started + 1, rootPid, pip: { how: 'exited', value: phase === 'install' ? pipExit : 0 }, tracerIntact: true, tracerExit: 0, lingering: [], detached: [], execAliases: {},
+    phase,
+    started,
+    ended: started + 1,
+    rootPid,
+    pip: { how: 'exited', value: phase === 'install' ? pipExit : 0 },
+    tracerIntact: true,
+    tracerExit: 0,
+    lingering: [],
+    detached: [],
+    execAliases: {},
   });
   return JSON.stringify({ phases: phases.map((p) => (p === 'install' ? entry('install', 10, 100) : entry('import', 20, 200))) });
 }
@@ -68,11 +77,18 @@ describe('investigate on the fake engine: one test per exit code', () => {
   const cli = (engine: FakeEngine, target = 'sneaky-pkg==1.0', extra: string[] = []) =>
     main(
       [
-        'node', 'sandbox-install', 'investigate', target,
-        '--index-url', `file://${path.join(work, 'index')}`,
-        '--image', 'sandbox-install:fake',
-        '--cache-dir', path.join(work, 'cache'),
-        '--report', path.join(work, 'report.json'),
+        'node',
+        'sandbox-install',
+        'investigate',
+        target,
+        '--index-url',
+        `file://${path.join(work, 'index')}`,
+        '--image',
+        'sandbox-install:fake',
+        '--cache-dir',
+        path.join(work, 'cache'),
+        '--report',
+        path.join(work, 'report.json'),
         '-q',
         ...extra,
       ],
@@ -105,7 +121,13 @@ describe('investigate on the fake engine: one test per exit code', () => {
     const written = await report();
     expect(written.verdict).toBe('fail');
     expect(written.findings).toContainEqual(
-      expect.objectContaining({ rule: 'network.dns', package: 'sneaky-pkg', phase: 'import', failing: true, evidence: expect.objectContaining({ name: 'import-time.exfil.invalid', pid: 21 }) }),
+      expect.objectContaining({
+        rule: 'network.dns',
+        package: 'sneaky-pkg',
+        phase: 'import',
+        failing: true,
+        evidence: expect.objectContaining({ name: 'import-time.exfil.invalid', pid: 21 }),
+      }),
     );
     expect(written.timeline).toContainEqual({ phase: 'import', package: 'sneaky-pkg', kind: 'dns', what: 'import-time.exfil.invalid', offset: 0.21, pid: 21 });
     expect(written.timeline).toContainEqual(expect.objectContaining({ phase: 'import', package: 'sneaky-pkg', kind: 'exec', offset: 0.11, pid: 21 }));
@@ -144,7 +166,10 @@ describe('investigate on the fake engine: one test per exit code', () => {
     expect(sandboxOf(engine).seeded.find((f) => f.path === '/input/requirements.lock')!.content).toBe('sneaky-pkg==1.0\n');
   });
 
-  for (const [signal, code] of [['SIGINT', 130], ['SIGTERM', 143]] as const) {
+  for (const [signal, code] of [
+    ['SIGINT', 130],
+    ['SIGTERM', 143],
+  ] as const) {
     it(`${code}: ${signal} during the run ends it after cleanup`, async () => {
       const engine = new FakeEngine(run({ exitCode: 'hang' }));
       const ended = cli(engine);
