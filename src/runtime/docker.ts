@@ -10,11 +10,13 @@ import {
   LABEL,
   type BuildProgress,
   type ContainerClient,
-  type ContainerHandle,
   type SeedFile,
-  type ContainerSpec,
+  type PartSpec,
   type ContainerState,
   type LeftoverContainer,
+  type MonitorListener,
+  type RunSpec,
+  type SandboxRun,
 } from './port.js';
 
 const CHANGE_KINDS = ['modified', 'added', 'deleted'] as const;
@@ -51,7 +53,19 @@ function followProgress(docker: Docker, stream: NodeJS.ReadableStream, onProgres
   });
 }
 
-class DockerContainer implements ContainerHandle {
+/** One container as this adapter creates it: a run's part, with its identity, network and mounts. */
+export interface ContainerSpec extends PartSpec {
+  name: string;
+  image: string;
+  labels: Record<string, string>;
+  networkMode: string;
+  binds?: string[];
+  /** What the engine writes into the container's resolv.conf. */
+  dns?: { servers: string[]; options: string[] };
+}
+
+/** One container; a run is two of them (DockerRun). */
+export class DockerContainer {
   constructor(
     private readonly docker: Docker,
     private readonly container: Docker.Container,
@@ -157,6 +171,53 @@ class DockerContainer implements ContainerHandle {
   }
 }
 
+/** A run as two containers: the monitor owns the network namespace, the sandbox joins it. */
+class DockerRun implements SandboxRun {
+  constructor(
+    readonly id: string,
+    private readonly monitor: DockerContainer,
+    private readonly sandbox: DockerContainer,
+  ) {}
+
+  putFiles(files: SeedFile[], at?: string): Promise<void> {
+    return this.sandbox.putFiles(files, at);
+  }
+
+  startSandbox(): Promise<void> {
+    return this.sandbox.start();
+  }
+
+  waitSandbox(signal?: AbortSignal): Promise<number> {
+    return this.sandbox.wait(signal);
+  }
+
+  killSandbox(): Promise<void> {
+    return this.sandbox.kill();
+  }
+
+  sandboxOutput(tail?: number): Promise<string> {
+    return this.sandbox.output(tail);
+  }
+
+  readArchive(path: string): Promise<Readable> {
+    return this.sandbox.getArchive(path);
+  }
+
+  async state(): Promise<{ monitorRunning: boolean; sandbox: ContainerState }> {
+    const [monitor, sandbox] = await Promise.all([this.monitor.inspect(), this.sandbox.inspect()]);
+    return { monitorRunning: monitor.running, sandbox };
+  }
+
+  readonly diff = (): Promise<FsChange[]> => this.sandbox.changes();
+
+  async remove(): Promise<void> {
+    // Sandbox first: it lives in the monitor's namespace. Both are tried whatever the first did.
+    const problems: unknown[] = [];
+    for (const container of [this.sandbox, this.monitor]) await container.remove().catch((error: unknown) => problems.push(error));
+    if (problems.length > 0) throw problems[0];
+  }
+}
+
 /** Logs of a non-TTY container come framed: 8-byte header (stream, 0,0,0, size BE) then payload. */
 export function demuxBuffer(buffer: Buffer): string {
   const parts: string[] = [];
@@ -223,7 +284,8 @@ export class DockerClient implements ContainerClient {
     await followProgress(this.docker, stream, onProgress);
   }
 
-  async create(spec: ContainerSpec): Promise<ContainerHandle> {
+  /** One container. Runs are made with startRun; this stays public for `gc`'s tests. */
+  async create(spec: ContainerSpec): Promise<DockerContainer> {
     try {
       const container = await this.docker.createContainer({
         name: spec.name,
@@ -260,6 +322,39 @@ export class DockerClient implements ContainerClient {
       return new DockerContainer(this.docker, container, spec.name);
     } catch (error: unknown) {
       throw new InstallError('engine.create-failed', `could not create container ${spec.name}`, { cause: error });
+    }
+  }
+
+  async startRun(spec: RunSpec, listener: MonitorListener): Promise<SandboxRun> {
+    const base = `sandbox-install-${spec.id.slice(0, 8)}`;
+    const made: DockerContainer[] = [];
+    try {
+      const monitor = await this.create({
+        ...spec.monitor,
+        name: `${base}-monitor`,
+        image: spec.image,
+        labels: { ...spec.labels, [LABEL.role]: 'monitor' },
+        networkMode: 'none',
+        binds: [`${spec.proxySocketDir.host}:${spec.proxySocketDir.at}:ro`],
+        // The engine writes this resolv.conf, and the sandbox, joining this network namespace, gets
+        // the same file: no host path of ours shows in its mount table.
+        dns: spec.dns,
+      });
+      made.push(monitor);
+      await monitor.follow(listener.onLine, listener.onStderr);
+      await monitor.start();
+      const sandbox = await this.create({
+        ...spec.sandbox,
+        name: `${base}-sandbox`,
+        image: spec.image,
+        labels: { ...spec.labels, [LABEL.role]: 'sandbox' },
+        networkMode: `container:${monitor.id}`,
+      });
+      made.push(sandbox);
+      return new DockerRun(spec.id, monitor, sandbox);
+    } catch (error: unknown) {
+      for (const container of made.reverse()) await container.remove().catch(() => undefined);
+      throw error;
     }
   }
 

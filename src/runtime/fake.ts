@@ -10,7 +10,17 @@ import { Readable } from 'node:stream';
 import tarStream from 'tar-stream';
 import type { FsChange } from '../core/outcome.js';
 import { EnvironmentError } from '../errors.js';
-import type { BuildProgress, ContainerClient, ContainerHandle, ContainerSpec, ContainerState, LeftoverContainer, SeedFile } from './port.js';
+import {
+  LABEL,
+  type BuildProgress,
+  type ContainerClient,
+  type ContainerState,
+  type LeftoverContainer,
+  type MonitorListener,
+  type RunSpec,
+  type SandboxRun,
+  type SeedFile,
+} from './port.js';
 
 export interface FakeRun {
   /** ping() fails: no engine. */
@@ -26,6 +36,8 @@ export interface FakeRun {
   changes?: FsChange[];
   output?: string;
   oomKilled?: boolean;
+  /** A backend without the optional filesystem diff (Kubernetes, say). */
+  noDiff?: boolean;
 }
 
 function archive(entries: Array<{ name: string; content?: string }>): Readable {
@@ -38,30 +50,42 @@ function archive(entries: Array<{ name: string; content?: string }>): Readable {
   return pack as unknown as Readable;
 }
 
-class FakeContainer implements ContainerHandle {
-  readonly id: string;
+/** One scripted run: what the workflow asked of it is recorded for the test to check. */
+export class FakeSandboxRun implements SandboxRun {
+  /** The sandbox was started. */
   started = false;
   removed = false;
   seeded: SeedFile[] = [];
   private killed: (() => void) | null = null;
 
   constructor(
-    readonly spec: ContainerSpec,
+    readonly spec: RunSpec,
     private readonly run: FakeRun,
-    private readonly role: 'monitor' | 'sandbox',
   ) {
-    this.id = `fake-${spec.name}`;
+    if (run.noDiff) this.diff = undefined;
   }
 
-  get name(): string {
-    return this.spec.name;
+  get id(): string {
+    return this.spec.id;
   }
 
-  async start(): Promise<void> {
+  /** Plays the monitor: `ready`, then the scripted lines. */
+  play(listener: MonitorListener): void {
+    setImmediate(() => {
+      listener.onLine(JSON.stringify({ type: 'ready', relayPort: 3141, dns: '127.0.0.53', ports: [80, 443] }));
+      for (const line of this.run.monitorLines ?? []) listener.onLine(line);
+    });
+  }
+
+  async putFiles(files: SeedFile[]): Promise<void> {
+    this.seeded.push(...files);
+  }
+
+  async startSandbox(): Promise<void> {
     this.started = true;
   }
 
-  wait(signal?: AbortSignal): Promise<number> {
+  waitSandbox(signal?: AbortSignal): Promise<number> {
     const code = this.run.exitCode;
     return new Promise<number>((resolve, reject) => {
       signal?.throwIfAborted();
@@ -71,48 +95,36 @@ class FakeContainer implements ContainerHandle {
     });
   }
 
-  async follow(onLine: (line: string) => void): Promise<void> {
-    if (this.role !== 'monitor') return;
-    setImmediate(() => {
-      onLine(JSON.stringify({ type: 'ready', relayPort: 3141, dns: '127.0.0.53', ports: [80, 443] }));
-      for (const line of this.run.monitorLines ?? []) onLine(line);
-    });
+  async killSandbox(): Promise<void> {
+    this.killed?.();
   }
 
-  async output(): Promise<string> {
+  async sandboxOutput(): Promise<string> {
     return this.run.output ?? '';
   }
 
-  async inspect(): Promise<ContainerState> {
-    return { running: this.role === 'monitor' && !this.removed, exitCode: null, oomKilled: this.role === 'sandbox' && (this.run.oomKilled ?? false) };
+  async readArchive(target: string): Promise<Readable> {
+    const file = this.run.files[target];
+    if (file !== undefined) return archive([{ name: path.posix.basename(target), content: file }]);
+    const tree = this.run.trees[target];
+    if (tree === undefined) throw new Error(`no such path in the fake sandbox: ${target}`);
+    const root = path.posix.basename(target);
+    return archive([{ name: `${root}/` }, ...Object.entries(tree).map(([name, content]) => ({ name: `${root}/${name}`, content }))]);
   }
 
-  /** As the engine's diff shows them: the files copied in before start (and their new parents) are `added`. */
-  async changes(): Promise<FsChange[]> {
+  async state(): Promise<{ monitorRunning: boolean; sandbox: ContainerState }> {
+    return { monitorRunning: !this.removed, sandbox: { running: false, exitCode: null, oomKilled: this.run.oomKilled ?? false } };
+  }
+
+  /** As Docker's diff shows them: the files copied in before start (and their new parents) are `added`. */
+  readonly diff?: () => Promise<FsChange[]> = async () => {
     const seeded = this.seeded.flatMap((file): FsChange[] => [
       { path: path.posix.dirname(file.path), kind: 'added' },
       { path: file.path, kind: 'added' },
     ]);
     const unique = [...new Map(seeded.map((c) => [c.path, c])).values()];
     return [...unique, ...(this.run.changes ?? [])];
-  }
-
-  async getArchive(target: string): Promise<Readable> {
-    const file = this.run.files[target];
-    if (file !== undefined) return archive([{ name: path.posix.basename(target), content: file }]);
-    const tree = this.run.trees[target];
-    if (tree === undefined) throw new Error(`no such path in the fake container: ${target}`);
-    const root = path.posix.basename(target);
-    return archive([{ name: `${root}/` }, ...Object.entries(tree).map(([name, content]) => ({ name: `${root}/${name}`, content }))]);
-  }
-
-  async putFiles(files: SeedFile[]): Promise<void> {
-    this.seeded.push(...files);
-  }
-
-  async kill(): Promise<void> {
-    this.killed?.();
-  }
+  };
 
   async remove(): Promise<void> {
     this.removed = true;
@@ -120,7 +132,7 @@ class FakeContainer implements ContainerHandle {
 }
 
 export class FakeEngine implements ContainerClient {
-  readonly containers: FakeContainer[] = [];
+  readonly runs: FakeSandboxRun[] = [];
 
   constructor(private readonly run: FakeRun) {}
 
@@ -138,18 +150,28 @@ export class FakeEngine implements ContainerClient {
 
   async importImage(): Promise<void> {}
 
-  async create(spec: ContainerSpec): Promise<ContainerHandle> {
-    const container = new FakeContainer(spec, this.run, spec.networkMode === 'none' ? 'monitor' : 'sandbox');
-    this.containers.push(container);
-    return container;
+  async startRun(spec: RunSpec, listener: MonitorListener): Promise<SandboxRun> {
+    const run = new FakeSandboxRun(spec, this.run);
+    this.runs.push(run);
+    run.play(listener);
+    return run;
   }
 
   async listOurs(): Promise<LeftoverContainer[]> {
-    return this.containers.filter((c) => !c.removed).map((c) => ({ id: c.id, name: c.name, state: 'running', labels: c.spec.labels }));
+    return this.runs
+      .filter((r) => !r.removed)
+      .flatMap((r) =>
+        (['monitor', 'sandbox'] as const).map((role) => ({
+          id: `${r.id}-${role}`,
+          name: `${r.id}-${role}`,
+          state: 'running',
+          labels: { ...r.spec.labels, [LABEL.role]: role },
+        })),
+      );
   }
 
   async removeContainer(id: string): Promise<void> {
-    const container = this.containers.find((c) => c.id === id);
-    if (container) container.removed = true;
+    const run = this.runs.find((r) => id.startsWith(`${r.id}-`));
+    if (run) run.removed = true;
   }
 }

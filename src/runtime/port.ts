@@ -1,6 +1,10 @@
 /**
- * The container port: everything the tool needs from an engine. Only `runtime/` imports dockerode;
- * everything else takes a `ContainerClient`, so unit tests can pass a fake.
+ * The engine port: everything the tool needs from an engine, as runs rather than containers. A run
+ * is a monitor that owns a network namespace and a sandbox that shares it and nothing else; how a
+ * backend makes that (Docker: two containers, `--network container:<monitor>`; Kubernetes: one
+ * pod with two containers, the proxy reached through the monitor) stays inside the adapter. Only
+ * `runtime/` imports dockerode; everything else takes a `ContainerClient`, so unit tests can pass
+ * a fake.
  */
 import type { Readable } from 'node:stream';
 import type { FsChange } from '../core/outcome.js';
@@ -15,29 +19,23 @@ export const LABEL = {
   owner: 'io.sandbox-install.owner',
 } as const;
 
-export interface ContainerSpec {
-  name: string;
-  image: string;
+/** What one part of a run runs, as whom and with which limits. */
+export interface PartSpec {
   cmd: string[];
   user?: string;
   env?: string[];
   workingDir?: string;
-  labels: Record<string, string>;
-  networkMode: string;
   capDrop: string[];
   capAdd?: string[];
   securityOpt: string[];
   sysctls?: Record<string, string>;
-  binds?: string[];
   tmpfs?: Record<string, string>;
   readonlyRootfs?: boolean;
   pidsLimit?: number;
   memoryBytes?: number;
   nanoCpus?: number;
-  /** Resource limits (`--ulimit`); soft equals hard, so the container cannot raise them. */
+  /** Resource limits (`--ulimit`); soft equals hard, so the part cannot raise them. */
   ulimits?: Record<string, number>;
-  /** What the engine writes into the container's resolv.conf. */
-  dns?: { servers: string[]; options: string[] };
 }
 
 /** A file written into a container before it starts. */
@@ -57,29 +55,49 @@ export interface ContainerState {
   oomKilled: boolean;
 }
 
-export interface ContainerHandle {
+export interface RunSpec {
+  /** Unique per run: names and the session label derive from it. */
+  id: string;
+  image: string;
+  /** Labels on everything the run makes (tool, session, owner); the adapter adds each part's role. */
+  labels: Record<string, string>;
+  /** Owns the run's network namespace, and is the only part that reaches the index proxy. */
+  monitor: PartSpec;
+  /** Shares the monitor's network namespace and nothing else. Created, not started. */
+  sandbox: PartSpec;
+  /** The host directory holding the proxy's socket, visible to the monitor alone, read-only, at `at`. */
+  proxySocketDir: { host: string; at: string };
+  /** The resolver of the run's network namespace (the monitor's sinkhole). */
+  dns: { servers: string[]; options: string[] };
+}
+
+/** Where the monitor's output goes: stdout lines are its events, stderr its complaints. */
+export interface MonitorListener {
+  onLine(line: string): void;
+  onStderr(line: string): void;
+}
+
+/** A started run: the monitor running, the sandbox created and waiting for its files and its start. */
+export interface SandboxRun {
   readonly id: string;
-  readonly name: string;
-  start(): Promise<void>;
-  /** Resolves with the exit code; rejects with the signal's reason when aborted. */
-  wait(signal?: AbortSignal): Promise<number>;
-  /**
-   * Attaches (resolving once attached) and then calls `onLine` for each stdout line until the
-   * container ends; stderr lines go to `onStderr`.
-   */
-  follow(onLine: (line: string) => void, onStderr?: (line: string) => void): Promise<void>;
-  /** The last `tail` lines of combined output, bounded. */
-  output(tail?: number): Promise<string>;
-  inspect(): Promise<ContainerState>;
-  changes(): Promise<FsChange[]>;
-  getArchive(path: string): Promise<Readable>;
-  /**
-   * Write files into the (created, not started) container's filesystem. Unlike a bind mount, this
-   * leaves no host path in the container's mount table for a package to read.
-   */
+  /** Write files into the sandbox before it starts (never a bind mount: no host path shows inside). */
   putFiles(files: SeedFile[], at?: string): Promise<void>;
-  kill(): Promise<void>;
-  /** Force-removes the container; "already gone" counts as success. */
+  /** Start the sandbox: its command (the supervisor) runs every phase. */
+  startSandbox(): Promise<void>;
+  /** Resolves with the sandbox's exit code; rejects with the signal's reason when aborted. */
+  waitSandbox(signal?: AbortSignal): Promise<number>;
+  killSandbox(): Promise<void>;
+  /** The last `tail` lines of the sandbox's combined output, bounded. */
+  sandboxOutput(tail?: number): Promise<string>;
+  /** A path in the sandbox as a tar stream (hostile input). */
+  readArchive(path: string): Promise<Readable>;
+  state(): Promise<{ monitorRunning: boolean; sandbox: ContainerState }>;
+  /**
+   * Optional capability: what changed in the sandbox's filesystem (Docker's diff). A backend
+   * without it leaves it undefined, and the trace alone judges writes.
+   */
+  readonly diff?: () => Promise<FsChange[]>;
+  /** Removes every part; what is already gone counts as removed. */
   remove(): Promise<void>;
 }
 
@@ -103,8 +121,12 @@ export interface ContainerClient {
   buildImage(contextDir: string, tag: string, buildArgs: Record<string, string>, onProgress: BuildProgress): Promise<void>;
   /** Make an image from a root filesystem as a tar stream (`docker import`), with Dockerfile-style `changes`. */
   importImage(rootfs: Readable, tag: string, changes: string[], onProgress: BuildProgress): Promise<void>;
-  create(spec: ContainerSpec): Promise<ContainerHandle>;
-  /** Containers carrying our tool label. */
+  /**
+   * Start a run: the monitor (attached to `listener` before it starts) and the sandbox, created in
+   * its network namespace. On failure, whatever was made is removed before this rejects.
+   */
+  startRun(spec: RunSpec, listener: MonitorListener): Promise<SandboxRun>;
+  /** Every part of every run on the engine (tool label), for `gc`. */
   listOurs(): Promise<LeftoverContainer[]>;
   removeContainer(id: string): Promise<void>;
 }

@@ -27,8 +27,9 @@ const status = (phase: string, started: number, ended: number) => ({
 });
 const dns = (name: string, time: number) => JSON.stringify({ type: 'dns', name, qtype: 1, answer: '127.1.0.1', src: '127.0.0.1:1', time });
 
-async function runPhases(statuses: object[], monitorLines: string[]) {
+async function runPhases(statuses: object[], monitorLines: string[], options: { noDiff?: boolean } = {}) {
   const engine = new FakeEngine({
+    ...options,
     exitCode: 0,
     monitorLines,
     files: {
@@ -74,5 +75,13 @@ describe('SandboxSession.run with phases', () => {
       ['import', true],
     ]);
     expect(names(run.phases[1]!.monitorEvents)).toEqual(['cut-short.test']);
+  });
+
+  it('runs on a backend without the filesystem diff: the trace alone judges writes', async () => {
+    const withDiff = await runPhases([status('install', 10, 20), status('import', 21, 30)], []);
+    expect(withDiff.phases[0]!.changes.map((c) => c.path)).toContain('/input/requirements.lock');
+    const without = await runPhases([status('install', 10, 20), status('import', 21, 30)], [], { noDiff: true });
+    expect(without.phases.map((p) => p.changes)).toEqual([[], []]);
+    expect(without.phases.map((p) => p.status?.started)).toEqual([10, 21]);
   });
 });

@@ -16,7 +16,7 @@ import { readSingleFile } from '../core/single-file.js';
 import type { LockPlan } from '../lock/types.js';
 import type { Policy } from '../policy/schema.js';
 import { startProxy, type IndexProxy, type LocalFile, type Upstreams } from '../proxy/index.js';
-import { LABEL, type ContainerClient, type ContainerHandle } from '../runtime/port.js';
+import { LABEL, type ContainerClient, type MonitorListener, type SandboxRun } from '../runtime/port.js';
 import { readMonitorLine, RunStatus, type InstallOutcome, type Limits, type MonitorEvent, type PhaseSpec, type RunOutcome } from '../core/outcome.js';
 import { HOME, INPUT_LOCK, INPUT_PHASES, INSTALLER_PYTHON, RELAY_PORT, SANDBOX_UID, SANDBOX_USER, SITE_PACKAGES, STATE_DIR, TARGET } from '../core/layout.js';
 import { pipArgsFor, renderRequirements } from './requirements.js';
@@ -56,10 +56,9 @@ export class SandboxSession implements AsyncDisposable {
   readonly id = randomUUID();
   /** Fake credentials planted in this run's sandbox, fresh random values each run. */
   readonly canaries: CanarySet = makeCanaries();
-  private readonly containers: ContainerHandle[] = [];
   private readonly dirs: string[] = [];
   private proxy: IndexProxy | null = null;
-  private sandbox: ContainerHandle | null = null;
+  private sandbox: SandboxRun | null = null;
   private readonly monitorEvents: MonitorEvent[] = [];
   private readonly log: Logger;
 
@@ -75,13 +74,9 @@ export class SandboxSession implements AsyncDisposable {
     return this.proxy ?? { requests: [], served: [], findings: [] };
   }
 
-  private labels(role: string): Record<string, string> {
-    return {
-      [LABEL.tool]: '1',
-      [LABEL.session]: this.id,
-      [LABEL.role]: role,
-      [LABEL.owner]: `${hostname()}:${process.pid}`,
-    };
+  /** On everything the run makes; the engine adds each part's role. */
+  private labels(): Record<string, string> {
+    return { [LABEL.tool]: '1', [LABEL.session]: this.id, [LABEL.owner]: `${hostname()}:${process.pid}` };
   }
 
   private async tempDir(prefix: string, mode: number): Promise<string> {
@@ -122,33 +117,6 @@ export class SandboxSession implements AsyncDisposable {
     timings.proxyStart = elapsed(t);
 
     t = performance.now();
-
-    const monitor = await client.create({
-      name: `sandbox-install-${this.id.slice(0, 8)}-monitor`,
-      image,
-      cmd: ['python3', '-I', '-S', '/opt/sandbox-install/monitor.py', '--relay-port', String(RELAY_PORT), '--proxy-socket', `${PROXY_MOUNT}/${socketName}`],
-      user: 'simonitor',
-      labels: this.labels('monitor'),
-      networkMode: 'none',
-      capDrop: ['ALL'],
-      securityOpt: ['no-new-privileges'],
-      sysctls: { 'net.ipv4.ip_unprivileged_port_start': '0' },
-      binds: [`${proxyDir}:${PROXY_MOUNT}:ro`],
-      readonlyRootfs: true,
-      pidsLimit: 128,
-      memoryBytes: 256 * 1024 ** 2,
-      // The engine writes this resolv.conf, and the sandbox, joining this network namespace, gets
-      // the same file: no host path of ours shows in its mount table.
-      dns: { servers: ['127.0.0.53'], options: ['attempts:1', 'timeout:2'] },
-    });
-    this.containers.push(monitor);
-    const ready = this.followMonitor(monitor);
-    ready.catch(() => undefined); // awaited below; never an unhandled rejection if start() throws
-    await monitor.start();
-    await ready;
-    timings.monitorStart = elapsed(t);
-
-    t = performance.now();
     const pipArgs = [
       // The installer interpreter, not the target's: build hooks must never run the target's
       // site-packages (a planted .pth would run inside the next package's build).
@@ -176,42 +144,64 @@ export class SandboxSession implements AsyncDisposable {
       '-r',
       INPUT_LOCK,
     ];
-    const sandbox = await client.create({
-      name: `sandbox-install-${this.id.slice(0, 8)}-sandbox`,
-      image,
-      cmd: ['python3', '-I', '-S', '/opt/sandbox-install/supervisor.py', '--watch', policy.process.execWatch.join(','), '--plan', INPUT_PHASES],
-      // Root without capabilities, except what the tracer needs to ptrace and drop to `sandbox`.
-      user: '0:0',
-      env: [
-        `HOME=${HOME}`,
-        `USER=${SANDBOX_USER}`,
-        `LOGNAME=${SANDBOX_USER}`,
-        'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
-        'LANG=C.UTF-8',
-        'PIP_NO_CACHE_DIR=1',
-        'PIP_DISABLE_PIP_VERSION_CHECK=1',
-        'PIP_ROOT_USER_ACTION=ignore',
-        ...this.canaries.env,
-      ],
-      workingDir: HOME,
-      labels: this.labels('sandbox'),
-      networkMode: `container:${monitor.id}`,
-      capDrop: ['ALL'],
-      // DAC_READ_SEARCH: strace -y reads /proc/<pid>/fd/<n> of the sandbox user's processes,
-      // whose fd directories are 0500 and theirs. None of these reach pip's side: after the drop
-      // to `user` its sets are empty, and no-new-privileges bars file capabilities and setuid.
-      capAdd: ['SYS_PTRACE', 'SETUID', 'SETGID', 'DAC_READ_SEARCH'],
-      securityOpt: ['no-new-privileges'],
-      pidsLimit: limits.pids,
-      memoryBytes: limits.memoryBytes,
-      nanoCpus: limits.nanoCpus,
-      // The kernel takes at most a quarter of the stack limit for argv and environment: 2 MiB
-      // here, so no execve can print a trace line of many megabytes (a hard limit the sandbox
-      // cannot raise). Real builds fit: 8 MiB is every distribution's default.
-      ulimits: { stack: STACK_BYTES },
-    });
-    this.containers.push(sandbox);
-    this.sandbox = sandbox;
+    const ready = this.monitorReady();
+    ready.promise.catch(() => undefined); // awaited below; never an unhandled rejection if startRun throws
+    const sandboxRun = await client.startRun(
+      {
+        id: this.id,
+        image,
+        labels: this.labels(),
+        proxySocketDir: { host: proxyDir, at: PROXY_MOUNT },
+        dns: { servers: ['127.0.0.53'], options: ['attempts:1', 'timeout:2'] },
+        monitor: {
+          cmd: ['python3', '-I', '-S', '/opt/sandbox-install/monitor.py', '--relay-port', String(RELAY_PORT), '--proxy-socket', `${PROXY_MOUNT}/${socketName}`],
+          user: 'simonitor',
+          capDrop: ['ALL'],
+          securityOpt: ['no-new-privileges'],
+          sysctls: { 'net.ipv4.ip_unprivileged_port_start': '0' },
+          readonlyRootfs: true,
+          pidsLimit: 128,
+          memoryBytes: 256 * 1024 ** 2,
+        },
+        sandbox: {
+          cmd: ['python3', '-I', '-S', '/opt/sandbox-install/supervisor.py', '--watch', policy.process.execWatch.join(','), '--plan', INPUT_PHASES],
+          // Root without capabilities, except what the tracer needs to ptrace and drop to `sandbox`.
+          user: '0:0',
+          env: [
+            `HOME=${HOME}`,
+            `USER=${SANDBOX_USER}`,
+            `LOGNAME=${SANDBOX_USER}`,
+            'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
+            'LANG=C.UTF-8',
+            'PIP_NO_CACHE_DIR=1',
+            'PIP_DISABLE_PIP_VERSION_CHECK=1',
+            'PIP_ROOT_USER_ACTION=ignore',
+            ...this.canaries.env,
+          ],
+          workingDir: HOME,
+          capDrop: ['ALL'],
+          // DAC_READ_SEARCH: strace -y reads /proc/<pid>/fd/<n> of the sandbox user's processes,
+          // whose fd directories are 0500 and theirs. None of these reach pip's side: after the drop
+          // to `user` its sets are empty, and no-new-privileges bars file capabilities and setuid.
+          capAdd: ['SYS_PTRACE', 'SETUID', 'SETGID', 'DAC_READ_SEARCH'],
+          securityOpt: ['no-new-privileges'],
+          pidsLimit: limits.pids,
+          memoryBytes: limits.memoryBytes,
+          nanoCpus: limits.nanoCpus,
+          // The kernel takes at most a quarter of the stack limit for argv and environment: 2 MiB
+          // here, so no execve can print a trace line of many megabytes (a hard limit the sandbox
+          // cannot raise). Real builds fit: 8 MiB is every distribution's default.
+          ulimits: { stack: STACK_BYTES },
+        },
+      },
+      ready.listener,
+    );
+    this.sandbox = sandboxRun;
+    await ready.promise;
+    timings.monitorStart = elapsed(t);
+
+    t = performance.now();
+    const sandbox = sandboxRun;
     // Copied in, not bind-mounted: the lock is root-owned and read-only to the sandbox user, and
     // no host path appears in the sandbox's /proc/self/mountinfo.
     const phases: PhaseSpec[] = [{ name: 'install', argv: pipArgs }, ...after];
@@ -224,7 +214,7 @@ export class SandboxSession implements AsyncDisposable {
       this.canaries.files.map((file) => ({ path: `${HOME}/${file.path}`, content: file.content, mode: 0o600, uid: SANDBOX_UID, gid: SANDBOX_UID })),
       HOME,
     );
-    await sandbox.start();
+    await sandbox.startSandbox();
     timings.containerStart = elapsed(t);
 
     t = performance.now();
@@ -232,22 +222,22 @@ export class SandboxSession implements AsyncDisposable {
     let pipExitCode: number | null = null;
     let timedOut = false;
     try {
-      pipExitCode = await sandbox.wait(AbortSignal.any([signal, timeout]));
+      pipExitCode = await sandbox.waitSandbox(AbortSignal.any([signal, timeout]));
     } catch (error: unknown) {
       if (!timeout.aborted || signal.aborted) throw error;
       timedOut = true;
-      await sandbox.kill();
+      await sandbox.killSandbox();
     }
     timings.install = elapsed(t);
 
     t = performance.now();
-    // Independent reads of a stopped container: the engine serves them concurrently.
-    const [monitorState, state, status, changes, pipOutput] = await Promise.all([
-      monitor.inspect(),
-      sandbox.inspect(),
+    // Independent reads of a stopped sandbox: the engine serves them concurrently. A backend
+    // without a filesystem diff leaves writes to the trace alone.
+    const [{ monitorRunning, sandbox: state }, status, changes, pipOutput] = await Promise.all([
+      sandbox.state(),
       this.readStatus(sandbox),
-      sandbox.changes(),
-      sandbox.output(60),
+      sandbox.diff?.() ?? Promise.resolve([]),
+      sandbox.sandboxOutput(60),
     ]);
     // The phases that ran: every one with a status, and the one the timeout (or a dead tracer)
     // cut short, whose trace is there without a status.
@@ -277,7 +267,7 @@ export class SandboxSession implements AsyncDisposable {
         pipExitCode: own === null && !timedOut && last ? pipExitCode : exitCode,
         timedOut: timedOut && last,
         oomKilled: state.oomKilled && last,
-        monitorAlive: monitorState.running,
+        monitorAlive: monitorRunning,
         pipOutput: last ? pipOutput : '',
         findings: this.proxyRecords.findings.filter((f) => phaseAt(timeOf(f)) === i),
         limits,
@@ -295,37 +285,42 @@ export class SandboxSession implements AsyncDisposable {
   /** The target site-packages as a tar stream (hostile input: extract it with export/ only). */
   async siteArchive(): Promise<Readable> {
     if (!this.sandbox) throw new InstallError('session.no-sandbox', 'no sandbox container to export from');
-    return this.sandbox.getArchive(SITE_PACKAGES);
+    return this.sandbox.readArchive(SITE_PACKAGES);
   }
 
-  private followMonitor(monitor: ContainerHandle): Promise<void> {
+  /**
+   * The listener for the monitor's output (events kept, `ready` awaited) and the promise that it
+   * said `ready`: rejected after 20 s, or with the signal's reason when interrupted.
+   */
+  private monitorReady(): { listener: MonitorListener; promise: Promise<void> } {
     const { signal } = this.options;
     let timer: NodeJS.Timeout | undefined;
     let onAbort = () => {};
-    return new Promise<void>((resolve, reject) => {
+    let resolveReady = () => {};
+    const promise = new Promise<void>((resolve, reject) => {
+      resolveReady = resolve;
       signal.throwIfAborted();
       timer = setTimeout(() => reject(new InstallError('monitor.not-ready', 'the monitor did not start within 20 s')), 20_000);
       onAbort = () => reject(signal.reason);
       signal.addEventListener('abort', onAbort, { once: true });
-      monitor
-        .follow(
-          (line) => {
-            const event = readMonitorLine(line);
-            if (event.type === 'ready') resolve();
-            else this.monitorEvents.push(event);
-          },
-          (line) => this.log.warn({ line: line.slice(0, 500) }, 'monitor stderr'),
-        )
-        .catch(reject);
     }).finally(() => {
       clearTimeout(timer);
       signal.removeEventListener('abort', onAbort);
     });
+    const listener: MonitorListener = {
+      onLine: (line) => {
+        const event = readMonitorLine(line);
+        if (event.type === 'ready') resolveReady();
+        else this.monitorEvents.push(event);
+      },
+      onStderr: (line) => this.log.warn({ line: line.slice(0, 500) }, 'monitor stderr'),
+    };
+    return { listener, promise };
   }
 
-  private async readText(container: ContainerHandle, file: string, maxBytes = 256 * 1024 ** 2): Promise<string | null> {
+  private async readText(run: SandboxRun, file: string, maxBytes = 256 * 1024 ** 2): Promise<string | null> {
     try {
-      return await readSingleFile(await container.getArchive(file), maxBytes);
+      return await readSingleFile(await run.readArchive(file), maxBytes);
     } catch (error: unknown) {
       this.log.debug({ file, err: error }, 'could not read file from the sandbox');
       return null;
@@ -333,8 +328,8 @@ export class SandboxSession implements AsyncDisposable {
   }
 
   /** The supervisor's status.json, or null when it is missing or not what the supervisor writes. */
-  private async readStatus(container: ContainerHandle): Promise<RunStatus | null> {
-    const text = await this.readText(container, `${STATE_DIR}/status.json`, 16 * 1024 ** 2);
+  private async readStatus(run: SandboxRun): Promise<RunStatus | null> {
+    const text = await this.readText(run, `${STATE_DIR}/status.json`, 16 * 1024 ** 2);
     if (text === null) return null;
     try {
       const parsed = RunStatus.safeParse(JSON.parse(text));
@@ -348,9 +343,7 @@ export class SandboxSession implements AsyncDisposable {
 
   async [Symbol.asyncDispose](): Promise<void> {
     const problems: unknown[] = [];
-    for (const container of this.containers.reverse()) {
-      await container.remove().catch((error: unknown) => problems.push(error));
-    }
+    await this.sandbox?.remove().catch((error: unknown) => problems.push(error));
     await this.proxy?.close().catch((error: unknown) => problems.push(error));
     for (const dir of this.dirs) await rm(dir, { recursive: true, force: true }).catch((error: unknown) => problems.push(error));
     if (problems.length > 0) this.log.error({ problems: problems.map(String) }, 'cleanup was incomplete; run `sandbox-install gc`');

@@ -92,7 +92,7 @@ describe('install on the fake engine: one test per exit code', () => {
       () => engine,
     );
   const report = async () => Report.parse(JSON.parse(await readFile(path.join(work, 'report.json'), 'utf8')));
-  const leftovers = (engine: FakeEngine) => engine.containers.filter((c) => !c.removed).map((c) => c.name);
+  const leftovers = (engine: FakeEngine) => engine.runs.filter((r) => !r.removed).map((r) => r.id);
 
   it('0: a clean run passes and exports, with the report written', async () => {
     const engine = new FakeEngine(run());
@@ -102,7 +102,7 @@ describe('install on the fake engine: one test per exit code', () => {
     expect(await exists(path.join(work, 'out', '.sandbox-install-manifest.json'))).toBe(true);
     expect(stdout.join('')).toContain('PASS');
     // The lock was copied into the sandbox, not mounted; both containers are gone.
-    expect(engine.containers.find((c) => c.spec.networkMode !== 'none')?.seeded.map((f) => f.path)).toEqual([
+    expect(engine.runs[0]?.seeded.map((f) => f.path)).toEqual([
       '/input/requirements.lock',
       '/input/phases.json',
       // The canaries: owned by the sandbox user, readable by no one else.
@@ -133,13 +133,13 @@ describe('install on the fake engine: one test per exit code', () => {
     await writeFile(lock, 'requests>=2\n');
     const engine = new FakeEngine(run());
     expect(await cli(engine)).toBe(2);
-    expect(engine.containers).toEqual([]);
+    expect(engine.runs).toEqual([]);
   });
 
   it('3: no engine is an environment error', async () => {
     const engine = new FakeEngine(run({ engineDown: true }));
     expect(await cli(engine)).toBe(3);
-    expect(engine.containers).toEqual([]);
+    expect(engine.runs).toEqual([]);
   });
 
   it('4: pip failing on its own is inconclusive, with install.failed and no export', async () => {
@@ -159,7 +159,7 @@ describe('install on the fake engine: one test per exit code', () => {
       const engine = new FakeEngine(run({ exitCode: 'hang' }));
       const ended = cli(engine);
       // Once the sandbox is waited on, the signal arrives.
-      await vi.waitFor(() => expect(engine.containers.filter((c) => c.started)).toHaveLength(2));
+      await vi.waitFor(() => expect(engine.runs[0]?.started).toBe(true));
       process.emit(signal);
       expect(await ended).toBe(code);
       expect(leftovers(engine)).toEqual([]);

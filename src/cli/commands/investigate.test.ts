@@ -95,8 +95,8 @@ describe('investigate on the fake engine: one test per exit code', () => {
       () => engine,
     );
   const report = async () => Report.parse(JSON.parse(await readFile(path.join(work, 'report.json'), 'utf8')));
-  const leftovers = (engine: FakeEngine) => engine.containers.filter((c) => !c.removed).map((c) => c.name);
-  const sandboxOf = (engine: FakeEngine) => engine.containers.find((c) => c.spec.networkMode !== 'none')!;
+  const leftovers = (engine: FakeEngine) => engine.runs.filter((r) => !r.removed).map((r) => r.id);
+  const sandboxOf = (engine: FakeEngine) => engine.runs[0]!;
 
   it('0: nothing seen; pip installs the pin without hashes, then the import phase runs; nothing exported', async () => {
     const engine = new FakeEngine(run({ files: { ...run().files, [`${STATE_DIR}/import.strace.log`]: IMPORT_TRACE.replace(/^21 200.2.*\n/m, '') } }));
@@ -138,13 +138,13 @@ describe('investigate on the fake engine: one test per exit code', () => {
   it('2: a target that is no pin and no file is bad input, before any container', async () => {
     const engine = new FakeEngine(run());
     expect(await cli(engine, 'requests>=2')).toBe(2);
-    expect(engine.containers).toEqual([]);
+    expect(engine.runs).toEqual([]);
   });
 
   it('3: no engine is an environment error', async () => {
     const engine = new FakeEngine(run({ engineDown: true }));
     expect(await cli(engine)).toBe(3);
-    expect(engine.containers).toEqual([]);
+    expect(engine.runs).toEqual([]);
   });
 
   it('4: pip failing is inconclusive, and the import phase never ran', async () => {
@@ -173,7 +173,7 @@ describe('investigate on the fake engine: one test per exit code', () => {
     it(`${code}: ${signal} during the run ends it after cleanup`, async () => {
       const engine = new FakeEngine(run({ exitCode: 'hang' }));
       const ended = cli(engine);
-      await vi.waitFor(() => expect(engine.containers.filter((c) => c.started)).toHaveLength(2));
+      await vi.waitFor(() => expect(engine.runs[0]?.started).toBe(true));
       process.emit(signal);
       expect(await ended).toBe(code);
       expect(leftovers(engine)).toEqual([]);
