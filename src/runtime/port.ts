@@ -65,7 +65,12 @@ export interface RunSpec {
   monitor: PartSpec;
   /** Shares the monitor's network namespace and nothing else. Created, not started. */
   sandbox: PartSpec;
-  /** The host directory holding the proxy's socket, visible to the monitor alone, read-only, at `at`. */
+  /**
+   * How the monitor reaches the index proxy: the host directory holding its socket, visible to the
+   * monitor alone, read-only, at `at`. (A Kubernetes backend would run the proxy as a Service the
+   * run pods' egress policy allows, not a socket: see DESIGN.md, "Scale-out"; only this field and
+   * the monitor's `--proxy-socket` argument would change, not the workflows.)
+   */
   proxySocketDir: { host: string; at: string };
   /** The resolver of the run's network namespace (the monitor's sinkhole). */
   dns: { servers: string[]; options: string[] };
