@@ -4,10 +4,9 @@
  * TLS SNI, the first bytes of TCP streams and UDP datagrams) and the paths of requests the proxy
  * refused (it refuses every request that carries a canary, so none ever goes upstream).
  */
+import { str } from './fields.js';
 import { canaryMatcher, type Canary } from '../core/canary.js';
 import { finding, type Finding } from '../core/finding.js';
-
-const str = (value: unknown): string | null => (typeof value === 'string' ? value : null);
 
 /** What a monitor event carried, by channel. */
 function carried(event: Record<string, unknown>): Array<{ channel: string; text: string }> {

@@ -2,6 +2,7 @@
  * Network findings from two witnesses: the monitor (DNS queries, what reached the fake services)
  * and the tracer (every connect, including raw IPs and unix sockets that nothing answered).
  */
+import { num, str } from './fields.js';
 import { argvText } from './attribution.js';
 import { finding, type Finding } from '../core/finding.js';
 import type { Trace, TraceEvent } from './trace.js';
@@ -21,9 +22,6 @@ export interface NetworkContext {
 
 /** glibc probes nscd's socket on every name lookup; the lookup itself is what we report. */
 export const BENIGN_UNIX_SOCKETS = new Set(['/var/run/nscd/socket', '/run/nscd/socket']);
-
-const str = (value: unknown): string | null => (typeof value === 'string' ? value : null);
-const num = (value: unknown): number | null => (typeof value === 'number' ? value : null);
 
 function splitHostPort(value: string | null): { address: string; port: number } | null {
   if (!value) return null;

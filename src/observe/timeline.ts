@@ -4,6 +4,7 @@
  * its offset from the phase's start. pip's own processes (package null) are left out: the timeline
  * is what the packages did.
  */
+import { num, str } from './fields.js';
 import { argvText } from './attribution.js';
 import { isSensitivePath } from './filesystem.js';
 import { BENIGN_UNIX_SOCKETS } from './network.js';
@@ -38,9 +39,6 @@ export interface TimelineInput {
 
 /** Entries kept per package and phase; the rest are counted in a last `…` entry. */
 export const TIMELINE_PER_PACKAGE = 200;
-
-const str = (value: unknown): string | null => (typeof value === 'string' ? value : null);
-const num = (value: unknown): number | null => (typeof value === 'number' ? value : null);
 
 export function timeline(input: TimelineInput): TimelineEntry[] {
   const { trace } = input;

@@ -7,9 +7,8 @@
 import path from 'node:path';
 import type { Logger } from 'pino';
 import { finding, type Finding } from '../core/finding.js';
-import { DEFAULT_LIMITS } from '../core/outcome.js';
 import { TOOL_VERSION } from '../core/version.js';
-import { EnvironmentError, EXIT, InputError, SandboxError } from '../errors.js';
+import { EnvironmentError, InputError, SandboxError } from '../errors.js';
 import { assertReplaceable, MANIFEST_NAME, stageExport } from '../export/publish.js';
 import { readLock } from '../lock/parse.js';
 import type { LockPlan } from '../lock/types.js';
@@ -19,13 +18,14 @@ import type { Policy } from '../policy/schema.js';
 import { pipConfiguredUpstreams, redactUrl } from '../proxy/index.js';
 import { emptyReport, type Report } from '../report/schema.js';
 import { conflictsWithOnlyBinaryPolicy } from '../sandbox/requirements.js';
-import { SandboxSession } from '../sandbox/session.js';
+import type { SandboxSession } from '../sandbox/session.js';
 import {
-  defaultCacheDir,
-  observePhases,
+  exitCodeOf,
+  observeRun,
+  openSession,
   phaseFailure,
-  phaseSummaries,
   prepareImage,
+  recordRun,
   writeFinalReport,
   writeReport,
   type WorkflowDeps,
@@ -104,17 +104,11 @@ export async function install(request: InstallRequest, deps: WorkflowDeps): Prom
   let exitCode: number;
   try {
     // Step 3: the run. The session removes its containers and temp dirs however this block ends.
-    await using session = await SandboxSession.open({
-      client: deps.engine,
-      image,
-      plan: lock,
-      upstreams,
-      policy,
-      cacheDir: request.cacheDir ?? defaultCacheDir(),
-      limits: { ...DEFAULT_LIMITS, timeoutMs: request.timeoutSeconds * 1000 },
-      logger: log,
-      signal: deps.signal,
-    });
+    await using session = await openSession(
+      { image, plan: lock, upstreams, policy, cacheDir: request.cacheDir, timeoutSeconds: request.timeoutSeconds },
+      deps,
+      log,
+    );
     log.info(
       { packages: lock.requirements.length, upstreams: { indexUrl: redactUrl(upstreams.indexUrl), extraIndexUrls: upstreams.extraIndexUrls.map(redactUrl) } },
       'installing in the sandbox',
@@ -122,22 +116,11 @@ export async function install(request: InstallRequest, deps: WorkflowDeps): Prom
     const run = await session.run();
     Object.assign(timings, run.timings);
     deps.signal.throwIfAborted();
-    const outcome = run.phases[0]!; // the install phase: always first
 
-    // Step 4: observe, phase by phase. The installed tree is judged once, with the install phase.
+    // Step 4: observe, phase by phase. The installed tree is held to the locked wheels.
     t = performance.now();
-    const archive = outcome.pipExitCode === 0 ? await session.siteArchive() : null;
-    const wheels = session.proxyRecords.served
-      .filter((file) => file.locked && file.filename.endsWith('.whl'))
-      .map((file) => ({ filename: file.filename, sha256: file.sha256, file: file.cachePath }));
-    const observed = await observePhases(run, {
-      distributions: lock.requirements.map((r) => r.name),
-      policy,
-      archive,
-      wheels,
-      reservedNames: [MANIFEST_NAME],
-      canaries: session.canaries,
-    });
+    const distributions = lock.requirements.map((r) => r.name);
+    const observed = await observeRun(session, run, { distributions, policy, reservedNames: [MANIFEST_NAME] }, (file) => file.locked);
     timings.observe = Math.round(performance.now() - t);
 
     // Step 5: judge.
@@ -145,25 +128,13 @@ export async function install(request: InstallRequest, deps: WorkflowDeps): Prom
     const judgement = evaluate(
       {
         findings: [...lockIndexFindings(lock, policy.allowLockIndexUrl), ...observed.findings, ...failures],
-        packages: lock.requirements.map((r) => r.name),
+        packages: distributions,
         installSucceeded: run.phases.every((phase) => phase.pipExitCode === 0),
       },
       policy,
     );
-    report.verdict = judgement.verdict;
-    report.findings = judgement.findings;
+    recordRun(report, run, observed, judgement, session);
     report.packages = packagesOf(lock, session.proxyRecords.served);
-    report.proxy = session.proxyRecords.requests;
-    report.network = observed.network;
-    report.filesystem = observed.filesystem;
-    report.processes = observed.processes;
-    report.install = {
-      pipExitCode: outcome.pipExitCode,
-      timedOut: outcome.timedOut,
-      output: outcome.pipOutput,
-      traceBytes: outcome.trace === null ? null : Buffer.byteLength(outcome.trace),
-    };
-    report.phases = phaseSummaries(run);
 
     // Step 6: export, only on pass.
     if (report.verdict === 'pass' && policy.export) {
@@ -172,7 +143,7 @@ export async function install(request: InstallRequest, deps: WorkflowDeps): Prom
       await exportTree(session, request, report, policy, deps, log);
       timings.export = Math.round(performance.now() - t);
     }
-    exitCode = { pass: EXIT.pass, fail: EXIT.policyFail, error: EXIT.install }[report.verdict];
+    exitCode = exitCodeOf(report.verdict);
   } catch (error: unknown) {
     report.error = error instanceof SandboxError ? error.toJSON() : { message: String(error) };
     throw error;

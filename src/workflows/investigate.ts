@@ -7,9 +7,8 @@
  */
 import { stat } from 'node:fs/promises';
 import path from 'node:path';
-import { DEFAULT_LIMITS } from '../core/outcome.js';
 import { TOOL_VERSION } from '../core/version.js';
-import { EXIT, InputError, SandboxError } from '../errors.js';
+import { InputError, SandboxError } from '../errors.js';
 import { normalizeName } from '../lock/normalize.js';
 import { readLock } from '../lock/parse.js';
 import { noPipOptions } from '../lock/pip-options.js';
@@ -19,13 +18,14 @@ import { loadPolicy } from '../policy/load.js';
 import { pipConfiguredUpstreams, redactUrl, type LocalFile, type ServedFile } from '../proxy/index.js';
 import { versionFromFilename } from '../proxy/names.js';
 import { emptyReport, type Report } from '../report/schema.js';
-import { importPhase, SandboxSession } from '../sandbox/session.js';
+import { importPhase } from '../sandbox/session.js';
 import {
-  defaultCacheDir,
-  observePhases,
+  exitCodeOf,
+  observeRun,
+  openSession,
   phaseFailure,
-  phaseSummaries,
   prepareImage,
+  recordRun,
   writeFinalReport,
   type WorkflowDeps,
   type WorkflowResult,
@@ -121,18 +121,19 @@ export async function investigate(request: InvestigateRequest, deps: WorkflowDep
   let exitCode: number;
   try {
     // Step 3: install, then import, in one sandbox.
-    await using session = await SandboxSession.open({
-      client: deps.engine,
-      image,
-      plan: lock,
-      upstreams,
-      policy,
-      cacheDir: request.cacheDir ?? defaultCacheDir(),
-      limits: { ...DEFAULT_LIMITS, timeoutMs: request.timeoutSeconds * 1000 },
-      logger: log,
-      signal: deps.signal,
-      ...(target.kind === 'lock' ? {} : { unlocked: { localFiles } }),
-    });
+    await using session = await openSession(
+      {
+        image,
+        plan: lock,
+        upstreams,
+        policy,
+        cacheDir: request.cacheDir,
+        timeoutSeconds: request.timeoutSeconds,
+        ...(target.kind === 'lock' ? {} : { unlocked: { localFiles } }),
+      },
+      deps,
+      log,
+    );
     log.info(
       { target: target.kind, upstreams: { indexUrl: redactUrl(upstreams.indexUrl), extraIndexUrls: upstreams.extraIndexUrls.map(redactUrl) } },
       'investigating in the sandbox',
@@ -144,12 +145,8 @@ export async function investigate(request: InvestigateRequest, deps: WorkflowDep
     // Step 4: observe each phase. Every wheel served is held to what it installed.
     t = performance.now();
     const served = session.proxyRecords.served;
-    const archive = run.phases[0]!.pipExitCode === 0 ? await session.siteArchive() : null;
-    const wheels = served
-      .filter((file) => file.filename.endsWith('.whl'))
-      .map((file) => ({ filename: file.filename, sha256: file.sha256, file: file.cachePath }));
     const distributions = [...new Set([...lock.requirements.map((r) => r.name), ...(target.kind === 'lock' ? [] : served.map((file) => file.project))])];
-    const observed = await observePhases(run, { distributions, policy, archive, wheels, reservedNames: [], canaries: session.canaries });
+    const observed = await observeRun(session, run, { distributions, policy, reservedNames: [] }, () => true);
     timings.observe = Math.round(performance.now() - t);
 
     // Step 5: judge. Nothing is exported, whatever the verdict.
@@ -161,23 +158,10 @@ export async function investigate(request: InvestigateRequest, deps: WorkflowDep
       },
       policy,
     );
-    report.verdict = judgement.verdict;
-    report.findings = judgement.findings;
+    recordRun(report, run, observed, judgement, session);
     report.packages = servedPackages(served);
-    report.proxy = session.proxyRecords.requests;
-    report.network = observed.network;
-    report.filesystem = observed.filesystem;
-    report.processes = observed.processes;
     report.timeline = observed.timeline.map((entry) => ({ ...entry, phase: entry.phase ?? 'install' }));
-    const install = run.phases[0]!;
-    report.install = {
-      pipExitCode: install.pipExitCode,
-      timedOut: install.timedOut,
-      output: run.phases.map((phase) => phase.pipOutput).join(''),
-      traceBytes: install.trace === null ? null : Buffer.byteLength(install.trace),
-    };
-    report.phases = phaseSummaries(run);
-    exitCode = { pass: EXIT.pass, fail: EXIT.policyFail, error: EXIT.install }[report.verdict];
+    exitCode = exitCodeOf(report.verdict);
   } catch (error: unknown) {
     report.error = error instanceof SandboxError ? error.toJSON() : { message: String(error) };
     throw error;

@@ -8,6 +8,12 @@ import { writeFile } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import { finding, type Finding } from '../core/finding.js';
 import { DEFAULT_LIMITS, type InstallOutcome, type RunOutcome } from '../core/outcome.js';
+import { EXIT } from '../errors.js';
+import type { LockPlan } from '../lock/types.js';
+import type { Judgement } from '../policy/evaluate.js';
+import type { Policy } from '../policy/schema.js';
+import type { LocalFile, ServedFile, Upstreams } from '../proxy/index.js';
+import { SandboxSession } from '../sandbox/session.js';
 import { observe, type Observation, type ObserveInput } from '../observe/index.js';
 import { serializeReport } from '../report/bound.js';
 import type { Report } from '../report/schema.js';
@@ -105,4 +111,71 @@ export async function writeReport(file: string | undefined, report: Report): Pro
  */
 export async function writeFinalReport(file: string | undefined, report: Report, log: Logger): Promise<void> {
   await writeReport(file, report).catch((error: unknown) => log.error({ err: error, report: file }, 'could not write the report'));
+}
+
+export interface SessionRequest {
+  image: string;
+  plan: LockPlan;
+  upstreams: Upstreams;
+  policy: Policy;
+  cacheDir?: string;
+  timeoutSeconds: number;
+  unlocked?: { localFiles: LocalFile[] };
+}
+
+/** One sandbox session on the injected engine; it removes what it made however the caller's block ends. */
+export function openSession(request: SessionRequest, deps: WorkflowDeps, log: Logger): Promise<SandboxSession> {
+  return SandboxSession.open({
+    client: deps.engine,
+    image: request.image,
+    plan: request.plan,
+    upstreams: request.upstreams,
+    policy: request.policy,
+    cacheDir: request.cacheDir ?? defaultCacheDir(),
+    limits: { ...DEFAULT_LIMITS, timeoutMs: request.timeoutSeconds * 1000 },
+    logger: log,
+    signal: deps.signal,
+    ...(request.unlocked ? { unlocked: request.unlocked } : {}),
+  });
+}
+
+/**
+ * Observe a finished run: the installed tree when pip succeeded (judged with the first phase), the
+ * served wheels `wheel` picks held to what they installed, and every phase.
+ */
+export async function observeRun(
+  session: SandboxSession,
+  run: RunOutcome,
+  shared: Pick<ObserveInput, 'distributions' | 'policy' | 'reservedNames'>,
+  wheel: (file: ServedFile) => boolean,
+): Promise<Observation> {
+  const archive = run.phases[0]?.pipExitCode === 0 ? await session.siteArchive() : null;
+  const wheels = session.proxyRecords.served
+    .filter((file) => file.filename.endsWith('.whl') && wheel(file))
+    .map((file) => ({ filename: file.filename, sha256: file.sha256, file: file.cachePath }));
+  return observePhases(run, { ...shared, archive, wheels, canaries: session.canaries });
+}
+
+/** What every workflow's report says of a run it observed and judged. */
+export function recordRun(report: Report, run: RunOutcome, observed: Observation, judgement: Judgement, session: SandboxSession): void {
+  report.verdict = judgement.verdict;
+  report.findings = judgement.findings;
+  report.proxy = session.proxyRecords.requests;
+  report.network = observed.network;
+  report.filesystem = observed.filesystem;
+  report.processes = observed.processes;
+  const install = run.phases[0]!;
+  report.install = {
+    pipExitCode: install.pipExitCode,
+    timedOut: install.timedOut,
+    // The sandbox's last lines, whichever phase printed them.
+    output: run.phases.map((phase) => phase.pipOutput).join(''),
+    traceBytes: install.trace === null ? null : Buffer.byteLength(install.trace),
+  };
+  report.phases = phaseSummaries(run);
+}
+
+/** The exit code a verdict gives. */
+export function exitCodeOf(verdict: Report['verdict']): number {
+  return { pass: EXIT.pass, fail: EXIT.policyFail, error: EXIT.install }[verdict];
 }
