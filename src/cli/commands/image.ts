@@ -1,8 +1,9 @@
 /** `sandbox-install image build [--bootstrap debian]`: build the sandbox image, offline-capable. */
 import { z } from 'zod';
-import { EXIT, InputError } from '../../errors.js';
+import { EXIT } from '../../errors.js';
 import { buildImage, defaultImageTag } from '../../runtime/image.js';
 import type { CommandContext } from '../context.js';
+import { parseOptions } from '../options.js';
 
 const ImageBuildOptions = z.object({
   bootstrap: z.enum(['debian']).optional(),
@@ -11,12 +12,11 @@ const ImageBuildOptions = z.object({
 });
 
 export async function runImageBuild(raw: unknown, ctx: CommandContext): Promise<number> {
-  const parsed = ImageBuildOptions.safeParse(raw);
-  if (!parsed.success) throw new InputError('options.invalid', parsed.error.issues.map((i) => `--${i.path.join('.')}: ${i.message}`).join('\n'));
+  const options = parseOptions(ImageBuildOptions, raw);
   const client = ctx.engine();
   await client.ping();
-  const tag = parsed.data.tag ?? (await defaultImageTag());
-  const base = parsed.data.bootstrap === 'debian' ? 'debian' : parsed.data.online ? 'online' : 'auto';
+  const tag = options.tag ?? (await defaultImageTag());
+  const base = options.bootstrap === 'debian' ? 'debian' : options.online ? 'online' : 'auto';
   const started = performance.now();
   const path = await buildImage({ client, tag, base, signal: ctx.signal, progress: (line) => ctx.logger.info(line) });
   process.stdout.write(`built ${tag} (${path}) in ${((performance.now() - started) / 1000).toFixed(1)} s\n`);

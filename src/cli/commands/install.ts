@@ -1,11 +1,11 @@
 /** `sandbox-install [install] <lockfile>`: its flags, one workflow call, the summary. */
 import { z } from 'zod';
-import { InputError } from '../../errors.js';
 import { serializeReport } from '../../report/bound.js';
 import { renderSummary } from '../../report/summary.js';
 import { install } from '../../workflows/install.js';
 import { DEFAULT_TIMEOUT_SECONDS } from '../../workflows/steps.js';
 import type { CommandContext } from '../context.js';
+import { parseOptions } from '../options.js';
 
 export const InstallOptions = z.object({
   indexUrl: z.string().url().optional(),
@@ -21,11 +21,7 @@ export const InstallOptions = z.object({
 export type InstallOptions = z.infer<typeof InstallOptions>;
 
 export async function runInstall(lockfile: string, raw: unknown, ctx: CommandContext): Promise<number> {
-  const parsed = InstallOptions.safeParse(raw);
-  if (!parsed.success) {
-    throw new InputError('options.invalid', parsed.error.issues.map((i) => `--${i.path.join('.')}: ${i.message}`).join('\n'));
-  }
-  const options = parsed.data;
+  const options = parseOptions(InstallOptions, raw);
   const { exitCode, report } = await install(
     {
       lockfile,

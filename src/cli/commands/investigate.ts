@@ -1,11 +1,11 @@
 /** `sandbox-install investigate <target>`: its flags, one workflow call, the summary and the timeline. */
 import { z } from 'zod';
-import { InputError } from '../../errors.js';
 import { serializeReport } from '../../report/bound.js';
 import { renderSummary, renderTimeline } from '../../report/summary.js';
 import { investigate } from '../../workflows/investigate.js';
 import { DEFAULT_TIMEOUT_SECONDS } from '../../workflows/steps.js';
 import type { CommandContext } from '../context.js';
+import { parseOptions } from '../options.js';
 
 export const DEFAULT_IMPORT_TIMEOUT_SECONDS = 10;
 
@@ -22,11 +22,7 @@ export const InvestigateOptions = z.object({
 });
 
 export async function runInvestigate(target: string, raw: unknown, ctx: CommandContext): Promise<number> {
-  const parsed = InvestigateOptions.safeParse(raw);
-  if (!parsed.success) {
-    throw new InputError('options.invalid', parsed.error.issues.map((i) => `--${i.path.join('.')}: ${i.message}`).join('\n'));
-  }
-  const options = parsed.data;
+  const options = parseOptions(InvestigateOptions, raw);
   const { exitCode, report } = await investigate(
     {
       target,
