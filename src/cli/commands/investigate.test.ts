@@ -166,6 +166,17 @@ describe('investigate on the fake engine: one test per exit code', () => {
     expect(sandboxOf(engine).seeded.find((f) => f.path === '/input/requirements.lock')!.content).toBe('sneaky-pkg==1.0\n');
   });
 
+  it('investigates a lockfile with its hashes: pip requires them, and the import phase still runs', async () => {
+    const lock = path.join(work, 'requirements.lock');
+    await writeFile(lock, `sneaky-pkg==1.0 --hash=sha256:${'a'.repeat(64)}\n`);
+    const engine = new FakeEngine(run());
+    await cli(engine, lock);
+    const plan = JSON.parse(sandboxOf(engine).seeded.find((f) => f.path === '/input/phases.json')!.content) as Array<{ name: string; argv: string[] }>;
+    expect(plan.map((p) => p.name)).toEqual(['install', 'import']);
+    expect(plan[0]!.argv).toContain('--require-hashes');
+    expect(sandboxOf(engine).seeded.find((f) => f.path === '/input/requirements.lock')!.content).toContain(`--hash=sha256:${'a'.repeat(64)}`);
+  });
+
   for (const [signal, code] of [
     ['SIGINT', 130],
     ['SIGTERM', 143],
