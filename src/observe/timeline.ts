@@ -42,7 +42,7 @@ export const TIMELINE_PER_PACKAGE = 200;
 
 export function timeline(input: TimelineInput): TimelineEntry[] {
   const { trace } = input;
-  const raw: Array<Omit<TimelineEntry, 'offset' | 'package'> & { time: number; package: string | null }> = [];
+  const raw: Array<Omit<TimelineEntry, 'offset'> & { time: number }> = [];
   // A path is touched once per process on the timeline: open() then fstat() of it is one touch.
   const touched = new Set<string>();
   for (const event of trace.events) {
@@ -77,23 +77,19 @@ export function timeline(input: TimelineInput): TimelineEntry[] {
   }
   const start = input.started ?? trace.events[0]?.time ?? 0;
   raw.sort((a, b) => a.time - b.time);
-  const kept = new Map<string, number>();
+  /** Per package: entries seen, and the offset of the last one kept. */
+  const kept = new Map<string, { seen: number; last: number }>();
   const entries: TimelineEntry[] = [];
   for (const { time, package: pkg, ...rest } of raw) {
-    if (pkg === null) continue;
-    const n = (kept.get(pkg) ?? 0) + 1;
-    kept.set(pkg, n);
-    if (n <= TIMELINE_PER_PACKAGE) entries.push({ offset: Math.round((time - start) * 1000) / 1000, package: pkg, ...rest });
+    const tally = kept.get(pkg) ?? { seen: 0, last: 0 };
+    kept.set(pkg, tally);
+    if (++tally.seen > TIMELINE_PER_PACKAGE) continue;
+    tally.last = Math.round((time - start) * 1000) / 1000;
+    entries.push({ offset: tally.last, package: pkg, ...rest });
   }
-  for (const [pkg, n] of kept) {
-    if (n > TIMELINE_PER_PACKAGE)
-      entries.push({
-        offset: entries.filter((e) => e.package === pkg).at(-1)?.offset ?? 0,
-        package: pkg,
-        kind: 'more',
-        what: `${n - TIMELINE_PER_PACKAGE} more not shown`,
-        pid: null,
-      });
+  for (const [pkg, { seen, last }] of kept) {
+    if (seen > TIMELINE_PER_PACKAGE)
+      entries.push({ offset: last, package: pkg, kind: 'more', what: `${seen - TIMELINE_PER_PACKAGE} more not shown`, pid: null });
   }
   return entries;
 }

@@ -146,7 +146,7 @@ export class SandboxSession implements AsyncDisposable {
     ];
     const ready = this.monitorReady();
     ready.promise.catch(() => undefined); // awaited below; never an unhandled rejection if startRun throws
-    const sandboxRun = await client.startRun(
+    const sandbox = await client.startRun(
       {
         id: this.id,
         image,
@@ -196,12 +196,11 @@ export class SandboxSession implements AsyncDisposable {
       },
       ready.listener,
     );
-    this.sandbox = sandboxRun;
+    this.sandbox = sandbox;
     await ready.promise;
     timings.monitorStart = elapsed(t);
 
     t = performance.now();
-    const sandbox = sandboxRun;
     // Copied in, not bind-mounted: the lock is root-owned and read-only to the sandbox user, and
     // no host path appears in the sandbox's /proc/self/mountinfo.
     const phases: PhaseSpec[] = [{ name: 'install', argv: pipArgs }, ...after];
