@@ -9,9 +9,11 @@ import { createLogger, type Verbosity } from './logger.js';
 import { runGc } from './commands/gc.js';
 import { runImageBuild } from './commands/image.js';
 import { runInstall } from './commands/install.js';
+import { runWheelhouse } from './commands/wheelhouse.js';
 import { DEFAULT_IMPORT_TIMEOUT_SECONDS, runInvestigate } from './commands/investigate.js';
 import { DEFAULT_TIMEOUT_SECONDS } from '../workflows/steps.js';
 import { runPolicyCheck } from './commands/policy.js';
+import { runDoctor } from './commands/doctor.js';
 import { TOOL_VERSION } from '../core/version.js';
 
 const collect = (value: string, previous: string[] = []) => [...previous, value];
@@ -23,8 +25,8 @@ function sandboxOptions(command: Command, policy: string): Command {
     .option('--extra-index-url <url>', 'extra upstream index (repeatable)', collect, [])
     .option('--policy <preset|file>', 'default | strict | investigate | path to a policy JSON', policy)
     .option('--report <file>', 'write the JSON report here, whatever the verdict')
-    .addOption(new Option('--format <format>', 'stdout format').choices(['text', 'json']).default('text'))
-    .option('--timeout <seconds>', 'wall-clock limit for the whole run', String(DEFAULT_TIMEOUT_SECONDS))
+    .addOption(new Option('--format <format>', 'stdout format').choices(['text', 'json', 'sarif']).default('text'))
+    .option('--timeout <seconds>', `wall-clock limit for the whole run (default: the policy's limits.timeoutSeconds, else ${DEFAULT_TIMEOUT_SECONDS})`)
     .option('--image <ref>', 'sandbox image (default: built from images/ on first use)')
     .option('--cache-dir <dir>', 'content-addressed download cache (default: ~/.cache/sandbox-install)');
 }
@@ -68,7 +70,19 @@ export async function main(argv: string[], makeEngine: () => ContainerClient = (
     'default',
   )
     .option('-o, --output <dir>', 'where to export site-packages', 'out/site-packages')
+    .option('--build-image', 'run in the build image: the sandbox image with a C compiler from Debian')
     .action((lockfile: string, options: Record<string, unknown>) => run((ctx) => runInstall(lockfile, options, ctx))());
+
+  sandboxOptions(
+    program
+      .command('wheelhouse <lockfile>')
+      .description('install the lock and build its sdists into wheels in the sandbox; on pass, write the wheels and a lock re-hashed to them'),
+    'default',
+  )
+    .requiredOption('-o, --output <dir>', 'the wheelhouse directory (written only on pass, atomically)')
+    .option('--build-image', 'run in the build image (default: when some requirement is locked to sdists only)')
+    .option('--no-build-image', 'run in the plain sandbox image even when the lock has sdists')
+    .action((lockfile: string, options: Record<string, unknown>) => run((ctx) => runWheelhouse(lockfile, options, ctx))());
 
   sandboxOptions(
     program
@@ -86,6 +100,7 @@ export async function main(argv: string[], makeEngine: () => ContainerClient = (
     .addOption(new Option('--bootstrap <distro>', 'debootstrap the base offline instead of pulling it').choices(['debian']))
     .option('--online', `build FROM the registry's python:3.11-slim`)
     .option('--tag <ref>', 'image tag (default: content hash of images/)')
+    .option('--with-build-image', 'also build the build image (the sandbox image with a C compiler from Debian)')
     .action((options: Record<string, unknown>) => run((ctx) => runImageBuild(options, ctx))());
 
   program
@@ -93,6 +108,16 @@ export async function main(argv: string[], makeEngine: () => ContainerClient = (
     .description('remove containers left behind by killed runs')
     .option('--all', 'also remove containers of runs that are still going')
     .action((options: { all?: boolean }) => run((ctx) => runGc(options, ctx))());
+
+  program
+    .command('doctor')
+    .description('engine, image, upstream index, pip configuration, cache, disk: what works, with a hint for what does not')
+    .option('--index-url <url>', "upstream index (default: pip's configuration)")
+    .option('--extra-index-url <url>', 'extra upstream index (repeatable)', collect, [])
+    .option('--image <ref>', 'sandbox image (default: the tag of images/)')
+    .option('--cache-dir <dir>', 'download cache (default: ~/.cache/sandbox-install)')
+    .addOption(new Option('--format <format>', 'stdout format').choices(['text', 'json']).default('text'))
+    .action((options: Record<string, unknown>) => run((ctx) => runDoctor(options, ctx))());
 
   program
     .command('policy')

@@ -81,7 +81,7 @@ export const CATALOGUE = {
   'static.autoload-entry-point': rule(
     'low',
     'an entry point that a tool loads at its every start (pytest11, flake8, …)',
-    'Code that runs whenever that tool runs: a warning by default (warnOnly).',
+    'Code that runs whenever that tool runs: a warning by default (the default policy maps it to warn).',
   ),
   'static.import-shadowing': rule(
     'high',
@@ -108,7 +108,22 @@ export const CATALOGUE = {
   'resource.disk': rule('high', 'the installed tree passed the size or file-count cap', 'Nothing that large is exported.'),
   'install.failed': rule('high', 'pip failed for a reason no other finding explains', "Inconclusive (exit 4): pip's last lines are in the report."),
   'policy.package-denied': rule('high', 'a package the policy denies is in the lock', 'Remove it, or change packages.deny.'),
+  'policy.sdist-forbidden': rule(
+    'high',
+    'the policy allows wheels only, and a lock entry has only an sdist (refused before any container starts)',
+    'Lock a version that has a wheel, build one with `sandbox-install wheelhouse`, or use a policy without onlyBinary.',
+  ),
+  'policy.suppression-expired': rule(
+    'low',
+    'a suppression in the policy is past its expiry date and no longer applies',
+    'Review the finding it suppressed; renew the suppression with a new expires date, or remove it.',
+  ),
   'export.unsafe-entry': rule('high', 'the exported archive held an entry that would escape or is not a regular file or directory', 'Never extracted.'),
+  'export.unexpected-file': rule(
+    'high',
+    'the wheel phase left a file that is neither a locked wheel nor one wheel built from a locked sdist',
+    'Nothing is written: a build produced a wheel for another project or version, or planted a file beside the wheels.',
+  ),
 } as const satisfies Record<string, RuleInfo>;
 
 export type RuleId = keyof typeof CATALOGUE;

@@ -1,15 +1,17 @@
 /*
  * Parses requirements files with hashes, as pip-compile --generate-hashes, uv export and poetry
- * export write them, into a LockPlan. Every requirement must be pinned with == and carry at least
+ * export write them, into a LockPlan (readLock hands pylock.toml files to pylock.ts). Every requirement must be pinned with == and carry at least
  * one sha256 hash; anything pip could fetch from somewhere other than the index proxy is refused.
  */
 import { readFile } from 'node:fs/promises';
+import { basename } from 'node:path';
 
 import { InputError } from '../errors.js';
 import { logicalLines, type LogicalLine } from './lines.js';
 import { parseOptionsLine, type IndexOption, type LineOption } from './options.js';
 import { noPipOptions, pipOptionsOf } from './pip-options.js';
 import { invalid, LineProblem, show } from './problem.js';
+import { parsePylock } from './pylock.js';
 import { parseRequirementLine, type ParsedRequirement } from './requirement.js';
 import type { LockedRequirement, LockPlan, PipOptionLine } from './types.js';
 
@@ -104,8 +106,12 @@ function addRequirement(state: ParseState, line: number, parsed: ParsedRequireme
   state.plan.requirements.push(requirement);
 }
 
-/** Reads and parses a lockfile. UTF-8, or UTF-16 with a byte order mark (PowerShell's `>` writes that). */
+/**
+ * Reads and parses a lockfile: a PEP 751 `pylock.toml` (by its name), else a requirements file.
+ * UTF-8, or UTF-16 with a byte order mark (PowerShell's `>` writes that).
+ */
 export async function readLock(file: string): Promise<LockPlan> {
+  const format = lockFormatOf(file);
   let bytes: Buffer;
   try {
     bytes = await readFile(file);
@@ -114,7 +120,46 @@ export async function readLock(file: string): Promise<LockPlan> {
       cause: error,
     });
   }
-  return parseLock(decode(bytes, file), file);
+  const text = decode(bytes, file);
+  return format === 'pylock' ? parsePylock(text, file) : parseLock(text, file);
+}
+
+/** PEP 751's file names: `pylock.toml`, or `pylock.<name>.toml` with a name that has no dot. */
+const PYLOCK_NAME = /^pylock\.(?:[^.]+\.)?toml$/;
+
+/** Lock formats of other tools, each with the export that writes one this tool reads. */
+const OTHER_LOCKS: Record<string, { tool: string; hint: string }> = {
+  'uv.lock': {
+    tool: "uv's",
+    hint: 'export it: uv export --format requirements-txt --no-emit-project --output-file requirements.lock, or uv export --format pylock.toml --no-emit-project -o pylock.toml',
+  },
+  'poetry.lock': {
+    tool: "Poetry's",
+    hint: 'export it: poetry export --format requirements.txt --output requirements.lock (poetry-plugin-export writes the hashes)',
+  },
+  'Pipfile.lock': { tool: "Pipenv's", hint: 'export it: pipenv requirements --hash > requirements.lock' },
+  'pdm.lock': { tool: "PDM's", hint: 'export it: pdm export --format requirements --output requirements.lock (with hashes, the default)' },
+};
+
+/** Which parser reads `file`, by its name. Another tool's own lock format is refused with the export that gives one this tool reads. */
+function lockFormatOf(file: string): 'pylock' | 'requirements' {
+  const name = basename(file);
+  if (PYLOCK_NAME.test(name)) return 'pylock';
+  const other = Object.hasOwn(OTHER_LOCKS, name) ? OTHER_LOCKS[name] : undefined;
+  if (other) {
+    throw new InputError(
+      'lock.invalid',
+      `${file}: ${name} is ${other.tool} own lock format, which this tool does not read; give it a requirements file with hashes or a pylock.toml (PEP 751)`,
+      { hint: other.hint },
+    );
+  }
+  if (name.toLowerCase().endsWith('.toml')) {
+    throw new InputError(
+      'lock.invalid',
+      `${file}: a TOML lockfile must be named pylock.toml or pylock.<name>.toml (PEP 751); rename it if it is one, or give a requirements file with hashes`,
+    );
+  }
+  return 'requirements';
 }
 
 function describeReadError(error: unknown): string {

@@ -12,6 +12,20 @@ export interface LockedRequirement {
   sha256: string[];
   /** 1-based line where the requirement starts. */
   line: number;
+  /**
+   * The files behind `sha256`, when the lockfile says which is a wheel and which an sdist:
+   * pylock.toml does, a requirements file does not (its parser leaves this out).
+   */
+  files?: LockedRequirementFile[];
+}
+
+/** One file a lockfile names for a requirement. */
+export interface LockedRequirementFile {
+  /** The file name the lockfile gives (its `name`, or the last segment of its `url` or `path`), or null when it gives none. */
+  filename: string | null;
+  /** Lowercase hex; one of the requirement's `sha256`. */
+  sha256: string;
+  kind: 'wheel' | 'sdist';
 }
 
 /** One option of an options line that changes which files pip picks. */

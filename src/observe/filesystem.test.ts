@@ -10,6 +10,7 @@ const LAYOUT: FsLayout = {
   home: '/home/sandbox',
   state: '/var/lib/sandbox-install',
   mounts: ['/input', '/input/requirements.lock'],
+  allowed: [],
 };
 const HOMES = ['/home/sandbox', '/root'];
 
@@ -47,6 +48,23 @@ describe('isExpectedChange', () => {
     deleted('/usr/bin/pip'),
   ])('rejects $kind $path', (change) => {
     expect(isExpectedChange(change, LAYOUT)).toBe(false);
+  });
+});
+
+describe('isExpectedChange: writes.allow', () => {
+  it('accepts a write under an allowed directory, but not under a sibling that shares its prefix', () => {
+    const layout: FsLayout = { ...LAYOUT, allowed: ['/data', '/srv/cache'] };
+    expect([added('/data'), added('/data/x/y.bin'), modified('/srv/cache/index'), deleted('/data/old')].map((c) => isExpectedChange(c, layout))).toEqual([
+      true,
+      true,
+      true,
+      true,
+    ]);
+    expect([added('/data2'), added('/data2/x'), added('/datax'), added('/srv/cache2/index'), modified('/srv')].map((c) => isExpectedChange(c, layout))).toEqual(
+      [false, false, false, false, false],
+    );
+    // Without the policy's allow list, the same write is a finding.
+    expect(isExpectedChange(added('/data/x/y.bin'), LAYOUT)).toBe(false);
   });
 });
 

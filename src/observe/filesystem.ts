@@ -16,13 +16,15 @@ export interface FsLayout {
   state: string;
   /** What we put in the container before it starts (input files, canaries): the diff shows them as added. */
   mounts: string[];
+  /** Paths the policy allows writes under (`writes.allow`). */
+  allowed: string[];
 }
 
 /** Where an install may write: the target, pip's own temp dirs, our state dir and mount points. */
 export function isExpectedChange(change: FsChange, layout: FsLayout): boolean {
   const p = change.path;
   const under = (dir: string) => p === dir || p.startsWith(`${dir}/`);
-  if (under(layout.target) || under(layout.state)) return true;
+  if (under(layout.target) || under(layout.state) || layout.allowed.some(under)) return true;
   if (/^\/tmp\/pip-[^/]+(\/|$)/.test(p)) return true;
   // A bind mount shows up as added, and so does the directory made to hold it.
   if (layout.mounts.includes(p)) return true;

@@ -70,8 +70,7 @@ const PLAN: LockPlan = {
 
 const POLICY: Policy = {
   name: 'test',
-  failOn: ['network.*'],
-  warnOnly: [],
+  rules: { 'network.*': 'fail' },
   build: { allow: [] },
   onlyBinary: false,
   allowLockIndexUrl: false,
@@ -79,6 +78,10 @@ const POLICY: Policy = {
   severities: {},
   packages: { allow: [], deny: [] },
   process: { execWatch: ['sh', 'curl'] },
+  writes: { allow: [] },
+  limits: {},
+  suppressions: [],
+  expiredSuppressions: [],
   export: true,
 };
 

@@ -186,6 +186,7 @@ export async function observe(input: ObserveInput): Promise<Observation> {
     home: HOME,
     state: STATE_DIR,
     mounts: [INPUT_MOUNT, INPUT_LOCK, INPUT_PHASES, ...input.canaries.files.map((f) => `${HOME}/${f.path}`)],
+    allowed: input.policy.writes.allow,
   };
   const network = networkFindings({
     trace,

@@ -3,14 +3,14 @@ import { describe, expect, it } from 'vitest';
 import { finding, Severity, type Finding } from '../core/finding.js';
 import { RULE_IDS } from '../core/rules.js';
 import { evaluate, type EvaluationInput } from './evaluate.js';
-import type { Policy } from './schema.js';
+import { loadPolicy } from './load.js';
+import type { Policy, Suppression } from './schema.js';
 
 /** A resolved policy as loadPolicy returns it; each case changes what it is about. */
 function policy(overrides: Partial<Policy> = {}): Policy {
   return {
     name: 'test',
-    failOn: ['network.*', 'fs.write-outside-target', 'policy.*', 'monitor.*'],
-    warnOnly: [],
+    rules: { 'network.*': 'fail', 'fs.write-outside-target': 'fail', 'policy.*': 'fail', 'monitor.*': 'fail' },
     build: { allow: [] },
     onlyBinary: false,
     allowLockIndexUrl: false,
@@ -18,6 +18,10 @@ function policy(overrides: Partial<Policy> = {}): Policy {
     severities: {},
     packages: { allow: [], deny: [] },
     process: { execWatch: ['sh'] },
+    writes: { allow: [] },
+    limits: {},
+    suppressions: [],
+    expiredSuppressions: [],
     export: true,
     ...overrides,
   };
@@ -30,30 +34,41 @@ const input = (findings: Finding[], extra: Partial<EvaluationInput> = {}): Evalu
   ...extra,
 });
 
-const DNS = finding('network.dns', 'high', 'DNS query for x.test', { name: 'x.test' }, 'evil-pkg');
+const DNS = finding('network.dns', 'high', 'DNS query for x.test', { name: 'x.test', pid: 11, cached: false }, 'evil-pkg');
 const EXEC = finding('process.exec', 'high', 'ran sh: sh -c id', { argv: 'sh -c id' }, 'evil-pkg');
+const TAMPERED = finding('monitor.tampered', 'critical', 'kill(1, SIGKILL)', { target: 1 }, 'evil-pkg');
 
 describe('evaluate: verdict', () => {
   it('passes a successful install with no findings', () => {
     expect(evaluate(input([]), policy())).toEqual({ verdict: 'pass', findings: [] });
   });
 
-  it('fails on a finding whose rule matches failOn by family wildcard, and marks it failing', () => {
-    expect(evaluate(input([DNS]), policy())).toEqual({ verdict: 'fail', findings: [{ ...DNS, failing: true }] });
+  it('fails on a finding whose rule a family wildcard makes fail, and marks it failing', () => {
+    expect(evaluate(input([DNS]), policy())).toEqual({ verdict: 'fail', findings: [{ ...DNS, action: 'fail', failing: true }] });
   });
 
-  it('fails on an exact failOn rule', () => {
+  it('fails on a rule whose exact id is fail', () => {
     const write = finding('fs.write-outside-target', 'high', 'added /etc/x', { path: '/etc/x' }, null);
-    expect(evaluate(input([write]), policy()).findings).toEqual([{ ...write, failing: true }]);
+    expect(evaluate(input([write]), policy()).findings).toEqual([{ ...write, action: 'fail', failing: true }]);
   });
 
-  it('passes with findings whose rules failOn does not name', () => {
+  it('passes with findings of rules no pattern names: they are warnings', () => {
     const read = finding('fs.sensitive-read', 'high', 'tried to open ~/.ssh/id_rsa', { path: '/home/sandbox/.ssh/id_rsa' }, 'evil-pkg');
     expect(evaluate(input([EXEC, read]), policy())).toEqual({
       verdict: 'pass',
       findings: [
-        { ...EXEC, failing: false },
-        { ...read, failing: false },
+        { ...EXEC, action: 'warn', failing: false },
+        { ...read, action: 'warn', failing: false },
+      ],
+    });
+  });
+
+  it('warns by default: a policy with no rules at all fails nothing (but what is never relaxed)', () => {
+    expect(evaluate(input([DNS, EXEC]), policy({ rules: {} }))).toEqual({
+      verdict: 'pass',
+      findings: [
+        { ...DNS, action: 'warn', failing: false },
+        { ...EXEC, action: 'warn', failing: false },
       ],
     });
   });
@@ -67,9 +82,58 @@ describe('evaluate: verdict', () => {
   });
 
   it('does not read a family wildcard as a prefix of a family name', () => {
-    const tampered = finding('monitor.tampered', 'critical', 'x', {}, null);
-    expect(evaluate(input([tampered]), policy({ failOn: ['mon.*'] })).verdict).toBe('pass');
-    expect(evaluate(input([tampered]), policy({ failOn: ['monitor.*'] })).verdict).toBe('fail');
+    expect(evaluate(input([DNS]), policy({ rules: { 'net.*': 'fail' } })).findings).toEqual([{ ...DNS, action: 'warn', failing: false }]);
+    expect(evaluate(input([DNS]), policy({ rules: { 'network.*': 'fail' } })).verdict).toBe('fail');
+  });
+});
+
+describe('evaluate: actions', () => {
+  const connect = finding('network.connect', 'high', 'connect to 10.0.0.1:80', { address: '10.0.0.1', port: 80 }, 'six');
+
+  it.each([
+    ['fail', true],
+    ['warn', false],
+    ['ignore', false],
+  ] as const)('applies %s by exact id and by family', (action, failing) => {
+    const rulesCases: Array<Policy['rules']> = [{ 'network.dns': action }, { 'network.*': action }];
+    for (const rules of rulesCases) {
+      const judged = evaluate(input([DNS]), policy({ rules }));
+      expect(judged).toEqual({ verdict: failing ? 'fail' : 'pass', findings: [{ ...DNS, action, failing }] });
+    }
+  });
+
+  it('keeps an ignored finding in the list, with its action', () => {
+    const judged = evaluate(input([DNS, connect]), policy({ rules: { 'network.*': 'ignore' } }));
+    expect(judged.findings.map((f) => [f.rule, f.action, f.failing])).toEqual([
+      ['network.dns', 'ignore', false],
+      ['network.connect', 'ignore', false],
+    ]);
+  });
+
+  it('lets the exact id win over its family, whichever is listed first', () => {
+    const rulesCases: Array<Policy['rules']> = [
+      { 'network.*': 'fail', 'network.dns': 'warn' },
+      { 'network.dns': 'warn', 'network.*': 'fail' },
+    ];
+    for (const rules of rulesCases) {
+      const judged = evaluate(input([DNS, connect]), policy({ rules }));
+      expect(judged.findings.map((f) => [f.rule, f.action, f.failing])).toEqual([
+        ['network.dns', 'warn', false],
+        ['network.connect', 'fail', true],
+      ]);
+    }
+    const ignored = evaluate(input([DNS, connect]), policy({ rules: { 'network.*': 'warn', 'network.dns': 'ignore', 'network.connect': 'fail' } }));
+    expect(ignored.findings.map((f) => [f.rule, f.action])).toEqual([
+      ['network.dns', 'ignore'],
+      ['network.connect', 'fail'],
+    ]);
+  });
+
+  it('reports an exact warn without failing even when its family fails (static.autoload-entry-point in default)', () => {
+    const plugin = finding('static.autoload-entry-point', 'low', 'pytest11 entry point', { group: 'pytest11' }, 'pytest-x');
+    const judged = evaluate(input([plugin]), policy({ rules: { 'static.*': 'fail', 'static.autoload-entry-point': 'warn' } }));
+    expect(judged).toEqual({ verdict: 'pass', findings: [{ ...plugin, action: 'warn', failing: false }] });
+    expect(evaluate(input([plugin]), policy({ rules: { 'static.*': 'fail' } })).verdict).toBe('fail');
   });
 });
 
@@ -77,26 +141,34 @@ describe('evaluate: severities', () => {
   it('overrides a rule by family wildcard and by exact id', () => {
     const connect = finding('network.connect', 'high', 'connect to 10.0.0.1:80', {}, 'six');
     const { findings } = evaluate(input([DNS, connect, EXEC]), policy({ severities: { 'network.*': 'low', 'process.exec': 'critical' } }));
-    expect(findings.map((f) => [f.rule, f.severity, f.failing])).toEqual([
-      ['network.dns', 'low', true],
-      ['network.connect', 'low', true],
-      ['process.exec', 'critical', false],
+    expect(findings.map((f) => [f.rule, f.severity, f.action, f.failing])).toEqual([
+      ['network.dns', 'low', 'fail', true],
+      ['network.connect', 'low', 'fail', true],
+      ['process.exec', 'critical', 'warn', false],
     ]);
   });
 
-  it('never fails on a finding turned into info, whatever failOn says', () => {
+  it('never fails on a finding turned into info, whatever its action', () => {
     const judged = evaluate(input([DNS]), policy({ severities: { 'network.dns': 'info' } }));
-    expect(judged).toEqual({ verdict: 'pass', findings: [{ ...DNS, severity: 'info', failing: false }] });
+    expect(judged).toEqual({ verdict: 'pass', findings: [{ ...DNS, severity: 'info', action: 'fail', failing: false }] });
   });
 
   it('never fails on a finding raised as info', () => {
     const info = finding('network.connect', 'info', 'noted', {}, null);
-    expect(evaluate(input([info]), policy())).toEqual({ verdict: 'pass', findings: [{ ...info, failing: false }] });
+    expect(evaluate(input([info]), policy())).toEqual({ verdict: 'pass', findings: [{ ...info, action: 'fail', failing: false }] });
   });
 
   it('can raise an info finding so that it fails', () => {
     const info = finding('network.connect', 'info', 'noted', {}, null);
-    expect(evaluate(input([info]), policy({ severities: { 'network.connect': 'medium' } })).findings).toEqual([{ ...info, severity: 'medium', failing: true }]);
+    expect(evaluate(input([info]), policy({ severities: { 'network.connect': 'medium' } })).findings).toEqual([
+      { ...info, severity: 'medium', action: 'fail', failing: true },
+    ]);
+  });
+
+  it('lets an exact severity override win over a family wildcard listed before it', () => {
+    const judged = evaluate(input([DNS]), policy({ severities: { 'network.*': 'low', 'network.dns': 'info' } }));
+    expect(judged.findings.map((f) => [f.severity, f.failing])).toEqual([['info', false]]);
+    expect(judged.verdict).toBe('pass');
   });
 
   it('does not change the findings it was given', () => {
@@ -107,17 +179,25 @@ describe('evaluate: severities', () => {
 });
 
 describe('evaluate: packages', () => {
-  it('accepts every finding of an allowed package, but not those of others or unattributed ones', () => {
+  it('turns the fails of an allowed package into warnings, but not those of others or unattributed ones', () => {
     const other = finding('network.dns', 'high', 'DNS query for y.test', { name: 'y.test' }, 'six');
     const nobody = finding('network.dns', 'high', 'DNS query for z.test', { name: 'z.test' }, null);
     const judged = evaluate(input([DNS, other, nobody]), policy({ packages: { allow: ['evil-pkg'], deny: [] } }));
     expect(judged.verdict).toBe('fail');
-    expect(judged.findings.map((f) => [f.package, f.failing])).toEqual([
-      ['evil-pkg', false],
-      ['six', true],
-      [null, true],
+    expect(judged.findings.map((f) => [f.package, f.action, f.failing])).toEqual([
+      ['evil-pkg', 'warn', false],
+      ['six', 'fail', true],
+      [null, 'fail', true],
     ]);
-    expect(evaluate(input([DNS]), policy({ packages: { allow: ['evil-pkg'], deny: [] } })).verdict).toBe('pass');
+    expect(evaluate(input([DNS]), policy({ packages: { allow: ['evil-pkg'], deny: [] } }))).toEqual({
+      verdict: 'pass',
+      findings: [{ ...DNS, action: 'warn', failing: false }],
+    });
+  });
+
+  it('leaves an ignored rule ignored for an allowed package', () => {
+    const judged = evaluate(input([DNS]), policy({ rules: { 'network.dns': 'ignore' }, packages: { allow: ['evil-pkg'], deny: [] } }));
+    expect(judged.findings).toEqual([{ ...DNS, action: 'ignore', failing: false }]);
   });
 
   it('adds policy.package-denied for each locked package on the deny list, after the given findings', () => {
@@ -128,13 +208,14 @@ describe('evaluate: packages', () => {
     expect(judged).toEqual({
       verdict: 'fail',
       findings: [
-        { ...EXEC, failing: false },
+        { ...EXEC, action: 'warn', failing: false },
         {
           rule: 'policy.package-denied',
           severity: 'high',
           package: 'six',
           message: 'six is denied by policy mine',
           evidence: { package: 'six' },
+          action: 'fail',
           failing: true,
         },
         {
@@ -143,22 +224,17 @@ describe('evaluate: packages', () => {
           package: 'requests',
           message: 'requests is denied by policy mine',
           evidence: { package: 'requests' },
+          action: 'fail',
           failing: true,
         },
       ],
     });
   });
 
-  it('keeps a package denied when it is also on the allow list', () => {
-    const judged = evaluate(input([], { packages: ['six'] }), policy({ packages: { allow: ['six'], deny: ['six'] } }));
+  it('keeps a package denied when it is also on the allow list, and when the rules do not name policy.*', () => {
+    const judged = evaluate(input([], { packages: ['six'] }), policy({ rules: {}, packages: { allow: ['six'], deny: ['six'] } }));
     expect(judged.verdict).toBe('fail');
-    expect(judged.findings.map((f) => [f.rule, f.failing])).toEqual([['policy.package-denied', true]]);
-  });
-
-  it('lets an exact severity override win over a family wildcard listed before it', () => {
-    const judged = evaluate(input([DNS]), policy({ severities: { 'network.*': 'low', 'network.dns': 'info' } }));
-    expect(judged.findings.map((f) => [f.severity, f.failing])).toEqual([['info', false]]);
-    expect(judged.verdict).toBe('pass');
+    expect(judged.findings.map((f) => [f.rule, f.action, f.failing])).toEqual([['policy.package-denied', 'fail', true]]);
   });
 
   it('fails a denied package even when the install failed', () => {
@@ -166,47 +242,35 @@ describe('evaluate: packages', () => {
   });
 });
 
-describe('evaluate: properties', () => {
-  const arbFinding = fc.record({
-    rule: fc.constantFrom(...RULE_IDS),
-    severity: fc.constantFrom(...Severity.options),
-    package: fc.option(fc.constantFrom('a', 'b', 'c'), { nil: null }),
-    message: fc.string(),
-    evidence: fc.constant({}),
+describe('evaluate: what is never relaxed', () => {
+  it('fails monitor.tampered under a policy whose monitor.* is warn', () => {
+    expect(evaluate(input([TAMPERED]), policy({ rules: { 'monitor.*': 'warn' } }))).toEqual({
+      verdict: 'fail',
+      findings: [{ ...TAMPERED, action: 'fail', failing: true }],
+    });
+    expect(evaluate(input([TAMPERED]), policy({ rules: { 'monitor.*': 'ignore' } })).findings).toEqual([{ ...TAMPERED, action: 'fail', failing: true }]);
+    expect(evaluate(input([TAMPERED]), policy({ rules: {} })).verdict).toBe('fail');
   });
 
-  it('fails exactly when some non-info finding of a non-allowed package matches failOn', () => {
-    fc.assert(
-      fc.property(fc.array(arbFinding, { maxLength: 8 }), fc.subarray(['a', 'b', 'c']), fc.boolean(), (findings, allow, ok) => {
-        const p = policy({ failOn: ['network.*', 'static.*', 'process.exec'], packages: { allow, deny: [] } });
-        const judged = evaluate({ findings, packages: [], installSucceeded: ok }, p);
-        // Code that runs outside its own package's import cannot be accepted by packages.allow.
-        const unacceptable = ['static.startup-hook', 'static.pth-exec', 'static.pth-path', 'static.unrecorded-file', 'static.import-shadowing'];
-        const shouldFail = findings.some(
-          (f) =>
-            f.severity !== 'info' &&
-            (unacceptable.includes(f.rule) || !(f.package !== null && allow.includes(f.package))) &&
-            (f.rule.startsWith('network.') || f.rule.startsWith('static.') || f.rule === 'process.exec'),
-        );
-        expect(judged.verdict).toBe(shouldFail ? 'fail' : ok ? 'pass' : 'error');
-        expect(judged.findings.map(({ failing: _failing, ...f }) => f)).toEqual(findings);
-      }),
-    );
+  it('does not apply a severity override to it, by exact id or by family', () => {
+    const severitiesCases: Array<Policy['severities']> = [{ 'monitor.tampered': 'info' }, { 'monitor.*': 'low' }];
+    for (const severities of severitiesCases) {
+      expect(evaluate(input([TAMPERED]), policy({ severities })).findings).toEqual([{ ...TAMPERED, action: 'fail', failing: true }]);
+    }
   });
-});
 
-describe('evaluate: warnOnly', () => {
-  it('reports a warn-only rule without failing, even when failOn names its family', () => {
-    const plugin = finding('static.autoload-entry-point', 'low', 'pytest11 entry point', { group: 'pytest11' }, 'pytest-x');
-    const judged = evaluate(input([plugin]), policy({ failOn: ['static.*'], warnOnly: ['static.autoload-entry-point'] }));
-    expect(judged.findings.map((f) => [f.rule, f.severity, f.failing])).toEqual([['static.autoload-entry-point', 'low', false]]);
-    expect(judged.verdict).toBe('pass');
-    expect(evaluate(input([plugin]), policy({ failOn: ['static.*'] })).verdict).toBe('fail');
+  it('does not let packages.allow accept it', () => {
+    expect(evaluate(input([TAMPERED]), policy({ packages: { allow: ['evil-pkg'], deny: [] } })).findings).toEqual([
+      { ...TAMPERED, action: 'fail', failing: true },
+    ]);
   });
-});
 
-describe('evaluate: what packages.allow cannot accept', () => {
-  it('keeps code that runs outside its own import failing for an allowed package', () => {
+  it('does not let a suppression accept it, even one that got past the schema', () => {
+    const suppression: Suppression = { rule: 'monitor.tampered', package: 'evil-pkg', evidence: {}, reason: 'no', expires: '2999-01-01' };
+    expect(evaluate(input([TAMPERED]), policy({ suppressions: [suppression] })).findings).toEqual([{ ...TAMPERED, action: 'fail', failing: true }]);
+  });
+
+  it('keeps code that runs outside its own import failing for an allowed package, under warn rules', () => {
     const rules = [
       'static.startup-hook',
       'static.pth-exec',
@@ -218,31 +282,159 @@ describe('evaluate: what packages.allow cannot accept', () => {
     ] as const;
     const judged = evaluate(
       input(rules.map((rule) => finding(rule, 'high', rule, {}, 'victim'))),
-      policy({ failOn: ['static.*', 'fs.*', 'integrity.*'], packages: { allow: ['victim'], deny: [] } }),
+      policy({ rules: { 'static.*': 'warn', 'fs.*': 'warn', 'integrity.*': 'warn' }, packages: { allow: ['victim'], deny: [] } }),
     );
-    expect(judged.findings.map((f) => [f.rule, f.failing])).toEqual(rules.map((rule) => [rule, true]));
+    expect(judged.findings.map((f) => [f.rule, f.action, f.failing])).toEqual(rules.map((rule) => [rule, 'fail', true]));
     // What the package does in its own build is still the allow list's to accept.
     const own = evaluate(
-      input([finding('fs.write-outside-target', 'high', 'x', {}, 'victim')]),
-      policy({ failOn: ['fs.*'], packages: { allow: ['victim'], deny: [] } }),
+      input([finding('fs.write-outside-target', 'high', 'x', {}, 'victim'), finding('static.pth-exec', 'high', 'x', {}, 'victim')]),
+      policy({ rules: { 'fs.*': 'fail', 'static.*': 'fail', 'static.pth-exec': 'fail' }, packages: { allow: ['victim'], deny: [] } }),
     );
-    expect(own.verdict).toBe('pass');
+    expect(own.findings.map((f) => [f.rule, f.action, f.failing])).toEqual([
+      ['fs.write-outside-target', 'warn', false],
+      ['static.pth-exec', 'fail', true],
+    ]);
   });
 
   it('keeps attacks on the tool failing for an allowed package', () => {
-    const tampered = finding('monitor.tampered', 'critical', 'kill(1, SIGKILL)', { target: 1 }, 'evil-pkg');
     const timeout = finding('resource.timeout', 'high', 'ran past --timeout', { timeoutSeconds: 5 }, 'evil-pkg');
     const smuggle = finding('integrity.unlocked-request', 'high', 'refused GET', { path: '/simple/x/' }, 'evil-pkg');
+    const unsafe = finding('export.unsafe-entry', 'high', '../x', { name: '../x' }, 'evil-pkg');
     const judged = evaluate(
-      input([DNS, tampered, timeout, smuggle]),
-      policy({ failOn: ['network.*', 'monitor.*', 'resource.*', 'integrity.*'], packages: { allow: ['evil-pkg'], deny: [] } }),
+      input([DNS, TAMPERED, timeout, smuggle, unsafe]),
+      policy({ rules: { 'network.*': 'fail' }, packages: { allow: ['evil-pkg'], deny: [] } }),
     );
-    expect(judged.findings.map((f) => [f.rule, f.failing])).toEqual([
-      ['network.dns', false],
-      ['monitor.tampered', true],
-      ['resource.timeout', true],
-      ['integrity.unlocked-request', true],
+    expect(judged.findings.map((f) => [f.rule, f.action, f.failing])).toEqual([
+      ['network.dns', 'warn', false],
+      ['monitor.tampered', 'fail', true],
+      ['resource.timeout', 'fail', true],
+      ['integrity.unlocked-request', 'fail', true],
+      ['export.unsafe-entry', 'fail', true],
     ]);
     expect(judged.verdict).toBe('fail');
+  });
+});
+
+describe('evaluate: suppressions', () => {
+  const suppression = (overrides: Partial<Suppression> = {}): Suppression => ({
+    rule: 'network.dns',
+    package: 'evil-pkg',
+    evidence: { name: 'x.test' },
+    reason: 'the test suite resolves x.test on purpose',
+    expires: '2999-12-31',
+    ...overrides,
+  });
+
+  it('ignores a finding whose rule, package and given evidence keys match, and says why', () => {
+    const judged = evaluate(input([DNS]), policy({ suppressions: [suppression()] }));
+    expect(judged).toEqual({
+      verdict: 'pass',
+      findings: [{ ...DNS, action: 'ignore', failing: false, suppressed: { reason: 'the test suite resolves x.test on purpose', expires: '2999-12-31' } }],
+    });
+  });
+
+  it('matches numbers and booleans, every key given; no evidence matches any; no expiry is null', () => {
+    const evidenceCases: Array<Suppression['evidence']> = [{ name: 'x.test', pid: 11, cached: false }, {}];
+    for (const evidence of evidenceCases) {
+      const { expires: _expires, ...forever } = suppression({ evidence });
+      expect(evaluate(input([DNS]), policy({ suppressions: [forever] })).findings).toEqual([
+        { ...DNS, action: 'ignore', failing: false, suppressed: { reason: 'the test suite resolves x.test on purpose', expires: null } },
+      ]);
+    }
+  });
+
+  it.each([
+    ['another evidence value', suppression({ evidence: { name: 'y.test' } })],
+    ['a value of another type', suppression({ evidence: { pid: '11' } })],
+    ['an evidence key the finding lacks', suppression({ evidence: { name: 'x.test', port: 53 } })],
+    ['another package', suppression({ package: 'six' })],
+    ['no package (unattributed findings only)', suppression({ package: null })],
+    ['another rule', suppression({ rule: 'network.connect' })],
+  ])('does not apply with %s', (_what, s) => {
+    expect(evaluate(input([DNS]), policy({ suppressions: [s] }))).toEqual({ verdict: 'fail', findings: [{ ...DNS, action: 'fail', failing: true }] });
+  });
+
+  it('suppresses an unattributed finding with a null package', () => {
+    const nobody = { ...DNS, package: null };
+    const judged = evaluate(input([nobody]), policy({ suppressions: [suppression({ package: null })] }));
+    expect(judged.findings.map((f) => [f.package, f.action, f.failing, f.suppressed?.reason])).toEqual([
+      [null, 'ignore', false, 'the test suite resolves x.test on purpose'],
+    ]);
+  });
+
+  it('keeps the severity override on a suppressed finding', () => {
+    const judged = evaluate(input([DNS]), policy({ severities: { 'network.*': 'critical' }, suppressions: [suppression()] }));
+    expect(judged.findings.map((f) => [f.severity, f.action, f.failing])).toEqual([['critical', 'ignore', false]]);
+  });
+
+  it('does not apply an expired one, and reports it once as policy.suppression-expired, a warning under the default preset', async () => {
+    const expired = suppression({ expires: '2024-01-31', reason: 'known telemetry' });
+    const judged = evaluate(input([DNS]), { ...(await loadPolicy('default')), expiredSuppressions: [expired] });
+    expect(judged).toEqual({
+      verdict: 'fail',
+      findings: [
+        { ...DNS, action: 'fail', failing: true },
+        {
+          rule: 'policy.suppression-expired',
+          severity: 'low',
+          package: null,
+          message: 'the suppression of network.dns for evil-pkg expired on 2024-01-31; what it suppressed counts again',
+          evidence: { rule: 'network.dns', suppressedPackage: 'evil-pkg', expires: '2024-01-31', reason: 'known telemetry' },
+          action: 'warn',
+          failing: false,
+        },
+      ],
+    });
+  });
+
+  it('names an expired suppression of unattributed findings as such', () => {
+    const judged = evaluate(input([]), policy({ rules: {}, expiredSuppressions: [suppression({ package: null, expires: '2024-01-31' })] }));
+    expect(judged.verdict).toBe('pass');
+    expect(judged.findings.map((f) => [f.rule, f.message, f.evidence.suppressedPackage, f.action])).toEqual([
+      [
+        'policy.suppression-expired',
+        'the suppression of network.dns for unattributed findings expired on 2024-01-31; what it suppressed counts again',
+        null,
+        'warn',
+      ],
+    ]);
+  });
+});
+
+describe('evaluate: properties', () => {
+  const arbFinding = fc.record({
+    rule: fc.constantFrom(...RULE_IDS),
+    severity: fc.constantFrom(...Severity.options),
+    package: fc.option(fc.constantFrom('a', 'b', 'c'), { nil: null }),
+    message: fc.string(),
+    evidence: fc.constant({}),
+  });
+  // Written out rather than imported, so that the property does not share the code it checks.
+  const neverRelaxed = (rule: string) =>
+    /^(monitor|resource|integrity|export)\./.test(rule) ||
+    [
+      'policy.package-denied',
+      'policy.sdist-forbidden',
+      'static.startup-hook',
+      'static.pth-exec',
+      'static.pth-path',
+      'static.unrecorded-file',
+      'static.import-shadowing',
+      'fs.target-tamper',
+    ].includes(rule);
+
+  it('fails exactly when some non-info finding is never relaxed, or fails by the rules and is not from an allowed package', () => {
+    fc.assert(
+      fc.property(fc.array(arbFinding, { maxLength: 8 }), fc.subarray(['a', 'b', 'c']), fc.boolean(), (findings, allow, ok) => {
+        const p = policy({ rules: { 'network.*': 'fail', 'static.*': 'fail', 'process.exec': 'fail', 'fs.*': 'ignore' }, packages: { allow, deny: [] } });
+        const judged = evaluate({ findings, packages: [], installSucceeded: ok }, p);
+        const failsByRules = (rule: string) => rule.startsWith('network.') || rule.startsWith('static.') || rule === 'process.exec';
+        const shouldFail = findings.some(
+          (f) => f.severity !== 'info' && (neverRelaxed(f.rule) || (failsByRules(f.rule) && !(f.package !== null && allow.includes(f.package)))),
+        );
+        expect(judged.verdict).toBe(shouldFail ? 'fail' : ok ? 'pass' : 'error');
+        expect(judged.findings.map(({ failing: _failing, action: _action, ...f }) => f)).toEqual(findings);
+      }),
+    );
   });
 });

@@ -1,32 +1,22 @@
 /** The policy evaluator: a pure function from what was observed to findings and a verdict. */
 import { finding, type Finding } from '../core/finding.js';
-import { matchesRule, type Policy } from './schema.js';
+import { actionFor, mostSpecific, neverRelaxed, type Action, type Policy, type Suppression } from './schema.js';
 
 export type Verdict = 'pass' | 'fail' | 'error';
 
-/**
- * Rules that `packages.allow` cannot accept: attacks on the tool itself, and code that would run
- * outside the package's own import (startup hooks, .pth lines, files nobody installed, writes into
- * the target), whose effects reach every other package.
- */
-const UNACCEPTABLE = [
-  'monitor.*',
-  'resource.*',
-  'integrity.*',
-  'export.*',
-  'policy.package-denied',
-  'static.startup-hook',
-  'static.pth-exec',
-  'static.pth-path',
-  'static.unrecorded-file',
-  'static.import-shadowing',
-  'fs.target-tamper',
-];
+export type JudgedFinding = Finding & {
+  /** What the policy does with it: `ignore` keeps it in the JSON report only. */
+  action: Action;
+  /** It fails the run: action `fail` and a severity above info. */
+  failing: boolean;
+  /** The policy's suppression that accepted it. */
+  suppressed?: { reason: string; expires: string | null };
+};
 
 export interface Judgement {
   verdict: Verdict;
-  /** Every finding, with policy severities applied and `failing` marked. */
-  findings: Array<Finding & { failing: boolean }>;
+  /** Every finding, with policy severities applied, its action, and `failing` marked. */
+  findings: JudgedFinding[];
 }
 
 export interface EvaluationInput {
@@ -37,20 +27,38 @@ export interface EvaluationInput {
   installSucceeded: boolean;
 }
 
+function matches(s: Suppression, f: Finding): boolean {
+  return s.rule === f.rule && s.package === f.package && Object.entries(s.evidence).every(([key, value]) => f.evidence[key] === value);
+}
+
+function expiredFindings(policy: Policy): Finding[] {
+  return policy.expiredSuppressions.map((s) =>
+    finding(
+      'policy.suppression-expired',
+      'low',
+      `the suppression of ${s.rule} for ${s.package ?? 'unattributed findings'} expired on ${s.expires ?? '?'}; what it suppressed counts again`,
+      { rule: s.rule, suppressedPackage: s.package, expires: s.expires ?? null, reason: s.reason },
+    ),
+  );
+}
+
 export function evaluate(input: EvaluationInput, policy: Policy): Judgement {
   const denied = input.packages
     .filter((name) => policy.packages.deny.includes(name))
     .map((name) => finding('policy.package-denied', 'high', `${name} is denied by policy ${policy.name}`, { package: name }, name));
-  const judged = [...input.findings, ...denied].map((f) => {
-    // An exact rule id wins over a family wildcard, whatever order the policy lists them in.
-    const wildcard = Object.entries(policy.severities).find(([pattern]) => pattern.endsWith('.*') && matchesRule(pattern, f.rule));
-    const severity = policy.severities[f.rule] ?? wildcard?.[1] ?? f.severity;
-    // Allowing a package accepts what it does, never an attack on the tool itself (tracer,
-    // monitor, proxy integrity, limits, export), and never a denial.
-    const accepted = !UNACCEPTABLE.some((pattern) => matchesRule(pattern, f.rule)) && f.package !== null && policy.packages.allow.includes(f.package);
-    const warnOnly = policy.warnOnly.some((pattern) => matchesRule(pattern, f.rule));
-    const failing = severity !== 'info' && !accepted && !warnOnly && policy.failOn.some((pattern) => matchesRule(pattern, f.rule));
-    return { ...f, severity, failing };
+  const judged = [...input.findings, ...denied, ...expiredFindings(policy)].map((f): JudgedFinding => {
+    // Nothing relaxes an attack on the tool itself or code that reaches every package, not even a
+    // lower severity.
+    if (neverRelaxed(f.rule)) return { ...f, action: 'fail', failing: f.severity !== 'info' };
+    const severity = mostSpecific(policy.severities, f.rule) ?? f.severity;
+    const suppression = policy.suppressions.find((s) => matches(s, f));
+    if (suppression)
+      return { ...f, severity, action: 'ignore', failing: false, suppressed: { reason: suppression.reason, expires: suppression.expires ?? null } };
+    // Allowing a package accepts what it does: reported, never failing.
+    const accepted = f.package !== null && policy.packages.allow.includes(f.package);
+    const ruled = actionFor(policy, f.rule);
+    const action: Action = accepted && ruled === 'fail' ? 'warn' : ruled;
+    return { ...f, severity, action, failing: action === 'fail' && severity !== 'info' };
   });
   const verdict: Verdict = judged.some((f) => f.failing) ? 'fail' : input.installSucceeded ? 'pass' : 'error';
   return { verdict, findings: judged };

@@ -1,38 +1,136 @@
+/**
+ * The policy file format, as a zod schema. `policies/schema.json` is generated from `PolicyFile`
+ * (scripts/generate-schemas.ts) so editors complete and check policies; a unit test fails when the
+ * checked-in copy is stale.
+ */
 import { z } from 'zod';
 import { Severity } from '../core/finding.js';
-import { RULE_IDS } from '../core/rules.js';
+import { familyOf, RULE_IDS } from '../core/rules.js';
 
-/** A rule id, or a family wildcard such as `network.*`. */
-const RulePattern = z.string().refine((value) => value.endsWith('.*') || (RULE_IDS as readonly string[]).includes(value), {
-  message: 'not a known rule id or family wildcard (family.*)',
+/** What a policy does with a finding: fail the run, report it as a warning, or drop it from the output. */
+export const Action = z.enum(['fail', 'warn', 'ignore']);
+export type Action = z.infer<typeof Action>;
+
+const FAMILY_PATTERNS = [...new Set(RULE_IDS.map((id) => `${familyOf(id)}.*`))];
+
+/** A rule id from the catalogue, or a family wildcard such as `network.*`. */
+export const RulePattern = z.enum([...RULE_IDS, ...FAMILY_PATTERNS] as [string, ...string[]], {
+  error: (issue) => `unknown rule id or family '${String(issue.input)}' (see the rule catalogue; a family is written family.*)`,
 });
 
-const KnownGoodPth = z.object({ name: z.string().min(1), sha256: z.string().regex(/^[0-9a-f]{64}$/) }).strict();
+/**
+ * Rules no policy can relax: attacks on the tool itself (tracer, monitor, proxy integrity, limits,
+ * export), denials, and code that would run outside the package's own import (startup hooks, .pth
+ * lines, files nobody installed, writes into the target), whose effects reach every other package.
+ * `packages.allow`, a `warn`/`ignore` action and a suppression never apply to them.
+ */
+export const NEVER_RELAXED = [
+  'monitor.*',
+  'resource.*',
+  'integrity.*',
+  'export.*',
+  'policy.package-denied',
+  'policy.sdist-forbidden',
+  'static.startup-hook',
+  'static.pth-exec',
+  'static.pth-path',
+  'static.unrecorded-file',
+  'static.import-shadowing',
+  'fs.target-tamper',
+];
+
+export function neverRelaxed(rule: string): boolean {
+  return NEVER_RELAXED.some((pattern) => matchesRule(pattern, rule));
+}
+
+const Sha256 = z.string().regex(/^[0-9a-f]{64}$/, 'not a lowercase hex sha256');
+const KnownGoodPth = z.object({ name: z.string().min(1), sha256: Sha256 }).strict();
+
+/** A normalised project name, as the lock and the report write it. */
+const ProjectName = z.string().regex(/^[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?$/, 'not a project name');
+
+/** An absolute, normalised path inside the sandbox. */
+const SandboxPath = z
+  .string()
+  .regex(/^\/[^\0]*$/, 'not an absolute path')
+  .refine((p) => !p.split('/').some((part) => part === '..' || part === '.') && !p.includes('//') && (p === '/' || !p.endsWith('/')), 'not a normalised path')
+  .refine((p) => p !== '/', 'the whole filesystem cannot be allowed');
+
+export const Suppression = z
+  .object({
+    rule: RulePattern.refine((r) => !r.endsWith('.*'), 'a suppression names one rule id, not a family').refine(
+      (r) => !neverRelaxed(r),
+      'this rule cannot be suppressed: attacks on the tool and code that reaches every package always count',
+    ),
+    /** The package the finding is attributed to; null for an unattributed one. */
+    package: ProjectName.nullable(),
+    /** Every key given must equal the finding's evidence value (strings, numbers, booleans). */
+    evidence: z.record(z.string(), z.union([z.string(), z.number(), z.boolean()])).default({}),
+    /** Why it is accepted: shown in the report next to the finding. */
+    reason: z.string().min(1),
+    /** The last day (UTC) it applies; after it the finding counts again and the run says so. */
+    expires: z.iso.date().optional(),
+  })
+  .strict();
+export type Suppression = z.infer<typeof Suppression>;
+
+const Limits = z
+  .object({
+    timeoutSeconds: z.number().int().min(10).max(86_400).optional(),
+    memoryMb: z.number().int().min(128).max(65_536).optional(),
+    pids: z.number().int().min(64).max(32_768).optional(),
+  })
+  .strict();
 
 /** A policy file as written: everything optional so it can extend a preset. */
 export const PolicyFile = z
   .object({
+    $schema: z.string().optional(),
     $comment: z.string().optional(),
     name: z.string().optional(),
+    /** A preset name (default, strict, investigate) or a path relative to this file. */
     extends: z.string().optional(),
-    failOn: z.array(RulePattern).optional(),
-    warnOnly: z.array(RulePattern).optional(),
+    /** The action per rule id or family. The most specific pattern wins; a rule no pattern names is a warning. */
+    rules: z
+      .partialRecord(RulePattern, Action)
+      .superRefine((rules, ctx) => {
+        for (const [rule, action] of Object.entries(rules)) {
+          if (action !== 'fail' && !rule.endsWith('.*') && neverRelaxed(rule)) {
+            ctx.addIssue({
+              code: 'custom',
+              path: [rule],
+              message: `${rule} always fails: attacks on the tool and code that reaches every package cannot be relaxed`,
+            });
+          }
+        }
+      })
+      .optional(),
+    /** Build requirements the proxy may serve unhashed (pip #11974), by project name. */
     build: z
-      .object({ allow: z.array(z.string()) })
+      .object({ allow: z.array(ProjectName) })
       .strict()
       .optional(),
+    /** Refuse sdists: a lock entry with only an sdist fails before any container starts. */
     onlyBinary: z.boolean().optional(),
     allowLockIndexUrl: z.boolean().optional(),
+    /** `.pth` files accepted by name and sha256; extends the base policy's list. */
     knownGoodPth: z.array(KnownGoodPth).optional(),
-    severities: z.record(RulePattern, Severity).optional(),
+    severities: z.partialRecord(RulePattern, Severity).optional(),
     packages: z
-      .object({ allow: z.array(z.string()).default([]), deny: z.array(z.string()).default([]) })
+      .object({ allow: z.array(ProjectName).default([]), deny: z.array(ProjectName).default([]) })
       .strict()
       .optional(),
     process: z
       .object({ execWatch: z.array(z.string().min(1)) })
       .strict()
       .optional(),
+    /** Paths outside the target where an install may write (a directory allows everything under it); extends the base list. */
+    writes: z
+      .object({ allow: z.array(SandboxPath) })
+      .strict()
+      .optional(),
+    limits: Limits.optional(),
+    suppressions: z.array(Suppression).optional(),
     export: z.boolean().optional(),
   })
   .strict();
@@ -41,9 +139,8 @@ export type PolicyFile = z.infer<typeof PolicyFile>;
 /** A policy after `extends` is resolved: nothing optional. */
 export interface Policy {
   name: string;
-  failOn: string[];
-  /** Rules reported as warnings for a reviewer, never failing (an exact id or a family wildcard). */
-  warnOnly: string[];
+  /** Pattern → action; resolved by `actionFor`. */
+  rules: Record<string, Action>;
   build: { allow: string[] };
   onlyBinary: boolean;
   allowLockIndexUrl: boolean;
@@ -53,9 +150,35 @@ export interface Policy {
   packages: { allow: string[]; deny: string[] };
   /** Executables whose run during the install is `process.exec`: shells and network tools. */
   process: { execWatch: string[] };
+  writes: { allow: string[] };
+  limits: z.infer<typeof Limits>;
+  /** Suppressions still in force. */
+  suppressions: Suppression[];
+  /** Suppressions past their expiry date: they no longer apply, and the run reports each. */
+  expiredSuppressions: Suppression[];
   export: boolean;
 }
 
 export function matchesRule(pattern: string, rule: string): boolean {
   return pattern.endsWith('.*') ? rule.startsWith(pattern.slice(0, -1)) : pattern === rule;
+}
+
+/** The value of the most specific pattern naming `rule` (an exact id, then its family), if any. */
+export function mostSpecific<T>(map: Record<string, T>, rule: string): T | undefined {
+  return map[rule] ?? Object.entries(map).find(([pattern]) => pattern.endsWith('.*') && matchesRule(pattern, rule))?.[1];
+}
+
+/** What the policy does with a finding of `rule`: a rule no pattern names is a warning. */
+export function actionFor(policy: Pick<Policy, 'rules'>, rule: string): Action {
+  return mostSpecific(policy.rules, rule) ?? 'warn';
+}
+
+/** The JSON Schema of policy files (draft-07, what editors understand best); checked in as policies/schema.json. */
+export function policyJsonSchema(): Record<string, unknown> {
+  return {
+    ...z.toJSONSchema(PolicyFile, { target: 'draft-7', io: 'input' }),
+    title: 'sandbox-install policy',
+    description:
+      'A policy for sandbox-install: the action per rule, packages, build requirements, writes, limits and suppressions. Generated from src/policy/schema.ts.',
+  };
 }

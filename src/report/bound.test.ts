@@ -19,7 +19,7 @@ const judged = (
   message: string,
   evidence: Record<string, unknown>,
   extra: Partial<JudgedFinding> = {},
-): JudgedFinding => ({ rule, severity: 'high', package: pkg, message, evidence, failing: true, ...extra });
+): JudgedFinding => ({ rule, severity: 'high', package: pkg, message, evidence, action: 'fail', failing: true, ...extra });
 
 /** Small limits, so a hand-built report crosses every one of them. */
 const SMALL: Partial<ReportLimits> = {

@@ -318,7 +318,7 @@ function boundFindings(findings: readonly JudgedFinding[], limits: ReportLimits,
     // A plain string key (the rule has no space; the package's length makes the split unique):
     // hashing JSON of 50,000 hostile messages took 2.7 s, this takes 0.2 s, and holds no more
     // than the capped text of each distinct finding while it runs.
-    const key = `${f.rule} ${f.phase ?? '-'} ${pkg === null ? '-' : `${pkg.length}:${pkg}`} ${message}`;
+    const key = `${f.rule} ${f.action} ${f.phase ?? '-'} ${pkg === null ? '-' : `${pkg.length}:${pkg}`} ${message}`;
     const count = occurrences(f.evidence.count) ?? 1;
     const group = groups.get(key);
     if (!group) {
@@ -346,7 +346,9 @@ function boundFindings(findings: readonly JudgedFinding[], limits: ReportLimits,
       package: g.package,
       message: g.message,
       evidence,
+      action: g.first.action,
       failing: g.failing,
+      ...(g.first.suppressed ? { suppressed: { reason: cutHead(g.first.suppressed.reason, limits.stringChars), expires: g.first.suppressed.expires } } : {}),
       // The tool's own phase names (a short enum), never package text.
       ...(g.first.phase === undefined ? {} : { phase: cutHead(g.first.phase, limits.nameChars) }),
     };
@@ -408,6 +410,7 @@ function boundPackages(packages: readonly Package[], limits: ReportLimits, count
       name: cutText(p.name, limits.nameChars, cut),
       version: cutText(p.version, limits.nameChars, cut),
       marker: cutNullable(p.marker, limits.stringChars, cut),
+      ...(p.line === undefined ? {} : { line: p.line }),
       files: p.files
         .slice(0, limits.files)
         .map((f) => ({ filename: cutText(f.filename, limits.nameChars, cut), sha256: cutText(f.sha256, limits.nameChars, cut), size: f.size })),
@@ -527,6 +530,8 @@ function bound(report: Report, overrides: Partial<ReportLimits>): { report: Repo
       .map((p) => ({ name: cutHead(p.name, limits.nameChars), exitCode: p.exitCode, timedOut: p.timedOut, traceBytes: p.traceBytes })),
   };
   const assemble = (cut: ReportCut | undefined): Report => ({
+    // Ours (a URL of the tool's own schema file), never package text.
+    ...(report.$schema === undefined ? {} : { $schema: report.$schema }),
     schemaVersion: report.schemaVersion,
     tool: skeleton.tool,
     verdict: report.verdict,

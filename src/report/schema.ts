@@ -3,7 +3,19 @@ import { Finding } from '../core/finding.js';
 
 export const SCHEMA_VERSION = 1;
 
-const JudgedFinding = Finding.extend({ failing: z.boolean() });
+/**
+ * The JSON Schema of reports, shipped with the tool (generated from `Report` by
+ * scripts/generate-schemas.js): a file URL an editor or validator on this machine can open.
+ */
+export const REPORT_SCHEMA_URL = new URL('../../report.schema.json', import.meta.url).href;
+
+const JudgedFinding = Finding.extend({
+  /** What the policy does with it: fail the run, warn, or ignore (kept here, left out of text and SARIF). */
+  action: z.enum(['fail', 'warn', 'ignore']),
+  failing: z.boolean(),
+  /** The policy's suppression that accepted it. */
+  suppressed: z.object({ reason: z.string(), expires: z.string().nullable() }).optional(),
+});
 
 const tally = z.number().int().nonnegative();
 
@@ -35,6 +47,7 @@ export const ReportCut = z.object({
 export type ReportCut = z.infer<typeof ReportCut>;
 
 export const Report = z.object({
+  $schema: z.string().optional(),
   schemaVersion: z.literal(SCHEMA_VERSION),
   tool: z.object({ name: z.literal('sandbox-install'), version: z.string() }),
   verdict: z.enum(['pass', 'fail', 'error']),
@@ -46,6 +59,8 @@ export const Report = z.object({
       name: z.string(),
       version: z.string(),
       marker: z.string().nullable(),
+      /** The 1-based line of the lockfile that names it, when it came from one. */
+      line: z.number().int().positive().optional(),
       files: z.array(z.object({ filename: z.string(), sha256: z.string(), size: z.number() })),
     }),
   ),
@@ -96,6 +111,7 @@ export type Report = z.infer<typeof Report>;
 /** A report before anything is known: verdict `error` (inconclusive) until the run says otherwise. */
 export function emptyReport(start: { version: string; lockfile: string; policy: string; image: string | null; timings?: Report['timings'] }): Report {
   return {
+    $schema: REPORT_SCHEMA_URL,
     schemaVersion: SCHEMA_VERSION,
     tool: { name: 'sandbox-install', version: start.version },
     verdict: 'error',
@@ -113,5 +129,14 @@ export function emptyReport(start: { version: string; lockfile: string; policy: 
     exported: null,
     manifest: null,
     error: null,
+  };
+}
+
+/** The JSON Schema of reports (draft-07); shipped as report.schema.json and named by each report's `$schema`. */
+export function reportJsonSchema(): Record<string, unknown> {
+  return {
+    ...z.toJSONSchema(Report, { target: 'draft-7', io: 'output' }),
+    title: 'sandbox-install report',
+    description: 'The JSON report of a sandbox-install run. Generated from src/report/schema.ts.',
   };
 }

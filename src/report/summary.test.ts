@@ -31,6 +31,7 @@ const judged = (
   package: pkg,
   message,
   evidence,
+  action: 'fail',
   failing: true,
   ...extra,
 });

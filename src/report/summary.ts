@@ -57,10 +57,14 @@ const more = (n: number) => `… ${n} more finding${n === 1 ? '' : 's'} (see the
 export function renderSummary(report: Report, color: boolean, limits: SummaryLimits = SUMMARY_LIMITS): string {
   const c = paint(color);
   const verdictColor: Color = report.verdict === 'pass' ? 'green' : report.verdict === 'fail' ? 'red' : 'yellow';
-  const shown = report.findings.filter((f) => f.severity !== 'info' || f.failing);
+  // Ignored and suppressed findings stay in the JSON report only; info ones unless they fail.
+  const shown = report.findings.filter((f) => f.action !== 'ignore' && (f.severity !== 'info' || f.failing));
+  const warnings = shown.filter((f) => f.action === 'warn').length;
+  const suppressed = report.findings.filter((f) => f.suppressed).length;
   const header =
     `${c('bold', 'sandbox-install')} ${c(verdictColor, report.verdict.toUpperCase())}  ${clip(report.lockfile, limits.textChars)}  ` +
-    `${report.packages.length} packages, ${shown.length} findings, policy ${clip(report.policy, limits.textChars)}`;
+    `${report.packages.length} packages, ${shown.length} findings${warnings > 0 ? ` (${warnings} warning${warnings === 1 ? '' : 's'})` : ''}` +
+    `${suppressed > 0 ? `, ${suppressed} suppressed` : ''}, policy ${clip(report.policy, limits.textChars)}`;
   const footer: string[] = [];
   if (report.exported) footer.push(`  exported ${clip(report.exported, limits.textChars)}`);
   else if (report.verdict !== 'pass') footer.push('  nothing exported');
@@ -85,7 +89,7 @@ export function renderSummary(report: Report, color: boolean, limits: SummaryLim
     const listed = findings.length <= fits ? findings : keepMostSevere(findings, Math.min(limits.findingsPerPackage, room - 2), (f) => f);
     body.push(`  ${c('bold', clip(pkg, limits.textChars))}`);
     for (const f of listed) {
-      const mark = f.failing ? c('red', '✗') : c('dim', '·');
+      const mark = f.failing ? c('red', '✗') : f.action === 'warn' && f.severity !== 'info' ? c('yellow', '!') : c('dim', '·');
       body.push(`    ${mark} ${f.rule} [${f.severity}] ${clip(f.message, limits.textChars)}  ${c('dim', evidenceLine(f.evidence, limits.evidenceChars))}`);
     }
     if (listed.length < findings.length) body.push(`    ${c('dim', more(findings.length - listed.length))}`);

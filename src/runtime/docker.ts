@@ -13,6 +13,8 @@ import {
   type SeedFile,
   type PartSpec,
   type ContainerState,
+  type EngineVersion,
+  type ImageInfo,
   type LeftoverContainer,
   type MonitorListener,
   type RunSpec,
@@ -230,6 +232,13 @@ export function demuxBuffer(buffer: Buffer): string {
   return parts.join('');
 }
 
+function engineUnreachable(cause: unknown): EnvironmentError {
+  return new EnvironmentError('engine.unreachable', 'no container engine answers', {
+    cause,
+    hint: `start Docker (or Podman's Docker socket) and check DOCKER_HOST; on Debian as root, scripts/ensure-engine.sh installs docker.io and starts dockerd`,
+  });
+}
+
 export class DockerClient implements ContainerClient {
   private readonly docker: Docker;
 
@@ -241,11 +250,22 @@ export class DockerClient implements ContainerClient {
     try {
       await this.docker.ping();
     } catch (error: unknown) {
-      throw new EnvironmentError('engine.unreachable', 'no container engine answers', {
-        cause: error,
-        hint: `start Docker (or Podman's Docker socket) and check DOCKER_HOST; on Debian as root, scripts/ensure-engine.sh installs docker.io and starts dockerd`,
-      });
+      throw engineUnreachable(error);
     }
+  }
+
+  async version(signal?: AbortSignal): Promise<EngineVersion> {
+    let answer: Docker.DockerVersion;
+    try {
+      // dockerode takes `abortSignal` here (its types do not say so): an aborted request is destroyed.
+      const version = this.docker.version.bind(this.docker) as unknown as (opts: { abortSignal?: AbortSignal }) => Promise<Docker.DockerVersion>;
+      answer = await version({ abortSignal: signal });
+    } catch (error: unknown) {
+      throw engineUnreachable(error);
+    }
+    // Podman's Docker-compatible API names itself among the components; Docker's says `Engine`.
+    const podman = (answer.Components ?? []).some((c) => /podman/i.test(c.Name));
+    return { engine: `${podman ? 'Podman' : 'Docker'} ${answer.Version}`, api: answer.ApiVersion };
   }
 
   async imageExists(ref: string): Promise<boolean> {
@@ -254,6 +274,16 @@ export class DockerClient implements ContainerClient {
       return true;
     } catch (error: unknown) {
       if (statusOf(error) === 404) return false;
+      throw error;
+    }
+  }
+
+  async inspectImage(ref: string): Promise<ImageInfo | null> {
+    try {
+      const info = await this.docker.getImage(ref).inspect();
+      return { created: info.Created, labels: info.Config?.Labels ?? {}, sizeBytes: info.Size };
+    } catch (error: unknown) {
+      if (statusOf(error) === 404) return null;
       throw error;
     }
   }

@@ -15,6 +15,8 @@ import {
   type BuildProgress,
   type ContainerClient,
   type ContainerState,
+  type EngineVersion,
+  type ImageInfo,
   type LeftoverContainer,
   type MonitorListener,
   type RunSpec,
@@ -23,8 +25,12 @@ import {
 } from './port.js';
 
 export interface FakeRun {
-  /** ping() fails: no engine. */
+  /** ping() fails: no engine (version() and inspectImage() too). */
   engineDown?: boolean;
+  /** What version() answers; default `Fake 1.0`, API `1.41`. */
+  engineVersion?: EngineVersion;
+  /** The images inspectImage() knows, by ref. Absent: every ref exists, as imageExists() says, unlabelled. */
+  images?: Record<string, ImageInfo>;
   /** Lines the monitor prints after `ready`. */
   monitorLines?: string[];
   /** The sandbox container's exit code, or `hang`: wait() resolves only when aborted or killed. */
@@ -136,8 +142,23 @@ export class FakeEngine implements ContainerClient {
 
   constructor(private readonly run: FakeRun) {}
 
-  async ping(): Promise<void> {
+  private answer(): void {
     if (this.run.engineDown) throw new EnvironmentError('engine.unreachable', 'no container engine answers (fake)', { hint: 'start one' });
+  }
+
+  async ping(): Promise<void> {
+    this.answer();
+  }
+
+  async version(): Promise<EngineVersion> {
+    this.answer();
+    return this.run.engineVersion ?? { engine: 'Fake 1.0', api: '1.41' };
+  }
+
+  async inspectImage(ref: string): Promise<ImageInfo | null> {
+    this.answer();
+    if (this.run.images === undefined) return { created: new Date().toISOString(), labels: {}, sizeBytes: 0 };
+    return this.run.images[ref] ?? null;
   }
 
   async imageExists(): Promise<boolean> {

@@ -2,7 +2,9 @@ import { mkdir, mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { defaultImageTag, IMAGES_DIR } from './image.js';
+import { EnvironmentError } from '../errors.js';
+import { BUILD_VARIANT_DIR, buildVariantTag, defaultImageTag, ensureBuildVariant, IMAGES_DIR } from './image.js';
+import type { ContainerClient } from './port.js';
 
 describe('defaultImageTag', () => {
   it('follows the content of the files in images/ and ignores directories such as __pycache__', async () => {
@@ -22,5 +24,54 @@ describe('defaultImageTag', () => {
 
   it('finds the bundled images/ directory', async () => {
     expect(await defaultImageTag(IMAGES_DIR)).toMatch(/^sandbox-install:[0-9a-f]{12}$/);
+  });
+});
+
+describe('the build variant', () => {
+  it("is tagged from the sandbox image's tag and the content of images/build/", async () => {
+    const dir = await mkdtemp(path.join(tmpdir(), 'variant-'));
+    await writeFile(path.join(dir, 'Dockerfile'), 'ARG BASE\nFROM ${BASE}\n');
+    const first = await buildVariantTag('sandbox-install:0123456789ab', dir);
+    expect(first).toMatch(/^sandbox-install:0123456789ab-build-[0-9a-f]{8}$/);
+    expect(await buildVariantTag('registry.test:5000/team/sandbox', dir)).toBe(`registry.test:5000/team/sandbox:latest-build-${first.slice(-8)}`);
+    await writeFile(path.join(dir, 'Dockerfile'), 'ARG BASE\nFROM ${BASE}\nRUN true\n');
+    expect(await buildVariantTag('sandbox-install:0123456789ab', dir)).not.toBe(first);
+    expect(await buildVariantTag('sandbox-install:x', BUILD_VARIANT_DIR)).toMatch(/^sandbox-install:x-build-[0-9a-f]{8}$/);
+  });
+
+  function engine(exists: boolean, fail = false) {
+    const builds: Array<{ context: string; tag: string; args: Record<string, string> }> = [];
+    const client = {
+      imageExists: async () => exists,
+      buildImage: async (context: string, tag: string, args: Record<string, string>) => {
+        if (fail) throw new Error('apt-get: cannot reach deb.debian.org');
+        builds.push({ context, tag, args });
+      },
+    } as unknown as ContainerClient;
+    return { client, builds };
+  }
+
+  it('is built FROM the sandbox image from images/build/ only when missing', async () => {
+    const missing = engine(false);
+    expect(await ensureBuildVariant({ client: missing.client, base: 'sandbox-install:abc', tag: 'sandbox-install:abc-build-1', progress: () => {} })).toBe(
+      'build',
+    );
+    expect(missing.builds).toEqual([{ context: BUILD_VARIANT_DIR, tag: 'sandbox-install:abc-build-1', args: { BASE: 'sandbox-install:abc' } }]);
+    const present = engine(true);
+    expect(await ensureBuildVariant({ client: present.client, base: 'sandbox-install:abc', tag: 'sandbox-install:abc-build-1', progress: () => {} })).toBe(
+      'existing',
+    );
+    expect(present.builds).toEqual([]);
+  });
+
+  it('says what a failed build needs', async () => {
+    const failing = engine(false, true);
+    const error = await ensureBuildVariant({ client: failing.client, base: 'b', tag: 'b:x-build-1', progress: () => {} }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(EnvironmentError);
+    expect(error).toMatchObject({
+      code: 'image.build-failed',
+      message: 'building b:x-build-1 failed: apt-get: cannot reach deb.debian.org',
+      hint: 'the build image installs gcc with apt-get: the Debian archive must be reachable from docker build',
+    });
   });
 });

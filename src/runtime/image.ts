@@ -17,10 +17,24 @@ export const BOOTSTRAP_BASE = 'sandbox-install-base:bookworm';
 
 export type BuildPath = 'existing' | 'online' | 'bootstrap-debian';
 
+/** On every image we build: which path made it (`online`, `bootstrap-debian`, or `build` for the build variant). */
+export const BUILD_PATH_LABEL = 'io.sandbox-install.build-path';
+
+/**
+ * The build variant (images/build/Dockerfile): the sandbox image plus a C compiler and Python's
+ * headers from Debian's own packages, for sdists that compile C extensions. A subdirectory, so it
+ * is not part of the sandbox image's content hash: changing it rebuilds only the variant.
+ */
+export const BUILD_VARIANT_DIR = fileURLToPath(new URL('../../images/build/', import.meta.url));
+
 export async function defaultImageTag(imagesDir = IMAGES_DIR): Promise<string> {
+  return `sandbox-install:${(await contentHash(imagesDir)).slice(0, 12)}`;
+}
+
+/** sha256 over the names and bytes of the regular files at the top of `dir` (not its subdirectories). */
+async function contentHash(dir: string): Promise<string> {
   const hash = createHash('sha256');
-  // Only the regular files at the top of images/ make the build context that matters.
-  const entries = await readdir(imagesDir, { withFileTypes: true });
+  const entries = await readdir(dir, { withFileTypes: true });
   for (const name of entries
     .filter((e) => e.isFile())
     .map((e) => e.name)
@@ -28,10 +42,10 @@ export async function defaultImageTag(imagesDir = IMAGES_DIR): Promise<string> {
     hash
       .update(name)
       .update('\0')
-      .update(await readFile(path.join(imagesDir, name)))
+      .update(await readFile(path.join(dir, name)))
       .update('\0');
   }
-  return `sandbox-install:${hash.digest('hex').slice(0, 12)}`;
+  return hash.digest('hex');
 }
 
 export interface ImageBuildOptions {
@@ -94,7 +108,7 @@ export async function buildImage(options: ImageBuildOptions): Promise<BuildPath>
   const base = chosen === 'bootstrap-debian' ? BOOTSTRAP_BASE : ONLINE_BASE;
   options.progress(`building ${options.tag} FROM ${base}`);
   try {
-    await options.client.buildImage(IMAGES_DIR, options.tag, { BASE: base }, options.progress);
+    await options.client.buildImage(IMAGES_DIR, options.tag, { BASE: base, BUILD_PATH: chosen }, options.progress);
   } catch (error: unknown) {
     throw new EnvironmentError('image.build-failed', `building ${options.tag} failed: ${(error as Error).message}`, {
       cause: error,
@@ -107,4 +121,43 @@ export async function buildImage(options: ImageBuildOptions): Promise<BuildPath>
 export async function ensureImage(options: ImageBuildOptions): Promise<BuildPath> {
   if (await options.client.imageExists(options.tag)) return 'existing';
   return buildImage(options);
+}
+
+/**
+ * The build variant's tag: the sandbox image's tag plus `-build-` and the hash of the variant's
+ * directory, so a change to either gives a new tag and the next run rebuilds the variant.
+ */
+export async function buildVariantTag(sandboxTag: string, variantDir = BUILD_VARIANT_DIR): Promise<string> {
+  const slash = sandboxTag.lastIndexOf('/');
+  const colon = sandboxTag.lastIndexOf(':');
+  const [repo, tag] = colon > slash ? [sandboxTag.slice(0, colon), sandboxTag.slice(colon + 1)] : [sandboxTag, 'latest'];
+  return `${repo}:${tag}-build-${(await contentHash(variantDir)).slice(0, 8)}`;
+}
+
+export interface VariantBuildOptions {
+  client: ContainerClient;
+  /** The sandbox image it is built FROM; it must exist. */
+  base: string;
+  tag: string;
+  progress: (line: string) => void;
+  variantDir?: string;
+}
+
+/**
+ * Build the variant when it is missing. It runs `apt-get install gcc libc6-dev` (and Python's
+ * headers when the base lacks them) on top of the sandbox image: the Debian archive must be
+ * reachable from `docker build`, as it is for the bootstrap path.
+ */
+export async function ensureBuildVariant(options: VariantBuildOptions): Promise<'existing' | 'build'> {
+  if (await options.client.imageExists(options.tag)) return 'existing';
+  options.progress(`building ${options.tag} FROM ${options.base} (adds a C compiler from Debian)`);
+  try {
+    await options.client.buildImage(options.variantDir ?? BUILD_VARIANT_DIR, options.tag, { BASE: options.base }, options.progress);
+  } catch (error: unknown) {
+    throw new EnvironmentError('image.build-failed', `building ${options.tag} failed: ${(error as Error).message}`, {
+      cause: error,
+      hint: 'the build image installs gcc with apt-get: the Debian archive must be reachable from docker build',
+    });
+  }
+  return 'build';
 }

@@ -117,10 +117,33 @@ export interface BuildProgress {
   (line: string): void;
 }
 
+/** What the engine says it is, for `doctor`. */
+export interface EngineVersion {
+  /** Its name and version, e.g. `Docker 20.10.24`. */
+  engine: string;
+  /** The API version it speaks, e.g. `1.41`. */
+  api: string;
+}
+
+/** What `doctor` shows of an image. */
+export interface ImageInfo {
+  /** When it was built, as the engine reports it (RFC 3339). */
+  created: string;
+  labels: Record<string, string>;
+  sizeBytes: number;
+}
+
 export interface ContainerClient {
   /** Resolves when the engine answers; rejects with an EnvironmentError otherwise. */
   ping(): Promise<void>;
+  /**
+   * Optional: the engine's name, version and API version; rejects like `ping` when it does not
+   * answer, or when `signal` aborts the request (so a hung engine leaves no request behind).
+   */
+  version?(signal?: AbortSignal): Promise<EngineVersion>;
   imageExists(ref: string): Promise<boolean>;
+  /** The image's creation time, labels and size, or null when the engine has no image by that name. */
+  inspectImage(ref: string): Promise<ImageInfo | null>;
   /** Pull an image; rejects when the registry cannot be reached. */
   pullImage(ref: string, onProgress: BuildProgress): Promise<void>;
   buildImage(contextDir: string, tag: string, buildArgs: Record<string, string>, onProgress: BuildProgress): Promise<void>;

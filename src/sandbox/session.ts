@@ -25,6 +25,25 @@ const PROXY_MOUNT = '/run/sandbox-install-proxy';
 
 const STACK_BYTES = 8 * 1024 ** 2;
 
+/**
+ * Bytecode is never exported from the sandbox (export/ compiles verified sources on the host), so
+ * compiling here would only be time spent under the tracer.
+ */
+const NO_COMPILE = '--no-compile';
+
+/**
+ * Where the wheel phase puts the wheels. Under /tmp/pip-*, where pip keeps its own temp dirs, so the
+ * container diff counts it as pip's; who wrote into it is checked from the trace (wheelhouse
+ * workflow: only pip's installer may).
+ */
+export const WHEEL_DIR = '/tmp/pip-wheelhouse';
+
+/**
+ * Where the resolve phase has pip write its report (`--report`). Under /tmp/pip-*, pip's own temp
+ * dirs, like WHEEL_DIR. The sandbox user can write it too, so it is read back as hostile input.
+ */
+export const RESOLVE_REPORT = '/tmp/pip-resolve-report.json';
+
 export interface SessionOptions {
   client: ContainerClient;
   image: string;
@@ -41,6 +60,12 @@ export interface SessionOptions {
    * files) unhashed and records what it served, and pip installs the plan's pins without hashes.
    */
   unlocked?: { localFiles: LocalFile[] };
+  /**
+   * Lock: the first phase is `resolve` instead of `install`, pip's resolver on these requirements
+   * (a requirements.in, already checked and rendered by the caller) with `--dry-run --report`. Use
+   * with `unlocked`: nothing is installed, and the proxy serves what pip picks.
+   */
+  resolve?: { requirements: string };
 }
 
 /** The import phase: every top-level module imported in its own process (images/importer.py). */
@@ -117,33 +142,7 @@ export class SandboxSession implements AsyncDisposable {
     timings.proxyStart = elapsed(t);
 
     t = performance.now();
-    const pipArgs = [
-      // The installer interpreter, not the target's: build hooks must never run the target's
-      // site-packages (a planted .pth would run inside the next package's build).
-      'python3',
-      '-m',
-      'pip',
-      '--python',
-      INSTALLER_PYTHON,
-      'install',
-      '--prefix',
-      TARGET,
-      ...(unlocked ? [] : ['--require-hashes']),
-      '--no-input',
-      '--progress-bar',
-      'off',
-      // Bytecode is never exported from the sandbox (export/ compiles verified sources on the
-      // host), so compiling here would only be time spent under the tracer.
-      '--no-compile',
-      '--index-url',
-      `http://127.0.0.1:${RELAY_PORT}/simple/`,
-      ...(policy.onlyBinary ? ['--only-binary', ':all:'] : []),
-      // The lockfile's own choices (--pre, --prefer-binary, --only-binary, --no-binary), after the
-      // policy's: a lock may narrow what pip takes, and install.ts refuses one that would widen it.
-      ...pipArgsFor(plan.pipOptions),
-      '-r',
-      INPUT_LOCK,
-    ];
+    const pipArgs = this.pipArgv(['install', '--prefix', TARGET, NO_COMPILE]);
     const ready = this.monitorReady();
     ready.promise.catch(() => undefined); // awaited below; never an unhandled rejection if startRun throws
     const sandbox = await client.startRun(
@@ -203,9 +202,9 @@ export class SandboxSession implements AsyncDisposable {
     t = performance.now();
     // Copied in, not bind-mounted: the lock is root-owned and read-only to the sandbox user, and
     // no host path appears in the sandbox's /proc/self/mountinfo.
-    const phases: PhaseSpec[] = [{ name: 'install', argv: pipArgs }, ...after];
+    const phases: PhaseSpec[] = [this.options.resolve ? this.resolvePhase() : { name: 'install', argv: pipArgs }, ...after];
     await sandbox.putFiles([
-      { path: INPUT_LOCK, content: renderRequirements(plan), mode: 0o644 },
+      { path: INPUT_LOCK, content: this.options.resolve?.requirements ?? renderRequirements(plan), mode: 0o644 },
       { path: INPUT_PHASES, content: JSON.stringify(phases), mode: 0o644 },
     ]);
     // The canaries look like the user's own: theirs, 0600, in directories only they can list.
@@ -279,6 +278,68 @@ export class SandboxSession implements AsyncDisposable {
       };
     });
     return { phases: outcomes, timings };
+  }
+
+  /**
+   * pip's command line for a phase, `verb` being pip's command and its own options: the installer
+   * interpreter, the proxy as the only index, the policy's and then the lockfile's options, the lock.
+   * Every phase that runs pip on the lock runs it through here, so they cannot drift apart.
+   */
+  private pipArgv(verb: string[]): string[] {
+    const { plan, policy, unlocked } = this.options;
+    return [
+      // The installer interpreter, not the target's: build hooks must never run the target's
+      // site-packages (a planted .pth would run inside the next package's build).
+      'python3',
+      '-m',
+      'pip',
+      '--python',
+      INSTALLER_PYTHON,
+      ...verb,
+      ...(unlocked ? [] : ['--require-hashes']),
+      '--no-input',
+      '--progress-bar',
+      'off',
+      '--index-url',
+      `http://127.0.0.1:${RELAY_PORT}/simple/`,
+      ...(policy.onlyBinary ? ['--only-binary', ':all:'] : []),
+      // The lockfile's own choices (--pre, --prefer-binary, --only-binary, --no-binary), after the
+      // policy's: a lock may narrow what pip takes, and install.ts refuses one that would widen it.
+      ...pipArgsFor(plan.pipOptions),
+      '-r',
+      INPUT_LOCK,
+    ];
+  }
+
+  /**
+   * The wheel phase (wheelhouse): `pip wheel --no-deps` on the same lock, through the same proxy,
+   * with the same options as the install phase. pip copies each locked wheel it picks into
+   * WHEEL_DIR and builds each locked sdist into a wheel there, under the same tracer. No wheel cache
+   * is reused: the sandbox runs with PIP_NO_CACHE_DIR.
+   */
+  /**
+   * The resolve phase (lock): `pip install --dry-run --ignore-installed --report` on the
+   * requirements, through the same proxy with the same options as the install phase, so every
+   * sdist's metadata build runs under the same tracer and policy. Nothing is installed.
+   */
+  private resolvePhase(): PhaseSpec {
+    return { name: 'resolve', argv: this.pipArgv(['install', '--dry-run', '--ignore-installed', '--report', RESOLVE_REPORT]) };
+  }
+
+  /** pip's resolution report as the resolve phase left it, or null when it cannot be read (hostile input: parse with caps). */
+  async resolveReport(maxBytes: number): Promise<string | null> {
+    if (!this.sandbox) throw new InstallError('session.no-sandbox', 'no sandbox container to read the resolution from');
+    return this.readText(this.sandbox, RESOLVE_REPORT, maxBytes);
+  }
+
+  wheelPhase(): PhaseSpec {
+    return { name: 'wheel', argv: this.pipArgv(['wheel', '--no-deps', '--wheel-dir', WHEEL_DIR]) };
+  }
+
+  /** What the wheel phase left in WHEEL_DIR, as a tar stream (hostile input: read it with export/wheelhouse only). */
+  async wheelArchive(): Promise<Readable> {
+    if (!this.sandbox) throw new InstallError('session.no-sandbox', 'no sandbox container to read the wheels from');
+    return this.sandbox.readArchive(WHEEL_DIR);
   }
 
   /** The target site-packages as a tar stream (hostile input: extract it with export/ only). */

@@ -38,7 +38,8 @@ export interface InvestigateRequest {
   extraIndexUrls: string[];
   policy: string;
   report?: string;
-  timeoutSeconds: number;
+  /** --timeout; default: the policy's limits, else DEFAULT_TIMEOUT_SECONDS. */
+  timeoutSeconds?: number;
   /** The limit on each module's import. */
   importTimeoutSeconds: number;
   image?: string;

@@ -7,17 +7,18 @@ import path from 'node:path';
 import { writeFile } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import { finding, type Finding } from '../core/finding.js';
-import { DEFAULT_LIMITS, type InstallOutcome, type RunOutcome } from '../core/outcome.js';
+import { DEFAULT_LIMITS, type InstallOutcome, type Limits, type RunOutcome } from '../core/outcome.js';
 import { EXIT } from '../errors.js';
 import type { LockPlan } from '../lock/types.js';
 import type { Judgement } from '../policy/evaluate.js';
 import type { Policy } from '../policy/schema.js';
-import type { LocalFile, ServedFile, Upstreams } from '../proxy/index.js';
+import { pipConfiguredUpstreams, redactUrl, type LocalFile, type ServedFile, type Upstreams } from '../proxy/index.js';
+import { lockedFiles, sdistOnly } from '../proxy/locked-files.js';
 import { SandboxSession } from '../sandbox/session.js';
 import { observe, type Observation, type ObserveInput } from '../observe/index.js';
 import { serializeReport } from '../report/bound.js';
 import type { Report } from '../report/schema.js';
-import { defaultImageTag, ensureImage } from '../runtime/image.js';
+import { buildVariantTag, defaultImageTag, ensureBuildVariant, ensureImage } from '../runtime/image.js';
 import type { ContainerClient } from '../runtime/port.js';
 
 export interface WorkflowDeps {
@@ -119,8 +120,20 @@ export interface SessionRequest {
   upstreams: Upstreams;
   policy: Policy;
   cacheDir?: string;
-  timeoutSeconds: number;
+  /** --timeout; default: the policy's limits.timeoutSeconds, else DEFAULT_TIMEOUT_SECONDS. */
+  timeoutSeconds?: number;
   unlocked?: { localFiles: LocalFile[] };
+}
+
+/** The run's limits: the defaults, then the policy's, then --timeout. */
+export function runLimits(policy: Policy, timeoutSeconds: number | undefined): Limits {
+  const { limits } = policy;
+  return {
+    ...DEFAULT_LIMITS,
+    ...(limits.memoryMb === undefined ? {} : { memoryBytes: limits.memoryMb * 1024 ** 2 }),
+    ...(limits.pids === undefined ? {} : { pids: limits.pids }),
+    timeoutMs: (timeoutSeconds ?? limits.timeoutSeconds ?? DEFAULT_TIMEOUT_SECONDS) * 1000,
+  };
 }
 
 /** One sandbox session on the injected engine; it removes what it made however the caller's block ends. */
@@ -132,7 +145,7 @@ export function openSession(request: SessionRequest, deps: WorkflowDeps, log: Lo
     upstreams: request.upstreams,
     policy: request.policy,
     cacheDir: request.cacheDir ?? defaultCacheDir(),
-    limits: { ...DEFAULT_LIMITS, timeoutMs: request.timeoutSeconds * 1000 },
+    limits: runLimits(request.policy, request.timeoutSeconds),
     logger: log,
     signal: deps.signal,
     ...(request.unlocked ? { unlocked: request.unlocked } : {}),
@@ -178,4 +191,77 @@ export function recordRun(report: Report, run: RunOutcome, observed: Observation
 /** The exit code a verdict gives. */
 export function exitCodeOf(verdict: Report['verdict']): number {
   return { pass: EXIT.pass, fail: EXIT.policyFail, error: EXIT.install }[verdict];
+}
+
+/**
+ * The build image (images/build/: the sandbox image plus a C compiler from Debian), built when
+ * missing, for runs that build sdists with C extensions. A requested image is used as it is: it
+ * is the caller's to give a compiler.
+ */
+export async function prepareBuildImage(requested: string | undefined, deps: WorkflowDeps, log: Logger): Promise<string> {
+  if (requested !== undefined) return prepareImage(requested, deps, log);
+  const base = await prepareImage(undefined, deps, log);
+  const image = await buildVariantTag(base);
+  const started = performance.now();
+  const built = await ensureBuildVariant({ client: deps.engine, base, tag: image, progress: (line) => log.info({ image }, `image: ${line}`) });
+  if (built !== 'existing') log.info({ image, ms: Math.round(performance.now() - started) }, 'built the build image (a C compiler from Debian)');
+  return image;
+}
+
+/** Where a locked run fetches from: the flags, else pip's configuration; the lockfile's own index lines only when the policy allows them. */
+export function lockedUpstreams(request: { indexUrl?: string; extraIndexUrls: string[] }, lock: LockPlan, policy: Policy): Promise<Upstreams> {
+  return pipConfiguredUpstreams({
+    indexUrl: request.indexUrl ?? (policy.allowLockIndexUrl ? (lock.indexUrl ?? undefined) : undefined),
+    extraIndexUrls: [...request.extraIndexUrls, ...(policy.allowLockIndexUrl ? lock.extraIndexUrls : [])],
+  });
+}
+
+/** A lockfile's own index lines are reported, and honoured only when the policy allows it. */
+export function lockIndexFindings(plan: LockPlan, allowed: boolean): Finding[] {
+  return [plan.indexUrl, ...plan.extraIndexUrls]
+    .filter((url): url is string => url !== null)
+    .map(redactUrl)
+    .map((url) =>
+      finding(
+        'lock.index-url',
+        'info',
+        allowed ? `the lockfile names index ${url}; honoured by policy` : `the lockfile names index ${url}; ignored (policy does not allow lockfile indexes)`,
+        { url },
+      ),
+    );
+}
+
+/** Each locked requirement with the locked files the proxy served for it. */
+export function lockedPackages(plan: LockPlan, served: ServedFile[]): Report['packages'] {
+  return plan.requirements.map((req) => ({
+    name: req.name,
+    version: req.version,
+    marker: req.marker,
+    line: req.line,
+    files: [
+      ...new Map(
+        served
+          .filter((file) => file.locked && file.project === req.name && req.sha256.includes(file.sha256))
+          .map(({ filename, sha256, size }) => [filename, { filename, sha256, size }]),
+      ).values(),
+    ],
+  }));
+}
+
+/**
+ * A wheels-only policy refuses each lock entry that has only an sdist, read from the upstream pages
+ * on the host: no container starts for a lock it would refuse anyway.
+ */
+export async function sdistFindings(plan: LockPlan, policy: Policy, upstreams: Upstreams, signal: AbortSignal): Promise<Finding[]> {
+  if (!policy.onlyBinary) return [];
+  const files = await lockedFiles(plan, upstreams, signal);
+  return sdistOnly(plan, files).map((req) =>
+    finding(
+      'policy.sdist-forbidden',
+      'high',
+      `${req.name}==${req.version} (${plan.file}:${req.line}) has only an sdist, and policy ${policy.name} installs wheels only`,
+      { line: req.line, files: (files.get(req.name) ?? []).filter((f) => req.sha256.includes(f.sha256)).map((f) => f.filename) },
+      req.name,
+    ),
+  );
 }

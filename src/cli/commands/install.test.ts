@@ -129,6 +129,67 @@ describe('install on the fake engine: one test per exit code', () => {
     expect(leftovers(engine)).toEqual([]);
   });
 
+  it('1: strict refuses a lock entry with only an sdist before any container starts, naming the package and its line', async () => {
+    const sdist = 'a'.repeat(64);
+    const wheel = 'b'.repeat(64);
+    await mkdir(path.join(work, 'index', 'only-sdist'));
+    await writeFile(path.join(work, 'index', 'only-sdist', 'index.html'), `<a href="only_sdist-1.0.tar.gz#sha256=${sdist}">only_sdist-1.0.tar.gz</a>\n`);
+    await mkdir(path.join(work, 'index', 'has-wheel'));
+    await writeFile(
+      path.join(work, 'index', 'has-wheel', 'index.html'),
+      `<a href="has_wheel-2.0-py3-none-any.whl#sha256=${wheel}">has_wheel-2.0-py3-none-any.whl</a>\n<a href="has_wheel-2.0.tar.gz#sha256=${'c'.repeat(64)}">has_wheel-2.0.tar.gz</a>\n`,
+    );
+    await writeFile(lock, `has-wheel==2.0 --hash=sha256:${wheel}\n# a comment\nonly-sdist==1.0 \\\n    --hash=sha256:${sdist}\n`);
+    const engine = new FakeEngine(run());
+    expect(await cli(engine, ['--policy', 'strict'])).toBe(1);
+    const written = await report();
+    expect(written.verdict).toBe('fail');
+    expect(written.findings).toEqual([
+      {
+        rule: 'policy.sdist-forbidden',
+        severity: 'high',
+        package: 'only-sdist',
+        message: `only-sdist==1.0 (${lock}:3) has only an sdist, and policy strict installs wheels only`,
+        evidence: { line: 3, files: ['only_sdist-1.0.tar.gz'] },
+        action: 'fail',
+        failing: true,
+      },
+    ]);
+    expect(written.packages.map((p) => [p.name, p.line])).toEqual([
+      ['has-wheel', 1],
+      ['only-sdist', 3],
+    ]);
+    // Nothing was created: no run, so no container.
+    expect(engine.runs).toEqual([]);
+    expect(written.image).toBeNull();
+    expect(await exists(path.join(work, 'out'))).toBe(false);
+    // The default policy lets the same lock through to the sandbox.
+    const again = new FakeEngine(run());
+    await cli(again);
+    expect(again.runs).toHaveLength(1);
+  });
+
+  it('0: a user policy that only warns on network.dns passes a DNS-only install, with the warning in the report', async () => {
+    const policy = path.join(work, 'dns-warn.json');
+    await writeFile(policy, JSON.stringify({ extends: 'default', rules: { 'network.dns': 'warn' } }));
+    const dns = JSON.stringify({ type: 'dns', name: 'collect.exfil.invalid', qtype: 1, answer: '127.1.0.1', src: '127.0.0.1:4000', time: 1.5 });
+    const engine = new FakeEngine(run({ monitorLines: [dns] }));
+    expect(await cli(engine, ['--policy', policy])).toBe(0);
+    const written = await report();
+    expect(written.verdict).toBe('pass');
+    expect(written.policy).toBe('dns-warn');
+    expect(written.findings).toEqual([
+      expect.objectContaining({
+        rule: 'network.dns',
+        phase: 'install',
+        action: 'warn',
+        failing: false,
+        evidence: expect.objectContaining({ name: 'collect.exfil.invalid' }),
+      }),
+    ]);
+    expect(written.exported).toBe(path.join(work, 'out'));
+  });
+
   it('2: a lockfile that is not pinned and hashed is bad input, before any container', async () => {
     await writeFile(lock, 'requests>=2\n');
     const engine = new FakeEngine(run());

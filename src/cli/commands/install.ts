@@ -1,22 +1,15 @@
 /** `sandbox-install [install] <lockfile>`: its flags, one workflow call, the summary. */
 import { z } from 'zod';
-import { serializeReport } from '../../report/bound.js';
-import { renderSummary } from '../../report/summary.js';
 import { install } from '../../workflows/install.js';
-import { DEFAULT_TIMEOUT_SECONDS } from '../../workflows/steps.js';
 import type { CommandContext } from '../context.js';
 import { parseOptions } from '../options.js';
+import { renderReport, SandboxOptions } from '../output.js';
 
-export const InstallOptions = z.object({
-  indexUrl: z.string().url().optional(),
-  extraIndexUrl: z.array(z.string().url()).default([]),
+export const InstallOptions = SandboxOptions.extend({
   policy: z.string().default('default'),
   output: z.string().default('out/site-packages'),
-  report: z.string().optional(),
-  format: z.enum(['text', 'json']).default('text'),
-  timeout: z.coerce.number().positive().default(DEFAULT_TIMEOUT_SECONDS),
-  image: z.string().optional(),
-  cacheDir: z.string().optional(),
+  /** --build-image: run in the image with a C compiler (for sdists that build extensions). */
+  buildImage: z.boolean().default(false),
 });
 export type InstallOptions = z.infer<typeof InstallOptions>;
 
@@ -33,9 +26,10 @@ export async function runInstall(lockfile: string, raw: unknown, ctx: CommandCon
       timeoutSeconds: options.timeout,
       image: options.image,
       cacheDir: options.cacheDir,
+      buildImage: options.buildImage,
     },
     { engine: ctx.engine(), logger: ctx.logger, signal: ctx.signal },
   );
-  process.stdout.write(options.format === 'json' ? serializeReport(report) : renderSummary(report, ctx.color));
+  process.stdout.write(renderReport(report, options.format, ctx.color));
   return exitCode;
 }

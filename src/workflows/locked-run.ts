@@ -1,0 +1,172 @@
+/**
+ * The pipeline `install` and `wheelhouse` share, as named steps: plan (lock, policy, what can be
+ * refused before any container), upstreams, what the policy refuses by the lock alone, the image,
+ * one sandbox running `install` and the workflow's further phases, observe, judge, publish only on
+ * pass, and the report whatever happens. A workflow gives only what differs: its phases, its image
+ * choice, findings of its own, and how it publishes.
+ */
+import path from 'node:path';
+import type { Logger } from 'pino';
+import type { Finding } from '../core/finding.js';
+import type { PhaseSpec, RunOutcome } from '../core/outcome.js';
+import { TOOL_VERSION } from '../core/version.js';
+import { InputError, SandboxError } from '../errors.js';
+import { assertReplaceable, MANIFEST_NAME } from '../export/publish.js';
+import { readLock } from '../lock/parse.js';
+import type { LockPlan } from '../lock/types.js';
+import { evaluate } from '../policy/evaluate.js';
+import { loadPolicy } from '../policy/load.js';
+import type { Policy } from '../policy/schema.js';
+import { redactUrl, type Upstreams } from '../proxy/index.js';
+import { emptyReport, type Report } from '../report/schema.js';
+import { conflictsWithOnlyBinaryPolicy } from '../sandbox/requirements.js';
+import type { SandboxSession } from '../sandbox/session.js';
+import {
+  exitCodeOf,
+  lockedPackages,
+  lockedUpstreams,
+  lockIndexFindings,
+  observeRun,
+  openSession,
+  phaseFailure,
+  recordRun,
+  sdistFindings,
+  writeFinalReport,
+  type WorkflowDeps,
+  type WorkflowResult,
+} from './steps.js';
+
+export interface LockedRunRequest {
+  lockfile: string;
+  indexUrl?: string;
+  extraIndexUrls: string[];
+  /** A preset name or a policy file. */
+  policy: string;
+  /** Where the workflow publishes (site-packages, a wheelhouse). */
+  output: string;
+  /** Where the JSON report goes, whatever the verdict. */
+  report?: string;
+  /** --timeout; default: the policy's limits, else DEFAULT_TIMEOUT_SECONDS. */
+  timeoutSeconds?: number;
+  /** The sandbox image; default: the tag of images/, built when missing. */
+  image?: string;
+  cacheDir?: string;
+}
+
+/** What a locked workflow adds to the shared pipeline. */
+export interface LockedWorkflow {
+  /** For the log: what the sandbox does. */
+  doing: string;
+  /** Whether this policy lets the workflow publish at all (install: `export`; wheelhouse: always). */
+  publishes(policy: Policy): boolean;
+  /** The image to run in (built when missing). */
+  image(lock: LockPlan, upstreams: Upstreams, log: Logger): Promise<string>;
+  /** Phases after `install`, in the same sandbox. */
+  after(session: SandboxSession): PhaseSpec[];
+  /** Findings of the workflow's own, from the finished run. */
+  findings?(run: RunOutcome): Finding[];
+  /**
+   * Publish after a pass: stage, re-judge what staging found (setting the report's verdict and
+   * findings), write the report, and only then make the output appear.
+   */
+  publish(session: SandboxSession, lock: LockPlan, report: Report, policy: Policy, log: Logger): Promise<void>;
+}
+
+/** Read the lock and the policy, and refuse what cannot be honoured before any container starts. */
+async function plan(request: LockedRunRequest, workflow: LockedWorkflow): Promise<{ lock: LockPlan; policy: Policy }> {
+  const lock = await readLock(request.lockfile);
+  const policy = await loadPolicy(request.policy);
+  const conflict = policy.onlyBinary ? conflictsWithOnlyBinaryPolicy(lock.pipOptions) : null;
+  if (conflict !== null) throw new InputError('lock.invalid', `${request.lockfile}: ${conflict}`);
+  if (workflow.publishes(policy)) await assertReplaceable(path.resolve(request.output));
+  return { lock, policy };
+}
+
+export async function lockedRun(request: LockedRunRequest, workflow: LockedWorkflow, deps: WorkflowDeps): Promise<WorkflowResult> {
+  const started = performance.now();
+  const timings: Record<string, number> = {};
+  const { lock, policy } = await plan(request, workflow);
+  const upstreams = await lockedUpstreams(request, lock, policy);
+  const log = deps.logger.child({ lockfile: request.lockfile });
+  const distributions = lock.requirements.map((r) => r.name);
+
+  // What the policy refuses by the lock alone: no engine, no container.
+  const refused = await sdistFindings(lock, policy, upstreams, deps.signal);
+  if (refused.length > 0) {
+    const report = emptyReport({ version: TOOL_VERSION, lockfile: request.lockfile, policy: policy.name, image: null, timings });
+    const judgement = evaluate({ findings: refused, packages: distributions, installSucceeded: false }, policy);
+    report.verdict = judgement.verdict;
+    report.findings = judgement.findings;
+    report.packages = lockedPackages(lock, []);
+    log.warn({ refused: refused.length }, 'refused before any container started');
+    timings.total = Math.round(performance.now() - started);
+    await writeFinalReport(request.report, report, log);
+    return { exitCode: exitCodeOf(report.verdict), report };
+  }
+
+  let t = performance.now();
+  const image = await workflow.image(lock, upstreams, log);
+  timings.image = Math.round(performance.now() - t);
+
+  const report = emptyReport({ version: TOOL_VERSION, lockfile: request.lockfile, policy: policy.name, image, timings });
+  let exitCode: number;
+  try {
+    // The run. The session removes its containers and temp dirs however this block ends.
+    await using session = await openSession(
+      { image, plan: lock, upstreams, policy, cacheDir: request.cacheDir, timeoutSeconds: request.timeoutSeconds },
+      deps,
+      log,
+    );
+    log.info(
+      { packages: lock.requirements.length, upstreams: { indexUrl: redactUrl(upstreams.indexUrl), extraIndexUrls: upstreams.extraIndexUrls.map(redactUrl) } },
+      workflow.doing,
+    );
+    const after = workflow.after(session);
+    const run = await session.run(after);
+    Object.assign(timings, run.timings);
+    deps.signal.throwIfAborted();
+
+    // Observe, phase by phase. The installed tree is held to the locked wheels.
+    t = performance.now();
+    const observed = await observeRun(session, run, { distributions, policy, reservedNames: [MANIFEST_NAME] }, (file) => file.locked);
+    const own = workflow.findings?.(run) ?? [];
+    timings.observe = Math.round(performance.now() - t);
+
+    // Judge. Every phase must have run and succeeded for a pass.
+    const judgement = evaluate(
+      {
+        findings: [...lockIndexFindings(lock, policy.allowLockIndexUrl), ...observed.findings, ...own, ...run.phases.flatMap(phaseFailure)],
+        packages: distributions,
+        installSucceeded: run.phases.length === 1 + after.length && run.phases.every((phase) => phase.pipExitCode === 0),
+      },
+      policy,
+    );
+    recordRun(report, run, observed, judgement, session);
+    report.packages = lockedPackages(lock, session.proxyRecords.served);
+
+    // Publish, only on pass.
+    if (report.verdict === 'pass' && workflow.publishes(policy)) {
+      deps.signal.throwIfAborted();
+      t = performance.now();
+      await workflow.publish(session, lock, report, policy, log);
+      timings.export = Math.round(performance.now() - t);
+    }
+    exitCode = exitCodeOf(report.verdict);
+  } catch (error: unknown) {
+    report.error = error instanceof SandboxError ? error.toJSON() : { message: String(error) };
+    throw error;
+  } finally {
+    // The report, with the end state, whatever happened.
+    timings.total = Math.round(performance.now() - started);
+    await writeFinalReport(request.report, report, log);
+  }
+  return { exitCode, report };
+}
+
+/** What staging found, judged and added to the report: any failing finding stops the publication. */
+export function rejudge(report: Report, found: Finding[], policy: Policy): void {
+  // The run's own findings are judged already (expired suppressions reported once, with them).
+  const extra = evaluate({ findings: found, packages: [], installSucceeded: true }, { ...policy, expiredSuppressions: [] });
+  report.findings = [...report.findings, ...extra.findings];
+  if (extra.verdict === 'fail') report.verdict = 'fail';
+}

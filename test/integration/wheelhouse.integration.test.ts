@@ -1,0 +1,151 @@
+/**
+ * wheelhouse on the real engine: a locked wheel, a pure sdist and a C-extension sdist go in; a
+ * wheelhouse comes out that pip installs offline on the host, with hashes, and whose C extension
+ * imports and runs. A hostile sdist that acts only while wheels are built fails the run, and
+ * nothing is written.
+ */
+import { createHash } from 'node:crypto';
+import { mkdtemp, readdir, readFile, writeFile } from 'node:fs/promises';
+import { hostname, tmpdir } from 'node:os';
+import path from 'node:path';
+import { execa } from 'execa';
+import pino from 'pino';
+import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
+import { Report } from '../../src/report/schema.js';
+import { DockerClient } from '../../src/runtime/docker.js';
+import { LABEL } from '../../src/runtime/port.js';
+import { wheelhouse } from '../../src/workflows/wheelhouse.js';
+import { buildFixtureIndex, type FixtureIndex } from '../fixtures/index.js';
+import { cExtensionSdist, lockedWheel, phonesHomeWhenBuildingWheels, pureSdist, windowsOnly } from '../fixtures/wheelhouse.js';
+import { engineAvailable } from './helpers.js';
+
+const sha256 = async (file: string) =>
+  createHash('sha256')
+    .update(await readFile(file))
+    .digest('hex');
+
+/** The workflow in this process, with the fixture index as its only upstream and no image named: it picks one itself. */
+async function runWheelhouse(index: FixtureIndex, work: string) {
+  const output = path.join(work, 'wheels');
+  const result = await wheelhouse(
+    {
+      lockfile: index.lockFile,
+      indexUrl: index.indexUrl,
+      extraIndexUrls: [],
+      policy: 'default',
+      output,
+      report: path.join(work, 'report.json'),
+      timeoutSeconds: 240,
+      cacheDir: path.join(work, 'cache'),
+    },
+    { engine: new DockerClient(), logger: pino({ level: 'warn' }), signal: new AbortController().signal },
+  );
+  const report = Report.parse(JSON.parse(await readFile(path.join(work, 'report.json'), 'utf8')));
+  return { ...result, report, output };
+}
+
+describe.runIf(engineAvailable())('wheelhouse on the real engine', () => {
+  const saved = { config: process.env.PIP_CONFIG_FILE, extra: process.env.PIP_EXTRA_INDEX_URL };
+  beforeAll(() => {
+    // No pip configuration from the machine leaks in: the fixture index is the only upstream.
+    process.env.PIP_CONFIG_FILE = '/dev/null';
+    process.env.PIP_EXTRA_INDEX_URL = '';
+  });
+  afterAll(() => {
+    process.env.PIP_CONFIG_FILE = saved.config;
+    process.env.PIP_EXTRA_INDEX_URL = saved.extra;
+  });
+  afterEach(async () => {
+    // Every run of this process is gone from the engine.
+    const ours = (await new DockerClient().listOurs()).filter((c) => c.labels[LABEL.owner] === `${hostname()}:${process.pid}`);
+    expect(ours.map((c) => c.name)).toEqual([]);
+  });
+
+  it('round trip, offline: a locked wheel, a pure sdist and a C-extension sdist install on the host from the wheelhouse alone', async () => {
+    const index = await buildFixtureIndex([lockedWheel, pureSdist, cExtensionSdist, windowsOnly]);
+    // Markers stay verbatim; a requirement whose marker is false in the sandbox is skipped.
+    const lock = await readFile(index.lockFile, 'utf8');
+    await writeFile(
+      index.lockFile,
+      lock
+        .replace('wh-alpha==1.0.0 \\', 'wh-alpha==1.0.0 ; python_version >= "3" \\')
+        .replace('wh-windows-only==2.0 \\', 'wh-windows-only==2.0 ; sys_platform == "win32" \\'),
+    );
+    const work = await mkdtemp(path.join(tmpdir(), 'sandbox-install-wh-'));
+    const run = await runWheelhouse(index, work);
+
+    expect(run.report.findings.filter((f) => f.failing)).toEqual([]);
+    expect(run.report.verdict).toBe('pass');
+    expect(run.exitCode).toBe(0);
+    // The lock has sdists only for two requirements: the build image was chosen by itself.
+    expect(run.report.image).toBe(inject('buildImage'));
+    expect(run.report.phases?.map((p) => [p.name, p.exitCode])).toEqual([
+      ['install', 0],
+      ['wheel', 0],
+    ]);
+    expect(run.report.exported).toBe(run.output);
+
+    const files = (await readdir(run.output)).sort();
+    expect(files).toEqual([
+      '.sandbox-install-manifest.json',
+      'report.json',
+      'requirements.lock',
+      'wh_alpha-1.0.0-py3-none-any.whl',
+      'wh_cext-1.0-cp311-cp311-linux_x86_64.whl',
+      'wh_pure-0.3-py3-none-any.whl',
+    ]);
+    // The locked wheel is the fixture's file, byte for byte.
+    const alpha = index.files.find((f) => f.name === 'wh-alpha')!;
+    expect(await sha256(path.join(run.output, alpha.filename))).toBe(alpha.sha256);
+    // The re-hashed lock names exactly the files in the wheelhouse.
+    const wheels = files.filter((f) => f.endsWith('.whl'));
+    const hashes = await Promise.all(wheels.map((f) => sha256(path.join(run.output, f))));
+    const rehashed = await readFile(path.join(run.output, 'requirements.lock'), 'utf8');
+    expect(rehashed.split('\n').filter((line) => !line.startsWith('#'))).toEqual([
+      'wh-alpha==1.0.0 ; python_version >= "3" \\',
+      `    --hash=sha256:${hashes[0]}`,
+      'wh-pure==0.3 \\',
+      `    --hash=sha256:${hashes[2]}`,
+      'wh-cext==1.0 \\',
+      `    --hash=sha256:${hashes[1]}`,
+      '',
+    ]);
+    expect(rehashed).toContain(`# This file was written by sandbox-install wheelhouse from requirements.lock on `);
+    expect(rehashed).toContain('# skipped: wh-windows-only==2.0 ; sys_platform == "win32"');
+    // The report inside is the report of this run.
+    expect(Report.parse(JSON.parse(await readFile(path.join(run.output, 'report.json'), 'utf8'))).exported).toBe(run.output);
+
+    // On the host, offline: a fresh venv installs from the wheelhouse alone, hash-checked.
+    const venv = path.join(work, 'venv');
+    await execa('python3', ['-m', 'venv', venv]);
+    const env = { PIP_CONFIG_FILE: '/dev/null', PIP_NO_INDEX: '1', PIP_DISABLE_PIP_VERSION_CHECK: '1' };
+    await execa(
+      path.join(venv, 'bin', 'pip'),
+      ['install', '--no-index', '--find-links', run.output, '--require-hashes', '-r', path.join(run.output, 'requirements.lock')],
+      { env },
+    );
+    const used = await execa(
+      path.join(venv, 'bin', 'python'),
+      ['-c', 'import wh_alpha, wh_pure, wh_cext; print(wh_alpha.greet(), wh_pure.VALUE, wh_cext.add(2, 40))'],
+      { env },
+    );
+    expect(used.stdout).toBe('alpha pure 42');
+  });
+
+  it('fails an sdist that phones home only while wheels are built, in phase wheel, and writes nothing', async () => {
+    const index = await buildFixtureIndex([lockedWheel, phonesHomeWhenBuildingWheels]);
+    const work = await mkdtemp(path.join(tmpdir(), 'sandbox-install-wh-'));
+    const run = await runWheelhouse(index, work);
+
+    expect(run.report.verdict).toBe('fail');
+    expect(run.exitCode).toBe(1);
+    const dns = run.report.findings.filter((f) => f.rule === 'network.dns' && f.failing);
+    expect(dns.map((f) => [f.package, f.phase])).toEqual([['wh-hostile', 'wheel']]);
+    expect(JSON.stringify(dns[0]?.evidence)).toContain('collect.wheelhouse.invalid');
+    // Quiet during install: nothing failing there.
+    expect(run.report.findings.filter((f) => f.failing && f.phase === 'install')).toEqual([]);
+    expect(run.report.exported).toBeNull();
+    // Neither the wheelhouse nor a staging dir beside it.
+    expect(await readdir(work)).toEqual(['cache', 'report.json']);
+  });
+});
