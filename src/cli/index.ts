@@ -10,6 +10,7 @@ import { runGc } from './commands/gc.js';
 import { runImageBuild } from './commands/image.js';
 import { runInstall } from './commands/install.js';
 import { runWheelhouse } from './commands/wheelhouse.js';
+import { runLock } from './commands/lock.js';
 import { DEFAULT_IMPORT_TIMEOUT_SECONDS, runInvestigate } from './commands/investigate.js';
 import { DEFAULT_TIMEOUT_SECONDS } from '../workflows/steps.js';
 import { runPolicyCheck } from './commands/policy.js';
@@ -83,6 +84,21 @@ export async function main(argv: string[], makeEngine: () => ContainerClient = (
     .option('--build-image', 'run in the build image (default: when some requirement is locked to sdists only)')
     .option('--no-build-image', 'run in the plain sandbox image even when the lock has sdists')
     .action((lockfile: string, options: Record<string, unknown>) => run((ctx) => runWheelhouse(lockfile, options, ctx))());
+
+  sandboxOptions(
+    program
+      .command('lock <requirements.in>')
+      .description('resolve a requirements.in inside the sandbox; write a hashed lock (or pylock.toml) only if the policy passes'),
+    'default',
+  )
+    .option('-o, --output <file>', 'the lock (default: requirements.lock, or pylock.toml, beside the requirements.in)')
+    .addOption(
+      new Option('--lock-format <format>', "the lock's format (default: pylock when -o names a pylock.toml, else requirements)").choices([
+        'requirements',
+        'pylock',
+      ]),
+    )
+    .action((file: string, options: Record<string, unknown>) => run((ctx) => runLock(file, options, ctx))());
 
   sandboxOptions(
     program

@@ -127,6 +127,11 @@ export async function readLock(file: string): Promise<LockPlan> {
 /** PEP 751's file names: `pylock.toml`, or `pylock.<name>.toml` with a name that has no dot. */
 const PYLOCK_NAME = /^pylock\.(?:[^.]+\.)?toml$/;
 
+/** Whether a file's name makes it a PEP 751 lock. */
+export function isPylockName(file: string): boolean {
+  return PYLOCK_NAME.test(basename(file));
+}
+
 /** Lock formats of other tools, each with the export that writes one this tool reads. */
 const OTHER_LOCKS: Record<string, { tool: string; hint: string }> = {
   'uv.lock': {
@@ -144,7 +149,7 @@ const OTHER_LOCKS: Record<string, { tool: string; hint: string }> = {
 /** Which parser reads `file`, by its name. Another tool's own lock format is refused with the export that gives one this tool reads. */
 function lockFormatOf(file: string): 'pylock' | 'requirements' {
   const name = basename(file);
-  if (PYLOCK_NAME.test(name)) return 'pylock';
+  if (isPylockName(file)) return 'pylock';
   const other = Object.hasOwn(OTHER_LOCKS, name) ? OTHER_LOCKS[name] : undefined;
   if (other) {
     throw new InputError(

@@ -123,6 +123,8 @@ export interface SessionRequest {
   /** --timeout; default: the policy's limits.timeoutSeconds, else DEFAULT_TIMEOUT_SECONDS. */
   timeoutSeconds?: number;
   unlocked?: { localFiles: LocalFile[] };
+  /** lock: the first phase resolves these requirements instead of installing the plan. */
+  resolve?: { requirements: string };
 }
 
 /** The run's limits: the defaults, then the policy's, then --timeout. */
@@ -149,6 +151,7 @@ export function openSession(request: SessionRequest, deps: WorkflowDeps, log: Lo
     logger: log,
     signal: deps.signal,
     ...(request.unlocked ? { unlocked: request.unlocked } : {}),
+    ...(request.resolve ? { resolve: request.resolve } : {}),
   });
 }
 

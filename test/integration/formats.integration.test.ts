@@ -91,6 +91,7 @@ describe.runIf(engineAvailable())('lock formats, SARIF and user policies on the 
     expect(run.report.verdict).toBe('pass');
     expect(run.exitCode).toBe(0);
     expect(run.report.exported).toBe(run.output);
-    expect(run.stdout).toMatch(/PASS .* 1 warning/);
+    expect(run.stdout).toMatch(/PASS .* 1 findings \(1 warning\)/);
+    expect(run.stdout).toContain('! network.dns [high]');
   });
 });

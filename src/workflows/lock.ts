@@ -1,0 +1,309 @@
+/**
+ * `lock`: resolve a requirements.in inside the sandbox and write a hashed lock, without running
+ * any sdist's build code on the host (pip-compile runs it there). pip's resolver runs as the run's
+ * only phase, `resolve` (`pip install --dry-run --report`), against the proxy in its unlocked mode,
+ * and every sdist's metadata build is traced and judged like an install. The lock is written only
+ * when the verdict is pass; otherwise nothing is written and the findings say why. Exit 0 only
+ * when the lock was written.
+ *
+ * What the lock lists for each resolved name==version is read on the host from the upstream pages,
+ * never from the sandbox: every file of that version whose sha256 the index gives, keeping the
+ * wheels the sandbox's interpreter can install (CPython 3.11 on glibc Linux) and the sdists. pip's
+ * report only says which versions it picked and which file it used; that file must be one the
+ * proxy served, and one the page lists.
+ */
+import { randomBytes } from 'node:crypto';
+import { rename, rm, stat, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { finding, type Finding } from '../core/finding.js';
+import { TOOL_VERSION } from '../core/version.js';
+import { EnvironmentError, InputError, SandboxError } from '../errors.js';
+import { isPylockName } from '../lock/parse.js';
+import { parsePipReport, ReportProblem, type ResolvedDist, type Resolution } from '../lock/pip-report.js';
+import { readRequirementsIn, renderRequirementsIn, type RequirementsIn } from '../lock/requirements-in.js';
+import type { LockPlan } from '../lock/types.js';
+import { wheelSupported, type LinuxCPython } from '../lock/wheel-tags.js';
+import { renderPylock, renderRequirementsLock, type LockedDist, type LockEntry } from '../lock/write.js';
+import { evaluate } from '../policy/evaluate.js';
+import { loadPolicy } from '../policy/load.js';
+import type { Policy } from '../policy/schema.js';
+import { pipConfiguredUpstreams, redactUrl, type ServedFile, type Upstreams } from '../proxy/index.js';
+import { canonicalVersion, isSafeFilename, versionFromFilename } from '../proxy/names.js';
+import type { UpstreamLink } from '../proxy/pages.js';
+import { UpstreamClient } from '../proxy/upstream-client.js';
+import { emptyReport, type Report } from '../report/schema.js';
+import { conflictsWithOnlyBinaryPolicy } from '../sandbox/requirements.js';
+import {
+  exitCodeOf,
+  observeRun,
+  openSession,
+  phaseFailure,
+  prepareImage,
+  recordRun,
+  writeFinalReport,
+  type WorkflowDeps,
+  type WorkflowResult,
+} from './steps.js';
+
+export type LockFormat = 'requirements' | 'pylock';
+
+/** --lock-format when given; else pylock when -o names a pylock.toml, else a requirements lock. */
+export function lockFormatFor(output: string | undefined, given: LockFormat | undefined): LockFormat {
+  return given ?? (output !== undefined && isPylockName(output) ? 'pylock' : 'requirements');
+}
+
+export interface LockRequest {
+  /** The requirements.in. */
+  requirementsIn: string;
+  /** Where the lock goes; written only on pass. */
+  output: string;
+  format: LockFormat;
+  indexUrl?: string;
+  extraIndexUrls: string[];
+  policy: string;
+  report?: string;
+  timeoutSeconds?: number;
+  image?: string;
+  cacheDir?: string;
+  /** The date the header gives; default: now. */
+  now?: Date;
+}
+
+/** pip's report holds every resolved project's whole metadata (descriptions included). */
+const MAX_REPORT_BYTES = 64 * 1024 ** 2;
+const PAGE_TIMEOUT_MS = 30_000;
+const MAX_PAGE_BYTES = 64 * 1024 ** 2;
+/**
+ * The image's C library: Debian bookworm's glibc 2.36 (images/Dockerfile, either base). pip's report
+ * does not say it. A newer base only means fewer manylinux wheels listed than pip could take; the
+ * file pip did take is always listed.
+ */
+const SANDBOX_GLIBC = [2, 36] as const;
+
+/** Step 1: the requirements, the policy and the output, refused before any container starts. */
+async function plan(request: LockRequest): Promise<{ input: RequirementsIn; policy: Policy }> {
+  const input = await readRequirementsIn(request.requirementsIn);
+  const policy = await loadPolicy(request.policy);
+  const conflict = policy.onlyBinary ? conflictsWithOnlyBinaryPolicy(input.pipOptions) : null;
+  if (conflict !== null) throw new InputError('lock.invalid', `${request.requirementsIn}: ${conflict.replaceAll('lockfile', 'requirements.in')}`);
+  const name = path.basename(request.output);
+  if (request.format === 'pylock' && !isPylockName(name)) {
+    throw new InputError('options.invalid', `--output ${request.output}: a PEP 751 lock must be named pylock.toml or pylock.<name>.toml`);
+  }
+  const dir = await stat(path.dirname(path.resolve(request.output))).catch(() => null);
+  if (!dir?.isDirectory()) throw new InputError('options.invalid', `--output ${request.output}: its directory does not exist`);
+  return { input, policy };
+}
+
+export async function lock(request: LockRequest, deps: WorkflowDeps): Promise<WorkflowResult> {
+  const started = performance.now();
+  const timings: Record<string, number> = {};
+  const { input, policy } = await plan(request);
+  const upstreams = await pipConfiguredUpstreams({ indexUrl: request.indexUrl, extraIndexUrls: request.extraIndexUrls });
+  const log = deps.logger.child({ requirements: request.requirementsIn });
+
+  // Step 2: engine and image.
+  let t = performance.now();
+  const image = await prepareImage(request.image, deps, log);
+  timings.image = Math.round(performance.now() - t);
+
+  const report = emptyReport({ version: TOOL_VERSION, lockfile: request.requirementsIn, policy: policy.name, image, timings });
+  let exitCode: number;
+  try {
+    // Step 3: resolve in the sandbox, against the unlocked proxy.
+    const resolvePlan: LockPlan = { file: request.requirementsIn, requirements: [], indexUrl: null, extraIndexUrls: [], pipOptions: input.pipOptions };
+    await using session = await openSession(
+      {
+        image,
+        plan: resolvePlan,
+        upstreams,
+        policy,
+        cacheDir: request.cacheDir,
+        timeoutSeconds: request.timeoutSeconds,
+        unlocked: { localFiles: [] },
+        resolve: { requirements: renderRequirementsIn(input) },
+      },
+      deps,
+      log,
+    );
+    log.info(
+      {
+        requirements: input.requirements.length,
+        upstreams: { indexUrl: redactUrl(upstreams.indexUrl), extraIndexUrls: upstreams.extraIndexUrls.map(redactUrl) },
+      },
+      'resolving in the sandbox',
+    );
+    const run = await session.run();
+    Object.assign(timings, run.timings);
+    deps.signal.throwIfAborted();
+
+    // Step 4: what pip resolved (hostile input), and every file of it, from the upstream pages.
+    t = performance.now();
+    const served = session.proxyRecords.served;
+    const resolvedOk = run.phases[0]?.pipExitCode === 0;
+    const resolution = resolvedOk ? readResolution(await session.resolveReport(MAX_REPORT_BYTES)) : null;
+    const locked =
+      resolution !== null && !(resolution instanceof ReportProblem)
+        ? await lockEntries(resolution, served, await upstreamPages(resolution.dists, upstreams, deps.signal))
+        : { entries: [], problems: resolution instanceof ReportProblem ? [resolution] : [] };
+    timings.lockFiles = Math.round(performance.now() - t);
+
+    // Step 5: observe the resolve phase; nothing was installed, so no wheel is held to a tree.
+    t = performance.now();
+    const resolved = resolution !== null && !(resolution instanceof ReportProblem) ? resolution.dists : [];
+    const distributions = [...new Set([...resolved.map((d) => d.name), ...served.map((file) => file.project)])];
+    const observed = await observeRun(session, run, { distributions, policy, reservedNames: [] }, () => false);
+    timings.observe = Math.round(performance.now() - t);
+
+    // Step 6: judge.
+    const problems = locked.problems.map(problemFinding);
+    const judgement = evaluate(
+      {
+        findings: [...observed.findings, ...run.phases.flatMap(phaseFailure), ...problems],
+        packages: distributions,
+        installSucceeded: resolvedOk && problems.length === 0,
+      },
+      policy,
+    );
+    recordRun(report, run, observed, judgement, session);
+    report.packages = resolvedPackages(resolved, served);
+    report.timeline = observed.timeline.map((entry) => ({ ...entry, phase: entry.phase ?? 'resolve' }));
+
+    // Step 7: the lock, only on pass.
+    if (report.verdict === 'pass' && resolution !== null && !(resolution instanceof ReportProblem)) {
+      const provenance = {
+        toolVersion: TOOL_VERSION,
+        source: request.requirementsIn,
+        date: (request.now ?? new Date()).toISOString().slice(0, 10),
+        pipVersion: resolution.pipVersion,
+        pythonVersion: resolution.pythonVersion,
+        machine: resolution.machine,
+        indexes: [upstreams.indexUrl, ...upstreams.extraIndexUrls].map(redactUrl),
+        command: `sandbox-install lock ${request.requirementsIn} -o ${request.output}${request.format === 'pylock' ? ' --lock-format pylock' : ''}`,
+      };
+      const text = request.format === 'pylock' ? renderPylock(locked.entries, provenance) : renderRequirementsLock(locked.entries, provenance);
+      await writeAtomically(request.output, text);
+      report.exported = path.resolve(request.output);
+      log.info({ lock: request.output, packages: locked.entries.length }, 'wrote the lock');
+    }
+    exitCode = exitCodeOf(report.verdict);
+  } catch (error: unknown) {
+    report.error = error instanceof SandboxError ? error.toJSON() : { message: String(error) };
+    throw error;
+  } finally {
+    timings.total = Math.round(performance.now() - started);
+    await writeFinalReport(request.report, report, log);
+  }
+  return { exitCode, report };
+}
+
+/** The report's text parsed, or the problem with it: a report that cannot be read is no resolution. */
+export function readResolution(text: string | null): Resolution | ReportProblem {
+  if (text === null) return new ReportProblem("pip's resolution report is missing or not a plain file of at most 64 MiB");
+  try {
+    return parsePipReport(text);
+  } catch (error: unknown) {
+    if (error instanceof ReportProblem) return error;
+    throw error;
+  }
+}
+
+function problemFinding(problem: ReportProblem): Finding {
+  return { ...finding('install.failed', 'high', `${problem.message}; no lock was written`, {}, problem.project), phase: 'resolve' };
+}
+
+/**
+ * The links every upstream lists for each resolved project, in upstream order (the index first), as
+ * the unlocked proxy merged them for pip. An upstream that does not answer is skipped; a project no
+ * upstream answers for is an environment error.
+ */
+export async function upstreamPages(dists: ResolvedDist[], upstreams: Upstreams, signal: AbortSignal): Promise<Map<string, UpstreamLink[]>> {
+  const client = new UpstreamClient({ timeoutMs: PAGE_TIMEOUT_MS, maxPageBytes: MAX_PAGE_BYTES, userAgent: 'sandbox-install-lock' });
+  const urls = [...new Set([upstreams.indexUrl, ...upstreams.extraIndexUrls])];
+  const pages = new Map<string, UpstreamLink[]>();
+  for (const dist of dists) {
+    const links: UpstreamLink[] = [];
+    const failures: string[] = [];
+    for (const url of urls) {
+      try {
+        links.push(...((await client.fetchProject(url, dist.name, signal))?.links ?? []));
+      } catch (error: unknown) {
+        signal.throwIfAborted();
+        failures.push(`${redactUrl(url)}: ${(error as Error).message}`);
+      }
+    }
+    if (failures.length === urls.length) {
+      throw new EnvironmentError('upstream.unreachable', `cannot read ${dist.name}'s page again to list its files: ${failures.join('; ')}`, {
+        hint: 'check the index URL (sandbox-install doctor)',
+      });
+    }
+    pages.set(dist.name, links);
+  }
+  return pages;
+}
+
+const SDIST = /\.(tar\.gz|zip)$/i;
+
+/**
+ * Each resolved name==version with every file of that version its pages list with a sha256 that
+ * the sandbox platform may install: its wheels for that platform, and its sdists. The file pip used
+ * must have been served by the proxy and be on the page; it is always listed. Pure.
+ */
+export function lockEntries(
+  resolution: Resolution,
+  served: ServedFile[],
+  pages: ReadonlyMap<string, UpstreamLink[]>,
+): { entries: LockEntry[]; problems: ReportProblem[] } {
+  const [major, minor] = resolution.pythonVersion.split('.').map(Number);
+  const target: LinuxCPython = { python: [major ?? 3, minor ?? 11], machine: resolution.machine, glibc: SANDBOX_GLIBC };
+  const resolvedNames = new Set(resolution.dists.map((d) => d.name));
+  const entries: LockEntry[] = [];
+  const problems: ReportProblem[] = [];
+  for (const dist of resolution.dists) {
+    const { name, version, used } = dist;
+    if (!served.some((file) => file.project === name && file.sha256 === used.sha256)) {
+      problems.push(new ReportProblem(`pip's resolution report names ${used.filename} for ${name} ${version}, which the proxy never served for ${name}`, name));
+      continue;
+    }
+    const files = new Map<string, LockedDist>();
+    for (const link of pages.get(name) ?? []) {
+      if (link.sha256 === null || !isSafeFilename(link.filename) || files.has(link.sha256)) continue;
+      const linked = versionFromFilename(name, link.filename);
+      if (linked === null || canonicalVersion(linked) !== canonicalVersion(version)) continue;
+      const wheel = link.filename.toLowerCase().endsWith('.whl');
+      if (!(link.sha256 === used.sha256 || (wheel ? wheelSupported(link.filename, target) : SDIST.test(link.filename)))) continue;
+      files.set(link.sha256, { filename: link.filename, sha256: link.sha256, url: link.url, kind: wheel ? 'wheel' : 'sdist' });
+    }
+    if (!files.has(used.sha256)) {
+      problems.push(
+        new ReportProblem(`${used.filename} (${name} ${version}), which pip resolved with, is no longer on the upstream page with that sha256`, name),
+      );
+      continue;
+    }
+    const requiredBy = resolution.dists.filter((other) => other.name !== name && other.requires.includes(name)).map((other) => other.name);
+    entries.push({ name, version, requested: dist.requested, requiredBy: requiredBy.filter((n) => resolvedNames.has(n)), files: [...files.values()] });
+  }
+  return { entries, problems };
+}
+
+/** What the report lists as packages: each resolved one with the files the proxy served for it. */
+function resolvedPackages(dists: ResolvedDist[], served: ServedFile[]): Report['packages'] {
+  return dists.map((dist) => ({
+    name: dist.name,
+    version: dist.version,
+    marker: null,
+    files: served.filter((file) => file.project === dist.name).map(({ filename, sha256, size }) => ({ filename, sha256, size })),
+  }));
+}
+
+/** Write beside the target, then rename over it: a reader sees the old lock or the whole new one. */
+export async function writeAtomically(file: string, text: string): Promise<void> {
+  const temp = path.join(path.dirname(file), `.${path.basename(file)}.${randomBytes(6).toString('hex')}.tmp`);
+  try {
+    await writeFile(temp, text, { mode: 0o644, flag: 'wx' });
+    await rename(temp, file);
+  } catch (error: unknown) {
+    await rm(temp, { force: true });
+    throw new EnvironmentError('lock.unwritable', `cannot write the lock to ${file}: ${(error as Error).message}`, { cause: error });
+  }
+}
