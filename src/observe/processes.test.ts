@@ -279,6 +279,26 @@ describe('processFindings: ways around the tracer and renamed tools', () => {
     );
     expect(findings.map((f) => [f.rule, f.package, f.evidence.path, f.evidence.argv])).toEqual([['process.exec', 'evil-pkg', '/tmp/x/py', 'py -c id']]);
   });
+
+  it('skips a PATH search missing in writable dirs before the program runs from /usr, but not a miss with nothing found after', () => {
+    const { findings } = processFindings(
+      context([
+        '11 1.100000 vfork() = 13',
+        execve(13, '1.100001', '/tmp/pip-build-env-a1/overlay/bin/x86_64-linux-gnu-gcc', ['x86_64-linux-gnu-gcc', '-c', 'x.c'], ENOENT),
+        execve(13, '1.100002', '/tmp/pip-build-env-a1/normal/bin/x86_64-linux-gnu-gcc', ['x86_64-linux-gnu-gcc', '-c', 'x.c'], ENOENT),
+        execve(13, '1.100003', '/usr/bin/x86_64-linux-gnu-gcc', ['x86_64-linux-gnu-gcc', '-c', 'x.c'], '0'),
+        '11 1.200000 vfork() = 14',
+        execve(14, '1.200001', '/tmp/pip-build-env-a1/overlay/bin/stage2', ['stage2'], ENOENT),
+        '11 1.300000 vfork() = 15',
+        execve(15, '1.300001', '/tmp/pip-build-env-a1/overlay/bin/tool', ['tool'], '-1 EACCES (Permission denied)'),
+        execve(15, '1.300002', '/usr/bin/tool', ['tool'], '0'),
+      ]),
+    );
+    expect(findings.map((f) => [f.rule, f.evidence.path, f.evidence.errno])).toEqual([
+      ['process.exec', '/tmp/pip-build-env-a1/overlay/bin/stage2', 'ENOENT'],
+      ['process.exec', '/tmp/pip-build-env-a1/overlay/bin/tool', 'EACCES'],
+    ]);
+  });
 });
 
 describe('processFindings: detached processes', () => {

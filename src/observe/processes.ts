@@ -68,7 +68,17 @@ export function processFindings(ctx: ProcessContext): { findings: Finding[]; eve
       if (event.viaFd || loader || writable.some((dir) => event.path.startsWith(dir))) {
         // A program run from where the install could have written it (a renamed shell, a
         // downloaded binary, a memfd): its name says nothing, so where it lives must. Attempts
-        // count: the file was put there to be run.
+        // count: the file was put there to be run. Except a PATH search's misses: an ENOENT there
+        // (nothing at that path) by a process that then ran the same name from elsewhere, as
+        // setuptools' compiler call does through pip's build-env bin dirs.
+        const base = path.posix.basename(event.path);
+        if (
+          !event.ok &&
+          event.errno === 'ENOENT' &&
+          trace.events.some((e) => e.kind === 'exec' && e.pid === event.pid && e.ok && path.posix.basename(e.path) === base)
+        ) {
+          continue;
+        }
         const where = event.viaFd ? 'a file descriptor' : loader ? 'the dynamic loader' : 'a writable place';
         once(`exec-written|${packageOf(event.pid)}|${event.path}`, () =>
           finding(

@@ -70,7 +70,7 @@ describe('loadPolicy: presets', () => {
     expect(await loadPolicy('default')).toEqual({
       name: 'default',
       rules: DEFAULT_RULES,
-      build: { allow: ['setuptools', 'wheel'] },
+      build: { allow: ['setuptools', 'wheel', 'packaging'] },
       onlyBinary: false,
       allowLockIndexUrl: false,
       knownGoodPth: [DISTUTILS_PTH],
