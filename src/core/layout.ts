@@ -13,3 +13,16 @@ export const INPUT_MOUNT = '/input';
 export const INPUT_LOCK = `${INPUT_MOUNT}/requirements.lock`;
 export const INPUT_PHASES = `${INPUT_MOUNT}/phases.json`;
 export const RELAY_PORT = 3141;
+
+/**
+ * Where the wheel phase puts the wheels. Under /tmp/pip-*, where pip keeps its own temp dirs, so the
+ * container diff counts it as pip's; who wrote into it is checked from the trace (wheelhouse
+ * workflow: only pip's installer may).
+ */
+export const WHEEL_DIR = '/tmp/pip-wheelhouse';
+
+/**
+ * Where the resolve phase has pip write its report (`--report`). Under /tmp/pip-*, pip's own temp
+ * dirs, like WHEEL_DIR. The sandbox user can write it too, so it is read back as hostile input.
+ */
+export const RESOLVE_REPORT = '/tmp/pip-resolve-report.json';

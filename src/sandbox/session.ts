@@ -18,7 +18,20 @@ import type { Policy } from '../policy/schema.js';
 import { startProxy, type IndexProxy, type LocalFile, type Upstreams } from '../proxy/index.js';
 import { LABEL, type ContainerClient, type MonitorListener, type SandboxRun } from '../runtime/port.js';
 import { readMonitorLine, RunStatus, type InstallOutcome, type Limits, type MonitorEvent, type PhaseSpec, type RunOutcome } from '../core/outcome.js';
-import { HOME, INPUT_LOCK, INPUT_PHASES, INSTALLER_PYTHON, RELAY_PORT, SANDBOX_UID, SANDBOX_USER, SITE_PACKAGES, STATE_DIR, TARGET } from '../core/layout.js';
+import {
+  HOME,
+  INPUT_LOCK,
+  INPUT_PHASES,
+  INSTALLER_PYTHON,
+  RELAY_PORT,
+  RESOLVE_REPORT,
+  SANDBOX_UID,
+  SANDBOX_USER,
+  SITE_PACKAGES,
+  STATE_DIR,
+  TARGET,
+  WHEEL_DIR,
+} from '../core/layout.js';
 import { pipArgsFor, renderRequirements } from './requirements.js';
 
 const PROXY_MOUNT = '/run/sandbox-install-proxy';
@@ -30,19 +43,6 @@ const STACK_BYTES = 8 * 1024 ** 2;
  * compiling here would only be time spent under the tracer.
  */
 const NO_COMPILE = '--no-compile';
-
-/**
- * Where the wheel phase puts the wheels. Under /tmp/pip-*, where pip keeps its own temp dirs, so the
- * container diff counts it as pip's; who wrote into it is checked from the trace (wheelhouse
- * workflow: only pip's installer may).
- */
-export const WHEEL_DIR = '/tmp/pip-wheelhouse';
-
-/**
- * Where the resolve phase has pip write its report (`--report`). Under /tmp/pip-*, pip's own temp
- * dirs, like WHEEL_DIR. The sandbox user can write it too, so it is read back as hostile input.
- */
-export const RESOLVE_REPORT = '/tmp/pip-resolve-report.json';
 
 export interface SessionOptions {
   client: ContainerClient;

@@ -19,7 +19,7 @@ import type { ServedFile } from '../proxy/index.js';
 import type { UpstreamLink } from '../proxy/pages.js';
 import { FakeEngine, FakeSandboxRun, type FakeRun } from '../runtime/fake.js';
 import type { MonitorListener, RunSpec, SandboxRun } from '../runtime/port.js';
-import { RESOLVE_REPORT } from '../sandbox/session.js';
+import { RESOLVE_REPORT } from '../core/layout.js';
 import { lock, lockEntries, readResolution, writeAtomically, type LockRequest } from './lock.js';
 
 const hex = (c: string) => c.repeat(64);

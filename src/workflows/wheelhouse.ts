@@ -8,7 +8,7 @@
  */
 import path from 'node:path';
 import type { Logger } from 'pino';
-import { HOME, INSTALLER_PYTHON } from '../core/layout.js';
+import { HOME, INSTALLER_PYTHON, WHEEL_DIR } from '../core/layout.js';
 import { finding, type Finding } from '../core/finding.js';
 import type { RunOutcome } from '../core/outcome.js';
 import { EnvironmentError, SandboxError } from '../errors.js';
@@ -24,7 +24,7 @@ import { lockedFiles, sdistOnly } from '../proxy/locked-files.js';
 import { canonicalVersion, isSafeFilename } from '../proxy/names.js';
 import { serializeReport } from '../report/bound.js';
 import type { Report } from '../report/schema.js';
-import { WHEEL_DIR, type SandboxSession } from '../sandbox/session.js';
+import type { SandboxSession } from '../sandbox/session.js';
 import { lockedRun, rejudge, type LockedRunRequest } from './locked-run.js';
 import { prepareBuildImage, prepareImage, writeReport, type WorkflowDeps, type WorkflowResult } from './steps.js';
 

@@ -27,11 +27,15 @@ export interface CliRun {
  */
 const started = new Set<number>();
 
-/** Start the real CLI (built dist/) with its cache, report and image in `work`. */
-function launch(args: string[], work: string): ResultPromise {
+/**
+ * Start the real CLI (built dist/) with its cache and report in `work`, and the test image unless
+ * `image` is null (the command then picks its own: the default tag, which is the test image, or
+ * wheelhouse's build image).
+ */
+function launch(args: string[], work: string, image: string | null = inject('image')): ResultPromise {
   const child = execa(
     'node',
-    [CLI, ...args, '--report', path.join(work, 'report.json'), '--cache-dir', path.join(work, 'cache'), '--image', inject('image')],
+    [CLI, ...args, '--report', path.join(work, 'report.json'), '--cache-dir', path.join(work, 'cache'), ...(image === null ? [] : ['--image', image])],
     // No pip configuration from the machine leaks in: the fixture index is the only upstream.
     { reject: false, env: { PIP_CONFIG_FILE: '/dev/null', PIP_EXTRA_INDEX_URL: '', NO_COLOR: '1' }, extendEnv: true },
   );
@@ -44,7 +48,7 @@ export function startCli(lockFile: string, indexUrl: string, work: string, extra
   return launch([lockFile, '--index-url', indexUrl, '--output', path.join(work, 'site-packages'), ...extra], work);
 }
 
-async function finished(child: ResultPromise, work: string): Promise<CliRun> {
+async function finished(child: ResultPromise, work: string, output = path.join(work, 'site-packages')): Promise<CliRun> {
   const result = await child;
   // Every report the CLI writes must satisfy the published schema.
   const report = Report.parse(JSON.parse(await readFile(path.join(work, 'report.json'), 'utf8')));
@@ -53,7 +57,7 @@ async function finished(child: ResultPromise, work: string): Promise<CliRun> {
     stdout: String(result.stdout),
     stderr: String(result.stderr),
     report,
-    output: path.join(work, 'site-packages'),
+    output,
   };
 }
 
@@ -66,6 +70,27 @@ export async function runCli(lockFile: string, indexUrl: string, extra: string[]
 export async function runInvestigate(target: string, indexUrl: string, extra: string[] = []): Promise<CliRun> {
   const work = await mkdtemp(path.join(tmpdir(), 'sandbox-install-it-'));
   return finished(launch(['investigate', target, '--index-url', indexUrl, ...extra], work), work);
+}
+
+/**
+ * `wheelhouse <lockfile> -o <work>/wheels` with a fixture index as its only upstream and no image
+ * named, so the command chooses between the sandbox image and the build image itself. `work` is
+ * the run's own temp dir (cache, report.json and, on pass, wheels/), returned for the test to list.
+ */
+export async function runWheelhouse(lockFile: string, indexUrl: string, extra: string[] = []): Promise<CliRun & { work: string }> {
+  const work = await mkdtemp(path.join(tmpdir(), 'sandbox-install-it-'));
+  const output = path.join(work, 'wheels');
+  const run = await finished(launch(['wheelhouse', lockFile, '--index-url', indexUrl, '-o', output, ...extra], work, null), work, output);
+  return { ...run, work };
+}
+
+/**
+ * `lock <requirements.in> -o <output>` with a fixture index as its only upstream; `output` is the
+ * lock's path (the report and cache go in a temp dir of their own).
+ */
+export async function runLock(requirementsIn: string, indexUrl: string, output: string, extra: string[] = []): Promise<CliRun> {
+  const work = await mkdtemp(path.join(tmpdir(), 'sandbox-install-it-'));
+  return finished(launch(['lock', requirementsIn, '--index-url', indexUrl, '-o', output, ...extra], work), work, output);
 }
 
 /** After every test: no container of a run this file started is left on the engine. */

@@ -1,69 +1,37 @@
 /**
- * `lock` on the real engine: a requirements.in naming a project with two dependencies is resolved
- * in the sandbox into a hashed lock (and a pylock.toml) that the main job then installs with no
- * finding above info; an sdist whose metadata build phones home fails `lock` with network.dns in
+ * `lock` on the real engine, through the built CLI (`npm run build` first): a requirements.in
+ * naming a project with two dependencies is resolved in the sandbox into a hashed lock (and, when
+ * -o names a pylock.toml, a PEP 751 lock) that the main job then installs with no finding above
+ * info; an sdist whose metadata build phones home fails `lock` with exit 1 and network.dns in
  * phase resolve, and no lock is written.
- *
- * The workflow runs in this process (the `lock` command is wired in src/cli/index.ts by the lead);
- * the install of what it wrote runs the built CLI.
  */
-import { access, mkdtemp, readFile, writeFile } from 'node:fs/promises';
-import { hostname, tmpdir } from 'node:os';
+import { mkdtemp, readdir, readFile, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
-import pino from 'pino';
-import { afterEach, beforeEach, describe, expect, inject, it, vi } from 'vitest';
+import { parse as parseToml } from 'smol-toml';
+import { afterEach, describe, expect, it } from 'vitest';
 import { readLock } from '../../src/lock/parse.js';
-import { DockerClient } from '../../src/runtime/docker.js';
-import { LABEL } from '../../src/runtime/port.js';
-import { lock, type LockRequest } from '../../src/workflows/lock.js';
 import { buildFixtureIndex, type FixtureIndex } from '../fixtures/index.js';
 import { lockApp, PHONE_HOME_NAME, phoneHomeSdist } from '../fixtures/lock.js';
-import { engineAvailable, expectNoContainersLeft, runCli } from './helpers.js';
-
-const exists = (file: string) =>
-  access(file).then(
-    () => true,
-    () => false,
-  );
+import { engineAvailable, expectNoContainersLeft, runCli, runLock as runLockCli } from './helpers.js';
 
 type Judged = { rule: string; severity: string; package: string | null; phase?: string };
 const aboveInfo = (findings: Judged[]) => findings.filter((f) => f.severity !== 'info').map((f) => [f.rule, f.package, f.phase]);
 
-/** The lock workflow on the real engine, with the fixture index as its only upstream. */
-async function runLock(index: FixtureIndex, requirements: string, format: LockRequest['format'] = 'requirements') {
+/**
+ * `sandbox-install lock <work>/requirements.in -o <work>/<lockName>` with the fixture index as its
+ * only upstream; `work` holds only those two files, so a test can see what else was written there.
+ */
+async function runLock(index: FixtureIndex, requirements: string, lockName = 'requirements.lock') {
   const work = await mkdtemp(path.join(tmpdir(), 'sandbox-install-lock-it-'));
   const requirementsIn = path.join(work, 'requirements.in');
   await writeFile(requirementsIn, requirements);
-  const request: LockRequest = {
-    requirementsIn,
-    output: path.join(work, format === 'pylock' ? 'pylock.toml' : 'requirements.lock'),
-    format,
-    indexUrl: index.indexUrl,
-    extraIndexUrls: [],
-    policy: 'default',
-    report: path.join(work, 'report.json'),
-    image: inject('image'),
-    cacheDir: path.join(work, 'cache'),
-  };
-  const result = await lock(request, { engine: new DockerClient(), logger: pino({ level: 'silent' }), signal: new AbortController().signal });
-  return { ...result, work, output: request.output };
-}
-
-/** Nothing of a run this process started is left on the engine. */
-async function expectOwnRunsGone(): Promise<void> {
-  const ours = (await new DockerClient().listOurs()).filter((c) => c.labels[LABEL.owner] === `${hostname()}:${process.pid}`);
-  expect(ours.map((c) => c.name)).toEqual([]);
+  const run = await runLockCli(requirementsIn, index.indexUrl, path.join(work, lockName));
+  return { ...run, work };
 }
 
 describe.runIf(engineAvailable())('lock on the real engine', () => {
-  beforeEach(() => {
-    // The fixture index is the only upstream: nothing from this machine's pip configuration.
-    vi.stubEnv('PIP_CONFIG_FILE', '/dev/null');
-    vi.stubEnv('PIP_EXTRA_INDEX_URL', '');
-  });
   afterEach(async () => {
-    vi.unstubAllEnvs();
-    await expectOwnRunsGone();
     await expectNoContainersLeft();
   });
 
@@ -97,11 +65,21 @@ describe.runIf(engineAvailable())('lock on the real engine', () => {
     expect(installed.report.packages.map((p) => p.name)).toEqual(['lock-app', 'lock-dep-a', 'lock-dep-b']);
   });
 
-  it('--lock-format pylock: a pylock.toml the main job installs cleanly', async () => {
+  it('-o naming a pylock.toml, with no --lock-format: a PEP 751 lock of the three, which the main job installs cleanly', async () => {
     const index = await buildFixtureIndex(lockApp);
-    const run = await runLock(index, 'lock-app\n', 'pylock');
+    const run = await runLock(index, 'lock-app\n', 'pylock.toml');
     expect(aboveInfo(run.report.findings), JSON.stringify(run.report.findings)).toEqual([]);
     expect(run.exitCode).toBe(0);
+    expect(run.report.exported).toBe(run.output);
+    expect((await readdir(run.work)).sort()).toEqual(['pylock.toml', 'requirements.in']);
+    // The format follows the name: TOML with PEP 751's keys, not a requirements lock.
+    const pylock = parseToml(await readFile(run.output, 'utf8')) as { 'lock-version': string; packages: Array<{ name: string; version: string }> };
+    expect(pylock['lock-version']).toBe('1.0');
+    expect(pylock.packages.map((p) => [p.name, p.version])).toEqual([
+      ['lock-app', '1.0'],
+      ['lock-dep-a', '1.0'],
+      ['lock-dep-b', '2.0'],
+    ]);
     const installed = await runCli(run.output, index.indexUrl);
     expect(aboveInfo(installed.report.findings), JSON.stringify(installed.report.findings)).toEqual([]);
     expect(installed.exitCode).toBe(0);
@@ -121,6 +99,7 @@ describe.runIf(engineAvailable())('lock on the real engine', () => {
     );
     expect(run.exitCode).toBe(1);
     expect(run.report.exported).toBeNull();
-    expect(await exists(run.output)).toBe(false);
+    // No lock, and no temp file beside where it would have gone.
+    expect(await readdir(run.work)).toEqual(['requirements.in']);
   });
 });

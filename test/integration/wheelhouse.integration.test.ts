@@ -2,63 +2,31 @@
  * wheelhouse on the real engine: a locked wheel, a pure sdist and a C-extension sdist go in; a
  * wheelhouse comes out that pip installs offline on the host, with hashes, and whose C extension
  * imports and runs. A hostile sdist that acts only while wheels are built fails the run, and
- * nothing is written.
+ * nothing is written. Each run is the built CLI (`npm run build` first), with no image named: the
+ * command picks the build image itself when the lock has sdists only for some requirement.
  */
 import { createHash } from 'node:crypto';
-import { mkdtemp, readdir, readFile, writeFile } from 'node:fs/promises';
-import { hostname, tmpdir } from 'node:os';
+import { readdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { execa } from 'execa';
-import pino from 'pino';
-import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
+import { afterEach, describe, expect, inject, it } from 'vitest';
 import { Report } from '../../src/report/schema.js';
-import { DockerClient } from '../../src/runtime/docker.js';
-import { LABEL } from '../../src/runtime/port.js';
-import { wheelhouse } from '../../src/workflows/wheelhouse.js';
-import { buildFixtureIndex, type FixtureIndex } from '../fixtures/index.js';
+import { buildFixtureIndex } from '../fixtures/index.js';
 import { cExtensionSdist, lockedWheel, phonesHomeWhenBuildingWheels, pureSdist, windowsOnly } from '../fixtures/wheelhouse.js';
-import { engineAvailable } from './helpers.js';
+import { engineAvailable, expectNoContainersLeft, runWheelhouse } from './helpers.js';
 
 const sha256 = async (file: string) =>
   createHash('sha256')
     .update(await readFile(file))
     .digest('hex');
 
-/** The workflow in this process, with the fixture index as its only upstream and no image named: it picks one itself. */
-async function runWheelhouse(index: FixtureIndex, work: string) {
-  const output = path.join(work, 'wheels');
-  const result = await wheelhouse(
-    {
-      lockfile: index.lockFile,
-      indexUrl: index.indexUrl,
-      extraIndexUrls: [],
-      policy: 'default',
-      output,
-      report: path.join(work, 'report.json'),
-      timeoutSeconds: 240,
-      cacheDir: path.join(work, 'cache'),
-    },
-    { engine: new DockerClient(), logger: pino({ level: 'warn' }), signal: new AbortController().signal },
-  );
-  const report = Report.parse(JSON.parse(await readFile(path.join(work, 'report.json'), 'utf8')));
-  return { ...result, report, output };
-}
+/** Enough for the C extension's build under the tracer. */
+const TIMEOUT = ['--timeout', '240'];
 
-describe.runIf(engineAvailable())('wheelhouse on the real engine', () => {
-  const saved = { config: process.env.PIP_CONFIG_FILE, extra: process.env.PIP_EXTRA_INDEX_URL };
-  beforeAll(() => {
-    // No pip configuration from the machine leaks in: the fixture index is the only upstream.
-    process.env.PIP_CONFIG_FILE = '/dev/null';
-    process.env.PIP_EXTRA_INDEX_URL = '';
-  });
-  afterAll(() => {
-    process.env.PIP_CONFIG_FILE = saved.config;
-    process.env.PIP_EXTRA_INDEX_URL = saved.extra;
-  });
+describe.runIf(engineAvailable())('wheelhouse on the real engine, through the built CLI', () => {
   afterEach(async () => {
-    // Every run of this process is gone from the engine.
-    const ours = (await new DockerClient().listOurs()).filter((c) => c.labels[LABEL.owner] === `${hostname()}:${process.pid}`);
-    expect(ours.map((c) => c.name)).toEqual([]);
+    // Every run this file started is gone from the engine.
+    await expectNoContainersLeft();
   });
 
   it('round trip, offline: a locked wheel, a pure sdist and a C-extension sdist install on the host from the wheelhouse alone', async () => {
@@ -71,8 +39,7 @@ describe.runIf(engineAvailable())('wheelhouse on the real engine', () => {
         .replace('wh-alpha==1.0.0 \\', 'wh-alpha==1.0.0 ; python_version >= "3" \\')
         .replace('wh-windows-only==2.0 \\', 'wh-windows-only==2.0 ; sys_platform == "win32" \\'),
     );
-    const work = await mkdtemp(path.join(tmpdir(), 'sandbox-install-wh-'));
-    const run = await runWheelhouse(index, work);
+    const run = await runWheelhouse(index.lockFile, index.indexUrl, TIMEOUT);
 
     expect(run.report.findings.filter((f) => f.failing)).toEqual([]);
     expect(run.report.verdict).toBe('pass');
@@ -116,7 +83,7 @@ describe.runIf(engineAvailable())('wheelhouse on the real engine', () => {
     expect(Report.parse(JSON.parse(await readFile(path.join(run.output, 'report.json'), 'utf8'))).exported).toBe(run.output);
 
     // On the host, offline: a fresh venv installs from the wheelhouse alone, hash-checked.
-    const venv = path.join(work, 'venv');
+    const venv = path.join(run.work, 'venv');
     await execa('python3', ['-m', 'venv', venv]);
     const env = { PIP_CONFIG_FILE: '/dev/null', PIP_NO_INDEX: '1', PIP_DISABLE_PIP_VERSION_CHECK: '1' };
     await execa(
@@ -134,8 +101,7 @@ describe.runIf(engineAvailable())('wheelhouse on the real engine', () => {
 
   it('fails an sdist that phones home only while wheels are built, in phase wheel, and writes nothing', async () => {
     const index = await buildFixtureIndex([lockedWheel, phonesHomeWhenBuildingWheels]);
-    const work = await mkdtemp(path.join(tmpdir(), 'sandbox-install-wh-'));
-    const run = await runWheelhouse(index, work);
+    const run = await runWheelhouse(index.lockFile, index.indexUrl, TIMEOUT);
 
     expect(run.report.verdict).toBe('fail');
     expect(run.exitCode).toBe(1);
@@ -146,6 +112,6 @@ describe.runIf(engineAvailable())('wheelhouse on the real engine', () => {
     expect(run.report.findings.filter((f) => f.failing && f.phase === 'install')).toEqual([]);
     expect(run.report.exported).toBeNull();
     // Neither the wheelhouse nor a staging dir beside it.
-    expect(await readdir(work)).toEqual(['cache', 'report.json']);
+    expect((await readdir(run.work)).sort()).toEqual(['cache', 'report.json']);
   });
 });

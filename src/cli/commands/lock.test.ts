@@ -1,4 +1,21 @@
-import { describe, expect, it } from 'vitest';
+/**
+ * The lock command: its options, then from argv to exit code on the fake engine. A requirements.in
+ * that cannot be locked from an index is refused before any run; a resolve phase that makes a DNS
+ * query fails and writes no lock; a clean resolve of nothing writes the lock (a pylock.toml when -o
+ * names one). No Docker, no network: the proxy runs on a unix socket against a file:// index. The
+ * fake serves nothing through the proxy, so a lock listing resolved files, hashed from the upstream
+ * pages, is left to test/integration/lock.integration.test.ts.
+ */
+import { access, mkdir, mkdtemp, readdir, readFile, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { parse as parseToml } from 'smol-toml';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { main } from '../index.js';
+import { SITE_PACKAGES, STATE_DIR } from '../../core/layout.js';
+import { FakeEngine, type FakeRun } from '../../runtime/fake.js';
+import { Report } from '../../report/schema.js';
+import { RESOLVE_REPORT } from '../../core/layout.js';
 import { defaultLockPath, lockFormatFor, LockOptions, runLock } from './lock.js';
 
 describe('lock command options', () => {
@@ -30,5 +47,164 @@ describe('lock command options', () => {
       },
     };
     await expect(runLock('requirements.in', { lockFormat: 'poetry' }, ctx)).rejects.toMatchObject({ kind: 'input', code: 'options.invalid' });
+  });
+});
+
+const exists = (file: string) =>
+  access(file).then(
+    () => true,
+    () => false,
+  );
+
+const RESOLVE_TRACE = [
+  '10 1.000000 execve("/usr/bin/python3", ["python3", "-m", "pip", "install", "--dry-run"], 0x7ffd /* 5 vars */) = 0',
+  '10 2.000000 +++ exited with 0 +++',
+  '',
+].join('\n');
+
+/** pip's report of a resolution that installs nothing, from the sandbox's interpreter. */
+const EMPTY_RESOLUTION = JSON.stringify({
+  version: '1',
+  pip_version: '23.0.1',
+  install: [],
+  environment: { implementation_name: 'cpython', sys_platform: 'linux', platform_machine: 'x86_64', python_full_version: '3.11.2' },
+});
+
+/** The resolve phase ran from 1 to 2, exited 0 and left its report. */
+function run(overrides: Partial<FakeRun> = {}): FakeRun {
+  return {
+    exitCode: 0,
+    files: {
+      [`${STATE_DIR}/status.json`]: JSON.stringify({
+        phases: [
+          {
+            phase: 'resolve',
+            started: 1,
+            ended: 2,
+            rootPid: 10,
+            pip: { how: 'exited', value: 0 },
+            tracerIntact: true,
+            tracerExit: 0,
+            lingering: [],
+            detached: [],
+            execAliases: {},
+          },
+        ],
+      }),
+      [`${STATE_DIR}/resolve.strace.log`]: RESOLVE_TRACE,
+      [RESOLVE_REPORT]: EMPTY_RESOLUTION,
+    },
+    trees: { [SITE_PACKAGES]: {} },
+    output: '',
+    ...overrides,
+  };
+}
+
+describe('lock on the fake engine', () => {
+  let work: string;
+  let requirementsIn: string;
+  let stdout: string[];
+  let stderr: string[];
+
+  beforeEach(async () => {
+    work = await mkdtemp(path.join(tmpdir(), 'sandbox-install-lock-'));
+    await mkdir(path.join(work, 'index'));
+    requirementsIn = path.join(work, 'requirements.in');
+    await writeFile(requirementsIn, 'lock-app\n');
+    stdout = [];
+    stderr = [];
+    vi.spyOn(process.stdout, 'write').mockImplementation((chunk) => (stdout.push(String(chunk)), true));
+    vi.spyOn(process.stderr, 'write').mockImplementation((chunk) => (stderr.push(String(chunk)), true));
+  });
+  afterEach(() => {
+    vi.restoreAllMocks();
+  });
+
+  const cli = (engine: FakeEngine, output = path.join(work, 'requirements.lock'), extra: string[] = []) =>
+    main(
+      [
+        'node',
+        'sandbox-install',
+        'lock',
+        requirementsIn,
+        '-o',
+        output,
+        '--index-url',
+        `file://${path.join(work, 'index')}`,
+        '--image',
+        'sandbox-install:fake',
+        '--cache-dir',
+        path.join(work, 'cache'),
+        '--report',
+        path.join(work, 'report.json'),
+        '-q',
+        ...extra,
+      ],
+      () => engine,
+    );
+  const report = async () => Report.parse(JSON.parse(await readFile(path.join(work, 'report.json'), 'utf8')));
+  const leftovers = (engine: FakeEngine) => engine.runs.filter((r) => !r.removed).map((r) => r.id);
+
+  for (const [what, line, message] of [
+    [
+      'an editable requirement',
+      '-e .',
+      '-e is not allowed in a requirements.in for lock: editable requirements are local checkouts, not released files an index serves; lock a released version',
+    ],
+    [
+      'a URL requirement',
+      'lock-app @ https://files.example.invalid/lock_app-1.0.tar.gz',
+      'lock-app @ https://files.example.invalid/lock_app-1.0.tar.gz is a URL, VCS or path requirement; lock resolves only released projects from the index, by name',
+    ],
+  ] as const) {
+    it(`2: ${what} is bad input, before any run, and no lock is written`, async () => {
+      await writeFile(requirementsIn, `lock-dep-a\n${line}\n`);
+      const engine = new FakeEngine(run());
+      expect(await cli(engine)).toBe(2);
+      expect(stderr.join('')).toContain(`sandbox-install: ${requirementsIn}:2: ${message}\n`);
+      expect(engine.runs).toEqual([]);
+      expect(await exists(path.join(work, 'requirements.lock'))).toBe(false);
+    });
+  }
+
+  it('0: a clean resolve writes the lock, with the report saying where', async () => {
+    const engine = new FakeEngine(run());
+    const output = path.join(work, 'requirements.lock');
+    expect(await cli(engine)).toBe(0);
+    const written = await report();
+    expect(written).toMatchObject({ verdict: 'pass', exported: output, findings: [] });
+    expect(written.phases?.map((p) => [p.name, p.exitCode])).toEqual([['resolve', 0]]);
+    expect(await readFile(output, 'utf8')).toMatch(
+      /^# This file was written by sandbox-install lock \S+ from .*requirements\.in on \d{4}-\d\d-\d\d; resolved inside the sandbox \(pip 23\.0\.1, CPython 3\.11\.2, linux x86_64\)/,
+    );
+    // pip resolved the requirements.in as checked, in the one resolve phase.
+    expect(engine.runs[0]!.seeded.find((f) => f.path === '/input/requirements.lock')!.content).toBe('lock-app\n');
+    const plan = JSON.parse(engine.runs[0]!.seeded.find((f) => f.path === '/input/phases.json')!.content) as Array<{ name: string; argv: string[] }>;
+    expect(plan.map((p) => p.name)).toEqual(['resolve']);
+    expect(plan[0]!.argv).toEqual(expect.arrayContaining(['--dry-run', '--report', RESOLVE_REPORT]));
+    expect(leftovers(engine)).toEqual([]);
+  });
+
+  it('0: -o naming a pylock.toml, with no --lock-format, writes a PEP 751 lock', async () => {
+    const engine = new FakeEngine(run());
+    const output = path.join(work, 'pylock.toml');
+    expect(await cli(engine, output)).toBe(0);
+    expect((await report()).exported).toBe(output);
+    expect(parseToml(await readFile(output, 'utf8'))).toMatchObject({ 'lock-version': '1.0', 'created-by': 'sandbox-install', packages: [] });
+  });
+
+  it('1: a DNS query in the resolve phase fails the run, and no lock is written', async () => {
+    const dns = JSON.stringify({ type: 'dns', name: 'collect.lock.invalid', qtype: 1, answer: '127.1.0.1', src: '127.0.0.1:4000', time: 1.5 });
+    const engine = new FakeEngine(run({ monitorLines: [dns] }));
+    expect(await cli(engine)).toBe(1);
+    const written = await report();
+    expect(written.verdict).toBe('fail');
+    expect(written.findings).toContainEqual(
+      expect.objectContaining({ rule: 'network.dns', phase: 'resolve', failing: true, evidence: expect.objectContaining({ name: 'collect.lock.invalid' }) }),
+    );
+    expect(written.exported).toBeNull();
+    // No lock, and no temp file beside where it would have gone.
+    expect((await readdir(work)).filter((name) => name !== 'cache').sort()).toEqual(['index', 'report.json', 'requirements.in']);
+    expect(leftovers(engine)).toEqual([]);
   });
 });

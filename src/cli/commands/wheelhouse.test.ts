@@ -15,7 +15,7 @@ import { main } from '../index.js';
 import { SITE_PACKAGES, STATE_DIR } from '../../core/layout.js';
 import { FakeEngine, type FakeRun } from '../../runtime/fake.js';
 import { Report } from '../../report/schema.js';
-import { WHEEL_DIR } from '../../sandbox/session.js';
+import { WHEEL_DIR } from '../../core/layout.js';
 
 const exists = (file: string) =>
   access(file).then(
@@ -65,6 +65,7 @@ describe('wheelhouse on the fake engine', () => {
   let lock: string;
   let output: string;
   let stdout: string[];
+  let stderr: string[];
 
   beforeEach(async () => {
     work = await mkdtemp(path.join(tmpdir(), 'sandbox-install-wh-'));
@@ -73,8 +74,9 @@ describe('wheelhouse on the fake engine', () => {
     await writeFile(lock, '# nothing to install\n');
     output = path.join(work, 'wheels');
     stdout = [];
+    stderr = [];
     vi.spyOn(process.stdout, 'write').mockImplementation((chunk) => (stdout.push(String(chunk)), true));
-    vi.spyOn(process.stderr, 'write').mockImplementation(() => true);
+    vi.spyOn(process.stderr, 'write').mockImplementation((chunk) => (stderr.push(String(chunk)), true));
   });
   afterEach(() => {
     vi.restoreAllMocks();
@@ -110,7 +112,10 @@ describe('wheelhouse on the fake engine', () => {
     await mkdir(path.join(work, 'index', 'only-sdist'));
     await writeFile(path.join(work, 'index', 'only-sdist', 'index.html'), `<a href="only_sdist-1.0.tar.gz#sha256=${sdist}">only_sdist-1.0.tar.gz</a>\n`);
     await mkdir(path.join(work, 'index', 'has-wheel'));
-    await writeFile(path.join(work, 'index', 'has-wheel', 'index.html'), `<a href="has_wheel-2.0-py3-none-any.whl#sha256=${wheel}">has_wheel-2.0-py3-none-any.whl</a>\n`);
+    await writeFile(
+      path.join(work, 'index', 'has-wheel', 'index.html'),
+      `<a href="has_wheel-2.0-py3-none-any.whl#sha256=${wheel}">has_wheel-2.0-py3-none-any.whl</a>\n`,
+    );
     await writeFile(lock, `has-wheel==2.0 --hash=sha256:${wheel}\n# a comment\nonly-sdist==1.0 \\\n    --hash=sha256:${sdist}\n`);
   }
 
@@ -121,6 +126,7 @@ describe('wheelhouse on the fake engine', () => {
       return new FakeEngine(run());
     });
     expect(code).toBe(2);
+    expect(stderr.join('')).toBe("error: required option '-o, --output <dir>' not specified\n");
     expect(asked).toBe(false);
   });
 
@@ -128,6 +134,9 @@ describe('wheelhouse on the fake engine', () => {
     await writeFile(lock, 'requests>=2\n');
     const engine = new FakeEngine(run());
     expect(await cli(engine)).toBe(2);
+    expect(stderr.join('')).toBe(
+      `sandbox-install: ${lock}:1: requests>=2 is not pinned: '>=' allows a range of versions; pin one exact version with == (pip-compile, uv export)\n`,
+    );
     expect(engine.runs).toEqual([]);
     expect(await exists(output)).toBe(false);
   });
