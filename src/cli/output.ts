@@ -5,6 +5,8 @@ import { boundReport, serializeReport } from '../report/bound.js';
 import type { Report } from '../report/schema.js';
 import { toSarif } from '../report/sarif.js';
 import { renderSummary } from '../report/summary.js';
+import type { WorkflowDeps } from '../workflows/steps.js';
+import type { CommandContext } from './context.js';
 
 export const Format = z.enum(['text', 'json', 'sarif']);
 export type Format = z.infer<typeof Format>;
@@ -20,6 +22,24 @@ export const SandboxOptions = z.object({
   image: z.string().optional(),
   cacheDir: z.string().optional(),
 });
+
+/** What a workflow gets from a command's context: the engine (made now), the logger, the abort signal. */
+export function workflowDeps(ctx: CommandContext): WorkflowDeps {
+  return { engine: ctx.engine(), logger: ctx.logger, signal: ctx.signal };
+}
+
+/** The request fields every sandbox workflow takes, from the shared flags. */
+export function sandboxRequest(options: z.infer<typeof SandboxOptions> & { policy: string }) {
+  return {
+    indexUrl: options.indexUrl,
+    extraIndexUrls: options.extraIndexUrl,
+    policy: options.policy,
+    report: options.report,
+    timeoutSeconds: options.timeout,
+    image: options.image,
+    cacheDir: options.cacheDir,
+  };
+}
 
 /**
  * The report in the chosen format. SARIF locates each result at its package's line in the

@@ -8,7 +8,7 @@
 import { stat } from 'node:fs/promises';
 import path from 'node:path';
 import { TOOL_VERSION } from '../core/version.js';
-import { InputError, SandboxError } from '../errors.js';
+import { InputError } from '../errors.js';
 import { normalizeName } from '../lock/normalize.js';
 import { readLock } from '../lock/parse.js';
 import { noPipOptions } from '../lock/pip-options.js';
@@ -19,17 +19,7 @@ import { pipConfiguredUpstreams, redactUrl, type LocalFile, type ServedFile } fr
 import { versionFromFilename } from '../proxy/names.js';
 import { emptyReport, type Report } from '../report/schema.js';
 import { importPhase } from '../sandbox/session.js';
-import {
-  exitCodeOf,
-  observeRun,
-  openSession,
-  phaseFailure,
-  prepareImage,
-  recordRun,
-  writeFinalReport,
-  type WorkflowDeps,
-  type WorkflowResult,
-} from './steps.js';
+import { exitCodeOf, observeRun, openSession, phaseFailure, prepareImage, recordRun, withReport, type WorkflowDeps, type WorkflowResult } from './steps.js';
 
 export interface InvestigateRequest {
   /** `name==version`, a local `.whl` / `.tar.gz` / `.zip`, or a lockfile. */
@@ -119,8 +109,7 @@ export async function investigate(request: InvestigateRequest, deps: WorkflowDep
   timings.image = Math.round(performance.now() - t);
 
   const report = emptyReport({ version: TOOL_VERSION, lockfile: request.target, policy: policy.name, image, timings });
-  let exitCode: number;
-  try {
+  return withReport(request.report, report, started, log, async () => {
     // Step 3: install, then import, in one sandbox.
     await using session = await openSession(
       {
@@ -162,13 +151,6 @@ export async function investigate(request: InvestigateRequest, deps: WorkflowDep
     recordRun(report, run, observed, judgement, session);
     report.packages = servedPackages(served);
     report.timeline = observed.timeline.map((entry) => ({ ...entry, phase: entry.phase ?? 'install' }));
-    exitCode = exitCodeOf(report.verdict);
-  } catch (error: unknown) {
-    report.error = error instanceof SandboxError ? error.toJSON() : { message: String(error) };
-    throw error;
-  } finally {
-    timings.total = Math.round(performance.now() - started);
-    await writeFinalReport(request.report, report, log);
-  }
-  return { exitCode, report };
+    return exitCodeOf(report.verdict);
+  });
 }

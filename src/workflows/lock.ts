@@ -17,7 +17,7 @@ import { rename, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { finding, type Finding } from '../core/finding.js';
 import { TOOL_VERSION } from '../core/version.js';
-import { EnvironmentError, InputError, SandboxError } from '../errors.js';
+import { EnvironmentError, InputError } from '../errors.js';
 import { isPylockName } from '../lock/parse.js';
 import { parsePipReport, ReportProblem, type ResolvedDist, type Resolution } from '../lock/pip-report.js';
 import { readRequirementsIn, renderRequirementsIn, type RequirementsIn } from '../lock/requirements-in.js';
@@ -33,17 +33,7 @@ import type { UpstreamLink } from '../proxy/pages.js';
 import { UpstreamClient } from '../proxy/upstream-client.js';
 import { emptyReport, type Report } from '../report/schema.js';
 import { conflictsWithOnlyBinaryPolicy } from '../sandbox/requirements.js';
-import {
-  exitCodeOf,
-  observeRun,
-  openSession,
-  phaseFailure,
-  prepareImage,
-  recordRun,
-  writeFinalReport,
-  type WorkflowDeps,
-  type WorkflowResult,
-} from './steps.js';
+import { exitCodeOf, observeRun, openSession, phaseFailure, prepareImage, recordRun, withReport, type WorkflowDeps, type WorkflowResult } from './steps.js';
 
 export type LockFormat = 'requirements' | 'pylock';
 
@@ -108,8 +98,7 @@ export async function lock(request: LockRequest, deps: WorkflowDeps): Promise<Wo
   timings.image = Math.round(performance.now() - t);
 
   const report = emptyReport({ version: TOOL_VERSION, lockfile: request.requirementsIn, policy: policy.name, image, timings });
-  let exitCode: number;
-  try {
+  return withReport(request.report, report, started, log, async () => {
     // Step 3: resolve in the sandbox, against the unlocked proxy.
     const resolvePlan: LockPlan = { file: request.requirementsIn, requirements: [], indexUrl: null, extraIndexUrls: [], pipOptions: input.pipOptions };
     await using session = await openSession(
@@ -186,15 +175,8 @@ export async function lock(request: LockRequest, deps: WorkflowDeps): Promise<Wo
       report.exported = path.resolve(request.output);
       log.info({ lock: request.output, packages: locked.entries.length }, 'wrote the lock');
     }
-    exitCode = exitCodeOf(report.verdict);
-  } catch (error: unknown) {
-    report.error = error instanceof SandboxError ? error.toJSON() : { message: String(error) };
-    throw error;
-  } finally {
-    timings.total = Math.round(performance.now() - started);
-    await writeFinalReport(request.report, report, log);
-  }
-  return { exitCode, report };
+    return exitCodeOf(report.verdict);
+  });
 }
 
 /** The report's text parsed, or the problem with it: a report that cannot be read is no resolution. */

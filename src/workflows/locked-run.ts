@@ -10,7 +10,7 @@ import type { Logger } from 'pino';
 import type { Finding } from '../core/finding.js';
 import type { PhaseSpec, RunOutcome } from '../core/outcome.js';
 import { TOOL_VERSION } from '../core/version.js';
-import { InputError, SandboxError } from '../errors.js';
+import { InputError } from '../errors.js';
 import { assertReplaceable, MANIFEST_NAME } from '../export/publish.js';
 import { readLock } from '../lock/parse.js';
 import type { LockPlan } from '../lock/types.js';
@@ -31,7 +31,7 @@ import {
   phaseFailure,
   recordRun,
   sdistFindings,
-  writeFinalReport,
+  withReport,
   type WorkflowDeps,
   type WorkflowResult,
 } from './steps.js';
@@ -99,9 +99,7 @@ export async function lockedRun(request: LockedRunRequest, workflow: LockedWorkf
     report.findings = judgement.findings;
     report.packages = lockedPackages(lock, []);
     log.warn({ refused: refused.length }, 'refused before any container started');
-    timings.total = Math.round(performance.now() - started);
-    await writeFinalReport(request.report, report, log);
-    return { exitCode: exitCodeOf(report.verdict), report };
+    return withReport(request.report, report, started, log, () => Promise.resolve(exitCodeOf(report.verdict)));
   }
 
   let t = performance.now();
@@ -109,8 +107,7 @@ export async function lockedRun(request: LockedRunRequest, workflow: LockedWorkf
   timings.image = Math.round(performance.now() - t);
 
   const report = emptyReport({ version: TOOL_VERSION, lockfile: request.lockfile, policy: policy.name, image, timings });
-  let exitCode: number;
-  try {
+  return withReport(request.report, report, started, log, async () => {
     // The run. The session removes its containers and temp dirs however this block ends.
     await using session = await openSession(
       { image, plan: lock, upstreams, policy, cacheDir: request.cacheDir, timeoutSeconds: request.timeoutSeconds },
@@ -151,16 +148,8 @@ export async function lockedRun(request: LockedRunRequest, workflow: LockedWorkf
       await workflow.publish(session, lock, report, policy, log);
       timings.export = Math.round(performance.now() - t);
     }
-    exitCode = exitCodeOf(report.verdict);
-  } catch (error: unknown) {
-    report.error = error instanceof SandboxError ? error.toJSON() : { message: String(error) };
-    throw error;
-  } finally {
-    // The report, with the end state, whatever happened.
-    timings.total = Math.round(performance.now() - started);
-    await writeFinalReport(request.report, report, log);
-  }
-  return { exitCode, report };
+    return exitCodeOf(report.verdict);
+  });
 }
 
 /** What staging found, judged and added to the report: any failing finding stops the publication. */

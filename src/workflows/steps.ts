@@ -8,7 +8,7 @@ import { writeFile } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import { finding, type Finding } from '../core/finding.js';
 import { DEFAULT_LIMITS, type InstallOutcome, type Limits, type RunOutcome } from '../core/outcome.js';
-import { EXIT } from '../errors.js';
+import { EXIT, SandboxError } from '../errors.js';
 import type { LockPlan } from '../lock/types.js';
 import type { Judgement } from '../policy/evaluate.js';
 import type { Policy } from '../policy/schema.js';
@@ -267,4 +267,22 @@ export async function sdistFindings(plan: LockPlan, policy: Policy, upstreams: U
       req.name,
     ),
   );
+}
+
+/**
+ * Run a workflow's body with its report: whatever happens, the total time is set and the report is
+ * written; an error is recorded in it and thrown on. The body returns the exit code.
+ */
+export async function withReport(file: string | undefined, report: Report, started: number, log: Logger, body: () => Promise<number>): Promise<WorkflowResult> {
+  let exitCode: number;
+  try {
+    exitCode = await body();
+  } catch (error: unknown) {
+    report.error = error instanceof SandboxError ? error.toJSON() : { message: String(error) };
+    throw error;
+  } finally {
+    report.timings.total = Math.round(performance.now() - started);
+    await writeFinalReport(file, report, log);
+  }
+  return { exitCode, report };
 }

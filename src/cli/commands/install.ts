@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { install } from '../../workflows/install.js';
 import type { CommandContext } from '../context.js';
 import { parseOptions } from '../options.js';
-import { renderReport, SandboxOptions } from '../output.js';
+import { renderReport, SandboxOptions, sandboxRequest, workflowDeps } from '../output.js';
 
 export const InstallOptions = SandboxOptions.extend({
   policy: z.string().default('default'),
@@ -18,17 +18,11 @@ export async function runInstall(lockfile: string, raw: unknown, ctx: CommandCon
   const { exitCode, report } = await install(
     {
       lockfile,
-      indexUrl: options.indexUrl,
-      extraIndexUrls: options.extraIndexUrl,
-      policy: options.policy,
+      ...sandboxRequest(options),
       output: options.output,
-      report: options.report,
-      timeoutSeconds: options.timeout,
-      image: options.image,
-      cacheDir: options.cacheDir,
       buildImage: options.buildImage,
     },
-    { engine: ctx.engine(), logger: ctx.logger, signal: ctx.signal },
+    workflowDeps(ctx),
   );
   process.stdout.write(renderReport(report, options.format, ctx.color));
   return exitCode;

@@ -4,7 +4,7 @@ import { renderTimeline } from '../../report/summary.js';
 import { investigate } from '../../workflows/investigate.js';
 import type { CommandContext } from '../context.js';
 import { parseOptions } from '../options.js';
-import { renderReport, SandboxOptions } from '../output.js';
+import { renderReport, SandboxOptions, sandboxRequest, workflowDeps } from '../output.js';
 
 export const DEFAULT_IMPORT_TIMEOUT_SECONDS = 10;
 
@@ -18,16 +18,10 @@ export async function runInvestigate(target: string, raw: unknown, ctx: CommandC
   const { exitCode, report } = await investigate(
     {
       target,
-      indexUrl: options.indexUrl,
-      extraIndexUrls: options.extraIndexUrl,
-      policy: options.policy,
-      report: options.report,
-      timeoutSeconds: options.timeout,
+      ...sandboxRequest(options),
       importTimeoutSeconds: options.importTimeout,
-      image: options.image,
-      cacheDir: options.cacheDir,
     },
-    { engine: ctx.engine(), logger: ctx.logger, signal: ctx.signal },
+    workflowDeps(ctx),
   );
   process.stdout.write(renderReport(report, options.format, ctx.color, (r) => renderTimeline(r, ctx.color)));
   return exitCode;

@@ -4,7 +4,7 @@ import { z } from 'zod';
 import { lock, lockFormatFor } from '../../workflows/lock.js';
 import type { CommandContext } from '../context.js';
 import { parseOptions } from '../options.js';
-import { renderReport, SandboxOptions } from '../output.js';
+import { renderReport, SandboxOptions, sandboxRequest, workflowDeps } from '../output.js';
 
 export { lockFormatFor };
 
@@ -32,15 +32,9 @@ export async function runLock(requirementsIn: string, raw: unknown, ctx: Command
       requirementsIn,
       output: options.output ?? defaultLockPath(requirementsIn, options.lockFormat),
       format: options.lockFormat,
-      indexUrl: options.indexUrl,
-      extraIndexUrls: options.extraIndexUrl,
-      policy: options.policy,
-      report: options.report,
-      timeoutSeconds: options.timeout,
-      image: options.image,
-      cacheDir: options.cacheDir,
+      ...sandboxRequest(options),
     },
-    { engine: ctx.engine(), logger: ctx.logger, signal: ctx.signal },
+    workflowDeps(ctx),
   );
   process.stdout.write(renderReport(report, options.format, ctx.color));
   return exitCode;

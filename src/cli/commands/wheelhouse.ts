@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { wheelhouse } from '../../workflows/wheelhouse.js';
 import type { CommandContext } from '../context.js';
 import { parseOptions } from '../options.js';
-import { renderReport, SandboxOptions } from '../output.js';
+import { renderReport, SandboxOptions, sandboxRequest, workflowDeps } from '../output.js';
 
 export const WheelhouseOptions = SandboxOptions.extend({
   output: z.string({ error: 'the wheelhouse directory is required (-o <dir>)' }),
@@ -18,17 +18,11 @@ export async function runWheelhouse(lockfile: string, raw: unknown, ctx: Command
   const { exitCode, report } = await wheelhouse(
     {
       lockfile,
-      indexUrl: options.indexUrl,
-      extraIndexUrls: options.extraIndexUrl,
-      policy: options.policy,
+      ...sandboxRequest(options),
       output: options.output,
-      report: options.report,
-      timeoutSeconds: options.timeout,
-      image: options.image,
-      cacheDir: options.cacheDir,
       buildImage: options.buildImage,
     },
-    { engine: ctx.engine(), logger: ctx.logger, signal: ctx.signal },
+    workflowDeps(ctx),
   );
   process.stdout.write(renderReport(report, options.format, ctx.color));
   return exitCode;
