@@ -1,4 +1,4 @@
-import { mkdir, mkdtemp, readdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
@@ -24,6 +24,8 @@ describe('stageExport / publish', () => {
     const { manifestFile } = await staged.publish();
     expect(manifestFile).toBe(path.join(output, MANIFEST_NAME));
     expect(await readdir(path.join(root, 'out'))).toEqual(['site-packages']);
+    // Readable like any new directory, not the staging dir's 0700.
+    expect((await stat(output)).mode & 0o777).toBe(0o755);
     const manifest = JSON.parse(await readFile(manifestFile, 'utf8')) as { files: Array<{ path: string }> };
     // The bytecode is the host's own compile of the verified source, listed with it.
     expect(manifest.files.map((f) => f.path)).toEqual(['__pycache__/mod.cpython-311.pyc', 'mod.py']);

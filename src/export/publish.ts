@@ -2,7 +2,7 @@
  * Export the target site-packages: extract the (hostile) archive into a temp dir beside the output,
  * write the manifest, then rename into place. A failed or refused export leaves nothing behind.
  */
-import { mkdir, mkdtemp, readdir, rename, rm, stat } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readdir, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { InputError } from '../errors.js';
@@ -52,11 +52,30 @@ async function exists(file: string): Promise<boolean> {
 /** `__pycache__` anywhere: left out of every export, and rebuilt from the verified sources. */
 const inBytecodeCache = (rel: string): boolean => rel.split('/').includes('__pycache__');
 
-export async function stageExport(archive: Readable, output: string): Promise<StagedExport> {
+/** A staging dir beside `output` (the same filesystem, so moving it into place is one rename). */
+export async function stagingDir(output: string): Promise<{ target: string; dir: string; discard: () => Promise<void> }> {
   const target = path.resolve(output);
   await mkdir(path.dirname(target), { recursive: true });
   const dir = await mkdtemp(path.join(path.dirname(target), `.${path.basename(target)}.staging-`));
-  const discard = () => rm(dir, { recursive: true, force: true });
+  return { target, dir, discard: () => rm(dir, { recursive: true, force: true }) };
+}
+
+/**
+ * Move a staged dir into place, replacing an earlier output of ours (the caller checked it with
+ * assertReplaceable). It gets the mode a new directory has (0755), not mkdtemp's 0700: what is
+ * published is meant to be read, by other users too.
+ */
+export async function moveIntoPlace(dir: string, target: string): Promise<void> {
+  await chmod(dir, 0o755);
+  const old = `${dir}.old`;
+  const hadOld = await exists(target);
+  if (hadOld) await rename(target, old);
+  await rename(dir, target);
+  if (hadOld) await rm(old, { recursive: true, force: true });
+}
+
+export async function stageExport(archive: Readable, output: string): Promise<StagedExport> {
+  const { target, dir, discard } = await stagingDir(output);
   try {
     const result = await extractArchive(archive, dir, { stripComponents: 1, leaveOut: inBytecodeCache });
     const bytecode = result.findings.length === 0 ? await compileTree(dir) : null;
@@ -86,11 +105,7 @@ export async function stageExport(archive: Readable, output: string): Promise<St
           await discard();
           throw error;
         }
-        const old = `${dir}.old`;
-        const hadOld = await exists(target);
-        if (hadOld) await rename(target, old);
-        await rename(dir, target);
-        if (hadOld) await rm(old, { recursive: true, force: true });
+        await moveIntoPlace(dir, target);
         return { output: target, manifestFile: path.join(target, MANIFEST_NAME) };
       },
     };

@@ -10,14 +10,14 @@
  */
 import { createHash } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, mkdtemp, open, rename, rm, stat } from 'node:fs/promises';
+import { open } from 'node:fs/promises';
 import path from 'node:path';
 import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import tarStream from 'tar-stream';
 import { finding, type Finding } from '../core/finding.js';
 import type { LockedRequirement, LockPlan } from '../lock/types.js';
-import { assertReplaceable, MANIFEST_NAME } from './publish.js';
+import { assertReplaceable, MANIFEST_NAME, moveIntoPlace, stagingDir } from './publish.js';
 import { writeManifest, type ManifestEntry } from './manifest.js';
 
 /** One entry of the wheel dir's archive, its leading directory stripped. */
@@ -221,10 +221,7 @@ export interface StageWheelhouseInput {
  * the caller discards it.
  */
 export async function stageWheelhouse(input: StageWheelhouseInput): Promise<StagedWheelhouse> {
-  const target = path.resolve(input.output);
-  await mkdir(path.dirname(target), { recursive: true });
-  const dir = await mkdtemp(path.join(path.dirname(target), `.${path.basename(target)}.staging-`));
-  const discard = () => rm(dir, { recursive: true, force: true });
+  const { target, dir, discard } = await stagingDir(input.output);
   try {
     const read = await readWheelDir(input.archive, dir, input.wanted, input.limits);
     const selection = input.select(read.entries);
@@ -267,14 +264,7 @@ export async function stageWheelhouse(input: StageWheelhouseInput): Promise<Stag
           await discard();
           throw error;
         }
-        const old = `${dir}.old`;
-        const hadOld = await stat(target).then(
-          () => true,
-          () => false,
-        );
-        if (hadOld) await rename(target, old);
-        await rename(dir, target);
-        if (hadOld) await rm(old, { recursive: true, force: true });
+        await moveIntoPlace(dir, target);
         await fsyncPath(path.dirname(target));
         return target;
       },
