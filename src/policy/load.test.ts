@@ -444,6 +444,23 @@ describe('checkPolicy: the schema, problem by problem', () => {
     );
   });
 
+  it('lists an expired suppression the policy inherits from its base, at extends', async () => {
+    await withPolicies(
+      {
+        'base.json': { extends: 'default', suppressions: [{ rule: 'network.dns', package: 'six', reason: 'r', expires: '2024-06-30' }] },
+        'child.json': { extends: './base.json', suppressions: [{ rule: 'process.exec', package: 'six', reason: 'r', expires: '2024-05-01' }] },
+      },
+      async (dir) => {
+        const { problems } = await checkPolicy(path.join(dir, 'child.json'), { today: '2024-07-01' });
+        expect(problems).toEqual([
+          { path: 'suppressions[0].expires', message: 'expired on 2024-05-01; this suppression of process.exec no longer applies' },
+          { path: 'extends', message: 'an inherited suppression of network.dns for six expired on 2024-06-30; it no longer applies' },
+        ]);
+        expect((await checkPolicy(path.join(dir, 'child.json'), { today: '2024-05-01' })).problems).toEqual([]);
+      },
+    );
+  });
+
   it('names a write path that is not absolute and normalised, and refuses the whole filesystem', async () => {
     expect(await problemsOf({ writes: { allow: ['/data', '/data/', '/a/../etc', '/a/./b', '/a//b', 'data', '/'] } })).toEqual([
       ['writes.allow[1]', 'not a normalised path'],

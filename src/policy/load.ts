@@ -166,11 +166,18 @@ export async function checkPolicy(ref: string, options: LoadOptions = {}): Promi
   }
   const own = isPreset(ref) ? null : await readPolicyFile(path.resolve(ref));
   const today = options.today ?? todayUtc();
+  const expired = (s: { expires?: string | undefined }) => s.expires !== undefined && s.expires < today;
   const problems = (own?.suppressions ?? []).flatMap((s, i) =>
-    s.expires !== undefined && s.expires < today
-      ? [{ path: jsonPath(['suppressions', i, 'expires']), message: `expired on ${s.expires}; this suppression of ${s.rule} no longer applies` }]
-      : [],
+    expired(s) ? [{ path: jsonPath(['suppressions', i, 'expires']), message: `expired on ${s.expires}; this suppression of ${s.rule} no longer applies` }] : [],
   );
+  // The ones it inherits: loading resolved them already, whatever file they came from.
+  const ownCount = (own?.suppressions ?? []).filter(expired).length;
+  for (const s of policy.expiredSuppressions.slice(0, policy.expiredSuppressions.length - ownCount)) {
+    problems.push({
+      path: 'extends',
+      message: `an inherited suppression of ${s.rule} for ${s.package ?? 'unattributed findings'} expired on ${s.expires}; it no longer applies`,
+    });
+  }
   return { policy, problems };
 }
 
