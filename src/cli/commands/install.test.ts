@@ -3,49 +3,20 @@
  * names, with the report and the export each one promises. No Docker, no network: the proxy runs
  * on a unix socket in a temp dir, against an empty file:// index.
  */
-import { access, mkdir, mkdtemp, readFile, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { main } from '../index.js';
-import { SITE_PACKAGES, STATE_DIR } from '../../core/layout.js';
+import { beforeEach, describe, expect, it, vi } from 'vitest';
+import { SITE_PACKAGES } from '../../core/layout.js';
 import { FakeEngine, type FakeRun } from '../../runtime/fake.js';
-import { Report } from '../../report/schema.js';
+import { dnsQuery, exists, phaseFiles, pipTrace, useFakeCli, writeSdistOnlyLock } from './fake-cli.js';
 
-const exists = (file: string) =>
-  access(file).then(
-    () => true,
-    () => false,
-  );
-
-const CLEAN_TRACE = [
-  '10 1.000000 execve("/usr/bin/python3", ["python3", "-m", "pip", "install"], 0x7ffd /* 5 vars */) = 0',
-  '10 2.000000 +++ exited with 0 +++',
-  '',
-].join('\n');
+const PIP_INSTALL = ['python3', '-m', 'pip', 'install'];
+const CLEAN_TRACE = pipTrace(10, 1, PIP_INSTALL);
 
 function run(overrides: Partial<FakeRun> = {}, pipExit = 0): FakeRun {
   return {
     exitCode: pipExit,
-    files: {
-      [`${STATE_DIR}/status.json`]: JSON.stringify({
-        phases: [
-          {
-            phase: 'install',
-            started: 1,
-            ended: 2,
-            rootPid: 10,
-            pip: { how: 'exited', value: pipExit },
-            tracerIntact: true,
-            tracerExit: 0,
-            lingering: [],
-            detached: [],
-            execAliases: {},
-          },
-        ],
-      }),
-      [`${STATE_DIR}/install.strace.log`]: CLEAN_TRACE.replace('exited with 0', `exited with ${pipExit}`),
-    },
+    files: phaseFiles([{ phase: 'install', rootPid: 10, started: 1, argv: PIP_INSTALL, pipExit }]),
     trees: { [SITE_PACKAGES]: {} },
     output: pipExit === 0 ? 'Successfully installed nothing\n' : 'ERROR: No matching distribution found for nothing\n',
     ...overrides,
@@ -53,53 +24,23 @@ function run(overrides: Partial<FakeRun> = {}, pipExit = 0): FakeRun {
 }
 
 describe('install on the fake engine: one test per exit code', () => {
-  let work: string;
+  const fake = useFakeCli('sandbox-install-wf-');
+  const { stdout, report, leftovers } = fake;
   let lock: string;
-  let stdout: string[];
 
   beforeEach(async () => {
-    work = await mkdtemp(path.join(tmpdir(), 'sandbox-install-wf-'));
-    await mkdir(path.join(work, 'index'));
-    lock = path.join(work, 'requirements.lock');
+    lock = path.join(fake.work, 'requirements.lock');
     await writeFile(lock, '# nothing to install\n');
-    stdout = [];
-    vi.spyOn(process.stdout, 'write').mockImplementation((chunk) => (stdout.push(String(chunk)), true));
-    vi.spyOn(process.stderr, 'write').mockImplementation(() => true);
-  });
-  afterEach(() => {
-    vi.restoreAllMocks();
   });
 
-  const cli = (engine: FakeEngine, extra: string[] = []) =>
-    main(
-      [
-        'node',
-        'sandbox-install',
-        lock,
-        '--index-url',
-        `file://${path.join(work, 'index')}`,
-        '--image',
-        'sandbox-install:fake',
-        '--cache-dir',
-        path.join(work, 'cache'),
-        '--output',
-        path.join(work, 'out'),
-        '--report',
-        path.join(work, 'report.json'),
-        '-q',
-        ...extra,
-      ],
-      () => engine,
-    );
-  const report = async () => Report.parse(JSON.parse(await readFile(path.join(work, 'report.json'), 'utf8')));
-  const leftovers = (engine: FakeEngine) => engine.runs.filter((r) => !r.removed).map((r) => r.id);
+  const cli = (engine: FakeEngine, extra: string[] = []) => fake.cli(engine, [lock, '--output', path.join(fake.work, 'out')], extra);
 
   it('0: a clean run passes and exports, with the report written', async () => {
     const engine = new FakeEngine(run());
     expect(await cli(engine)).toBe(0);
     const written = await report();
-    expect(written).toMatchObject({ verdict: 'pass', exported: path.join(work, 'out'), findings: [] });
-    expect(await exists(path.join(work, 'out', '.sandbox-install-manifest.json'))).toBe(true);
+    expect(written).toMatchObject({ verdict: 'pass', exported: path.join(fake.work, 'out'), findings: [] });
+    expect(await exists(path.join(fake.work, 'out', '.sandbox-install-manifest.json'))).toBe(true);
     expect(stdout.join('')).toContain('PASS');
     // The lock was copied into the sandbox, not mounted; both containers are gone.
     expect(engine.runs[0]?.seeded.map((f) => f.path)).toEqual([
@@ -115,7 +56,7 @@ describe('install on the fake engine: one test per exit code', () => {
   });
 
   it('1: a DNS query from the install fails the policy and exports nothing', async () => {
-    const dns = JSON.stringify({ type: 'dns', name: 'collect.exfil.invalid', qtype: 1, answer: '127.1.0.1', src: '127.0.0.1:4000', time: 1.5 });
+    const dns = dnsQuery('collect.exfil.invalid');
     const engine = new FakeEngine(run({ monitorLines: [dns] }));
     expect(await cli(engine)).toBe(1);
     const written = await report();
@@ -125,21 +66,12 @@ describe('install on the fake engine: one test per exit code', () => {
     );
     expect(written.phases).toEqual([{ name: 'install', exitCode: 0, timedOut: false, traceBytes: CLEAN_TRACE.length }]);
     expect(written.exported).toBeNull();
-    expect(await exists(path.join(work, 'out'))).toBe(false);
+    expect(await exists(path.join(fake.work, 'out'))).toBe(false);
     expect(leftovers(engine)).toEqual([]);
   });
 
   it('1: strict refuses a lock entry with only an sdist before any container starts, naming the package and its line', async () => {
-    const sdist = 'a'.repeat(64);
-    const wheel = 'b'.repeat(64);
-    await mkdir(path.join(work, 'index', 'only-sdist'));
-    await writeFile(path.join(work, 'index', 'only-sdist', 'index.html'), `<a href="only_sdist-1.0.tar.gz#sha256=${sdist}">only_sdist-1.0.tar.gz</a>\n`);
-    await mkdir(path.join(work, 'index', 'has-wheel'));
-    await writeFile(
-      path.join(work, 'index', 'has-wheel', 'index.html'),
-      `<a href="has_wheel-2.0-py3-none-any.whl#sha256=${wheel}">has_wheel-2.0-py3-none-any.whl</a>\n<a href="has_wheel-2.0.tar.gz#sha256=${'c'.repeat(64)}">has_wheel-2.0.tar.gz</a>\n`,
-    );
-    await writeFile(lock, `has-wheel==2.0 --hash=sha256:${wheel}\n# a comment\nonly-sdist==1.0 \\\n    --hash=sha256:${sdist}\n`);
+    await writeSdistOnlyLock(fake.work, lock);
     const engine = new FakeEngine(run());
     expect(await cli(engine, ['--policy', 'strict'])).toBe(1);
     const written = await report();
@@ -162,7 +94,7 @@ describe('install on the fake engine: one test per exit code', () => {
     // Nothing was created: no run, so no container.
     expect(engine.runs).toEqual([]);
     expect(written.image).toBeNull();
-    expect(await exists(path.join(work, 'out'))).toBe(false);
+    expect(await exists(path.join(fake.work, 'out'))).toBe(false);
     // The default policy lets the same lock through to the sandbox.
     const again = new FakeEngine(run());
     await cli(again);
@@ -170,9 +102,9 @@ describe('install on the fake engine: one test per exit code', () => {
   });
 
   it('0: a user policy that only warns on network.dns passes a DNS-only install, with the warning in the report', async () => {
-    const policy = path.join(work, 'dns-warn.json');
+    const policy = path.join(fake.work, 'dns-warn.json');
     await writeFile(policy, JSON.stringify({ extends: 'default', rules: { 'network.dns': 'warn' } }));
-    const dns = JSON.stringify({ type: 'dns', name: 'collect.exfil.invalid', qtype: 1, answer: '127.1.0.1', src: '127.0.0.1:4000', time: 1.5 });
+    const dns = dnsQuery('collect.exfil.invalid');
     const engine = new FakeEngine(run({ monitorLines: [dns] }));
     expect(await cli(engine, ['--policy', policy])).toBe(0);
     const written = await report();
@@ -187,7 +119,7 @@ describe('install on the fake engine: one test per exit code', () => {
         evidence: expect.objectContaining({ name: 'collect.exfil.invalid' }),
       }),
     ]);
-    expect(written.exported).toBe(path.join(work, 'out'));
+    expect(written.exported).toBe(path.join(fake.work, 'out'));
   });
 
   it('2: a lockfile that is not pinned and hashed is bad input, before any container', async () => {
@@ -209,7 +141,7 @@ describe('install on the fake engine: one test per exit code', () => {
     const written = await report();
     expect(written.verdict).toBe('error');
     expect(written.findings).toContainEqual(expect.objectContaining({ rule: 'install.failed', evidence: { exitCode: 1 } }));
-    expect(await exists(path.join(work, 'out'))).toBe(false);
+    expect(await exists(path.join(fake.work, 'out'))).toBe(false);
   });
 
   for (const [signal, code] of [
@@ -227,7 +159,7 @@ describe('install on the fake engine: one test per exit code', () => {
       const written = await report();
       expect(written.error).toMatchObject({ code: 'interrupted' });
       expect(written.exported).toBeNull();
-      expect(await exists(path.join(work, 'out'))).toBe(false);
+      expect(await exists(path.join(fake.work, 'out'))).toBe(false);
     });
   }
 });

@@ -3,20 +3,12 @@
  * exit code, and never an export. The import phase's trace attributes each import child to the
  * distribution the importer named.
  */
-import { mkdir, mkdtemp, readFile, readdir, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { main } from '../index.js';
+import { describe, expect, it, vi } from 'vitest';
 import { SITE_PACKAGES, STATE_DIR } from '../../core/layout.js';
 import { FakeEngine, type FakeRun } from '../../runtime/fake.js';
-import { Report } from '../../report/schema.js';
-
-const PIP_TRACE = [
-  '10 100.000000 execve("/usr/bin/python3", ["python3", "-m", "pip", "install"], 0x7ffd /* 5 vars */) = 0',
-  '10 101.000000 +++ exited with 0 +++',
-  '',
-].join('\n');
+import { dnsQuery, phaseFiles, type ScriptedPhase, useFakeCli } from './fake-cli.js';
 
 /** The importer (pid 20) imports `sneaky` of sneaky-pkg in pid 21, which resolves a name. */
 const IMPORT_TRACE = [
@@ -29,30 +21,13 @@ const IMPORT_TRACE = [
   '',
 ].join('\n');
 
-function status(pipExit: number, phases: Array<'install' | 'import'>): string {
-  const entry = (phase: string, rootPid: number, started: number) => ({
-    phase,
-    started,
-    ended: started + 1,
-    rootPid,
-    pip: { how: 'exited', value: phase === 'install' ? pipExit : 0 },
-    tracerIntact: true,
-    tracerExit: 0,
-    lingering: [],
-    detached: [],
-    execAliases: {},
-  });
-  return JSON.stringify({ phases: phases.map((p) => (p === 'install' ? entry('install', 10, 100) : entry('import', 20, 200))) });
-}
-
+/** pip (pid 10) ran from 100 to 101; the importer (pid 20) from 200 to 201, tracing IMPORT_TRACE. */
 function run(overrides: Partial<FakeRun> = {}, pipExit = 0): FakeRun {
+  const install: ScriptedPhase = { phase: 'install', rootPid: 10, started: 100, argv: ['python3', '-m', 'pip', 'install'], pipExit };
+  const importer: ScriptedPhase = { phase: 'import', rootPid: 20, started: 200, trace: IMPORT_TRACE };
   return {
     exitCode: pipExit,
-    files: {
-      [`${STATE_DIR}/status.json`]: status(pipExit, pipExit === 0 ? ['install', 'import'] : ['install']),
-      [`${STATE_DIR}/install.strace.log`]: PIP_TRACE.replace('exited with 0', `exited with ${pipExit}`),
-      ...(pipExit === 0 ? { [`${STATE_DIR}/import.strace.log`]: IMPORT_TRACE } : {}),
-    },
+    files: phaseFiles(pipExit === 0 ? [install, importer] : [install]),
     trees: { [SITE_PACKAGES]: {} },
     output: '',
     ...overrides,
@@ -60,42 +35,10 @@ function run(overrides: Partial<FakeRun> = {}, pipExit = 0): FakeRun {
 }
 
 describe('investigate on the fake engine: one test per exit code', () => {
-  let work: string;
-  let stdout: string[];
+  const fake = useFakeCli('sandbox-install-inv-');
+  const { stdout, report, leftovers } = fake;
 
-  beforeEach(async () => {
-    work = await mkdtemp(path.join(tmpdir(), 'sandbox-install-inv-'));
-    await mkdir(path.join(work, 'index'));
-    stdout = [];
-    vi.spyOn(process.stdout, 'write').mockImplementation((chunk) => (stdout.push(String(chunk)), true));
-    vi.spyOn(process.stderr, 'write').mockImplementation(() => true);
-  });
-  afterEach(() => {
-    vi.restoreAllMocks();
-  });
-
-  const cli = (engine: FakeEngine, target = 'sneaky-pkg==1.0', extra: string[] = []) =>
-    main(
-      [
-        'node',
-        'sandbox-install',
-        'investigate',
-        target,
-        '--index-url',
-        `file://${path.join(work, 'index')}`,
-        '--image',
-        'sandbox-install:fake',
-        '--cache-dir',
-        path.join(work, 'cache'),
-        '--report',
-        path.join(work, 'report.json'),
-        '-q',
-        ...extra,
-      ],
-      () => engine,
-    );
-  const report = async () => Report.parse(JSON.parse(await readFile(path.join(work, 'report.json'), 'utf8')));
-  const leftovers = (engine: FakeEngine) => engine.runs.filter((r) => !r.removed).map((r) => r.id);
+  const cli = (engine: FakeEngine, target = 'sneaky-pkg==1.0') => fake.cli(engine, ['investigate', target]);
   const sandboxOf = (engine: FakeEngine) => engine.runs[0]!;
 
   it('0: nothing seen; pip installs the pin without hashes, then the import phase runs; nothing exported', async () => {
@@ -110,12 +53,12 @@ describe('investigate on the fake engine: one test per exit code', () => {
     expect(plan[1]!.argv).toEqual(['python3', '-I', '-S', '/opt/sandbox-install/importer.py', SITE_PACKAGES, '10']);
     expect(sandboxOf(engine).seeded.find((f) => f.path === '/input/requirements.lock')!.content).toBe('sneaky-pkg==1.0\n');
     expect(stdout.join('')).toContain('timeline');
-    expect(await readdir(work)).not.toContain('out');
+    expect(await readdir(fake.work)).not.toContain('out');
     expect(leftovers(engine)).toEqual([]);
   });
 
   it('1: a DNS query made only on import fails, attributed to the distribution, in phase import, on the timeline', async () => {
-    const dns = JSON.stringify({ type: 'dns', name: 'import-time.exfil.invalid', qtype: 1, answer: '127.1.0.1', src: '127.0.0.1:4000', time: 200.21 });
+    const dns = dnsQuery('import-time.exfil.invalid', 200.21);
     const engine = new FakeEngine(run({ monitorLines: [dns] }));
     expect(await cli(engine)).toBe(1);
     const written = await report();
@@ -159,7 +102,7 @@ describe('investigate on the fake engine: one test per exit code', () => {
   });
 
   it('serves a local wheel as the pin of its own name and version', async () => {
-    const wheel = path.join(work, 'sneaky_pkg-1.0-py3-none-any.whl');
+    const wheel = path.join(fake.work, 'sneaky_pkg-1.0-py3-none-any.whl');
     await writeFile(wheel, 'not really a zip');
     const engine = new FakeEngine(run());
     await cli(engine, wheel);
@@ -167,7 +110,7 @@ describe('investigate on the fake engine: one test per exit code', () => {
   });
 
   it('investigates a lockfile with its hashes: pip requires them, and the import phase still runs', async () => {
-    const lock = path.join(work, 'requirements.lock');
+    const lock = path.join(fake.work, 'requirements.lock');
     await writeFile(lock, `sneaky-pkg==1.0 --hash=sha256:${'a'.repeat(64)}\n`);
     const engine = new FakeEngine(run());
     await cli(engine, lock);

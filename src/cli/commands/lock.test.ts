@@ -6,16 +6,13 @@
  * fake serves nothing through the proxy, so a lock listing resolved files, hashed from the upstream
  * pages, is left to test/integration/lock.integration.test.ts.
  */
-import { access, mkdir, mkdtemp, readdir, readFile, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { parse as parseToml } from 'smol-toml';
-import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { main } from '../index.js';
-import { SITE_PACKAGES, STATE_DIR } from '../../core/layout.js';
+import { beforeEach, describe, expect, it } from 'vitest';
+import { RESOLVE_REPORT, SITE_PACKAGES } from '../../core/layout.js';
 import { FakeEngine, type FakeRun } from '../../runtime/fake.js';
-import { Report } from '../../report/schema.js';
-import { RESOLVE_REPORT } from '../../core/layout.js';
+import { dnsQuery, exists, phaseFiles, useFakeCli } from './fake-cli.js';
 import { defaultLockPath, lockFormatFor, LockOptions, runLock } from './lock.js';
 
 describe('lock command options', () => {
@@ -50,18 +47,6 @@ describe('lock command options', () => {
   });
 });
 
-const exists = (file: string) =>
-  access(file).then(
-    () => true,
-    () => false,
-  );
-
-const RESOLVE_TRACE = [
-  '10 1.000000 execve("/usr/bin/python3", ["python3", "-m", "pip", "install", "--dry-run"], 0x7ffd /* 5 vars */) = 0',
-  '10 2.000000 +++ exited with 0 +++',
-  '',
-].join('\n');
-
 /** pip's report of a resolution that installs nothing, from the sandbox's interpreter. */
 const EMPTY_RESOLUTION = JSON.stringify({
   version: '1',
@@ -75,23 +60,7 @@ function run(overrides: Partial<FakeRun> = {}): FakeRun {
   return {
     exitCode: 0,
     files: {
-      [`${STATE_DIR}/status.json`]: JSON.stringify({
-        phases: [
-          {
-            phase: 'resolve',
-            started: 1,
-            ended: 2,
-            rootPid: 10,
-            pip: { how: 'exited', value: 0 },
-            tracerIntact: true,
-            tracerExit: 0,
-            lingering: [],
-            detached: [],
-            execAliases: {},
-          },
-        ],
-      }),
-      [`${STATE_DIR}/resolve.strace.log`]: RESOLVE_TRACE,
+      ...phaseFiles([{ phase: 'resolve', rootPid: 10, started: 1, argv: ['python3', '-m', 'pip', 'install', '--dry-run'] }]),
       [RESOLVE_REPORT]: EMPTY_RESOLUTION,
     },
     trees: { [SITE_PACKAGES]: {} },
@@ -101,49 +70,16 @@ function run(overrides: Partial<FakeRun> = {}): FakeRun {
 }
 
 describe('lock on the fake engine', () => {
-  let work: string;
+  const fake = useFakeCli('sandbox-install-lock-');
+  const { stderr, report, leftovers } = fake;
   let requirementsIn: string;
-  let stdout: string[];
-  let stderr: string[];
 
   beforeEach(async () => {
-    work = await mkdtemp(path.join(tmpdir(), 'sandbox-install-lock-'));
-    await mkdir(path.join(work, 'index'));
-    requirementsIn = path.join(work, 'requirements.in');
+    requirementsIn = path.join(fake.work, 'requirements.in');
     await writeFile(requirementsIn, 'lock-app\n');
-    stdout = [];
-    stderr = [];
-    vi.spyOn(process.stdout, 'write').mockImplementation((chunk) => (stdout.push(String(chunk)), true));
-    vi.spyOn(process.stderr, 'write').mockImplementation((chunk) => (stderr.push(String(chunk)), true));
-  });
-  afterEach(() => {
-    vi.restoreAllMocks();
   });
 
-  const cli = (engine: FakeEngine, output = path.join(work, 'requirements.lock'), extra: string[] = []) =>
-    main(
-      [
-        'node',
-        'sandbox-install',
-        'lock',
-        requirementsIn,
-        '-o',
-        output,
-        '--index-url',
-        `file://${path.join(work, 'index')}`,
-        '--image',
-        'sandbox-install:fake',
-        '--cache-dir',
-        path.join(work, 'cache'),
-        '--report',
-        path.join(work, 'report.json'),
-        '-q',
-        ...extra,
-      ],
-      () => engine,
-    );
-  const report = async () => Report.parse(JSON.parse(await readFile(path.join(work, 'report.json'), 'utf8')));
-  const leftovers = (engine: FakeEngine) => engine.runs.filter((r) => !r.removed).map((r) => r.id);
+  const cli = (engine: FakeEngine, output = path.join(fake.work, 'requirements.lock')) => fake.cli(engine, ['lock', requirementsIn, '-o', output]);
 
   for (const [what, line, message] of [
     [
@@ -163,13 +99,13 @@ describe('lock on the fake engine', () => {
       expect(await cli(engine)).toBe(2);
       expect(stderr.join('')).toContain(`sandbox-install: ${requirementsIn}:2: ${message}\n`);
       expect(engine.runs).toEqual([]);
-      expect(await exists(path.join(work, 'requirements.lock'))).toBe(false);
+      expect(await exists(path.join(fake.work, 'requirements.lock'))).toBe(false);
     });
   }
 
   it('0: a clean resolve writes the lock, with the report saying where', async () => {
     const engine = new FakeEngine(run());
-    const output = path.join(work, 'requirements.lock');
+    const output = path.join(fake.work, 'requirements.lock');
     expect(await cli(engine)).toBe(0);
     const written = await report();
     expect(written).toMatchObject({ verdict: 'pass', exported: output, findings: [] });
@@ -187,14 +123,14 @@ describe('lock on the fake engine', () => {
 
   it('0: -o naming a pylock.toml, with no --lock-format, writes a PEP 751 lock', async () => {
     const engine = new FakeEngine(run());
-    const output = path.join(work, 'pylock.toml');
+    const output = path.join(fake.work, 'pylock.toml');
     expect(await cli(engine, output)).toBe(0);
     expect((await report()).exported).toBe(output);
     expect(parseToml(await readFile(output, 'utf8'))).toMatchObject({ 'lock-version': '1.0', 'created-by': 'sandbox-install', packages: [] });
   });
 
   it('1: a DNS query in the resolve phase fails the run, and no lock is written', async () => {
-    const dns = JSON.stringify({ type: 'dns', name: 'collect.lock.invalid', qtype: 1, answer: '127.1.0.1', src: '127.0.0.1:4000', time: 1.5 });
+    const dns = dnsQuery('collect.lock.invalid');
     const engine = new FakeEngine(run({ monitorLines: [dns] }));
     expect(await cli(engine)).toBe(1);
     const written = await report();
@@ -204,7 +140,7 @@ describe('lock on the fake engine', () => {
     );
     expect(written.exported).toBeNull();
     // No lock, and no temp file beside where it would have gone.
-    expect((await readdir(work)).filter((name) => name !== 'cache').sort()).toEqual(['index', 'report.json', 'requirements.in']);
+    expect((await readdir(fake.work)).filter((name) => name !== 'cache').sort()).toEqual(['index', 'report.json', 'requirements.in']);
     expect(leftovers(engine)).toEqual([]);
   });
 });

@@ -7,117 +7,43 @@
  * wheels, the lock re-hashed to them) is left to test/integration/wheelhouse.integration.test.ts;
  * here a pass publishes the wheelhouse of an empty lock.
  */
-import { access, mkdir, mkdtemp, readdir, readFile, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
 import { main } from '../index.js';
-import { SITE_PACKAGES, STATE_DIR } from '../../core/layout.js';
+import { SITE_PACKAGES, WHEEL_DIR } from '../../core/layout.js';
 import { FakeEngine, type FakeRun } from '../../runtime/fake.js';
-import { Report } from '../../report/schema.js';
-import { WHEEL_DIR } from '../../core/layout.js';
-
-const exists = (file: string) =>
-  access(file).then(
-    () => true,
-    () => false,
-  );
-
-const trace = (pid: number, start: number, argv: string[]) =>
-  [
-    `${pid} ${start}.000000 execve("/usr/bin/python3", ${JSON.stringify(argv)}, 0x7ffd /* 5 vars */) = 0`,
-    `${pid} ${start + 1}.000000 +++ exited with 0 +++`,
-    '',
-  ].join('\n');
-
-const phaseStatus = (phase: string, rootPid: number, started: number) => ({
-  phase,
-  started,
-  ended: started + 1,
-  rootPid,
-  pip: { how: 'exited', value: 0 },
-  tracerIntact: true,
-  tracerExit: 0,
-  lingering: [],
-  detached: [],
-  execAliases: {},
-});
+import { dnsQuery, exists, phaseFiles, useFakeCli, writeSdistOnlyLock } from './fake-cli.js';
 
 /** Both phases ran and exited 0: install from 1 to 2, wheel from 3 to 4; the wheel dir is empty. */
 function run(overrides: Partial<FakeRun> = {}): FakeRun {
   return {
     exitCode: 0,
-    files: {
-      [`${STATE_DIR}/status.json`]: JSON.stringify({ phases: [phaseStatus('install', 10, 1), phaseStatus('wheel', 20, 3)] }),
-      [`${STATE_DIR}/install.strace.log`]: trace(10, 1, ['python3', '-m', 'pip', 'install']),
-      [`${STATE_DIR}/wheel.strace.log`]: trace(20, 3, ['python3', '-m', 'pip', 'wheel']),
-    },
+    files: phaseFiles([
+      { phase: 'install', rootPid: 10, started: 1, argv: ['python3', '-m', 'pip', 'install'] },
+      { phase: 'wheel', rootPid: 20, started: 3, argv: ['python3', '-m', 'pip', 'wheel'] },
+    ]),
     trees: { [SITE_PACKAGES]: {}, [WHEEL_DIR]: {} },
     output: '',
     ...overrides,
   };
 }
 
-const DNS = JSON.stringify({ type: 'dns', name: 'collect.wheelhouse.invalid', qtype: 1, answer: '127.1.0.1', src: '127.0.0.1:4000', time: 1.5 });
+const DNS = dnsQuery('collect.wheelhouse.invalid');
 
 describe('wheelhouse on the fake engine', () => {
-  let work: string;
+  const fake = useFakeCli('sandbox-install-wh-');
+  const { stdout, stderr, report, leftovers } = fake;
   let lock: string;
   let output: string;
-  let stdout: string[];
-  let stderr: string[];
 
   beforeEach(async () => {
-    work = await mkdtemp(path.join(tmpdir(), 'sandbox-install-wh-'));
-    await mkdir(path.join(work, 'index'));
-    lock = path.join(work, 'requirements.lock');
+    lock = path.join(fake.work, 'requirements.lock');
     await writeFile(lock, '# nothing to install\n');
-    output = path.join(work, 'wheels');
-    stdout = [];
-    stderr = [];
-    vi.spyOn(process.stdout, 'write').mockImplementation((chunk) => (stdout.push(String(chunk)), true));
-    vi.spyOn(process.stderr, 'write').mockImplementation((chunk) => (stderr.push(String(chunk)), true));
-  });
-  afterEach(() => {
-    vi.restoreAllMocks();
+    output = path.join(fake.work, 'wheels');
   });
 
-  const cli = (engine: FakeEngine, extra: string[] = ['-o', output]) =>
-    main(
-      [
-        'node',
-        'sandbox-install',
-        'wheelhouse',
-        lock,
-        '--index-url',
-        `file://${path.join(work, 'index')}`,
-        '--image',
-        'sandbox-install:fake',
-        '--cache-dir',
-        path.join(work, 'cache'),
-        '--report',
-        path.join(work, 'report.json'),
-        '-q',
-        ...extra,
-      ],
-      () => engine,
-    );
-  const report = async () => Report.parse(JSON.parse(await readFile(path.join(work, 'report.json'), 'utf8')));
-  const leftovers = (engine: FakeEngine) => engine.runs.filter((r) => !r.removed).map((r) => r.id);
-
-  /** A lock of one wheel entry and one entry whose index page lists only an sdist. */
-  async function sdistOnlyLock(): Promise<void> {
-    const sdist = 'a'.repeat(64);
-    const wheel = 'b'.repeat(64);
-    await mkdir(path.join(work, 'index', 'only-sdist'));
-    await writeFile(path.join(work, 'index', 'only-sdist', 'index.html'), `<a href="only_sdist-1.0.tar.gz#sha256=${sdist}">only_sdist-1.0.tar.gz</a>\n`);
-    await mkdir(path.join(work, 'index', 'has-wheel'));
-    await writeFile(
-      path.join(work, 'index', 'has-wheel', 'index.html'),
-      `<a href="has_wheel-2.0-py3-none-any.whl#sha256=${wheel}">has_wheel-2.0-py3-none-any.whl</a>\n`,
-    );
-    await writeFile(lock, `has-wheel==2.0 --hash=sha256:${wheel}\n# a comment\nonly-sdist==1.0 \\\n    --hash=sha256:${sdist}\n`);
-  }
+  const cli = (engine: FakeEngine, extra: string[] = ['-o', output]) => fake.cli(engine, ['wheelhouse', lock], extra);
 
   it('2: without -o, commander refuses the command before the engine is asked for', async () => {
     let asked = false;
@@ -175,12 +101,12 @@ describe('wheelhouse on the fake engine', () => {
     expect(written.exported).toBeNull();
     expect(written.manifest ?? null).toBeNull();
     // Only what the test made and the report: neither wheels/ nor .wheels.staging-*.
-    expect((await readdir(work)).filter((name) => name !== 'cache').sort()).toEqual(['index', 'report.json', 'requirements.lock']);
+    expect((await readdir(fake.work)).filter((name) => name !== 'cache').sort()).toEqual(['index', 'report.json', 'requirements.lock']);
     expect(leftovers(engine)).toEqual([]);
   });
 
   it('1: strict refuses a lock entry with only an sdist before any run, and writes no wheelhouse', async () => {
-    await sdistOnlyLock();
+    await writeSdistOnlyLock(fake.work, lock);
     const engine = new FakeEngine(run());
     expect(await cli(engine, ['-o', output, '--policy', 'strict'])).toBe(1);
     const written = await report();
@@ -207,7 +133,7 @@ describe('wheelhouse on the fake engine', () => {
   });
 
   it('--format sarif: stdout is a SARIF log whose result is the failing rule, at the line of its lock entry', async () => {
-    await sdistOnlyLock();
+    await writeSdistOnlyLock(fake.work, lock);
     const engine = new FakeEngine(run());
     expect(await cli(engine, ['-o', output, '--policy', 'strict', '--format', 'sarif'])).toBe(1);
     const sarif = JSON.parse(stdout.join('')) as {
