@@ -1,5 +1,5 @@
 /*
- * A small recursive-descent check of PEP 508 environment markers:
+ * PEP 508 environment markers, read by recursive descent into a small tree:
  *
  *   marker  = and ('or' and)*
  *   and     = atom ('and' atom)*
@@ -7,7 +7,9 @@
  *   value   = VARIABLE | 'string' | "string"
  *   op      = < <= != == >= > ~= === | in | not in
  *
- * It only checks syntax; evaluating the marker is pip's job.
+ * The requirements parsers use the tree to check a marker and to compare two (canonicalMarker);
+ * the pylock reader walks it to decide PEP 751's extras and dependency groups (marker-select.ts).
+ * Evaluating the rest of a marker is pip's job.
  */
 import { invalid, show } from './problem.js';
 
@@ -39,7 +41,35 @@ const VARIABLES = new Set([
 /** Deeper nesting than this is not a real marker; the limit keeps hostile input off the stack. */
 const MAX_DEPTH = 32;
 
-type Token = { kind: 'string'; value: string } | { kind: 'word'; value: string } | { kind: 'op'; value: string } | { kind: 'paren'; value: '(' | ')' };
+/** One side of a comparison: a marker variable, or a quoted string (`value` is its text without the quotes). */
+export type MarkerValue = { kind: 'variable'; name: string } | { kind: 'string'; value: string };
+
+/** `value op value`. `start` and `end` are its span in the marker text, `text` what the span holds. */
+export interface MarkerCompare {
+  kind: 'compare';
+  left: MarkerValue;
+  /** `<`, `==`, …, `in` or `not in`. */
+  op: string;
+  right: MarkerValue;
+  start: number;
+  end: number;
+  text: string;
+}
+
+export type MarkerNode =
+  | MarkerCompare
+  /** `( marker )`, kept so that the canonical form keeps the author's parentheses. */
+  | { kind: 'group'; item: MarkerNode }
+  /** Two or more items, in the order they are written. */
+  | { kind: 'and' | 'or'; items: MarkerNode[] };
+
+interface Token {
+  kind: 'string' | 'word' | 'op' | 'paren';
+  /** A string's text without its quotes; otherwise the token as written. */
+  value: string;
+  start: number;
+  end: number;
+}
 
 // Sticky (`y`) patterns match exactly at `lastIndex`, so the tokenizer never copies the rest of the text.
 const OPERATOR = /===|==|!=|<=|>=|~=|<|>/y;
@@ -58,20 +88,19 @@ function tokenize(marker: string): Token[] {
     if (/\s/.test(ch)) {
       i += 1;
     } else if (ch === '(' || ch === ')') {
-      tokens.push({ kind: 'paren', value: ch });
+      tokens.push({ kind: 'paren', value: ch, start: i, end: i + 1 });
       i += 1;
     } else if (ch === '"' || ch === "'") {
       const end = marker.indexOf(ch, i + 1);
       if (end < 0) invalid(`unterminated string in the environment marker '${show(marker)}'`);
-      tokens.push({ kind: 'string', value: marker.slice(i + 1, end) });
+      tokens.push({ kind: 'string', value: marker.slice(i + 1, end), start: i, end: end + 1 });
       i = end + 1;
     } else {
       const operator = matchAt(OPERATOR, marker, i);
       const word = matchAt(WORD, marker, i);
-      if (operator) tokens.push({ kind: 'op', value: operator });
-      else if (word) tokens.push({ kind: 'word', value: word });
-      else invalid(`unexpected '${show(ch)}' in the environment marker '${show(marker)}'`);
-      i += (operator ?? word ?? '').length;
+      const text = operator ?? word ?? invalid(`unexpected '${show(ch)}' in the environment marker '${show(marker)}'`);
+      tokens.push({ kind: operator ? 'op' : 'word', value: text, start: i, end: i + text.length });
+      i += text.length;
     }
   }
   return tokens;
@@ -85,62 +114,76 @@ class MarkerParser {
     private readonly marker: string,
   ) {}
 
-  parse(): void {
-    this.parseOr(0);
+  parse(): MarkerNode {
+    const node = this.parseOr(0);
     const extra = this.tokens[this.pos];
     if (extra) this.fail(`unexpected '${show(extra.value)}'`);
+    return node;
   }
 
-  private parseOr(depth: number): void {
-    this.parseAnd(depth);
-    while (this.takeWord('or')) this.parseAnd(depth);
+  private parseOr(depth: number): MarkerNode {
+    return this.list('or', () => this.parseAnd(depth));
   }
 
-  private parseAnd(depth: number): void {
-    this.parseAtom(depth);
-    while (this.takeWord('and')) this.parseAtom(depth);
+  private parseAnd(depth: number): MarkerNode {
+    return this.list('and', () => this.parseAtom(depth));
   }
 
-  private parseAtom(depth: number): void {
+  /** `item (keyword item)*`: the one item itself, or a node that lists them all. */
+  private list(keyword: 'and' | 'or', item: () => MarkerNode): MarkerNode {
+    const first = item();
+    const items = [first];
+    while (this.takeWord(keyword)) items.push(item());
+    return items.length === 1 ? first : { kind: keyword, items };
+  }
+
+  private parseAtom(depth: number): MarkerNode {
     const token = this.tokens[this.pos];
     if (token?.kind === 'paren' && token.value === '(') {
       if (depth >= MAX_DEPTH) this.fail('too deeply nested');
       this.pos += 1;
-      this.parseOr(depth + 1);
+      const item = this.parseOr(depth + 1);
       const close = this.tokens[this.pos];
       if (close?.kind !== 'paren' || close.value !== ')') this.fail("missing ')'");
       this.pos += 1;
-      return;
+      return { kind: 'group', item };
     }
-    this.parseValue();
-    this.parseOperator();
-    this.parseValue();
+    const left = this.parseValue();
+    const op = this.parseOperator();
+    const right = this.parseValue();
+    return {
+      kind: 'compare',
+      left: valueOf(left),
+      op,
+      right: valueOf(right),
+      start: left.start,
+      end: right.end,
+      text: this.marker.slice(left.start, right.end),
+    };
   }
 
-  private parseValue(): void {
+  private parseValue(): Token {
     const token = this.tokens[this.pos];
-    if (token?.kind === 'string') {
+    if (token?.kind === 'string' || (token?.kind === 'word' && VARIABLES.has(token.value))) {
       this.pos += 1;
-    } else if (token?.kind === 'word' && VARIABLES.has(token.value)) {
-      this.pos += 1;
-    } else if (token?.kind === 'word') {
-      this.fail(`unknown marker variable '${show(token.value)}'`);
-    } else {
-      this.fail(token ? `expected a variable or a quoted string, found '${show(token.value)}'` : 'it ends too early');
+      return token;
     }
+    if (token?.kind === 'word') this.fail(`unknown marker variable '${show(token.value)}'`);
+    this.fail(token ? `expected a variable or a quoted string, found '${show(token.value)}'` : 'it ends too early');
   }
 
-  private parseOperator(): void {
+  private parseOperator(): string {
     const token = this.tokens[this.pos];
     if (token?.kind === 'op') {
       this.pos += 1;
-    } else if (this.takeWord('in')) {
-      return;
-    } else if (this.takeWord('not')) {
-      if (!this.takeWord('in')) this.fail("expected 'in' after 'not'");
-    } else {
-      this.fail(token ? `expected a comparison, found '${show(token.value)}'` : 'it ends too early');
+      return token.value;
     }
+    if (this.takeWord('in')) return 'in';
+    if (this.takeWord('not')) {
+      if (!this.takeWord('in')) this.fail("expected 'in' after 'not'");
+      return 'not in';
+    }
+    this.fail(token ? `expected a comparison, found '${show(token.value)}'` : 'it ends too early');
   }
 
   private takeWord(word: string): boolean {
@@ -155,17 +198,37 @@ class MarkerParser {
   }
 }
 
+/** Only called on a token parseValue accepted: a string or a known variable. */
+function valueOf(token: Token): MarkerValue {
+  return token.kind === 'string' ? { kind: 'string', value: token.value } : { kind: 'variable', name: token.value };
+}
+
+/** Reads a PEP 508 marker into its tree; a marker that is not one is a `lock.invalid` LineProblem. */
+export function parseMarker(marker: string): MarkerNode {
+  return new MarkerParser(tokenize(marker), marker).parse();
+}
+
 /**
  * Checks a PEP 508 marker and returns a canonical form of it (single spaces, double quotes where
  * possible) so that two spellings of the same marker compare equal.
  */
 export function canonicalMarker(marker: string): string {
-  const tokens = tokenize(marker);
-  new MarkerParser(tokens, marker).parse();
-  return tokens
-    .map((token) => {
-      if (token.kind !== 'string') return token.value;
-      return token.value.includes('"') ? `'${token.value}'` : `"${token.value}"`;
-    })
-    .join(' ');
+  return canonicalText(parseMarker(marker));
+}
+
+/** Every token of the marker as written, a space between two; parentheses are kept, so `(a)` and `a` stay apart. */
+function canonicalText(node: MarkerNode): string {
+  switch (node.kind) {
+    case 'compare':
+      return `${canonicalValue(node.left)} ${node.op} ${canonicalValue(node.right)}`;
+    case 'group':
+      return `( ${canonicalText(node.item)} )`;
+    default:
+      return node.items.map(canonicalText).join(` ${node.kind} `);
+  }
+}
+
+function canonicalValue(value: MarkerValue): string {
+  if (value.kind === 'variable') return value.name;
+  return value.value.includes('"') ? `'${value.value}'` : `"${value.value}"`;
 }
