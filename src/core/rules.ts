@@ -33,6 +33,11 @@ export const CATALOGUE = {
     'a build requirement was served unhashed, as the policy allows (pip #11974)',
     'Use a policy with an empty build.allow (strict) to refuse unhashed build requirements.',
   ),
+  'integrity.upstream-refused': rule(
+    'high',
+    "the proxy refused an upstream file unread: a file: link outside its mirror's root, or not a regular file",
+    'A mirror page pointing at host files is probing this machine; nothing was read, so the report holds no digest of it.',
+  ),
   'integrity.installed-mismatch': rule(
     'high',
     "an installed file of a locked wheel differs from that wheel's own RECORD",

@@ -11,6 +11,7 @@ import { EnvironmentError, InputError } from '../errors.js';
 import type { LockPlan } from '../lock/types.js';
 import { finding, type Finding } from '../core/finding.js';
 import { ContentCache } from './cache.js';
+import { FileSourceRefused } from './file-source.js';
 import { canonicalVersion, isSafeFilename, isValidProjectName, normalizeName, SHA256_HEX, versionFromFilename } from './names.js';
 import {
   CONTENT_TYPES,
@@ -60,6 +61,11 @@ export interface IndexProxy extends AsyncDisposable {
   readonly findings: Finding[];
   /** Each distinct file whose body was sent in full, once. */
   readonly served: ServedFile[];
+  /**
+   * The first problem of this machine the proxy hit while serving (the cache's disk too full for
+   * a download), or null. pip only sees a 502; a run that has one should fail with it (exit 3).
+   */
+  readonly environmentError: EnvironmentError | null;
   close(): Promise<void>;
 }
 
@@ -75,7 +81,7 @@ export interface StartProxyOptions {
   logger: Logger;
   /** Bound on connecting to an upstream and on each wait for data. Default 20 s. */
   upstreamTimeoutMs?: number;
-  /** Largest file the proxy downloads. Default 8 GiB. */
+  /** Largest file the proxy downloads. Default 4 GiB. */
   maxFileBytes?: number;
   /** Requests whose target this says yes to are refused and recorded, never forwarded (a canary in the path). */
   refuseTarget?: (target: string) => boolean;
@@ -98,7 +104,12 @@ export interface LocalFile {
 }
 
 const DEFAULT_TIMEOUT_MS = 20_000;
-const DEFAULT_MAX_FILE_BYTES = 8 * 1024 ** 3;
+/**
+ * 4 GiB: above the largest wheels in use (torch's CUDA-bundling builds on download.pytorch.org
+ * reached 2.3 GB; PyPI's torch wheels are about 0.8 GB), so no real wheel is refused, while a
+ * hostile or broken upstream streaming without end stops there. Free space is checked as well.
+ */
+const DEFAULT_MAX_FILE_BYTES = 4 * 1024 ** 3;
 const MAX_PAGE_BYTES = 64 * 1024 * 1024;
 const MAX_UNLOCKED_FINDINGS = 1000;
 const MAX_REQUEST_RECORDS = 100_000;
@@ -141,6 +152,7 @@ class ProxyServer implements IndexProxy {
   readonly requests: ProxyRequestRecord[] = [];
   readonly findings: Finding[] = [];
   readonly served: ServedFile[] = [];
+  environmentError: EnvironmentError | null = null;
 
   private readonly log: Logger;
   private readonly server: http.Server;
@@ -165,6 +177,7 @@ class ProxyServer implements IndexProxy {
   private readonly known = new Map<string, KnownFile>();
   private readonly downloads = new Map<string, Promise<DownloadOutcome>>();
   private readonly pageMismatchKeys = new Set<string>();
+  private readonly refusedSourceKeys = new Set<string>();
   private readonly servedShas = new Set<string>();
   private readonly warnedUpstreams = new Set<string>();
   private unlockedFindings = 0;
@@ -178,7 +191,7 @@ class ProxyServer implements IndexProxy {
     this.log = opts.logger.child({ component: 'proxy' });
     this.timeoutMs = opts.upstreamTimeoutMs ?? DEFAULT_TIMEOUT_MS;
     this.maxFileBytes = opts.maxFileBytes ?? DEFAULT_MAX_FILE_BYTES;
-    this.cache = new ContentCache(opts.cacheDir);
+    this.cache = new ContentCache(opts.cacheDir, { logger: this.log });
     this.client = new UpstreamClient({ timeoutMs: this.timeoutMs, maxPageBytes: MAX_PAGE_BYTES, userAgent: 'sandbox-install-proxy' });
     this.upstreamUrls = [...new Set([opts.upstreams.indexUrl, ...opts.upstreams.extraIndexUrls])];
     for (const u of this.upstreamUrls) {
@@ -217,6 +230,7 @@ class ProxyServer implements IndexProxy {
     try {
       await this.cache.init();
     } catch (error: unknown) {
+      if (error instanceof EnvironmentError) throw error;
       throw new EnvironmentError('proxy-cache', `cannot create the proxy cache in ${this.opts.cacheDir}: ${describe(error)}`, { cause: error });
     }
     for (const local of this.opts.localFiles ?? []) await this.addLocalFile(local);
@@ -640,6 +654,7 @@ class ProxyServer implements IndexProxy {
           maxBytes: this.maxFileBytes,
           idleTimeoutMs: this.timeoutMs,
           signal: this.abort.signal,
+          declaredBytes: size,
         });
         if (result.ok) {
           this.log.debug(
@@ -660,12 +675,40 @@ class ProxyServer implements IndexProxy {
         this.log.error({ project: known.project, filename: known.filename, url: safeUrl }, 'upstream file failed sha256 verification');
         outcome = { kind: 'mismatch' };
       } catch (error: unknown) {
-        this.log.warn({ project: known.project, url: safeUrl, err: describe(error) }, 'download failed');
+        if (error instanceof EnvironmentError) {
+          // The cache's disk, not the upstream: another URL would fail the same way.
+          this.environmentError ??= error;
+          this.log.error({ project: known.project, filename: known.filename, err: error.message, hint: error.hint }, 'cannot download into the proxy cache');
+          return outcome.kind === 'mismatch' ? outcome : { kind: 'failed', reason: error.message };
+        }
+        if (error instanceof FileSourceRefused) this.recordRefusedSource(known, safeUrl, error.message);
+        else this.log.warn({ project: known.project, url: safeUrl, err: describe(error) }, 'download failed');
         if (outcome.kind !== 'mismatch') outcome = { kind: 'failed', reason: describe(error) };
         if (this.abort.signal.aborted) break;
       }
     }
     return outcome;
+  }
+
+  /**
+   * A `file:` source the client would not open: outside its mirror, or not a regular file. Nothing
+   * was read, so the finding carries no digest of it: a page linking a host file must not learn
+   * that file's sha256 from the report.
+   */
+  private recordRefusedSource(known: KnownFile, url: string, reason: string): void {
+    this.log.error({ project: known.project, filename: known.filename, url, err: reason }, 'upstream file refused unread');
+    const key = `${known.sha256}\0${url}`;
+    if (this.refusedSourceKeys.has(key)) return;
+    this.refusedSourceKeys.add(key);
+    this.addFinding(
+      finding(
+        'integrity.upstream-refused',
+        'high',
+        `${known.filename} from upstream was refused unread: ${reason}`,
+        { project: known.project, filename: known.filename, expectedSha256: known.sha256, url, refused: reason },
+        known.project,
+      ),
+    );
   }
 
   private async sendFile(

@@ -1,7 +1,7 @@
-import { open, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { FileSourceRefused, fileUpstreamRoot, isWithin, openFileSource, readBounded } from './file-source.js';
 import { parsePage, UPSTREAM_ACCEPT, type UpstreamLink } from './pages.js';
 
 /** A URL with any `user:password@` removed, safe for logs and findings. Not-URLs are scrubbed too. */
@@ -69,6 +69,8 @@ export function parseUpstreamUrl(raw: string): URL {
  */
 export class UpstreamClient {
   private readonly auth = new Map<string, string>();
+  /** Each `file:` link a page listed, with the roots of the `file://` upstreams that listed it: openFile reads nothing else. */
+  private readonly fileRoots = new Map<string, string[]>();
 
   constructor(
     private readonly opts: {
@@ -102,21 +104,30 @@ export class UpstreamClient {
    * The links an upstream lists for `project` (a normalised name), or null when the upstream
    * does not have the project (HTTP 404/410, no directory). Throws when the upstream cannot
    * answer. Links whose scheme is `file:` are kept only on `file:` upstreams, so an HTTP index
-   * cannot make the proxy read local files.
+   * cannot make the proxy read local files, and `openFile` reads one only under the root of an
+   * upstream whose page listed it (file-source.ts).
    */
   async fetchProject(indexUrl: string, project: string, signal: AbortSignal): Promise<UpstreamPage | null> {
     const base = this.strip(parseUpstreamUrl(indexUrl));
     const pageUrl = new URL(`${base.href.replace(/\/+$/, '')}/${encodeURIComponent(project)}/`);
     const upstream = redactUrl(indexUrl);
-    const got = base.protocol === 'file:' ? await this.readFilePage(pageUrl) : await this.fetchHttpPage(pageUrl, signal);
+    const root = base.protocol === 'file:' ? fileUpstreamRoot(fileURLToPath(base)) : null;
+    const got = root !== null ? await this.readFilePage(pageUrl, root) : await this.fetchHttpPage(pageUrl, signal);
     if (!got) return null;
     const links = parsePage(got.text, got.contentType, got.url)
       .filter((l) => {
         const scheme = new URL(l.url).protocol;
-        return scheme === 'http:' || scheme === 'https:' || (scheme === 'file:' && base.protocol === 'file:');
+        return scheme === 'http:' || scheme === 'https:' || (scheme === 'file:' && root !== null);
       })
       .map((l) => ({ ...l, url: this.strip(l.url).href }));
+    if (root !== null) for (const link of links) if (link.url.startsWith('file:')) this.allowFileUnder(link.url, root);
     return { upstream, links };
+  }
+
+  private allowFileUnder(url: string, root: string): void {
+    const roots = this.fileRoots.get(url) ?? [];
+    if (!roots.includes(root)) roots.push(root);
+    this.fileRoots.set(url, roots);
   }
 
   private async fetchHttpPage(url: URL, parent: AbortSignal): Promise<{ text: string; contentType: string | null; url: string } | null> {
@@ -149,23 +160,42 @@ export class UpstreamClient {
     }
   }
 
-  /** pip reads `<dir>/index.html` when a `file:` page URL is a directory. */
-  private async readFilePage(url: URL): Promise<{ text: string; contentType: string | null; url: string } | null> {
+  /**
+   * pip reads `<dir>/index.html` when a `file:` page URL is a directory. Read under `root` only, and
+   * only a regular file (file-source.ts). Links resolve against the page's URL, not the path a
+   * symlinked page resolves to, as in pip.
+   */
+  private async readFilePage(url: URL, root: string): Promise<{ text: string; contentType: string | null; url: string } | null> {
     const dir = fileURLToPath(url);
     for (const candidate of [path.join(dir, 'index.html'), dir.replace(/\/+$/, '')]) {
+      const shown = redactUrl(pathToFileURL(candidate).href);
+      const source = await openFileSource(candidate, root, shown);
+      if (source.kind !== 'file') continue;
       try {
-        const st = await stat(candidate);
-        if (!st.isFile()) continue;
-        if (st.size > this.opts.maxPageBytes) throw new Error(`page ${candidate} is larger than ${this.opts.maxPageBytes} bytes`);
-        const text = await readFile(candidate, 'utf8');
+        if (source.size > this.opts.maxPageBytes) throw new Error(`page ${shown} is larger than ${this.opts.maxPageBytes} bytes`);
+        const text = (await readBounded(source.handle, this.opts.maxPageBytes, shown)).toString('utf8');
         return { text, contentType: null, url: pathToFileURL(candidate).href };
-      } catch (error: unknown) {
-        const code = (error as NodeJS.ErrnoException).code;
-        if (code === 'ENOENT' || code === 'ENOTDIR') continue;
-        throw error;
+      } finally {
+        await source.handle.close();
       }
     }
     return null;
+  }
+
+  /**
+   * A `file:` link a page listed, under the root of an upstream that listed it. Throws
+   * `FileSourceRefused` for anything else, and for what is not a regular file.
+   */
+  private async openFileUrl(url: URL): Promise<{ stream: Readable; size: number }> {
+    const shown = redactUrl(url.href);
+    const file = fileURLToPath(url);
+    const roots = this.fileRoots.get(url.href) ?? [];
+    const root = roots.find((r) => isWithin(file, r)) ?? roots[0];
+    if (root === undefined) throw new FileSourceRefused(`${shown} was not listed by a file:// index page; not read`);
+    const source = await openFileSource(file, root, shown);
+    if (source.kind === 'missing') throw new Error(`${shown}: no such file`);
+    if (source.kind === 'directory') throw new FileSourceRefused(`${shown} is not a regular file (a directory); not read`);
+    return { stream: source.handle.createReadStream({ highWaterMark: 64 * 1024 }), size: source.size };
   }
 
   /**
@@ -174,17 +204,7 @@ export class UpstreamClient {
    */
   async openFile(rawUrl: string, signal: AbortSignal): Promise<{ stream: Readable; size: number | null }> {
     const url = this.strip(rawUrl);
-    if (url.protocol === 'file:') {
-      const handle = await open(fileURLToPath(url), 'r');
-      try {
-        const st = await handle.stat();
-        if (!st.isFile()) throw new Error(`${redactUrl(url.href)} is not a file`);
-        return { stream: handle.createReadStream({ highWaterMark: 64 * 1024 }), size: st.size };
-      } catch (error: unknown) {
-        await handle.close();
-        throw error;
-      }
-    }
+    if (url.protocol === 'file:') return this.openFileUrl(url);
     if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new Error(`unsupported file URL scheme ${url.protocol}`);
     // The timer covers connecting and the headers; the caller bounds idle time on the body. After
     // the headers the request only follows `signal` (the proxy closing).

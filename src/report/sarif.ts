@@ -141,6 +141,7 @@ const stableTarget = (target: unknown): unknown => (typeof target !== 'number' ?
  */
 export const STABLE_KEYS: { readonly [R in RuleId]: (e: Evidence) => unknown } = {
   'integrity.hash-mismatch': pick('project', 'filename', 'lockSha256', 'expectedSha256'),
+  'integrity.upstream-refused': pick('project', 'filename', 'expectedSha256', 'url'),
   'integrity.unlocked-request': pick('method', 'path', 'project', 'truncated'),
   'integrity.build-requirement': pick('project', 'filename', 'sha256'),
   'integrity.installed-mismatch': pick('distribution', 'wheel', 'path', 'kind', 'reason'),
