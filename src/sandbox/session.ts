@@ -227,6 +227,9 @@ export class SandboxSession implements AsyncDisposable {
       await sandbox.killSandbox();
     }
     timings.install = elapsed(t);
+    // The host could not hold a download (the cache's disk is full): pip saw only a 502, but the
+    // cause is this machine's, not a package's (exit 3).
+    if (this.proxy?.environmentError) throw this.proxy.environmentError;
 
     t = performance.now();
     // Independent reads of a stopped sandbox: the engine serves them concurrently. A backend
