@@ -1,0 +1,90 @@
+/**
+ * Issue 10: a hostile package must not hold a run until the wall-clock limit, and a policy's limits
+ * hold. Each case asserts its rule, the package, the evidence, and how soon the run ended.
+ */
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { sdist } from '../fixtures/hostile.js';
+import { buildFixtureIndex } from '../fixtures/index.js';
+import { engineAvailable, expectNoContainersLeft, runCli } from './helpers.js';
+
+async function writePolicy(policy: Record<string, unknown>): Promise<string> {
+  const file = path.join(await mkdtemp(path.join(tmpdir(), 'sandbox-install-policy-')), 'policy.json');
+  await writeFile(file, JSON.stringify(policy));
+  return file;
+}
+
+describe.runIf(engineAvailable())('time to verdict and limits on the real engine', () => {
+  afterEach(async () => {
+    await expectNoContainersLeft();
+  });
+
+  it('a daemon that keeps the build output pipe open is killed as it detaches: the run ends in seconds, not at --timeout', async () => {
+    const index = await buildFixtureIndex([
+      sdist(
+        'pipe-holder',
+        `
+import subprocess
+# A new session, and pip's stdout and stderr kept: pip waits for EOF on them until the daemon dies.
+subprocess.Popen(["sleep", "600"], start_new_session=True)`,
+      ),
+    ]);
+    const started = Date.now();
+    const run = await runCli(index.lockFile, index.indexUrl, ['--timeout', '300']);
+    const seconds = (Date.now() - started) / 1000;
+    expect(run.report.findings).toContainEqual(
+      expect.objectContaining({
+        rule: 'process.lingering',
+        package: 'pipe-holder',
+        phase: 'install',
+        failing: true,
+        evidence: expect.objectContaining({ argv: 'sleep 600' }),
+      }),
+    );
+    expect(run.report.findings.filter((f) => f.rule === 'resource.timeout')).toEqual([]);
+    expect(run.exitCode).toBe(1);
+    expect(seconds).toBeLessThan(60);
+  });
+
+  it('a build that never ends is resource.timeout within a few seconds of --timeout, whatever its children hold', async () => {
+    const index = await buildFixtureIndex([
+      sdist(
+        'endless-build',
+        `
+import subprocess, time
+subprocess.Popen(["sleep", "600"])  # a child that keeps the pipes
+time.sleep(600)`,
+      ),
+    ]);
+    const started = Date.now();
+    const run = await runCli(index.lockFile, index.indexUrl, ['--timeout', '20']);
+    const seconds = (Date.now() - started) / 1000;
+    expect(run.report.findings).toContainEqual(
+      expect.objectContaining({ rule: 'resource.timeout', failing: true, evidence: expect.objectContaining({ timeoutSeconds: 20 }) }),
+    );
+    expect(run.exitCode).toBe(1);
+    expect(run.report.exported).toBeNull();
+    expect(seconds).toBeLessThan(20 + 25);
+  });
+
+  it("a memory hog under a policy's 256 MiB limit is killed and reported as resource.memory", async () => {
+    const index = await buildFixtureIndex([
+      sdist(
+        'memory-hog',
+        `
+hog = []
+for _ in range(64):
+    hog.append(b"x" * (32 * 1024 * 1024))  # 2 GiB in all, every page written`,
+      ),
+    ]);
+    const policy = await writePolicy({ extends: 'default', limits: { memoryMb: 256 } });
+    const run = await runCli(index.lockFile, index.indexUrl, ['--policy', policy]);
+    expect(run.report.findings).toContainEqual(
+      expect.objectContaining({ rule: 'resource.memory', failing: true, evidence: expect.objectContaining({ limitBytes: 256 * 1024 * 1024 }) }),
+    );
+    expect(run.exitCode).toBe(1);
+    expect(run.report.exported).toBeNull();
+  });
+});
