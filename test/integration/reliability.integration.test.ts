@@ -87,4 +87,33 @@ for _ in range(64):
     expect(run.exitCode).toBe(1);
     expect(run.report.exported).toBeNull();
   });
+
+  it("forks past a policy's limits.pids 64: the limit holds and the failed fork is resource.pids", async () => {
+    const index = await buildFixtureIndex([
+      sdist(
+        'fork-burst',
+        `
+import os, time
+kids = []
+try:
+    for _ in range(200):
+        pid = os.fork()
+        if pid == 0:
+            time.sleep(3)
+            os._exit(0)
+        kids.append(pid)
+except OSError:
+    pass
+for kid in kids:
+    os.waitpid(kid, 0)`,
+      ),
+    ]);
+    const policy = await writePolicy({ extends: 'default', limits: { pids: 64 } });
+    const started = Date.now();
+    const run = await runCli(index.lockFile, index.indexUrl, ['--policy', policy]);
+    expect(run.report.findings).toContainEqual(expect.objectContaining({ rule: 'resource.pids', package: 'fork-burst', phase: 'install', failing: true }));
+    expect(run.exitCode).toBe(1);
+    expect(run.report.exported).toBeNull();
+    expect((Date.now() - started) / 1000).toBeLessThan(60);
+  });
 });
