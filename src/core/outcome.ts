@@ -18,6 +18,8 @@ export interface Limits {
   memoryBytes: number;
   pids: number;
   nanoCpus: number;
+  /** What the sandbox may write to its own filesystem, checked every DISK_POLL_MS and at the end. */
+  diskBytes: number;
 }
 
 export const DEFAULT_LIMITS: Limits = {
@@ -25,6 +27,8 @@ export const DEFAULT_LIMITS: Limits = {
   memoryBytes: 2 * 1024 ** 3,
   pids: 512,
   nanoCpus: 2e9,
+  // Real builds fit: scipy's sdist build writes about 1.5 GB; the cap protects the host's disk.
+  diskBytes: 10 * 1024 ** 3,
 };
 
 const Proc = z.object({ pid: z.number().int(), ppid: z.number().int(), argv: z.array(z.string()) });
@@ -114,6 +118,8 @@ export interface InstallOutcome {
   limits: Limits;
   timedOut: boolean;
   oomKilled: boolean;
+  /** Bytes the sandbox had written when it passed limits.diskBytes and was stopped; null when it did not. */
+  diskExceeded: number | null;
   /** The monitor was still running when the install ended (it must never die first). */
   monitorAlive: boolean;
   /** The last lines pip printed. */

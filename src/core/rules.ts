@@ -110,7 +110,11 @@ export const CATALOGUE = {
   'resource.timeout': rule('high', 'the run passed --timeout', 'Raise --timeout for a slow build; an endless loop is the usual cause.'),
   'resource.pids': rule('high', 'the pids limit was hit', 'A fork bomb, or a build that forks far more than builds do.'),
   'resource.memory': rule('high', 'the memory limit was hit', 'The install was killed by the OOM killer.'),
-  'resource.disk': rule('high', 'the installed tree passed the size or file-count cap', 'Nothing that large is exported.'),
+  'resource.disk': rule(
+    'high',
+    "the sandbox's writes passed the disk cap (limits.diskMb), or the installed tree passed the export's size or file-count cap",
+    'The run was stopped, or nothing that large is exported; raise limits.diskMb only for a build known to need it.',
+  ),
   'install.failed': rule('high', 'pip failed for a reason no other finding explains', "Inconclusive (exit 4): pip's last lines are in the report."),
   'policy.package-denied': rule('high', 'a package the policy denies is in the lock', 'Remove it, or change packages.deny.'),
   'policy.sdist-forbidden': rule(

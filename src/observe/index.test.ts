@@ -45,6 +45,7 @@ function outcome(trace: string[], overrides: Partial<InstallOutcome> = {}): Inst
     limits: DEFAULT_LIMITS,
     timedOut: false,
     oomKilled: false,
+    diskExceeded: null,
     monitorAlive: true,
     pipOutput: '',
     findings: [],
@@ -171,6 +172,25 @@ describe('observe: how the run ended', () => {
         evidence: { limitBytes: DEFAULT_LIMITS.memoryBytes },
       },
     ]);
+  });
+
+  it('reports the disk cap with the running package, alone when the stop cost the supervisor its record, and with the tracer checks otherwise', async () => {
+    const written = DEFAULT_LIMITS.diskBytes + 5 * 1024 ** 2;
+    const stopped = await observe(input(outcome([...PIP, ...OTHER_HOOK], { diskExceeded: written, status: null, pipExitCode: null })));
+    expect(stopped.findings).toEqual([
+      {
+        rule: 'resource.disk',
+        severity: 'high',
+        package: 'other-pkg',
+        message: 'the sandbox wrote 10245 MiB to its filesystem, past the 10240 MiB disk cap, and was stopped',
+        evidence: { writtenBytes: written, limitBytes: DEFAULT_LIMITS.diskBytes },
+      },
+    ]);
+    // Caught at the end of a run that finished on its own: the tracer's record still has to hold.
+    const ended = await observe(input(outcome([...PIP, exited(11, 0)], { diskExceeded: written, status: { ...STATUS, tracerIntact: false } })));
+    expect(ended.findings.map((f) => f.rule)).toEqual(['resource.disk']);
+    const forced = await observe(input(outcome([...PIP, exited(11, 0)], { diskExceeded: written, status: { ...STATUS, tracerForcedStop: true } })));
+    expect(forced.findings.map((f) => f.rule)).toEqual(['resource.disk', 'monitor.tampered']);
   });
 
   it('fails closed when the supervisor status is missing', async () => {

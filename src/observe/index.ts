@@ -110,6 +110,27 @@ function culpritOfHeads(trace: Trace, packageOf: (pid: number) => string | null)
 
 function howItEnded(outcome: InstallOutcome, trace: Trace, packageOf: (pid: number) => string | null): Finding[] {
   const culprit = () => runningPackages(trace, packageOf);
+  const disk = diskFindings(outcome, culprit);
+  // Stopped at the disk cap: the supervisor was killed with it, so its record of the end is missing by our hand.
+  if (disk.length > 0 && (outcome.status === null || !outcome.status.tracerIntact)) return disk;
+  return [...disk, ...tracerEnd(outcome, culprit)];
+}
+
+function diskFindings(outcome: InstallOutcome, culprit: () => string | null): Finding[] {
+  if (outcome.diskExceeded === null) return [];
+  const mib = (bytes: number) => `${Math.round(bytes / 1024 ** 2)} MiB`;
+  return [
+    finding(
+      'resource.disk',
+      'high',
+      `the sandbox wrote ${mib(outcome.diskExceeded)} to its filesystem, past the ${mib(outcome.limits.diskBytes)} disk cap, and was stopped`,
+      { writtenBytes: outcome.diskExceeded, limitBytes: outcome.limits.diskBytes },
+      culprit(),
+    ),
+  ];
+}
+
+function tracerEnd(outcome: InstallOutcome, culprit: () => string | null): Finding[] {
   if (outcome.timedOut) {
     const seconds = outcome.limits.timeoutMs / 1000;
     return [finding('resource.timeout', 'high', `the install ran past --timeout ${seconds}s and was killed`, { timeoutSeconds: seconds }, culprit())];

@@ -79,6 +79,8 @@ const Limits = z
     timeoutSeconds: z.number().int().min(10).max(86_400).optional(),
     memoryMb: z.number().int().min(128).max(65_536).optional(),
     pids: z.number().int().min(64).max(32_768).optional(),
+    /** What the sandbox may write to its own filesystem (default 10 GiB). */
+    diskMb: z.number().int().min(64).max(1_048_576).optional(),
   })
   .strict();
 

@@ -124,6 +124,13 @@ export class DockerContainer {
     return demuxBuffer(buffer);
   }
 
+  /** The size of the container's writable layer (`SizeRw`): the engine walks it, about 50 ms for 3,000 files. */
+  async writableBytes(): Promise<number> {
+    // `size` is a query parameter of the API that @types/dockerode does not list; dockerode passes it on.
+    const info = (await this.container.inspect({ size: true } as Docker.ContainerInspectOptions)) as { SizeRw?: number };
+    return info.SizeRw ?? 0;
+  }
+
   async inspect(): Promise<ContainerState> {
     const info = await this.container.inspect();
     return {
@@ -211,6 +218,8 @@ class DockerRun implements SandboxRun {
   }
 
   readonly diff = (): Promise<FsChange[]> => this.sandbox.changes();
+
+  readonly writableBytes = (): Promise<number> => this.sandbox.writableBytes();
 
   async remove(): Promise<void> {
     // Sandbox first: it lives in the monitor's namespace. Both are tried whatever the first did.

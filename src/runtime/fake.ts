@@ -44,6 +44,8 @@ export interface FakeRun {
   oomKilled?: boolean;
   /** A backend without the optional filesystem diff (Kubernetes, say). */
   noDiff?: boolean;
+  /** What writableBytes() answers (the sandbox's writable layer); absent: 0. */
+  writableBytes?: number;
 }
 
 function archive(entries: Array<{ name: string; content?: string }>): Readable {
@@ -104,6 +106,8 @@ export class FakeSandboxRun implements SandboxRun {
   async killSandbox(): Promise<void> {
     this.killed?.();
   }
+
+  readonly writableBytes = async (): Promise<number> => this.run.writableBytes ?? 0;
 
   async sandboxOutput(): Promise<string> {
     return this.run.output ?? '';

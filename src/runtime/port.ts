@@ -102,6 +102,11 @@ export interface SandboxRun {
    * without it leaves it undefined, and the trace alone judges writes.
    */
   readonly diff?: () => Promise<FsChange[]>;
+  /**
+   * Optional capability: how many bytes the sandbox has written to its own writable filesystem
+   * (Docker: the container's `SizeRw`), so a run can be stopped at a disk cap. Undefined: no cap.
+   */
+  readonly writableBytes?: () => Promise<number>;
   /** Removes every part; what is already gone counts as removed. */
   remove(): Promise<void>;
 }

@@ -219,13 +219,18 @@ export class SandboxSession implements AsyncDisposable {
     const timeout = AbortSignal.timeout(limits.timeoutMs);
     let pipExitCode: number | null = null;
     let timedOut = false;
+    const disk = watchDisk(sandbox, limits.diskBytes, this.log);
     try {
       pipExitCode = await sandbox.waitSandbox(AbortSignal.any([signal, timeout]));
     } catch (error: unknown) {
       if (!timeout.aborted || signal.aborted) throw error;
       timedOut = true;
       await sandbox.killSandbox();
+    } finally {
+      await disk.stop();
     }
+    // A burst between two looks is caught here, once the sandbox has stopped.
+    const diskExceeded = disk.exceeded ?? (await disk.check());
     timings.install = elapsed(t);
     // The host could not hold a download (the cache's disk is full): pip saw only a 502, but the
     // cause is this machine's, not a package's (exit 3).
@@ -268,6 +273,7 @@ export class SandboxSession implements AsyncDisposable {
         pipExitCode: own === null && !timedOut && last ? pipExitCode : exitCode,
         timedOut: timedOut && last,
         oomKilled: state.oomKilled && last,
+        diskExceeded: last ? diskExceeded : null,
         monitorAlive: monitorRunning,
         pipOutput: last ? pipOutput : '',
         findings: this.proxyRecords.findings.filter((f) => phaseAt(timeOf(f)) === i),
@@ -411,4 +417,42 @@ export class SandboxSession implements AsyncDisposable {
     for (const dir of this.dirs) await rm(dir, { recursive: true, force: true }).catch((error: unknown) => problems.push(error));
     if (problems.length > 0) this.log.error({ problems: problems.map(String) }, 'cleanup was incomplete; run `sandbox-install gc`');
   }
+}
+
+/** How often the sandbox's writable layer is measured while it runs. */
+export const DISK_POLL_MS = 1000;
+
+/**
+ * Watch what the sandbox writes to its own filesystem and stop it the moment it passes `cap`: the
+ * host's free disk then drops by at most the cap plus what one poll interval lets through. A backend
+ * without the capability is not watched. `exceeded` is the size seen when it was stopped.
+ */
+function watchDisk(run: SandboxRun, cap: number, log: Logger): { exceeded: number | null; check(): Promise<number | null>; stop(): Promise<void> } {
+  const measure = run.writableBytes;
+  const state = {
+    exceeded: null as number | null,
+    async check(): Promise<number | null> {
+      if (!measure) return null;
+      const bytes = await measure().catch(() => 0);
+      return bytes > cap ? bytes : null;
+    },
+    stop: async () => {},
+  };
+  if (!measure) return state;
+  let polling: Promise<void> = Promise.resolve();
+  const timer = setInterval(() => {
+    polling = polling.then(async () => {
+      if (state.exceeded !== null) return;
+      const bytes = await state.check();
+      if (bytes === null) return;
+      state.exceeded = bytes;
+      log.warn({ bytes, cap }, 'the sandbox passed the disk cap; stopping it');
+      await run.killSandbox().catch(() => undefined);
+    });
+  }, DISK_POLL_MS);
+  state.stop = async () => {
+    clearInterval(timer);
+    await polling;
+  };
+  return state;
 }

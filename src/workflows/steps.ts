@@ -58,7 +58,7 @@ export async function prepareImage(requested: string | undefined, deps: Workflow
 
 /** A phase whose command failed for a reason no other finding explains. */
 export function phaseFailure(outcome: InstallOutcome): Finding[] {
-  if (outcome.timedOut || outcome.pipExitCode === 0) return [];
+  if (outcome.timedOut || outcome.diskExceeded !== null || outcome.pipExitCode === 0) return [];
   const lastError = outcome.pipOutput
     .split('\n')
     .filter((line) => line.startsWith('ERROR'))
@@ -134,6 +134,7 @@ export function runLimits(policy: Policy, timeoutSeconds: number | undefined): L
     ...DEFAULT_LIMITS,
     ...(limits.memoryMb === undefined ? {} : { memoryBytes: limits.memoryMb * 1024 ** 2 }),
     ...(limits.pids === undefined ? {} : { pids: limits.pids }),
+    ...(limits.diskMb === undefined ? {} : { diskBytes: limits.diskMb * 1024 ** 2 }),
     timeoutMs: (timeoutSeconds ?? limits.timeoutSeconds ?? DEFAULT_TIMEOUT_SECONDS) * 1000,
   };
 }

@@ -2,7 +2,7 @@
  * Issue 10: a hostile package must not hold a run until the wall-clock limit, and a policy's limits
  * hold. Each case asserts its rule, the package, the evidence, and how soon the run ended.
  */
-import { mkdtemp, writeFile } from 'node:fs/promises';
+import { mkdtemp, statfs, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -115,5 +115,42 @@ for kid in kids:
     expect(run.exitCode).toBe(1);
     expect(run.report.exported).toBeNull();
     expect((Date.now() - started) / 1000).toBeLessThan(60);
+  });
+
+  it("a disk filler is stopped soon after a policy's limits.diskMb 256, and the host's free disk never drops by much more", async () => {
+    const index = await buildFixtureIndex([
+      sdist(
+        'disk-filler',
+        `
+import os
+chunk = os.urandom(8 * 1024 * 1024)
+with open("/tmp/pip-fill.bin", "wb") as f:
+    for _ in range(512):  # 4 GiB if nothing stops it
+        f.write(chunk)
+        f.flush()
+        os.fsync(f.fileno())`,
+      ),
+    ]);
+    const policy = await writePolicy({ extends: 'default', limits: { diskMb: 256 } });
+    const free = async () => {
+      const stats = await statfs('/var/lib/docker').catch(() => statfs('/'));
+      return stats.bavail * stats.bsize;
+    };
+    const before = await free();
+    let lowest = before;
+    const watching = setInterval(() => void free().then((bytes) => (lowest = Math.min(lowest, bytes))), 100);
+    const started = Date.now();
+    const run = await runCli(index.lockFile, index.indexUrl, ['--policy', policy]).finally(() => clearInterval(watching));
+    const seconds = (Date.now() - started) / 1000;
+    const cap = 256 * 1024 ** 2;
+    const disk = run.report.findings.find((f) => f.rule === 'resource.disk');
+    expect(disk).toMatchObject({ package: 'disk-filler', phase: 'install', failing: true, evidence: { limitBytes: cap } });
+    // Stopped within a poll or two of the cap: far short of the 4 GiB it would have written.
+    expect(disk?.evidence.writtenBytes).toBeGreaterThan(cap);
+    expect(disk?.evidence.writtenBytes).toBeLessThan(cap + 1024 ** 3);
+    expect(before - lowest).toBeLessThan(cap + 1024 ** 3);
+    expect(run.exitCode).toBe(1);
+    expect(run.report.exported).toBeNull();
+    expect(seconds).toBeLessThan(60);
   });
 });

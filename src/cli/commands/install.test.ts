@@ -122,6 +122,27 @@ describe('install on the fake engine: one test per exit code', () => {
     expect(written.exported).toBe(path.join(fake.work, 'out'));
   });
 
+  it("1: a sandbox that wrote past the policy's disk cap fails with resource.disk and exports nothing", async () => {
+    const policy = path.join(fake.work, 'small-disk.json');
+    await writeFile(policy, JSON.stringify({ extends: 'default', limits: { diskMb: 64 } }));
+    const engine = new FakeEngine(run({ writableBytes: 65 * 1024 ** 2 }));
+    expect(await cli(engine, ['--policy', policy])).toBe(1);
+    const written = await report();
+    expect(written.findings).toEqual([
+      expect.objectContaining({
+        rule: 'resource.disk',
+        phase: 'install',
+        failing: true,
+        message: 'the sandbox wrote 65 MiB to its filesystem, past the 64 MiB disk cap, and was stopped',
+        evidence: { writtenBytes: 65 * 1024 ** 2, limitBytes: 64 * 1024 ** 2 },
+      }),
+    ]);
+    expect(written.exported).toBeNull();
+    expect(await exists(path.join(fake.work, 'out'))).toBe(false);
+    // Under the cap, the same run passes.
+    expect(await cli(new FakeEngine(run({ writableBytes: 63 * 1024 ** 2 })), ['--policy', policy])).toBe(0);
+  });
+
   it('2: a lockfile that is not pinned and hashed is bad input, before any container', async () => {
     await writeFile(lock, 'requests>=2\n');
     const engine = new FakeEngine(run());
