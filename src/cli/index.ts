@@ -3,7 +3,7 @@ import { Command, CommanderError, Option } from 'commander';
 import { exitCodeFor, EXIT, InterruptedError, SandboxError } from '../errors.js';
 import { escapeControl } from '../report/escape.js';
 import { DockerClient } from '../runtime/docker.js';
-import type { ContainerClient } from '../runtime/port.js';
+import { LABEL, runOwner, type ContainerClient } from '../runtime/port.js';
 import type { CommandContext } from './context.js';
 import { createLogger, type Verbosity } from './logger.js';
 import { runGc } from './commands/gc.js';
@@ -32,15 +32,39 @@ function sandboxOptions(command: Command, policy: string): Command {
     .option('--cache-dir <dir>', 'content-addressed download cache (default: ~/.cache/sandbox-install)');
 }
 
-/** `engine` makes the container client the commands use; tests pass a fake. */
-export async function main(argv: string[], makeEngine: () => ContainerClient = () => new DockerClient()): Promise<number> {
+/**
+ * The second Ctrl-C: remove every container this process started (by its owner label), then exit
+ * with the signal's code without waiting for the rest of the cleanup.
+ */
+async function forceExit(client: ContainerClient | null, signal: 'SIGINT' | 'SIGTERM', exit: (code: number) => void): Promise<void> {
+  process.stderr.write(`sandbox-install: ${signal} again: removing this run's containers and exiting\n`);
+  if (client) {
+    const mine = await client.listOurs().catch(() => []);
+    await Promise.allSettled(mine.filter((c) => c.labels[LABEL.owner] === runOwner()).map((c) => client.removeContainer(c.id)));
+  }
+  exit(signal === 'SIGINT' ? EXIT.sigint : EXIT.sigterm);
+}
+
+/** `engine` makes the container client the commands use; tests pass a fake, and may catch the forced exit. */
+export async function main(
+  argv: string[],
+  makeEngine: () => ContainerClient = () => new DockerClient(),
+  exit: (code: number) => void = (code) => process.exit(code),
+): Promise<number> {
   let client: ContainerClient | null = null;
   const engine = () => (client ??= makeEngine());
   const controller = new AbortController();
   let exitCode: number = EXIT.pass;
+  let forcing = false;
   const onSignal = (signal: 'SIGINT' | 'SIGTERM') => {
-    if (controller.signal.aborted) return; // cleanup already under way
-    controller.abort(new InterruptedError(signal));
+    if (!controller.signal.aborted) {
+      controller.abort(new InterruptedError(signal));
+      return;
+    }
+    // A second signal while the cleanup runs: remove this process's containers at once and go.
+    if (forcing) return;
+    forcing = true;
+    void forceExit(client, signal, exit);
   };
   const onInt = () => onSignal('SIGINT');
   const onTerm = () => onSignal('SIGTERM');

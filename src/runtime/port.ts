@@ -6,6 +6,7 @@
  * `runtime/` imports dockerode; everything else takes a `ContainerClient`, so unit tests can pass
  * a fake.
  */
+import { hostname } from 'node:os';
 import type { Readable } from 'node:stream';
 import type { FsChange } from '../core/outcome.js';
 
@@ -18,6 +19,11 @@ export const LABEL = {
   /** host and pid of the process that owns the run; `gc` spares runs whose owner still lives. */
   owner: 'io.sandbox-install.owner',
 } as const;
+
+/** The owner label of the runs this process starts: `gc` and a forced exit find them by it. */
+export function runOwner(pid: number = process.pid): string {
+  return `${hostname()}:${pid}`;
+}
 
 /** What one part of a run runs, as whom and with which limits. */
 export interface PartSpec {

@@ -6,7 +6,7 @@
  */
 import { randomBytes, randomUUID } from 'node:crypto';
 import { chmod, mkdtemp, rm } from 'node:fs/promises';
-import { hostname, tmpdir } from 'node:os';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import type { Logger } from 'pino';
@@ -16,7 +16,7 @@ import { readSingleFile } from '../core/single-file.js';
 import type { LockPlan } from '../lock/types.js';
 import type { Policy } from '../policy/schema.js';
 import { startProxy, type IndexProxy, type LocalFile, type Upstreams } from '../proxy/index.js';
-import { LABEL, type ContainerClient, type MonitorListener, type SandboxRun } from '../runtime/port.js';
+import { LABEL, runOwner, type ContainerClient, type MonitorListener, type SandboxRun } from '../runtime/port.js';
 import { readMonitorLine, RunStatus, type InstallOutcome, type Limits, type MonitorEvent, type PhaseSpec, type RunOutcome } from '../core/outcome.js';
 import {
   HOME,
@@ -101,7 +101,7 @@ export class SandboxSession implements AsyncDisposable {
 
   /** On everything the run makes; the engine adds each part's role. */
   private labels(): Record<string, string> {
-    return { [LABEL.tool]: '1', [LABEL.session]: this.id, [LABEL.owner]: `${hostname()}:${process.pid}` };
+    return { [LABEL.tool]: '1', [LABEL.session]: this.id, [LABEL.owner]: runOwner() };
   }
 
   private async tempDir(prefix: string, mode: number): Promise<string> {

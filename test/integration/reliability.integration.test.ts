@@ -8,7 +8,8 @@ import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { sdist } from '../fixtures/hostile.js';
 import { buildFixtureIndex } from '../fixtures/index.js';
-import { engineAvailable, expectNoContainersLeft, runCli } from './helpers.js';
+import { DockerClient } from '../../src/runtime/docker.js';
+import { engineAvailable, expectNoContainersLeft, runCli, startCli } from './helpers.js';
 
 async function writePolicy(policy: Record<string, unknown>): Promise<string> {
   const file = path.join(await mkdtemp(path.join(tmpdir(), 'sandbox-install-policy-')), 'policy.json');
@@ -152,5 +153,26 @@ with open("/tmp/pip-fill.bin", "wb") as f:
     expect(run.exitCode).toBe(1);
     expect(run.report.exported).toBeNull();
     expect(seconds).toBeLessThan(60);
+  });
+
+  it('a second SIGINT while the first one cleans up removes the containers at once and exits 130', async () => {
+    const index = await buildFixtureIndex([sdist('slow-build', 'import time\ntime.sleep(120)')]);
+    const work = await mkdtemp(path.join(tmpdir(), 'sandbox-install-it-'));
+    const child = startCli(index.lockFile, index.indexUrl, work);
+    const client = new DockerClient();
+    const deadline = Date.now() + 60_000;
+    while ((await client.listOurs()).filter((c) => c.state === 'running').length < 2 && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    await new Promise((r) => setTimeout(r, 2000));
+    const started = Date.now();
+    child.kill('SIGINT');
+    await new Promise((r) => setTimeout(r, 50));
+    child.kill('SIGINT');
+    const result = await child;
+    expect(result.exitCode).toBe(130);
+    expect(String(result.stderr)).toContain('SIGINT again: removing');
+    expect((Date.now() - started) / 1000).toBeLessThan(15);
+    await expectNoContainersLeft();
   });
 });
