@@ -2,10 +2,12 @@
  * Issue 10: a hostile package must not hold a run until the wall-clock limit, and a policy's limits
  * hold. Each case asserts its rule, the package, the evidence, and how soon the run ended.
  */
-import { mkdtemp, statfs, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, statfs, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { Report } from '../../src/report/schema.js';
+import { threePackages } from '../fixtures/benign.js';
 import { sdist } from '../fixtures/hostile.js';
 import { buildFixtureIndex } from '../fixtures/index.js';
 import { DockerClient } from '../../src/runtime/docker.js';
@@ -175,4 +177,24 @@ with open("/tmp/pip-fill.bin", "wb") as f:
     expect((Date.now() - started) / 1000).toBeLessThan(15);
     await expectNoContainersLeft();
   });
+
+  it('four runs at once on one engine and one cache all pass, and leave one cache entry per file and no container', async () => {
+    const index = await buildFixtureIndex(threePackages);
+    const shared = await mkdtemp(path.join(tmpdir(), 'sandbox-install-shared-cache-'));
+    const works = await Promise.all([1, 2, 3, 4].map(() => mkdtemp(path.join(tmpdir(), 'sandbox-install-it-'))));
+    // Each run's --cache-dir is <work>/cache: here, the same directory for all four.
+    await Promise.all(works.map((work) => symlink(shared, path.join(work, 'cache'))));
+    const results = await Promise.all(works.map((work) => startCli(index.lockFile, index.indexUrl, work)));
+    for (const [i, result] of results.entries()) {
+      const report = Report.parse(JSON.parse(await readFile(path.join(works[i]!, 'report.json'), 'utf8')));
+      expect(
+        report.findings.filter((f) => f.severity !== 'info'),
+        `run ${i + 1}`,
+      ).toEqual([]);
+      expect(result.exitCode, `run ${i + 1}: ${String(result.stderr).slice(-500)}`).toBe(0);
+    }
+    const entries = (await readdir(path.join(shared, 'sha256'))).sort();
+    expect(entries).toEqual(index.files.map((f) => f.sha256).sort());
+    await expectNoContainersLeft();
+  }, 300_000);
 });
