@@ -1,10 +1,11 @@
-import { mkdir, mkdtemp, readdir, readFile, stat, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { spawnSync } from 'node:child_process';
+import { mkdir, mkdtemp, readdir, readFile, stat, symlink, writeFile } from 'node:fs/promises';
+import { hostname, tmpdir } from 'node:os';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import tarStream from 'tar-stream';
 import { describe, expect, it } from 'vitest';
-import { InputError } from '../errors.js';
+import { EnvironmentError, InputError } from '../errors.js';
 import { MANIFEST_NAME, stageExport } from './publish.js';
 
 function archive(files: Record<string, string>): Readable {
@@ -68,5 +69,70 @@ describe('stageExport / publish', () => {
     await expect(staged.publish()).rejects.toThrow(InputError);
     expect(await readdir(mine)).toEqual(['precious.txt']);
     expect((await readdir(root)).sort()).toEqual(['my-project', 'site-packages']);
+  });
+
+  it('lets concurrent publishes to one output take turns: all succeed and only the output is left beside it', async () => {
+    const root = await mkdtemp(path.join(tmpdir(), 'publish-'));
+    const output = path.join(root, 'site-packages');
+    const names = ['a.py', 'b.py', 'c.py'];
+    const staged = await Promise.all(names.map((name) => stageExport(archive({ [name]: '' }), output)));
+    const results = await Promise.allSettled(staged.map((s) => s.publish()));
+    expect(results.map((r) => r.status)).toEqual(names.map(() => 'fulfilled'));
+    // No .staging-*, no .old, no lock: the last to publish won, whole.
+    expect(await readdir(root)).toEqual(['site-packages']);
+    const files = (await readdir(output)).filter((f) => f.endsWith('.py'));
+    expect(files).toHaveLength(1);
+    expect(names).toContain(files[0]);
+  });
+
+  it('refuses a dangling symbolic link as the output with a clear error, and leaves no staging dir', async () => {
+    const root = await mkdtemp(path.join(tmpdir(), 'publish-'));
+    const output = path.join(root, 'site-packages');
+    await symlink(path.join(root, 'nowhere'), output);
+    const staged = await stageExport(archive({ 'x.py': '' }), output);
+    const error = await staged.publish().then(
+      () => null,
+      (e: unknown) => e,
+    );
+    expect(error).toBeInstanceOf(InputError);
+    expect(error).toMatchObject({
+      code: 'output.unusable',
+      message: `cannot use --output ${output}: it is a symbolic link to ${path.join(root, 'nowhere')}, which does not exist`,
+    });
+    expect(await readdir(root)).toEqual(['site-packages']);
+  });
+
+  it('takes over a lock left by a dead process on this host', async () => {
+    const root = await mkdtemp(path.join(tmpdir(), 'publish-'));
+    const output = path.join(root, 'site-packages');
+    const dead = spawnSync(process.execPath, ['-e', '']).pid;
+    await writeFile(path.join(root, '.site-packages.lock'), JSON.stringify({ pid: dead, host: hostname(), id: 'crashed-run' }));
+    // No waiting: a dead holder is taken over at once.
+    await (await stageExport(archive({ 'x.py': '' }), output, { lock: { timeoutMs: 0 } })).publish();
+    expect(await readdir(root)).toEqual(['site-packages']);
+    expect(await readdir(output)).toContain('x.py');
+  });
+
+  it('waits for a live holder of the lock, then fails naming the lock file, and leaves no staging dir', async () => {
+    const root = await mkdtemp(path.join(tmpdir(), 'publish-'));
+    const output = path.join(root, 'site-packages');
+    const lock = path.join(root, '.site-packages.lock');
+    await writeFile(lock, JSON.stringify({ pid: process.pid, host: hostname(), id: 'another-run' }));
+    const sleeps: number[] = [];
+    const sleep = async (ms: number) => void sleeps.push(ms);
+    const staged = await stageExport(archive({ 'x.py': '' }), output, { lock: { timeoutMs: 300, retryMs: 100, sleep } });
+    const error = await staged.publish().then(
+      () => null,
+      (e: unknown) => e,
+    );
+    expect(error).toBeInstanceOf(EnvironmentError);
+    expect(error).toMatchObject({
+      code: 'output.locked',
+      message: `the lock ${lock} is held by pid ${process.pid} on ${hostname()}; gave up after 0.3 s`,
+      hint: `another sandbox-install run is publishing to the same --output; if none is, remove ${lock}`,
+    });
+    expect(sleeps).toEqual([100, 100, 100]);
+    // The other run's lock stays; nothing of ours does.
+    expect(await readdir(root)).toEqual(['.site-packages.lock']);
   });
 });

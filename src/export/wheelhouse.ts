@@ -17,7 +17,8 @@ import { pipeline } from 'node:stream/promises';
 import tarStream from 'tar-stream';
 import { finding, type Finding } from '../core/finding.js';
 import type { LockedRequirement, LockPlan } from '../lock/types.js';
-import { assertReplaceable, MANIFEST_NAME, moveIntoPlace, stagingDir } from './publish.js';
+import type { LockOptions } from './lock-file.js';
+import { MANIFEST_NAME, publishStaged, stagingDir } from './publish.js';
 import { writeManifest, type ManifestEntry } from './manifest.js';
 
 /** One entry of the wheel dir's archive, its leading directory stripped. */
@@ -212,6 +213,8 @@ export interface StageWheelhouseInput {
   select: (entries: WheelDirEntry[]) => WheelSelection;
   date: Date;
   limits?: WheelDirLimits;
+  /** How long publishing waits for another run holding the output's lock. */
+  lock?: LockOptions;
 }
 
 /**
@@ -259,12 +262,11 @@ export async function stageWheelhouse(input: StageWheelhouseInput): Promise<Stag
           await writeFileSynced(path.join(dir, WHEELHOUSE_REPORT), report);
           for (const file of [...files.map((f) => f.filename), MANIFEST_NAME]) await fsyncPath(path.join(dir, file));
           await fsyncPath(dir);
-          await assertReplaceable(target);
         } catch (error: unknown) {
           await discard();
           throw error;
         }
-        await moveIntoPlace(dir, target);
+        await publishStaged(dir, target, input.lock);
         await fsyncPath(path.dirname(target));
         return target;
       },
