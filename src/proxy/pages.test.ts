@@ -1,6 +1,19 @@
+import v8 from 'node:v8';
+import vm from 'node:vm';
 import { describe, expect, it } from 'vitest';
 import { canonicalVersion, isSafeFilename, normalizeName, versionFromFilename } from './names.js';
-import { matchesIfNoneMatch, negotiate, parseHtmlPage, parseJsonPage, renderProjectHtml, renderProjectJson } from './pages.js';
+import {
+  filenameBelongsTo,
+  MAX_PAGE_LINKS,
+  matchesIfNoneMatch,
+  negotiate,
+  PageTooLarge,
+  parseHtmlPage,
+  parseJsonPage,
+  renderProjectHtml,
+  renderProjectJson,
+  type UpstreamLink,
+} from './pages.js';
 import { redactUrl } from './upstream-client.js';
 
 const A = 'a'.repeat(64);
@@ -42,6 +55,116 @@ describe('parseJsonPage', () => {
       { filename: 'foo-1.0.tar.gz', url: 'https://idx.example/packages/foo-1.0.tar.gz', sha256: A, requiresPython: '>=3.9', yanked: 'broken' },
       { filename: 'foo-1.1.tar.gz', url: 'https://idx.example/simple/foo/foo-1.1.tar.gz', sha256: null, requiresPython: null, yanked: '' },
     ]);
+  });
+});
+
+describe('page filters and the link cap', () => {
+  const normal = `<a href="foo-1.0-py3-none-any.whl#sha256=${A}">w</a><a href="Foo_Bar-1.0.tar.gz">x</a><a href="foo-0.9.tar.gz#sha256=${B}">s</a>`;
+
+  it('keeps a normal page of the project unchanged', () => {
+    const all = parseHtmlPage(normal, 'https://idx.test/simple/foo/');
+    expect(all.map((l) => l.filename)).toEqual(['foo-1.0-py3-none-any.whl', 'Foo_Bar-1.0.tar.gz', 'foo-0.9.tar.gz']);
+    expect(parseHtmlPage(normal, 'https://idx.test/simple/foo/', { project: 'foo' })).toEqual([all[0], all[2]]);
+    expect(parseHtmlPage(normal, 'https://idx.test/simple/foo/', { project: 'foo-bar' })).toEqual([all[1]]);
+  });
+
+  it('tells which filenames are distributions of a project, as pip reads them', () => {
+    expect(filenameBelongsTo('foo-bar', 'foo_bar-2.0-cp311-cp311-linux_x86_64.whl')).toBe(true);
+    expect(filenameBelongsTo('foo-bar', 'Foo.Bar-2.0-py3.11.egg')).toBe(true);
+    expect(filenameBelongsTo('foo-bar', 'foo-bar-3.0rc1.tar.gz')).toBe(true);
+    expect(filenameBelongsTo('foo', 'foo_bar-2.0-py3-none-any.whl')).toBe(false);
+    expect(filenameBelongsTo('foo', 'foobar-1.0.tar.gz')).toBe(false);
+    expect(filenameBelongsTo('foo', 'foo-1.0.exe')).toBe(false);
+    expect(filenameBelongsTo('foo', '..%2Ffoo-1.0.whl')).toBe(false);
+  });
+
+  it('applies keep after the project test, and counts only what it keeps against the cap', () => {
+    const seen: string[] = [];
+    const keep = (l: UpstreamLink) => {
+      seen.push(l.filename);
+      return l.sha256 !== null;
+    };
+    const kept = parseHtmlPage(normal, 'https://idx.test/simple/foo/', { project: 'foo', keep, maxLinks: 2 });
+    expect(kept.map((l) => l.filename)).toEqual(['foo-1.0-py3-none-any.whl', 'foo-0.9.tar.gz']);
+    expect(seen).toEqual(['foo-1.0-py3-none-any.whl', 'foo-0.9.tar.gz']);
+    expect(() => parseHtmlPage(normal, 'https://idx.test/simple/foo/', { maxLinks: 2 })).toThrow(new PageTooLarge(2, undefined));
+    expect(new PageTooLarge(2, 'foo').message).toBe('the page lists more than 2 files of foo; refused');
+  });
+
+  // A hostile page of the size that took the proxy to 576 MB: 500,000 links, about 60 MB. One link
+  // in 50 is a file of foo (10,000), the rest are bar's.
+  const N = 500_000;
+  const nameOf = (i: number) => (i % 50 === 0 ? `foo-1.${i}-py3-none-any.whl` : `bar-1.${i}-py3-none-any.whl`);
+
+  /** A real collector, so a sample counts what is live, not garbage waiting for one. */
+  const gc = (() => {
+    v8.setFlagsFromString('--expose-gc');
+    return vm.runInNewContext('gc') as () => void;
+  })();
+
+  /**
+   * Parse with a `keep` that accepts everything and, every 10,000 links, collects garbage and
+   * samples the heap: the largest growth of live heap seen while parsing.
+   */
+  function parseSampled(parse: () => UpstreamLink[], setKeep: (keep: (l: UpstreamLink) => boolean) => void): { error: unknown; peak: number } {
+    gc();
+    const before = process.memoryUsage().heapUsed;
+    let peak = 0;
+    let calls = 0;
+    setKeep(() => {
+      if (++calls % 10_000 === 0) {
+        gc();
+        peak = Math.max(peak, process.memoryUsage().heapUsed - before);
+      }
+      return true;
+    });
+    try {
+      parse();
+      return { error: null, peak };
+    } catch (error: unknown) {
+      return { error, peak };
+    }
+  }
+
+  // Measured: a kept link holds about 425 bytes, so the 50,000 the cap allows are about 21 MB live;
+  // without the cap the same 500,000-link page held 212 MB live. 40 MB leaves room for the parser.
+  const LIVE_BOUND = 40 * 1024 * 1024;
+
+  it('keeps only the project’s files of a 500,000-link HTML page, and refuses it past the cap in bounded memory', () => {
+    const html = ['<!DOCTYPE html><html><body>\n'];
+    for (let i = 0; i < N; i++) html.push(`<a href="../../p/${nameOf(i)}#sha256=${A}">${i}</a><br/>\n`);
+    const text = html.join('');
+    expect(text.length).toBeGreaterThan(55_000_000);
+
+    const kept = parseHtmlPage(text, 'https://idx.test/simple/foo/', { project: 'foo' });
+    expect(kept).toHaveLength(N / 50);
+    expect(kept[1]).toEqual({
+      filename: 'foo-1.50-py3-none-any.whl',
+      url: 'https://idx.test/p/foo-1.50-py3-none-any.whl',
+      sha256: A,
+      requiresPython: null,
+      yanked: null,
+    });
+
+    let keep: (l: UpstreamLink) => boolean = () => true;
+    const { error, peak } = parseSampled(
+      () => parseHtmlPage(text, 'https://idx.test/simple/foo/', { keep: (l) => keep(l) }),
+      (k) => (keep = k),
+    );
+    expect(error).toEqual(new PageTooLarge(MAX_PAGE_LINKS, undefined));
+    expect((error as Error).message).toBe('the page lists more than 50000 files; refused');
+    expect(peak).toBeGreaterThan(0);
+    expect(peak).toBeLessThan(LIVE_BOUND);
+  });
+
+  it('does the same for a 500,000-file PEP 691 JSON page', () => {
+    const files = Array.from({ length: N }, (_, i) => ({ filename: nameOf(i), url: `../../p/${nameOf(i)}`, hashes: { sha256: A } }));
+    const text = JSON.stringify({ meta: { 'api-version': '1.0' }, name: 'foo', files });
+    files.length = 0;
+    const kept = parseJsonPage(text, 'https://idx.test/simple/foo/', { project: 'foo' });
+    expect(kept).toHaveLength(N / 50);
+    expect(kept.every((l) => l.filename.startsWith('foo-1.'))).toBe(true);
+    expect(() => parseJsonPage(text, 'https://idx.test/simple/foo/', { project: 'bar' })).toThrow('the page lists more than 50000 files of bar; refused');
   });
 });
 

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { Parser } from 'htmlparser2';
 import { z } from 'zod';
-import { isSafeFilename } from './names.js';
+import { isSafeFilename, normalizeName, versionFromFilename } from './names.js';
 
 /** One file as an upstream index lists it. URLs are absolute and still carry any credentials. */
 export interface UpstreamLink {
@@ -52,13 +52,70 @@ function linkFrom(href: string, base: URL, extra: Omit<UpstreamLink, 'filename' 
 }
 
 /**
+ * The most links a page may keep after filtering. A page's text is capped (64 MiB), but a 60 MB
+ * page of 500,000 short links held as UpstreamLink objects took the proxy to 576 MB. PyPI's
+ * busiest projects list far fewer files: grpcio, with about 250 releases of up to 60 wheels each,
+ * is about 15,000 by that count; a locked project keeps only its locked files (`PageFilter.keep`).
+ * 50,000 kept links are about 25 MB. Past it the page is refused, not cut: a cut page would hide
+ * the newest files (PyPI lists oldest first) and pip would quietly resolve to an old one.
+ */
+export const MAX_PAGE_LINKS = 50_000;
+
+/** A page that keeps more than its cap of links. */
+export class PageTooLarge extends Error {
+  constructor(
+    readonly max: number,
+    project: string | undefined,
+  ) {
+    super(`the page lists more than ${max} files${project === undefined ? '' : ` of ${project}`}; refused`);
+  }
+}
+
+/** What a parser keeps of a page. Links are checked one by one as they are read, so dropped ones are never held. */
+export interface PageFilter {
+  /** The page's project, normalised: links to another project's files are dropped, as pip ignores them. */
+  project?: string;
+  /** A further test, e.g. only locked sha256s or allowed schemes. */
+  keep?: (link: UpstreamLink) => boolean;
+  /** More kept links than this throws PageTooLarge; MAX_PAGE_LINKS unless set. */
+  maxLinks?: number;
+}
+
+const WHEEL_LIKE = /\.(?:whl|egg)$/i;
+
+/**
+ * Whether a filename is a distribution of `project` (normalised): the project field of a wheel or
+ * egg name, or the prefix of an sdist name as pip's `_extract_version_from_fragment` reads it.
+ * pip skips every other link ("wrong project name", "unsupported archive format").
+ */
+export function filenameBelongsTo(project: string, filename: string): boolean {
+  if (WHEEL_LIKE.test(filename)) return normalizeName(filename.split('-')[0] ?? '') === project;
+  return versionFromFilename(project, filename) !== null;
+}
+
+/** A collector for a filter: `add` keeps a link or drops it, and throws PageTooLarge past the cap. */
+function collector(filter: PageFilter): { links: UpstreamLink[]; add(link: UpstreamLink): void } {
+  const max = filter.maxLinks ?? MAX_PAGE_LINKS;
+  const links: UpstreamLink[] = [];
+  return {
+    links,
+    add(link) {
+      if (filter.project !== undefined && !filenameBelongsTo(filter.project, link.filename)) return;
+      if (filter.keep && !filter.keep(link)) return;
+      if (links.length >= max) throw new PageTooLarge(max, filter.project);
+      links.push(link);
+    },
+  };
+}
+
+/**
  * Parse a PEP 503 page: every `<a href>`, honouring `<base href>` as pip does. Attribute values
  * come back HTML-unescaped. Links whose filename is unsafe are still returned; callers decide.
  */
-export function parseHtmlPage(html: string, pageUrl: string): UpstreamLink[] {
+export function parseHtmlPage(html: string, pageUrl: string, filter: PageFilter = {}): UpstreamLink[] {
   let base = new URL(pageUrl);
   let baseSeen = false;
-  const links: UpstreamLink[] = [];
+  const kept = collector(filter);
   const parser = new Parser(
     {
       onopentag(name, attribs) {
@@ -76,14 +133,14 @@ export function parseHtmlPage(html: string, pageUrl: string): UpstreamLink[] {
           requiresPython: attribs['data-requires-python'] ?? null,
           yanked: attribs['data-yanked'] ?? null,
         });
-        if (link) links.push(link);
+        if (link) kept.add(link);
       },
     },
     { decodeEntities: true, lowerCaseTags: true, lowerCaseAttributeNames: true },
   );
   parser.write(html);
   parser.end();
-  return links;
+  return kept.links;
 }
 
 const JsonFile = z.object({
@@ -96,10 +153,10 @@ const JsonFile = z.object({
 const JsonPage = z.object({ files: z.array(z.unknown()) });
 
 /** Parse a PEP 691 JSON page. Entries that do not fit the schema are skipped one by one. */
-export function parseJsonPage(text: string, pageUrl: string): UpstreamLink[] {
+export function parseJsonPage(text: string, pageUrl: string, filter: PageFilter = {}): UpstreamLink[] {
   const page = JsonPage.parse(JSON.parse(text));
   const base = new URL(pageUrl);
-  const links: UpstreamLink[] = [];
+  const kept = collector(filter);
   for (const raw of page.files) {
     const parsed = JsonFile.safeParse(raw);
     if (!parsed.success) continue;
@@ -110,16 +167,16 @@ export function parseJsonPage(text: string, pageUrl: string): UpstreamLink[] {
     const declared = file.hashes?.sha256;
     // The JSON hash takes precedence over a URL fragment, as in pip.
     link.sha256 = typeof declared === 'string' && /^[0-9a-fA-F]{64}$/.test(declared) ? declared.toLowerCase() : link.sha256;
-    links.push(link);
+    kept.add(link);
   }
-  return links;
+  return kept.links;
 }
 
 /** Pick a parser from the response's content type, sniffing when it says nothing useful. */
-export function parsePage(text: string, contentType: string | null, pageUrl: string): UpstreamLink[] {
+export function parsePage(text: string, contentType: string | null, pageUrl: string, filter: PageFilter = {}): UpstreamLink[] {
   const type = (contentType ?? '').split(';')[0]?.trim().toLowerCase() ?? '';
   const json = type === PEP691_JSON || type === 'application/json' || (!type.includes('html') && text.trimStart().startsWith('{'));
-  return json ? parseJsonPage(text, pageUrl) : parseHtmlPage(text, pageUrl);
+  return json ? parseJsonPage(text, pageUrl, filter) : parseHtmlPage(text, pageUrl, filter);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -2,7 +2,7 @@ import path from 'node:path';
 import { Readable } from 'node:stream';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { FileSourceRefused, fileUpstreamRoot, isWithin, openFileSource, readBounded } from './file-source.js';
-import { parsePage, UPSTREAM_ACCEPT, type UpstreamLink } from './pages.js';
+import { parsePage, UPSTREAM_ACCEPT, type PageFilter, type UpstreamLink } from './pages.js';
 
 /** A URL with any `user:password@` removed, safe for logs and findings. Not-URLs are scrubbed too. */
 export function redactUrl(url: string): string {
@@ -35,6 +35,59 @@ export function deadline(parent: AbortSignal, timeoutMs: number, what: string): 
       parent.removeEventListener('abort', onAbort);
     },
   };
+}
+
+/**
+ * The throughput floor of a download once its headers are in: at least `minBytesPerSecond`,
+ * averaged over each `windowMs` from the headers on. The idle timeout alone (a gap between two
+ * chunks) never ends an upstream that sends one byte just before each timeout; this does.
+ * 32 KiB/s over 30 s windows: 256 kbit/s, below a poor mobile link, so a real wheel on a slow link
+ * passes (PyPI's 0.8 GB torch wheel takes 7 hours at the floor; at 1 Mbit/s it arrives at four
+ * times the floor), while a drip is dropped within one window. A short stall is averaged away;
+ * one longer than the idle timeout ends the download anyway. With the 4 GiB file cap the floor
+ * also bounds a download's total time (36 hours), which the run's own timeout cuts far shorter.
+ */
+export const MIN_BYTES_PER_SECOND = 32 * 1024;
+export const THROUGHPUT_WINDOW_MS = 30_000;
+
+/** An upstream that answered but sends a body slower than the floor. The URL in the message is redacted. */
+export class UpstreamTooSlow extends Error {
+  constructor(url: string, received: number, opts: { minBytesPerSecond: number; windowMs: number }) {
+    super(
+      `${redactUrl(url)}: ${received} bytes in ${opts.windowMs / 1000} s, below the minimum of ${opts.minBytesPerSecond} bytes/s over ${opts.windowMs / 1000} s; gave up`,
+    );
+  }
+}
+
+/**
+ * `body` as a Node stream that destroys itself with `UpstreamTooSlow` when a window ends with
+ * fewer bytes than the floor. Bytes are counted as they are read, so a consumer that stops reading
+ * is dropped too. Destroying the stream cancels the body, which closes the connection.
+ */
+export function withThroughputFloor(
+  body: import('node:stream/web').ReadableStream<Uint8Array>,
+  url: string,
+  opts: { minBytesPerSecond: number; windowMs: number },
+): Readable {
+  let received = 0;
+  const counted = body.pipeThrough(
+    new TransformStream<Uint8Array, Uint8Array>({
+      transform(chunk, controller) {
+        received += chunk.byteLength;
+        controller.enqueue(chunk);
+      },
+    }),
+  );
+  const stream = Readable.fromWeb(counted as import('node:stream/web').ReadableStream<Uint8Array>);
+  const floor = (opts.minBytesPerSecond * opts.windowMs) / 1000;
+  const timer = setInterval(() => {
+    if (received < floor) stream.destroy(new UpstreamTooSlow(url, received, opts));
+    received = 0;
+  }, opts.windowMs);
+  // The timer must not keep the process alive on its own, and stops with the stream.
+  timer.unref();
+  stream.once('close', () => clearInterval(timer));
+  return stream;
 }
 
 /** A page an upstream returned: its final URL (for resolving links) and the links on it. */
@@ -77,6 +130,9 @@ export class UpstreamClient {
       timeoutMs: number;
       maxPageBytes: number;
       userAgent: string;
+      /** The throughput floor of file downloads; MIN_BYTES_PER_SECOND and THROUGHPUT_WINDOW_MS unless set (tests). */
+      minBytesPerSecond?: number;
+      throughputWindowMs?: number;
     },
   ) {}
 
@@ -106,20 +162,35 @@ export class UpstreamClient {
    * answer. Links whose scheme is `file:` are kept only on `file:` upstreams, so an HTTP index
    * cannot make the proxy read local files, and `openFile` reads one only under the root of an
    * upstream whose page listed it (file-source.ts).
+   *
+   * Links are filtered while the page is parsed, so what is dropped is never held: with
+   * `opts.projectFilesOnly` only files of `project` are kept (pip ignores the others), and only
+   * what `opts.keep` accepts (a locked project's caller keeps its locked sha256s and versions). A
+   * page keeping more than MAX_PAGE_LINKS throws PageTooLarge (pages.ts).
    */
-  async fetchProject(indexUrl: string, project: string, signal: AbortSignal): Promise<UpstreamPage | null> {
+  async fetchProject(
+    indexUrl: string,
+    project: string,
+    signal: AbortSignal,
+    opts: { projectFilesOnly?: boolean; keep?: (link: UpstreamLink) => boolean } = {},
+  ): Promise<UpstreamPage | null> {
     const base = this.strip(parseUpstreamUrl(indexUrl));
     const pageUrl = new URL(`${base.href.replace(/\/+$/, '')}/${encodeURIComponent(project)}/`);
     const upstream = redactUrl(indexUrl);
     const root = base.protocol === 'file:' ? fileUpstreamRoot(fileURLToPath(base)) : null;
     const got = root !== null ? await this.readFilePage(pageUrl, root) : await this.fetchHttpPage(pageUrl, signal);
     if (!got) return null;
-    const links = parsePage(got.text, got.contentType, got.url)
-      .filter((l) => {
-        const scheme = new URL(l.url).protocol;
-        return scheme === 'http:' || scheme === 'https:' || (scheme === 'file:' && root !== null);
-      })
-      .map((l) => ({ ...l, url: this.strip(l.url).href }));
+    const schemeAllowed = (l: UpstreamLink): boolean => {
+      const scheme = new URL(l.url).protocol;
+      return scheme === 'http:' || scheme === 'https:' || (scheme === 'file:' && root !== null);
+    };
+    const keep = opts.keep;
+    const filter: PageFilter = { keep: (l) => schemeAllowed(l) && (keep === undefined || keep(l)) };
+    if (opts.projectFilesOnly) filter.project = project;
+    const links = parsePage(got.text, got.contentType, got.url, filter).map((l) => ({
+      ...l,
+      url: this.strip(l.url).href,
+    }));
     if (root !== null) for (const link of links) if (link.url.startsWith('file:')) this.allowFileUnder(link.url, root);
     return { upstream, links };
   }
@@ -130,6 +201,7 @@ export class UpstreamClient {
     this.fileRoots.set(url, roots);
   }
 
+  /** One deadline (`timeoutMs`) covers the whole page, headers and body, so a dripping page ends there too. */
   private async fetchHttpPage(url: URL, parent: AbortSignal): Promise<{ text: string; contentType: string | null; url: string } | null> {
     const limit = deadline(parent, this.opts.timeoutMs, redactUrl(url.href));
     try {
@@ -200,7 +272,8 @@ export class UpstreamClient {
 
   /**
    * Open a file for download. The returned stream is not verified: the caller hashes it. The
-   * connect/header phase is bounded by the timeout; the body's idle time is the caller's job.
+   * connect/header phase is bounded by the timeout; after it, the body errors with
+   * `UpstreamTooSlow` below the throughput floor. The body's idle time is the caller's job.
    */
   async openFile(rawUrl: string, signal: AbortSignal): Promise<{ stream: Readable; size: number | null }> {
     const url = this.strip(rawUrl);
@@ -219,7 +292,10 @@ export class UpstreamClient {
         throw new UpstreamHttpError(res.status, url.href);
       }
       const length = res.headers.get('content-length');
-      const stream = Readable.fromWeb(res.body as import('node:stream/web').ReadableStream<Uint8Array>);
+      const stream = withThroughputFloor(res.body as import('node:stream/web').ReadableStream<Uint8Array>, url.href, {
+        minBytesPerSecond: this.opts.minBytesPerSecond ?? MIN_BYTES_PER_SECOND,
+        windowMs: this.opts.throughputWindowMs ?? THROUGHPUT_WINDOW_MS,
+      });
       stream.once('close', () => signal.removeEventListener('abort', onAbort));
       return { stream, size: length !== null && /^\d+$/.test(length) ? Number(length) : null };
     } catch (error: unknown) {
