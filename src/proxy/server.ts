@@ -492,10 +492,20 @@ class ProxyServer implements IndexProxy {
     const pages: UpstreamPage[] = [];
     const failures: Array<{ upstream: string; error: string }> = [];
     let answered = 0;
+    // A locked page keeps, as it is read, only the links lockedFiles can use (a locked sha256, or a
+    // locked version's other files for the mismatch check): a page of half a million links stays small.
+    const byVersion = this.lockedVersions.get(project);
+    const keep = lockHashes
+      ? (link: UpstreamLink): boolean => {
+          if (link.sha256 !== null && lockHashes.has(link.sha256)) return true;
+          const version = versionFromFilename(project, link.filename);
+          return version !== null && byVersion?.has(canonicalVersion(version)) === true;
+        }
+      : undefined;
     await Promise.all(
       this.upstreamUrls.map(async (url) => {
         try {
-          const page = await this.client.fetchProject(url, project, signal);
+          const page = await this.client.fetchProject(url, project, signal, keep ? { keep } : {});
           answered++;
           if (!page) return;
           pages.push(page);
