@@ -19,7 +19,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { exitCodeFor, InstallError } from '../errors.js';
 import { extractArchive, type ExtractLimits } from './extract.js';
 
-const PER_RUN_MS = 2000;
+// A bound for hangs, not a benchmark: the hangs fuzzing found took minutes; a loaded CI machine must not fail it.
+const PER_RUN_MS = 10_000;
 const SENTINEL = 'host file, must not change';
 
 /** `promise`, or a rejection when it takes longer than PER_RUN_MS. */

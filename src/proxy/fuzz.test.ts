@@ -29,7 +29,8 @@ import {
   type UpstreamLink,
 } from './pages.js';
 
-const PER_RUN_MS = 2000;
+// A bound for hangs, not a benchmark: the hangs fuzzing found took minutes; a loaded CI machine must not fail it.
+const PER_RUN_MS = 10_000;
 const BUDGET = { interruptAfterTimeLimit: 3000 } as const;
 const A = 'a'.repeat(64);
 const B = 'B'.repeat(64);
