@@ -21,7 +21,6 @@ import { parsePylock } from './pylock.js';
 import { parseRequirementsIn } from './requirements-in.js';
 
 /** Per-input bound: every input below is parsed in milliseconds; 10 s means something went quadratic. */
-// A bound for hangs, not a benchmark: the hangs fuzzing found took minutes; a loaded CI machine must not fail it.
 const PER_RUN_MS = 10_000;
 /** Each property stops adding runs after this, so the unit suite stays fast. */
 const BUDGET = { interruptAfterTimeLimit: 8000 } as const;
