@@ -3,6 +3,7 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
+import { execa } from 'execa';
 import fc from 'fast-check';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 
@@ -728,5 +729,17 @@ describe('parseLock properties', () => {
         expect(parseLock(lines.join('\n'), 'prop.lock').requirements).toEqual(expected);
       }),
     );
+  });
+});
+
+describe('readLock on what is not a file', () => {
+  it('makes a FIFO lockfile bad input (exit 2) at once, not a hang', async () => {
+    const lock = join(await mkdtemp(join(tmpdir(), 'read-lock-')), 'requirements.lock');
+    await execa('mkfifo', [lock]);
+    await expect(readLock(lock)).rejects.toMatchObject({
+      kind: 'input',
+      code: 'lock.unreadable',
+      message: `${lock}: cannot read the lockfile (it is not a regular file (a FIFO, socket or device)); check the path`,
+    });
   });
 });

@@ -3,7 +3,7 @@
  * export write them, into a LockPlan (readLock hands pylock.toml files to pylock.ts). Every requirement must be pinned with == and carry at least
  * one sha256 hash; anything pip could fetch from somewhere other than the index proxy is refused.
  */
-import { readFile } from 'node:fs/promises';
+import { readInputFile } from '../core/read-input.js';
 import { basename } from 'node:path';
 
 import { InputError } from '../errors.js';
@@ -114,7 +114,7 @@ export async function readLock(file: string): Promise<LockPlan> {
   const format = lockFormatOf(file);
   let bytes: Buffer;
   try {
-    bytes = await readFile(file);
+    bytes = await readInputFile(file);
   } catch (error: unknown) {
     throw new InputError('lock.unreadable', `${file}: cannot read the lockfile (${describeReadError(error)}); check the path`, {
       cause: error,

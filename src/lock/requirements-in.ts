@@ -8,7 +8,7 @@
  * every other command. Kept: --pre, --prefer-binary, --only-binary and --no-binary, which change
  * what pip picks and are passed to it as arguments.
  */
-import { readFile } from 'node:fs/promises';
+import { readInputFile } from '../core/read-input.js';
 import { InputError } from '../errors.js';
 import { logicalLines } from './lines.js';
 import { canonicalMarker } from './marker.js';
@@ -87,7 +87,7 @@ export function parseRequirementsIn(text: string, file: string): RequirementsIn 
 export async function readRequirementsIn(file: string): Promise<RequirementsIn> {
   let text: string;
   try {
-    text = new TextDecoder('utf-8', { fatal: true }).decode(await readFile(file));
+    text = new TextDecoder('utf-8', { fatal: true }).decode(await readInputFile(file));
   } catch (error: unknown) {
     const why = error instanceof TypeError ? 'it is not valid UTF-8' : error instanceof Error ? error.message : String(error);
     throw new InputError('lock.unreadable', `${file}: cannot read the requirements (${why})`, { cause: error });

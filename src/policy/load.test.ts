@@ -1,6 +1,7 @@
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { execa } from 'execa';
 import { describe, expect, it } from 'vitest';
 import { finding } from '../core/finding.js';
 import { InputError } from '../errors.js';
@@ -489,6 +490,18 @@ describe('checkPolicy: the schema, problem by problem', () => {
       const { policy, problems } = await checkPolicy(file);
       expect(policy).toBeNull();
       expect(problems).toEqual([{ path: '(root)', message: expect.stringMatching(new RegExp(`^cannot read policy .*nope\\.json: ENOENT`)) }]);
+    });
+  });
+});
+
+describe('loadPolicy on what is not a file', () => {
+  it('makes a FIFO policy bad input (exit 2) at once, not a hang', async () => {
+    const policy = path.join(await mkdtemp(path.join(tmpdir(), 'read-policy-')), 'policy.json');
+    await execa('mkfifo', [policy]);
+    await expect(loadPolicy(policy)).rejects.toMatchObject({
+      kind: 'input',
+      code: 'policy.unreadable',
+      message: `cannot read policy ${policy}: it is not a regular file (a FIFO, socket or device)`,
     });
   });
 });

@@ -1,4 +1,4 @@
-import { readFile } from 'node:fs/promises';
+import { readInputFile } from '../core/read-input.js';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 import type { z } from 'zod';
@@ -56,7 +56,7 @@ function invalidPolicy(file: string, problems: PolicyProblem[]): InputError {
 async function readPolicyFile(file: string): Promise<PolicyFile> {
   let text: string;
   try {
-    text = await readFile(file, 'utf8');
+    text = (await readInputFile(file)).toString('utf8');
   } catch (error: unknown) {
     throw new InputError('policy.unreadable', `cannot read policy ${file}: ${(error as Error).message}`);
   }
