@@ -116,6 +116,11 @@ export const CATALOGUE = {
     'The run was stopped, or nothing that large is exported; raise limits.diskMb only for a build known to need it.',
   ),
   'install.failed': rule('high', 'pip failed for a reason no other finding explains', "Inconclusive (exit 4): pip's last lines are in the report."),
+  'install.upstream-failed': rule(
+    'high',
+    'a locked page or file could not be had from any upstream: down, timing out, an HTTP error, a cut body, TLS, a missing file: file, or not an index page',
+    'Inconclusive (exit 4), not a verdict on the package: the evidence names the upstream (credentials removed), the URL and why; fix the index or pick another with --index-url.',
+  ),
   'policy.package-denied': rule('high', 'a package the policy denies is in the lock', 'Remove it, or change packages.deny.'),
   'policy.sdist-forbidden': rule(
     'high',

@@ -477,7 +477,19 @@ describe('index proxy over a hostile cache', () => {
     hugeLength = 4 * 1024 ** 3 + 1;
     await using proxy = await proxyOn(freshDir());
     const res = await get(proxy, `/files/${hugeSha}/${HUGE}`);
-    expect(res).toEqual({ status: 502, body: Buffer.from('download failed: 4294967297 bytes is more than the 4294967296 allowed\n') });
+    const url = `${upstreamUrl.replace(/\/simple$/, '')}/files/${HUGE}`;
+    const reason = 'larger than 4294967296 bytes (4294967297 declared)';
+    expect(res).toEqual({ status: 502, body: Buffer.from(`download failed: ${url}: ${reason} (1 attempt)\n`) });
     expect(proxy.environmentError).toBeNull();
+    // A cap is not retried, and the locked file that could not be had names its upstream.
+    expect(proxy.findings).toEqual([
+      {
+        rule: 'install.upstream-failed',
+        severity: 'high',
+        package: 'huge',
+        message: `${HUGE} could not be downloaded from ${upstreamUrl}: ${reason} (1 attempt)`,
+        evidence: { upstream: upstreamUrl, url, project: 'huge', filename: HUGE, reason, attempts: 1 },
+      },
+    ]);
   });
 });

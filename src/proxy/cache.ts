@@ -7,6 +7,7 @@ import { pipeline } from 'node:stream/promises';
 import type { Logger } from 'pino';
 import { EnvironmentError } from '../errors.js';
 import { SHA256_HEX } from './names.js';
+import { UpstreamTimeout, UpstreamTooLarge } from './upstream-faults.js';
 
 export type IngestResult = { ok: true; size: number } | { ok: false; actualSha256: string; size: number };
 
@@ -235,7 +236,10 @@ export class ContentCache {
     let size = 0;
     let reserved = 0;
     let handle: FileHandle | null = null;
-    const idle = setTimeout(() => source.destroy(new Error(`upstream sent nothing for ${opts.idleTimeoutMs} ms`)), opts.idleTimeoutMs);
+    const idle = setTimeout(
+      () => source.destroy(new UpstreamTimeout(`upstream sent nothing for ${opts.idleTimeoutMs} ms`, `timeout: no data for ${opts.idleTimeoutMs} ms`)),
+      opts.idleTimeoutMs,
+    );
     // Until pipeline() listens, an error of the source (a reset connection) would be uncaught;
     // pipeline still sees it, as the stream's errored state.
     const early = (): void => {};
@@ -253,7 +257,7 @@ export class ContentCache {
           for await (const chunk of chunks) {
             idle.refresh();
             size += chunk.length;
-            if (size > opts.maxBytes) throw new Error(`download exceeds ${opts.maxBytes} bytes`);
+            if (size > opts.maxBytes) throw new UpstreamTooLarge(`download exceeds ${opts.maxBytes} bytes`, `larger than ${opts.maxBytes} bytes`);
             hash.update(chunk);
             yield chunk;
           }

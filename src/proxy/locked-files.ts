@@ -8,6 +8,7 @@ import { EnvironmentError } from '../errors.js';
 import type { LockPlan } from '../lock/types.js';
 import type { Upstreams } from './upstream.js';
 import { redactUrl, UpstreamClient } from './upstream-client.js';
+import { DEFAULT_RETRY } from './upstream-faults.js';
 
 export type DistKind = 'wheel' | 'sdist';
 
@@ -31,7 +32,12 @@ export function kindOf(filename: string): DistKind {
  * an empty array: the run reports that one itself (integrity.unlocked-request / install.failed).
  */
 export async function lockedFiles(plan: LockPlan, upstreams: Upstreams, signal: AbortSignal): Promise<Map<string, LockedFile[]>> {
-  const client = new UpstreamClient({ timeoutMs: PREFLIGHT_TIMEOUT_MS, maxPageBytes: PREFLIGHT_PAGE_BYTES, userAgent: 'sandbox-install-preflight' });
+  const client = new UpstreamClient({
+    timeoutMs: PREFLIGHT_TIMEOUT_MS,
+    maxPageBytes: PREFLIGHT_PAGE_BYTES,
+    userAgent: 'sandbox-install-preflight',
+    retry: DEFAULT_RETRY,
+  });
   const urls = [...new Set([upstreams.indexUrl, ...upstreams.extraIndexUrls])];
   const result = new Map<string, LockedFile[]>();
   for (const req of plan.requirements) {

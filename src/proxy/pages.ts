@@ -218,6 +218,12 @@ export function parseJsonPage(text: string, pageUrl: string, filter: PageFilter 
 }
 
 /** Pick a parser from the response's content type, sniffing when it says nothing useful. */
+/** `text/html` of `text/html; charset=utf-8`, or null when there is none. */
+export function mediaType(contentType: string | null): string | null {
+  const type = contentType?.split(';')[0]?.trim().toLowerCase();
+  return type ? type : null;
+}
+
 export function parsePage(text: string, contentType: string | null, pageUrl: string, filter: PageFilter = {}): UpstreamLink[] {
   const type = (contentType ?? '').split(';')[0]?.trim().toLowerCase() ?? '';
   const json = type === PEP691_JSON || type === 'application/json' || (!type.includes('html') && text.trimStart().startsWith('{'));

@@ -324,6 +324,14 @@ describe('index proxy pages', () => {
           url: `${upstream.url.replace(/\/simple$/, '')}/files/${delta30.filename}`,
         },
       }),
+      // No upstream listed a locked file of delta, and the default index could not be asked.
+      {
+        rule: 'install.upstream-failed',
+        severity: 'high',
+        package: 'delta',
+        message: `the delta page could not be read from ${refusing}: connection refused (3 attempts)`,
+        evidence: { upstream: refusing, url: `${refusing}/delta/`, project: 'delta', reason: 'connection refused', attempts: 3 },
+      },
     ]);
   });
 
@@ -640,13 +648,14 @@ describe('index proxy plumbing', () => {
   it('logs each request at debug level and records it', async () => {
     const linesBefore = logLines.length;
     await using proxy = await proxyFor();
-    await get(proxy, '/simple/beta/');
+    // alpha's lock names a hash no upstream has, so the refusing default index is waited for.
+    await get(proxy, '/simple/alpha/');
     await proxy.close();
     expect(proxy.requests).toEqual([
-      { time: expect.any(String), method: 'GET', path: '/simple/beta/', status: 200, bytes: expect.any(Number), ms: expect.any(Number) },
+      { time: expect.any(String), method: 'GET', path: '/simple/alpha/', status: 200, bytes: expect.any(Number), ms: expect.any(Number) },
     ]);
     const logged = logLines.slice(linesBefore).map((l) => JSON.parse(l) as Record<string, unknown>);
-    expect(logged).toContainEqual(expect.objectContaining({ level: 20, msg: 'proxy request', path: '/simple/beta/', status: 200 }));
+    expect(logged).toContainEqual(expect.objectContaining({ level: 20, msg: 'proxy request', path: '/simple/alpha/', status: 200 }));
     expect(logged).toContainEqual(expect.objectContaining({ level: 40, msg: expect.stringContaining('upstream index did not answer') }));
   });
 });

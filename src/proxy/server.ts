@@ -10,7 +10,7 @@ import type { Logger } from 'pino';
 import { EnvironmentError, InputError } from '../errors.js';
 import type { LockPlan } from '../lock/types.js';
 import { finding, type Finding } from '../core/finding.js';
-import { ContentCache } from './cache.js';
+import { ContentCache, type IngestResult } from './cache.js';
 import { FileSourceRefused } from './file-source.js';
 import { canonicalVersion, isSafeFilename, isValidProjectName, normalizeName, SHA256_HEX, versionFromFilename } from './names.js';
 import {
@@ -18,6 +18,7 @@ import {
   etagOf,
   listable,
   matchesIfNoneMatch,
+  mediaType,
   negotiate,
   renderIndexHtml,
   renderIndexJson,
@@ -29,6 +30,7 @@ import {
 } from './pages.js';
 import type { Upstreams } from './upstream.js';
 import { parseUpstreamUrl, redactUrl, UpstreamClient, type UpstreamPage } from './upstream-client.js';
+import { DEFAULT_RETRY, UpstreamFailed, UpstreamTooLarge, withRetries, type RetryPolicy } from './upstream-faults.js';
 
 export interface ProxyRequestRecord {
   /** ISO 8601 time the request arrived. */
@@ -93,6 +95,8 @@ export interface StartProxyOptions {
   unlocked?: boolean;
   /** Files on the host served as the only files of their project (investigate a local wheel or sdist). */
   localFiles?: LocalFile[];
+  /** Retries of transient upstream faults, per page and file URL (upstream-faults.ts). DEFAULT_RETRY unless set (tests). */
+  retry?: RetryPolicy;
 }
 
 export interface LocalFile {
@@ -139,6 +143,16 @@ interface RequestContext {
 
 type DownloadOutcome = { kind: 'ok' } | { kind: 'mismatch' } | { kind: 'failed'; reason: string };
 
+/** A locked page or file no upstream gave, as install.upstream-failed records it. All URLs redacted. */
+interface UpstreamFailure {
+  upstream: string;
+  url: string;
+  project: string;
+  filename?: string;
+  reason: string;
+  attempts: number;
+}
+
 class NoUpstreamAnswered extends Error {}
 
 function describe(error: unknown): string {
@@ -161,6 +175,7 @@ class ProxyServer implements IndexProxy {
   private readonly upstreamUrls: string[];
   private readonly timeoutMs: number;
   private readonly maxFileBytes: number;
+  private readonly retry: RetryPolicy;
   private readonly abort = new AbortController();
 
   /** Lock facts by normalised name. */
@@ -180,6 +195,12 @@ class ProxyServer implements IndexProxy {
   private readonly refusedSourceKeys = new Set<string>();
   private readonly servedShas = new Set<string>();
   private readonly warnedUpstreams = new Set<string>();
+  /** The upstream (redacted) whose page first listed each file URL: the one a failed download is blamed on. */
+  private readonly linkUpstream = new Map<string, string>();
+  /** File URLs given up this run: pip retries a 502 five times, and each retry fails at once. */
+  private readonly failedFiles = new Map<string, UpstreamFailed>();
+  /** One install.upstream-failed per (upstream, url). */
+  private readonly upstreamFailureKeys = new Set<string>();
   private unlockedFindings = 0;
   private truncation: Finding | null = null;
   private droppedRequests = 0;
@@ -191,8 +212,9 @@ class ProxyServer implements IndexProxy {
     this.log = opts.logger.child({ component: 'proxy' });
     this.timeoutMs = opts.upstreamTimeoutMs ?? DEFAULT_TIMEOUT_MS;
     this.maxFileBytes = opts.maxFileBytes ?? DEFAULT_MAX_FILE_BYTES;
+    this.retry = opts.retry ?? DEFAULT_RETRY;
     this.cache = new ContentCache(opts.cacheDir, { logger: this.log });
-    this.client = new UpstreamClient({ timeoutMs: this.timeoutMs, maxPageBytes: MAX_PAGE_BYTES, userAgent: 'sandbox-install-proxy' });
+    this.client = new UpstreamClient({ timeoutMs: this.timeoutMs, maxPageBytes: MAX_PAGE_BYTES, userAgent: 'sandbox-install-proxy', retry: this.retry });
     this.upstreamUrls = [...new Set([opts.upstreams.indexUrl, ...opts.upstreams.extraIndexUrls])];
     for (const u of this.upstreamUrls) {
       try {
@@ -470,8 +492,9 @@ class ProxyServer implements IndexProxy {
     if (!pending) {
       pending = this.buildListing(project);
       this.listings.set(project, pending);
-      // A failure is not remembered: the next request tries the upstreams again.
-      pending.catch(() => this.listings.delete(project));
+      // A failure is remembered for the run too: each upstream failed after its own retries
+      // (upstream-faults.ts), and pip's retries of the 502 must not start them again.
+      pending.catch(() => undefined);
     }
     return pending;
   }
@@ -490,7 +513,7 @@ class ProxyServer implements IndexProxy {
     const signal = enough.signal;
     const found = new Set<string>();
     const pages: UpstreamPage[] = [];
-    const failures: Array<{ upstream: string; error: string }> = [];
+    const failures: Array<{ upstream: string; error: string; failed: UpstreamFailed | null }> = [];
     let answered = 0;
     // A locked page keeps, as it is read, only the links lockedFiles can use (a locked sha256, or a
     // locked version's other files for the mismatch check): a page of half a million links stays small.
@@ -512,12 +535,17 @@ class ProxyServer implements IndexProxy {
           for (const link of page.links) if (link.sha256 !== null) found.add(link.sha256);
           if (lockHashes && [...lockHashes].every((h) => found.has(h))) enough.abort();
         } catch (error: unknown) {
-          if (!enough.signal.aborted || this.abort.signal.aborted) failures.push({ upstream: redactUrl(url), error: describe(error) });
+          if (!enough.signal.aborted || this.abort.signal.aborted) {
+            failures.push({ upstream: redactUrl(url), error: describe(error), failed: error instanceof UpstreamFailed ? error : null });
+          }
         }
       }),
     );
     this.abort.signal.removeEventListener('abort', onClose);
-    if (answered === 0) throw new NoUpstreamAnswered(failures.map((f) => `${f.upstream}: ${f.error}`).join('; '));
+    if (answered === 0) {
+      if (lockHashes && !this.abort.signal.aborted) this.recordPageFailures(project, failures, []);
+      throw new NoUpstreamAnswered(failures.map((f) => `${f.upstream}: ${f.error}`).join('; '));
+    }
     for (const failure of failures) {
       // A dead default index would otherwise warn once per project.
       const first = !this.warnedUpstreams.has(failure.upstream);
@@ -527,10 +555,67 @@ class ProxyServer implements IndexProxy {
     // Keep upstream order (index first) so the first URL tried for a file is the index's.
     const order = new Map(this.upstreamUrls.map((u, i) => [redactUrl(u), i]));
     pages.sort((a, b) => (order.get(a.upstream) ?? 0) - (order.get(b.upstream) ?? 0));
+    for (const page of pages) for (const link of page.links) if (!this.linkUpstream.has(link.url)) this.linkUpstream.set(link.url, page.upstream);
     const links = pages.flatMap((p) => p.links);
     const files = lockHashes ? this.lockedFiles(project, links, lockHashes) : this.buildFiles(project, links);
-    if (lockHashes && files.length === 0) this.log.warn({ project }, 'no upstream lists a file with a locked sha256');
+    if (lockHashes && files.length === 0) {
+      this.log.warn({ project }, 'no upstream lists a file with a locked sha256');
+      if (!this.abort.signal.aborted) this.recordPageFailures(project, failures, pages);
+      // No upstream answered as an index (each failed, or sent a page naming no file of the
+      // project): pip gets a 502, as when none answered at all, not a page saying there is nothing.
+      const notFound = answered - pages.length;
+      const notIndex = pages.filter((p) => p.projectFiles === 0);
+      if (notFound === 0 && notIndex.length === pages.length) {
+        const problems = [...failures.map((f) => `${f.upstream}: ${f.error}`), ...notIndex.map((p) => `${p.url}: not an index page`)];
+        throw new NoUpstreamAnswered(problems.join('; '));
+      }
+    }
     return files;
+  }
+
+  /**
+   * A locked project none of whose locked files any upstream listed: each upstream that failed
+   * may have had them, and each that answered 200 with a page naming no file of the project at
+   * all did not answer as an index (a login or error page, a captive portal). A real index answers
+   * 404 for a project it does not have, so such a page is counted only here, where it hid every
+   * locked file: a page like it from an extra index is harmless while another index lists them.
+   */
+  private recordPageFailures(
+    project: string,
+    failures: Array<{ upstream: string; error: string; failed: UpstreamFailed | null }>,
+    pages: UpstreamPage[],
+  ): void {
+    for (const f of failures) {
+      this.recordUpstreamFailure({
+        upstream: f.upstream,
+        url: f.failed?.url ?? `${f.upstream.replace(/\/+$/, '')}/${project}/`,
+        project,
+        reason: f.failed?.reason ?? f.error,
+        attempts: f.failed?.attempts ?? 1,
+      });
+    }
+    for (const page of pages) {
+      if (page.projectFiles > 0) continue;
+      this.recordUpstreamFailure({
+        upstream: page.upstream,
+        url: page.url,
+        project,
+        reason: `not an index page: ${mediaType(page.contentType) ?? 'a file'} that lists no file of ${project}`,
+        attempts: 1,
+      });
+    }
+  }
+
+  private recordUpstreamFailure(failure: UpstreamFailure): void {
+    const key = `${failure.upstream}\0${failure.url}`;
+    if (this.upstreamFailureKeys.has(key)) return;
+    this.upstreamFailureKeys.add(key);
+    const what = failure.filename === undefined ? `the ${failure.project} page could not be read` : `${failure.filename} could not be downloaded`;
+    const tries = `${failure.attempts} ${failure.attempts === 1 ? 'attempt' : 'attempts'}`;
+    this.log.error({ ...failure }, 'an upstream failed for a locked project');
+    this.addFinding(
+      finding('install.upstream-failed', 'high', `${what} from ${failure.upstream}: ${failure.reason} (${tries})`, { ...failure }, failure.project),
+    );
   }
 
   private lockedFiles(project: string, links: UpstreamLink[], lockHashes: Set<string>): PageFile[] {
@@ -651,21 +736,12 @@ class ProxyServer implements IndexProxy {
 
   private async fetchIntoCache(known: KnownFile): Promise<DownloadOutcome> {
     let outcome: DownloadOutcome = { kind: 'failed', reason: 'no upstream URL' };
+    const failed: Array<{ url: string; error: UpstreamFailed }> = [];
     for (const url of known.urls) {
       const safeUrl = redactUrl(url);
       try {
-        const { stream, size } = await this.client.openFile(url, this.abort.signal);
-        if (size !== null && size > this.maxFileBytes) {
-          stream.destroy();
-          throw new Error(`${size} bytes is more than the ${this.maxFileBytes} allowed`);
-        }
         const started = performance.now();
-        const result = await this.cache.ingest(known.sha256, stream, {
-          maxBytes: this.maxFileBytes,
-          idleTimeoutMs: this.timeoutMs,
-          signal: this.abort.signal,
-          declaredBytes: size,
-        });
+        const result = await this.downloadFrom(known, url);
         if (result.ok) {
           this.log.debug(
             { project: known.project, filename: known.filename, bytes: result.size, ms: Math.round(performance.now() - started) },
@@ -693,11 +769,56 @@ class ProxyServer implements IndexProxy {
         }
         if (error instanceof FileSourceRefused) this.recordRefusedSource(known, safeUrl, error.message);
         else this.log.warn({ project: known.project, url: safeUrl, err: describe(error) }, 'download failed');
+        if (error instanceof UpstreamFailed) failed.push({ url, error });
         if (outcome.kind !== 'mismatch') outcome = { kind: 'failed', reason: describe(error) };
         if (this.abort.signal.aborted) break;
       }
     }
+    // No URL gave the file: each that failed is named (a mismatch or a refusal has its own finding).
+    if (known.locked && !this.abort.signal.aborted) {
+      for (const { url, error } of failed) {
+        this.recordUpstreamFailure({
+          upstream: this.linkUpstream.get(url) ?? redactUrl(new URL(url).origin),
+          url: error.url,
+          project: known.project,
+          filename: known.filename,
+          reason: error.reason,
+          attempts: error.attempts,
+        });
+      }
+    }
     return outcome;
+  }
+
+  /**
+   * One URL of a file into the cache, with retries of transient faults (upstream-faults.ts). A URL
+   * given up once is given up for the run: asked again, it throws the same UpstreamFailed at once.
+   */
+  private async downloadFrom(known: KnownFile, url: string): Promise<IngestResult> {
+    const given = this.failedFiles.get(url);
+    if (given) throw given;
+    const safeUrl = redactUrl(url);
+    try {
+      return await withRetries(safeUrl, this.abort.signal, this.retry, async () => {
+        const { stream, size } = await this.client.openFile(url, this.abort.signal);
+        if (size !== null && size > this.maxFileBytes) {
+          stream.destroy();
+          throw new UpstreamTooLarge(
+            `${size} bytes is more than the ${this.maxFileBytes} allowed`,
+            `larger than ${this.maxFileBytes} bytes (${size} declared)`,
+          );
+        }
+        return this.cache.ingest(known.sha256, stream, {
+          maxBytes: this.maxFileBytes,
+          idleTimeoutMs: this.timeoutMs,
+          signal: this.abort.signal,
+          declaredBytes: size,
+        });
+      });
+    } catch (error: unknown) {
+      if (error instanceof UpstreamFailed) this.failedFiles.set(url, error);
+      throw error;
+    }
   }
 
   /**

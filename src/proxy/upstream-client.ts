@@ -2,7 +2,18 @@ import path from 'node:path';
 import { Readable } from 'node:stream';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { FileSourceRefused, fileUpstreamRoot, isWithin, openFileSource, readBounded } from './file-source.js';
-import { parsePage, UPSTREAM_ACCEPT, type PageFilter, type UpstreamLink } from './pages.js';
+import { filenameBelongsTo, mediaType, PageTooLarge, parsePage, UPSTREAM_ACCEPT, type PageFilter, type UpstreamLink } from './pages.js';
+import {
+  faultOf,
+  NotAnIndexPage,
+  UpstreamFailed,
+  UpstreamFault,
+  UpstreamTimeout,
+  UpstreamTooLarge,
+  UpstreamTruncated,
+  withRetries,
+  type RetryPolicy,
+} from './upstream-faults.js';
 
 /** A URL with any `user:password@` removed, safe for logs and findings. Not-URLs are scrubbed too. */
 export function redactUrl(url: string): string {
@@ -27,7 +38,10 @@ export function deadline(parent: AbortSignal, timeoutMs: number, what: string): 
   const onAbort = (): void => controller.abort(parent.reason);
   if (parent.aborted) controller.abort(parent.reason);
   else parent.addEventListener('abort', onAbort, { once: true });
-  const timer = setTimeout(() => controller.abort(new Error(`${what}: no answer within ${timeoutMs} ms`)), timeoutMs);
+  const timer = setTimeout(
+    () => controller.abort(new UpstreamTimeout(`${what}: no answer within ${timeoutMs} ms`, `timeout after ${timeoutMs} ms`)),
+    timeoutMs,
+  );
   return {
     signal: controller.signal,
     done: () => {
@@ -51,10 +65,12 @@ export const MIN_BYTES_PER_SECOND = 32 * 1024;
 export const THROUGHPUT_WINDOW_MS = 30_000;
 
 /** An upstream that answered but sends a body slower than the floor. The URL in the message is redacted. */
-export class UpstreamTooSlow extends Error {
+export class UpstreamTooSlow extends UpstreamFault {
   constructor(url: string, received: number, opts: { minBytesPerSecond: number; windowMs: number }) {
     super(
       `${redactUrl(url)}: ${received} bytes in ${opts.windowMs / 1000} s, below the minimum of ${opts.minBytesPerSecond} bytes/s over ${opts.windowMs / 1000} s; gave up`,
+      `too slow: ${received} bytes in ${opts.windowMs / 1000} s`,
+      'timeout',
     );
   }
 }
@@ -62,22 +78,44 @@ export class UpstreamTooSlow extends Error {
 /**
  * `body` as a Node stream that destroys itself with `UpstreamTooSlow` when a window ends with
  * fewer bytes than the floor. Bytes are counted as they are read, so a consumer that stops reading
- * is dropped too. Destroying the stream cancels the body, which closes the connection.
+ * is dropped too. Destroying the stream cancels the body, which closes the connection. With
+ * `declaredBytes` (the Content-Length), a body that ends or breaks before it errors with
+ * `UpstreamTruncated`, so a cut download is a transient fault, never a hash mismatch.
  */
 export function withThroughputFloor(
   body: import('node:stream/web').ReadableStream<Uint8Array>,
   url: string,
-  opts: { minBytesPerSecond: number; windowMs: number },
+  opts: { minBytesPerSecond: number; windowMs: number; declaredBytes?: number | null },
 ): Readable {
   let received = 0;
-  const counted = body.pipeThrough(
-    new TransformStream<Uint8Array, Uint8Array>({
-      transform(chunk, controller) {
-        received += chunk.byteLength;
-        controller.enqueue(chunk);
-      },
-    }),
-  );
+  let total = 0;
+  const declared = opts.declaredBytes ?? null;
+  const short = (): UpstreamTruncated | null => (declared !== null && total < declared ? new UpstreamTruncated(redactUrl(url), total, declared) : null);
+  const reader = body.getReader();
+  const counted = new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      let next: Awaited<ReturnType<typeof reader.read>>;
+      try {
+        next = await reader.read();
+      } catch (error: unknown) {
+        // A connection closed or reset mid-body: say how much of it came.
+        controller.error((!(error instanceof UpstreamFault) && faultOf(error)?.retry === 'transient' && short()) || error);
+        return;
+      }
+      if (next.done) {
+        const cut = short();
+        if (cut) controller.error(cut);
+        else controller.close();
+        return;
+      }
+      received += next.value.byteLength;
+      total += next.value.byteLength;
+      controller.enqueue(next.value);
+    },
+    cancel(reason) {
+      return reader.cancel(reason);
+    },
+  });
   const stream = Readable.fromWeb(counted as import('node:stream/web').ReadableStream<Uint8Array>);
   const floor = (opts.minBytesPerSecond * opts.windowMs) / 1000;
   const timer = setInterval(() => {
@@ -94,15 +132,27 @@ export function withThroughputFloor(
 export interface UpstreamPage {
   /** The upstream base, redacted. */
   upstream: string;
+  /** The page's own URL, redacted. */
+  url: string;
+  /** The response's content type (null for a file: page). */
+  contentType: string | null;
   links: UpstreamLink[];
+  /**
+   * How many links on the page name a file of the project, kept or not. A 200 answer for a project
+   * with none is not that project's index page (a login or error page, a captive portal).
+   */
+  projectFiles: number;
 }
 
-export class UpstreamHttpError extends Error {
+/** HTTP statuses worth another attempt: the server or a gateway in front of it failed, not the request. */
+const TRANSIENT_STATUSES = new Set([500, 502, 503, 504]);
+
+export class UpstreamHttpError extends UpstreamFault {
   constructor(
     readonly status: number,
     url: string,
   ) {
-    super(`HTTP ${status} from ${redactUrl(url)}`);
+    super(`HTTP ${status} from ${redactUrl(url)}`, `HTTP ${status}`, TRANSIENT_STATUSES.has(status) ? 'transient' : 'never');
   }
 }
 
@@ -133,8 +183,17 @@ export class UpstreamClient {
       /** The throughput floor of file downloads; MIN_BYTES_PER_SECOND and THROUGHPUT_WINDOW_MS unless set (tests). */
       minBytesPerSecond?: number;
       throughputWindowMs?: number;
+      /**
+       * Retry transient faults of pages (upstream-faults.ts), and remember a page URL that failed
+       * for the life of this client: a later fetch of it throws the same `UpstreamFailed` at once.
+       * Without it, one attempt, and the error is thrown as it came.
+       */
+      retry?: RetryPolicy;
     },
   ) {}
+
+  /** Page URLs (without credentials) given up this run: asked again, they fail at once. */
+  private readonly failedPages = new Map<string, UpstreamFailed>();
 
   /** Remember credentials of `raw` for its origin and return the URL without them. */
   private strip(raw: string | URL): URL {
@@ -177,22 +236,56 @@ export class UpstreamClient {
     const base = this.strip(parseUpstreamUrl(indexUrl));
     const pageUrl = new URL(`${base.href.replace(/\/+$/, '')}/${encodeURIComponent(project)}/`);
     const upstream = redactUrl(indexUrl);
+    const shown = redactUrl(pageUrl.href);
     const root = base.protocol === 'file:' ? fileUpstreamRoot(fileURLToPath(base)) : null;
+    const retry = this.opts.retry;
+    if (retry === undefined) return this.readProject(pageUrl, root, project, signal, opts, upstream);
+    const failed = this.failedPages.get(pageUrl.href);
+    if (failed) throw failed;
+    try {
+      return await withRetries(shown, signal, retry, () => this.readProject(pageUrl, root, project, signal, opts, upstream));
+    } catch (error: unknown) {
+      if (error instanceof UpstreamFailed) this.failedPages.set(pageUrl.href, error);
+      throw error;
+    }
+  }
+
+  /** One attempt of fetchProject. */
+  private async readProject(
+    pageUrl: URL,
+    root: string | null,
+    project: string,
+    signal: AbortSignal,
+    opts: { projectFilesOnly?: boolean; keep?: (link: UpstreamLink) => boolean },
+    upstream: string,
+  ): Promise<UpstreamPage | null> {
     const got = root !== null ? await this.readFilePage(pageUrl, root) : await this.fetchHttpPage(pageUrl, signal);
     if (!got) return null;
     const schemeAllowed = (l: UpstreamLink): boolean => {
       const scheme = new URL(l.url).protocol;
       return scheme === 'http:' || scheme === 'https:' || (scheme === 'file:' && root !== null);
     };
+    let projectFiles = 0;
     const keep = opts.keep;
-    const filter: PageFilter = { keep: (l) => schemeAllowed(l) && (keep === undefined || keep(l)) };
+    const filter: PageFilter = {
+      keep: (l) => {
+        if (filenameBelongsTo(project, l.filename)) projectFiles++;
+        return schemeAllowed(l) && (keep === undefined || keep(l));
+      },
+    };
     if (opts.projectFilesOnly) filter.project = project;
-    const links = parsePage(got.text, got.contentType, got.url, filter).map((l) => ({
-      ...l,
-      url: this.strip(l.url).href,
-    }));
+    let parsed: UpstreamLink[];
+    try {
+      parsed = parsePage(got.text, got.contentType, got.url, filter);
+    } catch (error: unknown) {
+      if (error instanceof PageTooLarge) throw error;
+      // Only the JSON parser throws: the body is not JSON, or JSON without a files list.
+      const type = mediaType(got.contentType) ?? 'a body';
+      throw new NotAnIndexPage(redactUrl(pageUrl.href), `${type} that is ${error instanceof SyntaxError ? 'not valid JSON' : 'JSON without a files list'}`);
+    }
+    const links = parsed.map((l) => ({ ...l, url: this.strip(l.url).href }));
     if (root !== null) for (const link of links) if (link.url.startsWith('file:')) this.allowFileUnder(link.url, root);
-    return { upstream, links };
+    return { upstream, url: redactUrl(pageUrl.href), contentType: got.contentType, links, projectFiles };
   }
 
   private allowFileUnder(url: string, root: string): void {
@@ -214,16 +307,19 @@ export class UpstreamClient {
         await res.body?.cancel();
         throw new UpstreamHttpError(res.status, url.href);
       }
-      const tooBig = `page ${redactUrl(url.href)} is larger than ${this.opts.maxPageBytes} bytes`;
+      const tooBig = new UpstreamTooLarge(
+        `page ${redactUrl(url.href)} is larger than ${this.opts.maxPageBytes} bytes`,
+        `larger than ${this.opts.maxPageBytes} bytes`,
+      );
       if (Number(res.headers.get('content-length') ?? '0') > this.opts.maxPageBytes) {
         await res.body.cancel();
-        throw new Error(tooBig);
+        throw tooBig;
       }
       const chunks: Uint8Array[] = [];
       let size = 0;
       for await (const chunk of res.body as AsyncIterable<Uint8Array>) {
         size += chunk.byteLength;
-        if (size > this.opts.maxPageBytes) throw new Error(tooBig);
+        if (size > this.opts.maxPageBytes) throw tooBig;
         chunks.push(chunk);
       }
       return { text: Buffer.concat(chunks).toString('utf8'), contentType: res.headers.get('content-type'), url: res.url || url.href };
@@ -244,7 +340,9 @@ export class UpstreamClient {
       const source = await openFileSource(candidate, root, shown);
       if (source.kind !== 'file') continue;
       try {
-        if (source.size > this.opts.maxPageBytes) throw new Error(`page ${shown} is larger than ${this.opts.maxPageBytes} bytes`);
+        if (source.size > this.opts.maxPageBytes) {
+          throw new UpstreamTooLarge(`page ${shown} is larger than ${this.opts.maxPageBytes} bytes`, `larger than ${this.opts.maxPageBytes} bytes`);
+        }
         const text = (await readBounded(source.handle, this.opts.maxPageBytes, shown)).toString('utf8');
         return { text, contentType: null, url: pathToFileURL(candidate).href };
       } finally {
@@ -265,7 +363,8 @@ export class UpstreamClient {
     const root = roots.find((r) => isWithin(file, r)) ?? roots[0];
     if (root === undefined) throw new FileSourceRefused(`${shown} was not listed by a file:// index page; not read`);
     const source = await openFileSource(file, root, shown);
-    if (source.kind === 'missing') throw new Error(`${shown}: no such file`);
+    // The path under the mirror only: the report says which file is missing, not where the mirror is.
+    if (source.kind === 'missing') throw new UpstreamFault(`${shown}: no such file`, `file: missing ${path.relative(root, file)}`, 'never');
     if (source.kind === 'directory') throw new FileSourceRefused(`${shown} is not a regular file (a directory); not read`);
     return { stream: source.handle.createReadStream({ highWaterMark: 64 * 1024 }), size: source.size };
   }
@@ -284,7 +383,10 @@ export class UpstreamClient {
     const connect = new AbortController();
     const onAbort = (): void => connect.abort(signal.reason);
     signal.addEventListener('abort', onAbort, { once: true });
-    const timer = setTimeout(() => connect.abort(new Error(`${redactUrl(url.href)}: no answer within ${this.opts.timeoutMs} ms`)), this.opts.timeoutMs);
+    const timer = setTimeout(
+      () => connect.abort(new UpstreamTimeout(`${redactUrl(url.href)}: no answer within ${this.opts.timeoutMs} ms`, `timeout after ${this.opts.timeoutMs} ms`)),
+      this.opts.timeoutMs,
+    );
     try {
       const res = await fetch(url, { headers: this.headers(url, '*/*'), redirect: 'follow', signal: connect.signal });
       if (!res.ok || !res.body) {
@@ -292,12 +394,16 @@ export class UpstreamClient {
         throw new UpstreamHttpError(res.status, url.href);
       }
       const length = res.headers.get('content-length');
+      // A compressed body's length is not the file's: fetch hands over the decoded bytes.
+      const declared = length !== null && /^\d+$/.test(length) ? Number(length) : null;
+      const encoded = (res.headers.get('content-encoding') ?? 'identity') !== 'identity';
       const stream = withThroughputFloor(res.body as import('node:stream/web').ReadableStream<Uint8Array>, url.href, {
         minBytesPerSecond: this.opts.minBytesPerSecond ?? MIN_BYTES_PER_SECOND,
         windowMs: this.opts.throughputWindowMs ?? THROUGHPUT_WINDOW_MS,
+        declaredBytes: encoded ? null : declared,
       });
       stream.once('close', () => signal.removeEventListener('abort', onAbort));
-      return { stream, size: length !== null && /^\d+$/.test(length) ? Number(length) : null };
+      return { stream, size: declared };
     } catch (error: unknown) {
       signal.removeEventListener('abort', onAbort);
       throw error;

@@ -181,6 +181,8 @@ export const STABLE_KEYS: { readonly [R in RuleId]: (e: Evidence) => unknown } =
   'resource.memory': pick('limitBytes'),
   'resource.disk': pick('limit', 'max'),
   'install.failed': pick('exitCode'),
+  // The reason is left out: its numbers (bytes, ms, attempts) differ from run to run for the same fault.
+  'install.upstream-failed': pick('upstream', 'url', 'project', 'filename'),
   'policy.package-denied': pick('package'),
   'policy.sdist-forbidden': generic,
   'policy.suppression-expired': pick('rule', 'suppressedPackage', 'expires'),
