@@ -84,7 +84,8 @@ export class DockerContainer {
 
   async wait(signal?: AbortSignal): Promise<number> {
     signal?.throwIfAborted();
-    const waiting = this.container.wait() as Promise<{ StatusCode: number }>;
+    // dockerode takes `abortSignal` (its types do not say so): an aborted wait leaves no request open.
+    const waiting = this.container.wait({ abortSignal: signal } as object) as Promise<{ StatusCode: number }>;
     if (!signal) return (await waiting).StatusCode;
     return new Promise<number>((resolve, reject) => {
       const onAbort = () => reject(signal.reason);
@@ -96,7 +97,8 @@ export class DockerContainer {
         },
         (error: unknown) => {
           signal.removeEventListener('abort', onAbort);
-          reject(error);
+          // The aborted request fails too: the caller learns the signal's reason, whichever came first.
+          reject(signal.aborted ? signal.reason : error);
         },
       );
     });
@@ -119,9 +121,13 @@ export class DockerContainer {
     createInterface({ input: stderr, crlfDelay: Infinity }).on('line', (line) => onStderr?.(line));
   }
 
+  /**
+   * The last `tail` lines of the output, and at most OUTPUT_MAX_BYTES of them. The engine splits a
+   * line into 16 KiB log entries and `tail` counts entries, so it reads about 1 MiB at most for 60.
+   */
   async output(tail = 200): Promise<string> {
     const buffer = (await this.container.logs({ stdout: true, stderr: true, tail, follow: false })) as unknown as Buffer;
-    return demuxBuffer(buffer);
+    return demuxTail(buffer, OUTPUT_MAX_BYTES);
   }
 
   /** The size of the container's writable layer (`SizeRw`): the engine walks it, about 50 ms for 3,000 files. */
@@ -196,8 +202,23 @@ class DockerRun implements SandboxRun {
     return this.sandbox.start();
   }
 
-  waitSandbox(signal?: AbortSignal): Promise<number> {
-    return this.sandbox.wait(signal);
+  /**
+   * The sandbox's exit code. The monitor is the run's network and its witness: when it stops first
+   * (killed from outside the run), the sandbox is stopped at once, so the run ends now rather than
+   * at its timeout, and `state()` then shows the monitor dead.
+   */
+  async waitSandbox(signal?: AbortSignal): Promise<number> {
+    const done = new AbortController();
+    const monitorEnded = this.monitor.wait(done.signal).then(
+      () => this.sandbox.kill(),
+      () => undefined,
+    );
+    try {
+      return await this.sandbox.wait(signal);
+    } finally {
+      done.abort();
+      await monitorEnded.catch(() => undefined);
+    }
   }
 
   killSandbox(): Promise<void> {
@@ -229,16 +250,47 @@ class DockerRun implements SandboxRun {
   }
 }
 
+/**
+ * The most of the sandbox's output a run keeps: its end, where pip prints the error that matters
+ * (the report keeps the last 4,096 characters of it). A package printing one 50 MB line must not
+ * have that line copied into every string built from it.
+ */
+export const OUTPUT_MAX_BYTES = 64 * 1024;
+
 /** Logs of a non-TTY container come framed: 8-byte header (stream, 0,0,0, size BE) then payload. */
-export function demuxBuffer(buffer: Buffer): string {
-  const parts: string[] = [];
+function payloads(buffer: Buffer): Buffer[] {
+  const parts: Buffer[] = [];
   let offset = 0;
   while (offset + 8 <= buffer.length) {
     const size = buffer.readUInt32BE(offset + 4);
-    parts.push(buffer.subarray(offset + 8, offset + 8 + size).toString('utf8'));
+    parts.push(buffer.subarray(offset + 8, offset + 8 + size));
     offset += 8 + size;
   }
-  return parts.join('');
+  return parts;
+}
+
+/**
+ * The framed logs' text, or when it is longer than `maxBytes` its last `maxBytes` bytes, from the
+ * first line that starts in them (a line cut in the middle is dropped) or, when no line starts
+ * there (one huge line), from the first whole UTF-8 character.
+ */
+export function demuxTail(buffer: Buffer, maxBytes: number): string {
+  const parts = payloads(buffer);
+  const kept: Buffer[] = [];
+  let size = 0;
+  for (let i = parts.length - 1; i >= 0 && size < maxBytes; i--) {
+    const part = parts[i]!;
+    const take = part.subarray(Math.max(0, part.length - (maxBytes - size)));
+    kept.unshift(take);
+    size += take.length;
+  }
+  const tail = Buffer.concat(kept, size);
+  if (size === parts.reduce((sum, part) => sum + part.length, 0)) return tail.toString('utf8');
+  const newline = tail.indexOf(0x0a);
+  let start = newline !== -1 && newline < tail.length - 1 ? newline + 1 : 0;
+  // UTF-8 continuation bytes are 10xxxxxx: skip the rest of a character cut in half.
+  if (start === 0) while (start < Math.min(3, tail.length) && (tail[start]! & 0xc0) === 0x80) start++;
+  return tail.subarray(start).toString('utf8');
 }
 
 function engineUnreachable(cause: unknown): EnvironmentError {
@@ -354,8 +406,10 @@ export class DockerClient implements ContainerClient {
           DnsOptions: spec.dns?.options,
           Init: false,
           AutoRemove: false,
-          // A package's output must not fill the host's disk through the engine's log files.
-          LogConfig: { Type: 'json-file', Config: { 'max-size': '16m', 'max-file': '1' } },
+          // A package's output must not fill the host's disk through the engine's log files: 16 MiB
+          // in all. Two files, not one: a single file is emptied when it rotates, and a run whose pip
+          // printed a flood just before its error then had none of its last lines to report.
+          LogConfig: { Type: 'json-file', Config: { 'max-size': '8m', 'max-file': '2' } },
         },
       });
       return new DockerContainer(this.docker, container, spec.name);

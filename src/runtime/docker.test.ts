@@ -1,0 +1,48 @@
+/** The Docker adapter's pure parts: reading the sandbox's framed logs with a byte bound. */
+import { describe, expect, it } from 'vitest';
+import { demuxTail, OUTPUT_MAX_BYTES } from './docker.js';
+
+/** Logs as the engine frames them: stream byte (1 stdout, 2 stderr), three zeros, size BE, payload. */
+function framed(...entries: Array<[1 | 2, string | Buffer]>): Buffer {
+  return Buffer.concat(
+    entries.flatMap(([stream, payload]) => {
+      const body = Buffer.from(payload);
+      const header = Buffer.alloc(8);
+      header.writeUInt8(stream, 0);
+      header.writeUInt32BE(body.length, 4);
+      return [header, body];
+    }),
+  );
+}
+
+describe('demuxTail', () => {
+  it('joins stdout and stderr in the order the engine sent them when they fit', () => {
+    expect(demuxTail(framed([1, 'Collecting a\n'], [2, 'ERROR: boom\n'], [1, 'done\n']), 1024)).toBe('Collecting a\nERROR: boom\ndone\n');
+  });
+
+  it('keeps the last bytes from the first whole line in them, across entries', () => {
+    const logs = framed([1, 'first line that is dropped\n'], [2, 'second\n'], [1, 'ERROR: the last one\n']);
+    expect(demuxTail(logs, 'ERROR: the last one\n'.length + 5)).toBe('ERROR: the last one\n');
+  });
+
+  it('bounds one huge line without newlines to its last bytes, never starting inside a UTF-8 character', () => {
+    // 16 KiB entries, as the engine splits a long line: 2 MiB of "é" (2 bytes each) and then an end.
+    const huge = Buffer.from('é'.repeat(1024 ** 2));
+    const entries: Array<[1, Buffer]> = [];
+    for (let at = 0; at < huge.length; at += 16 * 1024) entries.push([1, huge.subarray(at, at + 16 * 1024)]);
+    entries.push([1, Buffer.from('END')]);
+    // An odd bound puts the cut inside a character.
+    const text = demuxTail(framed(...entries), 1000);
+    expect(text).toBe(`${'é'.repeat(498)}END`);
+    expect(text).not.toContain('\ufffd');
+  });
+
+  it('returns at most OUTPUT_MAX_BYTES of a flood', () => {
+    const line = `${'x'.repeat(99)}\n`;
+    const text = demuxTail(framed([1, line.repeat(10_000)], [2, 'ERROR: last\n']), OUTPUT_MAX_BYTES);
+    expect(Buffer.byteLength(text)).toBeLessThanOrEqual(OUTPUT_MAX_BYTES);
+    expect(Buffer.byteLength(text)).toBeGreaterThan(OUTPUT_MAX_BYTES - 100);
+    expect(text.startsWith('x')).toBe(true);
+    expect(text.endsWith(`${line}ERROR: last\n`)).toBe(true);
+  });
+});
