@@ -16,6 +16,7 @@ import { DEFAULT_TIMEOUT_SECONDS } from '../workflows/steps.js';
 import { runPolicyCheck } from './commands/policy.js';
 import { runDoctor } from './commands/doctor.js';
 import { TOOL_VERSION } from '../core/version.js';
+import { defaultRunsDir, sweepRuns } from '../core/run-record.js';
 
 const collect = (value: string, previous: string[] = []) => [...previous, value];
 
@@ -33,8 +34,9 @@ function sandboxOptions(command: Command, policy: string): Command {
 }
 
 /**
- * The second Ctrl-C: remove every container this process started (by its owner label), then exit
- * with the signal's code without waiting for the rest of the cleanup.
+ * The second Ctrl-C: remove every container this process started (by its owner label) and the
+ * directories its runs recorded, then exit with the signal's code without waiting for the rest of
+ * the cleanup.
  */
 async function forceExit(client: ContainerClient | null, signal: 'SIGINT' | 'SIGTERM', exit: (code: number) => void): Promise<void> {
   process.stderr.write(`sandbox-install: ${signal} again: removing this run's containers and exiting\n`);
@@ -42,6 +44,7 @@ async function forceExit(client: ContainerClient | null, signal: 'SIGINT' | 'SIG
     const mine = await client.listOurs().catch(() => []);
     await Promise.allSettled(mine.filter((c) => c.labels[LABEL.owner] === runOwner()).map((c) => client.removeContainer(c.id)));
   }
+  await sweepRuns(defaultRunsDir(), (record) => `${record.host}:${record.pid}` === runOwner()).catch(() => undefined);
   exit(signal === 'SIGINT' ? EXIT.sigint : EXIT.sigterm);
 }
 
@@ -145,8 +148,8 @@ export async function main(
 
   program
     .command('gc')
-    .description('remove containers left behind by killed runs')
-    .option('--all', 'also remove containers of runs that are still going')
+    .description('remove the containers, temp dirs and staging dirs left behind by killed runs')
+    .option('--all', 'also remove containers of runs that are still going (their dirs stay: each run removes its own)')
     .action((options: { all?: boolean }) => run((ctx) => runGc(options, ctx))());
 
   program

@@ -69,9 +69,13 @@ async function tryCreate(file: string, holder: LockHolder): Promise<boolean> {
   }
   try {
     await handle.writeFile(`${JSON.stringify(holder)}\n`);
-  } finally {
-    await handle.close();
+  } catch (error: unknown) {
+    // Made by us and naming no holder (a full disk): left there, it would hold off every later run.
+    await handle.close().catch(() => undefined);
+    await rm(file, { force: true });
+    throw error;
   }
+  await handle.close();
   return true;
 }
 

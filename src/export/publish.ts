@@ -6,8 +6,9 @@
 import { chmod, lstat, mkdir, mkdtemp, readdir, readlink, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
-import { InputError } from '../errors.js';
+import { EnvironmentError, InputError } from '../errors.js';
 import { finding, type Finding } from '../core/finding.js';
+import type { MakeRunDir } from '../core/run-record.js';
 import { compileTree, type CompileResult } from './bytecode.js';
 import { extractArchive } from './extract.js';
 import { lockFileFor, withLockFile, type LockOptions } from './lock-file.js';
@@ -58,14 +59,50 @@ async function exists(file: string): Promise<boolean> {
   );
 }
 
+const NO_ROOM = { ENOSPC: 'no space left on device', EDQUOT: 'disk quota exceeded' } as const;
+type NoRoom = keyof typeof NO_ROOM;
+
+/** A full output disk is the machine's problem (exit 3), not the package's nor an inconclusive install. */
+function noRoomError(code: NoRoom, target: string, cause: unknown): EnvironmentError {
+  return new EnvironmentError('export.disk-full', `no space left to export to ${target}: ${code} (${NO_ROOM[code]})`, {
+    cause,
+    hint: `free space on the disk of ${path.dirname(target)}, or choose an --output on a disk with room`,
+  });
+}
+
+/** `error` as export.disk-full when ENOSPC or EDQUOT is anywhere in its cause chain; any other error as it is. */
+export function diskFullOr(error: unknown, target: string): unknown {
+  if (error instanceof EnvironmentError) return error;
+  for (let e = error, depth = 0; e instanceof Error && depth < 8; e = e.cause, depth++) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOSPC' || code === 'EDQUOT') return noRoomError(code, target, error);
+  }
+  return error;
+}
+
+/**
+ * The compiler's report of a pyc the disk had no room for (errno 28 ENOSPC, 122 EDQUOT). No source
+ * can raise it (compile() raises SyntaxError, ValueError and the like): it says nothing of the package.
+ */
+function bytecodeNoRoom(compiled: CompileResult | null): NoRoom | null {
+  const errno = compiled?.failures.map((failure) => /^OSError: \[Errno (28|122)\]/.exec(failure.error)?.[1]).find(Boolean);
+  return errno === undefined ? null : errno === '28' ? 'ENOSPC' : 'EDQUOT';
+}
+
 /** `__pycache__` anywhere: left out of every export, and rebuilt from the verified sources. */
 const inBytecodeCache = (rel: string): boolean => rel.split('/').includes('__pycache__');
 
-/** A staging dir beside `output` (the same filesystem, so moving it into place is one rename). */
-export async function stagingDir(output: string): Promise<{ target: string; dir: string; discard: () => Promise<void> }> {
+/** mkdtemp: a staging dir no run record names. */
+const unrecorded: MakeRunDir = (parent, prefix) => mkdtemp(path.join(parent, prefix));
+
+/**
+ * A staging dir beside `output` (the same filesystem, so moving it into place is one rename), made
+ * by `makeDir`: a run passes its own, which records the dir for `gc` before it exists.
+ */
+export async function stagingDir(output: string, makeDir: MakeRunDir = unrecorded): Promise<{ target: string; dir: string; discard: () => Promise<void> }> {
   const target = path.resolve(output);
   await mkdir(path.dirname(target), { recursive: true });
-  const dir = await mkdtemp(path.join(path.dirname(target), `.${path.basename(target)}.staging-`));
+  const dir = await makeDir(path.dirname(target), `.${path.basename(target)}.staging-`);
   return { target, dir, discard: () => rm(dir, { recursive: true, force: true }) };
 }
 
@@ -105,15 +142,17 @@ export async function publishStaged(dir: string, target: string, lock: LockOptio
     );
   } catch (error: unknown) {
     await rm(dir, { recursive: true, force: true });
-    throw error;
+    throw diskFullOr(error, target);
   }
 }
 
-export async function stageExport(archive: Readable, output: string, options: { lock?: LockOptions } = {}): Promise<StagedExport> {
-  const { target, dir, discard } = await stagingDir(output);
+export async function stageExport(archive: Readable, output: string, options: { lock?: LockOptions; makeDir?: MakeRunDir } = {}): Promise<StagedExport> {
+  const { target, dir, discard } = await stagingDir(output, options.makeDir);
   try {
     const result = await extractArchive(archive, dir, { stripComponents: 1, leaveOut: inBytecodeCache });
     const bytecode = result.findings.length === 0 ? await compileTree(dir) : null;
+    const noRoom = bytecodeNoRoom(bytecode);
+    if (noRoom !== null) throw noRoomError(noRoom, target, new Error(`the bytecode compiler: ${noRoom}`));
     const manifest = result.findings.length === 0 ? await buildManifest(dir) : [];
     const owner = new Map(manifest.map((entry) => [entry.path, entry.distribution?.split('==')[0] ?? null]));
     const invalid = (bytecode?.failures ?? []).map((failure) =>
@@ -137,7 +176,7 @@ export async function stageExport(archive: Readable, output: string, options: { 
           await writeManifest(path.join(dir, MANIFEST_NAME), { schemaVersion: 1, root: target, files: manifest });
         } catch (error: unknown) {
           await discard();
-          throw error;
+          throw diskFullOr(error, target);
         }
         await publishStaged(dir, target, options.lock);
         return { output: target, manifestFile: path.join(target, MANIFEST_NAME) };
@@ -145,6 +184,6 @@ export async function stageExport(archive: Readable, output: string, options: { 
     };
   } catch (error: unknown) {
     await discard();
-    throw error;
+    throw diskFullOr(error, target);
   }
 }

@@ -16,9 +16,10 @@ import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import tarStream from 'tar-stream';
 import { finding, type Finding } from '../core/finding.js';
+import type { MakeRunDir } from '../core/run-record.js';
 import type { LockedRequirement, LockPlan } from '../lock/types.js';
 import type { LockOptions } from './lock-file.js';
-import { MANIFEST_NAME, publishStaged, stagingDir } from './publish.js';
+import { diskFullOr, MANIFEST_NAME, publishStaged, stagingDir } from './publish.js';
 import { writeManifest, type ManifestEntry } from './manifest.js';
 
 /** One entry of the wheel dir's archive, its leading directory stripped. */
@@ -215,6 +216,8 @@ export interface StageWheelhouseInput {
   limits?: WheelDirLimits;
   /** How long publishing waits for another run holding the output's lock. */
   lock?: LockOptions;
+  /** Makes the staging dir; a run passes its own, which records the dir for `gc` before it exists. */
+  makeDir?: MakeRunDir;
 }
 
 /**
@@ -224,7 +227,7 @@ export interface StageWheelhouseInput {
  * the caller discards it.
  */
 export async function stageWheelhouse(input: StageWheelhouseInput): Promise<StagedWheelhouse> {
-  const { target, dir, discard } = await stagingDir(input.output);
+  const { target, dir, discard } = await stagingDir(input.output, input.makeDir);
   try {
     const read = await readWheelDir(input.archive, dir, input.wanted, input.limits);
     const selection = input.select(read.entries);
@@ -264,7 +267,7 @@ export async function stageWheelhouse(input: StageWheelhouseInput): Promise<Stag
           await fsyncPath(dir);
         } catch (error: unknown) {
           await discard();
-          throw error;
+          throw diskFullOr(error, target);
         }
         await publishStaged(dir, target, input.lock);
         await fsyncPath(path.dirname(target));
@@ -273,7 +276,7 @@ export async function stageWheelhouse(input: StageWheelhouseInput): Promise<Stag
     };
   } catch (error: unknown) {
     await discard();
-    throw error;
+    throw diskFullOr(error, target);
   }
 }
 

@@ -24,7 +24,25 @@ import {
   type SeedFile,
 } from './port.js';
 
+/**
+ * The steps of a run a test can act at (`FakeRun.at`): each hook runs when the workflow reaches the
+ * step, before the fake answers, so a test can send a signal or lose the engine exactly there.
+ * `archiveData` is when the caller first reads the bytes of an archive readArchive gave.
+ */
+export type FakeStep = 'imageExists' | 'startRun' | 'putFiles' | 'startSandbox' | 'waitSandbox' | 'readArchive' | 'archiveData' | 'remove';
+
+/** What a hook is told: the engine (to `lose()` it), the path of readArchive and archiveData, and how many times the step was reached (from 1). */
+export interface FakeStepCall {
+  engine: FakeEngine;
+  path?: string;
+  count: number;
+}
+
+export type FakeHook = (call: FakeStepCall) => void | Promise<void>;
+
 export interface FakeRun {
+  /** Hooks at named steps; see FakeStep. */
+  at?: Partial<Record<FakeStep, FakeHook>>;
   /** ping() fails: no engine (version() and inspectImage() too). */
   engineDown?: boolean;
   /** What version() answers; default `Fake 1.0`, API `1.41`. */
@@ -48,6 +66,18 @@ export interface FakeRun {
   writableBytes?: number;
 }
 
+/** What dockerode rejects with when the engine's socket answers no more: a new request, and one that was open. */
+function connectionError(open: boolean): Error {
+  return open
+    ? Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' })
+    : Object.assign(new Error('connect ECONNREFUSED /var/run/docker.sock'), {
+        code: 'ECONNREFUSED',
+        errno: -111,
+        syscall: 'connect',
+        address: '/var/run/docker.sock',
+      });
+}
+
 function archive(entries: Array<{ name: string; content?: string }>): Readable {
   const pack = tarStream.pack();
   for (const entry of entries) {
@@ -64,13 +94,23 @@ export class FakeSandboxRun implements SandboxRun {
   started = false;
   removed = false;
   seeded: SeedFile[] = [];
+  /** How many times remove() was called, whether or not the engine answered. */
+  removeAttempts = 0;
   private killed: (() => void) | null = null;
+  private dropped: ((error: Error) => void) | null = null;
 
   constructor(
     readonly spec: RunSpec,
     private readonly run: FakeRun,
+    /** The engine that made it (its hooks, its loss); a run made on its own gets an engine of its own. */
+    private readonly engine: FakeEngine = new FakeEngine(run),
   ) {
     if (run.noDiff) this.diff = undefined;
+  }
+
+  /** The engine went away: a wait in progress breaks. */
+  drop(): void {
+    this.dropped?.(connectionError(true));
   }
 
   get id(): string {
@@ -86,48 +126,63 @@ export class FakeSandboxRun implements SandboxRun {
   }
 
   async putFiles(files: SeedFile[]): Promise<void> {
+    await this.engine.reach('putFiles');
     this.seeded.push(...files);
   }
 
   async startSandbox(): Promise<void> {
+    await this.engine.reach('startSandbox');
     this.started = true;
   }
 
-  waitSandbox(signal?: AbortSignal): Promise<number> {
+  async waitSandbox(signal?: AbortSignal): Promise<number> {
+    await this.engine.reach('waitSandbox');
     const code = this.run.exitCode;
     return new Promise<number>((resolve, reject) => {
       signal?.throwIfAborted();
       signal?.addEventListener('abort', () => reject(signal.reason), { once: true });
       this.killed = () => resolve(137);
+      this.dropped = reject;
       if (code !== 'hang') setImmediate(() => resolve(code));
     });
   }
 
   async killSandbox(): Promise<void> {
+    await this.engine.answer();
     this.killed?.();
   }
 
-  readonly writableBytes = async (): Promise<number> => this.run.writableBytes ?? 0;
+  readonly writableBytes = async (): Promise<number> => {
+    await this.engine.answer();
+    return this.run.writableBytes ?? 0;
+  };
 
   async sandboxOutput(): Promise<string> {
+    await this.engine.answer();
     return this.run.output ?? '';
   }
 
   async readArchive(target: string): Promise<Readable> {
+    await this.engine.reach('readArchive', target);
     const file = this.run.files[target];
-    if (file !== undefined) return archive([{ name: path.posix.basename(target), content: file }]);
+    if (file !== undefined) return this.engine.streamed(archive([{ name: path.posix.basename(target), content: file }]), target);
     const tree = this.run.trees[target];
     if (tree === undefined) throw new Error(`no such path in the fake sandbox: ${target}`);
     const root = path.posix.basename(target);
-    return archive([{ name: `${root}/` }, ...Object.entries(tree).map(([name, content]) => ({ name: `${root}/${name}`, content }))]);
+    return this.engine.streamed(
+      archive([{ name: `${root}/` }, ...Object.entries(tree).map(([name, content]) => ({ name: `${root}/${name}`, content }))]),
+      target,
+    );
   }
 
   async state(): Promise<{ monitorRunning: boolean; sandbox: ContainerState }> {
+    await this.engine.answer();
     return { monitorRunning: !this.removed, sandbox: { running: false, exitCode: null, oomKilled: this.run.oomKilled ?? false } };
   }
 
   /** As Docker's diff shows them: the files copied in before start (and their new parents) are `added`. */
   readonly diff?: () => Promise<FsChange[]> = async () => {
+    await this.engine.answer();
     const seeded = this.seeded.flatMap((file): FsChange[] => [
       { path: path.posix.dirname(file.path), kind: 'added' },
       { path: file.path, kind: 'added' },
@@ -137,35 +192,81 @@ export class FakeSandboxRun implements SandboxRun {
   };
 
   async remove(): Promise<void> {
+    this.removeAttempts++;
+    await this.engine.reach('remove');
     this.removed = true;
   }
 }
 
 export class FakeEngine implements ContainerClient {
   readonly runs: FakeSandboxRun[] = [];
+  /** Set by lose(): how every later call ends. */
+  private lost: 'fail' | 'hang' | null = null;
+  private readonly reached = new Map<FakeStep, number>();
 
   constructor(private readonly run: FakeRun) {}
 
-  private answer(): void {
+  /**
+   * The engine goes away (it stopped, or restarts): a wait in progress breaks with a connection
+   * error, and every later call fails with one (`fail`) or never answers (`hang`).
+   */
+  lose(later: 'fail' | 'hang' = 'fail'): void {
+    this.lost = later;
+    for (const run of this.runs) run.drop();
+  }
+
+  /** How an engine call starts: it fails or hangs once the engine is lost. */
+  async answer(): Promise<void> {
+    if (this.lost === 'fail') throw connectionError(false);
+    if (this.lost === 'hang') await new Promise<never>(() => {});
+  }
+
+  /** A step reached: its hook runs, then the engine answers (or not). */
+  async reach(step: FakeStep, target?: string): Promise<void> {
+    const count = (this.reached.get(step) ?? 0) + 1;
+    this.reached.set(step, count);
+    await this.run.at?.[step]?.({ engine: this, count, ...(target === undefined ? {} : { path: target }) });
+    await this.answer();
+  }
+
+  /** An archive whose `archiveData` hook runs when its reader first asks for bytes. */
+  streamed(data: Readable, target: string): Readable {
+    const hook = this.run.at?.archiveData;
+    if (!hook) return data;
+    const count = (this.reached.get('archiveData') ?? 0) + 1;
+    this.reached.set('archiveData', count);
+    const call: FakeStepCall = { engine: this, count, path: target };
+    return Readable.from(
+      (async function* () {
+        await hook(call);
+        for await (const chunk of data) yield chunk as Buffer;
+      })(),
+      { objectMode: false },
+    );
+  }
+
+  private down(): void {
     if (this.run.engineDown) throw new EnvironmentError('engine.unreachable', 'no container engine answers (fake)', { hint: 'start one' });
   }
 
   async ping(): Promise<void> {
-    this.answer();
+    this.down();
+    await this.answer();
   }
 
   async version(): Promise<EngineVersion> {
-    this.answer();
+    this.down();
     return this.run.engineVersion ?? { engine: 'Fake 1.0', api: '1.41' };
   }
 
   async inspectImage(ref: string): Promise<ImageInfo | null> {
-    this.answer();
+    this.down();
     if (this.run.images === undefined) return { created: new Date().toISOString(), labels: {}, sizeBytes: 0 };
     return this.run.images[ref] ?? null;
   }
 
   async imageExists(): Promise<boolean> {
+    await this.reach('imageExists');
     return true;
   }
 
@@ -176,13 +277,15 @@ export class FakeEngine implements ContainerClient {
   async importImage(): Promise<void> {}
 
   async startRun(spec: RunSpec, listener: MonitorListener): Promise<SandboxRun> {
-    const run = new FakeSandboxRun(spec, this.run);
+    await this.reach('startRun');
+    const run = new FakeSandboxRun(spec, this.run, this);
     this.runs.push(run);
     run.play(listener);
     return run;
   }
 
   async listOurs(): Promise<LeftoverContainer[]> {
+    await this.answer();
     return this.runs
       .filter((r) => !r.removed)
       .flatMap((r) =>
@@ -196,6 +299,7 @@ export class FakeEngine implements ContainerClient {
   }
 
   async removeContainer(id: string): Promise<void> {
+    await this.answer();
     const run = this.runs.find((r) => id.startsWith(`${r.id}-`));
     if (run) run.removed = true;
   }

@@ -2,11 +2,12 @@
  * The sandbox image: its tag is derived from the content of `images/`, so a change to the
  * Dockerfile or the monitor scripts gives a new tag and the next run rebuilds it.
  */
-import { createHash } from 'node:crypto';
-import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { createHash, randomUUID } from 'node:crypto';
+import { readdir, readFile, rm } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 import { execa } from 'execa';
+import { defaultRunsDir, RunRecord } from '../core/run-record.js';
 import { EnvironmentError } from '../errors.js';
 import type { ContainerClient } from './port.js';
 
@@ -66,7 +67,9 @@ async function bootstrapDebian(options: ImageBuildOptions): Promise<void> {
     options.progress(`base ${BOOTSTRAP_BASE} already present`);
     return;
   }
-  const work = await mkdtemp(path.join('/var/tmp', 'sandbox-install-rootfs-'));
+  // Recorded before it exists, so `gc` removes a rootfs a `kill -9` left (hundreds of MB).
+  const record = new RunRecord(path.join(defaultRunsDir(), `${randomUUID()}.json`));
+  const work = await record.makeDir('/var/tmp', 'sandbox-install-rootfs-');
   try {
     const child = execa('bash', [path.join(IMAGES_DIR, 'bootstrap-debian.sh'), work], { all: true, reject: false, cancelSignal: options.signal });
     for await (const line of child.iterable({ from: 'all' })) options.progress(String(line));
@@ -82,6 +85,7 @@ async function bootstrapDebian(options: ImageBuildOptions): Promise<void> {
     await Promise.all([options.client.importImage(tar.stdout, BOOTSTRAP_BASE, BOOTSTRAP_CHANGES, options.progress), tar]);
   } finally {
     await rm(work, { recursive: true, force: true });
+    await record.close();
   }
 }
 

@@ -3,16 +3,16 @@
  * monitor events and proxy findings of its time window; nothing is dropped, not even an event the
  * phases' times cannot place.
  */
-import { mkdtemp } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import pino from 'pino';
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { DEFAULT_LIMITS } from '../core/outcome.js';
 import { STATE_DIR } from '../core/layout.js';
 import { noPipOptions } from '../lock/pip-options.js';
 import { loadPolicy } from '../policy/load.js';
-import { FakeEngine } from '../runtime/fake.js';
+import { FakeEngine, type FakeRun } from '../runtime/fake.js';
 import { SandboxSession } from './session.js';
 
 const status = (phase: string, started: number, ended: number) => ({
@@ -49,6 +49,7 @@ async function runPhases(statuses: object[], monitorLines: string[], options: { 
     limits: DEFAULT_LIMITS,
     logger: pino({ level: 'silent' }),
     signal: new AbortController().signal,
+    runsDir: path.join(await mkdtemp(path.join(tmpdir(), 'sandbox-install-state-')), 'runs'),
   });
   return session.run([{ name: 'import', argv: ['python3', '-c', 'pass'] }]);
 }
@@ -83,5 +84,58 @@ describe('SandboxSession.run with phases', () => {
     const without = await runPhases([status('install', 10, 20), status('import', 21, 30)], [], { noDiff: true });
     expect(without.phases.map((p) => p.changes)).toEqual([[], []]);
     expect(without.phases.map((p) => p.status?.started)).toEqual([10, 21]);
+  });
+});
+
+describe('SandboxSession when the engine stops answering', () => {
+  afterEach(() => {
+    vi.unstubAllEnvs();
+  });
+
+  /** A session on `engine` whose temp dirs go to `<work>/tmp` and its record to `<work>/runs`. */
+  async function session(engine: FakeEngine, work: string, removeTimeoutMs: number): Promise<SandboxSession> {
+    await mkdir(path.join(work, 'tmp'));
+    vi.stubEnv('TMPDIR', path.join(work, 'tmp'));
+    return SandboxSession.open({
+      client: engine,
+      image: 'sandbox-install:fake',
+      plan: { file: 'requirements.lock', requirements: [], indexUrl: null, extraIndexUrls: [], pipOptions: noPipOptions() },
+      upstreams: { indexUrl: `file://${work}`, extraIndexUrls: [] },
+      policy: await loadPolicy('default'),
+      cacheDir: path.join(work, 'cache'),
+      limits: DEFAULT_LIMITS,
+      logger: pino({ level: 'silent' }),
+      signal: new AbortController().signal,
+      runsDir: path.join(work, 'runs'),
+      removeTimeoutMs,
+    });
+  }
+
+  it('an engine that hangs after breaking the wait: the run fails as engine.lost, and its end waits on removal only as long as the bound', async () => {
+    const work = await mkdtemp(path.join(tmpdir(), 'sandbox-install-lost-'));
+    const script: FakeRun = { exitCode: 'hang', files: {}, trees: {}, at: { waitSandbox: ({ engine }) => void setTimeout(() => engine.lose('hang'), 20) } };
+    const engine = new FakeEngine(script);
+    const opened = await session(engine, work, 300);
+    const started = Date.now();
+    let failure: unknown = null;
+    try {
+      await opened.run();
+    } catch (error: unknown) {
+      failure = error;
+    } finally {
+      await opened[Symbol.asyncDispose]();
+    }
+    expect(failure).toMatchObject({
+      kind: 'environment',
+      code: 'engine.lost',
+      message: 'the container engine went away while the sandbox ran (socket hang up)',
+    });
+    // The removal was tried and never answered: the end came at the bound, not never.
+    expect(engine.runs.map((r) => [r.removeAttempts, r.removed])).toEqual([[1, false]]);
+    expect(Date.now() - started).toBeLessThan(3000);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(300);
+    // The host side is clean all the same: no temp dir, no record.
+    expect(await readdir(path.join(work, 'tmp'))).toEqual([]);
+    expect(await readdir(path.join(work, 'runs'))).toEqual([]);
   });
 });

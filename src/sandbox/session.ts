@@ -1,17 +1,19 @@
 /**
  * One sandbox run: the index proxy on a private unix socket, the monitor container that owns the
  * network namespace, and the sandbox container that runs pip under the tracer. A session is an
- * AsyncDisposable: `await using` removes both containers, closes the proxy and deletes every temp
- * dir, whatever happened.
+ * AsyncDisposable: `await using` removes both containers (waiting on the engine only so long),
+ * closes the proxy and deletes every temp dir, whatever happened. The dirs it makes are recorded on
+ * disk before they exist (core/run-record.ts), so `gc` finds them after a `kill -9`.
  */
 import { randomBytes, randomUUID } from 'node:crypto';
-import { chmod, mkdtemp, rm } from 'node:fs/promises';
+import { chmod, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import type { Logger } from 'pino';
-import { InstallError } from '../errors.js';
+import { EnvironmentError, InstallError, SandboxError } from '../errors.js';
 import { canaryMatcher, makeCanaries, type CanarySet } from '../core/canary.js';
+import { defaultRunsDir, RunRecord, type MakeRunDir } from '../core/run-record.js';
 import { readSingleFile } from '../core/single-file.js';
 import type { LockPlan } from '../lock/types.js';
 import type { Policy } from '../policy/schema.js';
@@ -66,6 +68,34 @@ export interface SessionOptions {
    * with `unlocked`: nothing is installed, and the proxy serves what pip picks.
    */
   resolve?: { requirements: string };
+  /** Where the run's record of the directories it makes goes (for `gc` after a kill); default defaultRunsDir(). */
+  runsDir?: string;
+  /** How long removing the containers may take at the end before the run gives up on it (an engine that stopped answering). */
+  removeTimeoutMs?: number;
+}
+
+/** An engine that does not remove two containers in this long is not answering: the run ends, and `gc` removes them later. */
+const REMOVE_TIMEOUT_MS = 30_000;
+
+/**
+ * The engine failed while the sandbox ran (its socket closed, it restarted, the container vanished):
+ * the run cannot be judged, and the machine, not a package, is at fault (exit 3).
+ */
+function engineLost(error: unknown): SandboxError {
+  if (error instanceof SandboxError) return error;
+  return new EnvironmentError('engine.lost', `the container engine went away while the sandbox ran (${(error as Error)?.message ?? String(error)})`, {
+    cause: error,
+    hint: 'check the engine (docker info) and run again; `sandbox-install gc` removes what this run left',
+  });
+}
+
+/** `promise`, or an EnvironmentError after `ms`: cleanup waits on an engine only so long. */
+function bounded<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new EnvironmentError('engine.lost', `${what} did not finish within ${ms / 1000} s`)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
 
 /** The import phase: every top-level module imported in its own process (images/importer.py). */
@@ -81,7 +111,8 @@ export class SandboxSession implements AsyncDisposable {
   readonly id = randomUUID();
   /** Fake credentials planted in this run's sandbox, fresh random values each run. */
   readonly canaries: CanarySet = makeCanaries();
-  private readonly dirs: string[] = [];
+  /** The directories this run makes on the host (its temp dirs, and the staging dirs made through `makeDir`), on disk for `gc`. */
+  private readonly record: RunRecord;
   private proxy: IndexProxy | null = null;
   private sandbox: SandboxRun | null = null;
   private readonly monitorEvents: MonitorEvent[] = [];
@@ -89,6 +120,17 @@ export class SandboxSession implements AsyncDisposable {
 
   private constructor(private readonly options: SessionOptions) {
     this.log = options.logger.child({ run: this.id.slice(0, 8) });
+    this.record = new RunRecord(path.join(options.runsDir ?? defaultRunsDir(), `${this.id}.json`), (error) =>
+      this.log.warn({ err: error }, 'cannot record the run for `sandbox-install gc`; a killed run would leave its temp dirs'),
+    );
+  }
+
+  /**
+   * Makes a directory this run owns (an export's staging dir): recorded for `gc` before it exists,
+   * and removed at the end of the run if it is still there (a published one was renamed away).
+   */
+  get makeDir(): MakeRunDir {
+    return this.record.makeDir;
   }
 
   static async open(options: SessionOptions): Promise<SandboxSession> {
@@ -105,8 +147,7 @@ export class SandboxSession implements AsyncDisposable {
   }
 
   private async tempDir(prefix: string, mode: number): Promise<string> {
-    const dir = await mkdtemp(path.join(tmpdir(), `sandbox-install-${prefix}-`));
-    this.dirs.push(dir);
+    const dir = await this.record.makeDir(tmpdir(), `sandbox-install-${prefix}-`);
     await chmod(dir, mode);
     return dir;
   }
@@ -140,6 +181,8 @@ export class SandboxSession implements AsyncDisposable {
       logger: this.log.child({ component: 'proxy' }),
     });
     timings.proxyStart = elapsed(t);
+    // Interrupted before the containers (while the image was checked, or the proxy started): none is made.
+    signal.throwIfAborted();
 
     t = performance.now();
     const pipArgs = this.pipArgv(['install', '--prefix', TARGET, NO_COMPILE]);
@@ -223,7 +266,8 @@ export class SandboxSession implements AsyncDisposable {
     try {
       pipExitCode = await sandbox.waitSandbox(AbortSignal.any([signal, timeout]));
     } catch (error: unknown) {
-      if (!timeout.aborted || signal.aborted) throw error;
+      if (signal.aborted) throw error;
+      if (!timeout.aborted) throw engineLost(error);
       timedOut = true;
       await sandbox.killSandbox();
     } finally {
@@ -412,9 +456,21 @@ export class SandboxSession implements AsyncDisposable {
 
   async [Symbol.asyncDispose](): Promise<void> {
     const problems: unknown[] = [];
-    await this.sandbox?.remove().catch((error: unknown) => problems.push(error));
+    if (this.sandbox) {
+      await bounded(this.sandbox.remove(), this.options.removeTimeoutMs ?? REMOVE_TIMEOUT_MS, "removing the run's containers").catch((error: unknown) =>
+        problems.push(error),
+      );
+    }
     await this.proxy?.close().catch((error: unknown) => problems.push(error));
-    for (const dir of this.dirs) await rm(dir, { recursive: true, force: true }).catch((error: unknown) => problems.push(error));
+    let dirsLeft = false;
+    for (const dir of this.record.dirs) {
+      await rm(dir, { recursive: true, force: true }).catch((error: unknown) => {
+        dirsLeft = true;
+        problems.push(error);
+      });
+    }
+    // Kept while a directory is left, so `gc` can finish the job.
+    if (!dirsLeft) await this.record.close().catch((error: unknown) => problems.push(error));
     if (problems.length > 0) this.log.error({ problems: problems.map(String) }, 'cleanup was incomplete; run `sandbox-install gc`');
   }
 }
@@ -452,7 +508,8 @@ function watchDisk(run: SandboxRun, cap: number, log: Logger): { exceeded: numbe
   }, DISK_POLL_MS);
   state.stop = async () => {
     clearInterval(timer);
-    await polling;
+    // A look in progress is waited for, but not on an engine that stopped answering.
+    await bounded(polling, 5 * DISK_POLL_MS, 'measuring the sandbox').catch(() => undefined);
   };
   return state;
 }

@@ -40,7 +40,7 @@ export function install(request: InstallRequest, deps: WorkflowDeps): Promise<In
  * report says what will be published, and a report that cannot be written stops the export.
  */
 async function exportTree(session: SandboxSession, request: InstallRequest, report: Report, policy: Policy, deps: WorkflowDeps, log: Logger): Promise<void> {
-  const staged = await stageExport(await session.siteArchive(), request.output);
+  const staged = await stageExport(await session.siteArchive(), request.output, { makeDir: session.makeDir });
   if (staged.bytecode?.skipped) log.warn({ reason: staged.bytecode.skipped }, 'exporting without bytecode; Python compiles it at first import');
   if (staged.findings.length > 0) {
     await staged.discard();

@@ -138,6 +138,8 @@ export async function investigate(request: InvestigateRequest, deps: WorkflowDep
     const distributions = [...new Set([...lock.requirements.map((r) => r.name), ...(target.kind === 'lock' ? [] : served.map((file) => file.project))])];
     const observed = await observeRun(session, run, { distributions, policy, reservedNames: [] }, () => true);
     timings.observe = Math.round(performance.now() - t);
+    // Interrupted while the run was observed: no verdict, nothing published.
+    deps.signal.throwIfAborted();
 
     // Step 5: judge. Nothing is exported, whatever the verdict.
     const judgement = evaluate(

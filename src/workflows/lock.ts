@@ -143,6 +143,8 @@ export async function lock(request: LockRequest, deps: WorkflowDeps): Promise<Wo
     const distributions = [...new Set([...resolved.map((d) => d.name), ...served.map((file) => file.project)])];
     const observed = await observeRun(session, run, { distributions, policy, reservedNames: [] }, () => false);
     timings.observe = Math.round(performance.now() - t);
+    // Interrupted while the run was observed: no verdict, nothing published.
+    deps.signal.throwIfAborted();
 
     // Step 6: judge.
     const problems = locked.problems.map(problemFinding);

@@ -128,6 +128,8 @@ export async function lockedRun(request: LockedRunRequest, workflow: LockedWorkf
     const observed = await observeRun(session, run, { distributions, policy, reservedNames: [MANIFEST_NAME] }, (file) => file.locked);
     const own = workflow.findings?.(run) ?? [];
     timings.observe = Math.round(performance.now() - t);
+    // Interrupted while the run was observed: no verdict, nothing published.
+    deps.signal.throwIfAborted();
 
     // Judge. Every phase must have run and succeeded for a pass.
     const judgement = evaluate(

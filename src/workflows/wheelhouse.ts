@@ -197,6 +197,7 @@ async function writeWheelhouse(
     wanted: builtCandidate(served),
     select: (entries) => selectWheels(entries, lock, served),
     date: (request.now ?? (() => new Date()))(),
+    makeDir: session.makeDir,
   });
   if (staged.findings.length > 0) {
     await staged.discard();

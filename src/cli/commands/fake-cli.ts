@@ -1,13 +1,14 @@
 /**
  * Test support for the command tests that run main() on the fake engine (imported only by tests):
- * a temp work dir per test with an empty `index/` served as a file:// index, stdout and stderr
- * captured, the flags every such run shares, the report it wrote, the runs it left behind, and
+ * a temp work dir per test with an empty `index/` served as a file:// index, a temp dir (TMPDIR)
+ * and a state dir (XDG_STATE_HOME, where run records go) of the test's own beside it, stdout and
+ * stderr captured, the flags every such run shares, the report it wrote, the runs it left behind, and
  * builders for the files a scripted run's supervisor leaves.
  */
 import { access, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { afterEach, beforeEach, vi } from 'vitest';
+import { afterEach, beforeEach, expect, vi } from 'vitest';
 import { main } from '../index.js';
 import { STATE_DIR } from '../../core/layout.js';
 import type { FakeEngine } from '../../runtime/fake.js';
@@ -16,14 +17,19 @@ import { Report } from '../../report/schema.js';
 export interface FakeCli {
   /** This test's temp dir, made before each test, holding an empty `index/`. */
   readonly work: string;
+  /** os.tmpdir() during the test (not inside `work`), so a test sees every temp dir a run leaves. */
+  readonly tmp: string;
+  /** `<state>/sandbox-install/runs`, XDG_STATE_HOME being the test's own: where the runs record what they made. */
+  readonly runs: string;
   /** What the command wrote to stdout and stderr, chunk by chunk; emptied before each test. */
   readonly stdout: string[];
   readonly stderr: string[];
   /**
    * main() on `engine`: `head` (the command, its positional and its own options), then the shared
    * flags (the work dir's index, a fake image, cache and report in the work dir, -q), then `extra`.
+   * `exit` catches a forced exit (a second signal); by default one fails the test.
    */
-  cli(engine: FakeEngine, head: string[], extra?: string[]): Promise<number>;
+  cli(engine: FakeEngine, head: string[], extra?: string[], exit?: (code: number) => void): Promise<number>;
   /** The report the run wrote to `<work>/report.json`, checked against its schema. */
   report(): Promise<Report>;
   /** The ids of the runs the engine still holds. */
@@ -33,12 +39,17 @@ export interface FakeCli {
 /** Registers the per-test work dir and output capture in the calling describe; `prefix` names the temp dir. */
 export function useFakeCli(prefix: string): FakeCli {
   let work = '';
+  let env = '';
   const stdout: string[] = [];
   const stderr: string[] = [];
 
   beforeEach(async () => {
     work = await mkdtemp(path.join(tmpdir(), prefix));
     await mkdir(path.join(work, 'index'));
+    env = await mkdtemp(path.join(tmpdir(), `${prefix}env-`));
+    await mkdir(path.join(env, 'tmp'));
+    vi.stubEnv('TMPDIR', path.join(env, 'tmp'));
+    vi.stubEnv('XDG_STATE_HOME', path.join(env, 'state'));
     stdout.length = 0;
     stderr.length = 0;
     vi.spyOn(process.stdout, 'write').mockImplementation((chunk) => (stdout.push(String(chunk)), true));
@@ -46,16 +57,24 @@ export function useFakeCli(prefix: string): FakeCli {
   });
   afterEach(async () => {
     vi.restoreAllMocks();
+    vi.unstubAllEnvs();
     await rm(work, { recursive: true, force: true });
+    await rm(env, { recursive: true, force: true });
   });
 
   return {
     get work() {
       return work;
     },
+    get tmp() {
+      return path.join(env, 'tmp');
+    },
+    get runs() {
+      return path.join(env, 'state', 'sandbox-install', 'runs');
+    },
     stdout,
     stderr,
-    cli: (engine, head, extra = []) =>
+    cli: (engine, head, extra = [], exit = (code) => expect.fail(`main() forced an exit with ${code}`)) =>
       main(
         [
           'node',
@@ -73,6 +92,7 @@ export function useFakeCli(prefix: string): FakeCli {
           ...extra,
         ],
         () => engine,
+        exit,
       ),
     report: async () => Report.parse(JSON.parse(await readFile(path.join(work, 'report.json'), 'utf8'))),
     leftovers: (engine) => engine.runs.filter((r) => !r.removed).map((r) => r.id),
