@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { EnvironmentError } from '../errors.js';
-import { BUILD_VARIANT_DIR, buildVariantTag, defaultImageTag, ensureBuildVariant, IMAGES_DIR } from './image.js';
+import { BUILD_VARIANT_DIR, buildVariantTag, defaultImageTag, ensureBuildVariant, ensureImage, IMAGES_DIR } from './image.js';
 import type { ContainerClient } from './port.js';
 
 describe('defaultImageTag', () => {
@@ -73,5 +73,39 @@ describe('the build variant', () => {
       message: 'building b:x-build-1 failed: apt-get: cannot reach deb.debian.org',
       hint: 'the build image installs gcc with apt-get: the Debian archive must be reachable from docker build',
     });
+  });
+});
+
+describe('the sandbox image on first use', () => {
+  /** An engine that has only the images named, and records builds (failing them when `fail`). */
+  function engine(present: string[], fail = false) {
+    const builds: Array<{ context: string; tag: string; args: Record<string, string> }> = [];
+    const client = {
+      imageExists: async (ref: string) => present.includes(ref),
+      buildImage: async (context: string, tag: string, args: Record<string, string>) => {
+        if (fail) throw new Error('the engine refused the build context');
+        builds.push({ context, tag, args });
+      },
+    } as unknown as ContainerClient;
+    return { client, builds };
+  }
+
+  it('is used as it is when present, and built from images/ when missing', async () => {
+    const present = engine(['sandbox-install:abc']);
+    expect(await ensureImage({ client: present.client, tag: 'sandbox-install:abc', base: 'online', progress: () => {} })).toBe('existing');
+    expect(present.builds).toEqual([]);
+
+    const missing = engine(['sandbox-install-base:bookworm']);
+    expect(await ensureImage({ client: missing.client, tag: 'sandbox-install:abc', base: 'auto', progress: () => {} })).toBe('bootstrap-debian');
+    expect(missing.builds).toEqual([
+      { context: IMAGES_DIR, tag: 'sandbox-install:abc', args: { BASE: 'sandbox-install-base:bookworm', BUILD_PATH: 'bootstrap-debian' } },
+    ]);
+  });
+
+  it('a build that fails is an environment error (exit 3) naming the image', async () => {
+    const failing = engine(['sandbox-install-base:bookworm'], true);
+    const error = await ensureImage({ client: failing.client, tag: 'sandbox-install:abc', base: 'auto', progress: () => {} }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(EnvironmentError);
+    expect(error).toMatchObject({ code: 'image.build-failed', message: 'building sandbox-install:abc failed: the engine refused the build context' });
   });
 });
