@@ -1,4 +1,5 @@
 #!/usr/bin/env node
-import { main } from '../dist/cli/index.js';
+// dist/cli/main.mjs is dist/cli/index.js and its dependencies bundled by `npm run build` (scripts/bundle.mjs).
+import { main } from '../dist/cli/main.mjs';
 
 process.exitCode = await main(process.argv);
