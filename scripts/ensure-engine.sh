@@ -30,7 +30,9 @@ fi
 if [ -f /var/run/docker.pid ] && ! kill -0 "$(cat /var/run/docker.pid)" 2>/dev/null; then
   rm -f /var/run/docker.pid
 fi
-if ! pgrep -x dockerd >/dev/null 2>&1; then
+# A dockerd that has exited but is not yet reaped (a zombie, for a minute or more after a restart on
+# some machines) is not one: count only live states.
+if ! pgrep -x -r D,R,S,T dockerd >/dev/null 2>&1; then
   echo "ensure-engine: starting dockerd (log: /var/log/sandbox-install-dockerd.log)" >&2
   nohup dockerd >/var/log/sandbox-install-dockerd.log 2>&1 &
 fi

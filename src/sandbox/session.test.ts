@@ -13,6 +13,7 @@ import { STATE_DIR } from '../core/layout.js';
 import { noPipOptions } from '../lock/pip-options.js';
 import { loadPolicy } from '../policy/load.js';
 import { FakeEngine, type FakeRun } from '../runtime/fake.js';
+import type { MonitorListener, RunSpec, SandboxRun } from '../runtime/port.js';
 import { SandboxSession } from './session.js';
 
 const status = (phase: string, started: number, ended: number) => ({
@@ -137,5 +138,69 @@ describe('SandboxSession when the engine stops answering', () => {
     // The host side is clean all the same: no temp dir, no record.
     expect(await readdir(path.join(work, 'tmp'))).toEqual([]);
     expect(await readdir(path.join(work, 'runs'))).toEqual([]);
+  });
+  /** The session's run and its end: what it threw (null when it returned), what it returned, and how long it all took. */
+  async function runToEnd(opened: SandboxSession): Promise<{ failure: unknown; outcome: Awaited<ReturnType<SandboxSession['run']>> | null; ms: number }> {
+    const started = Date.now();
+    let failure: unknown = null;
+    let outcome = null;
+    try {
+      outcome = await opened.run();
+    } catch (error: unknown) {
+      failure = error;
+    } finally {
+      await opened[Symbol.asyncDispose]();
+    }
+    return { failure, outcome, ms: Date.now() - started };
+  }
+
+  const install = (exited: number) => ({ phases: [{ ...status('install', 10, 20), pip: { how: 'exited', value: exited } }] });
+
+  it('an engine restarted with SIGTERM (it answers the wait with 137 as it stops the containers, then refuses every call): engine.lost, not a run that failed', async () => {
+    /** What dockerd does on SIGTERM: no new request is taken, the containers are stopped, the open wait answered with their exit. */
+    class ShuttingDownEngine extends FakeEngine {
+      override async startRun(spec: RunSpec, listener: MonitorListener): Promise<SandboxRun> {
+        const run = await super.startRun(spec, listener);
+        const wait = run.waitSandbox.bind(run);
+        run.waitSandbox = async (signal) => {
+          const code = await wait(signal);
+          this.lose('fail');
+          return code;
+        };
+        return run;
+      }
+    }
+    const work = await mkdtemp(path.join(tmpdir(), 'sandbox-install-lost-'));
+    const engine = new ShuttingDownEngine({ exitCode: 137, files: { [`${STATE_DIR}/status.json`]: JSON.stringify(install(0)) }, trees: {} });
+    const { failure, outcome, ms } = await runToEnd(await session(engine, work, 300));
+    expect(outcome).toBeNull();
+    expect(failure).toMatchObject({
+      kind: 'environment',
+      code: 'engine.lost',
+      message: 'the container engine went away while the sandbox ran (connect ECONNREFUSED /var/run/docker.sock)',
+      hint: 'check the engine (docker info) and run again; `sandbox-install gc` removes what this run left',
+    });
+    // Refused at once, not waited for: removal was tried, and gc finds the containers later.
+    expect(engine.runs.map((r) => [r.removeAttempts, r.removed])).toEqual([[1, false]]);
+    expect(ms).toBeLessThan(300);
+    expect(await readdir(path.join(work, 'tmp'))).toEqual([]);
+    expect(await readdir(path.join(work, 'runs'))).toEqual([]);
+  });
+
+  it('a trace unreadable because the engine went away after the status was read: engine.lost, not monitor.tampered; with the engine there, the run goes on without it', async () => {
+    const trace = `${STATE_DIR}/install.strace.log`;
+    const files = { [`${STATE_DIR}/status.json`]: JSON.stringify(install(0)), [trace]: '10 1.0 +++ exited with 0 +++\n' };
+    // Both work dirs first: session() points TMPDIR into the one it is given.
+    const [lostWork, thereWork] = [await mkdtemp(path.join(tmpdir(), 'sandbox-install-lost-')), await mkdtemp(path.join(tmpdir(), 'sandbox-install-lost-'))];
+    const gone = new FakeEngine({ exitCode: 0, files, trees: {}, at: { readArchive: ({ engine, path }) => void (path === trace && engine.lose('fail')) } });
+    const lost = await runToEnd(await session(gone, lostWork, 300));
+    expect(lost.outcome).toBeNull();
+    expect(lost.failure).toMatchObject({ kind: 'environment', code: 'engine.lost' });
+
+    // The same trace missing while the engine answers: the run returns, its trace null (monitor.tampered, judged later).
+    const { [trace]: _, ...withoutTrace } = files;
+    const there = await runToEnd(await session(new FakeEngine({ exitCode: 0, files: withoutTrace, trees: {} }), thereWork, 300));
+    expect(there.failure).toBeNull();
+    expect(there.outcome?.phases.map((p) => [p.phase, p.pipExitCode, p.trace])).toEqual([['install', 0, null]]);
   });
 });

@@ -89,6 +89,18 @@ function engineLost(error: unknown): SandboxError {
   });
 }
 
+/**
+ * `call` to the engine, its failure as engine.lost. An engine stopped with SIGTERM (restarted, or
+ * shut down) first closes its socket to new requests, then stops the containers and answers the
+ * wait in progress with their exit (137 after the stop timeout): the reads that follow are refused,
+ * and the run is one the engine broke, not one that failed.
+ */
+function onEngine<T>(call: Promise<T>): Promise<T> {
+  return call.catch((error: unknown) => {
+    throw engineLost(error);
+  });
+}
+
 /** `promise`, or an EnvironmentError after `ms`: cleanup waits on an engine only so long. */
 function bounded<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
@@ -246,16 +258,20 @@ export class SandboxSession implements AsyncDisposable {
     // Copied in, not bind-mounted: the lock is root-owned and read-only to the sandbox user, and
     // no host path appears in the sandbox's /proc/self/mountinfo.
     const phases: PhaseSpec[] = [this.options.resolve ? this.resolvePhase() : { name: 'install', argv: pipArgs }, ...after];
-    await sandbox.putFiles([
-      { path: INPUT_LOCK, content: this.options.resolve?.requirements ?? renderRequirements(plan), mode: 0o644 },
-      { path: INPUT_PHASES, content: JSON.stringify(phases), mode: 0o644 },
-    ]);
-    // The canaries look like the user's own: theirs, 0600, in directories only they can list.
-    await sandbox.putFiles(
-      this.canaries.files.map((file) => ({ path: `${HOME}/${file.path}`, content: file.content, mode: 0o600, uid: SANDBOX_UID, gid: SANDBOX_UID })),
-      HOME,
+    await onEngine(
+      sandbox.putFiles([
+        { path: INPUT_LOCK, content: this.options.resolve?.requirements ?? renderRequirements(plan), mode: 0o644 },
+        { path: INPUT_PHASES, content: JSON.stringify(phases), mode: 0o644 },
+      ]),
     );
-    await sandbox.startSandbox();
+    // The canaries look like the user's own: theirs, 0600, in directories only they can list.
+    await onEngine(
+      sandbox.putFiles(
+        this.canaries.files.map((file) => ({ path: `${HOME}/${file.path}`, content: file.content, mode: 0o600, uid: SANDBOX_UID, gid: SANDBOX_UID })),
+        HOME,
+      ),
+    );
+    await onEngine(sandbox.startSandbox());
     timings.containerStart = elapsed(t);
 
     t = performance.now();
@@ -269,7 +285,7 @@ export class SandboxSession implements AsyncDisposable {
       if (signal.aborted) throw error;
       if (!timeout.aborted) throw engineLost(error);
       timedOut = true;
-      await sandbox.killSandbox();
+      await onEngine(sandbox.killSandbox());
     } finally {
       await disk.stop();
     }
@@ -283,12 +299,9 @@ export class SandboxSession implements AsyncDisposable {
     t = performance.now();
     // Independent reads of a stopped sandbox: the engine serves them concurrently. A backend
     // without a filesystem diff leaves writes to the trace alone.
-    const [{ monitorRunning, sandbox: state }, status, changes, pipOutput] = await Promise.all([
-      sandbox.state(),
-      this.readStatus(sandbox),
-      sandbox.diff?.() ?? Promise.resolve([]),
-      sandbox.sandboxOutput(60),
-    ]);
+    const [{ monitorRunning, sandbox: state }, status, changes, pipOutput] = await onEngine(
+      Promise.all([sandbox.state(), this.readStatus(sandbox), sandbox.diff?.() ?? Promise.resolve([]), sandbox.sandboxOutput(60)]),
+    );
     // The phases that ran: every one with a status, and the one the timeout (or a dead tracer)
     // cut short, whose trace is there without a status.
     // The supervisor starts the next phase only after one that succeeded.
@@ -297,6 +310,9 @@ export class SandboxSession implements AsyncDisposable {
     const nextStarted = done.length === 0 || (last?.how === 'exited' && Number(last.value) === 0);
     const ran = phases.slice(0, Math.min(phases.length, done.length + (nextStarted ? 1 : 0)));
     const traces = await Promise.all(ran.map((phase) => this.readText(sandbox, `${STATE_DIR}/${phase.name}.strace.log`)));
+    // A record that could not be read is the sandbox's doing (monitor.tampered) only while the
+    // engine still answers: one that went away meanwhile ends the run as engine.lost.
+    if (status === null || traces.includes(null)) await onEngine(sandbox.state());
     timings.collect = elapsed(t);
 
     // A phase owns what happened from its start until the next phase's start: the first phase also

@@ -4,7 +4,8 @@
  * the right exit code, the report written, no output and no container left; the tool's own memory
  * stays bounded whatever the package prints.
  */
-import { mkdtemp, readFile, stat } from 'node:fs/promises';
+import { spawn } from 'node:child_process';
+import { mkdtemp, open, readFile, readlink, stat } from 'node:fs/promises';
 import { hostname, tmpdir } from 'node:os';
 import path from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
@@ -313,4 +314,104 @@ if not os.path.exists("flood.done"):
       for (const id of await containersOf(run.owner)) await docker('rm', '-f', id).catch(() => undefined);
     }
   });
+  it('the engine restarted mid-build (dockerd stopped with SIGTERM, then started again): engine.lost, exit 3 within seconds, no export; gc removes the containers the run could not', async (ctx) => {
+    const dockerd = await restartableDockerd();
+    if (dockerd === null) return ctx.skip('the engine was not started by scripts/ensure-engine.sh on this machine: not ours to restart');
+    const index = await slowBuild();
+    const run = await start(index.lockFile, index.indexUrl, ['--timeout', '300']);
+    const namesOf = async () => (await docker('ps', '-a', '--format', '{{.Names}}', '--filter', `label=${LABEL.owner}=${run.owner}`)).split('\n').sort();
+    let restart: Promise<number> | null = null;
+    try {
+      await untilBuilding(run);
+      const names = await namesOf();
+      expect(names).toHaveLength(2);
+      const stopped = Date.now();
+      restart = restartEngine(dockerd);
+      const result = await run.child;
+      const seconds = (Date.now() - stopped) / 1000;
+      const back = await restart;
+      console.info(`engine restarted: the run ended ${seconds.toFixed(1)} s after SIGTERM; the engine answered again after ${back.toFixed(1)} s`);
+      // dockerd on SIGTERM closes its socket first (and unlinks it), then stops the containers (10 s
+      // for a PID 1 that ignores SIGTERM) and answers the wait: the reads after it find no engine.
+      expect(String(result.stderr).split('\n').slice(-2)).toEqual([
+        'sandbox-install: the container engine went away while the sandbox ran (connect ENOENT /var/run/docker.sock)',
+        '  hint: check the engine (docker info) and run again; `sandbox-install gc` removes what this run left',
+      ]);
+      expect(result.exitCode).toBe(3);
+      const report = await run.report();
+      expect(report.verdict).toBe('error');
+      expect(report.error).toMatchObject({ kind: 'environment', code: 'engine.lost' });
+      expect(report.exported).toBeNull();
+      expect(await exists(run.output)).toBe(false);
+      // The engine was down when the run removed its containers: both are left (stopped by the
+      // engine's shutdown), and `gc`, the documented recovery, removes them.
+      expect(await namesOf()).toEqual(names);
+      const gc = await execa('node', [CLI, 'gc'], { reject: false });
+      expect(gc.exitCode).toBe(0);
+      for (const name of names) expect(gc.stdout).toContain(`removed container ${name}\n`);
+      expect(await containersOf(run.owner)).toEqual([]);
+      expect(seconds).toBeLessThan(60);
+    } finally {
+      run.child.kill('SIGKILL');
+      await restart?.catch(() => undefined);
+      // The files after this one need the engine: it answers again before this test ends.
+      await ensureEngine();
+      for (const id of await containersOf(run.owner)) await docker('rm', '-f', id).catch(() => undefined);
+    }
+  });
 });
+
+/**
+ * The pid of this machine's dockerd when this suite may restart it: run by root, started by
+ * scripts/ensure-engine.sh (its output goes to that script's log), so it can be started again the
+ * same way. An engine run by systemd, Docker Desktop or another machine is not the suite's to restart.
+ */
+async function restartableDockerd(): Promise<number | null> {
+  if (process.getuid?.() !== 0 || process.env.DOCKER_HOST) return null;
+  const pids = await dockerdPids();
+  if (pids.length !== 1) return null;
+  const log = await readlink(`/proc/${pids[0]}/fd/1`).catch(() => '');
+  return log === '/var/log/sandbox-install-dockerd.log' ? pids[0]! : null;
+}
+
+/** The dockerd processes that run. */
+async function dockerdPids(): Promise<number[]> {
+  const pids = (await execa('pgrep', ['-x', 'dockerd'], { reject: false })).stdout.trim().split('\n').filter(Boolean).map(Number);
+  const alive = await Promise.all(pids.map(running));
+  return pids.filter((_, i) => alive[i]);
+}
+
+/** Whether `pid` runs (a zombie has exited: this machine's init may leave one unreaped for a minute or more). */
+async function running(pid: number): Promise<boolean> {
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
+  return stat !== '' && stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+}
+
+/** Stop dockerd as a service manager would (SIGTERM), wait until it has exited, start it again: the seconds until it answers. */
+async function restartEngine(pid: number): Promise<number> {
+  const started = Date.now();
+  process.kill(pid, 'SIGTERM');
+  await waitFor('dockerd to exit', 90, async () => ((await running(pid)) ? null : true));
+  await ensureEngine();
+  return (Date.now() - started) / 1000;
+}
+
+/**
+ * Start dockerd as scripts/ensure-engine.sh does, unless one runs, and wait until `docker info`
+ * answers. Not the script itself: its `pgrep -x dockerd` counts the old dockerd's zombie, which
+ * this machine's init reaps only after a minute or more, and it would then not start one.
+ */
+async function ensureEngine(): Promise<void> {
+  const answers = async () => (await execa('docker', ['info'], { reject: false })).exitCode === 0;
+  if (await answers()) return;
+  if ((await dockerdPids()).length === 0) {
+    const log = await open('/var/log/sandbox-install-dockerd.log', 'w');
+    try {
+      // In its own session, its output in the script's log: it outlives this test's process group.
+      spawn('dockerd', [], { detached: true, stdio: ['ignore', log.fd, log.fd] }).unref();
+    } finally {
+      await log.close();
+    }
+  }
+  await waitFor('the engine to answer `docker info`', 120, async () => ((await answers()) ? true : null));
+}
