@@ -21,7 +21,7 @@ import { pipeline } from 'node:stream/promises';
 import { extract as tarFsExtract, type ExtractOptions as TarFsTypedOptions } from 'tar-fs';
 import { InstallError } from '../errors.js';
 import { finding, type Finding } from '../core/finding.js';
-import { syncBackedFs } from './sync-fs.js';
+import { syncBackedFs, type FileDigest, type OnWritten } from './sync-fs.js';
 import type { TarHeader as Headers } from '../core/tar-header.js';
 
 export interface ExtractLimits {
@@ -41,6 +41,8 @@ export interface ExtractOptions {
   signal?: AbortSignal;
   /** Safe entries left out without a finding, by their stripped path (e.g. bytecode caches). */
   leaveOut?: (rel: string) => boolean;
+  /** Told of each regular file written, by its posix path relative to `dest`, with the digest of what was written. */
+  onWritten?: (rel: string, digest: FileDigest) => void;
 }
 
 export interface ExtractResult {
@@ -113,7 +115,7 @@ interface TarFsExtractOptions {
   chown: boolean;
   strict: boolean;
   validateSymlinks: boolean;
-  fs: typeof syncBackedFs;
+  fs: ReturnType<typeof syncBackedFs>;
 }
 
 class LimitReached extends Error {}
@@ -159,7 +161,7 @@ export async function extractArchive(archive: NodeJS.ReadableStream | Readable, 
     chown: false,
     strict: true,
     validateSymlinks: true,
-    fs: syncBackedFs,
+    fs: syncBackedFs(options.onWritten && written(root, options.onWritten)),
   };
   // The cast only bridges the outdated typings; every option above exists in tar-fs 3.1.
   const extractor = tarFsExtract(root, tarOptions as unknown as TarFsTypedOptions);
@@ -182,6 +184,11 @@ export async function extractArchive(archive: NodeJS.ReadableStream | Readable, 
     }
   }
   return state.result();
+}
+
+/** onWritten in paths relative to `root` (tar-fs writes only beneath it). */
+function written(root: string, onWritten: (rel: string, digest: FileDigest) => void): OnWritten {
+  return (file, digest) => onWritten(path.relative(root, file).split(path.sep).join('/'), digest);
 }
 
 async function prepareDestination(dest: string): Promise<string> {

@@ -14,6 +14,7 @@ import { lstat, readdir, readFile, rename, rm, writeFile } from 'node:fs/promise
 import path from 'node:path';
 import { normalizeName } from '../lock/normalize.js';
 import { parseRecord } from '../core/record.js';
+import type { FileDigest } from './sync-fs.js';
 
 export interface ManifestEntry {
   /** Posix path relative to site-packages. */
@@ -36,11 +37,15 @@ const MAX_RECORD_BYTES = 64 * 1024 * 1024;
 /** Refuse to open a symlink even if one appears between the walk and the read. */
 const OPEN_FLAGS = constants.O_RDONLY | constants.O_NOFOLLOW;
 
-export async function buildManifest(siteDir: string): Promise<ManifestEntry[]> {
+/**
+ * `written`: digests of files taken as they were written (extraction), by path; any other file
+ * (the bytecode compiled after) is read back and hashed.
+ */
+export async function buildManifest(siteDir: string, written: ReadonlyMap<string, FileDigest> = new Map()): Promise<ManifestEntry[]> {
   const files = await listFiles(siteDir);
   const owners = await readOwners(siteDir);
   const entries = files.map((rel) => {
-    const { sha256, size } = hashFile(path.join(siteDir, ...rel.split('/')));
+    const { sha256, size } = written.get(rel) ?? hashFile(path.join(siteDir, ...rel.split('/')));
     return { path: rel, sha256, size, distribution: owners.get(rel) ?? null };
   });
   return entries.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));

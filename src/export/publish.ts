@@ -10,8 +10,9 @@ import { EnvironmentError, InputError } from '../errors.js';
 import { finding, type Finding } from '../core/finding.js';
 import type { MakeRunDir } from '../core/run-record.js';
 import { compileTree, type CompileResult } from './bytecode.js';
-import { extractArchive } from './extract.js';
+import { extractArchive, type ExtractResult } from './extract.js';
 import { lockFileFor, withLockFile, type LockOptions } from './lock-file.js';
+import type { FileDigest } from './sync-fs.js';
 import { buildManifest, writeManifest, type ManifestEntry } from './manifest.js';
 
 export interface StagedExport {
@@ -146,14 +147,52 @@ export async function publishStaged(dir: string, target: string, lock: LockOptio
   }
 }
 
+/** What extraction into a staging dir did, with the digest of each file it wrote (the manifest's, without reading them back). */
+export type StagedTree = ExtractResult & { digests: ReadonlyMap<string, FileDigest> };
+
+/** A staging dir beside the output, made and not yet published. */
+export type Staging = Awaited<ReturnType<typeof stagingDir>>;
+
+/**
+ * Extract the installed tree's archive into `staging`, leaving bytecode caches out. What extraction
+ * refused is in the result's findings; nothing is compiled or listed yet (completeStage does that).
+ */
+export async function extractStaged(archive: Readable, staging: Staging): Promise<StagedTree> {
+  const digests = new Map<string, FileDigest>();
+  const result = await extractArchive(archive, staging.dir, {
+    stripComponents: 1,
+    leaveOut: inBytecodeCache,
+    onWritten: (rel, digest) => digests.set(rel, digest),
+  });
+  return { ...result, digests };
+}
+
 export async function stageExport(archive: Readable, output: string, options: { lock?: LockOptions; makeDir?: MakeRunDir } = {}): Promise<StagedExport> {
-  const { target, dir, discard } = await stagingDir(output, options.makeDir);
+  const staging = await stagingDir(output, options.makeDir);
   try {
-    const result = await extractArchive(archive, dir, { stripComponents: 1, leaveOut: inBytecodeCache });
-    const bytecode = result.findings.length === 0 ? await compileTree(dir) : null;
+    return await completeStage(staging, await extractStaged(archive, staging), options);
+  } catch (error: unknown) {
+    await staging.discard();
+    throw diskFullOr(error, staging.target);
+  }
+}
+
+/**
+ * Make an extracted staging dir ready to publish: compile its sources on the host and list it in
+ * the manifest (neither when extraction refused something: it is not published then). Whatever
+ * fails, the staging dir is removed.
+ */
+export async function completeStage(
+  staging: Staging,
+  extracted: StagedTree,
+  options: { lock?: LockOptions; signal?: AbortSignal } = {},
+): Promise<StagedExport> {
+  const { target, dir, discard } = staging;
+  try {
+    const bytecode = extracted.findings.length === 0 ? await compileTree(dir, options.signal) : null;
     const noRoom = bytecodeNoRoom(bytecode);
     if (noRoom !== null) throw noRoomError(noRoom, target, new Error(`the bytecode compiler: ${noRoom}`));
-    const manifest = result.findings.length === 0 ? await buildManifest(dir) : [];
+    const manifest = extracted.findings.length === 0 ? await buildManifest(dir, extracted.digests) : [];
     const owner = new Map(manifest.map((entry) => [entry.path, entry.distribution?.split('==')[0] ?? null]));
     const invalid = (bytecode?.failures ?? []).map((failure) =>
       finding(
@@ -166,7 +205,7 @@ export async function stageExport(archive: Readable, output: string, options: { 
     );
     return {
       dir,
-      findings: [...result.findings, ...invalid],
+      findings: [...extracted.findings, ...invalid],
       manifest,
       bytecode,
       discard,

@@ -9,6 +9,7 @@
  * the transport changes. Files are opened with O_NOFOLLOW, as tar-fs already unlinks a symlink
  * before writing a file in its place.
  */
+import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import { Writable } from 'node:stream';
 
@@ -33,8 +34,19 @@ function writeAll(fd: number, chunk: Buffer): void {
   while (offset < chunk.length) offset += fs.writeSync(fd, chunk, offset);
 }
 
-function createWriteStream(file: string): Writable {
+/** A file's sha256 (lowercase hex) and size, from the bytes written to it. */
+export interface FileDigest {
+  sha256: string;
+  size: number;
+}
+
+/** Told of each file once it is written whole (a file written twice: each time, the last one counts). */
+export type OnWritten = (file: string, digest: FileDigest) => void;
+
+function createWriteStream(file: string, onWritten?: OnWritten): Writable {
   let fd: number | null = null;
+  const hash = onWritten ? createHash('sha256') : null;
+  let size = 0;
   return new Writable({
     construct(callback) {
       try {
@@ -48,10 +60,16 @@ function createWriteStream(file: string): Writable {
     write(chunk: Buffer, _encoding, callback) {
       try {
         writeAll(fd!, chunk);
+        hash?.update(chunk);
+        size += chunk.length;
         callback();
       } catch (error: unknown) {
         callback(error as Error);
       }
+    },
+    final(callback) {
+      if (hash) onWritten?.(file, { sha256: hash.digest('hex'), size });
+      callback();
     },
     destroy(error, callback) {
       if (fd !== null) {
@@ -67,7 +85,11 @@ function createWriteStream(file: string): Writable {
   });
 }
 
-export const syncBackedFs = {
+/**
+ * The fs for tar-fs; `onWritten` hears the digest of each file as it is written, so the manifest
+ * need not read the extracted tree back (33,000 files, 520 MB: 6 s of a 2-core machine's time).
+ */
+export const syncBackedFs = (onWritten?: OnWritten) => ({
   ...fs,
   lstat: callbackify(fs.lstatSync),
   stat: callbackify(fs.statSync),
@@ -80,5 +102,5 @@ export const syncBackedFs = {
   link: callbackify(fs.linkSync),
   realpath: callbackify(fs.realpathSync),
   readlink: callbackify(fs.readlinkSync),
-  createWriteStream,
-};
+  createWriteStream: (file: string) => createWriteStream(file, onWritten),
+});

@@ -6,12 +6,12 @@
  */
 import path from 'node:path';
 import type { Logger } from 'pino';
-import { EnvironmentError } from '../errors.js';
-import { MANIFEST_NAME, stageExport } from '../export/publish.js';
+import { EnvironmentError, InstallError } from '../errors.js';
+import { completeStage, diskFullOr, extractStaged, MANIFEST_NAME, stagingDir, type Staging, type StagedTree } from '../export/publish.js';
 import type { Policy } from '../policy/schema.js';
 import type { Report } from '../report/schema.js';
 import type { SandboxSession } from '../sandbox/session.js';
-import { lockedRun, rejudge, type LockedRunRequest } from './locked-run.js';
+import { lockedRun, rejudge, type LockedRunRequest, type TreeStage } from './locked-run.js';
 import { prepareBuildImage, prepareImage, writeReport, type WorkflowDeps, type WorkflowResult } from './steps.js';
 
 export interface InstallRequest extends LockedRunRequest {
@@ -22,25 +22,51 @@ export interface InstallRequest extends LockedRunRequest {
 export type InstallResult = WorkflowResult;
 
 export function install(request: InstallRequest, deps: WorkflowDeps): Promise<InstallResult> {
-  return lockedRun(
+  return lockedRun<Staged>(
     request,
     {
       doing: 'installing in the sandbox',
       publishes: (policy) => policy.export,
       image: (_lock, _upstreams, log) => (request.buildImage ? prepareBuildImage(request.image, deps, log) : prepareImage(request.image, deps, log)),
       after: () => [],
-      publish: (session, _lock, report, policy, log) => exportTree(session, request, report, policy, deps, log),
+      stage: (session) => stageTree(request.output, session),
+      publish: (_session, _lock, report, policy, log, staged) => exportTree(request, report, policy, deps, log, staged),
     },
     deps,
   );
 }
 
+/** The installed tree extracted into the staging dir while the scan read it, or why that failed. */
+type Staged = { staging: Staging; extracted: StagedTree } | { staging: Staging; failed: unknown };
+
 /**
- * Stage the archive, re-judge what staging found, write the report, and only then publish: the
- * report says what will be published, and a report that cannot be written stops the export.
+ * The staging dir beside the output (private, 0700, recorded for `gc` before it exists), and the
+ * extraction into it that reads the installed tree alongside the scan. A failure to extract (the
+ * host's disk full) does not stop the scan: it is about the export, so it is thrown only when there
+ * is something to export, as it was when the export read the tree itself. Disposing removes the dir
+ * however the run ends; after a publication it is gone already.
  */
-async function exportTree(session: SandboxSession, request: InstallRequest, report: Report, policy: Policy, deps: WorkflowDeps, log: Logger): Promise<void> {
-  const staged = await stageExport(await session.siteArchive(), request.output, { makeDir: session.makeDir });
+async function stageTree(output: string, session: SandboxSession): Promise<TreeStage<Staged>> {
+  const staging = await stagingDir(output, session.makeDir);
+  return {
+    read: (archive) =>
+      extractStaged(archive, staging).then(
+        (extracted) => ({ staging, extracted }),
+        (failed: unknown) => ({ staging, failed }),
+      ),
+    [Symbol.asyncDispose]: staging.discard,
+  };
+}
+
+/**
+ * Finish the staged tree (compile, manifest), re-judge what staging found, write the report, and
+ * only then publish: the report says what will be published, and a report that cannot be written
+ * stops the export.
+ */
+async function exportTree(request: InstallRequest, report: Report, policy: Policy, deps: WorkflowDeps, log: Logger, tree: Staged | null): Promise<void> {
+  if (tree === null) throw new InstallError('export.not-staged', 'the installed tree was not staged for export');
+  if ('failed' in tree) throw diskFullOr(tree.failed, tree.staging.target);
+  const staged = await completeStage(tree.staging, tree.extracted, { signal: deps.signal });
   if (staged.bytecode?.skipped) log.warn({ reason: staged.bytecode.skipped }, 'exporting without bytecode; Python compiles it at first import');
   if (staged.findings.length > 0) {
     await staged.discard();
@@ -54,7 +80,7 @@ async function exportTree(session: SandboxSession, request: InstallRequest, repo
     return;
   }
   if (deps.signal.aborted) {
-    // Interrupted while extracting: nothing is published.
+    // Interrupted while the staged tree was listed: nothing is published.
     await staged.discard();
     deps.signal.throwIfAborted();
   }

@@ -17,7 +17,7 @@ import type { LockPlan } from '../lock/types.js';
 import { evaluate } from '../policy/evaluate.js';
 import { loadPolicy } from '../policy/load.js';
 import type { Policy } from '../policy/schema.js';
-import { redactUrl, type Upstreams } from '../proxy/index.js';
+import { redactUrl, type ServedFile, type Upstreams } from '../proxy/index.js';
 import { emptyReport, type Report } from '../report/schema.js';
 import { conflictsWithOnlyBinaryPolicy } from '../sandbox/requirements.js';
 import type { SandboxSession } from '../sandbox/session.js';
@@ -27,14 +27,17 @@ import {
   lockedUpstreams,
   lockIndexFindings,
   observeRun,
+  observeRunReading,
   openSession,
   phaseFailure,
   recordRun,
   sdistFindings,
+  treeInstalled,
   withReport,
   type WorkflowDeps,
   type WorkflowResult,
 } from './steps.js';
+import type { Consumer } from './tee.js';
 
 export interface LockedRunRequest {
   lockfile: string;
@@ -53,8 +56,16 @@ export interface LockedRunRequest {
   cacheDir?: string;
 }
 
-/** What a locked workflow adds to the shared pipeline. */
-export interface LockedWorkflow {
+/**
+ * What a workflow reads of the installed tree in the pass the static scan makes (install: the
+ * extraction into its staging dir). Disposed however the run ends, after a publication too.
+ */
+export interface TreeStage<S> extends AsyncDisposable {
+  read: Consumer<S>;
+}
+
+/** What a locked workflow adds to the shared pipeline; `S`, what it reads of the installed tree alongside the scan. */
+export interface LockedWorkflow<S = never> {
   /** For the log: what the sandbox does. */
   doing: string;
   /** Whether this policy lets the workflow publish at all (install: `export`; wheelhouse: always). */
@@ -66,14 +77,19 @@ export interface LockedWorkflow {
   /** Findings of the workflow's own, from the finished run. */
   findings?(run: RunOutcome): Finding[];
   /**
-   * Publish after a pass: stage, re-judge what staging found (setting the report's verdict and
-   * findings), write the report, and only then make the output appear.
+   * For a policy that publishes and an install that succeeded: get ready to read the installed tree
+   * in the same pass as the static scan (one read from the engine). What it read goes to `publish`.
    */
-  publish(session: SandboxSession, lock: LockPlan, report: Report, policy: Policy, log: Logger): Promise<void>;
+  stage?(session: SandboxSession): Promise<TreeStage<S>>;
+  /**
+   * Publish after a pass: stage (or finish what `stage` read), re-judge what staging found (setting
+   * the report's verdict and findings), write the report, and only then make the output appear.
+   */
+  publish(session: SandboxSession, lock: LockPlan, report: Report, policy: Policy, log: Logger, staged: S | null): Promise<void>;
 }
 
 /** Read the lock and the policy, and refuse what cannot be honoured before any container starts. */
-async function plan(request: LockedRunRequest, workflow: LockedWorkflow): Promise<{ lock: LockPlan; policy: Policy }> {
+async function plan<S>(request: LockedRunRequest, workflow: LockedWorkflow<S>): Promise<{ lock: LockPlan; policy: Policy }> {
   const lock = await readLock(request.lockfile);
   const policy = await loadPolicy(request.policy);
   const conflict = policy.onlyBinary ? conflictsWithOnlyBinaryPolicy(lock.pipOptions) : null;
@@ -82,7 +98,7 @@ async function plan(request: LockedRunRequest, workflow: LockedWorkflow): Promis
   return { lock, policy };
 }
 
-export async function lockedRun(request: LockedRunRequest, workflow: LockedWorkflow, deps: WorkflowDeps): Promise<WorkflowResult> {
+export async function lockedRun<S>(request: LockedRunRequest, workflow: LockedWorkflow<S>, deps: WorkflowDeps): Promise<WorkflowResult> {
   const started = performance.now();
   const timings: Record<string, number> = {};
   const { lock, policy } = await plan(request, workflow);
@@ -123,9 +139,15 @@ export async function lockedRun(request: LockedRunRequest, workflow: LockedWorkf
     Object.assign(timings, run.timings);
     deps.signal.throwIfAborted();
 
-    // Observe, phase by phase. The installed tree is held to the locked wheels.
+    // Observe, phase by phase. The installed tree is held to the locked wheels; a workflow that
+    // publishes it reads it in the same pass (nothing appears at the output before the verdict).
     t = performance.now();
-    const observed = await observeRun(session, run, { distributions, policy, reservedNames: [MANIFEST_NAME] }, (file) => file.locked);
+    await using stage = workflow.stage && workflow.publishes(policy) && treeInstalled(run) ? await workflow.stage(session) : null;
+    const shared = { distributions, policy, reservedNames: [MANIFEST_NAME] };
+    const locked = (file: ServedFile): boolean => file.locked;
+    const { observed, read } = stage
+      ? await observeRunReading(session, run, shared, locked, stage.read, deps.signal)
+      : { observed: await observeRun(session, run, shared, locked), read: null };
     const own = workflow.findings?.(run) ?? [];
     timings.observe = Math.round(performance.now() - t);
     // Interrupted while the run was observed: no verdict, nothing published.
@@ -147,7 +169,7 @@ export async function lockedRun(request: LockedRunRequest, workflow: LockedWorkf
     if (report.verdict === 'pass' && workflow.publishes(policy)) {
       deps.signal.throwIfAborted();
       t = performance.now();
-      await workflow.publish(session, lock, report, policy, log);
+      await workflow.publish(session, lock, report, policy, log, read);
       timings.export = Math.round(performance.now() - t);
     }
     return exitCodeOf(report.verdict);

@@ -20,6 +20,7 @@ import { serializeReport } from '../report/bound.js';
 import type { Report } from '../report/schema.js';
 import { buildVariantTag, defaultImageTag, ensureBuildVariant, ensureImage } from '../runtime/image.js';
 import type { ContainerClient } from '../runtime/port.js';
+import { teeInto, type Consumer } from './tee.js';
 
 export interface WorkflowDeps {
   engine: ContainerClient;
@@ -166,11 +167,36 @@ export async function observeRun(
   shared: Pick<ObserveInput, 'distributions' | 'policy' | 'reservedNames'>,
   wheel: (file: ServedFile) => boolean,
 ): Promise<Observation> {
-  const archive = run.phases[0]?.pipExitCode === 0 ? await session.siteArchive() : null;
-  const wheels = session.proxyRecords.served
+  const archive = treeInstalled(run) ? await session.siteArchive() : null;
+  return observePhases(run, { ...shared, archive, wheels: servedWheels(session, wheel), canaries: session.canaries });
+}
+
+/** pip succeeded: there is an installed tree to read, judged with the first phase. */
+export const treeInstalled = (run: RunOutcome): boolean => run.phases[0]?.pipExitCode === 0;
+
+function servedWheels(session: SandboxSession, wheel: (file: ServedFile) => boolean): ObserveInput['wheels'] {
+  return session.proxyRecords.served
     .filter((file) => file.filename.endsWith('.whl') && wheel(file))
     .map((file) => ({ filename: file.filename, sha256: file.sha256, file: file.cachePath }));
-  return observePhases(run, { ...shared, archive, wheels, canaries: session.canaries });
+}
+
+/**
+ * observeRun for a run whose installed tree (pip succeeded: treeInstalled) `read` also reads, the
+ * export's staging: the archive comes out of the sandbox once and both read it in the same pass
+ * (workflows/tee.ts). A failure of either stops both and is thrown; an interruption stops both and
+ * throws the signal's reason.
+ */
+export async function observeRunReading<T>(
+  session: SandboxSession,
+  run: RunOutcome,
+  shared: Pick<ObserveInput, 'distributions' | 'policy' | 'reservedNames'>,
+  wheel: (file: ServedFile) => boolean,
+  read: Consumer<T>,
+  signal: AbortSignal,
+): Promise<{ observed: Observation; read: T }> {
+  const rest = { ...shared, wheels: servedWheels(session, wheel), canaries: session.canaries };
+  const [observed, done] = await teeInto<[Observation, T]>(await session.siteArchive(), [(archive) => observePhases(run, { ...rest, archive }), read], signal);
+  return { observed, read: done };
 }
 
 /** What every workflow's report says of a run it observed and judged. */

@@ -120,7 +120,7 @@ describe('SIGINT and SIGTERM at each phase: exit 130/143, and nothing left behin
       name: 'export (while the tree is extracted into the staging dir)',
       step: 'archiveData',
       hook: (send) =>
-        onSitePackages(2, async () => {
+        onSitePackages(1, async () => {
           proofs.push(...(await list(fake.work)).filter((name) => name.startsWith('.out.staging-')).map((name) => name.slice(0, -6)));
           send();
         }),
