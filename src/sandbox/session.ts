@@ -381,12 +381,6 @@ export class SandboxSession implements AsyncDisposable {
   }
 
   /**
-   * The wheel phase (wheelhouse): `pip wheel --no-deps` on the same lock, through the same proxy,
-   * with the same options as the install phase. pip copies each locked wheel it picks into
-   * WHEEL_DIR and builds each locked sdist into a wheel there, under the same tracer. No wheel cache
-   * is reused: the sandbox runs with PIP_NO_CACHE_DIR.
-   */
-  /**
    * The resolve phase (lock): `pip install --dry-run --ignore-installed --report` on the
    * requirements, through the same proxy with the same options as the install phase, so every
    * sdist's metadata build runs under the same tracer and policy. Nothing is installed.
@@ -401,6 +395,12 @@ export class SandboxSession implements AsyncDisposable {
     return this.readText(this.sandbox, RESOLVE_REPORT, maxBytes);
   }
 
+  /**
+   * The wheel phase (wheelhouse): `pip wheel --no-deps` on the same lock, through the same proxy,
+   * with the same options as the install phase. pip copies each locked wheel it picks into
+   * WHEEL_DIR and builds each locked sdist into a wheel there, under the same tracer. No wheel cache
+   * is reused: the sandbox runs with PIP_NO_CACHE_DIR.
+   */
   wheelPhase(): PhaseSpec {
     return { name: 'wheel', argv: this.pipArgv(['wheel', '--no-deps', '--wheel-dir', WHEEL_DIR]) };
   }
