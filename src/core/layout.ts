@@ -2,6 +2,12 @@
 export const TARGET = '/opt/target';
 /** The interpreter pip installs with and runs every build hook on: root-owned, empty, no user site. */
 export const INSTALLER_PYTHON = '/opt/installer/bin/python';
+/**
+ * pip's own runner script (what `pip --python <interpreter>` re-executes pip with): the sandbox
+ * runs `INSTALLER_PYTHON PIP_RUNNER …` directly, one interpreter start instead of two (about 0.5 s
+ * under the tracer), and pip starts its build-requirement installs the same way.
+ */
+export const PIP_RUNNER = '/usr/lib/python3/dist-packages/pip/__pip-runner__.py';
 export const SITE_PACKAGES = `${TARGET}/lib/python3.11/site-packages`;
 /** The unprivileged user's home: named like any Linux user's, not like a sandbox's. */
 export const HOME = '/home/user';

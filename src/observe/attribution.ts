@@ -11,6 +11,7 @@
  * (a build backend running pip), everything below is blamed on the outer package, which chose to
  * run it.
  */
+import { PIP_RUNNER } from '../core/layout.js';
 import { normalizeName } from '../lock/normalize.js';
 import type { ProcessInfo, Trace } from './trace.js';
 
@@ -86,19 +87,15 @@ export function buildDirOf(dir: string): { package: string | null; buildDir: str
 }
 
 /**
- * pip's installer: the traced root (pip's launcher) and the processes it started on the installer
- * interpreter (`pip --python <installer>` re-runs pip there), with their threads. Only these may
- * change the install target. A build hook is a child of the installer, never of the root, so it
- * cannot pass for one.
+ * pip's installer: the traced root (pip's runner on the installer interpreter, core/layout.ts) and its
+ * threads. Only these may change the install target. A build hook is a child of the installer,
+ * never the root itself, so it cannot pass for one.
  */
-export function installerPids(trace: Trace, installerPython: string): Set<number> {
+export function installerPids(trace: Trace): Set<number> {
   const installers = new Set<number>();
   const root = trace.rootPid;
   if (root === null) return installers;
   installers.add(root);
-  for (const proc of trace.processes.values()) {
-    if (proc.ppid === root && proc.exe === installerPython) installers.add(proc.pid);
-  }
   // Threads share their creator's identity; spawns come in order, so one pass suffices.
   for (const [thread, creator] of threadsOf(trace)) if (installers.has(creator)) installers.add(thread);
   return installers;
@@ -112,7 +109,7 @@ export function installerPids(trace: Trace, installerPython: string): Set<number
  * the installer's, so it cannot pass for pip. Only these may talk to the index relay.
  */
 export function pipPids(trace: Trace, installerPython: string): Set<number> {
-  const installers = installerPids(trace, installerPython);
+  const installers = installerPids(trace);
   const own = new Set(installers);
   for (const proc of trace.processes.values()) {
     // A build hook is a child of the installer too, and could exec itself into a pip runner; it
@@ -121,7 +118,7 @@ export function pipPids(trace: Trace, installerPython: string): Set<number> {
       proc.ppid !== null &&
       installers.has(proc.ppid) &&
       proc.exe === installerPython &&
-      PIP_RUNNER.test(proc.argv[1] ?? '') &&
+      proc.argv[1] === PIP_RUNNER &&
       attributeProcess(trace, proc.pid) === null
     ) {
       own.add(proc.pid);
@@ -131,7 +128,6 @@ export function pipPids(trace: Trace, installerPython: string): Set<number> {
   return own;
 }
 
-const PIP_RUNNER = /^\/usr\/lib\/python3\/dist-packages\/pip\/__pip-runner__\.py$/;
 
 /** Every thread the trace saw created (clone with CLONE_THREAD), mapped to the thread that created it, in order. */
 export function threadsOf(trace: Trace): Map<number, number> {

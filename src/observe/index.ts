@@ -235,7 +235,7 @@ export async function observe(input: ObserveInput): Promise<Observation> {
     writable: [TARGET],
     packageOf,
   });
-  const installers = installerPids(trace, INSTALLER_PYTHON);
+  const installers = installerPids(trace);
   const scan = input.archive ? await scanSitePackages(input.archive, { knownGoodPth: input.policy.knownGoodPth, reservedNames: input.reservedNames }) : null;
   const writers = writersOf(trace);
   const writerOf = (rel: string): Writer | null => {

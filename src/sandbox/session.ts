@@ -25,6 +25,7 @@ import {
   INPUT_LOCK,
   INPUT_PHASES,
   INSTALLER_PYTHON,
+  PIP_RUNNER,
   RELAY_PORT,
   RESOLVE_REPORT,
   SANDBOX_UID,
@@ -358,12 +359,10 @@ export class SandboxSession implements AsyncDisposable {
     const { plan, policy, unlocked } = this.options;
     return [
       // The installer interpreter, not the target's: build hooks must never run the target's
-      // site-packages (a planted .pth would run inside the next package's build).
-      'python3',
-      '-m',
-      'pip',
-      '--python',
+      // site-packages (a planted .pth would run inside the next package's build). pip's runner
+      // script, as `pip --python` would re-execute it, minus that first interpreter start.
       INSTALLER_PYTHON,
+      PIP_RUNNER,
       ...verb,
       ...(unlocked ? [] : ['--require-hashes']),
       '--no-input',

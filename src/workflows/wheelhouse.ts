@@ -8,7 +8,7 @@
  */
 import path from 'node:path';
 import type { Logger } from 'pino';
-import { HOME, INSTALLER_PYTHON, WHEEL_DIR } from '../core/layout.js';
+import { HOME, WHEEL_DIR } from '../core/layout.js';
 import { finding, type Finding } from '../core/finding.js';
 import type { RunOutcome } from '../core/outcome.js';
 import { EnvironmentError, SandboxError } from '../errors.js';
@@ -137,7 +137,7 @@ export function wheelDirWriters(run: RunOutcome): Finding[] {
   return run.phases.flatMap((outcome) => {
     if (outcome.trace === null) return [];
     const trace = parseTrace(outcome.trace, { initialCwd: HOME });
-    const installers = outcome.phase === 'wheel' ? installerPids(trace, INSTALLER_PYTHON) : new Set<number>();
+    const installers = outcome.phase === 'wheel' ? installerPids(trace) : new Set<number>();
     return targetTamperFindings({
       trace,
       target: WHEEL_DIR,
