@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { spawnSync } from 'node:child_process';
 import { mkdir, mkdtemp, readdir, readFile, stat, symlink, writeFile } from 'node:fs/promises';
 import { hostname, tmpdir } from 'node:os';
@@ -40,7 +41,7 @@ describe('stageExport / publish', () => {
       archive({ 'pkg/__init__.py': 'OK = True\n', 'pkg/broken.py': 'def (:\n', 'pkg/__pycache__/broken.cpython-311.pyc': shipped }),
       output,
     );
-    expect(staged.bytecode).toEqual({ compiled: 1, failures: [expect.objectContaining({ path: 'pkg/broken.py' })], skipped: null });
+    expect(staged.bytecode).toEqual({ compiled: 1, failures: [expect.objectContaining({ path: 'pkg/broken.py' })], digests: expect.any(Map), skipped: null });
     expect(staged.findings).toEqual([
       expect.objectContaining({
         rule: 'static.invalid-source',
@@ -52,6 +53,10 @@ describe('stageExport / publish', () => {
     // A checked-hash pyc: flags word 0b11 after the magic number.
     const pyc = await readFile(path.join(staged.dir, 'pkg', '__pycache__', '__init__.cpython-311.pyc'));
     expect(pyc.readUInt32LE(4)).toBe(3);
+    // Hashed as the compiler wrote it: the manifest lists it without reading it back.
+    const digest = { sha256: createHash('sha256').update(pyc).digest('hex'), size: pyc.length };
+    expect(staged.bytecode?.digests).toEqual(new Map([['pkg/__pycache__/__init__.cpython-311.pyc', digest]]));
+    expect(staged.manifest.find((entry) => entry.path === 'pkg/__pycache__/__init__.cpython-311.pyc')).toEqual(expect.objectContaining(digest));
     await staged.discard();
   });
 

@@ -192,7 +192,9 @@ export async function completeStage(
     const bytecode = extracted.findings.length === 0 ? await compileTree(dir, options.signal) : null;
     const noRoom = bytecodeNoRoom(bytecode);
     if (noRoom !== null) throw noRoomError(noRoom, target, new Error(`the bytecode compiler: ${noRoom}`));
-    const manifest = extracted.findings.length === 0 ? await buildManifest(dir, extracted.digests) : [];
+    // Every file was hashed as it was written: by the extraction, or by the compiler.
+    const written = new Map([...extracted.digests, ...(bytecode?.digests ?? [])]);
+    const manifest = extracted.findings.length === 0 ? await buildManifest(dir, written) : [];
     const owner = new Map(manifest.map((entry) => [entry.path, entry.distribution?.split('==')[0] ?? null]));
     const invalid = (bytecode?.failures ?? []).map((failure) =>
       finding(

@@ -252,26 +252,31 @@ export class SandboxSession implements AsyncDisposable {
       ready.listener,
     );
     this.sandbox = sandbox;
+    // Copied in, not bind-mounted: the lock is root-owned and read-only to the sandbox user, and
+    // no host path appears in the sandbox's /proc/self/mountinfo. Into the made (not yet started)
+    // sandbox, while the monitor starts.
+    const phases: PhaseSpec[] = [this.options.resolve ? this.resolvePhase() : { name: 'install', argv: pipArgs }, ...after];
+    const seeded = (async () => {
+      await onEngine(
+        sandbox.putFiles([
+          { path: INPUT_LOCK, content: this.options.resolve?.requirements ?? renderRequirements(plan), mode: 0o644 },
+          { path: INPUT_PHASES, content: JSON.stringify(phases), mode: 0o644 },
+        ]),
+      );
+      // The canaries look like the user's own: theirs, 0600, in directories only they can list.
+      await onEngine(
+        sandbox.putFiles(
+          this.canaries.files.map((file) => ({ path: `${HOME}/${file.path}`, content: file.content, mode: 0o600, uid: SANDBOX_UID, gid: SANDBOX_UID })),
+          HOME,
+        ),
+      );
+    })();
+    seeded.catch(() => undefined); // awaited below; never an unhandled rejection if the monitor fails first
     await ready.promise;
     timings.monitorStart = elapsed(t);
 
     t = performance.now();
-    // Copied in, not bind-mounted: the lock is root-owned and read-only to the sandbox user, and
-    // no host path appears in the sandbox's /proc/self/mountinfo.
-    const phases: PhaseSpec[] = [this.options.resolve ? this.resolvePhase() : { name: 'install', argv: pipArgs }, ...after];
-    await onEngine(
-      sandbox.putFiles([
-        { path: INPUT_LOCK, content: this.options.resolve?.requirements ?? renderRequirements(plan), mode: 0o644 },
-        { path: INPUT_PHASES, content: JSON.stringify(phases), mode: 0o644 },
-      ]),
-    );
-    // The canaries look like the user's own: theirs, 0600, in directories only they can list.
-    await onEngine(
-      sandbox.putFiles(
-        this.canaries.files.map((file) => ({ path: `${HOME}/${file.path}`, content: file.content, mode: 0o600, uid: SANDBOX_UID, gid: SANDBOX_UID })),
-        HOME,
-      ),
-    );
+    await seeded;
     await onEngine(sandbox.startSandbox());
     timings.containerStart = elapsed(t);
 
@@ -300,8 +305,15 @@ export class SandboxSession implements AsyncDisposable {
     t = performance.now();
     // Independent reads of a stopped sandbox: the engine serves them concurrently. A backend
     // without a filesystem diff leaves writes to the trace alone.
-    const [{ monitorRunning, sandbox: state }, status, changes, pipOutput] = await onEngine(
-      Promise.all([sandbox.state(), this.readStatus(sandbox), sandbox.diff?.() ?? Promise.resolve([]), sandbox.sandboxOutput(60)]),
+    // Every phase's trace is read with them; only those of the phases that ran are kept below.
+    const [{ monitorRunning, sandbox: state }, status, changes, pipOutput, phaseTraces] = await onEngine(
+      Promise.all([
+        sandbox.state(),
+        this.readStatus(sandbox),
+        sandbox.diff?.() ?? Promise.resolve([]),
+        sandbox.sandboxOutput(60),
+        Promise.all(phases.map((phase) => this.readText(sandbox, `${STATE_DIR}/${phase.name}.strace.log`))),
+      ]),
     );
     // The phases that ran: every one with a status, and the one the timeout (or a dead tracer)
     // cut short, whose trace is there without a status.
@@ -310,7 +322,7 @@ export class SandboxSession implements AsyncDisposable {
     const last = done.at(-1)?.pip;
     const nextStarted = done.length === 0 || (last?.how === 'exited' && Number(last.value) === 0);
     const ran = phases.slice(0, Math.min(phases.length, done.length + (nextStarted ? 1 : 0)));
-    const traces = await Promise.all(ran.map((phase) => this.readText(sandbox, `${STATE_DIR}/${phase.name}.strace.log`)));
+    const traces = phaseTraces.slice(0, ran.length);
     // A record that could not be read is the sandbox's doing (monitor.tampered) only while the
     // engine still answers: one that went away meanwhile ends the run as engine.lost.
     if (status === null || traces.includes(null)) await onEngine(sandbox.state());

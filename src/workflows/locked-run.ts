@@ -11,6 +11,7 @@ import type { Finding } from '../core/finding.js';
 import type { PhaseSpec, RunOutcome } from '../core/outcome.js';
 import { TOOL_VERSION } from '../core/version.js';
 import { InputError } from '../errors.js';
+import { hostPython } from '../export/bytecode.js';
 import { assertReplaceable, MANIFEST_NAME } from '../export/publish.js';
 import { readLock } from '../lock/parse.js';
 import type { LockPlan } from '../lock/types.js';
@@ -118,6 +119,8 @@ export async function lockedRun<S>(request: LockedRunRequest, workflow: LockedWo
     return withReport(request.report, report, started, log, () => Promise.resolve(exitCodeOf(report.verdict)));
   }
 
+  // The host's Python compiles the exported tree: found while the containers start, not after.
+  if (workflow.publishes(policy)) hostPython().catch(() => undefined);
   let t = performance.now();
   const image = await workflow.image(lock, upstreams, log);
   timings.image = Math.round(performance.now() - t);
