@@ -128,7 +128,6 @@ export function pipPids(trace: Trace, installerPython: string): Set<number> {
   return own;
 }
 
-
 /** Every thread the trace saw created (clone with CLONE_THREAD), mapped to the thread that created it, in order. */
 export function threadsOf(trace: Trace): Map<number, number> {
   const threads = new Map<number, number>();

@@ -14,7 +14,7 @@ import { credentialHomes, filesystemFindings, isExpectedChange, isSensitivePath,
 import { exfilFindings } from './exfil.js';
 import { networkFindings } from './network.js';
 import { processFindings } from './processes.js';
-import { provenanceFindings, type LockedWheel, type Writer } from './provenance.js';
+import { provenanceFindings, readLockedWheels, type LockedWheel, type Writer } from './provenance.js';
 import { scanSitePackages, type StaticScan } from './static-scan.js';
 import { timeline, type TimelineEntry } from './timeline.js';
 import { parseTrace, type Trace } from './trace.js';
@@ -187,6 +187,8 @@ function unlockedDistributions(scan: StaticScan | null, distributions: string[])
 }
 
 export async function observe(input: ObserveInput): Promise<Observation> {
+  // Begun first: the locked wheels are read while the trace is parsed and the tree scanned.
+  const wheelReads = input.archive ? readLockedWheels(input.wheels) : [];
   const homes = credentialHomes(HOME);
   // Only probes (stat, readlink) of credential paths are judged; keeping the rest would fill the
   // event cap with the tens of thousands every Python start makes.
@@ -242,7 +244,7 @@ export async function observe(input: ObserveInput): Promise<Observation> {
     const pid = writers.get(SITE_PREFIX + rel);
     return pid === undefined || installers.has(pid) ? null : { package: packageOf(pid), pid, argv: argvText(argvOf(pid)) };
   };
-  const provenance = scan ? await provenanceFindings(scan, input.wheels, writerOf) : [];
+  const provenance = scan ? await provenanceFindings(scan, wheelReads, writerOf) : [];
   const proxy = attributeProxyRequests(input.outcome.findings, trace, packageOf);
 
   return {

@@ -5,7 +5,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { provenanceFindings, type LockedWheel, type Writer } from './provenance.js';
+import { provenanceFindings, readLockedWheels, type LockedWheel, type Writer } from './provenance.js';
 import type { ScannedFile, StaticScan } from './static-scan.js';
 import { readWheel, sitePackagesPath } from './wheel.js';
 
@@ -87,14 +87,14 @@ describe('readWheel', () => {
 
 describe('provenanceFindings', () => {
   it('passes the tree pip installs from the wheel: .data/purelib mapped, scripts and data outside, pip additions expected', async () => {
-    expect(await provenanceFindings(installed(), [wheel], noWriter)).toEqual([]);
+    expect(await provenanceFindings(installed(), readLockedWheels([wheel]), noWriter)).toEqual([]);
   });
 
   it('reports a module changed after install with its RECORD row rewritten, blaming the writer from the trace', async () => {
     const tampered = FILES['victim/core.py'] + 'import os; os.system("id")\n';
     const scan = installed((files) => files.map((f) => (f.path === 'victim/core.py' ? file(f.path, tampered) : f)));
     const writer = (rel: string): Writer | null => (rel === 'victim/core.py' ? { package: 'tamper-helper', pid: 42, argv: 'python3 -c helper' } : null);
-    expect(await provenanceFindings(scan, [wheel], writer)).toEqual([
+    expect(await provenanceFindings(scan, readLockedWheels([wheel]), writer)).toEqual([
       {
         rule: 'integrity.installed-mismatch',
         severity: 'high',
@@ -121,7 +121,7 @@ describe('provenanceFindings', () => {
         .map((f) => (f.path === 'victim/core.py' ? { ...f, type: 'symlink' as const, sha256: null, linkname: '../evil/core.py' } : f)),
       file('victim/backdoor.py', 'import os\n'),
     ]);
-    const found = await provenanceFindings(scan, [wheel], noWriter);
+    const found = await provenanceFindings(scan, readLockedWheels([wheel]), noWriter);
     expect(found.map((f) => [f.package, f.evidence.path, f.evidence.kind])).toEqual([
       ['victim', 'victim/core.py', 'symlink'],
       ['victim', 'victim_extra.py', 'missing'],
@@ -132,14 +132,14 @@ describe('provenanceFindings', () => {
 
   it('leaves bytecode out (it is never exported) and skips a locked wheel that was not installed', async () => {
     const scan = installed((files) => [...files, file('victim/__pycache__/core.cpython-311.pyc', 'bytecode')]);
-    expect(await provenanceFindings(scan, [wheel], noWriter)).toEqual([]);
-    expect(await provenanceFindings({ ...scan, distributions: [] }, [wheel], noWriter)).toEqual([]);
+    expect(await provenanceFindings(scan, readLockedWheels([wheel]), noWriter)).toEqual([]);
+    expect(await provenanceFindings({ ...scan, distributions: [] }, readLockedWheels([wheel]), noWriter)).toEqual([]);
   });
 
   it('fails closed on a wheel it cannot read', async () => {
     const broken = path.join(path.dirname(wheel.file), 'broken.whl');
     await writeFile(broken, 'not a zip');
-    const found = await provenanceFindings(installed(), [{ filename: 'broken.whl', sha256: hex('not a zip'), file: broken }], noWriter);
+    const found = await provenanceFindings(installed(), readLockedWheels([{ filename: 'broken.whl', sha256: hex('not a zip'), file: broken }]), noWriter);
     expect(found).toEqual([
       expect.objectContaining({ rule: 'integrity.installed-mismatch', evidence: expect.objectContaining({ reason: 'unreadable wheel' }) }),
     ]);

@@ -43,15 +43,33 @@ const MAX_FINDINGS_PER_DIST = 50;
 
 const inPycache = (rel: string) => rel.split('/').includes('__pycache__');
 
-export async function provenanceFindings(scan: StaticScan, wheels: LockedWheel[], writerOf: (rel: string) => Writer | null): Promise<Finding[]> {
+/** A locked wheel whose files are being read (inflated and hashed). */
+export interface WheelRead {
+  wheel: LockedWheel;
+  contents: Promise<WheelContents>;
+}
+
+/**
+ * Start reading every locked wheel. They are on the host from the start, so this begins before the
+ * installed tree is scanned and the two overlap (1.4 s of 3.4 s of observing 50 packages here).
+ */
+export function readLockedWheels(wheels: LockedWheel[]): WheelRead[] {
+  return wheels.map((wheel) => {
+    const contents = readWheel(wheel.file, wheel.sha256);
+    contents.catch(() => undefined); // awaited in provenanceFindings; never unhandled if that never comes
+    return { wheel, contents };
+  });
+}
+
+export async function provenanceFindings(scan: StaticScan, reads: WheelRead[], writerOf: (rel: string) => Writer | null): Promise<Finding[]> {
   if (scan.truncated) return []; // resource.disk already fails the run; the tree is incomplete
   const byPath = new Map(scan.files.map((f) => [f.path, f]));
   const installed = new Map(scan.distributions.map((d) => [d.distInfo, d]));
   const results = await Promise.all(
-    wheels.map(async (wheel): Promise<Finding[]> => {
+    reads.map(async ({ wheel, contents: reading }): Promise<Finding[]> => {
       let contents: WheelContents;
       try {
-        contents = await readWheel(wheel.file, wheel.sha256);
+        contents = await reading;
       } catch (error: unknown) {
         if (!(error instanceof WheelError)) throw error;
         return [
