@@ -1,13 +1,17 @@
 import { spawnSync } from 'node:child_process';
-import { mkdtemp, readdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { hostname, tmpdir } from 'node:os';
 import path from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { EnvironmentError } from '../errors.js';
-import { acquireLockFile, lockFileFor, removeStaleLock, withLockFile } from './lock-file.js';
+import { acquireLockFile, lockFileFor, removeStaleLock, takeoverGuardFor, withLockFile } from './lock-file.js';
+
+const dirs: string[] = [];
+afterAll(() => Promise.all(dirs.map((dir) => rm(dir, { recursive: true, force: true }))));
 
 async function lockIn(): Promise<{ dir: string; file: string }> {
   const dir = await mkdtemp(path.join(tmpdir(), 'lock-file-'));
+  dirs.push(dir);
   return { dir, file: lockFileFor(path.join(dir, 'wheels')) };
 }
 
@@ -77,32 +81,94 @@ describe('lock file', () => {
   });
 
   it('lets one taker at a time in when several wait on a stale lock, and leaves nothing behind', async () => {
-    const { dir, file } = await lockIn();
-    await writeFile(file, JSON.stringify({ pid: deadPid(), host: hostname(), id: 'crashed' }));
-    let inside = 0;
-    let most = 0;
-    const work = async (): Promise<void> => {
-      most = Math.max(most, ++inside);
-      await new Promise((resolve) => setTimeout(resolve, 5));
-      inside--;
-    };
-    await Promise.all(Array.from({ length: 8 }, () => withLockFile(file, work, { retryMs: 2 })));
-    expect(most).toBe(1);
-    expect(await readdir(dir)).toEqual([]);
+    const pid = deadPid();
+    // Work of unequal lengths spreads the takers' retries apart, so a late taker meets the stale lock
+    // after another has taken it over: the interleaving that once let two in at once.
+    for (let round = 0; round < 10; round++) {
+      const { dir, file } = await lockIn();
+      await writeFile(file, JSON.stringify({ pid, host: hostname(), id: 'crashed' }));
+      let inside = 0;
+      let most = 0;
+      const work = async (ms: number): Promise<void> => {
+        most = Math.max(most, ++inside);
+        await new Promise((resolve) => setTimeout(resolve, ms));
+        inside--;
+      };
+      await Promise.all(Array.from({ length: 8 }, (_, taker) => withLockFile(file, () => work(taker % 4), { retryMs: 2 })));
+      expect(most).toBe(1);
+      expect(await readdir(dir)).toEqual([]);
+    }
   });
 
-  it('removes only the stale lock it saw: a lock another waiter took over meanwhile is put back', async () => {
+  it('removes only the stale lock it saw: a lock another waiter took over meanwhile is left alone', async () => {
     const { dir, file } = await lockIn();
     const seen = { pid: deadPid(), host: hostname(), id: 'crashed' };
     const taken = JSON.stringify({ pid: process.pid, host: hostname(), id: 'took-it-over' });
     await writeFile(file, taken);
-    await removeStaleLock(file, seen);
+    expect(await removeStaleLock(file, seen)).toBe(true);
     expect(await readFile(file, 'utf8')).toBe(taken);
     expect(await readdir(dir)).toEqual(['.wheels.lock']);
 
     await writeFile(file, JSON.stringify(seen));
-    await removeStaleLock(file, seen);
+    expect(await removeStaleLock(file, seen)).toBe(true);
     expect(await readdir(dir)).toEqual([]);
+  });
+
+  // The race behind the test above: a waiter that read the stale lock late lifted, for a moment,
+  // the lock another waiter had taken over, and a third took the lock in that moment. Here every
+  // removal of the stale lock runs while a live taker holds the lock and intruders try it without
+  // pause: none may find the lock free or gone.
+  it('never lifts, even for a moment, a lock a live taker holds while a late waiter removes the stale one it saw', async () => {
+    const { dir, file } = await lockIn();
+    const lock = await acquireLockFile(file);
+    const seen = { pid: deadPid(), host: hostname(), id: 'crashed' };
+    const refusals = new Set<unknown>();
+    for (let round = 0; round < 20; round++) {
+      let removed = false;
+      const removing = Promise.all([removeStaleLock(file, seen), removeStaleLock(file, seen)]).finally(() => (removed = true));
+      const intrude = async (): Promise<void> => {
+        do {
+          const error = await failure(acquireLockFile(file, { timeoutMs: 0 }));
+          refusals.add(error instanceof EnvironmentError ? error.message : error);
+        } while (!removed);
+      };
+      await Promise.all([removing, intrude(), intrude()]);
+    }
+    expect([...refusals]).toEqual([`the lock ${file} is held by pid ${process.pid} on ${hostname()}; gave up after 0 s`]);
+    expect(JSON.parse(await readFile(file, 'utf8'))).toEqual(lock.holder);
+    await lock.release();
+    expect(await readdir(dir)).toEqual([]);
+  });
+
+  it('takes over a stale lock whose takeover was left by a taker that died, without waiting', async () => {
+    const { dir, file } = await lockIn();
+    await writeFile(file, JSON.stringify({ pid: deadPid(), host: hostname(), id: 'crashed' }));
+    await writeFile(takeoverGuardFor(file), JSON.stringify({ pid: deadPid(), host: hostname(), id: 'died-taking-over' }));
+    const { sleep, calls } = recordingSleep();
+    const lock = await acquireLockFile(file, { sleep });
+    expect(calls).toEqual([]);
+    expect(JSON.parse(await readFile(file, 'utf8'))).toEqual(lock.holder);
+    await lock.release();
+    expect(await readdir(dir)).toEqual([]);
+  });
+
+  it('waits for a live taker that is removing the stale lock, and names its guard when it gives up', async () => {
+    const { file } = await lockIn();
+    const pid = deadPid();
+    const guard = JSON.stringify({ pid: process.pid, host: hostname(), id: 'taking-over' });
+    await writeFile(file, JSON.stringify({ pid, host: hostname(), id: 'crashed' }));
+    await writeFile(takeoverGuardFor(file), guard);
+    const { sleep, calls } = recordingSleep();
+    const error = await failure(acquireLockFile(file, { timeoutMs: 1000, retryMs: 250, sleep }));
+    expect(error).toBeInstanceOf(EnvironmentError);
+    expect(error).toMatchObject({
+      code: 'output.locked',
+      message: `the lock ${file} is held by pid ${pid} on ${hostname()}; gave up after 1 s`,
+      hint: `its holder is dead and another sandbox-install run is taking it over; if none is, remove ${file}.takeover`,
+    });
+    expect(calls).toEqual([250, 250, 250, 250]);
+    expect(await readFile(takeoverGuardFor(file), 'utf8')).toBe(guard);
+    expect(JSON.parse(await readFile(file, 'utf8'))).toMatchObject({ id: 'crashed' });
   });
 
   it('gives up on a live holder after the timeout, naming the lock file and the holder', async () => {

@@ -3,9 +3,10 @@
  * of a publish). Created with O_CREAT|O_EXCL ('wx'), it holds who took it: pid, host and a random
  * id. A lock whose pid is dead on this host is stale and taken over; one held by a live process,
  * by another host or by something unreadable is waited for, within a bound, and then refused.
+ * Only the holder of the takeover guard (`<lock>.takeover`, taken the same way) removes a stale lock.
  */
 import { randomUUID } from 'node:crypto';
-import { link, open, readFile, rename, rm } from 'node:fs/promises';
+import { open, readFile, rm } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import path from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
@@ -28,6 +29,11 @@ const DEFAULTS = { timeoutMs: 30_000, retryMs: 100 } as const;
 /** `<parent>/.<name>.lock`: beside the path it guards, on the same filesystem. */
 export function lockFileFor(target: string): string {
   return path.join(path.dirname(target), `.${path.basename(target)}.lock`);
+}
+
+/** `<lock>.takeover`: held while a stale lock is removed. */
+export function takeoverGuardFor(file: string): string {
+  return `${file}.takeover`;
 }
 
 /** Who holds the lock; null when it is gone, 'unreadable' when it holds no holder we can read (perhaps being written). */
@@ -79,30 +85,39 @@ async function tryCreate(file: string, holder: LockHolder): Promise<boolean> {
   return true;
 }
 
+/** The same holder: the same pid, host and id. */
+function isHolder(found: LockHolder | 'unreadable' | null, holder: LockHolder): boolean {
+  return found !== null && found !== 'unreadable' && found.pid === holder.pid && found.host === holder.host && found.id === holder.id;
+}
+
+/** Remove the lock only while `holder` holds it. */
+async function removeIfHeldBy(file: string, holder: LockHolder): Promise<void> {
+  if (isHolder(await readHolder(file), holder)) await rm(file, { force: true });
+}
+
 /**
- * Remove the stale lock `seen`, and only it. Two waiters may find the same stale lock: one moves
- * it aside and takes a new lock, and the other's rename would then move that new lock. So the lock
- * is renamed aside and its id checked; a lock that is not the stale one is linked back (link, not
- * rename: it never replaces a lock a third process took meanwhile).
+ * Remove the stale lock `seen`, and only it; true when the caller may try again at once, false
+ * when another taker is removing it. Two waiters may find the same stale lock, and the slower one
+ * must not remove (or move aside, even for a moment) the lock the faster one took meanwhile: a third
+ * would take the lock in that moment, and two would hold it. So a taker first takes the guard
+ * `<lock>.takeover`, exclusive like the lock, reads the lock again and removes it only if it is
+ * still `seen`. Nothing else removes a lock whose holder is dead (the dead release nothing), so the
+ * lock read under the guard is the one removed. A guard whose taker died is stale and removed the same way.
  */
-export async function removeStaleLock(file: string, seen: LockHolder): Promise<void> {
-  const aside = `${file}.stale-${randomUUID()}`;
-  try {
-    await rename(file, aside);
-  } catch (error: unknown) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return;
-    throw error;
+export async function removeStaleLock(file: string, seen: LockHolder): Promise<boolean> {
+  const guard = takeoverGuardFor(file);
+  const taker: LockHolder = { pid: process.pid, host: hostname(), id: randomUUID() };
+  if (!(await tryCreate(guard, taker))) {
+    const other = await readHolder(guard);
+    if (other === null) return true;
+    return other !== 'unreadable' && isDead(other) && removeStaleLock(guard, other);
   }
   try {
-    const moved = await readHolder(aside);
-    if (moved !== null && (moved === 'unreadable' || moved.id !== seen.id)) {
-      await link(aside, file).catch((error: unknown) => {
-        if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
-      });
-    }
+    await removeIfHeldBy(file, seen);
   } finally {
-    await rm(aside, { force: true });
+    await removeIfHeldBy(guard, taker);
   }
+  return true;
 }
 
 function holderText(holder: LockHolder | 'unreadable' | null): string {
@@ -120,19 +135,19 @@ export async function acquireLockFile(file: string, options: LockOptions = {}): 
   for (let attempt = 1; ; attempt++) {
     if (await tryCreate(file, holder)) break;
     const last = await readHolder(file);
-    if (last !== null && last !== 'unreadable' && isDead(last)) await removeStaleLock(file, last);
-    else if (attempt >= attempts) {
+    if (last !== null && last !== 'unreadable' && isDead(last) && (await removeStaleLock(file, last))) continue;
+    if (attempt >= attempts) {
+      const taking = last !== null && last !== 'unreadable' && isDead(last);
       throw new EnvironmentError('output.locked', `the lock ${file} is ${holderText(last)}; gave up after ${timeoutMs / 1000} s`, {
-        hint: `another sandbox-install run is publishing to the same --output; if none is, remove ${file}`,
+        hint: taking
+          ? `its holder is dead and another sandbox-install run is taking it over; if none is, remove ${takeoverGuardFor(file)}`
+          : `another sandbox-install run is publishing to the same --output; if none is, remove ${file}`,
       });
     } else if (last !== null) await sleep(retryMs);
   }
   return {
     holder,
-    async release() {
-      const now = await readHolder(file);
-      if (now !== null && now !== 'unreadable' && now.id === holder.id) await rm(file, { force: true });
-    },
+    release: () => removeIfHeldBy(file, holder),
   };
 }
 
