@@ -7,7 +7,7 @@ import { execa } from 'execa';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { provenanceFindings, readLockedWheels, type LockedWheel, type Writer } from './provenance.js';
 import type { ScannedFile, StaticScan } from './static-scan.js';
-import { readWheel, sitePackagesPath } from './wheel.js';
+import { readWheel, sitePackagesPath, WHEEL_LIMITS } from './wheel.js';
 
 // Real wheels, built by the fixture builder (zipfile, a correct RECORD); the installed tree is
 // written out here as pip 23 leaves it in site-packages (checked by hand against a real install).
@@ -82,6 +82,55 @@ describe('readWheel', () => {
 
   it('refuses a cached file whose bytes are not the locked ones', async () => {
     await expect(readWheel(wheel.file, '0'.repeat(64))).rejects.toThrow(/not the locked/);
+  });
+
+  // A wheel with a small deflated entry, a stored one and a 5 MiB deflated one; `lie` rewrites the
+  // inflated size the zip lists for small.py (central directory and local header) to 3 bytes.
+  const zipWith = async (lie: boolean): Promise<{ file: string; sha256: string }> => {
+    const dir = await mkdtemp(path.join(tmpdir(), 'wheel-read-'));
+    const file = path.join(dir, 'paths-1.0-py3-none-any.whl');
+    const script = [
+      'import sys, zipfile',
+      'z = zipfile.ZipFile(sys.argv[1], "w")',
+      'z.writestr("paths/small.py", "X = 1\\n" * 100, zipfile.ZIP_DEFLATED)',
+      'z.writestr("paths/stored.txt", "stored", zipfile.ZIP_STORED)',
+      'z.writestr("paths/big.bin", bytes(range(256)) * 20480, zipfile.ZIP_DEFLATED)',
+      'z.writestr("paths-1.0.dist-info/METADATA", "Name: paths\\n", zipfile.ZIP_DEFLATED)',
+      'z.close()',
+      'if sys.argv[2] == "lie":',
+      '    data = bytearray(open(sys.argv[1], "rb").read())',
+      '    name = b"paths/small.py"',
+      '    for sig, at in ((b"PK\\x01\\x02", 24), (b"PK\\x03\\x04", 22)):',
+      '        i = data.index(sig)',
+      '        while data[i + (46 if sig == b"PK\\x01\\x02" else 30):].startswith(name) is False: i = data.index(sig, i + 4)',
+      '        data[i + at:i + at + 4] = (3).to_bytes(4, "little")',
+      '    open(sys.argv[1], "wb").write(bytes(data))',
+    ].join('\n');
+    await execa('python3', ['-I', '-S', '-c', script, file, lie ? 'lie' : 'true']);
+    return { file, sha256: hex(await readFile(file)) };
+  };
+  const expected = new Map([
+    ['paths/small.py', hex('X = 1\n'.repeat(100))],
+    ['paths/stored.txt', hex('stored')],
+    ['paths/big.bin', hex(Buffer.concat(Array.from({ length: 20480 }, () => Buffer.from(Array.from({ length: 256 }, (_, i) => i)))))],
+    ['paths-1.0.dist-info/METADATA', hex('Name: paths\n')],
+  ]);
+  const inMemory = WHEEL_LIMITS;
+  const streamed = { ...WHEEL_LIMITS, inMemoryBytes: 0 };
+
+  it('hashes every entry the same from memory (inflated in one call or streamed) and from a wheel streamed from disk', async () => {
+    const { file, sha256 } = await zipWith(false);
+    for (const limits of [inMemory, streamed]) {
+      const contents = await readWheel(file, sha256, limits);
+      expect(new Map([...contents.files].map(([name, entry]) => [name, entry.sha256]))).toEqual(expected);
+      expect(contents.files.get('paths/big.bin')?.size).toBe(256 * 20480);
+    }
+  });
+
+  it('refuses an entry that inflates to more than the size the zip lists, on either path', async () => {
+    const { file, sha256 } = await zipWith(true);
+    await expect(readWheel(file, sha256, inMemory)).rejects.toThrow(/^cannot read paths\/small\.py: it does not inflate to its listed 3 bytes/);
+    await expect(readWheel(file, sha256, streamed)).rejects.toThrow(/^cannot inflate paths\/small\.py: too many bytes in the stream/);
   });
 });
 
