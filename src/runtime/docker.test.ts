@@ -1,6 +1,6 @@
-/** The Docker adapter's pure parts: reading the sandbox's framed logs with a byte bound. */
+/** The Docker adapter's pure parts: reading the sandbox's framed logs with a byte bound, and removal that waits. */
 import { describe, expect, it } from 'vitest';
-import { demuxTail, OUTPUT_MAX_BYTES } from './docker.js';
+import { demuxTail, OUTPUT_MAX_BYTES, removeFully } from './docker.js';
 
 /** Logs as the engine frames them: stream byte (1 stdout, 2 stderr), three zeros, size BE, payload. */
 function framed(...entries: Array<[1 | 2, string | Buffer]>): Buffer {
@@ -44,5 +44,44 @@ describe('demuxTail', () => {
     expect(Buffer.byteLength(text)).toBeGreaterThan(OUTPUT_MAX_BYTES - 100);
     expect(text.startsWith('x')).toBe(true);
     expect(text.endsWith(`${line}ERROR: last\n`)).toBe(true);
+  });
+});
+
+describe('removeFully', () => {
+  const engineError = (statusCode: number) => Object.assign(new Error(`HTTP ${statusCode}`), { statusCode });
+  /** A container whose remove answers `removal`, and which inspect still finds `present` more times. */
+  function container(removal: number | null, present: number) {
+    const calls = { remove: 0, inspect: 0 };
+    return {
+      calls,
+      id: 'c0ffee',
+      remove: () => {
+        calls.remove += 1;
+        return removal === null ? Promise.resolve() : Promise.reject(engineError(removal));
+      },
+      inspect: () => {
+        calls.inspect += 1;
+        return calls.inspect <= present ? Promise.resolve({}) : Promise.reject(engineError(404));
+      },
+    };
+  }
+
+  it('returns once the engine removed it, or found it gone, without looking again', async () => {
+    for (const removal of [null, 404, 304]) {
+      const c = container(removal, 5);
+      await removeFully(c as never);
+      expect(c.calls).toEqual({ remove: 1, inspect: 0 });
+    }
+  });
+
+  it('waits for a removal already in progress (409) to finish: the container is gone when it returns', async () => {
+    const c = container(409, 2);
+    await removeFully(c as never);
+    expect(c.calls).toEqual({ remove: 1, inspect: 3 });
+  });
+
+  it('gives up on a removal in progress that never ends, and passes on any other engine error', async () => {
+    await expect(removeFully(container(409, Number.POSITIVE_INFINITY) as never, 250)).rejects.toThrow('container c0ffee is still being removed after 0.25 s');
+    await expect(removeFully(container(500, 0) as never)).rejects.toThrow('HTTP 500');
   });
 });

@@ -1,5 +1,6 @@
 /** The dockerode adapter behind the container port. The only file that imports dockerode. */
 import { PassThrough, type Readable } from 'node:stream';
+import { setTimeout as delay } from 'node:timers/promises';
 import { createInterface } from 'node:readline';
 import Docker from 'dockerode';
 import tar from 'tar-fs';
@@ -36,6 +37,34 @@ async function tolerateGone(action: Promise<unknown>): Promise<void> {
     if (status !== 304 && status !== 404 && status !== 409) throw error;
   }
 }
+
+/**
+ * Remove a container, and return only once it is gone. A 409 is another request already removing
+ * it (the first Ctrl-C's cleanup racing the second's): wait for that one to finish, within
+ * REMOVAL_WAIT_MS, rather than report a container that is still there as removed.
+ */
+export async function removeFully(container: Pick<Docker.Container, 'id' | 'remove' | 'inspect'>, waitMs = REMOVAL_WAIT_MS): Promise<void> {
+  try {
+    await container.remove({ force: true, v: true });
+    return;
+  } catch (error: unknown) {
+    const status = statusOf(error);
+    if (status === 304 || status === 404) return;
+    if (status !== 409) throw error;
+  }
+  const deadline = Date.now() + waitMs;
+  for (;;) {
+    try {
+      await container.inspect();
+    } catch (error: unknown) {
+      if (statusOf(error) === 404) return;
+      throw error;
+    }
+    if (Date.now() >= deadline) throw new Error(`container ${container.id} is still being removed after ${waitMs / 1000} s`);
+    await delay(100);
+  }
+}
+const REMOVAL_WAIT_MS = 10_000;
 
 /** Progress streams report failure inside the stream (`errorDetail`), not by ending badly. */
 function followProgress(docker: Docker, stream: NodeJS.ReadableStream, onProgress: BuildProgress): Promise<void> {
@@ -182,7 +211,7 @@ export class DockerContainer {
   }
 
   async remove(): Promise<void> {
-    await tolerateGone(this.container.remove({ force: true, v: true }));
+    await removeFully(this.container);
   }
 }
 
@@ -468,6 +497,6 @@ export class DockerClient implements ContainerClient {
   }
 
   async removeContainer(id: string): Promise<void> {
-    await tolerateGone(this.docker.getContainer(id).remove({ force: true, v: true }));
+    await removeFully(this.docker.getContainer(id));
   }
 }
