@@ -167,9 +167,10 @@ export class SandboxSession implements AsyncDisposable {
 
   /**
    * Run the phases in the sandbox, `install` (pip) first and then `after` in order, and collect
-   * everything each did. Does not judge. A phase that fails ends the run.
+   * everything each did. Does not judge. A phase that fails ends the run. `onStarted` is told once
+   * the sandbox has started (the first phase is running).
    */
-  async run(after: PhaseSpec[] = []): Promise<RunOutcome> {
+  async run(after: PhaseSpec[] = [], onStarted?: () => void): Promise<RunOutcome> {
     const { client, image, plan, policy, limits, signal } = this.options;
     const timings: Record<string, number> = {};
 
@@ -279,6 +280,7 @@ export class SandboxSession implements AsyncDisposable {
     await seeded;
     await onEngine(sandbox.startSandbox());
     timings.containerStart = elapsed(t);
+    onStarted?.();
 
     t = performance.now();
     const timeout = AbortSignal.timeout(limits.timeoutMs);

@@ -119,8 +119,6 @@ export async function lockedRun<S>(request: LockedRunRequest, workflow: LockedWo
     return withReport(request.report, report, started, log, () => Promise.resolve(exitCodeOf(report.verdict)));
   }
 
-  // The host's Python compiles the exported tree: found while the containers start, not after.
-  if (workflow.publishes(policy)) hostPython().catch(() => undefined);
   let t = performance.now();
   const image = await workflow.image(lock, upstreams, log);
   timings.image = Math.round(performance.now() - t);
@@ -138,7 +136,11 @@ export async function lockedRun<S>(request: LockedRunRequest, workflow: LockedWo
       workflow.doing,
     );
     const after = workflow.after(session);
-    const run = await session.run(after);
+    // The host's Python compiles the exported tree: found while pip runs in the sandbox, which has
+    // one CPU of its own (images/supervisor.py), rather than while the engine starts containers.
+    const run = await session.run(after, () => {
+      if (workflow.publishes(policy)) hostPython().catch(() => undefined);
+    });
     Object.assign(timings, run.timings);
     deps.signal.throwIfAborted();
 
