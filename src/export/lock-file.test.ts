@@ -68,15 +68,18 @@ describe('lock file', () => {
     expect(order).toEqual(['first in', 'first out', 'second in']);
   });
 
-  it('takes over a lock whose pid is dead on this host, without waiting', async () => {
+  it.each([
+    ['a lock whose pid is dead on this host', false],
+    ['a stale lock whose takeover was left by a taker that died', true],
+  ])('takes over %s, without waiting, and leaves nothing else behind', async (_what, guardLeft) => {
     const { dir, file } = await lockIn();
     await writeFile(file, JSON.stringify({ pid: deadPid(), host: hostname(), id: 'crashed' }));
+    if (guardLeft) await writeFile(takeoverGuardFor(file), JSON.stringify({ pid: deadPid(), host: hostname(), id: 'died-taking-over' }));
     const { sleep, calls } = recordingSleep();
     const lock = await acquireLockFile(file, { sleep });
     expect(calls).toEqual([]);
     expect(JSON.parse(await readFile(file, 'utf8'))).toEqual(lock.holder);
     await lock.release();
-    // Nothing moved aside is left.
     expect(await readdir(dir)).toEqual([]);
   });
 
@@ -135,18 +138,6 @@ describe('lock file', () => {
       await Promise.all([removing, intrude(), intrude()]);
     }
     expect([...refusals]).toEqual([`the lock ${file} is held by pid ${process.pid} on ${hostname()}; gave up after 0 s`]);
-    expect(JSON.parse(await readFile(file, 'utf8'))).toEqual(lock.holder);
-    await lock.release();
-    expect(await readdir(dir)).toEqual([]);
-  });
-
-  it('takes over a stale lock whose takeover was left by a taker that died, without waiting', async () => {
-    const { dir, file } = await lockIn();
-    await writeFile(file, JSON.stringify({ pid: deadPid(), host: hostname(), id: 'crashed' }));
-    await writeFile(takeoverGuardFor(file), JSON.stringify({ pid: deadPid(), host: hostname(), id: 'died-taking-over' }));
-    const { sleep, calls } = recordingSleep();
-    const lock = await acquireLockFile(file, { sleep });
-    expect(calls).toEqual([]);
     expect(JSON.parse(await readFile(file, 'utf8'))).toEqual(lock.holder);
     await lock.release();
     expect(await readdir(dir)).toEqual([]);
