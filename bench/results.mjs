@@ -102,6 +102,61 @@ function section(result) {
   return lines.join('\n');
 }
 
+/** Why a phase of B costs what it does, measured on this kind of machine (README, Performance, has the numbers behind each). */
+const WHY = {
+  install:
+    'pip runs under strace, which stops it twice for every syscall it records (about 65 µs per syscall on this VM). Most of them are the stat family, mostly Python imports, traced so that a credential file that is only probed is seen (fs.sensitive-read). strace selects syscalls by number, not argument, so they cannot be narrowed without seeing less.',
+  monitorStart: 'the engine starts the monitor container (0.3–0.4 s per container start on this engine).',
+  containerStart: 'the engine starts the sandbox container, which joins the monitor’s network namespace.',
+  collect: "the engine's filesystem diff of the stopped sandbox (about 0.3 s) and the reads of the trace and status.",
+  observe: 'the installed tree is read once from the engine and extracted into the staging dir; creating a file costs 50–200 µs on this disk.',
+  export: 'the host compiles the bytecode of the exported tree and publishes it.',
+  process: "Node's start and the report.",
+};
+const OVERHEAD_TARGET_S = 0.75;
+
+/** Each target of issue 11, met or not; where not, the measured gap and the phase it comes from. */
+function targets(result) {
+  const rows = result.rows.map((r) => ({ row: r, s: summarize(r) }));
+  const lines = ['### Targets', ''];
+  const verdict = (met) => (met ? 'met' : '**missed**');
+  const phaseKeys = Object.keys(rows[0]?.s.phases ?? {}).filter((k) => k !== 'total');
+  for (const { row, s } of rows) {
+    const rest = s.b - s.phases.install;
+    lines.push(
+      `- B/A ≤ 1.0 at ${row.lock}: ${s2(s.ratio)}, ${verdict(s.ratio <= 1)}${s.ratio <= 1 ? '.' : `: B is ${s1(s.b - s.a)} s slower. Its install phase takes ${s1(s.phases.install)} s (all of A: ${s1(s.a)} s), and the rest of B ${s1(rest)} s.`}`,
+    );
+  }
+  if (result.overhead.length > 0) {
+    const outside = median(result.overhead.map((o) => o.seconds - (o.timings.install ?? 0) / 1000));
+    const parts = Object.fromEntries(
+      Object.keys(result.overhead[0].timings)
+        .filter((k) => k !== 'install' && k !== 'total')
+        .map((k) => [k, median(result.overhead.map((o) => o.timings[k] ?? 0)) / 1000]),
+    );
+    parts.process = median(result.overhead.map((o) => o.seconds - (o.timings.total ?? 0) / 1000));
+    const top = Object.entries(parts)
+      .sort((a, b) => b[1] - a[1])
+      .slice(0, 3);
+    lines.push(
+      `- Fixed overhead ≤ ${OVERHEAD_TARGET_S} s: ${s2(outside)} s, ${verdict(outside <= OVERHEAD_TARGET_S)}${outside <= OVERHEAD_TARGET_S ? '.' : `: ${s2(outside - OVERHEAD_TARGET_S)} s over, most of it ${top.map(([k, v]) => `${k} ${s2(v)} s`).join(', ')}.`}`,
+    );
+  }
+  const pa = slope(rows.map(({ row, s }) => ({ x: row.size, y: s.a })));
+  const pb = slope(rows.map(({ row, s }) => ({ x: row.size, y: s.b })));
+  if (pa !== null && pb !== null) {
+    const perPhase = Object.fromEntries(phaseKeys.map((k) => [k, slope(rows.map(({ row, s }) => ({ x: row.size, y: s.phases[k] }))) ?? 0]));
+    const steepest = phaseKeys.reduce((a, b) => (perPhase[b] > perPhase[a] ? b : a));
+    lines.push(
+      `- B's slope no steeper than A's: ${(pb * 1000).toFixed(0)} against ${(pa * 1000).toFixed(0)} ms per package, ${verdict(pb <= pa)}${pb <= pa ? '.' : `: ${((pb - pa) * 1000).toFixed(0)} ms per package more. B's phases per package: ${phaseKeys.map((k) => `${k} ${Math.round(perPhase[k] * 1000) + 0} ms`).join(', ')}; the steepest is ${steepest}.`}`,
+    );
+  }
+  const named = new Set(lines.flatMap((l) => Object.keys(WHY).filter((k) => l.includes(`${k} `))));
+  if (named.size > 0) lines.push('', 'Why those phases cost what they do, and why it is not closed yet:', '', ...[...named].map((k) => `- ${k}: ${WHY[k]}`));
+  lines.push('');
+  return lines.join('\n');
+}
+
 /** Time against lock size, A and B medians, as an SVG of its own (no dependency). */
 export function chart(result) {
   const W = 640;
@@ -147,6 +202,11 @@ export function chart(result) {
 export async function writeResults(result, dir) {
   const kind = result.real ? 'real' : 'generated';
   await writeFile(path.join(dir, `results-${kind}.json`), `${JSON.stringify({ machine: machine(), ...result }, null, 2)}\n`);
+  await writeDocument(dir);
+}
+
+/** RESULTS.md and chart.svg from whichever raw results exist in `dir`. */
+export async function writeDocument(dir) {
   const load = async (k) => JSON.parse(await readFile(path.join(dir, `results-${k}.json`), 'utf8').catch(() => 'null'));
   const generated = await load('generated');
   const realRun = await load('real');
@@ -161,7 +221,7 @@ export async function writeResults(result, dir) {
     `Machine: ${m.cpus}, ${m.memoryGiB} GiB, ${m.kernel}; Node ${m.node}, ${m.python}, ${m.pip}, engine ${m.engine}.`,
     '',
   ];
-  if (generated) doc.push('## Generated locks', '', '![time against lock size](chart.svg)', '', section(generated));
+  if (generated) doc.push('## Generated locks', '', '![time against lock size](chart.svg)', '', section(generated), targets(generated));
   if (realRun) doc.push("## Real locks (this machine's pip mirror)", '', section(realRun));
   await writeFile(path.join(dir, 'RESULTS.md'), `${doc.join('\n')}\n`);
   if (generated) await writeFile(path.join(dir, 'chart.svg'), chart(generated));
