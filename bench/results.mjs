@@ -57,6 +57,25 @@ export function summarize(row) {
   return { a, b, ratio: b / a, ratios: row.pairs.map((p) => p.ratio), cold: row.cold.seconds, phases };
 }
 
+/** Least-squares slopes of A and B over the rows' medians (seconds per package), or null with fewer than two sizes. */
+function slopes(result) {
+  const rows = result.rows.map((r) => ({ x: r.size, s: summarize(r) }));
+  return { a: slope(rows.map((r) => ({ x: r.x, y: r.s.a }))), b: slope(rows.map((r) => ({ x: r.x, y: r.s.b }))) };
+}
+
+/** The empty lock's runs: median wall, median time outside the install phase, each phase's median (s), and process and report (wall − total). */
+function overheadOf(result) {
+  const runs = result.overhead;
+  const phases = Object.fromEntries(Object.keys(runs[0].timings).map((k) => [k, median(runs.map((o) => o.timings[k] ?? 0)) / 1000]));
+  return {
+    runs: runs.length,
+    wall: median(runs.map((o) => o.seconds)),
+    outside: median(runs.map((o) => o.seconds - (o.timings.install ?? 0) / 1000)),
+    phases,
+    process: median(runs.map((o) => o.seconds - (o.timings.total ?? 0) / 1000)),
+  };
+}
+
 function section(result) {
   const lines = [];
   lines.push(`Run ${result.started}, ${result.reps} pairs per lock (order alternating AB, BA, …), index: ${result.indexUrl}.`, '');
@@ -70,8 +89,7 @@ function section(result) {
     lines.push(`| ${row.lock} | ${row.size}${mix} | ${s1(s.a)} | ${s1(s.b)} | **${s2(s.ratio)}** | ${s.ratios.map(s2).join(', ')} | ${s1(s.cold)} |`);
   }
   lines.push('');
-  const pa = slope(result.rows.map((r) => ({ x: r.size, y: summarize(r).a })));
-  const pb = slope(result.rows.map((r) => ({ x: r.size, y: summarize(r).b })));
+  const { a: pa, b: pb } = slopes(result);
   if (pa !== null && pb !== null)
     lines.push(`Per-package slope (least squares over the medians): A ${(pa * 1000).toFixed(0)} ms, B ${(pb * 1000).toFixed(0)} ms.`, '');
   const keys = [...new Set(result.rows.flatMap((r) => Object.keys(summarize(r).phases)))];
@@ -79,16 +97,14 @@ function section(result) {
   for (const row of result.rows) lines.push(`| ${row.lock} | ${keys.map((k) => s2(summarize(row).phases[k])).join(' | ')} |`);
   lines.push('');
   if (result.overhead.length > 0) {
-    const walls = result.overhead.map((o) => o.seconds);
-    const keysO = Object.keys(result.overhead[0].timings);
-    const med = Object.fromEntries(keysO.map((k) => [k, median(result.overhead.map((o) => o.timings[k] ?? 0)) / 1000]));
-    const outside = median(result.overhead.map((o) => o.seconds - (o.timings.install ?? 0) / 1000));
+    const o = overheadOf(result);
+    const keysO = Object.keys(o.phases);
     lines.push(
-      `Fixed overhead (the empty lock, B only, ${walls.length} runs): wall ${s2(median(walls))} s, of which outside the install phase **${s2(outside)} s** (target 0.75 s).`,
+      `Fixed overhead (the empty lock, B only, ${o.runs} runs): wall ${s2(o.wall)} s, of which outside the install phase **${s2(o.outside)} s** (target 0.75 s).`,
       '',
       `| ${keysO.join(' | ')} | process and report (wall − total) |`,
       `|${keysO.map(() => '---').join('|')}|---|`,
-      `| ${keysO.map((k) => s2(med[k])).join(' | ')} | ${s2(median(result.overhead.map((o) => o.seconds - (o.timings.total ?? 0) / 1000)))} |`,
+      `| ${keysO.map((k) => s2(o.phases[k])).join(' | ')} | ${s2(o.process)} |`,
       '',
     );
   }
@@ -128,13 +144,8 @@ function targets(result) {
     );
   }
   if (result.overhead.length > 0) {
-    const outside = median(result.overhead.map((o) => o.seconds - (o.timings.install ?? 0) / 1000));
-    const parts = Object.fromEntries(
-      Object.keys(result.overhead[0].timings)
-        .filter((k) => k !== 'install' && k !== 'total')
-        .map((k) => [k, median(result.overhead.map((o) => o.timings[k] ?? 0)) / 1000]),
-    );
-    parts.process = median(result.overhead.map((o) => o.seconds - (o.timings.total ?? 0) / 1000));
+    const { outside, phases, process } = overheadOf(result);
+    const parts = { ...Object.fromEntries(Object.entries(phases).filter(([k]) => k !== 'install' && k !== 'total')), process };
     const top = Object.entries(parts)
       .sort((a, b) => b[1] - a[1])
       .slice(0, 3);
@@ -142,8 +153,7 @@ function targets(result) {
       `- Fixed overhead ≤ ${OVERHEAD_TARGET_S} s: ${s2(outside)} s, ${verdict(outside <= OVERHEAD_TARGET_S)}${outside <= OVERHEAD_TARGET_S ? '.' : `: ${s2(outside - OVERHEAD_TARGET_S)} s over, most of it ${top.map(([k, v]) => `${k} ${s2(v)} s`).join(', ')}.`}`,
     );
   }
-  const pa = slope(rows.map(({ row, s }) => ({ x: row.size, y: s.a })));
-  const pb = slope(rows.map(({ row, s }) => ({ x: row.size, y: s.b })));
+  const { a: pa, b: pb } = slopes(result);
   if (pa !== null && pb !== null) {
     const perPhase = Object.fromEntries(phaseKeys.map((k) => [k, slope(rows.map(({ row, s }) => ({ x: row.size, y: s.phases[k] }))) ?? 0]));
     const steepest = phaseKeys.reduce((a, b) => (perPhase[b] > perPhase[a] ? b : a));
