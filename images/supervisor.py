@@ -44,6 +44,8 @@ TRACED = ",".join([
     "clone", "clone3", "fork", "vfork", "access", "faccessat", "faccessat2",
     # Changes to the target that are not an open for writing (fs.target-tamper).
     "mkdir", "mkdirat", "rmdir", "chmod", "fchmodat", "truncate",
+    # Attempts count (a denied chown or utime of a protected path is evidence too).
+    "chown", "lchown", "fchownat", "utime", "utimes", "futimesat", "utimensat",
     # Probes of a path without opening it (fs.sensitive-read of credentials that are only looked at).
     "stat", "lstat", "newfstatat", "statx", "readlink", "readlinkat",
 ])

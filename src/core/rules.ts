@@ -62,15 +62,24 @@ export const CATALOGUE = {
   'network.unix-socket': rule('high', 'a connect to a unix socket such as docker.sock', 'Build code has no business with local daemons.'),
   'fs.write-outside-target': rule(
     'high',
-    "a file was created or changed outside the install target and pip's temp dirs",
-    "Shell rc files, cron, other tools' configs: persistence.",
+    "a file was created or changed outside the install target and pip's temp dirs, or the kernel refused the attempt",
+    "Shell rc files, cron, other tools' configs: persistence. `denied: true` in the evidence: it was tried and stopped.",
   ),
   'fs.sensitive-read': rule(
     'high',
     'an attempt to open or probe a credentials path, even a failed one',
     'Credential theft; the sandbox has none, but the attempt is the intent.',
   ),
-  'fs.target-tamper': rule('high', "a process other than pip's installer changed the install target", 'Build code planting files pip did not install.'),
+  'fs.target-tamper': rule(
+    'high',
+    "a process other than pip's installer changed the install target, or tried to and was refused",
+    'Build code planting files pip did not install.',
+  ),
+  'fs.autorun-write': rule(
+    'high',
+    "a process other than pip's wrote, or tried to write, a .pth, a startup hook or a standard-library name into a site directory",
+    'Code that would run at every interpreter start: persistence, refused or not. The evidence names the site directory and the writer.',
+  ),
   'process.exec': rule(
     'high',
     'a shell or network tool ran, or a program from a writable place or an fd',

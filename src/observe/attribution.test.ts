@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { ancestry, attributeProcess, buildDirOf, importedBy, packageOfProcess, pipPids } from './attribution.js';
+import { ancestry, attributeProcess, buildDirOf, importedBy, packageOfProcess, pipPids, startupOwners } from './attribution.js';
 import { parseTrace, type ProcessInfo, type Trace } from './trace.js';
 
 const SAMPLE = readFileSync(new URL('./testdata/strace-sample.txt', import.meta.url), 'utf8');
@@ -146,5 +146,45 @@ describe('importedBy (the import phase)', () => {
 
   it('credits the importer itself to no one', () => {
     expect(of(20)).toBeNull();
+  });
+});
+
+describe('startupOwners (the startup phase)', () => {
+  const SITE = '/opt/target/lib/python3.11/site-packages/';
+  // 30 is the startup runner; 31 the interpreter it starts, which reads evil's .pth, makes a query,
+  // reads the victim's .pth, and had started 32 from evil's code before that.
+  const trace = parseTrace(
+    [
+      '30 1.000000 execve("/usr/bin/python3", ["python3", "-I", "-S", "/opt/sandbox-install/startup.py"], 0x7ffd /* 5 vars */) = 0',
+      '30 1.000001 vfork() = 31',
+      '31 1.000002 execve("/usr/bin/python3", ["/usr/bin/python3", "-c", "pass"], 0x7ffd /* 5 vars */) = 0',
+      `31 1.100000 openat(AT_FDCWD, "${SITE}aa_evil.pth", O_RDONLY|O_CLOEXEC) = 3`,
+      `31 1.100001 openat(AT_FDCWD, "${SITE}evil-1.0.dist-info/METADATA", O_RDONLY|O_CLOEXEC) = 3`,
+      '31 1.100002 connect(3, {sa_family=AF_INET, sin_port=htons(53), sin_addr=inet_addr("127.0.0.53")}, 16) = 0',
+      '31 1.100003 vfork() = 32',
+      '32 1.100004 execve("/bin/true", ["true"], 0x7ffd /* 5 vars */) = 0',
+      `31 1.200000 openat(AT_FDCWD, "${SITE}zz_victim.pth", O_RDONLY|O_CLOEXEC) = 3`,
+      `31 1.200001 openat(AT_FDCWD, "${SITE}unowned.py", O_RDONLY|O_CLOEXEC) = 3`,
+    ].join('\n'),
+  );
+  const owners = new Map([
+    ['aa_evil.pth', 'evil'],
+    ['evil-1.0.dist-info/METADATA', 'victim'],
+    ['zz_victim.pth', 'victim'],
+  ]);
+  const ownerAt = startupOwners(trace, SITE, (rel) => owners.get(rel) ?? null);
+
+  it('names the owner of the code a process last loaded before the moment it acted', () => {
+    expect(ownerAt(31, 1.05)).toBeNull();
+    // Metadata read in between names nobody: the query is still evil's.
+    expect(ownerAt(31, 1.100002)).toBe('evil');
+    expect(ownerAt(31, 1.3)).toBe('victim');
+    expect(ownerAt(31)).toBe('victim');
+  });
+
+  it("gives a child its parent's owner at the moment it was started", () => {
+    expect(ownerAt(32, 1.100004)).toBe('evil');
+    expect(ownerAt(32)).toBe('evil');
+    expect(ownerAt(30)).toBeNull();
   });
 });

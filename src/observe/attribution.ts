@@ -135,6 +135,42 @@ export function threadsOf(trace: Trace): Map<number, number> {
   return threads;
 }
 
+/** The package a process acts for; `time`, when known, is when it acted (a startup phase's owner changes as its interpreter runs one `.pth` after another). */
+export type PackageOf = (pid: number, time?: number) => string | null;
+
+/**
+ * The startup phase: an interpreter runs each `.pth`, startup hook and module it reaches in turn, in
+ * one process. At a given moment it runs the code of the distribution owning the last file under
+ * site-packages it opened (read) before then; before its first such open, its parent's at the time
+ * it was started (a subprocess a `.pth` spawned acts for that `.pth`). Metadata (`*.dist-info/`) and
+ * bytecode caches are read by many and name nobody. `ownerOf` gives a site-packages file's owning
+ * distribution (its RECORD's), by path relative to site-packages.
+ */
+export function startupOwners(trace: Trace, sitePrefix: string, ownerOf: (rel: string) => string | null): PackageOf {
+  const opened = new Map<number, Array<{ time: number; owner: string }>>();
+  for (const event of trace.events) {
+    if (event.kind !== 'open' || !event.ok || event.write || !event.path.startsWith(sitePrefix)) continue;
+    const rel = event.path.slice(sitePrefix.length);
+    if (/(?:^|\/)(?:[^/]+\.dist-info|__pycache__)(?:\/|$)/.test(rel)) continue;
+    const owner = ownerOf(rel);
+    if (owner === null) continue;
+    const list = opened.get(event.pid);
+    if (list) list.push({ time: event.time, owner });
+    else opened.set(event.pid, [{ time: event.time, owner }]);
+  }
+  const at = (pid: number, time: number, depth: number): string | null => {
+    const own = opened
+      .get(pid)
+      ?.filter((o) => o.time <= time)
+      .at(-1);
+    if (own) return own.owner;
+    const proc = trace.processes.get(pid);
+    if (!proc || proc.ppid === null || depth > 64) return null;
+    return at(proc.ppid, proc.start, depth + 1);
+  };
+  return (pid, time) => at(pid, time ?? Number.POSITIVE_INFINITY, 0);
+}
+
 /**
  * The import phase: the traced root is the importer (images/importer.py), and each of its direct
  * children imports one module, started as `python3 -I -S -B -c <code> <site-packages> <module>

@@ -1,7 +1,16 @@
 import { describe, expect, it } from 'vitest';
 import type { FsChange } from '../core/outcome.js';
 import { installerPids } from './attribution.js';
-import { filesystemFindings, isExpectedChange, isSensitivePath, targetTamperFindings, writersOf, type FsContext, type FsLayout } from './filesystem.js';
+import {
+  filesystemFindings,
+  isExpectedChange,
+  isSensitivePath,
+  refusedWriteFindings,
+  targetTamperFindings,
+  writersOf,
+  type FsContext,
+  type FsLayout,
+} from './filesystem.js';
 import { parseTrace } from './trace.js';
 
 // The layout observe() passes: the venv, the sandbox user's home, our state dir, and the input mounts.
@@ -379,8 +388,31 @@ describe('targetTamperFindings', () => {
       severity: 'high',
       package: 'pth-pivot',
       message: `openat ${SITE}/zz_pivot.pth in the install target by a process that is not pip's installer`,
-      evidence: { path: `${SITE}/zz_pivot.pth`, syscall: 'openat', ok: true, pid: 11, argv: 'setup.py' },
+      evidence: { path: `${SITE}/zz_pivot.pth`, syscall: 'openat', ok: true, denied: false, pid: 11, argv: 'setup.py' },
     });
+  });
+
+  it('marks an attempt the kernel refused as denied', () => {
+    const refused = parseTrace(
+      [
+        '15 1.000002 execve("/opt/installer/bin/python", ["/opt/installer/bin/python", "/usr/lib/python3/dist-packages/pip/__pip-runner__.py", "install"], 0x7ffd /* 5 vars */) = 0',
+        '15 1.000004 vfork() = 11',
+        `11 1.200000 openat(AT_FDCWD, "${SITE}/zz_pivot.pth", O_WRONLY|O_CREAT|O_TRUNC|O_CLOEXEC, 0666) = -1 EACCES (Permission denied)`,
+        `11 1.200001 symlinkat("/tmp/evil", AT_FDCWD, "${SITE}/evil.py") = -1 EACCES (Permission denied)`,
+      ].join('\n'),
+    );
+    const found = targetTamperFindings({
+      trace: refused,
+      target: '/opt/target',
+      installers: installerPids(refused),
+      packageOf: () => 'evil',
+      argvOf: () => [],
+    });
+    expect(found.map((f) => [f.evidence.syscall, f.evidence.path, f.evidence.ok, f.evidence.denied])).toEqual([
+      ['openat', `${SITE}/zz_pivot.pth`, false, true],
+      ['symlink', `${SITE}/evil.py`, false, true],
+    ]);
+    expect(found[0]?.message).toMatch(/\(refused\)$/);
   });
 
   it('caps the findings and counts the rest', () => {
@@ -394,5 +426,66 @@ describe('targetTamperFindings', () => {
     });
     expect(found.map((f) => f.evidence.path)).toEqual([`${SITE}/zz_pivot.pth`, `${SITE}/forged-1.0.dist-info`]);
     expect(found[1]?.evidence.more).toBe(2);
+  });
+});
+
+describe('refusedWriteFindings', () => {
+  const layout = { target: '/opt/target', home: '/home/user', state: '/var/lib/sandbox-install', mounts: [], allowed: ['/srv/allowed'] };
+  // 10 is pip's installer, 11 a build hook it started.
+  const lines = [
+    '10 1.000001 execve("/opt/installer/bin/python", ["/opt/installer/bin/python", "/opt/installer/pip-runner.py", "install"], 0x7ffd /* 5 vars */) = 0',
+    '10 1.000002 vfork() = 11',
+    '11 1.000003 execve("/opt/installer/bin/python", ["/opt/installer/bin/python", "_in_process.py", "build_wheel"], 0x7ffd /* 5 vars */) = 0',
+    // Refused attempts outside where an install may write: each is a finding.
+    '11 1.100000 openat(AT_FDCWD, "/opt/installer/lib/python3.11/site-packages/zz.pth", O_WRONLY|O_CREAT|O_TRUNC|O_CLOEXEC, 0666) = -1 EACCES (Permission denied)',
+    '11 1.100001 symlinkat("/opt/target/lib/python3.11/site-packages", AT_FDCWD, "/usr/local/lib/python3.11/dist-packages/x") = -1 EACCES (Permission denied)',
+    '11 1.100002 rename("/tmp/pip-install-1/evil/x.py", "/etc/profile.d/x.sh") = -1 EACCES (Permission denied)',
+    '11 1.100003 fchownat(AT_FDCWD, "/etc/passwd", 0, 0, 0) = -1 EPERM (Operation not permitted)',
+    '11 1.100004 utimensat(3</usr/bin/pip>, NULL, NULL, 0) = -1 EPERM (Operation not permitted)',
+    '11 1.100005 mkdir("/usr/share/evil", 0777) = -1 EROFS (Read-only file system)',
+    '11 1.100006 unlink("/etc/hosts") = -1 EACCES (Permission denied)',
+    // Not refusals, or not outside: none is a finding.
+    '11 1.200000 mkdir("/usr/lib/python3.11/__pycache__", 0777) = -1 EACCES (Permission denied)',
+    '11 1.200001 openat(AT_FDCWD, "/usr/lib/python3.11/__pycache__/abc.cpython-311.pyc.140231", O_WRONLY|O_CREAT|O_EXCL|O_CLOEXEC, 0644) = -1 EACCES (Permission denied)',
+    '11 1.200002 openat(AT_FDCWD, "/etc/motd", O_WRONLY|O_CREAT, 0644) = -1 ENOENT (No such file or directory)',
+    '11 1.200003 openat(AT_FDCWD, "/etc/hostname", O_RDONLY) = -1 EACCES (Permission denied)',
+    '11 1.200004 openat(AT_FDCWD, "/dev/tty", O_RDWR|O_NOCTTY) = -1 EACCES (Permission denied)',
+    '11 1.200005 openat(AT_FDCWD, "/tmp/pip-install-1/x", O_WRONLY|O_CREAT, 0644) = -1 EACCES (Permission denied)',
+    '11 1.200006 openat(AT_FDCWD, "/srv/allowed/x", O_WRONLY|O_CREAT, 0644) = -1 EACCES (Permission denied)',
+    '11 1.200007 openat(AT_FDCWD, "/opt/target/x.py", O_WRONLY|O_CREAT, 0644) = -1 EACCES (Permission denied)',
+    // A second attempt at a path already reported for this package.
+    '11 1.200008 openat(AT_FDCWD, "/etc/passwd", O_WRONLY) = -1 EACCES (Permission denied)',
+    // pip's own refusals are pip's.
+    '10 1.300000 openat(AT_FDCWD, "/etc/pip.conf", O_WRONLY|O_CREAT, 0644) = -1 EACCES (Permission denied)',
+  ];
+  const trace = parseTrace(lines.join('\n'));
+
+  it('reports every refused change outside where an install may write, once per package and path, pip aside', () => {
+    expect(trace.unparsed).toBe(0);
+    const found = refusedWriteFindings({ trace, layout, pipPids: new Set([10]), packageOf: (pid) => (pid === 11 ? 'evil' : null), argvOf: () => ['setup.py'] });
+    expect(found.map((f) => [f.rule, f.package, f.evidence.syscall, f.evidence.path, f.evidence.errno, f.evidence.denied])).toEqual([
+      ['fs.write-outside-target', 'evil', 'openat', '/opt/installer/lib/python3.11/site-packages/zz.pth', 'EACCES', true],
+      ['fs.write-outside-target', 'evil', 'symlink', '/usr/local/lib/python3.11/dist-packages/x', 'EACCES', true],
+      ['fs.write-outside-target', 'evil', 'rename', '/etc/profile.d/x.sh', 'EACCES', true],
+      ['fs.write-outside-target', 'evil', 'fchownat', '/etc/passwd', 'EPERM', true],
+      ['fs.write-outside-target', 'evil', 'utimensat', '/usr/bin/pip', 'EPERM', true],
+      ['fs.write-outside-target', 'evil', 'mkdir', '/usr/share/evil', 'EROFS', true],
+      ['fs.write-outside-target', 'evil', 'unlink', '/etc/hosts', 'EACCES', true],
+    ]);
+    expect(found[0]).toEqual({
+      rule: 'fs.write-outside-target',
+      severity: 'high',
+      package: 'evil',
+      message: 'tried to openat /opt/installer/lib/python3.11/site-packages/zz.pth outside the install target (refused: EACCES)',
+      evidence: {
+        path: '/opt/installer/lib/python3.11/site-packages/zz.pth',
+        kind: 'attempted',
+        syscall: 'openat',
+        denied: true,
+        errno: 'EACCES',
+        pid: 11,
+        argv: 'setup.py',
+      },
+    });
   });
 });

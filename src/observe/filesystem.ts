@@ -4,7 +4,7 @@
  */
 import path from 'node:path';
 import { finding, type Finding } from '../core/finding.js';
-import { argvText } from './attribution.js';
+import { argvText, type PackageOf } from './attribution.js';
 import type { FsChange } from '../core/outcome.js';
 import { PROBE_SYSCALLS, type Trace, type TraceEvent } from './trace.js';
 
@@ -95,7 +95,7 @@ export interface FsContext {
   changes: FsChange[];
   trace: Trace;
   layout: FsLayout;
-  packageOf: (pid: number) => string | null;
+  packageOf: PackageOf;
   argvOf: (pid: number) => string[];
   /** pip's own processes: their probes (requests checks for ~/.netrc) are not findings; their opens are. */
   pipPids?: Set<number>;
@@ -129,7 +129,7 @@ export function filesystemFindings(ctx: FsContext): { findings: Finding[]; event
     // pip's own processes look for credentials as a client does: requests probes and, when there
     // is one (there is: a canary), reads ~/.netrc for index auth. pip's, not a package's, doing.
     if (ctx.pipPids?.has(open.pid) && (PROBES.has(open.syscall) || (!open.write && open.path === `${ctx.layout.home}/.netrc`))) continue;
-    const pkg = ctx.packageOf(open.pid);
+    const pkg = ctx.packageOf(open.pid, open.time);
     const key = `${pkg}|${open.path}`;
     if (seen.has(key)) continue;
     seen.add(key);
@@ -145,6 +145,28 @@ export function filesystemFindings(ctx: FsContext): { findings: Finding[]; event
   }
   return { findings, events };
 }
+
+/**
+ * The errnos of a refusal: the kernel (permissions, a read-only mount, a capability missing) stopped
+ * a call that was made. The attempt is the evidence; ENOENT or EEXIST are not refusals.
+ */
+const REFUSED = new Set(['EACCES', 'EPERM', 'EROFS']);
+
+/** Whether the kernel refused this call (a failed attempt that counts as one made). */
+export function wasRefused(event: TraceEvent): boolean {
+  return 'ok' in event && !event.ok && event.errno !== null && REFUSED.has(event.errno);
+}
+
+/**
+ * Python's own bytecode cache: importing a module from a directory the process cannot write makes
+ * the import system try `mkdir <dir>/__pycache__` and an exclusive create of
+ * `<dir>/__pycache__/<name>.cpython-311[.opt-N].pyc.<id>`, and shrug off the refusal. Every build
+ * that imports a stdlib module without a cached .pyc does this.
+ */
+const BYTECODE_CACHE = /\/__pycache__(?:\/[^/]+\.cpython-3\d+(?:\.opt-\d)?\.pyc\.\d+)?$/;
+
+/** Devices any process may open for writing (a refused /dev/tty says nothing of a package). */
+const HARMLESS_DEVICES = /^\/dev\/(?:null|zero|full|tty|console|ptmx|pts\/\d+|stdout|stderr)$/;
 
 /** Every path a trace event changes (or tried to), with the syscall that did it. */
 function changedPaths(event: TraceEvent): Array<{ path: string; syscall: string }> {
@@ -167,12 +189,69 @@ function changedPaths(event: TraceEvent): Array<{ path: string; syscall: string 
   }
 }
 
+export interface RefusedContext {
+  trace: Trace;
+  layout: FsLayout;
+  /** pip's own processes: what they try is pip's doing, not a package's. */
+  pipPids: Set<number>;
+  packageOf: PackageOf;
+  argvOf: (pid: number) => string[];
+  /** Findings kept; the rest are counted in the last one. Default 200. */
+  maxFindings?: number;
+}
+
+/**
+ * fs.write-outside-target for what the kernel refused: creating, opening for writing, linking,
+ * renaming, removing, chmod, chown or utime of a path outside where the install may write, failing
+ * with EACCES, EPERM or EROFS. The container's diff shows only what succeeded; a package that tried
+ * to plant a shell rc file or a startup hook in a root-owned site dir and was stopped is the same
+ * package on a machine without the sandbox. The install target is fs.target-tamper's (it counts
+ * refused attempts there already). One finding per package and path.
+ */
+export function refusedWriteFindings(ctx: RefusedContext): Finding[] {
+  const findings: Finding[] = [];
+  const seen = new Set<string>();
+  const max = ctx.maxFindings ?? 200;
+  let more = 0;
+  const inTarget = (p: string) => p === ctx.layout.target || p.startsWith(`${ctx.layout.target}/`);
+  for (const event of ctx.trace.events) {
+    if (!wasRefused(event) || ctx.pipPids.has(event.pid)) continue;
+    for (const change of changedPaths(event)) {
+      const p = change.path;
+      // A path the tracer could not make absolute cannot be placed; the call's other records can.
+      if (!p.startsWith('/') || inTarget(p) || HARMLESS_DEVICES.test(p) || BYTECODE_CACHE.test(p)) continue;
+      if (isExpectedChange({ path: p, kind: 'modified' }, ctx.layout)) continue;
+      const pkg = ctx.packageOf(event.pid, event.time);
+      const key = `${pkg}\0${p}`;
+      if (seen.has(key)) continue;
+      seen.add(key);
+      if (findings.length >= max) {
+        more += 1;
+        continue;
+      }
+      const errno = 'errno' in event ? event.errno : null;
+      findings.push(
+        finding(
+          'fs.write-outside-target',
+          'high',
+          `tried to ${change.syscall} ${p} outside the install target (refused: ${errno ?? 'denied'})`,
+          { path: p, kind: 'attempted', syscall: change.syscall, denied: true, errno, pid: event.pid, argv: argvText(ctx.argvOf(event.pid)) },
+          pkg,
+        ),
+      );
+    }
+  }
+  const last = findings.at(-1);
+  if (more > 0 && last) last.evidence.more = more;
+  return findings;
+}
+
 export interface TamperContext {
   trace: Trace;
   target: string;
   /** pip's own processes: the only ones that may change the target. */
   installers: Set<number>;
-  packageOf: (pid: number) => string | null;
+  packageOf: PackageOf;
   argvOf: (pid: number) => string[];
   /** Findings kept; the rest are counted in the last one. Default 200. */
   maxFindings?: number;
@@ -203,13 +282,14 @@ export function targetTamperFindings(ctx: TamperContext): Finding[] {
         continue;
       }
       const ok = 'ok' in event ? event.ok : true;
+      const denied = wasRefused(event);
       findings.push(
         finding(
           'fs.target-tamper',
           'high',
-          `${change.syscall} ${change.path} in the install target by a process that is not pip's installer`,
-          { path: change.path, syscall: change.syscall, ok, pid: event.pid, argv: argvText(ctx.argvOf(event.pid)) },
-          ctx.packageOf(event.pid),
+          `${change.syscall} ${change.path} in the install target by a process that is not pip's installer${denied ? ' (refused)' : ''}`,
+          { path: change.path, syscall: change.syscall, ok, denied, pid: event.pid, argv: argvText(ctx.argvOf(event.pid)) },
+          ctx.packageOf(event.pid, event.time),
         ),
       );
     }

@@ -422,7 +422,7 @@ describe('observe: the installed tree', () => {
       severity: 'high',
       package: 'evil-pkg',
       message: `openat ${SITE}/${file} in the install target by a process that is not pip's installer`,
-      evidence: { path: `${SITE}/${file}`, syscall: 'openat', ok: true, pid: 18, argv: '/usr/bin/python3.11 _in_process.py build_wheel' },
+      evidence: { path: `${SITE}/${file}`, syscall: 'openat', ok: true, denied: false, pid: 18, argv: '/usr/bin/python3.11 _in_process.py build_wheel' },
     });
     expect(findings).toEqual([
       tamper('sneaky.py'),

@@ -9,8 +9,9 @@ import type { CanarySet } from '../core/canary.js';
 import { finding, type Finding } from '../core/finding.js';
 import type { InstallOutcome } from '../core/outcome.js';
 import { HOME, INPUT_LOCK, INPUT_MOUNT, INPUT_PHASES, INSTALLER_PYTHON, RELAY_PORT, STATE_DIR, TARGET } from '../core/layout.js';
-import { argvText, importedBy, installerPids, packageOfProcess, pipPids } from './attribution.js';
-import { credentialHomes, filesystemFindings, isExpectedChange, isSensitivePath, targetTamperFindings, writersOf } from './filesystem.js';
+import { argvText, importedBy, installerPids, packageOfProcess, pipPids, startupOwners, type PackageOf } from './attribution.js';
+import { autorunWriteFindings } from './autorun.js';
+import { credentialHomes, filesystemFindings, isExpectedChange, isSensitivePath, refusedWriteFindings, targetTamperFindings, writersOf } from './filesystem.js';
 import { exfilFindings } from './exfil.js';
 import { networkFindings } from './network.js';
 import { processFindings } from './processes.js';
@@ -25,6 +26,8 @@ export interface Observation {
   filesystem: Array<Record<string, unknown>>;
   processes: Array<Record<string, unknown>>;
   timeline: TimelineEntry[];
+  /** Who owns each installed file, when this observation scanned the tree (see ObserveInput.siteOwners). */
+  siteOwners?: ReadonlyMap<string, string>;
 }
 
 export interface ObserveInput {
@@ -40,6 +43,11 @@ export interface ObserveInput {
   reservedNames: string[];
   /** The canaries planted in the sandbox: their files are ours, their values must never leave. */
   canaries: CanarySet;
+  /**
+   * Who owns each installed file (by path relative to site-packages), from the scan of the tree:
+   * a phase after the install (startup) attributes what runs to the owner of the code it loaded.
+   */
+  siteOwners?: ReadonlyMap<string, string>;
 }
 
 /** Where pip reaches the index (the monitor's relay), and the sinkhole resolver: seen from the sandbox. */
@@ -195,9 +203,18 @@ export async function observe(input: ObserveInput): Promise<Observation> {
   const trace = parseTrace(input.outcome.trace ?? '', { initialCwd: HOME, keepProbe: (p) => isSensitivePath(p, homes) });
   const cache = new Map<number, string | null>();
   // In the import phase a process acts for the distribution whose module the importer started it
-  // to import; in every other phase, for the package whose build directory it was in.
-  const attribute = input.outcome.phase === 'import' ? importedBy(trace) : (pid: number) => packageOfProcess(trace, pid);
-  const packageOf = (pid: number): string | null => {
+  // to import; in the startup phase, for the owner of the code it last loaded; in every other
+  // phase, for the package whose build directory it was in.
+  const phase = input.outcome.phase;
+  const siteOwners = input.siteOwners;
+  const attribute: PackageOf =
+    phase === 'import'
+      ? importedBy(trace)
+      : phase === 'startup'
+        ? startupOwners(trace, SITE_PREFIX, (rel) => siteOwners?.get(rel) ?? null)
+        : (pid: number) => packageOfProcess(trace, pid);
+  const packageOf: PackageOf = (pid, time) => {
+    if (phase === 'startup' && time !== undefined) return attribute(pid, time);
     if (!cache.has(pid)) cache.set(pid, attribute(pid));
     return cache.get(pid) ?? null;
   };
@@ -255,10 +272,13 @@ export async function observe(input: ObserveInput): Promise<Observation> {
       ...network.findings,
       ...filesystem.findings,
       ...targetTamperFindings({ trace, target: TARGET, installers, packageOf, argvOf }),
+      ...refusedWriteFindings({ trace, layout, pipPids: pipOwn, packageOf, argvOf }),
+      ...autorunWriteFindings({ trace, target: TARGET, pipPids: pipOwn, packageOf, argvOf }),
       ...processes.findings,
       ...attributeByWriter([...(scan?.findings ?? []), ...unlockedDistributions(scan, input.distributions)], writers, packageOf),
       ...provenance,
     ],
+    siteOwners: scan ? new Map(scan.files.flatMap((f) => (f.owner === null ? [] : [[f.path, f.owner] as const]))) : undefined,
     network: network.events,
     filesystem: filesystem.events,
     processes: processes.events,

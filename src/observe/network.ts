@@ -3,7 +3,7 @@
  * and the tracer (every connect, including raw IPs and unix sockets that nothing answered).
  */
 import { num, str } from './fields.js';
-import { argvText } from './attribution.js';
+import { argvText, type PackageOf } from './attribution.js';
 import { finding, type Finding } from '../core/finding.js';
 import type { Trace, TraceEvent } from './trace.js';
 
@@ -12,7 +12,7 @@ type ConnectEvent = Extract<TraceEvent, { kind: 'connect' }>;
 export interface NetworkContext {
   trace: Trace;
   monitorEvents: Array<Record<string, unknown>>;
-  packageOf: (pid: number) => string | null;
+  packageOf: PackageOf;
   argvOf: (pid: number) => string[];
   relay: { address: string; port: number };
   dnsServer: { address: string; port: number };
@@ -61,7 +61,7 @@ export function networkFindings(ctx: NetworkContext): { findings: Finding[]; eve
   const found = new Deduper();
   const events: Array<Record<string, unknown>> = [];
   const who = (c: ConnectEvent | undefined) =>
-    c ? { pid: c.pid, argv: argvText(ctx.argvOf(c.pid)), package: ctx.packageOf(c.pid) } : { pid: null, argv: null, package: null };
+    c ? { pid: c.pid, argv: argvText(ctx.argvOf(c.pid)), package: ctx.packageOf(c.pid, c.time) } : { pid: null, argv: null, package: null };
 
   for (const event of ctx.monitorEvents) {
     const time = num(event.time) ?? 0;
@@ -136,7 +136,7 @@ export function networkFindings(ctx: NetworkContext): { findings: Finding[]; eve
   }
 
   for (const c of connects) {
-    const pkg = ctx.packageOf(c.pid);
+    const pkg = ctx.packageOf(c.pid, c.time);
     const argv = argvText(ctx.argvOf(c.pid));
     events.push({ source: 'tracer', ...c, package: pkg });
     if (c.family === 'unix') {

@@ -4,7 +4,7 @@
  */
 import path from 'node:path';
 import { finding, type Finding } from '../core/finding.js';
-import { threadsOf } from './attribution.js';
+import { threadsOf, type PackageOf } from './attribution.js';
 import type { ProcessInfo, Trace } from './trace.js';
 
 export interface ProcessContext {
@@ -21,7 +21,7 @@ export interface ProcessContext {
   execAliases?: Record<string, string>;
   /** Directories the sandbox user can write (the install target among them). */
   writable: string[];
-  packageOf: (pid: number) => string | null;
+  packageOf: PackageOf;
 }
 
 /**
@@ -80,13 +80,13 @@ export function processFindings(ctx: ProcessContext): { findings: Finding[]; eve
           continue;
         }
         const where = event.viaFd ? 'a file descriptor' : loader ? 'the dynamic loader' : 'a writable place';
-        once(`exec-written|${packageOf(event.pid)}|${event.path}`, () =>
+        once(`exec-written|${packageOf(event.pid, event.time)}|${event.path}`, () =>
           finding(
             'process.exec',
             'high',
             `${event.ok ? 'ran' : 'tried to run'} a program from ${where}: ${short(event.argv)}`,
             { path: event.path, argv: short(event.argv), viaFd: event.viaFd, ok: event.ok, errno: event.errno, pid: event.pid },
-            packageOf(event.pid),
+            packageOf(event.pid, event.time),
           ),
         );
         continue;
@@ -95,7 +95,7 @@ export function processFindings(ctx: ProcessContext): { findings: Finding[]; eve
       if (name === null) continue;
       // A shell found on the second PATH entry shows up as ENOENT tries first: report what ran,
       // and the attempts only when nothing ran.
-      const pkg = packageOf(event.pid);
+      const pkg = packageOf(event.pid, event.time);
       if (!event.ok && trace.events.some((e) => e.kind === 'exec' && e.pid === event.pid && e.ok && watchedName(e) === name)) continue;
       once(`exec|${pkg}|${name}|${event.argv.join('\0')}`, () =>
         finding(
@@ -119,7 +119,7 @@ export function processFindings(ctx: ProcessContext): { findings: Finding[]; eve
           'critical',
           `${event.syscall}(${event.target}, ${event.signal}) aimed at a process outside the sandbox${event.ok ? '' : ` (${event.errno ?? 'failed'})`}`,
           { syscall: event.syscall, target: event.target, signal: event.signal, ok: event.ok, errno: event.errno, pid: event.pid, argv: argvOf(event.pid) },
-          packageOf(event.pid),
+          packageOf(event.pid, event.time),
         ),
       );
     } else if (event.kind === 'ptrace') {
@@ -129,7 +129,7 @@ export function processFindings(ctx: ProcessContext): { findings: Finding[]; eve
           'critical',
           `ptrace(${event.request}, ${event.target ?? '?'})`,
           { request: event.request, target: event.target, ok: event.ok, pid: event.pid, argv: argvOf(event.pid) },
-          packageOf(event.pid),
+          packageOf(event.pid, event.time),
         ),
       );
     } else if (event.kind === 'blindspot') {
@@ -141,17 +141,17 @@ export function processFindings(ctx: ProcessContext): { findings: Finding[]; eve
           'critical',
           `${event.syscall}${event.target === null ? '' : `(${event.target})`}: a way around the tracer`,
           { syscall: event.syscall, target: event.target, ok: event.ok, errno: event.errno, pid: event.pid, argv: argvOf(event.pid) },
-          packageOf(event.pid),
+          packageOf(event.pid, event.time),
         ),
       );
     } else if (event.kind === 'spawn' && !event.ok && event.errno === 'EAGAIN') {
-      once(`pids|${packageOf(event.pid)}`, () =>
+      once(`pids|${packageOf(event.pid, event.time)}`, () =>
         finding(
           'resource.pids',
           'high',
           'a fork failed with EAGAIN: the pids limit was hit',
           { pid: event.pid, argv: argvOf(event.pid) },
-          packageOf(event.pid),
+          packageOf(event.pid, event.time),
         ),
       );
     }

@@ -5,7 +5,7 @@
  * is what the packages did.
  */
 import { num, str } from './fields.js';
-import { argvText } from './attribution.js';
+import { argvText, type PackageOf } from './attribution.js';
 import { isSensitivePath } from './filesystem.js';
 import { BENIGN_UNIX_SOCKETS } from './network.js';
 import type { Trace } from './trace.js';
@@ -27,7 +27,7 @@ export interface TimelineInput {
   trace: Trace;
   /** The observation's network events (monitor ones attributed). */
   network: Array<Record<string, unknown>>;
-  packageOf: (pid: number) => string | null;
+  packageOf: PackageOf;
   /** Unix time the phase started; the first traced event when unknown. */
   started: number | null;
   /** Writes under these are the install's own (the target, pip's temp dirs, /dev). */
@@ -46,7 +46,7 @@ export function timeline(input: TimelineInput): TimelineEntry[] {
   // A path is touched once per process on the timeline: open() then fstat() of it is one touch.
   const touched = new Set<string>();
   for (const event of trace.events) {
-    const pkg = input.packageOf(event.pid);
+    const pkg = input.packageOf(event.pid, event.time);
     if (pkg === null) continue;
     const base = { time: event.time, package: pkg, pid: event.pid };
     if (event.kind === 'exec' && event.ok) raw.push({ ...base, kind: 'exec', what: argvText(event.argv) });

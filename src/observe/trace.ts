@@ -117,9 +117,27 @@ export interface SymlinkEvent extends EventBase, Outcome, PathFacts {
 }
 
 /** A change to a path that is not an open for writing: a directory made or removed, a mode changed, a truncate, a hard link. */
+/** Path calls that change a file without opening it: its name, mode, owner, times or length. */
+export type FsOpSyscall =
+  | 'mkdir'
+  | 'mkdirat'
+  | 'rmdir'
+  | 'chmod'
+  | 'fchmodat'
+  | 'chown'
+  | 'lchown'
+  | 'fchownat'
+  | 'utime'
+  | 'utimes'
+  | 'futimesat'
+  | 'utimensat'
+  | 'truncate'
+  | 'link'
+  | 'linkat';
+
 export interface FsOpEvent extends EventBase, Outcome, PathFacts {
   kind: 'fsop';
-  syscall: 'mkdir' | 'mkdirat' | 'rmdir' | 'chmod' | 'fchmodat' | 'truncate' | 'link' | 'linkat';
+  syscall: FsOpSyscall;
   /** The path changed (for a link, the new name). */
   path: string;
   /** A hard link's existing file; null for the other calls. */
@@ -306,6 +324,13 @@ export const MODELLED_SYSCALLS: readonly string[] = [
   'rmdir',
   'chmod',
   'fchmodat',
+  'chown',
+  'lchown',
+  'fchownat',
+  'utime',
+  'utimes',
+  'futimesat',
+  'utimensat',
   'truncate',
   'link',
   'linkat',
@@ -655,11 +680,20 @@ export class TraceParser {
       case 'mkdir':
       case 'rmdir':
       case 'chmod':
+      case 'chown':
+      case 'lchown':
+      case 'utime':
+      case 'utimes':
       case 'truncate':
         return this.fsop(state, base, call.name, null, args[0], null, null);
       case 'mkdirat':
       case 'fchmodat':
+      case 'fchownat':
+      case 'futimesat':
         return this.fsop(state, base, call.name, args[0], args[1], null, null);
+      case 'utimensat':
+        // utimensat(fd, NULL, …) is futimens(fd): the file is the fd itself, which `-y` names.
+        return this.fsop(state, base, call.name, args[0], args[1] === 'NULL' ? '""' : args[1], null, null);
       case 'link':
         return this.fsop(state, base, 'link', null, args[1], null, args[0]);
       case 'linkat':

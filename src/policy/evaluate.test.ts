@@ -421,6 +421,7 @@ describe('evaluate: properties', () => {
       'static.unrecorded-file',
       'static.import-shadowing',
       'fs.target-tamper',
+      'fs.autorun-write',
     ].includes(rule);
 
   it('fails exactly when some non-info finding is never relaxed, or fails by the rules and is not from an allowed package', () => {

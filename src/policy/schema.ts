@@ -37,6 +37,7 @@ export const NEVER_RELAXED = [
   'static.unrecorded-file',
   'static.import-shadowing',
   'fs.target-tamper',
+  'fs.autorun-write',
 ];
 
 export function neverRelaxed(rule: string): boolean {

@@ -159,6 +159,7 @@ export const STABLE_KEYS: { readonly [R in RuleId]: (e: Evidence) => unknown } =
   'fs.write-outside-target': pick('path', 'kind'),
   'fs.sensitive-read': pick('path'),
   'fs.target-tamper': pick('path', 'syscall'),
+  'fs.autorun-write': pick('path', 'syscall'),
   'process.exec': pick('path', 'argv', 'viaFd'),
   'process.lingering': pick('argv', 'detached'),
   'static.pth-exec': pick('path'),

@@ -116,6 +116,18 @@ export function importPhase(secondsPerModule: number): PhaseSpec {
   return { name: 'import', argv: ['python3', '-I', '-S', '/opt/sandbox-install/importer.py', SITE_PACKAGES, String(secondsPerModule)] };
 }
 
+/** How long each of the startup phase's two interpreter starts may take before it is killed. */
+export const STARTUP_SECONDS = 10;
+
+/**
+ * The startup phase: the target interpreter started twice with the installed tree (as a site
+ * directory, then on PYTHONPATH), importing nothing beyond `site` (images/startup.py). What a `.pth`,
+ * a startup hook or a stdlib-named module does at an interpreter's start happens here, traced.
+ */
+export function startupPhase(): PhaseSpec {
+  return { name: 'startup', argv: ['python3', '-I', '-S', '/opt/sandbox-install/startup.py', SITE_PACKAGES, String(STARTUP_SECONDS)] };
+}
+
 function elapsed(since: number): number {
   return Math.round(performance.now() - since);
 }

@@ -10,7 +10,7 @@ import { EnvironmentError, InstallError } from '../errors.js';
 import { completeStage, diskFullOr, extractStaged, MANIFEST_NAME, stagingDir, type Staging, type StagedTree } from '../export/publish.js';
 import type { Policy } from '../policy/schema.js';
 import type { Report } from '../report/schema.js';
-import type { SandboxSession } from '../sandbox/session.js';
+import { startupPhase, type SandboxSession } from '../sandbox/session.js';
 import { lockedRun, rejudge, type LockedRunRequest, type TreeStage } from './locked-run.js';
 import { prepareBuildImage, prepareImage, writeReport, type WorkflowDeps, type WorkflowResult } from './steps.js';
 
@@ -28,7 +28,7 @@ export function install(request: InstallRequest, deps: WorkflowDeps): Promise<In
       doing: 'installing in the sandbox',
       publishes: (policy) => policy.export,
       image: (_lock, _upstreams, log) => (request.buildImage ? prepareBuildImage(request.image, deps, log) : prepareImage(request.image, deps, log)),
-      after: () => [],
+      after: () => [startupPhase()],
       stage: (session) => stageTree(request.output, session),
       publish: (_session, _lock, report, policy, log, staged) => exportTree(request, report, policy, deps, log, staged),
     },

@@ -18,7 +18,7 @@ import { loadPolicy } from '../policy/load.js';
 import { pipConfiguredUpstreams, redactUrl, type LocalFile, type ServedFile } from '../proxy/index.js';
 import { versionFromFilename } from '../proxy/names.js';
 import { emptyReport, type Report } from '../report/schema.js';
-import { importPhase } from '../sandbox/session.js';
+import { importPhase, startupPhase } from '../sandbox/session.js';
 import { exitCodeOf, observeRun, openSession, phaseFailure, prepareImage, recordRun, withReport, type WorkflowDeps, type WorkflowResult } from './steps.js';
 
 export interface InvestigateRequest {
@@ -128,7 +128,7 @@ export async function investigate(request: InvestigateRequest, deps: WorkflowDep
       { target: target.kind, upstreams: { indexUrl: redactUrl(upstreams.indexUrl), extraIndexUrls: upstreams.extraIndexUrls.map(redactUrl) } },
       'investigating in the sandbox',
     );
-    const run = await session.run([importPhase(request.importTimeoutSeconds)]);
+    const run = await session.run([startupPhase(), importPhase(request.importTimeoutSeconds)]);
     Object.assign(timings, run.timings);
     deps.signal.throwIfAborted();
 

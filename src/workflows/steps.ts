@@ -80,8 +80,11 @@ export function phaseFailure(outcome: InstallOutcome): Finding[] {
  */
 export async function observePhases(run: RunOutcome, shared: Omit<ObserveInput, 'outcome'>): Promise<Observation> {
   const all: Observation = { findings: [], network: [], filesystem: [], processes: [], timeline: [] };
+  let siteOwners: ReadonlyMap<string, string> | undefined;
   for (const [i, outcome] of run.phases.entries()) {
-    const seen = await observe({ ...shared, outcome, archive: i === 0 ? shared.archive : null });
+    const seen = await observe({ ...shared, outcome, archive: i === 0 ? shared.archive : null, siteOwners });
+    // The tree is scanned with the first phase; the later ones attribute by its owners.
+    siteOwners ??= seen.siteOwners;
     const phase = outcome.phase;
     all.findings.push(...seen.findings.map((f) => ({ ...f, phase })));
     all.network.push(...seen.network.map((e) => ({ ...e, phase })));

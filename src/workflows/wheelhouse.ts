@@ -24,7 +24,7 @@ import { lockedFiles, sdistOnly } from '../proxy/locked-files.js';
 import { canonicalVersion, isSafeFilename } from '../proxy/names.js';
 import { serializeReport } from '../report/bound.js';
 import type { Report } from '../report/schema.js';
-import type { SandboxSession } from '../sandbox/session.js';
+import { startupPhase, type SandboxSession } from '../sandbox/session.js';
 import { lockedRun, rejudge, type LockedRunRequest } from './locked-run.js';
 import { prepareBuildImage, prepareImage, writeReport, type WorkflowDeps, type WorkflowResult } from './steps.js';
 
@@ -167,7 +167,7 @@ export function wheelhouse(request: WheelhouseRequest, deps: WorkflowDeps): Prom
       doing: 'installing and building wheels in the sandbox',
       publishes: () => true,
       image: (lock, upstreams, log) => chooseImage(request, lock, upstreams, deps, log),
-      after: (session) => [session.wheelPhase()],
+      after: (session) => [startupPhase(), session.wheelPhase()],
       // The wheel dir is pip's alone.
       findings: wheelDirWriters,
       publish: (session, lock, report, policy, log) => writeWheelhouse(session, request, lock, report, policy, deps, log),

@@ -43,7 +43,7 @@ describe.runIf(engineAvailable())('hostile packages fail with their rule', () =>
         for (const wanted of [hostile.expect, ...(hostile.alsoExpect ?? [])]) {
           const matching = run.report.findings.filter((f) => f.rule === wanted.rule && f.package === wanted.package);
           expect(matching, `findings were: ${shown}`).toContainEqual(
-            expect.objectContaining({ failing: true, phase: 'install', evidence: expect.objectContaining(wanted.evidence) }),
+            expect.objectContaining({ failing: true, phase: wanted.phase ?? 'install', evidence: expect.objectContaining(wanted.evidence) }),
           );
         }
         // The attacker is blamed, never the package it attacked.

@@ -14,7 +14,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { SITE_PACKAGES } from '../../core/layout.js';
 import type { MonitorListener, RunSpec, SandboxRun } from '../../runtime/port.js';
 import { FakeEngine, type FakeRun, type FakeSandboxRun } from '../../runtime/fake.js';
-import { dnsQuery, exists, phaseFiles, useFakeCli } from './fake-cli.js';
+import { dnsQuery, exists, phaseFiles, quietStartup, useFakeCli } from './fake-cli.js';
 
 const PIP_INSTALL = ['python3', '-m', 'pip', 'install'];
 /** The host has the Python 3.11 the export compiles bytecode with (export/bytecode.ts tries these two). */
@@ -37,7 +37,7 @@ function demo(files: Record<string, string>): Record<string, string> {
 function run(tree: Record<string, string>, overrides: Partial<FakeRun> = {}): FakeRun {
   return {
     exitCode: 0,
-    files: phaseFiles([{ phase: 'install', rootPid: 10, started: 1, argv: PIP_INSTALL }]),
+    files: phaseFiles([{ phase: 'install', rootPid: 10, started: 1, argv: PIP_INSTALL }, quietStartup(2.5)]),
     trees: { [SITE_PACKAGES]: tree },
     output: 'Successfully installed nothing\n',
     ...overrides,

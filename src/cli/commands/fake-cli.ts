@@ -123,6 +123,14 @@ export const pipTrace = (pid: number, start: number, argv: string[], exit = 0): 
  */
 export type ScriptedPhase = { phase: string; rootPid: number; started: number; pipExit?: number } & ({ argv: string[] } | { trace: string });
 
+/** The startup phase that follows a successful install (images/startup.py as pid 30, from `started`), doing nothing. */
+export const quietStartup = (started: number): ScriptedPhase => ({
+  phase: 'startup',
+  rootPid: 30,
+  started,
+  argv: ['python3', '-I', '-S', '/opt/sandbox-install/startup.py'],
+});
+
 /** What the supervisor leaves for `phases`: status.json and one `<phase>.strace.log` each. */
 export function phaseFiles(phases: ScriptedPhase[]): Record<string, string> {
   const status = phases.map(({ phase, rootPid, started, pipExit = 0 }) => ({

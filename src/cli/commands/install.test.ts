@@ -6,17 +6,18 @@
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { beforeEach, describe, expect, it, vi } from 'vitest';
-import { SITE_PACKAGES } from '../../core/layout.js';
+import { SITE_PACKAGES, STATE_DIR } from '../../core/layout.js';
 import { FakeEngine, type FakeRun } from '../../runtime/fake.js';
-import { dnsQuery, exists, phaseFiles, pipTrace, useFakeCli, writeSdistOnlyLock } from './fake-cli.js';
+import { dnsQuery, exists, phaseFiles, quietStartup, pipTrace, useFakeCli, writeSdistOnlyLock } from './fake-cli.js';
 
 const PIP_INSTALL = ['python3', '-m', 'pip', 'install'];
 const CLEAN_TRACE = pipTrace(10, 1, PIP_INSTALL);
+const STARTUP_TRACE = pipTrace(30, 2.5, ['python3', '-I', '-S', '/opt/sandbox-install/startup.py']);
 
 function run(overrides: Partial<FakeRun> = {}, pipExit = 0): FakeRun {
   return {
     exitCode: pipExit,
-    files: phaseFiles([{ phase: 'install', rootPid: 10, started: 1, argv: PIP_INSTALL, pipExit }]),
+    files: phaseFiles([{ phase: 'install', rootPid: 10, started: 1, argv: PIP_INSTALL, pipExit }, ...(pipExit === 0 ? [quietStartup(2.5)] : [])]),
     trees: { [SITE_PACKAGES]: {} },
     output: pipExit === 0 ? 'Successfully installed nothing\n' : 'ERROR: No matching distribution found for nothing\n',
     ...overrides,
@@ -64,7 +65,10 @@ describe('install on the fake engine: one test per exit code', () => {
     expect(written.findings).toContainEqual(
       expect.objectContaining({ rule: 'network.dns', phase: 'install', failing: true, evidence: expect.objectContaining({ name: 'collect.exfil.invalid' }) }),
     );
-    expect(written.phases).toEqual([{ name: 'install', exitCode: 0, timedOut: false, traceBytes: CLEAN_TRACE.length }]);
+    expect(written.phases).toEqual([
+      { name: 'install', exitCode: 0, timedOut: false, traceBytes: CLEAN_TRACE.length },
+      { name: 'startup', exitCode: 0, timedOut: false, traceBytes: STARTUP_TRACE.length },
+    ]);
     expect(written.exported).toBeNull();
     expect(await exists(path.join(fake.work, 'out'))).toBe(false);
     expect(leftovers(engine)).toEqual([]);
@@ -125,7 +129,8 @@ describe('install on the fake engine: one test per exit code', () => {
   it("1: a sandbox that wrote past the policy's disk cap fails with resource.disk and exports nothing", async () => {
     const policy = path.join(fake.work, 'small-disk.json');
     await writeFile(policy, JSON.stringify({ extends: 'default', limits: { diskMb: 64 } }));
-    const engine = new FakeEngine(run({ writableBytes: 65 * 1024 ** 2 }));
+    // Stopped during the install: the supervisor had recorded no phase's end.
+    const engine = new FakeEngine(run({ writableBytes: 65 * 1024 ** 2, files: { ...phaseFiles([]), [`${STATE_DIR}/install.strace.log`]: CLEAN_TRACE } }));
     expect(await cli(engine, ['--policy', policy])).toBe(1);
     const written = await report();
     expect(written.findings).toEqual([

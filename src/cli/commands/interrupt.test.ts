@@ -10,14 +10,14 @@ import path from 'node:path';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { SITE_PACKAGES } from '../../core/layout.js';
 import { FakeEngine, type FakeHook, type FakeRun, type FakeStep } from '../../runtime/fake.js';
-import { dnsQuery, exists, phaseFiles, useFakeCli } from './fake-cli.js';
+import { dnsQuery, exists, phaseFiles, quietStartup, useFakeCli } from './fake-cli.js';
 
 const PIP_INSTALL = ['python3', '-m', 'pip', 'install'];
 
 function run(overrides: Partial<FakeRun> = {}): FakeRun {
   return {
     exitCode: 0,
-    files: phaseFiles([{ phase: 'install', rootPid: 10, started: 1, argv: PIP_INSTALL }]),
+    files: phaseFiles([{ phase: 'install', rootPid: 10, started: 1, argv: PIP_INSTALL }, quietStartup(2.5)]),
     trees: { [SITE_PACKAGES]: {} },
     output: 'Successfully installed nothing\n',
     ...overrides,

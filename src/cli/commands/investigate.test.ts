@@ -8,7 +8,7 @@ import path from 'node:path';
 import { describe, expect, it, vi } from 'vitest';
 import { SITE_PACKAGES, STATE_DIR } from '../../core/layout.js';
 import { FakeEngine, type FakeRun } from '../../runtime/fake.js';
-import { dnsQuery, phaseFiles, type ScriptedPhase, useFakeCli } from './fake-cli.js';
+import { dnsQuery, phaseFiles, quietStartup, type ScriptedPhase, useFakeCli } from './fake-cli.js';
 
 /** The importer (pid 20) imports `sneaky` of sneaky-pkg in pid 21, which resolves a name. */
 const IMPORT_TRACE = [
@@ -27,7 +27,7 @@ function run(overrides: Partial<FakeRun> = {}, pipExit = 0): FakeRun {
   const importer: ScriptedPhase = { phase: 'import', rootPid: 20, started: 200, trace: IMPORT_TRACE };
   return {
     exitCode: pipExit,
-    files: phaseFiles(pipExit === 0 ? [install, importer] : [install]),
+    files: phaseFiles(pipExit === 0 ? [install, quietStartup(150), importer] : [install]),
     trees: { [SITE_PACKAGES]: {} },
     output: '',
     ...overrides,
@@ -46,11 +46,12 @@ describe('investigate on the fake engine: one test per exit code', () => {
     expect(await cli(engine)).toBe(0);
     const written = await report();
     expect(written).toMatchObject({ verdict: 'pass', exported: null, lockfile: 'sneaky-pkg==1.0', policy: 'investigate' });
-    expect(written.phases?.map((p) => p.name)).toEqual(['install', 'import']);
+    expect(written.phases?.map((p) => p.name)).toEqual(['install', 'startup', 'import']);
     const plan = JSON.parse(sandboxOf(engine).seeded.find((f) => f.path === '/input/phases.json')!.content) as Array<{ name: string; argv: string[] }>;
-    expect(plan.map((p) => p.name)).toEqual(['install', 'import']);
+    expect(plan.map((p) => p.name)).toEqual(['install', 'startup', 'import']);
     expect(plan[0]!.argv).not.toContain('--require-hashes');
-    expect(plan[1]!.argv).toEqual(['python3', '-I', '-S', '/opt/sandbox-install/importer.py', SITE_PACKAGES, '10']);
+    expect(plan[1]!.argv).toEqual(['python3', '-I', '-S', '/opt/sandbox-install/startup.py', SITE_PACKAGES, '10']);
+    expect(plan[2]!.argv).toEqual(['python3', '-I', '-S', '/opt/sandbox-install/importer.py', SITE_PACKAGES, '10']);
     expect(sandboxOf(engine).seeded.find((f) => f.path === '/input/requirements.lock')!.content).toBe('sneaky-pkg==1.0\n');
     expect(stdout.join('')).toContain('timeline');
     expect(await readdir(fake.work)).not.toContain('out');
@@ -115,7 +116,7 @@ describe('investigate on the fake engine: one test per exit code', () => {
     const engine = new FakeEngine(run());
     await cli(engine, lock);
     const plan = JSON.parse(sandboxOf(engine).seeded.find((f) => f.path === '/input/phases.json')!.content) as Array<{ name: string; argv: string[] }>;
-    expect(plan.map((p) => p.name)).toEqual(['install', 'import']);
+    expect(plan.map((p) => p.name)).toEqual(['install', 'startup', 'import']);
     expect(plan[0]!.argv).toContain('--require-hashes');
     expect(sandboxOf(engine).seeded.find((f) => f.path === '/input/requirements.lock')!.content).toContain(`--hash=sha256:${'a'.repeat(64)}`);
   });

@@ -13,7 +13,7 @@ import { beforeEach, describe, expect, it } from 'vitest';
 import { main } from '../index.js';
 import { SITE_PACKAGES, WHEEL_DIR } from '../../core/layout.js';
 import { FakeEngine, type FakeRun } from '../../runtime/fake.js';
-import { dnsQuery, exists, phaseFiles, useFakeCli, writeSdistOnlyLock } from './fake-cli.js';
+import { dnsQuery, exists, phaseFiles, quietStartup, useFakeCli, writeSdistOnlyLock } from './fake-cli.js';
 
 /** Both phases ran and exited 0: install from 1 to 2, wheel from 3 to 4; the wheel dir is empty. */
 function run(overrides: Partial<FakeRun> = {}): FakeRun {
@@ -21,6 +21,7 @@ function run(overrides: Partial<FakeRun> = {}): FakeRun {
     exitCode: 0,
     files: phaseFiles([
       { phase: 'install', rootPid: 10, started: 1, argv: ['python3', '-m', 'pip', 'install'] },
+      quietStartup(2.5),
       { phase: 'wheel', rootPid: 20, started: 3, argv: ['python3', '-m', 'pip', 'wheel'] },
     ]),
     trees: { [SITE_PACKAGES]: {}, [WHEEL_DIR]: {} },
@@ -74,13 +75,14 @@ describe('wheelhouse on the fake engine', () => {
     expect(written).toMatchObject({ verdict: 'pass', exported: output, findings: [] });
     expect(written.phases?.map((p) => [p.name, p.exitCode])).toEqual([
       ['install', 0],
+      ['startup', 0],
       ['wheel', 0],
     ]);
     expect((await readdir(output)).sort()).toEqual(['.sandbox-install-manifest.json', 'report.json', 'requirements.lock']);
     // Both phases were planned in the one sandbox: install, then pip wheel into the wheel dir.
     const plan = JSON.parse(engine.runs[0]!.seeded.find((f) => f.path === '/input/phases.json')!.content) as Array<{ name: string; argv: string[] }>;
-    expect(plan.map((p) => p.name)).toEqual(['install', 'wheel']);
-    expect(plan[1]!.argv).toEqual(expect.arrayContaining(['wheel', '--no-deps', '--wheel-dir', WHEEL_DIR]));
+    expect(plan.map((p) => p.name)).toEqual(['install', 'startup', 'wheel']);
+    expect(plan[2]!.argv).toEqual(expect.arrayContaining(['wheel', '--no-deps', '--wheel-dir', WHEEL_DIR]));
     expect(leftovers(engine)).toEqual([]);
   });
 
