@@ -18,12 +18,16 @@ export const INPUT_MOUNT = '/input';
 /** What the host copies into INPUT_MOUNT (root-owned, read-only to the sandbox user) before the run starts. */
 export const INPUT_LOCK = `${INPUT_MOUNT}/requirements.lock`;
 export const INPUT_PHASES = `${INPUT_MOUNT}/phases.json`;
+/** The build phase's lock: the locked requirements pip builds from their sdists (with their locked hashes). */
+export const INPUT_BUILD_LOCK = `${INPUT_MOUNT}/build.lock`;
+/** The built requirements' pins, for images/install-built.py to hash-pin to the wheels the build phase made. */
+export const INPUT_BUILT_PINS = `${INPUT_MOUNT}/built-pins.json`;
 export const RELAY_PORT = 3141;
 
 /**
- * Where the wheel phase puts the wheels. Under /tmp/pip-*, where pip keeps its own temp dirs, so the
- * container diff counts it as pip's; who wrote into it is checked from the trace (wheelhouse
- * workflow: only pip's installer may).
+ * Where the build phase puts the wheels it builds from the locked sdists. Under /tmp/pip-*, where
+ * pip keeps its own temp dirs, so the container diff counts it as pip's; who wrote into it is
+ * checked from the trace (only pip's installer, in the build phase, may).
  */
 export const WHEEL_DIR = '/tmp/pip-wheelhouse';
 

@@ -144,7 +144,7 @@ export const CATALOGUE = {
   'export.unsafe-entry': rule('high', 'the exported archive held an entry that would escape or is not a regular file or directory', 'Never extracted.'),
   'export.unexpected-file': rule(
     'high',
-    'the wheel phase left a file that is neither a locked wheel nor one wheel built from a locked sdist',
+    'the build phase left a file that is not the one wheel built from a locked sdist',
     'Nothing is written: a build produced a wheel for another project or version, or planted a file beside the wheels.',
   ),
 } as const satisfies Record<string, RuleInfo>;

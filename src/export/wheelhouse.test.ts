@@ -1,9 +1,8 @@
 /** Publishing a wheelhouse: the same lock and cleanup as an export (publish.ts publishStaged). */
+import { createHash } from 'node:crypto';
 import { mkdtemp, readdir, readFile, symlink, writeFile } from 'node:fs/promises';
 import { hostname, tmpdir } from 'node:os';
 import path from 'node:path';
-import type { Readable } from 'node:stream';
-import tarStream from 'tar-stream';
 import { describe, expect, it } from 'vitest';
 import { EnvironmentError, InputError } from '../errors.js';
 import type { LockPlan } from '../lock/types.js';
@@ -12,12 +11,11 @@ import { stageWheelhouse } from './wheelhouse.js';
 
 const WHEEL = 'built-1.0-py3-none-any.whl';
 
-function wheelDir(data: string): Readable {
-  const pack = tarStream.pack();
-  pack.entry({ name: 'pip-wheelhouse/', type: 'directory' });
-  pack.entry({ name: `pip-wheelhouse/${WHEEL}` }, data);
-  pack.finalize();
-  return pack as unknown as Readable;
+/** The built wheel holding `data`, as the host read it from the build phase. */
+async function builtWheel(data: string): Promise<{ filename: string; requirement: string; sha256: string; file: string }> {
+  const file = path.join(await mkdtemp(path.join(tmpdir(), 'built-wheel-')), WHEEL);
+  await writeFile(file, data);
+  return { filename: WHEEL, requirement: 'built', sha256: createHash('sha256').update(data).digest('hex'), file };
 }
 
 const PLAN: LockPlan = {
@@ -28,13 +26,11 @@ const PLAN: LockPlan = {
   pipOptions: { pre: false, preferBinary: false, onlyBinary: [], noBinary: [], given: [] },
 };
 
-const stage = (output: string, data: string, lock?: LockOptions) =>
+const stage = async (output: string, data: string, lock?: LockOptions) =>
   stageWheelhouse({
     output,
-    archive: wheelDir(data),
     plan: PLAN,
-    wanted: (name) => name === WHEEL,
-    select: () => ({ locked: [], built: [{ filename: WHEEL, requirement: 'built' }], skipped: [], findings: [] }),
+    selection: { locked: [], built: [await builtWheel(data)], skipped: [], findings: [] },
     date: new Date('2025-01-01T00:00:00Z'),
     ...(lock ? { lock } : {}),
   });

@@ -39,8 +39,8 @@ export interface WheelhouseFile {
 export interface WheelSelection {
   /** Locked wheels pip picked, with the verified copy to take their bytes from. */
   locked: Array<WheelhouseFile & { sha256: string; cachePath: string }>;
-  /** Wheels built from a locked sdist; their bytes are the container's. */
-  built: WheelhouseFile[];
+  /** Wheels the build phase built from a locked sdist, as read to the host (the bytes the install phase installed). */
+  built: Array<WheelhouseFile & { sha256: string; file: string }>;
   /** Requirements nothing was served for: their marker is false in the sandbox. */
   skipped: LockedRequirement[];
   findings: Finding[];
@@ -206,14 +206,10 @@ export interface StagedWheelhouse {
 
 export interface StageWheelhouseInput {
   output: string;
-  archive: Readable;
   plan: LockPlan;
-  /** The regular files of the archive worth writing: the candidates for built wheels. */
-  wanted: (name: string) => boolean;
-  /** What goes into the wheelhouse, from every entry of the archive. */
-  select: (entries: WheelDirEntry[]) => WheelSelection;
+  /** What goes into the wheelhouse. */
+  selection: WheelSelection;
   date: Date;
-  limits?: WheelDirLimits;
   /** How long publishing waits for another run holding the output's lock. */
   lock?: LockOptions;
   /** Makes the staging dir; a run passes its own, which records the dir for `gc` before it exists. */
@@ -221,17 +217,16 @@ export interface StageWheelhouseInput {
 }
 
 /**
- * Stage the wheelhouse in a temp dir beside the output: the built wheels from the archive, the
- * locked wheels from the verified cache, the re-hashed requirements.lock and a manifest (which also
- * marks the dir as ours to replace next time). With findings, nothing is staged that will be kept:
- * the caller discards it.
+ * Stage the wheelhouse in a temp dir beside the output: the locked wheels from the verified cache,
+ * the built wheels as the host read them from the build phase, each hashed again on the way, the
+ * re-hashed requirements.lock and a manifest (which also marks the dir as ours to replace next
+ * time). With findings, nothing is staged that will be kept: the caller discards it.
  */
 export async function stageWheelhouse(input: StageWheelhouseInput): Promise<StagedWheelhouse> {
   const { target, dir, discard } = await stagingDir(input.output, input.makeDir);
   try {
-    const read = await readWheelDir(input.archive, dir, input.wanted, input.limits);
-    const selection = input.select(read.entries);
-    const findings = [...read.findings.map((f) => ({ ...f, phase: 'wheel' })), ...selection.findings];
+    const { selection } = input;
+    const findings = selection.findings;
     const files: StagedWheelhouse['files'] = [];
     if (findings.length === 0) {
       for (const wheel of selection.locked) {
@@ -239,9 +234,8 @@ export async function stageWheelhouse(input: StageWheelhouseInput): Promise<Stag
         files.push({ filename: wheel.filename, requirement: wheel.requirement, sha256: wheel.sha256, size, built: false });
       }
       for (const wheel of selection.built) {
-        const got = read.written.get(wheel.filename);
-        if (!got) throw new Error(`${wheel.filename} was selected but not read`);
-        files.push({ ...wheel, ...got, built: true });
+        const size = await copyVerified(wheel.file, path.join(dir, wheel.filename), wheel.sha256);
+        files.push({ filename: wheel.filename, requirement: wheel.requirement, sha256: wheel.sha256, size, built: true });
       }
       files.sort((a, b) => (a.filename < b.filename ? -1 : a.filename > b.filename ? 1 : 0));
       const requirements = input.plan.requirements

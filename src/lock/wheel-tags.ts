@@ -14,6 +14,18 @@ export interface LinuxCPython {
   glibc: readonly [number, number];
 }
 
+/**
+ * The image's C library: Debian bookworm's glibc 2.36 (images/Dockerfile, either base). A newer base
+ * only means fewer manylinux wheels counted as installable than pip could take.
+ */
+export const SANDBOX_GLIBC = [2, 36] as const;
+
+/** The sandbox's interpreter and platform: CPython 3.11 on the host's machine (the image is built here). */
+export function sandboxPython(arch: string = process.arch): LinuxCPython {
+  const machine = ({ x64: 'x86_64', arm64: 'aarch64', ia32: 'i686', ppc64: 'ppc64le', s390x: 's390x' } as Record<string, string>)[arch] ?? arch;
+  return { python: [3, 11], machine, glibc: SANDBOX_GLIBC };
+}
+
 /** The manylinux tags named before PEP 600, as the glibc version each stands for. */
 const LEGACY_MANYLINUX: Record<string, number> = { manylinux1: 5, manylinux2010: 12, manylinux2014: 17 };
 

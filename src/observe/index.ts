@@ -8,7 +8,18 @@ import type { Policy } from '../policy/schema.js';
 import type { CanarySet } from '../core/canary.js';
 import { finding, type Finding } from '../core/finding.js';
 import type { InstallOutcome } from '../core/outcome.js';
-import { HOME, INPUT_LOCK, INPUT_MOUNT, INPUT_PHASES, INSTALLER_PYTHON, RELAY_PORT, STATE_DIR, TARGET } from '../core/layout.js';
+import {
+  HOME,
+  INPUT_BUILD_LOCK,
+  INPUT_BUILT_PINS,
+  INPUT_LOCK,
+  INPUT_MOUNT,
+  INPUT_PHASES,
+  INSTALLER_PYTHON,
+  RELAY_PORT,
+  STATE_DIR,
+  TARGET,
+} from '../core/layout.js';
 import { argvText, importedBy, installerPids, packageOfProcess, pipPids, startupOwners, type PackageOf } from './attribution.js';
 import { autorunWriteFindings } from './autorun.js';
 import { credentialHomes, filesystemFindings, isExpectedChange, isSensitivePath, refusedWriteFindings, targetTamperFindings, writersOf } from './filesystem.js';
@@ -28,6 +39,8 @@ export interface Observation {
   timeline: TimelineEntry[];
   /** Who owns each installed file, when this observation scanned the tree (see ObserveInput.siteOwners). */
   siteOwners?: ReadonlyMap<string, string>;
+  /** Who last wrote each path under site-packages in this phase (full paths). */
+  siteWriters?: ReadonlyMap<string, PathWriter>;
 }
 
 export interface ObserveInput {
@@ -56,18 +69,28 @@ const DNS_SERVER = { address: '127.0.0.53', port: 53 };
 
 const SITE_PREFIX = `${TARGET}/lib/python3.11/site-packages/`;
 
+/** Who last wrote a path, as one phase's tracer saw it: the process and the package it acted for. */
+export interface PathWriter {
+  pid: number;
+  package: string | null;
+}
+
 /**
  * Static findings name the owning RECORD's distribution. A file no RECORD claims is attributed to
- * whichever package's process wrote it, as the tracer saw.
+ * whichever package's process wrote it, as the tracer saw (`writerOf`, by full path in the sandbox;
+ * a phase other than the one that scanned the tree may hold the write: a build before the install).
  */
-function attributeByWriter(findings: Finding[], writer: Map<string, number>, packageOf: (pid: number) => string | null): Finding[] {
+export function attributeByWriter(findings: Finding[], writerOf: (full: string) => PathWriter | undefined): Finding[] {
   return findings.map((f) => {
     if (f.package !== null || typeof f.evidence.path !== 'string') return f;
-    const full = SITE_PREFIX + f.evidence.path;
-    // A finding about a directory (a forged dist-info) goes to whoever wrote inside it.
-    const pid = writer.get(full) ?? [...writer].find(([written]) => written.startsWith(`${full}/`))?.[1];
-    return pid === undefined ? f : { ...f, package: packageOf(pid), evidence: { ...f.evidence, writerPid: pid } };
+    const writer = writerOf(SITE_PREFIX + f.evidence.path);
+    return writer === undefined || writer.package === null ? f : { ...f, package: writer.package, evidence: { ...f.evidence, writerPid: writer.pid } };
   });
+}
+
+/** The writer of `full`, or, for a directory (a forged dist-info), of something inside it. */
+export function writerIn(writers: ReadonlyMap<string, PathWriter>, full: string): PathWriter | undefined {
+  return writers.get(full) ?? [...writers].find(([written]) => written.startsWith(`${full}/`))?.[1];
 }
 
 /** The packages whose processes were still running when the run was cut short. */
@@ -225,7 +248,7 @@ export async function observe(input: ObserveInput): Promise<Observation> {
     target: TARGET,
     home: HOME,
     state: STATE_DIR,
-    mounts: [INPUT_MOUNT, INPUT_LOCK, INPUT_PHASES, ...input.canaries.files.map((f) => `${HOME}/${f.path}`)],
+    mounts: [INPUT_MOUNT, INPUT_LOCK, INPUT_PHASES, INPUT_BUILD_LOCK, INPUT_BUILT_PINS, ...input.canaries.files.map((f) => `${HOME}/${f.path}`)],
     allowed: input.policy.writes.allow,
   };
   const network = networkFindings({
@@ -257,6 +280,9 @@ export async function observe(input: ObserveInput): Promise<Observation> {
   const installers = installerPids(trace);
   const scan = input.archive ? await scanSitePackages(input.archive, { knownGoodPth: input.policy.knownGoodPth, reservedNames: input.reservedNames }) : null;
   const writers = writersOf(trace);
+  const siteWriters = new Map<string, PathWriter>(
+    [...writers].filter(([written]) => written.startsWith(SITE_PREFIX)).map(([written, pid]) => [written, { pid, package: packageOf(pid) }]),
+  );
   const writerOf = (rel: string): Writer | null => {
     const pid = writers.get(SITE_PREFIX + rel);
     return pid === undefined || installers.has(pid) ? null : { package: packageOf(pid), pid, argv: argvText(argvOf(pid)) };
@@ -275,10 +301,11 @@ export async function observe(input: ObserveInput): Promise<Observation> {
       ...refusedWriteFindings({ trace, layout, pipPids: pipOwn, packageOf, argvOf }),
       ...autorunWriteFindings({ trace, target: TARGET, pipPids: pipOwn, packageOf, argvOf }),
       ...processes.findings,
-      ...attributeByWriter([...(scan?.findings ?? []), ...unlockedDistributions(scan, input.distributions)], writers, packageOf),
+      ...attributeByWriter([...(scan?.findings ?? []), ...unlockedDistributions(scan, input.distributions)], (full) => writerIn(siteWriters, full)),
       ...provenance,
     ],
     siteOwners: scan ? new Map(scan.files.flatMap((f) => (f.owner === null ? [] : [[f.path, f.owner] as const]))) : undefined,
+    siteWriters,
     network: network.events,
     filesystem: filesystem.events,
     processes: processes.events,

@@ -56,7 +56,7 @@ export interface FakeRun {
   /** Files in the sandbox, by absolute path (status.json, strace.log). */
   files: Record<string, string>;
   /** The tree under a directory getArchive is asked for, by path relative to it. */
-  trees: Record<string, Record<string, string>>;
+  trees: Record<string, Record<string, string | Buffer>>;
   changes?: FsChange[];
   output?: string;
   oomKilled?: boolean;
@@ -78,7 +78,7 @@ function connectionError(open: boolean): Error {
       });
 }
 
-function archive(entries: Array<{ name: string; content?: string }>): Readable {
+function archive(entries: Array<{ name: string; content?: string | Buffer }>): Readable {
   const pack = tarStream.pack();
   for (const entry of entries) {
     if (entry.content === undefined) pack.entry({ name: entry.name, type: 'directory', mode: 0o755 });

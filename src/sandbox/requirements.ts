@@ -1,6 +1,6 @@
 import { normalizeName } from '../lock/normalize.js';
 import { show } from '../lock/problem.js';
-import type { LockPlan, PipOptions } from '../lock/types.js';
+import type { LockedRequirement, LockPlan, PipOptions } from '../lock/types.js';
 
 /**
  * The requirements file pip sees inside the sandbox, rendered from the parsed plan rather than
@@ -8,15 +8,20 @@ import type { LockPlan, PipOptions } from '../lock/types.js';
  * lockfile's own pip options do not go in here either; they travel as arguments (pipArgsFor), so
  * the sandbox's command line shows everything pip is told and in which order.
  */
-export function renderRequirements(plan: LockPlan): string {
+export function renderRequirements(plan: Pick<LockPlan, 'requirements'>): string {
   return plan.requirements
     .map((req) => {
-      const extras = req.extras.length > 0 ? `[${req.extras.join(',')}]` : '';
-      const marker = req.marker ? ` ; ${req.marker}` : '';
       const hashes = req.sha256.map((hex) => ` \\\n    --hash=sha256:${hex}`).join('');
-      return `${req.name}${extras}==${req.version}${marker}${hashes}\n`;
+      return `${renderPin(req)}${hashes}\n`;
     })
     .join('');
+}
+
+/** A requirement's pin as pip reads it, without hashes: `name[extras]==version ; marker`. */
+export function renderPin(req: LockedRequirement): string {
+  const extras = req.extras.length > 0 ? `[${req.extras.join(',')}]` : '';
+  const marker = req.marker ? ` ; ${req.marker}` : '';
+  return `${req.name}${extras}==${req.version}${marker}`;
 }
 
 /**

@@ -15,13 +15,15 @@ import { EnvironmentError, InstallError, SandboxError } from '../errors.js';
 import { canaryMatcher, makeCanaries, type CanarySet } from '../core/canary.js';
 import { defaultRunsDir, RunRecord, type MakeRunDir } from '../core/run-record.js';
 import { readSingleFile } from '../core/single-file.js';
-import type { LockPlan } from '../lock/types.js';
+import type { LockedRequirement, LockPlan } from '../lock/types.js';
 import type { Policy } from '../policy/schema.js';
 import { startProxy, type IndexProxy, type LocalFile, type Upstreams } from '../proxy/index.js';
 import { LABEL, runOwner, type ContainerClient, type MonitorListener, type SandboxRun } from '../runtime/port.js';
 import { readMonitorLine, RunStatus, type InstallOutcome, type Limits, type MonitorEvent, type PhaseSpec, type RunOutcome } from '../core/outcome.js';
 import {
   HOME,
+  INPUT_BUILD_LOCK,
+  INPUT_BUILT_PINS,
   INPUT_LOCK,
   INPUT_PHASES,
   INSTALLER_PYTHON,
@@ -35,7 +37,7 @@ import {
   TARGET,
   WHEEL_DIR,
 } from '../core/layout.js';
-import { pipArgsFor, renderRequirements } from './requirements.js';
+import { pipArgsFor, renderPin, renderRequirements } from './requirements.js';
 
 const PROXY_MOUNT = '/run/sandbox-install-proxy';
 
@@ -69,6 +71,13 @@ export interface SessionOptions {
    * with `unlocked`: nothing is installed, and the proxy serves what pip picks.
    */
   resolve?: { requirements: string };
+  /**
+   * A locked run that installs wheels only: the install phase runs pip with `--only-binary :all:`,
+   * and the requirements named here (the locked sdists pip would build) are built first, once, into
+   * WHEEL_DIR in a `build` phase (`pip wheel --no-deps`), then installed from there by hash
+   * (images/install-built.py). Without it, pip installs the lock as it is (investigate, lock).
+   */
+  build?: { requirements: LockedRequirement[] };
   /** Where the run's record of the directories it makes goes (for `gc` after a kill); default defaultRunsDir(). */
   runsDir?: string;
   /** How long removing the containers may take at the end before the run gives up on it (an engine that stopped answering). */
@@ -268,14 +277,9 @@ export class SandboxSession implements AsyncDisposable {
     // Copied in, not bind-mounted: the lock is root-owned and read-only to the sandbox user, and
     // no host path appears in the sandbox's /proc/self/mountinfo. Into the made (not yet started)
     // sandbox, while the monitor starts.
-    const phases: PhaseSpec[] = [this.options.resolve ? this.resolvePhase() : { name: 'install', argv: pipArgs }, ...after];
+    const phases: PhaseSpec[] = [...this.firstPhases(pipArgs), ...after];
     const seeded = (async () => {
-      await onEngine(
-        sandbox.putFiles([
-          { path: INPUT_LOCK, content: this.options.resolve?.requirements ?? renderRequirements(plan), mode: 0o644 },
-          { path: INPUT_PHASES, content: JSON.stringify(phases), mode: 0o644 },
-        ]),
-      );
+      await onEngine(sandbox.putFiles([...this.inputFiles(), { path: INPUT_PHASES, content: JSON.stringify(phases), mode: 0o644 }]));
       // The canaries look like the user's own: theirs, 0600, in directories only they can list.
       await onEngine(
         sandbox.putFiles(
@@ -376,13 +380,51 @@ export class SandboxSession implements AsyncDisposable {
     return { phases: outcomes, timings };
   }
 
+  /** The requirements the build phase builds (none: no build phase). */
+  private get built(): LockedRequirement[] {
+    return this.options.build?.requirements ?? [];
+  }
+
+  /** The phases before the workflow's own: resolve (lock), or [build,] install. */
+  private firstPhases(pipArgs: string[]): PhaseSpec[] {
+    if (this.options.resolve) return [this.resolvePhase()];
+    if (!this.options.build) return [{ name: 'install', argv: pipArgs }];
+    // Wheels only: the locked wheels through the proxy, the built ones from the wheel dir.
+    const wheelsOnly = ['--only-binary', ':all:'];
+    if (this.built.length === 0)
+      return [{ name: 'install', argv: this.pipArgv(['install', '--prefix', TARGET, NO_COMPILE, ...wheelsOnly], { binary: false }) }];
+    const install = this.pipArgv(['install', '--prefix', TARGET, NO_COMPILE, ...wheelsOnly, '--find-links', WHEEL_DIR], { binary: false, lock: null });
+    return [
+      { name: 'build', argv: this.pipArgv(['wheel', '--no-deps', '--wheel-dir', WHEEL_DIR], { lock: INPUT_BUILD_LOCK }) },
+      {
+        name: 'install',
+        argv: ['python3', '-I', '-S', '/opt/sandbox-install/install-built.py', WHEEL_DIR, INPUT_BUILT_PINS, INPUT_LOCK, '--', ...install, '-r'],
+      },
+    ];
+  }
+
+  /** What the run's phases read, copied into the sandbox before it starts (root-owned, read-only to the sandbox user). */
+  private inputFiles(): Array<{ path: string; content: string; mode: number }> {
+    const { plan, resolve } = this.options;
+    if (resolve) return [{ path: INPUT_LOCK, content: resolve.requirements, mode: 0o644 }];
+    const built = new Set(this.built);
+    if (built.size === 0) return [{ path: INPUT_LOCK, content: renderRequirements(plan), mode: 0o644 }];
+    return [
+      // What is not built is installed as locked; what is built is pinned to its wheels by install-built.py.
+      { path: INPUT_LOCK, content: renderRequirements({ requirements: plan.requirements.filter((req) => !built.has(req)) }), mode: 0o644 },
+      { path: INPUT_BUILD_LOCK, content: renderRequirements({ requirements: this.built }), mode: 0o644 },
+      { path: INPUT_BUILT_PINS, content: JSON.stringify(this.built.map((req) => ({ name: req.name, line: renderPin(req) }))), mode: 0o644 },
+    ];
+  }
+
   /**
    * pip's command line for a phase, `verb` being pip's command and its own options: the installer
    * interpreter, the proxy as the only index, the policy's and then the lockfile's options, the lock.
    * Every phase that runs pip on the lock runs it through here, so they cannot drift apart.
    */
-  private pipArgv(verb: string[]): string[] {
+  private pipArgv(verb: string[], how: { binary?: boolean; lock?: string | null } = {}): string[] {
     const { plan, policy, unlocked } = this.options;
+    const lock = how.lock === undefined ? INPUT_LOCK : how.lock;
     return [
       // The installer interpreter, not the target's: build hooks must never run the target's
       // site-packages (a planted .pth would run inside the next package's build). pip's runner
@@ -399,9 +441,10 @@ export class SandboxSession implements AsyncDisposable {
       ...(policy.onlyBinary ? ['--only-binary', ':all:'] : []),
       // The lockfile's own choices (--pre, --prefer-binary, --only-binary, --no-binary), after the
       // policy's: a lock may narrow what pip takes, and install.ts refuses one that would widen it.
-      ...pipArgsFor(plan.pipOptions),
-      '-r',
-      INPUT_LOCK,
+      // A wheels-only install leaves out the lock's --no-binary/--only-binary: they chose what the
+      // build phase builds, and the built wheels are what this phase must take.
+      ...(how.binary === false ? pipArgsFor({ ...plan.pipOptions, onlyBinary: [], noBinary: [], preferBinary: false }) : pipArgsFor(plan.pipOptions)),
+      ...(lock === null ? [] : ['-r', lock]),
     ];
   }
 
@@ -420,17 +463,7 @@ export class SandboxSession implements AsyncDisposable {
     return this.readText(this.sandbox, RESOLVE_REPORT, maxBytes);
   }
 
-  /**
-   * The wheel phase (wheelhouse): `pip wheel --no-deps` on the same lock, through the same proxy,
-   * with the same options as the install phase. pip copies each locked wheel it picks into
-   * WHEEL_DIR and builds each locked sdist into a wheel there, under the same tracer. No wheel cache
-   * is reused: the sandbox runs with PIP_NO_CACHE_DIR.
-   */
-  wheelPhase(): PhaseSpec {
-    return { name: 'wheel', argv: this.pipArgv(['wheel', '--no-deps', '--wheel-dir', WHEEL_DIR]) };
-  }
-
-  /** What the wheel phase left in WHEEL_DIR, as a tar stream (hostile input: read it with export/wheelhouse only). */
+  /** What the build phase left in WHEEL_DIR, as a tar stream (hostile input: read it with export/wheelhouse only). */
   async wheelArchive(): Promise<Readable> {
     if (!this.sandbox) throw new InstallError('session.no-sandbox', 'no sandbox container to read the wheels from');
     return this.sandbox.readArchive(WHEEL_DIR);

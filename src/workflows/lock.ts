@@ -22,7 +22,7 @@ import { isPylockName } from '../lock/parse.js';
 import { parsePipReport, ReportProblem, type ResolvedDist, type Resolution } from '../lock/pip-report.js';
 import { readRequirementsIn, renderRequirementsIn, type RequirementsIn } from '../lock/requirements-in.js';
 import type { LockPlan } from '../lock/types.js';
-import { wheelSupported, type LinuxCPython } from '../lock/wheel-tags.js';
+import { SANDBOX_GLIBC, wheelSupported, type LinuxCPython } from '../lock/wheel-tags.js';
 import { renderPylock, renderRequirementsLock, type LockedDist, type LockEntry } from '../lock/write.js';
 import { evaluate } from '../policy/evaluate.js';
 import { loadPolicy } from '../policy/load.js';
@@ -63,12 +63,6 @@ export interface LockRequest {
 const MAX_REPORT_BYTES = 64 * 1024 ** 2;
 const PAGE_TIMEOUT_MS = 30_000;
 const MAX_PAGE_BYTES = 64 * 1024 ** 2;
-/**
- * The image's C library: Debian bookworm's glibc 2.36 (images/Dockerfile, either base). pip's report
- * does not say it. A newer base only means fewer manylinux wheels listed than pip could take; the
- * file pip did take is always listed.
- */
-const SANDBOX_GLIBC = [2, 36] as const;
 
 /** Step 1: the requirements, the policy and the output, refused before any container starts. */
 async function plan(request: LockRequest): Promise<{ input: RequirementsIn; policy: Policy }> {

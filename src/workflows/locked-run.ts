@@ -14,11 +14,12 @@ import { InputError } from '../errors.js';
 import { hostPython } from '../export/bytecode.js';
 import { assertReplaceable, MANIFEST_NAME } from '../export/publish.js';
 import { readLock } from '../lock/parse.js';
-import type { LockPlan } from '../lock/types.js';
+import type { LockedRequirement, LockPlan } from '../lock/types.js';
 import { evaluate } from '../policy/evaluate.js';
 import { loadPolicy } from '../policy/load.js';
 import type { Policy } from '../policy/schema.js';
 import { redactUrl, type ServedFile, type Upstreams } from '../proxy/index.js';
+import { lockedFiles } from '../proxy/locked-files.js';
 import { emptyReport, type Report } from '../report/schema.js';
 import { conflictsWithOnlyBinaryPolicy } from '../sandbox/requirements.js';
 import type { SandboxSession } from '../sandbox/session.js';
@@ -33,11 +34,13 @@ import {
   phaseFailure,
   recordRun,
   sdistFindings,
+  sdistsToBuild,
   treeInstalled,
   withReport,
   type WorkflowDeps,
   type WorkflowResult,
 } from './steps.js';
+import { builtAll, readBuiltWheels, type BuiltWheel } from './built-wheels.js';
 import type { Consumer } from './tee.js';
 
 export interface LockedRunRequest {
@@ -71,8 +74,8 @@ export interface LockedWorkflow<S = never> {
   doing: string;
   /** Whether this policy lets the workflow publish at all (install: `export`; wheelhouse: always). */
   publishes(policy: Policy): boolean;
-  /** The image to run in (built when missing). */
-  image(lock: LockPlan, upstreams: Upstreams, log: Logger): Promise<string>;
+  /** The image to run in (built when missing); `builds`: the locked sdists the build phase will build. */
+  image(lock: LockPlan, upstreams: Upstreams, log: Logger, builds: LockedRequirement[]): Promise<string>;
   /** Phases after `install`, in the same sandbox. */
   after(session: SandboxSession): PhaseSpec[];
   /** Findings of the workflow's own, from the finished run. */
@@ -86,7 +89,7 @@ export interface LockedWorkflow<S = never> {
    * Publish after a pass: stage (or finish what `stage` read), re-judge what staging found (setting
    * the report's verdict and findings), write the report, and only then make the output appear.
    */
-  publish(session: SandboxSession, lock: LockPlan, report: Report, policy: Policy, log: Logger, staged: S | null): Promise<void>;
+  publish(session: SandboxSession, lock: LockPlan, report: Report, policy: Policy, log: Logger, staged: S | null, built: BuiltWheel[]): Promise<void>;
 }
 
 /** Read the lock and the policy, and refuse what cannot be honoured before any container starts. */
@@ -107,8 +110,16 @@ export async function lockedRun<S>(request: LockedRunRequest, workflow: LockedWo
   const log = deps.logger.child({ lockfile: request.lockfile });
   const distributions = lock.requirements.map((r) => r.name);
 
-  // What the policy refuses by the lock alone: no engine, no container.
-  const refused = await sdistFindings(lock, policy, upstreams, deps.signal);
+  // Every locked project's page, read on the host before any container: what the policy refuses
+  // by the lock alone (no engine, no container), and which locked sdists are built, once.
+  // An index that cannot be read ends the run here, before any container, with the report saying why (exit 3).
+  const files = await lockedFiles(lock, upstreams, deps.signal).catch(async (error: unknown) => {
+    const report = emptyReport({ version: TOOL_VERSION, lockfile: request.lockfile, policy: policy.name, image: null, timings });
+    return withReport(request.report, report, started, log, () => Promise.reject(error)).then(() => {
+      throw error;
+    });
+  });
+  const refused = sdistFindings(lock, policy, files);
   if (refused.length > 0) {
     const report = emptyReport({ version: TOOL_VERSION, lockfile: request.lockfile, policy: policy.name, image: null, timings });
     const judgement = evaluate({ findings: refused, packages: distributions, installSucceeded: false }, policy);
@@ -120,14 +131,15 @@ export async function lockedRun<S>(request: LockedRunRequest, workflow: LockedWo
   }
 
   let t = performance.now();
-  const image = await workflow.image(lock, upstreams, log);
+  const builds = sdistsToBuild(lock, policy, files);
+  const image = await workflow.image(lock, upstreams, log, builds);
   timings.image = Math.round(performance.now() - t);
 
   const report = emptyReport({ version: TOOL_VERSION, lockfile: request.lockfile, policy: policy.name, image, timings });
   return withReport(request.report, report, started, log, async () => {
     // The run. The session removes its containers and temp dirs however this block ends.
     await using session = await openSession(
-      { image, plan: lock, upstreams, policy, cacheDir: request.cacheDir, timeoutSeconds: request.timeoutSeconds },
+      { image, plan: lock, upstreams, policy, cacheDir: request.cacheDir, timeoutSeconds: request.timeoutSeconds, build: { requirements: builds } },
       deps,
       log,
     );
@@ -144,11 +156,13 @@ export async function lockedRun<S>(request: LockedRunRequest, workflow: LockedWo
     Object.assign(timings, run.timings);
     deps.signal.throwIfAborted();
 
-    // Observe, phase by phase. The installed tree is held to the locked wheels; a workflow that
-    // publishes it reads it in the same pass (nothing appears at the output before the verdict).
+    // Observe, phase by phase. The installed tree is held to the locked wheels and the built ones
+    // (brought to the host first: what was installed is what a wheelhouse publishes); a workflow
+    // that publishes the tree reads it in the same pass (nothing appears at the output before the verdict).
     t = performance.now();
+    const built = builds.length > 0 && builtAll(run) ? await readBuiltWheels(session, builds) : { wheels: [], findings: [] };
     await using stage = workflow.stage && workflow.publishes(policy) && treeInstalled(run) ? await workflow.stage(session) : null;
-    const shared = { distributions, policy, reservedNames: [MANIFEST_NAME] };
+    const shared = { distributions, policy, reservedNames: [MANIFEST_NAME], built: built.wheels };
     const locked = (file: ServedFile): boolean => file.locked;
     const { observed, read } = stage
       ? await observeRunReading(session, run, shared, locked, stage.read, deps.signal)
@@ -161,9 +175,9 @@ export async function lockedRun<S>(request: LockedRunRequest, workflow: LockedWo
     // Judge. Every phase must have run and succeeded for a pass.
     const judgement = evaluate(
       {
-        findings: [...lockIndexFindings(lock, policy.allowLockIndexUrl), ...observed.findings, ...own, ...run.phases.flatMap(phaseFailure)],
+        findings: [...lockIndexFindings(lock, policy.allowLockIndexUrl), ...observed.findings, ...built.findings, ...own, ...run.phases.flatMap(phaseFailure)],
         packages: distributions,
-        installSucceeded: run.phases.length === 1 + after.length && run.phases.every((phase) => phase.pipExitCode === 0),
+        installSucceeded: run.phases.length === (builds.length > 0 ? 2 : 1) + after.length && run.phases.every((phase) => phase.pipExitCode === 0),
       },
       policy,
     );
@@ -174,7 +188,7 @@ export async function lockedRun<S>(request: LockedRunRequest, workflow: LockedWo
     if (report.verdict === 'pass' && workflow.publishes(policy)) {
       deps.signal.throwIfAborted();
       t = performance.now();
-      await workflow.publish(session, lock, report, policy, log, read);
+      await workflow.publish(session, lock, report, policy, log, read, built.wheels);
       timings.export = Math.round(performance.now() - t);
     }
     return exitCodeOf(report.verdict);

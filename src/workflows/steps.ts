@@ -9,13 +9,14 @@ import type { Logger } from 'pino';
 import { finding, type Finding } from '../core/finding.js';
 import { DEFAULT_LIMITS, type InstallOutcome, type Limits, type RunOutcome } from '../core/outcome.js';
 import { EXIT, SandboxError } from '../errors.js';
-import type { LockPlan } from '../lock/types.js';
+import type { LockedRequirement, LockPlan } from '../lock/types.js';
 import type { Judgement } from '../policy/evaluate.js';
 import type { Policy } from '../policy/schema.js';
 import { pipConfiguredUpstreams, redactUrl, type LocalFile, type ServedFile, type Upstreams } from '../proxy/index.js';
-import { lockedFiles, sdistOnly } from '../proxy/locked-files.js';
+import { sdistOnly, type LockedFile } from '../proxy/locked-files.js';
+import { sandboxPython, wheelSupported } from '../lock/wheel-tags.js';
 import { SandboxSession } from '../sandbox/session.js';
-import { observe, type Observation, type ObserveInput } from '../observe/index.js';
+import { attributeByWriter, observe, writerIn, type Observation, type ObserveInput, type PathWriter } from '../observe/index.js';
 import { serializeReport } from '../report/bound.js';
 import type { Report } from '../report/schema.js';
 import { buildVariantTag, defaultImageTag, ensureBuildVariant, ensureImage } from '../runtime/image.js';
@@ -76,22 +77,33 @@ export function phaseFailure(outcome: InstallOutcome): Finding[] {
 /**
  * Each phase observed on its own (its trace, its status, the monitor events of its time window),
  * every finding and event tagged with the phase it happened in. The installed tree is judged once,
- * with the first phase.
+ * with the install phase.
  */
 export async function observePhases(run: RunOutcome, shared: Omit<ObserveInput, 'outcome'>): Promise<Observation> {
   const all: Observation = { findings: [], network: [], filesystem: [], processes: [], timeline: [] };
   let siteOwners: ReadonlyMap<string, string> | undefined;
-  for (const [i, outcome] of run.phases.entries()) {
-    const seen = await observe({ ...shared, outcome, archive: i === 0 ? shared.archive : null, siteOwners });
+  const writers: Array<ReadonlyMap<string, PathWriter>> = [];
+  const main = mainPhase(run);
+  for (const outcome of run.phases) {
+    const seen = await observe({ ...shared, outcome, archive: outcome === main ? shared.archive : null, siteOwners });
     // The tree is scanned with the first phase; the later ones attribute by its owners.
     siteOwners ??= seen.siteOwners;
     const phase = outcome.phase;
     all.findings.push(...seen.findings.map((f) => ({ ...f, phase })));
+    if (seen.siteWriters) writers.push(seen.siteWriters);
     all.network.push(...seen.network.map((e) => ({ ...e, phase })));
     all.filesystem.push(...seen.filesystem.map((e) => ({ ...e, phase })));
     all.processes.push(...seen.processes.map((e) => ({ ...e, phase })));
     all.timeline.push(...seen.timeline.map((e) => ({ ...e, phase })));
   }
+  // A file the scan found that no RECORD claims may have been written in another phase (a build
+  // before the install): the package of whichever phase's process wrote it last.
+  all.findings = attributeByWriter(all.findings, (full) => {
+    return writers
+      .map((phase) => writerIn(phase, full))
+      .filter((w) => w?.package != null)
+      .at(-1);
+  });
   return all;
 }
 
@@ -129,6 +141,8 @@ export interface SessionRequest {
   unlocked?: { localFiles: LocalFile[] };
   /** lock: the first phase resolves these requirements instead of installing the plan. */
   resolve?: { requirements: string };
+  /** A locked run installs wheels only, building these locked sdists first (SessionOptions.build). */
+  build?: { requirements: LockedRequirement[] };
 }
 
 /** The run's limits: the defaults, then the policy's, then --timeout. */
@@ -157,6 +171,7 @@ export function openSession(request: SessionRequest, deps: WorkflowDeps, log: Lo
     signal: deps.signal,
     ...(request.unlocked ? { unlocked: request.unlocked } : {}),
     ...(request.resolve ? { resolve: request.resolve } : {}),
+    ...(request.build ? { build: request.build } : {}),
   });
 }
 
@@ -164,18 +179,28 @@ export function openSession(request: SessionRequest, deps: WorkflowDeps, log: Lo
  * Observe a finished run: the installed tree when pip succeeded (judged with the first phase), the
  * served wheels `wheel` picks held to what they installed, and every phase.
  */
-export async function observeRun(
-  session: SandboxSession,
-  run: RunOutcome,
-  shared: Pick<ObserveInput, 'distributions' | 'policy' | 'reservedNames'>,
-  wheel: (file: ServedFile) => boolean,
-): Promise<Observation> {
+export async function observeRun(session: SandboxSession, run: RunOutcome, shared: Shared, wheel: (file: ServedFile) => boolean): Promise<Observation> {
   const archive = treeInstalled(run) ? await session.siteArchive() : null;
-  return observePhases(run, { ...shared, archive, wheels: servedWheels(session, wheel), canaries: session.canaries });
+  const { built, ...rest } = shared;
+  return observePhases(run, { ...rest, archive, wheels: [...servedWheels(session, wheel), ...(built ?? [])], canaries: session.canaries });
 }
 
-/** pip succeeded: there is an installed tree to read, judged with the first phase. */
-export const treeInstalled = (run: RunOutcome): boolean => run.phases[0]?.pipExitCode === 0;
+/** What observing a run takes besides the run: `built`, the wheels the build phase made, held like the locked ones. */
+type Shared = Pick<ObserveInput, 'distributions' | 'policy' | 'reservedNames'> & { built?: ObserveInput['wheels'] };
+
+/**
+ * The phase that made the installed tree: `install` when it ran; otherwise the last phase that ran
+ * (a build that failed, or `resolve`), whose end is the run's.
+ */
+export function mainPhase(run: RunOutcome): InstallOutcome | undefined {
+  return run.phases.find((phase) => phase.phase === 'install') ?? run.phases.at(-1);
+}
+
+/** pip succeeded: there is an installed tree to read, judged with the install phase. */
+export const treeInstalled = (run: RunOutcome): boolean => {
+  const main = mainPhase(run);
+  return main?.phase === 'install' && main.pipExitCode === 0;
+};
 
 function servedWheels(session: SandboxSession, wheel: (file: ServedFile) => boolean): ObserveInput['wheels'] {
   return session.proxyRecords.served
@@ -192,12 +217,13 @@ function servedWheels(session: SandboxSession, wheel: (file: ServedFile) => bool
 export async function observeRunReading<T>(
   session: SandboxSession,
   run: RunOutcome,
-  shared: Pick<ObserveInput, 'distributions' | 'policy' | 'reservedNames'>,
+  shared: Shared,
   wheel: (file: ServedFile) => boolean,
   read: Consumer<T>,
   signal: AbortSignal,
 ): Promise<{ observed: Observation; read: T }> {
-  const rest = { ...shared, wheels: servedWheels(session, wheel), canaries: session.canaries };
+  const { built, ...common } = shared;
+  const rest = { ...common, wheels: [...servedWheels(session, wheel), ...(built ?? [])], canaries: session.canaries };
   const [observed, done] = await teeInto<[Observation, T]>(await session.siteArchive(), [(archive) => observePhases(run, { ...rest, archive }), read], signal);
   return { observed, read: done };
 }
@@ -210,7 +236,7 @@ export function recordRun(report: Report, run: RunOutcome, observed: Observation
   report.network = observed.network;
   report.filesystem = observed.filesystem;
   report.processes = observed.processes;
-  const install = run.phases[0]!;
+  const install = mainPhase(run)!;
   report.install = {
     pipExitCode: install.pipExitCode,
     timedOut: install.timedOut,
@@ -285,9 +311,8 @@ export function lockedPackages(plan: LockPlan, served: ServedFile[]): Report['pa
  * A wheels-only policy refuses each lock entry that has only an sdist, read from the upstream pages
  * on the host: no container starts for a lock it would refuse anyway.
  */
-export async function sdistFindings(plan: LockPlan, policy: Policy, upstreams: Upstreams, signal: AbortSignal): Promise<Finding[]> {
+export function sdistFindings(plan: LockPlan, policy: Policy, files: ReadonlyMap<string, LockedFile[]>): Finding[] {
   if (!policy.onlyBinary) return [];
-  const files = await lockedFiles(plan, upstreams, signal);
   return sdistOnly(plan, files).map((req) =>
     finding(
       'policy.sdist-forbidden',
@@ -297,6 +322,23 @@ export async function sdistFindings(plan: LockPlan, policy: Policy, upstreams: U
       req.name,
     ),
   );
+}
+
+/**
+ * The locked requirements pip would build from an sdist, built once in the build phase: those with
+ * a locked sdist and no locked wheel the sandbox's interpreter can install (wheel-tags.ts), or that
+ * the lock's --no-binary sends to source. None under a wheels-only policy.
+ */
+export function sdistsToBuild(plan: LockPlan, policy: Policy, files: ReadonlyMap<string, LockedFile[]>): LockedRequirement[] {
+  if (policy.onlyBinary) return [];
+  const target = sandboxPython();
+  const { noBinary, onlyBinary } = plan.pipOptions;
+  const fromSource = (name: string) => !onlyBinary.includes(name) && (noBinary.includes(name) || noBinary.includes(':all:'));
+  return plan.requirements.filter((req) => {
+    const own = (files.get(req.name) ?? []).filter((file) => req.sha256.includes(file.sha256));
+    if (!own.some((file) => file.kind === 'sdist')) return false;
+    return fromSource(req.name) || !own.some((file) => file.kind === 'wheel' && wheelSupported(file.filename, target));
+  });
 }
 
 /**

@@ -54,6 +54,7 @@ describe.runIf(engineAvailable())('investigate on the real engine', () => {
     expect(files.sort()).toEqual(index.files.map((f) => [f.name, f.filename, f.sha256]).sort());
     expect(run.report.phases?.map((p) => [p.name, p.exitCode])).toEqual([
       ['install', 0],
+      ['startup', 0],
       ['import', 0],
     ]);
     expect(run.report.exported).toBeNull();

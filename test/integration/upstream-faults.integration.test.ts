@@ -125,28 +125,22 @@ describe.runIf(engineAvailable())('upstream faults on the real engine', () => {
     expect(seconds).toBeLessThan(60);
   });
 
-  it('an index that is down (a closed port): exit 4 with the upstream named, as pip cannot read the page of any locked project', async () => {
+  it('an index that is down (a closed port): exit 3 before any container, the upstream named, the report saying why', async () => {
     const index = await buildFixtureIndex([victim]);
     const port = await closedPort();
     const upstream = `http://127.0.0.1:${port}/simple/`;
     const started = Date.now();
     const run = await runCli(index.lockFile, `http://user:secret@127.0.0.1:${port}/simple/`);
     const seconds = (Date.now() - started) / 1000;
-    // 4, not 3: the proxy only learns the index is down from pip's requests, inside the run, and
-    // records it as a finding; pip then fails, so the verdict is inconclusive (error).
-    expect(run.exitCode).toBe(4);
-    expect(run.report.verdict).toBe('error');
+    // Every locked project's page is read on the host before the run (to know which sdists to
+    // build): an index that is down is the machine's problem, found before any container starts.
+    expect(run.exitCode).toBe(3);
+    expect(run.report.image).toBeNull();
     expect(run.report.exported).toBeNull();
     expect(await exists(run.output)).toBe(false);
-    expect(run.report.findings.filter((f) => f.rule === 'install.upstream-failed')).toEqual([
-      expect.objectContaining({
-        package: 'upstream-victim',
-        message: `the upstream-victim page could not be read from ${upstream}: connection refused (3 attempts)`,
-        evidence: { upstream, url: `${upstream}upstream-victim/`, project: 'upstream-victim', reason: 'connection refused', attempts: 3 },
-      }),
-    ]);
-    expect(run.report.findings).toContainEqual(expect.objectContaining({ rule: 'install.failed' }));
-    expect(run.stdout + run.stderr).toContain(`could not be read from ${upstream}: connection refused`);
+    expect(run.report.error).toMatchObject({ code: 'upstream.unreachable' });
+    expect(run.report.error?.message).toContain(`cannot read upstream-victim's page from ${upstream}`);
+    expect(run.stderr).toContain(`cannot read upstream-victim's page from ${upstream}`);
     expectNoSecret(run);
     expect(seconds).toBeLessThan(60);
   });

@@ -12,7 +12,7 @@ import { execa } from 'execa';
 import { afterEach, describe, expect, inject, it } from 'vitest';
 import { Report } from '../../src/report/schema.js';
 import { buildFixtureIndex } from '../fixtures/index.js';
-import { cExtensionSdist, lockedWheel, phonesHomeWhenBuildingWheels, pureSdist, windowsOnly } from '../fixtures/wheelhouse.js';
+import { cExtensionSdist, lockedWheel, phonesHomeWhenBuildingWheels, pureSdist, secondBuildDiffers, windowsOnly } from '../fixtures/wheelhouse.js';
 import { engineAvailable, expectNoContainersLeft, runWheelhouse } from './helpers.js';
 
 const sha256 = async (file: string) =>
@@ -46,9 +46,11 @@ describe.runIf(engineAvailable())('wheelhouse on the real engine, through the bu
     expect(run.exitCode).toBe(0);
     // The lock has sdists only for two requirements: the build image was chosen by itself.
     expect(run.report.image).toBe(inject('buildImage'));
+    // The two sdists are built once, in the build phase; the install phase installs wheels only.
     expect(run.report.phases?.map((p) => [p.name, p.exitCode])).toEqual([
+      ['build', 0],
       ['install', 0],
-      ['wheel', 0],
+      ['startup', 0],
     ]);
     expect(run.report.exported).toBe(run.output);
 
@@ -99,19 +101,42 @@ describe.runIf(engineAvailable())('wheelhouse on the real engine, through the bu
     expect(used.stdout).toBe('alpha pure 42');
   });
 
-  it('fails an sdist that phones home only while wheels are built, in phase wheel, and writes nothing', async () => {
+  it('fails an sdist that phones home only while wheels are built, in phase build, and writes nothing', async () => {
     const index = await buildFixtureIndex([lockedWheel, phonesHomeWhenBuildingWheels]);
     const run = await runWheelhouse(index.lockFile, index.indexUrl, TIMEOUT);
 
     expect(run.report.verdict).toBe('fail');
     expect(run.exitCode).toBe(1);
     const dns = run.report.findings.filter((f) => f.rule === 'network.dns' && f.failing);
-    expect(dns.map((f) => [f.package, f.phase])).toEqual([['wh-hostile', 'wheel']]);
+    expect(dns.map((f) => [f.package, f.phase])).toEqual([['wh-hostile', 'build']]);
     expect(JSON.stringify(dns[0]?.evidence)).toContain('collect.wheelhouse.invalid');
-    // Quiet during install: nothing failing there.
+    // Nothing is built during install: nothing failing there.
     expect(run.report.findings.filter((f) => f.failing && f.phase === 'install')).toEqual([]);
     expect(run.report.exported).toBeNull();
     // Neither the wheelhouse nor a staging dir beside it.
     expect((await readdir(run.work)).sort()).toEqual(['cache', 'report.json']);
+  });
+
+  it('builds each locked sdist once: the wheel in the wheelhouse is the one installed and scanned, even from a build that differs the second time', async () => {
+    const index = await buildFixtureIndex([lockedWheel, secondBuildDiffers]);
+    const run = await runWheelhouse(index.lockFile, index.indexUrl, TIMEOUT);
+    expect(run.report.findings.filter((f) => f.failing)).toEqual([]);
+    expect(run.exitCode).toBe(0);
+    // One build_wheel hook, in the build phase; no hook at all in the install phase.
+    const hooks = run.report.processes.filter((p) => Array.isArray(p.argv) && p.argv.some((a) => /_in_process\.py$/.test(String(a))));
+    expect(hooks.filter((p) => (p.argv as unknown[]).includes('build_wheel')).map((p) => p.phase)).toEqual(['build']);
+    expect(hooks.filter((p) => p.phase !== 'build')).toEqual([]);
+    const wheel = (await readdir(run.output)).find((f) => f.startsWith('wh_second_build-'))!;
+    const { stdout } = await execa('python3', [
+      '-I',
+      '-S',
+      '-c',
+      'import sys, zipfile; print("\\n".join(zipfile.ZipFile(sys.argv[1]).namelist()))',
+      path.join(run.output, wheel),
+    ]);
+    expect(stdout.split('\n').filter((name) => name.endsWith('.pth'))).toEqual([]);
+    // The published wheel is the one whose installed files provenance held the tree to.
+    const served = run.report.packages.find((p) => p.name === 'wh-second-build')!.files.map((f) => f.filename);
+    expect(served).toContain(wheel);
   });
 });

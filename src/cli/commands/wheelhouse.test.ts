@@ -7,23 +7,21 @@
  * wheels, the lock re-hashed to them) is left to test/integration/wheelhouse.integration.test.ts;
  * here a pass publishes the wheelhouse of an empty lock.
  */
-import { readdir, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { execa } from 'execa';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { main } from '../index.js';
 import { SITE_PACKAGES, WHEEL_DIR } from '../../core/layout.js';
 import { FakeEngine, type FakeRun } from '../../runtime/fake.js';
 import { dnsQuery, exists, phaseFiles, quietStartup, useFakeCli, writeSdistOnlyLock } from './fake-cli.js';
 
-/** Both phases ran and exited 0: install from 1 to 2, wheel from 3 to 4; the wheel dir is empty. */
+/** Both phases ran and exited 0: install from 1 to 2, startup from 2.5; the wheel dir is empty. */
 function run(overrides: Partial<FakeRun> = {}): FakeRun {
   return {
     exitCode: 0,
-    files: phaseFiles([
-      { phase: 'install', rootPid: 10, started: 1, argv: ['python3', '-m', 'pip', 'install'] },
-      quietStartup(2.5),
-      { phase: 'wheel', rootPid: 20, started: 3, argv: ['python3', '-m', 'pip', 'wheel'] },
-    ]),
+    files: phaseFiles([{ phase: 'install', rootPid: 10, started: 1, argv: ['python3', '-m', 'pip', 'install'] }, quietStartup(2.5)]),
     trees: { [SITE_PACKAGES]: {}, [WHEEL_DIR]: {} },
     output: '',
     ...overrides,
@@ -31,6 +29,26 @@ function run(overrides: Partial<FakeRun> = {}): FakeRun {
 }
 
 const DNS = dnsQuery('collect.wheelhouse.invalid');
+
+const MAKE_DIST = fileURLToPath(new URL('../../../test/fixtures/make_dist.py', import.meta.url));
+
+/** A wheel built by the fixture builder (a correct RECORD), its bytes, and its entries as pip installs them into site-packages. */
+async function realWheel(work: string, name: string, files: Record<string, string>): Promise<{ bytes: Buffer; tree: Record<string, string> }> {
+  const dir = await mkdtemp(path.join(work, 'wheel-'));
+  const { stdout } = await execa('python3', ['-I', '-S', MAKE_DIST], {
+    input: JSON.stringify({ outDir: dir, packages: [{ name, version: '1.0', kind: 'wheel', files }] }),
+  });
+  const [built] = JSON.parse(stdout) as Array<{ filename: string }>;
+  const file = path.join(dir, built!.filename);
+  const { stdout: entries } = await execa('python3', [
+    '-I',
+    '-S',
+    '-c',
+    'import zipfile,json,sys; z=zipfile.ZipFile(sys.argv[1]); print(json.dumps({n: z.read(n).decode() for n in z.namelist()}))',
+    file,
+  ]);
+  return { bytes: await readFile(file), tree: JSON.parse(entries) as Record<string, string> };
+}
 
 describe('wheelhouse on the fake engine', () => {
   const fake = useFakeCli('sandbox-install-wh-');
@@ -76,14 +94,83 @@ describe('wheelhouse on the fake engine', () => {
     expect(written.phases?.map((p) => [p.name, p.exitCode])).toEqual([
       ['install', 0],
       ['startup', 0],
-      ['wheel', 0],
     ]);
     expect((await readdir(output)).sort()).toEqual(['.sandbox-install-manifest.json', 'report.json', 'requirements.lock']);
-    // Both phases were planned in the one sandbox: install, then pip wheel into the wheel dir.
+    // Nothing to build: pip installs wheels only, then the first interpreter start is watched.
     const plan = JSON.parse(engine.runs[0]!.seeded.find((f) => f.path === '/input/phases.json')!.content) as Array<{ name: string; argv: string[] }>;
-    expect(plan.map((p) => p.name)).toEqual(['install', 'startup', 'wheel']);
-    expect(plan[2]!.argv).toEqual(expect.arrayContaining(['wheel', '--no-deps', '--wheel-dir', WHEEL_DIR]));
+    expect(plan.map((p) => p.name)).toEqual(['install', 'startup']);
+    expect(plan[0]!.argv).toEqual(expect.arrayContaining(['install', '--only-binary', ':all:']));
     expect(leftovers(engine)).toEqual([]);
+  });
+
+  it('0: a locked sdist is built once, in the build phase, installed from the wheel dir by hash, and that wheel is what is published', async () => {
+    await writeSdistOnlyLock(fake.work, lock);
+    // A real wheel, as the build phase would leave it, and the tree pip installs from it.
+    const { bytes: builtBytes, tree } = await realWheel(fake.work, 'only-sdist', { 'only_sdist/__init__.py': 'VALUE = 1\n' });
+    const engine = new FakeEngine(
+      run({
+        files: phaseFiles([
+          { phase: 'build', rootPid: 5, started: 0.5, argv: ['python3', '-m', 'pip', 'wheel'] },
+          { phase: 'install', rootPid: 10, started: 1, argv: ['python3', '-m', 'pip', 'install'] },
+          quietStartup(2.5),
+        ]),
+        trees: { [SITE_PACKAGES]: tree, [WHEEL_DIR]: { 'only_sdist-1.0-py3-none-any.whl': builtBytes } },
+      }),
+    );
+    expect(await cli(engine)).toBe(0);
+    const seeded = engine.runs[0]!.seeded;
+    const plan = JSON.parse(seeded.find((f) => f.path === '/input/phases.json')!.content) as Array<{ name: string; argv: string[] }>;
+    expect(plan.map((p) => p.name)).toEqual(['build', 'install', 'startup']);
+    expect(plan[0]!.argv).toEqual(expect.arrayContaining(['wheel', '--no-deps', '--wheel-dir', WHEEL_DIR, '-r', '/input/build.lock']));
+    expect(plan[1]!.argv.slice(0, 9)).toEqual([
+      'python3',
+      '-I',
+      '-S',
+      '/opt/sandbox-install/install-built.py',
+      WHEEL_DIR,
+      '/input/built-pins.json',
+      '/input/requirements.lock',
+      '--',
+      '/opt/installer/bin/python',
+    ]);
+    expect(plan[1]!.argv).toEqual(expect.arrayContaining(['--only-binary', ':all:', '--find-links', WHEEL_DIR, '--require-hashes']));
+    expect(plan[1]!.argv.at(-1)).toBe('-r');
+    // The build lock holds the sdist-only entry; the install lock the rest; the pins say what to hash.
+    expect(seeded.find((f) => f.path === '/input/build.lock')!.content).toMatch(/^only-sdist==1\.0 \\\n {4}--hash=sha256:a{64}\n$/);
+    expect(seeded.find((f) => f.path === '/input/requirements.lock')!.content).toMatch(/^has-wheel==2\.0 /);
+    expect(JSON.parse(seeded.find((f) => f.path === '/input/built-pins.json')!.content)).toEqual([{ name: 'only-sdist', line: 'only-sdist==1.0' }]);
+    const written = await report();
+    expect(written.phases?.map((p) => p.name)).toEqual(['build', 'install', 'startup']);
+    expect(await readFile(path.join(output, 'only_sdist-1.0-py3-none-any.whl'))).toEqual(builtBytes);
+    expect(written.packages.find((p) => p.name === 'only-sdist')?.files.map((f) => f.filename)).toEqual(['only_sdist-1.0-py3-none-any.whl']);
+    expect(leftovers(engine)).toEqual([]);
+  });
+
+  it('1: an installed file of an sdist-built distribution that differs from its built wheel fails provenance; nothing is published', async () => {
+    await writeSdistOnlyLock(fake.work, lock);
+    const { bytes, tree } = await realWheel(fake.work, 'only-sdist', { 'only_sdist/__init__.py': 'VALUE = 1\n' });
+    const engine = new FakeEngine(
+      run({
+        files: phaseFiles([
+          { phase: 'build', rootPid: 5, started: 0.5, argv: ['python3', '-m', 'pip', 'wheel'] },
+          { phase: 'install', rootPid: 10, started: 1, argv: ['python3', '-m', 'pip', 'install'] },
+          quietStartup(2.5),
+        ]),
+        trees: { [SITE_PACKAGES]: { ...tree, 'only_sdist/__init__.py': 'import os\n' }, [WHEEL_DIR]: { 'only_sdist-1.0-py3-none-any.whl': bytes } },
+      }),
+    );
+    expect(await cli(engine)).toBe(1);
+    const written = await report();
+    expect(written.findings).toContainEqual(
+      expect.objectContaining({
+        rule: 'integrity.installed-mismatch',
+        package: 'only-sdist',
+        phase: 'install',
+        failing: true,
+        evidence: expect.objectContaining({ wheel: 'only_sdist-1.0-py3-none-any.whl', path: 'only_sdist/__init__.py' }),
+      }),
+    );
+    expect(await exists(output)).toBe(false);
   });
 
   it('1: a DNS query in the install phase fails the run, and nothing is written: no wheelhouse, no staging dir beside it', async () => {
