@@ -2,8 +2,10 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
-import { pthLinePlace, pthPathLines } from './import-roots.js';
+import { importRoots, MAX_ROOTS, pthLinePlace, pthPathLines } from './import-roots.js';
+import type { ScannedFile } from './static-scan.js';
 
 function hasPython(): boolean {
   try {
@@ -80,5 +82,35 @@ describe('pthPathLines and pthLinePlace', () => {
     // Outside site-packages (`/tmp` exists) is static.pth-path's, not a root.
     expect(ours).toEqual(python.filter((p) => !p.startsWith('..')));
     expect(python).toContain(path.relative(site, '/tmp'));
+  });
+});
+
+describe('importRoots on hostile .pth text', () => {
+  const file = (p: string, type: ScannedFile['type'] = 'file'): ScannedFile => ({
+    path: p,
+    type,
+    mode: 0o644,
+    size: 0,
+    sha256: null,
+    linkname: null,
+    owner: 'x',
+  });
+  const TREE = [file('a', 'directory'), file('a/b', 'directory'), file('a/b/m.py'), file('c/n.py'), file('f.zip'), file('x.pth')];
+  const piece = fc.constantFrom('a', 'b', 'c', 'f.zip', '..', '.', '/', '//', ' ', '\t', '\x1c', '\r', '\n', '\r\n', '#', 'import ', '\0', '\ufeff');
+
+  it('yields only directories inside site-packages, site-packages first, each once, within the cap', () => {
+    fc.assert(
+      fc.property(fc.array(piece, { maxLength: 40 }), (parts) => {
+        const text = parts.join('');
+        const { roots, findings } = importRoots({ files: TREE, text: () => text, resolve: (rel) => ({ path: rel }) });
+        expect(roots[0]).toEqual({ dir: '', pth: null, pthOwner: null });
+        const dirs = roots.slice(1).map((r) => r.dir);
+        expect(new Set(dirs).size).toBe(dirs.length);
+        expect(roots.length).toBeLessThanOrEqual(MAX_ROOTS + 1);
+        for (const dir of dirs) expect(['a', 'a/b', 'c']).toContain(dir);
+        for (const f of findings) expect(f.rule).toBe('static.pth-path');
+      }),
+      { numRuns: 500 },
+    );
   });
 });
