@@ -91,7 +91,11 @@ export const CATALOGUE = {
     'a .pth file with lines that run at every interpreter start',
     'Add it to knownGoodPth by name and sha256 only if you trust it.',
   ),
-  'static.pth-path': rule('high', 'a .pth path line that resolves outside site-packages', 'It puts code the export does not hold on sys.path.'),
+  'static.pth-path': rule(
+    'high',
+    'a .pth path line that resolves outside site-packages (or through a symlink out of it), or names a file',
+    'It puts code the export does not hold, or a zip archive the scan does not open, on sys.path.',
+  ),
   'static.autoload-entry-point': rule(
     'low',
     'an entry point that a tool loads at its every start (pytest11, flake8, …)',
@@ -103,7 +107,16 @@ export const CATALOGUE = {
     'Whose code runs on import is not the one the name promises.',
   ),
   'static.invalid-source': rule('high', 'an exported Python source does not compile', 'The cover for a shipped, unreviewed .pyc.'),
-  'static.startup-hook': rule('high', 'sitecustomize.py or usercustomize.py in the target', 'Runs at every interpreter start.'),
+  'static.startup-hook': rule(
+    'high',
+    'sitecustomize or usercustomize in site-packages or in a directory a .pth puts on sys.path',
+    'Runs at every interpreter start.',
+  ),
+  'static.stdlib-shadowing': rule(
+    'high',
+    'a top-level module or package named like a standard-library module, in site-packages or a directory a .pth adds',
+    "With the export on PYTHONPATH it is imported instead of the standard library's module (and wherever the interpreter lacks that module). A backport for older Pythons (argparse, enum34, typing) does this too: drop it from the lock.",
+  ),
   'static.unrecorded-file': rule(
     'high',
     'a file no RECORD claims, a RECORD hash mismatch, or a dist-info the lock does not name',

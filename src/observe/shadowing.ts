@@ -8,6 +8,12 @@
  * extension modules (`.cpython-311-*.so`, `.abi3.so`, `.so`), then `.py`, then a sourceless `.pyc`.
  * Namespace portions (PEP 420: a directory with no `__init__`) never shadow anything and share
  * freely. The distribution whose file wins is the one the finding names: its code is what runs.
+ *
+ * Each import root (import-roots.ts: site-packages, and the directories `.pth` files add) is
+ * judged on its own, module names relative to it. Across roots, a top-level name is looked up
+ * root by root in sys.path order and the first root holding a module of that name wins. Deeper
+ * names across roots are not compared: a regular package's submodules are looked up only in its
+ * own directory (one root), and a namespace package spanning roots is not modelled.
  */
 import { finding, type Finding } from '../core/finding.js';
 import type { ScannedFile } from './static-scan.js';
@@ -22,6 +28,22 @@ const SUFFIXES: Array<[RegExp, number]> = [
   [/\.pyc$/, 3],
 ];
 
+/** A root and its files, as shadowing judges them. */
+export interface RootView {
+  /** The root as evidence gives it (`.` for site-packages). */
+  root: string;
+  /** The `.pth` that added it; null for site-packages. */
+  pth: string | null;
+  files: Array<{
+    /** Relative to site-packages: what evidence names. */
+    path: string;
+    /** Relative to the root: what the module name comes from. */
+    rel: string;
+    type: ScannedFile['type'];
+    owner: string | null;
+  }>;
+}
+
 interface ModuleForm {
   /** Dotted module name. */
   module: string;
@@ -30,10 +52,9 @@ interface ModuleForm {
   owner: string;
 }
 
-/** The importable module a site-packages file provides, or null when it provides none. */
-export function moduleForm(file: Pick<ScannedFile, 'path' | 'owner'>): ModuleForm | null {
-  if (file.owner === null) return null;
-  const parts = file.path.split('/');
+/** The dotted module a path relative to an import root provides, and its rank, or null when it provides none. */
+export function moduleOf(rel: string): { module: string; rank: number } | null {
+  const parts = rel.split('/');
   const leaf = parts.pop() ?? '';
   if (!parts.every((part) => IDENTIFIER.test(part) && part !== '__pycache__')) return null;
   for (const [suffix, rank] of SUFFIXES) {
@@ -43,39 +64,74 @@ export function moduleForm(file: Pick<ScannedFile, 'path' | 'owner'>): ModuleFor
     if (!IDENTIFIER.test(stem)) return null;
     if (stem === '__init__') {
       if (parts.length === 0) return null;
-      return { module: parts.join('.'), rank: 0, path: file.path, owner: file.owner };
+      return { module: parts.join('.'), rank: 0 };
     }
-    return { module: [...parts, stem].join('.'), rank, path: file.path, owner: file.owner };
+    return { module: [...parts, stem].join('.'), rank };
   }
   return null;
 }
 
-export function shadowingFindings(files: ScannedFile[]): Finding[] {
+/** Each module name a root provides, with every owned form of it. */
+function modulesOf(view: RootView): Map<string, ModuleForm[]> {
   const byModule = new Map<string, ModuleForm[]>();
-  for (const file of files) {
-    if (file.type !== 'file' && file.type !== 'symlink') continue;
-    const form = moduleForm(file);
+  for (const file of view.files) {
+    if ((file.type !== 'file' && file.type !== 'symlink') || file.owner === null) continue;
+    const form = moduleOf(file.rel);
     if (!form) continue;
+    const owned: ModuleForm = { ...form, path: file.path, owner: file.owner };
     const forms = byModule.get(form.module);
-    if (forms) forms.push(form);
-    else byModule.set(form.module, [form]);
+    if (forms) forms.push(owned);
+    else byModule.set(form.module, [owned]);
   }
+  return byModule;
+}
+
+function bestOf(forms: ModuleForm[]): ModuleForm {
+  return forms.reduce((best, form) => (form.rank < best.rank ? form : best));
+}
+
+/** `views` in sys.path order, site-packages first. */
+export function shadowingFindings(views: RootView[]): Finding[] {
   const findings: Finding[] = [];
-  for (const [module, forms] of byModule) {
-    if (new Set(forms.map((f) => f.owner)).size < 2) continue;
-    const winner = forms.reduce((best, form) => (form.rank < best.rank ? form : best));
-    const shadowed = new Map<string, ModuleForm>();
-    for (const form of forms) if (form.owner !== winner.owner && !shadowed.has(form.owner)) shadowed.set(form.owner, form);
-    for (const [owner, form] of shadowed) {
-      findings.push(
-        finding(
-          'static.import-shadowing',
-          'high',
-          `${winner.path} of ${winner.owner} shadows ${form.path} of ${owner}: importing ${module} runs ${winner.owner}'s code`,
-          { module, path: winner.path, shadowed: owner, shadowedPath: form.path },
-          winner.owner,
-        ),
-      );
+  const seen = new Set<string>();
+  const report = (module: string, winner: ModuleForm, form: ModuleForm, where: Record<string, unknown>): void => {
+    // Overlapping roots (site-packages and a directory inside it) see one pair of files under two names.
+    const key = `${winner.path}\0${form.owner}\0${form.path}`;
+    if (seen.has(key)) return;
+    seen.add(key);
+    findings.push(
+      finding(
+        'static.import-shadowing',
+        'high',
+        `${winner.path} of ${winner.owner} shadows ${form.path} of ${form.owner}: importing ${module} runs ${winner.owner}'s code`,
+        { module, path: winner.path, shadowed: form.owner, shadowedPath: form.path, ...where },
+        winner.owner,
+      ),
+    );
+  };
+
+  /** Per root, the form of each top-level module that wins there. */
+  const topLevel: Array<{ view: RootView; winners: Map<string, ModuleForm> }> = [];
+  for (const view of views) {
+    const winners = new Map<string, ModuleForm>();
+    for (const [module, forms] of modulesOf(view)) {
+      const winner = bestOf(forms);
+      if (!module.includes('.')) winners.set(module, winner);
+      if (new Set(forms.map((f) => f.owner)).size < 2) continue;
+      const shadowed = new Map<string, ModuleForm>();
+      for (const form of forms) if (form.owner !== winner.owner && !shadowed.has(form.owner)) shadowed.set(form.owner, form);
+      for (const form of shadowed.values()) report(module, winner, form, view.pth === null ? {} : { root: view.root, pth: view.pth });
+    }
+    topLevel.push({ view, winners });
+  }
+
+  // Across roots: the first root on sys.path that holds the name wins the import.
+  const first = new Map<string, { view: RootView; winner: ModuleForm }>();
+  for (const { view, winners } of topLevel) {
+    for (const [module, form] of winners) {
+      const earlier = first.get(module);
+      if (!earlier) first.set(module, { view, winner: form });
+      else if (earlier.winner.owner !== form.owner) report(module, earlier.winner, form, { root: earlier.view.root, shadowedRoot: view.root });
     }
   }
   return findings;

@@ -815,3 +815,210 @@ describe('reserved names', () => {
     ]);
   });
 });
+
+describe('import roots: what .pth path lines add to sys.path', () => {
+  /** The findings of the rules that judge import roots, as [rule, package, evidence]. */
+  const rooted = (result: StaticScan): Array<[string, string | null, Record<string, unknown>]> =>
+    result.findings
+      .filter((f) => ['static.startup-hook', 'static.stdlib-shadowing', 'static.import-shadowing', 'static.pth-path'].includes(f.rule))
+      .map((f) => [f.rule, f.package, f.evidence]);
+
+  it('static.startup-hook: a sitecustomize.py in a directory a .pth adds, naming the root and the .pth', async () => {
+    const result = await scan(dist('hooker', { 'hooker.pth': 'hooker_lib\n', 'hooker_lib/sitecustomize.py': 'import os\n', 'hooker/__init__.py': '' }));
+    expect(result.findings).toEqual([
+      {
+        rule: 'static.startup-hook',
+        severity: 'high',
+        package: 'hooker',
+        message: 'hooker_lib/sitecustomize.py runs at every interpreter start (hooker.pth puts hooker_lib on sys.path)',
+        evidence: { path: 'hooker_lib/sitecustomize.py', root: 'hooker_lib', pth: 'hooker.pth' },
+      },
+    ]);
+  });
+
+  it('reads path lines as site.addpackage does: right-stripped with Python whitespace, comments, blanks and imports aside', async () => {
+    // \x1c and \x85 are whitespace to Python's str.rstrip but not to JavaScript's trimEnd; the
+    // second line's hooks live under the name site.py really adds.
+    const pth = ['# hidden', '', ' \t', 'import os', 'missing_dir', 'nested/inner\x1c\x85  ', ''].join('\r\n');
+    const result = await scan(dist('hooker', { 'hooker.pth': pth, 'nested/inner/usercustomize/__init__.py': '', 'nested/sitecustomize.py': '' }));
+    expect(rooted(result)).toEqual([
+      ['static.startup-hook', 'hooker', { path: 'nested/inner/usercustomize/__init__.py', root: 'nested/inner', pth: 'hooker.pth' }],
+    ]);
+  });
+
+  it('attributes an unrecorded hook to the .pth that put its directory on sys.path', async () => {
+    const result = await scan([...dist('hooker', { 'hooker.pth': 'lib\n', 'lib/other.py': '' }), { name: 'lib/sitecustomize.py', content: 'import os\n' }]);
+    expect(only(result.findings, 'static.startup-hook').map((f) => [f.package, f.evidence])).toEqual([
+      ['hooker', { path: 'lib/sitecustomize.py', root: 'lib', pth: 'hooker.pth' }],
+    ]);
+  });
+
+  it('follows an in-site symlink to the directory it names, and reports one that leads out', async () => {
+    const result = await scan([
+      ...dist(
+        'linker',
+        { 'linker.pth': 'alias\nout/sub\n', 'real/sitecustomize.py': '' },
+        {
+          extraRows: [
+            ['alias', '', ''],
+            ['out', '', ''],
+          ],
+        },
+      ),
+      { name: 'alias', type: 'symlink', linkname: 'real' },
+      { name: 'out', type: 'symlink', linkname: '../../..' },
+    ]);
+    expect(rooted(result)).toEqual([
+      ['static.pth-path', 'linker', { path: 'linker.pth', entries: ['out/sub'], reason: 'symlink escapes site-packages' }],
+      ['static.startup-hook', 'linker', { path: 'real/sitecustomize.py', root: 'real', pth: 'linker.pth' }],
+    ]);
+  });
+
+  it('static.pth-path: an in-site line that names a file, which Python would open as a zip', async () => {
+    const result = await scan(dist('zipper', { 'zipper.pth': 'payload.zip\n', 'payload.zip': 'PK\x03\x04' }));
+    expect(result.findings).toEqual([
+      {
+        rule: 'static.pth-path',
+        severity: 'high',
+        package: 'zipper',
+        message: 'zipper.pth puts the file payload.zip on sys.path: Python imports from it as a zip archive, which the scan does not open',
+        evidence: { path: 'zipper.pth', entries: ['payload.zip'], reason: 'file' },
+      },
+    ]);
+  });
+
+  it('static.pth-path: more added directories than the scan checks', async () => {
+    const dirs = Array.from({ length: 70 }, (_, i) => `d${i}`);
+    const files = Object.fromEntries(dirs.map((d) => [`${d}/m${d}.py`, '']));
+    const result = await scan(dist('many', { 'many.pth': `${dirs.join('\n')}\n`, ...files }));
+    expect(rooted(result)).toEqual([['static.pth-path', 'many', { path: 'many.pth', entries: ['d64', 'd65', 'd66'], reason: 'too many directories' }]]);
+  });
+
+  it('does not read a .pth inside an added directory: site.py processes .pth files of site dirs only', async () => {
+    const result = await scan(dist('nested', { 'nested.pth': 'lib\n', 'lib/inner.pth': 'deeper\nimport os\n', 'lib/deeper/sitecustomize.py': '' }));
+    expect(result.findings).toEqual([]);
+  });
+
+  it('static.import-shadowing across roots: the root that comes first on sys.path wins', async () => {
+    const victim = dist('victim', { 'victim.pth': 'victim_src\n', 'victim_src/vmod/__init__.py': '' });
+    const attacker = dist('attacker', { 'aaa.pth': 'aaa_lib\n', 'aaa_lib/vmod.py': 'import os\n' });
+    const result = await scan([...victim, ...attacker]);
+    expect(rooted(result)).toEqual([
+      [
+        'static.import-shadowing',
+        'attacker',
+        {
+          module: 'vmod',
+          path: 'aaa_lib/vmod.py',
+          shadowed: 'victim',
+          shadowedPath: 'victim_src/vmod/__init__.py',
+          root: 'aaa_lib',
+          shadowedRoot: 'victim_src',
+        },
+      ],
+    ]);
+  });
+
+  it('static.import-shadowing within an added root, reported once where site-packages sees the same files', async () => {
+    // `shared-lib` is no module name: only the root the .pth adds makes these files importable.
+    const a = dist('lib_a', { 'shared.pth': 'shared-lib\n', 'shared-lib/mod/__init__.py': '' });
+    const b = dist('lib_b', { 'shared-lib/mod.py': '' });
+    expect(rooted(await scan([...a, ...b]))).toEqual([
+      [
+        'static.import-shadowing',
+        'lib-a',
+        { module: 'mod', path: 'shared-lib/mod/__init__.py', shadowed: 'lib-b', shadowedPath: 'shared-lib/mod.py', root: 'shared-lib', pth: 'shared.pth' },
+      ],
+    ]);
+
+    // `shared` is one: site-packages imports the pair as shared.mod, the root as mod; one finding.
+    const c = dist('lib_c', { 'shared.pth': 'shared\n', 'shared/mod/__init__.py': '' });
+    const d = dist('lib_d', { 'shared/mod.py': '' });
+    expect(rooted(await scan([...c, ...d]))).toEqual([
+      ['static.import-shadowing', 'lib-c', { module: 'shared.mod', path: 'shared/mod/__init__.py', shadowed: 'lib-d', shadowedPath: 'shared/mod.py' }],
+    ]);
+  });
+});
+
+describe('static.stdlib-shadowing', () => {
+  it('reports a top-level package, module or extension named like the standard library, blaming its owner', async () => {
+    const result = await scan([
+      ...dist('json_pkg', { 'json/__init__.py': 'import os\n', 'json/decoder.py': '', 'json.py': '' }),
+      ...dist('typing', { 'typing.py': '' }),
+      ...dist('fastio', { 'asyncio.cpython-311-x86_64-linux-gnu.so': '\x7fELF', 'queue.abi3.so': '\x7fELF', 'select.so': '\x7fELF', 'enum.pyc': '\xa7\r\r\n' }),
+    ]);
+    expect(result.findings.filter((f) => f.rule !== 'static.import-shadowing')).toEqual([
+      {
+        rule: 'static.stdlib-shadowing',
+        severity: 'high',
+        package: 'json-pkg',
+        message: "json/__init__.py takes the standard library's module name json: an import of json can run it instead",
+        // The package wins over json.py beside it: one finding, for the code that runs.
+        evidence: { path: 'json/__init__.py', module: 'json', root: '.' },
+      },
+      expect.objectContaining({ rule: 'static.stdlib-shadowing', package: 'typing', evidence: { path: 'typing.py', module: 'typing', root: '.' } }),
+      expect.objectContaining({
+        rule: 'static.stdlib-shadowing',
+        package: 'fastio',
+        evidence: { path: 'asyncio.cpython-311-x86_64-linux-gnu.so', module: 'asyncio', root: '.' },
+      }),
+      expect.objectContaining({ rule: 'static.stdlib-shadowing', package: 'fastio', evidence: { path: 'queue.abi3.so', module: 'queue', root: '.' } }),
+      expect.objectContaining({ rule: 'static.stdlib-shadowing', package: 'fastio', evidence: { path: 'select.so', module: 'select', root: '.' } }),
+      expect.objectContaining({ rule: 'static.stdlib-shadowing', package: 'fastio', evidence: { path: 'enum.pyc', module: 'enum', root: '.' } }),
+    ]);
+  });
+
+  it('reports one in a directory a .pth adds, with the root and the .pth, and a bare symlink that may be a package', async () => {
+    const result = await scan([
+      ...dist('sneaky', { 'sneaky.pth': 'sneaky_lib\n', 'sneaky_lib/http/__init__.py': '', 'real_pkg/__init__.py': '' }, { extraRows: [['socket', '', '']] }),
+      { name: 'socket', type: 'symlink', linkname: 'real_pkg' },
+    ]);
+    expect(only(result.findings, 'static.stdlib-shadowing').map((f) => [f.package, f.evidence, f.message])).toEqual([
+      [
+        'sneaky',
+        { path: 'socket', module: 'socket', root: '.' },
+        "socket takes the standard library's module name socket: an import of socket can run it instead",
+      ],
+      [
+        'sneaky',
+        { path: 'sneaky_lib/http/__init__.py', module: 'http', root: 'sneaky_lib', pth: 'sneaky.pth' },
+        "sneaky_lib/http/__init__.py takes the standard library's module name http (sneaky.pth puts sneaky_lib on sys.path): an import of http can run it instead",
+      ],
+    ]);
+  });
+
+  it('says nothing of benign trees: setuptools, namespace dirs, names that merely start like the standard library', async () => {
+    const SETUPTOOLS_PTH =
+      "import os; var = 'SETUPTOOLS_USE_DISTUTILS'; enabled = os.environ.get(var, 'local') == 'local'; enabled and __import__('_distutils_hack').add_shim(); \n";
+    const knownGoodPth = [{ name: 'distutils-precedence.pth', sha256: '2638ce9e2500e572a5e0de7faed6661eb569d1b696fcba07b0dd223da5f5d224' }];
+    const result = await scan(
+      [
+        ...dist('setuptools', {
+          'distutils-precedence.pth': SETUPTOOLS_PTH,
+          '_distutils_hack/__init__.py': '',
+          '_distutils_hack/override.py': '',
+          'setuptools/__init__.py': '',
+          'setuptools/_distutils/__init__.py': '',
+          'pkg_resources/__init__.py': '',
+        }),
+        ...dist('jsonschema', { 'jsonschema/__init__.py': '', 'jsonschema/json/__init__.py': '' }),
+        ...dist('typing_extensions', { 'typing_extensions.py': '', '__pycache__/typing_extensions.cpython-311.pyc': '' }),
+        ...dist('json5', { 'json5/__init__.py': '', 'json5.py': '' }),
+        // A data directory and a namespace portion named like standard-library packages, a stray
+        // top-level test package, and a module whose file merely holds a stdlib name.
+        ...dist('templates', { 'email/welcome.txt': '', 'xml/schemas/a.xsd': '', 'test/__init__.py': '', 'templates/os.py': '' }),
+        // A path-line .pth adding a source dir of ordinary modules.
+        ...dist('srcpth', { 'srcpth.pth': 'srcpth_src\n', 'srcpth_src/srcpth/__init__.py': '', 'srcpth_src/html/page.html': '' }),
+      ],
+      { knownGoodPth },
+    );
+    expect(result.findings).toEqual([]);
+  });
+
+  it('says nothing new of a namespace .pth: only its executable line is reported, as before', async () => {
+    const nspkg =
+      "import sys, types, os;has_mfs = sys.version_info > (3, 5);p = os.path.join(sys._getframe(1).f_locals['sitedir'], *('sphinxcontrib',));ie = os.path.exists(os.path.join(p,'__init__.py'));m = not ie and has_mfs and sys.modules.setdefault('sphinxcontrib', types.ModuleType('sphinxcontrib'));mp = (m or []) and m.__dict__.setdefault('__path__',[]);(p not in mp) and mp.append(p)\n";
+    const result = await scan(dist('sphinxcontrib_jsmath', { 'sphinxcontrib_jsmath-1.0.1-py3.7-nspkg.pth': nspkg, 'sphinxcontrib/jsmath/__init__.py': '' }));
+    expect(result.findings.map((f) => f.rule)).toEqual(['static.pth-exec']);
+  });
+});

@@ -22,15 +22,21 @@
  *   (name, sha256) is known-good; a top-level `.pth` that is not a regular file is reported too,
  *   since its content cannot be checked.
  * - `static.pth-path`: a top-level `.pth` path line that resolves outside site-packages (an
- *   absolute path, or one climbing with `..`): a directory anyone may write, put on sys.path.
- * - `static.import-shadowing` (shadowing.ts): one distribution's module wins an import over
- *   another's of the same name.
+ *   absolute path, or one climbing with `..`): a directory anyone may write, put on sys.path. Also
+ *   (import-roots.ts) an in-site line that a symlink takes outside, that names a file (imported
+ *   from as a zip), or that comes past the number of added directories the scan checks.
+ * - Import roots (import-roots.ts): site-packages and every in-site directory a top-level `.pth`
+ *   puts on sys.path. In each of them:
+ *   - `static.startup-hook`: `sitecustomize` / `usercustomize` as a top-level module of any
+ *     suffix, a package `__init__`, or a bare symlink;
+ *   - `static.stdlib-shadowing`: a top-level module or package named like a standard-library
+ *     module (CPython 3.11's `sys.stdlib_module_names`);
+ *   - `static.import-shadowing` (shadowing.ts): one distribution's module wins an import over
+ *     another's of the same name.
  * - `static.autoload-entry-point` (low, a warning): an entry point in a group a tool loads at its
  *   every start (pytest11, tox, flake8, keyring, setuptools' hooks), unless the tool owns it.
  * - `static.special-file` with reason `reserved name`: a top-level entry named like a file the
  *   export writes itself (`reservedNames`).
- * - `static.startup-hook`: `sitecustomize` / `usercustomize` as a top-level module of any suffix
- *   or as a package `__init__`.
  * - `static.script-shadowing`: a console or gui script, or a RECORD row in `bin/` outside
  *   site-packages, named like a tool people run (one finding per distribution and name).
  * - `static.special-file`: symlinks that are absolute, resolve outside site-packages (following
@@ -54,7 +60,7 @@ import { isValidProjectName, normalizeName } from '../lock/normalize.js';
 import { finding, type Finding } from '../core/finding.js';
 import { parseRecord, type RecordEntry } from '../core/record.js';
 import type { TarHeader as Headers } from '../core/tar-header.js';
-import { shadowingFindings } from './shadowing.js';
+import { importRoots, pthLinePlace, pthPathLines, rootFindings, type Resolution } from './import-roots.js';
 
 export type ScannedFileType = 'file' | 'directory' | 'symlink' | 'link' | 'other';
 
@@ -178,7 +184,6 @@ const MAX_LINE_CHARS = 200;
 
 /** Files whose text the rules read. */
 const INTERESTING = /^(?:[^/]+\.dist-info\/(?:RECORD|entry_points\.txt|METADATA)|[^/]+\.pth)$/;
-const STARTUP_HOOK = /^(?:sitecustomize|usercustomize)(?:\.[^/]+|\/__init__\.[^/]+)$/;
 /** Files in a dist-info that pip lists in RECORD without a hash. */
 const UNHASHED_IN_DIST_INFO = new Set(['RECORD', 'RECORD.jws', 'RECORD.p7s']);
 /** `dir/__pycache__/mod.cpython-311[.opt-1].pyc`: pip records the files it compiles without a hash. */
@@ -512,11 +517,6 @@ function analyze(collector: Collector, options: ScanOptions): StaticScan {
       special('setuid/setgid bit set', { mode: file.mode.toString(8).padStart(4, '0'), reason: 'setuid/setgid' });
     }
 
-    // static.startup-hook
-    if (file.type !== 'directory' && STARTUP_HOOK.test(file.path)) {
-      findings.push(finding('static.startup-hook', 'high', `${file.path} runs at every interpreter start`, { path: file.path }, file.owner));
-    }
-
     // static.pth-exec
     if (!file.path.includes('/') && file.path.endsWith('.pth') && file.type !== 'directory') {
       const kept = text(file.path);
@@ -545,7 +545,14 @@ function analyze(collector: Collector, options: ScanOptions): StaticScan {
 
   findings.push(...scriptFindings(distList, text, new Set(options.shadowedNames ?? DEFAULT_SHADOWED)));
   findings.push(...autoloadFindings(distList, text));
-  findings.push(...shadowingFindings(entries.map((e) => e.file)));
+  // What Python imports from site-packages and from the directories its `.pth` files add.
+  const files = entries.map((e) => e.file);
+  const roots = importRoots({
+    files,
+    text: (rel) => text(rel)?.text ?? null,
+    resolve: (rel) => resolveInArchive(rel, links, symlinkBudget),
+  });
+  findings.push(...roots.findings, ...rootFindings(roots.roots, files));
   if (collector.limitFinding) findings.push(collector.limitFinding);
 
   return {
@@ -612,33 +619,44 @@ function nonDirectoryParent(rel: string, byPath: Map<string, Collected>): string
 function unsafeSymlink(linkPath: string, linkname: string | null, links: Map<string, string>, budget: { steps: number }): string | null {
   if (!linkname || linkname.includes('\0') || linkname.length > MAX_LINKNAME) return 'invalid symlink target';
   if (linkname.startsWith('/')) return 'absolute symlink';
+  const walked = walk(linkPath.split('/').slice(0, -1), linkname, links, budget);
+  return 'reason' in walked ? walked.reason : null;
+}
+
+/** Where a normalised path relative to site-packages leads, following the archive's symlinks (the last component's too). */
+function resolveInArchive(rel: string, links: Map<string, string>, budget: { steps: number }): Resolution {
+  return walk([], rel, links, budget);
+}
+
+/** Walk `target`'s components from the directory `from` (components relative to site-packages). */
+function walk(from: string[], target: string, links: Map<string, string>, budget: { steps: number }): Resolution {
   // `resolved[i]` is the path of the first i+1 components reached so far.
   const resolved: string[] = [];
-  for (const part of linkPath.split('/').slice(0, -1)) resolved.push(resolved.length ? `${resolved.at(-1)}/${part}` : part);
+  for (const part of from) resolved.push(resolved.length ? `${resolved.at(-1)}/${part}` : part);
   // Components still to walk, next one last.
-  const pending = linkname.split('/').reverse();
+  const pending = target.split('/').reverse();
   let follows = 0;
   for (let part = pending.pop(); part !== undefined; part = pending.pop()) {
     budget.steps -= 1;
-    if (budget.steps < 0) return 'symlink too complex to resolve';
+    if (budget.steps < 0) return { reason: 'symlink too complex to resolve' };
     if (part === '' || part === '.') continue;
     if (part === '..') {
-      if (resolved.length === 0) return 'symlink escapes site-packages';
+      if (resolved.length === 0) return { reason: 'symlink escapes site-packages' };
       resolved.pop();
       continue;
     }
     const here = resolved.length ? `${resolved.at(-1)}/${part}` : part;
-    const target = links.get(here);
-    if (target === undefined) {
+    const linked = links.get(here);
+    if (linked === undefined) {
       resolved.push(here);
       continue;
     }
     follows += 1;
-    if (follows > MAX_SYMLINK_FOLLOWS) return 'symlink loop';
-    if (target.startsWith('/')) return 'symlink escapes site-packages';
-    for (const next of target.split('/').reverse()) pending.push(next);
+    if (follows > MAX_SYMLINK_FOLLOWS) return { reason: 'symlink loop' };
+    if (linked.startsWith('/')) return { reason: 'symlink escapes site-packages' };
+    for (const next of linked.split('/').reverse()) pending.push(next);
   }
-  return null;
+  return { path: resolved.at(-1) ?? '' };
 }
 
 /** Lines site.py would `exec`: those starting with `import ` or `import\t` (CPython 3.11 `addpackage`). */
@@ -652,15 +670,7 @@ function executableLines(pth: string): string[] {
  * a directory anyone may write (`/tmp`, `/var/tmp`). Comments, blank and import lines aside.
  */
 export function pthPathsOutside(pth: string): string[] {
-  return pth
-    .split(/\r\n|\r|\n/)
-    .map((line) => line.trimEnd())
-    .filter((line) => line !== '' && !line.startsWith('#') && !line.startsWith('import ') && !line.startsWith('import\t'))
-    .filter((line) => {
-      if (line.startsWith('/') || line.includes('\0')) return true;
-      const normal = path.posix.normalize(line);
-      return normal === '..' || normal.startsWith('../');
-    });
+  return pthPathLines(pth).filter((line) => pthLinePlace(line).outside);
 }
 
 function pthFinding(file: ScannedFile, kept: { text: string; oversized: boolean } | null, knownGood: Set<string>): Finding | null {

@@ -1,10 +1,16 @@
 /**
- * CPython 3.11's `sys.stdlib_module_names`: the top-level modules and packages of the standard
- * library (305 names), generated on this machine with
- * `python3.11 -I -S -c 'import sys; print(sorted(sys.stdlib_module_names))'`; a unit test checks
- * it against the interpreter when one is present. The target interpreter is 3.11 (the image's).
+ * CPython 3.11's `sys.stdlib_module_names`: every module name the standard library uses, on any
+ * platform, built in, frozen or a file. Generated on this machine with
+ *
+ *   python3.11 -I -S -c 'import sys; print(sorted(sys.stdlib_module_names))'
+ *
+ * (3.11.7 and Debian's 3.11.2 print the same; `stdlib-names.test.ts` checks the list against
+ * whatever python3.11 is on PATH). The target interpreter is 3.11 (the image's Debian bookworm
+ * Python), so this is the list of names an installed module must not take; another minor version
+ * has another list. The `test` package is not in it, so a wheel that ships a top-level `test/`
+ * (a careless but common mistake) is not named by it.
  */
-const STDLIB_MODULE_NAMES: ReadonlySet<string> = new Set([
+export const STDLIB_MODULE_NAMES: ReadonlySet<string> = new Set([
   '__future__',
   '_abc',
   '_aix_support',

@@ -277,6 +277,7 @@ describe('evaluate: what is never relaxed', () => {
       'static.pth-path',
       'static.unrecorded-file',
       'static.import-shadowing',
+      'static.stdlib-shadowing',
       'fs.target-tamper',
       'integrity.installed-mismatch',
     ] as const;
@@ -420,6 +421,7 @@ describe('evaluate: properties', () => {
       'static.pth-path',
       'static.unrecorded-file',
       'static.import-shadowing',
+      'static.stdlib-shadowing',
       'fs.target-tamper',
       'fs.autorun-write',
     ].includes(rule);

@@ -168,6 +168,7 @@ export const STABLE_KEYS: { readonly [R in RuleId]: (e: Evidence) => unknown } =
   'static.import-shadowing': pick('module', 'path', 'shadowed'),
   'static.invalid-source': pick('path'),
   'static.startup-hook': pick('path'),
+  'static.stdlib-shadowing': pick('module', 'path'),
   'static.unrecorded-file': pick('path', 'reason', 'claimedBy', 'recorded'),
   'static.script-shadowing': pick('script'),
   'static.special-file': pick('path', 'reason'),
