@@ -1,3 +1,4 @@
+import { canonicalMarker } from '../lock/marker.js';
 import { normalizeName } from '../lock/normalize.js';
 import { show } from '../lock/problem.js';
 import type { LockPlan, PipOptions } from '../lock/types.js';
@@ -12,7 +13,8 @@ export function renderRequirements(plan: LockPlan): string {
   return plan.requirements
     .map((req) => {
       const extras = req.extras.length > 0 ? `[${req.extras.join(',')}]` : '';
-      const marker = req.marker ? ` ; ${req.marker}` : '';
+      // Rendered from its parse again, whoever built the plan: never a marker's raw text.
+      const marker = req.marker ? ` ; ${canonicalMarker(req.marker)}` : '';
       const hashes = req.sha256.map((hex) => ` \\\n    --hash=sha256:${hex}`).join('');
       return `${req.name}${extras}==${req.version}${marker}${hashes}\n`;
     })
