@@ -18,6 +18,7 @@ Every event is one JSON object per line on stdout. Run with `python3 -I -S`; std
 import argparse
 import base64
 import json
+import re
 import selectors
 import socket
 import struct
@@ -280,12 +281,19 @@ def parse_sni(data):
 
 # An HTTP request's head must end within this many bytes to be answered.
 HEAD_CAP = 65536
+# Where a head ends: a blank line, with CRLF or (as servers accept too) bare LF line ends.
+HEAD_END = re.compile(rb"\r?\n\r?\n")
+
+
+def head_lines(head):
+    """An HTTP head's lines, CRLF or bare LF."""
+    return [line[:-1] if line.endswith(b"\r") else line for line in bytes(head).split(b"\n")]
 
 
 class HttpRequest:
     """Whether an HTTP request's head and its body (Content-Length, or chunked to its last chunk)
-    are in. Fed the growing buffer; looks at each byte of the head once, so a peer sending one byte
-    at a time costs no more than one sending everything at once."""
+    are in. Fed the growing buffer; looks at each byte of the head about once, so a peer sending
+    one byte at a time costs no more than one sending everything at once."""
 
     def __init__(self):
         self.searched = 0
@@ -297,12 +305,12 @@ class HttpRequest:
         if self.head_end is None:
             if self.searched >= HEAD_CAP:
                 return False
-            end = data.find(b"\r\n\r\n", max(0, self.searched - 3), HEAD_CAP)
-            if end < 0:
+            end = HEAD_END.search(data, max(0, self.searched - 3), HEAD_CAP)
+            if end is None:
                 self.searched = min(len(data), HEAD_CAP)
                 return False
-            self.head_end = end + 4
-            lines = bytes(data[:end]).split(b"\r\n")
+            self.head_end = end.end()
+            lines = head_lines(data[:end.start()])
             if b" " not in lines[0]:
                 self.searched = HEAD_CAP  # not HTTP: never answered
                 self.head_end = None
@@ -315,7 +323,7 @@ class HttpRequest:
                 elif name == b"content-length" and value.isdigit():
                     self.length = int(value[:12])
         if self.chunked:
-            return data.endswith(b"0\r\n\r\n")
+            return data.endswith(b"0\r\n\r\n") or data.endswith(b"0\n\n")
         return len(data) >= self.head_end + self.length
 
 
@@ -359,8 +367,9 @@ def handle(conn, peer, port):
         event["cut"] = True
     if data[:1] == b"\x16":
         event.update({"type": "tls", "sni": parse_sni(data)})
-    elif data and b" " in bytes(data[:HEAD_CAP]).split(b"\r\n", 1)[0]:
-        head = bytes(data[:HEAD_CAP]).split(b"\r\n\r\n", 1)[0].split(b"\r\n")
+    elif data and b" " in head_lines(data[:HEAD_CAP].split(b"\n", 1)[0])[0]:
+        end = HEAD_END.search(data, 0, HEAD_CAP)
+        head = head_lines(data[:end.start() if end else HEAD_CAP])
         parts = head[0].split(b" ")
         host = None
         for line in head[1:]:

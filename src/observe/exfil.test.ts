@@ -64,6 +64,14 @@ describe('canaries in what left the sandbox', () => {
     for (const f of findings) expect(String(f.evidence.seen).length).toBeLessThanOrEqual(EXCERPT_MAX);
   });
 
+  it('tells headers from body in a request with bare LF line ends, as the monitor does', () => {
+    const findings = run({
+      network: [captured('http', `POST /u HTTP/1.1\nHost: a.invalid\nContent-Length: 42\n\n${NPM.value}`, { method: 'POST', path: '/u', host: 'a.invalid' })],
+    });
+    expect(summary(findings)).toEqual([['network.canary-exfil', 'evil-pkg', NPM.name, 'HTTP body', 'plain']]);
+    expect(findings[0]!.evidence.offset).toBe(4);
+  });
+
   it('names a partial run in a Host header, with how much of the secret it held', () => {
     const part = secretPart(GITHUB).slice(6, 30);
     const [hit] = run({

@@ -25,6 +25,9 @@ import { str } from './fields.js';
 import { canaryMatcher, SEARCHED_BYTES_PER_RUN, type Canary, type CanaryHit } from '../core/canary.js';
 import { finding, type Finding } from '../core/finding.js';
 
+/** images/monitor.py HEAD_CAP: an HTTP head ends within this many bytes or is not one. */
+const HEAD_CAP = 65536;
+
 interface Carried {
   channel: string;
   data: string | Uint8Array;
@@ -54,9 +57,10 @@ function carried(event: Record<string, unknown>): Carried[] {
     case 'http': {
       add('HTTP request line', `${str(event.method) ?? ''} ${str(event.path) ?? ''}`);
       add('HTTP Host', str(event.host));
-      const end = payload === null ? -1 : payload.indexOf('\r\n\r\n');
-      add('HTTP headers', payload === null ? null : end < 0 ? payload : payload.subarray(0, end));
-      add('HTTP body', payload === null || end < 0 ? null : payload.subarray(end + 4));
+      // Where the monitor found the head's end: a blank line (CRLF or bare LF) in its first 64 KiB.
+      const end = payload === null ? null : /\r?\n\r?\n/.exec(payload.subarray(0, HEAD_CAP).toString('latin1'));
+      add('HTTP headers', payload === null ? null : end === null ? payload : payload.subarray(0, end.index));
+      add('HTTP body', payload === null || end === null ? null : payload.subarray(end.index + end[0].length));
       break;
     }
     case 'tls':
