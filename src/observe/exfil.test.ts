@@ -61,6 +61,8 @@ describe('canaries in what left the sandbox', () => {
     ]);
     expect(findings[1]!.evidence).toMatchObject({ offset: 300, partial: false, chars: 40, of: 40, pid: 18, argv: 'python setup.py' });
     expect(findings[1]!.message).toBe(`the canary secret ${AWS.name} left in a TCP stream (hex-encoded)`);
+    // The terminal summary shows the first six fields: they must say what, where, how, what was seen and who.
+    expect(Object.keys(findings[1]!.evidence).slice(0, 6)).toEqual(['secret', 'channel', 'encoding', 'seen', 'pid', 'argv']);
     for (const f of findings) expect(String(f.evidence.seen).length).toBeLessThanOrEqual(EXCERPT_MAX);
   });
 
