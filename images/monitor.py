@@ -3,15 +3,22 @@ the network namespace (network none) that the sandbox container joins.
 
 - relay:   127.0.0.1:<relay-port> -> the index proxy's unix socket (only this container mounts it)
 - dns:     a sinkhole on 127.0.0.53:53/udp; every name gets its own 127.x.y.z address; each query logged
-- fake services on the common ports of 0.0.0.0 (so every sinkholed address): HTTP request line + Host,
-           TLS ClientHello SNI, or the first bytes of anything else; then close. UDP on the same
-           ports (and NTP, syslog, SNMP): each datagram's destination and first bytes
+- fake services on the common ports of 0.0.0.0 (so every sinkholed address): HTTP (a 404 once the
+           request and its body are in), TLS (the ClientHello's SNI), anything else read to its end;
+           then close. UDP on the same ports (and NTP, syslog, SNMP): every datagram
+
+Everything a sandbox process sends to a fake service or the sinkhole is kept, up to the caps below,
+base64 in the event's `payload`, for the host to search for its canaries (observe/exfil.ts): `bytes`
+says how much arrived, `cut` that some of it was not kept (the host fails the run then: it cannot
+vouch that what it did not keep held no secret).
 
 Every event is one JSON object per line on stdout. Run with `python3 -I -S`; stdlib only.
 """
 
 import argparse
+import base64
 import json
+import re
 import selectors
 import socket
 import struct
@@ -40,7 +47,47 @@ def emit(event):
 
 def text(data, limit=512):
     """Bytes from a hostile peer, as a bounded printable string (JSON escapes the rest)."""
-    return data[:limit].decode("latin-1")
+    return bytes(data[:limit]).decode("latin-1")
+
+
+# What is kept of what reaches the fake services (core/outcome.ts MONITOR_CAPTURE holds the same
+# numbers; outcome.test.ts checks they agree).
+# One TCP connection: 1 MiB. A secret is tens of bytes and a planted file a few hundred; a package
+# that sends more than this to a fake service is hiding something in bulk. Past it the connection
+# is closed and the event marked `cut`.
+STREAM_CAP = 1 << 20
+# One datagram: whole. Over IPv4 a datagram holds at most 65,507 bytes.
+DATAGRAM_CAP = 65535
+# The whole run, every connection and datagram together: 32 MiB, 43 MiB of base64 on stdout. This
+# bounds what the host holds and searches (core/canary.ts SEARCHED_BYTES_PER_RUN counts it). Past
+# it events still come, with `cut` and without the bytes.
+RUN_CAP = 32 << 20
+# A connection that stays quiet this long is done; one still sending after STREAM_SECONDS is cut.
+IDLE_SECONDS = 3
+STREAM_SECONDS = 30
+
+
+class Budget:
+    """RUN_CAP, shared by every listener's threads."""
+
+    def __init__(self, total):
+        self.left = total
+        self.lock = threading.Lock()
+
+    def take(self, wanted):
+        with self.lock:
+            granted = min(wanted, self.left)
+            self.left -= granted
+            return granted
+
+
+BUDGET = Budget(RUN_CAP)
+
+
+def captured(data, cap):
+    """The event fields for bytes that arrived: how many, what is kept (base64), whether any was not."""
+    kept = BUDGET.take(min(len(data), cap))
+    return {"bytes": len(data), "payload": base64.b64encode(bytes(data[:kept])).decode("ascii"), "cut": kept < len(data)}
 
 
 # ---------------------------------------------------------------- relay
@@ -187,14 +234,17 @@ def dns(host, port, sinkhole):
 
     def serve():
         while True:
-            packet, peer = sock.recvfrom(4096)
+            packet, peer = sock.recvfrom(65536)
             question = parse_question(packet)
             if question is None:
-                emit({"type": "dns-malformed", "bytes": len(packet), "src": "%s:%d" % peer})
+                emit({"type": "dns-malformed", "src": "%s:%d" % peer, **captured(packet, DATAGRAM_CAP)})
                 continue
             name, qtype = question[2], question[3]
             address = sinkhole.address_for(name) if qtype == 1 else None
-            emit({"type": "dns", "name": name, "qtype": qtype, "answer": address, "src": "%s:%d" % peer})
+            # The whole packet too: a query can carry more than its name (further questions,
+            # additional records, EDNS options).
+            emit({"type": "dns", "name": name, "qtype": qtype, "answer": address, "src": "%s:%d" % peer,
+                  **captured(packet, DATAGRAM_CAP)})
             try:
                 sock.sendto(answer(packet, question, address), peer)
             except OSError:
@@ -221,33 +271,105 @@ def parse_sni(data):
             kind, length = struct.unpack("!HH", data[offset:offset + 4])
             offset += 4
             if kind == 0:  # server_name
-                name_length = struct.unpack("!H", data[offset + 3:offset + 5])[0]
-                return data[offset + 5:offset + 5 + name_length].decode("latin-1")
+                name_length = min(struct.unpack("!H", data[offset + 3:offset + 5])[0], 255)
+                return bytes(data[offset + 5:offset + 5 + name_length]).decode("latin-1")
             offset += length
     except (IndexError, struct.error):
         return None
     return None
 
 
+# An HTTP request's head must end within this many bytes to be answered.
+HEAD_CAP = 65536
+# Where a head ends: a blank line, with CRLF or (as servers accept too) bare LF line ends.
+HEAD_END = re.compile(rb"\r?\n\r?\n")
+
+
+def head_lines(head):
+    """An HTTP head's lines, CRLF or bare LF."""
+    return [line[:-1] if line.endswith(b"\r") else line for line in bytes(head).split(b"\n")]
+
+
+class HttpRequest:
+    """Whether an HTTP request's head and its body (Content-Length, or chunked to its last chunk)
+    are in. Fed the growing buffer; looks at each byte of the head about once, so a peer sending
+    one byte at a time costs no more than one sending everything at once."""
+
+    def __init__(self):
+        self.searched = 0
+        self.head_end = None
+        self.length = 0
+        self.chunked = False
+
+    def done(self, data):
+        if self.head_end is None:
+            if self.searched >= HEAD_CAP:
+                return False
+            end = HEAD_END.search(data, max(0, self.searched - 3), HEAD_CAP)
+            if end is None:
+                self.searched = min(len(data), HEAD_CAP)
+                return False
+            self.head_end = end.end()
+            lines = head_lines(data[:end.start()])
+            if b" " not in lines[0]:
+                self.searched = HEAD_CAP  # not HTTP: never answered
+                self.head_end = None
+                return False
+            for line in lines[1:]:
+                name, _, value = line.partition(b":")
+                name, value = name.strip().lower(), value.strip()
+                if name == b"transfer-encoding" and b"chunked" in value.lower():
+                    self.chunked = True
+                elif name == b"content-length" and value.isdigit():
+                    self.length = int(value[:12])
+        if self.chunked:
+            return data.endswith(b"0\r\n\r\n") or data.endswith(b"0\n\n")
+        return len(data) >= self.head_end + self.length
+
+
 def handle(conn, peer, port):
-    conn.settimeout(3)
+    """Read what the peer sends, to its end or the caps; answer an HTTP request with a 404 once it is
+    in (the client then closes). A TLS client waits for a ServerHello that never comes: its
+    ClientHello is all there is."""
+    conn.settimeout(IDLE_SECONDS)
     local = conn.getsockname()
-    data = b""
+    data = bytearray()
+    over = False
+    request = HttpRequest()
+    answered = False
+    deadline = time.monotonic() + STREAM_SECONDS
     try:
-        while len(data) < 8192 and b"\r\n\r\n" not in data:
-            chunk = conn.recv(4096)
+        while True:
+            if time.monotonic() > deadline:
+                over = True
+                break
+            chunk = conn.recv(65536)
             if not chunk:
                 break
             data += chunk
-            if data[:1] == b"\x16" and len(data) >= 5 and len(data) >= 5 + struct.unpack("!H", data[3:5])[0]:
+            if len(data) > STREAM_CAP:
+                over = True
                 break
+            if data[:1] == b"\x16":
+                if len(data) >= 5 and len(data) >= 5 + struct.unpack("!H", data[3:5])[0]:
+                    break
+            elif not answered and request.done(data):
+                answered = True
+                try:
+                    conn.sendall(b"HTTP/1.0 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+                except OSError:
+                    pass
     except OSError:
         pass
     event = {"dst": "%s:%d" % (local[0], local[1]), "src": "%s:%d" % (peer[0], peer[1]), "port": port}
+    event.update(captured(data, STREAM_CAP))
+    if over:
+        event["cut"] = True
     if data[:1] == b"\x16":
         event.update({"type": "tls", "sni": parse_sni(data)})
-    elif data and b" " in data.split(b"\r\n", 1)[0]:
-        head = data.split(b"\r\n\r\n", 1)[0].split(b"\r\n")
+    elif data and b" " in head_lines(data[:HEAD_CAP].split(b"\n", 1)[0])[0]:
+        end = HEAD_END.search(data, 0, HEAD_CAP)
+        head = head_lines(data[:end.start() if end else HEAD_CAP])
         parts = head[0].split(b" ")
         host = None
         for line in head[1:]:
@@ -259,10 +381,6 @@ def handle(conn, peer, port):
             "path": text(parts[1] if len(parts) > 1 else b"", 2048),
             "host": host,
         })
-        try:
-            conn.sendall(b"HTTP/1.0 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
-        except OSError:
-            pass
     else:
         event.update({"type": "tcp", "firstBytes": text(data, 256)})
     emit(event)
@@ -287,13 +405,13 @@ def udp_listener(port):
     def serve():
         while True:
             try:
-                data, ancillary, _flags, peer = sock.recvmsg(4096, socket.CMSG_SPACE(12))
+                data, ancillary, _flags, peer = sock.recvmsg(65536, socket.CMSG_SPACE(12))
                 dst = None
                 for level, kind, value in ancillary:
                     if level == socket.IPPROTO_IP and kind == IP_PKTINFO and len(value) >= 12:
                         dst = socket.inet_ntoa(value[8:12])  # in_pktinfo.ipi_addr
                 emit({"type": "udp", "dst": "%s:%d" % (dst or "0.0.0.0", port), "src": "%s:%d" % peer,
-                      "port": port, "bytes": len(data), "firstBytes": text(data, 128)})
+                      "port": port, "firstBytes": text(data, 128), **captured(data, DATAGRAM_CAP)})
             except Exception as error:
                 emit({"type": "monitor-error", "port": port, "error": repr(error)[:200]})
                 time.sleep(0.05)

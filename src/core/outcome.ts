@@ -69,8 +69,33 @@ export interface PhaseSpec {
 export const RunStatus = z.looseObject({ phases: z.array(SupervisorStatus.extend({ phase: PhaseName })) });
 export type RunStatus = z.infer<typeof RunStatus>;
 
+/**
+ * What the monitor keeps of what reaches its fake services and its sinkhole (images/monitor.py
+ * STREAM_CAP, DATAGRAM_CAP, RUN_CAP; outcome.test.ts checks the two agree). Why these sizes is
+ * said there.
+ */
+export const MONITOR_CAPTURE = {
+  /** Bytes of one TCP connection. */
+  streamBytes: 1 << 20,
+  /** Bytes of one datagram: every datagram IPv4 can carry, whole. */
+  datagramBytes: 65535,
+  /** Bytes over the whole run, every connection and datagram together. */
+  runBytes: 32 << 20,
+} as const;
+
 const at = { time: z.number() };
 const peer = { dst: z.string(), src: z.string(), port: z.number().int() };
+/** Base64 of at most `bytes` bytes: a longer one is not what the monitor prints. */
+const base64Of = (bytes: number) =>
+  z
+    .string()
+    .max(4 * Math.ceil(bytes / 3))
+    .regex(/^[A-Za-z0-9+/]*={0,2}$/);
+/**
+ * What arrived (`bytes`), what of it was kept (`payload`, base64), and whether anything was not
+ * (`cut`: past a cap of MONITOR_CAPTURE, or still sending after the monitor's deadline).
+ */
+const capture = (cap: number) => ({ bytes: z.number().int().nonnegative(), payload: base64Of(cap), cut: z.boolean() });
 /**
  * One line the monitor prints (images/monitor.py). Whatever a package sends shows up only inside
  * these fields (as bounded strings); a line of any other shape is the monitor failing or being
@@ -78,13 +103,29 @@ const peer = { dst: z.string(), src: z.string(), port: z.number().int() };
  */
 export const MonitorEvent = z.discriminatedUnion('type', [
   z.looseObject({ type: z.literal('ready'), relayPort: z.number(), dns: z.string(), ports: z.array(z.number()) }),
-  z.looseObject({ type: z.literal('dns'), name: z.string(), qtype: z.number(), answer: z.string().nullable(), src: z.string(), ...at }),
+  z.looseObject({
+    type: z.literal('dns'),
+    name: z.string(),
+    qtype: z.number(),
+    answer: z.string().nullable(),
+    src: z.string(),
+    ...capture(MONITOR_CAPTURE.datagramBytes),
+    ...at,
+  }),
   z.looseObject({ type: z.literal('dns-map'), name: z.string(), address: z.string(), ...at }),
-  z.looseObject({ type: z.literal('dns-malformed'), bytes: z.number(), src: z.string(), ...at }),
-  z.looseObject({ type: z.literal('http'), ...peer, method: z.string(), path: z.string(), host: z.string().nullable(), ...at }),
-  z.looseObject({ type: z.literal('tls'), ...peer, sni: z.string().nullable(), ...at }),
-  z.looseObject({ type: z.literal('tcp'), ...peer, firstBytes: z.string(), ...at }),
-  z.looseObject({ type: z.literal('udp'), ...peer, bytes: z.number(), firstBytes: z.string(), ...at }),
+  z.looseObject({ type: z.literal('dns-malformed'), src: z.string(), ...capture(MONITOR_CAPTURE.datagramBytes), ...at }),
+  z.looseObject({
+    type: z.literal('http'),
+    ...peer,
+    method: z.string(),
+    path: z.string(),
+    host: z.string().nullable(),
+    ...capture(MONITOR_CAPTURE.streamBytes),
+    ...at,
+  }),
+  z.looseObject({ type: z.literal('tls'), ...peer, sni: z.string().nullable(), ...capture(MONITOR_CAPTURE.streamBytes), ...at }),
+  z.looseObject({ type: z.literal('tcp'), ...peer, firstBytes: z.string(), ...capture(MONITOR_CAPTURE.streamBytes), ...at }),
+  z.looseObject({ type: z.literal('udp'), ...peer, firstBytes: z.string(), ...capture(MONITOR_CAPTURE.datagramBytes), ...at }),
   z.looseObject({ type: z.literal('truncated'), limit: z.number(), ...at }),
   z.looseObject({ type: z.literal('monitor-error'), error: z.string(), ...at }),
   z.looseObject({ type: z.literal('relay-error'), error: z.string(), ...at }),

@@ -4,6 +4,8 @@
  * (`family.name`): reports, policies, the README and SARIF use them. `rules.test.ts` fails when a
  * rule is emitted that is not here, or is here and nothing emits it.
  */
+import { PARTIAL_MIN_CHARS } from './canary.js';
+
 export type Severity = 'info' | 'low' | 'medium' | 'high' | 'critical';
 
 export interface RuleInfo {
@@ -56,8 +58,8 @@ export const CATALOGUE = {
   'network.http': rule('high', 'a request reached a fake service', 'The method, host and path show what it tried to send.'),
   'network.canary-exfil': rule(
     'critical',
-    'a planted canary secret (fake credentials, token variables) left the sandbox, in any encoding',
-    'Credential theft in progress: the evidence names the secret, the channel and the process.',
+    `a planted canary secret (fake credentials, token variables) left the sandbox, whole or ${PARTIAL_MIN_CHARS} characters of it, in any encoding`,
+    'Credential theft in progress: the evidence names the secret, how much of it was seen, the channel, the encoding and the process.',
   ),
   'network.unix-socket': rule('high', 'a connect to a unix socket such as docker.sock', 'Build code has no business with local daemons.'),
   'fs.write-outside-target': rule(

@@ -17,6 +17,7 @@ import { pipeline } from 'node:stream/promises';
 import tarStream from 'tar-stream';
 import { finding, type Finding } from '../core/finding.js';
 import type { MakeRunDir } from '../core/run-record.js';
+import { canonicalMarker } from '../lock/marker.js';
 import type { LockedRequirement, LockPlan } from '../lock/types.js';
 import type { LockOptions } from './lock-file.js';
 import { diskFullOr, MANIFEST_NAME, publishStaged, stagingDir } from './publish.js';
@@ -54,15 +55,15 @@ export const isWheel = (filename: string): boolean => filename.toLowerCase().end
  */
 const plainName = (name: string): boolean => name.length > 0 && name.length <= 255 && !/[/\\\0]/.test(name) && !name.startsWith('.');
 
-/** The requirement as pip-compile writes it: `name[extras]==version ; marker`. */
+/** The requirement as pip-compile writes it: `name[extras]==version ; marker`, the marker rendered from its parse. */
 function requirementLine(req: LockedRequirement): string {
   const extras = req.extras.length > 0 ? `[${req.extras.join(',')}]` : '';
-  return `${req.name}${extras}==${req.version}${req.marker ? ` ; ${req.marker}` : ''}`;
+  return `${req.name}${extras}==${req.version}${req.marker ? ` ; ${canonicalMarker(req.marker)}` : ''}`;
 }
 
 /**
  * requirements.lock of the wheelhouse, in pip-compile's layout: each installed requirement with
- * one `--hash` per file of it in the wheelhouse, markers verbatim. A requirement whose marker was
+ * one `--hash` per file of it in the wheelhouse, markers in canonical form. A requirement whose marker was
  * false in the sandbox has no file here; it stays in the file as a `# skipped:` comment, so the
  * lock never claims a file the wheelhouse does not have and a reader still sees it was locked.
  */

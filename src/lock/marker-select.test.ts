@@ -18,10 +18,9 @@ function problemOf(marker: string, chosen = DEFAULT): string {
 }
 
 describe('selectedMarker', () => {
-  it('gives no marker for none, and an ordinary marker verbatim, parentheses and spacing included', () => {
+  it('gives no marker for none, and an ordinary marker rendered canonically from its parse, parentheses kept', () => {
     expect(selectedMarker(undefined, DEFAULT, WHERE)).toBeNull();
-    const marker = `(python_version<"3.12")  and os_name == 'posix'`;
-    expect(selectedMarker(marker, DEFAULT, WHERE)).toBe(marker);
+    expect(selectedMarker(`(python_version<"3.12")  and os_name == 'posix'`, DEFAULT, WHERE)).toBe(`( python_version < "3.12" ) and os_name == "posix"`);
   });
 
   it('decides extras and groups by the selection, compared by normalised name', () => {
@@ -33,9 +32,9 @@ describe('selectedMarker', () => {
     expect(selectedMarker(`"default" in dependency_groups`, withSocks, WHERE)).toBe(NOT_SELECTED);
   });
 
-  it('leaves what the selection does not decide, each comparison as written, with the parentheses pip needs', () => {
+  it('leaves what the selection does not decide, each comparison rendered canonically, with the parentheses pip needs', () => {
     expect(selectedMarker(`os_name=='nt' and ("socks" in extras or python_version < "3.9" or sys_platform == "linux")`, DEFAULT, WHERE)).toBe(
-      `os_name=='nt' and (python_version < "3.9" or sys_platform == "linux")`,
+      `os_name == "nt" and (python_version < "3.9" or sys_platform == "linux")`,
     );
     expect(selectedMarker(`((os_name == "nt" or os_name == "posix")) and ("default" in dependency_groups)`, DEFAULT, WHERE)).toBe(
       `os_name == "nt" or os_name == "posix"`,

@@ -8,7 +8,7 @@
  * entry). What is left of the marker goes to pip; an entry the selection leaves out is not
  * installed. A marker without either variable is passed on verbatim.
  */
-import { parseMarker, type MarkerCompare, type MarkerNode, type MarkerValue } from './marker.js';
+import { parseMarker, renderCompare, renderMarker, type MarkerCompare, type MarkerNode, type MarkerValue } from './marker.js';
 import { normalizeName } from './normalize.js';
 import { invalid, show } from './problem.js';
 
@@ -34,7 +34,7 @@ export function selectedMarker(marker: string | undefined, selection: Selection,
   if (marker === undefined) return null;
   if (marker.trim() === '') invalid(`${where} has an empty environment marker`);
   const tree = parseMarker(marker);
-  if (!testsSelection(tree)) return marker;
+  if (!testsSelection(tree)) return renderMarker(tree);
   const resolved = resolve(tree, (compare) => selects(compare, selection, where, marker));
   if (resolved === true) return null;
   if (resolved === false) return NOT_SELECTED;
@@ -85,8 +85,8 @@ function resolve(node: MarkerNode, decide: (compare: MarkerCompare) => boolean |
   return rest.length === 1 ? first : { kind: node.kind, items: rest };
 }
 
-/** Each comparison as its author wrote it, with parentheses only around an `or` inside an `and`. */
+/** Each comparison rendered canonically (renderCompare), with parentheses only around an `or` inside an `and`. */
 function printRemaining(node: Remaining): string {
-  if (node.kind === 'compare') return node.text;
+  if (node.kind === 'compare') return renderCompare(node);
   return node.items.map((item) => (node.kind === 'and' && item.kind === 'or' ? `(${printRemaining(item)})` : printRemaining(item))).join(` ${node.kind} `);
 }

@@ -82,6 +82,19 @@ describe('parseMarker', () => {
     ['os_name os_name', `invalid environment marker 'os_name os_name': expected a comparison, found 'os_name'`],
     ['== "nt"', `invalid environment marker '== "nt"': expected a variable or a quoted string, found '=='`],
     ['os_name\u202e == "x"', `unexpected '\\u{202e}' in the environment marker 'os_name\\u{202e} == "x"'`],
+    // One line of printable text: pip splits the file it is written into at every line break.
+    [
+      'os_name == "posix"\nand os_name == "nt"',
+      `line break \\x0a in the environment marker 'os_name == "posix"\\x0aand os_name == "nt"'; a marker is one line of printable text`,
+    ],
+    ['os_name == "a\nb"', `line break \\x0a in the environment marker 'os_name == "a\\x0ab"'; a marker is one line of printable text`],
+    ['os_name == "a\u2029b"', `line break \\u{2029} in the environment marker 'os_name == "a\\u{2029}b"'; a marker is one line of printable text`],
+    ['os_name == "\u001b[31mx"', `control character \\x1b in the environment marker 'os_name == "\\x1b[31mx"'; a marker is one line of printable text`],
+    ['os_name == "\u0000"', `control character \\x00 in the environment marker 'os_name == "\\x00"'; a marker is one line of printable text`],
+    [
+      'os_name == "a\tb"',
+      `control character \\x09 in a quoted string in the environment marker 'os_name == "a\\x09b"'; a marker is one line of printable text`,
+    ],
   ])('refuses %j with the requirements parser message', (marker, message) => {
     expect(problemOf(marker)).toEqual({ code: 'lock.invalid', message });
   });
@@ -110,6 +123,15 @@ describe('canonicalMarker', () => {
       `python_version < "3.12" and ( os_name == "posix" or platform_machine not in "arm64" )`,
     );
     expect(canonicalMarker(`os_name == 'a"b'`)).toBe(`os_name == 'a"b'`);
+  });
+
+  it('renders a marker spelled with odd spacing, tabs and single quotes in one form, which parses to the same tree', () => {
+    const odd = `  python_version\t<'3.12'   and(os_name=='posix'or\tplatform_machine not   in "arm64")  `;
+    const canonical = `python_version < "3.12" and ( os_name == "posix" or platform_machine not in "arm64" )`;
+    expect(canonicalMarker(odd)).toBe(canonical);
+    const strip = (node: MarkerNode): unknown =>
+      node.kind === 'compare' ? [node.left, node.op, node.right] : node.kind === 'group' ? ['group', strip(node.item)] : [node.kind, node.items.map(strip)];
+    expect(strip(parseMarker(canonical))).toEqual(strip(parseMarker(odd)));
   });
 
   it('tells apart spellings that differ in parentheses, as pip compares them', () => {

@@ -10,6 +10,13 @@
  * The requirements parsers use the tree to check a marker and to compare two (canonicalMarker);
  * the pylock reader walks it to decide PEP 751's extras and dependency groups (marker-select.ts).
  * Evaluating the rest of a marker is pip's job.
+ *
+ * A marker is one line of printable text: pip reads the requirements file it is written into line
+ * by line, splitting at every line break Python knows (`str.splitlines`: \n, \r, \v, \f, \x1c-\x1e,
+ * \x85, U+2028, U+2029), so a marker that held one would end its requirement early and make the
+ * rest a line of its own (an option such as `--index-url`). Control characters and those line
+ * breaks are refused anywhere in a marker; a tab only separates tokens. What is written where pip
+ * reads it is the canonical rendering of the tree (renderMarker), never the text as given.
  */
 import { invalid, show } from './problem.js';
 
@@ -80,12 +87,26 @@ function matchAt(pattern: RegExp, text: string, index: number): string | undefin
   return pattern.exec(text)?.[0];
 }
 
+/** C0 controls but tab, DEL, C1 controls, and the Unicode line and paragraph separators. */
+const NOT_ONE_LINE = /[\u0000-\u0008\u000a-\u001f\u007f-\u009f\u2028\u2029]/u;
+
+/** `text` is the whole marker (a tab may separate tokens) or a quoted string's text (nothing may be in it). */
+function refuseControl(marker: string, text: string, quoted: boolean): void {
+  const found = NOT_ONE_LINE.exec(text) ?? (quoted ? /\t/.exec(text) : null);
+  if (!found) return;
+  const what = /[\n\r\v\f\u001c-\u001e\u0085\u2028\u2029]/u.test(found[0]) ? 'line break' : 'control character';
+  invalid(
+    `${what} ${show(found[0])}${quoted ? ' in a quoted string' : ''} in the environment marker '${show(marker)}'; a marker is one line of printable text`,
+  );
+}
+
 function tokenize(marker: string): Token[] {
+  refuseControl(marker, marker, false);
   const tokens: Token[] = [];
   let i = 0;
   while (i < marker.length) {
     const ch = marker.charAt(i);
-    if (/\s/.test(ch)) {
+    if (ch === ' ' || ch === '\t') {
       i += 1;
     } else if (ch === '(' || ch === ')') {
       tokens.push({ kind: 'paren', value: ch, start: i, end: i + 1 });
@@ -93,6 +114,8 @@ function tokenize(marker: string): Token[] {
     } else if (ch === '"' || ch === "'") {
       const end = marker.indexOf(ch, i + 1);
       if (end < 0) invalid(`unterminated string in the environment marker '${show(marker)}'`);
+      // A string is written out as it is: not even a tab in it.
+      refuseControl(marker, marker.slice(i + 1, end), true);
       tokens.push({ kind: 'string', value: marker.slice(i + 1, end), start: i, end: end + 1 });
       i = end + 1;
     } else {
@@ -210,22 +233,29 @@ export function parseMarker(marker: string): MarkerNode {
 
 /**
  * Checks a PEP 508 marker and returns a canonical form of it (single spaces, double quotes where
- * possible) so that two spellings of the same marker compare equal.
+ * possible) so that two spellings of the same marker compare equal. This is also the only form in
+ * which a marker is written where pip reads it: it is rendered from the tree, so nothing but the
+ * tokens the parser accepted (and no control character: see above) can reach the file.
  */
 export function canonicalMarker(marker: string): string {
-  return canonicalText(parseMarker(marker));
+  return renderMarker(parseMarker(marker));
 }
 
 /** Every token of the marker as written, a space between two; parentheses are kept, so `(a)` and `a` stay apart. */
-function canonicalText(node: MarkerNode): string {
+export function renderMarker(node: MarkerNode): string {
   switch (node.kind) {
     case 'compare':
-      return `${canonicalValue(node.left)} ${node.op} ${canonicalValue(node.right)}`;
+      return renderCompare(node);
     case 'group':
-      return `( ${canonicalText(node.item)} )`;
+      return `( ${renderMarker(node.item)} )`;
     default:
-      return node.items.map(canonicalText).join(` ${node.kind} `);
+      return node.items.map(renderMarker).join(` ${node.kind} `);
   }
+}
+
+/** One comparison, canonical: `left op right`, single spaces. */
+export function renderCompare(node: Pick<MarkerCompare, 'left' | 'op' | 'right'>): string {
+  return `${canonicalValue(node.left)} ${node.op} ${canonicalValue(node.right)}`;
 }
 
 function canonicalValue(value: MarkerValue): string {

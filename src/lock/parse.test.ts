@@ -107,9 +107,9 @@ numpy==2.0.1 ; python_full_version >= '3.10' \\
 `;
     expect(parseLock(uv, 'uv.lock.txt').requirements).toEqual([
       req('click', '8.1.7', 3, [h('click-whl'), h('click-sdist')]),
-      req('colorama', '0.4.6', 6, [h('colorama')], { marker: "sys_platform == 'win32'" }),
-      req('numpy', '1.26.4', 9, [h('numpy-1')], { marker: "python_full_version < '3.10'" }),
-      req('numpy', '2.0.1', 11, [h('numpy-2')], { marker: "python_full_version >= '3.10'" }),
+      req('colorama', '0.4.6', 6, [h('colorama')], { marker: 'sys_platform == "win32"' }),
+      req('numpy', '1.26.4', 9, [h('numpy-1')], { marker: 'python_full_version < "3.10"' }),
+      req('numpy', '2.0.1', 11, [h('numpy-2')], { marker: 'python_full_version >= "3.10"' }),
     ]);
   });
 
@@ -176,11 +176,28 @@ describe('parseLock syntax', () => {
     expect(one(`foo[]==1.0 --hash=sha256:${A}`).extras).toEqual([]);
   });
 
-  it('keeps the marker verbatim, trimmed', () => {
-    const text = `foo==1.0 ;   python_version  <  "3.12"   and os_name=='posix'  --hash=sha256:${A}`;
-    expect(one(text).marker).toBe(`python_version  <  "3.12"   and os_name=='posix'`);
+  it('keeps the marker as the canonical rendering of its parse, never its raw text', () => {
+    const text = `foo==1.0 ;   python_version  <  "3.12"\t  and os_name=='posix'  --hash=sha256:${A}`;
+    expect(one(text).marker).toBe(`python_version < "3.12" and os_name == "posix"`);
     expect(one(`foo==1.0;(extra == "x" or platform_machine not in "arm64") --hash=sha256:${A}`).marker).toBe(
-      '(extra == "x" or platform_machine not in "arm64")',
+      '( extra == "x" or platform_machine not in "arm64" )',
+    );
+  });
+
+  it('refuses what a marker cannot hold, with the file and line: a line break splits the line as pip does, a control character is named', () => {
+    // U+2028 is a line break to pip (splitlines()), and so to this parser: the marker ends at it, unterminated.
+    expect(() => parseLock(`# lock\nfoo==1.0 ; os_name == "posix\u2028index-url" --hash=sha256:${A}\n`, 'req.lock')).toThrow(
+      expect.objectContaining({ code: 'lock.invalid', message: `req.lock:2: unterminated string in the environment marker 'os_name == "posix'` }),
+    );
+    expect(() => parseLock(`foo==1.0 ; os_name == "posix\x1b[2J" --hash=sha256:${A}\n`, 'req.lock')).toThrow(
+      expect.objectContaining({ code: 'lock.invalid', message: expect.stringMatching(/^req\.lock:1: control character \\x1b in /) }),
+    );
+    // A tab separates tokens; inside a quoted string it would be written out, so the marker's own check refuses it.
+    expect(() => parseLock(`foo==1.0 ; os_name == "po\tsix" --hash=sha256:${A}\n`, 'req.lock')).toThrow(
+      expect.objectContaining({
+        code: 'lock.invalid',
+        message: `req.lock:1: control character \\x09 in a quoted string in the environment marker 'os_name == "po\\x09six"'; a marker is one line of printable text`,
+      }),
     );
   });
 

@@ -18,8 +18,8 @@ export function invalid(message: string): never {
   throw new LineProblem('lock.invalid', message);
 }
 
-/** C0 and C1 controls, DEL, zero-width and bidirectional formatting characters, BOM. */
-const UNPRINTABLE = /[\u0000-\u001f\u007f-\u009f\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]/gu;
+/** C0 and C1 controls, DEL, zero-width and bidirectional formatting characters, the line and paragraph separators, BOM. */
+const UNPRINTABLE = /[\u0000-\u001f\u007f-\u009f\u200b-\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069\ufeff]/gu;
 
 /**
  * Lockfile text made safe to print inside a message: unprintable characters become `\xNN` or

@@ -67,7 +67,7 @@ describe('parsePylock on real locker output', () => {
     });
   });
 
-  it('reads uv export --format pylock.toml output: inline sdist and wheels, file names from the URLs, markers verbatim, one entry per marker', async () => {
+  it('reads uv export --format pylock.toml output: inline sdist and wheels, file names from the URLs, markers rendered canonically, one entry per marker', async () => {
     expect(await readLock(testdata('pylock.uv.toml'))).toEqual({
       file: testdata('pylock.uv.toml'),
       indexUrl: null,
@@ -86,7 +86,7 @@ describe('parsePylock on real locker output', () => {
             ['exceptiongroup-1.2.2-py3-none-any.whl', 'wheel'],
             ['exceptiongroup-1.2.2.tar.gz', 'sdist'],
           ],
-          "python_full_version < '3.11'",
+          'python_full_version < "3.11"',
         ),
         req('idna', '3.10', 22, [
           ['idna-3.10-py3-none-any.whl', 'wheel'],
@@ -101,7 +101,7 @@ describe('parsePylock on real locker output', () => {
             ['numpy-2.0.2-cp39-cp39-manylinux_2_17_x86_64.manylinux2014_x86_64.whl', 'wheel'],
             ['numpy-2.0.2.tar.gz', 'sdist'],
           ],
-          "python_full_version < '3.10'",
+          'python_full_version < "3.10"',
         ),
         req(
           'numpy',
@@ -112,9 +112,9 @@ describe('parsePylock on real locker output', () => {
             ['numpy-2.2.3-cp312-cp312-win_amd64.whl', 'wheel'],
             ['numpy-2.2.3.tar.gz', 'sdist'],
           ],
-          "python_full_version >= '3.10'",
+          'python_full_version >= "3.10"',
         ),
-        req('pywin32', '308', 51, [['pywin32-308-cp312-cp312-win_amd64.whl', 'wheel']], "sys_platform == 'win32'"),
+        req('pywin32', '308', 51, [['pywin32-308-cp312-cp312-win_amd64.whl', 'wheel']], 'sys_platform == "win32"'),
         req('sniffio', '1.3.1', 58, [
           ['sniffio-1.3.1-py3-none-any.whl', 'wheel'],
           ['sniffio-1.3.1.tar.gz', 'sdist'],
@@ -127,7 +127,7 @@ describe('parsePylock on real locker output', () => {
             ['typing_extensions-4.12.2-py3-none-any.whl', 'wheel'],
             ['typing_extensions-4.12.2.tar.gz', 'sdist'],
           ],
-          "python_full_version < '3.13'",
+          'python_full_version < "3.13"',
         ),
       ],
     });
@@ -193,9 +193,27 @@ describe('parsePylock fields', () => {
     ]);
   });
 
-  it('passes an ordinary marker through verbatim', () => {
-    const marker = `python_version  <  "3.12"   and (os_name=='posix' or platform_machine not in "arm64")`;
-    expect(one(onePackage('name = "foo"', 'version = "1.0"', `marker = ${JSON.stringify(marker)}`, wheelA)).marker).toBe(marker);
+  it('passes an ordinary marker on as the canonical rendering of its parse, whatever its spacing and quotes', () => {
+    const marker = `python_version  <  "3.12" \t  and (os_name=='posix' or platform_machine not in "arm64")`;
+    expect(one(onePackage('name = "foo"', 'version = "1.0"', `marker = ${JSON.stringify(marker)}`, wheelA)).marker).toBe(
+      `python_version < "3.12" and ( os_name == "posix" or platform_machine not in "arm64" )`,
+    );
+  });
+
+  it('refuses a marker with a line break or a control character, with the file and the line of its entry (exit 2)', () => {
+    const entry = (marker: string) => onePackage('name = "foo"', 'version = "1.0"', `marker = ${JSON.stringify(marker)}`, wheelA);
+    // The newline would end the requirement in the file pip reads and make the rest a line of its own: an option.
+    const newline = errorOf(entry(`os_name == "posix"\n--index-url http://evil.invalid/simple\nor os_name == "nt"`));
+    expect(newline).toMatchObject({ code: 'lock.invalid', kind: 'input' });
+    expect(newline.message).toBe(
+      `pylock.toml:4: line break \\x0a in the environment marker 'os_name == "posix"\\x0a--index-url http://evil.invalid/simple\\x0aor os_name == "nt"'; a marker is one line of printable text`,
+    );
+    expect(errorOf(entry(`sys_platform == "linux\u001b]0;pwned\u0007"`)).message).toBe(
+      `pylock.toml:4: control character \\x1b in the environment marker 'sys_platform == "linux\\x1b]0;pwned\\x07"'; a marker is one line of printable text`,
+    );
+    for (const brk of ['\r', '\u2028', '\u0085', '\u000b']) {
+      expect(errorOf(entry(`os_name == "posix"${brk}and os_name == "nt"`)).message).toMatch(/^pylock\.toml:4: line break /);
+    }
   });
 
   it('accepts any lock-version 1.x and ignores the keys it does not use', () => {
@@ -293,12 +311,12 @@ describe('parsePylock markers that select by extras and dependency groups', () =
     expect(markers(`"default" in dependency_groups`)).toEqual([null]);
   });
 
-  it('keeps the rest of the marker verbatim, with parentheses where they are still needed', () => {
+  it('keeps the rest of the marker, each comparison rendered canonically, with parentheses where they are still needed', () => {
     expect(markers(`(python_version < "3.11" or sys_platform == 'win32') and "default" in dependency_groups`)).toEqual([
-      `python_version < "3.11" or sys_platform == 'win32'`,
+      `python_version < "3.11" or sys_platform == "win32"`,
     ]);
     expect(markers(`os_name == "nt" and ("dev" in dependency_groups or python_version<"3.9" or platform_machine == "x86_64")`)).toEqual([
-      `os_name == "nt" and (python_version<"3.9" or platform_machine == "x86_64")`,
+      `os_name == "nt" and (python_version < "3.9" or platform_machine == "x86_64")`,
     ]);
     expect(markers(`os_name == "nt" or "dev" in dependency_groups and "default" in dependency_groups`)).toEqual([`os_name == "nt"`]);
     expect(markers(`os_name == "nt" or "default" in dependency_groups`)).toEqual([null]);

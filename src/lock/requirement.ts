@@ -15,6 +15,7 @@ export interface ParsedRequirement {
   name: string;
   version: string;
   extras: string[];
+  /** The marker rendered from its parse (canonicalMarker), never the text as written; null without one. */
   marker: string | null;
   /** The marker in canonical form, to compare markers; null without a marker. */
   markerKey: string | null;
@@ -40,7 +41,7 @@ export function parseRequirementLine(text: string): ParsedRequirement {
   if (sha256.length === 0) {
     throw new LineProblem('lock.unhashed', `${show(head)} has no --hash; every requirement needs a sha256 hash (pip-compile --generate-hashes, uv export)`);
   }
-  return { rawName, name: normalizeName(rawName), version, extras, marker: markerText, markerKey, sha256, head };
+  return { rawName, name: normalizeName(rawName), version, extras, marker: markerKey, markerKey, sha256, head };
 }
 
 function splitOptions(text: string): { spec: string; options: string } {

@@ -28,6 +28,12 @@ describe('parseRequirementsIn', () => {
     expect(renderRequirementsIn(input)).toBe('Requests[socks,security]>=2.0,<3\nchild_lib\nzope.interface==5.*\nolder ; python_version < "3.12"\n');
   });
 
+  it('renders markers from their parse: canonical spacing and quotes, never the text as written', () => {
+    const input = parseRequirementsIn(`older ;python_version<'3.12'   and\tos_name=="posix"\n`, 'requirements.in');
+    expect(input.requirements[0]?.marker).toBe('python_version < "3.12" and os_name == "posix"');
+    expect(renderRequirementsIn(input)).toBe('older ; python_version < "3.12" and os_name == "posix"\n');
+  });
+
   it('keeps the options that change what pip picks', () => {
     const input = parseRequirementsIn('--pre\n--only-binary :all:\n--no-binary plain-src\nrequests\n', 'requirements.in');
     expect(input.pipOptions).toMatchObject({ pre: true, preferBinary: false, onlyBinary: [':all:'], noBinary: ['plain-src'] });

@@ -100,7 +100,7 @@ export function renderRequirementsIn(input: RequirementsIn): string {
   return input.requirements
     .map((req) => {
       const extras = req.extras.length > 0 ? `[${req.extras.join(',')}]` : '';
-      return `${req.rawName}${extras}${req.specifier}${req.marker === null ? '' : ` ; ${req.marker}`}\n`;
+      return `${req.rawName}${extras}${req.specifier}${req.marker === null ? '' : ` ; ${canonicalMarker(req.marker)}`}\n`;
     })
     .join('');
 }
@@ -127,8 +127,8 @@ function requirementOf(text: string): Omit<InputRequirement, 'line'> {
   const head = (semicolon < 0 ? text : text.slice(0, semicolon)).trim();
   const marker = semicolon < 0 ? null : text.slice(semicolon + 1).trim();
   if (marker === '') invalid(`${show(head)} has an empty environment marker after ';'`);
-  // Checked here (it throws on a marker pip would not read); pip gets it as written.
-  if (marker !== null) canonicalMarker(marker);
+  // Checked here (it throws on a marker pip would not read); pip gets its canonical rendering.
+  const rendered = marker === null ? null : canonicalMarker(marker);
   if (head.includes('@') || NOT_A_NAME.test(head.split(/[\s<>=!~[(]/, 1)[0] ?? '')) {
     invalid(`${show(head)} is a URL, VCS or path requirement; lock resolves only released projects from the index, by name`);
   }
@@ -160,7 +160,7 @@ function requirementOf(text: string): Omit<InputRequirement, 'line'> {
             .split(',')
             .map((clause) => checkedClause(clause.trim(), head))
             .join(','),
-    marker,
+    marker: rendered,
   };
 }
 

@@ -6,7 +6,11 @@ export interface LockedRequirement {
   rawName: string;
   version: string;
   extras: string[];
-  /** PEP 508 environment marker, verbatim, or null. */
+  /**
+   * PEP 508 environment marker, or null: the canonical rendering of its parse (lock/marker.ts
+   * canonicalMarker), never the lockfile's text, so no control character or line break can ride
+   * along into a file pip reads. Writers render it again from a parse (canonicalMarker).
+   */
   marker: string | null;
   /** Lowercase hex sha256 digests; at least one. */
   sha256: string[];

@@ -83,6 +83,7 @@ describe('ancestry', () => {
     oversized: 0,
     heads: [],
     dropped: 0,
+    payloadDropped: 0,
   });
 
   it('lists self first and the root last', () => {

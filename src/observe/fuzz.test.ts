@@ -169,6 +169,7 @@ describe('parseTrace on hostile records', () => {
       fc.record({ kind: fc.constant('exec' as const), path: absolutePath, argv: argvOf, style: fc.nat() }),
       fc.record({ kind: fc.constant('open' as const), path: absolutePath, style: fc.nat() }),
       fc.record({ kind: fc.constant('unix' as const), path: absolutePath, style: fc.nat() }),
+      fc.record({ kind: fc.constant('send' as const), payload: hostileBytes.filter((b) => b.length > 0), style: fc.nat() }),
     );
     // Another process's lines, whole or broken: they must not change what pid 10's lines say.
     const noise = fc
@@ -195,6 +196,12 @@ describe('parseTrace on hostile records', () => {
           } else if (item.kind === 'open') {
             lines.push(`10 1.5 openat(AT_FDCWD, ${quoted(item.path, item.style)}, O_RDONLY|O_CLOEXEC) = -1 ENOENT (No such file or directory)`);
             expected.push({ kind: 'open', path: item.path.text });
+          } else if (item.kind === 'send') {
+            // A send's buffer is read back as the bytes it was, one character each, not as UTF-8.
+            lines.push(
+              `10 1.5 sendto(3<socket:[5]>, ${straceQuoted(item.payload, item.style)}, ${item.payload.length}, MSG_NOSIGNAL, NULL, 0) = ${item.payload.length}`,
+            );
+            expected.push({ kind: 'send', payload: Buffer.from(item.payload).toString('latin1') });
           } else {
             lines.push(`10 1.5 connect(3, {sa_family=AF_UNIX, sun_path=${quoted(item.path, item.style)}}, 110) = 0`);
             expected.push({ kind: 'connect', address: item.path.text });
@@ -210,7 +217,9 @@ describe('parseTrace on hostile records', () => {
                 ? { kind: e.kind, path: e.path }
                 : e.kind === 'connect'
                   ? { kind: e.kind, address: e.address }
-                  : { kind: e.kind },
+                  : e.kind === 'send'
+                    ? { kind: e.kind, payload: e.payload }
+                    : { kind: e.kind },
           );
         expect(mine).toEqual(expected);
         expect(trace.rootPid).toBe(10);

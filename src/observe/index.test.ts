@@ -18,6 +18,8 @@ const T = 1795820988;
 const at = (offset: number) => (T + offset).toFixed(6);
 const iso = (offset: number) => new Date((T + offset) * 1000).toISOString();
 
+/** A capture event's fields when nothing reached the monitor beyond the name. */
+const NOTHING_KEPT = { bytes: 0, payload: '', cut: false };
 const RELAY = 'connect(3, {sa_family=AF_INET, sin_port=htons(3141), sin_addr=inet_addr("127.0.0.1")}, 16) = 0';
 const PIP = [
   `11 ${at(-8)} execve("/usr/bin/python3", ["python3", "-m", "pip", "install", "-r", "/input/requirements.lock"], 0x7ffd /* 5 vars */) = 0`,
@@ -302,7 +304,7 @@ describe('observe: wiring the witnesses together', () => {
       input(
         outcome(trace, {
           status: null,
-          monitorEvents: [{ type: 'dns', name: 'collect.x.invalid', qtype: 1, answer: '127.1.0.1', src: '127.0.0.1:40000', time: T + 0.11 }],
+          monitorEvents: [{ type: 'dns', name: 'collect.x.invalid', qtype: 1, answer: '127.1.0.1', src: '127.0.0.1:40000', ...NOTHING_KEPT, time: T + 0.11 }],
           changes: [
             { path: '/home', kind: 'modified' },
             { path: '/home/user', kind: 'modified' },
@@ -340,7 +342,15 @@ describe('observe: wiring the witnesses together', () => {
         outcome(trace, {
           findings: [refused],
           monitorEvents: [
-            { type: 'dns', name: `${hex.slice(0, 40)}.${hex.slice(40)}.x.invalid`, qtype: 1, answer: '127.1.0.1', src: '127.0.0.1:40000', time: T + 0.11 },
+            {
+              type: 'dns',
+              name: `${hex.slice(0, 40)}.${hex.slice(40)}.x.invalid`,
+              qtype: 1,
+              answer: '127.1.0.1',
+              src: '127.0.0.1:40000',
+              ...NOTHING_KEPT,
+              time: T + 0.11,
+            },
           ],
           changes: CANARIES.files.map((f) => ({ path: `/home/user/${f.path}`, kind: 'added' as const })),
         }),
@@ -353,6 +363,39 @@ describe('observe: wiring the witnesses together', () => {
     ]);
     // The planted files are ours: their appearance in the diff is no finding.
     expect(findings.filter((f) => f.rule === 'fs.write-outside-target')).toEqual([]);
+  });
+
+  it('searches what the monitor captured and what the tracer saw sent, and leaves the captured bytes out of the report', async () => {
+    const npm = CANARIES.canaries.find((c) => c.name === 'env NPM_TOKEN')!.value;
+    const github = CANARIES.canaries.find((c) => c.name === 'env GITHUB_TOKEN')!.value;
+    const stream = Buffer.from(`${'x'.repeat(300)}${github}`);
+    const trace = [
+      ...PIP,
+      ...HOOK,
+      `18 ${at(0.2)} connect(5<socket:[90]>, {sa_family=AF_INET, sin_port=htons(4444), sin_addr=inet_addr("127.1.0.2")}, 16) = 0`,
+      `18 ${at(0.21)} sendto(5<socket:[90]>, "${stream.toString('latin1')}", ${stream.length}, 0, NULL, 0) = ${stream.length}`,
+      `18 ${at(0.3)} sendto(6<socket:[91]>, "${npm}", ${npm.length}, 0, {sa_family=AF_INET, sin_port=htons(9999), sin_addr=inet_addr("127.1.0.3")}, 16) = ${npm.length}`,
+    ];
+    const tcp = {
+      type: 'tcp' as const,
+      dst: '127.1.0.2:4444',
+      src: '127.0.0.1:40001',
+      port: 4444,
+      firstBytes: 'x'.repeat(256),
+      bytes: stream.length,
+      payload: stream.toString('base64'),
+      cut: false,
+      time: T + 0.22,
+    };
+    const observed = await observe(input(outcome(trace, { monitorEvents: [tcp] })));
+    const exfil = observed.findings.filter((f) => f.rule === 'network.canary-exfil');
+    // Offsets are of the secret part: after the `ghp_` and `npm_` every such token starts with.
+    expect(exfil.map((f) => [f.package, f.evidence.channel, f.evidence.to, f.evidence.offset])).toEqual([
+      ['evil-pkg', 'TCP stream', '127.1.0.2:4444', 304],
+      ['evil-pkg', 'sendto payload', '127.1.0.3:9999', 4],
+    ]);
+    expect(observed.network.find((e) => e.type === 'tcp')).toMatchObject({ firstBytes: 'x'.repeat(256), bytes: stream.length });
+    expect(observed.network.some((e) => 'payload' in e)).toBe(false);
   });
 
   it('takes execWatch from the policy, lingering processes from the status, and accepts the input mounts', async () => {

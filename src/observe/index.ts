@@ -204,6 +204,12 @@ function attributeProxyRequests(findings: Finding[], trace: Trace, packageOf: (p
   });
 }
 
+/** `127.1.0.3:53`, `[::1]:53`, a socket path. */
+function addressText(to: { family: string; address: string; port: number | null }): string {
+  if (to.port === null) return to.address;
+  return to.family === 'inet6' ? `[${to.address}]:${to.port}` : `${to.address}:${to.port}`;
+}
+
 /** A dist-info the lock does not name was not installed by pip from the lock: someone forged it. */
 function unlockedDistributions(scan: StaticScan | null, distributions: string[]): Finding[] {
   const locked = new Set(distributions);
@@ -289,11 +295,24 @@ export async function observe(input: ObserveInput): Promise<Observation> {
   };
   const provenance = scan ? await provenanceFindings(scan, wheelReads, writerOf) : [];
   const proxy = attributeProxyRequests(input.outcome.findings, trace, packageOf);
+  const exfil = exfilFindings({
+    canaries: input.canaries.canaries,
+    network: network.events,
+    proxy,
+    sends: trace.events.flatMap((e) =>
+      e.kind === 'send'
+        ? [{ syscall: e.syscall, to: e.to && addressText(e.to), payload: e.payload, pid: e.pid, package: packageOf(e.pid), argv: argvText(argvOf(e.pid)) }]
+        : [],
+    ),
+    sendBytesDropped: trace.payloadDropped,
+  });
+  // What the monitor captured was for the canary search; the report says what was found in it, not all of it.
+  const events = network.events.map(({ payload: _payload, ...event }) => event);
 
   return {
     findings: [
       ...proxy,
-      ...exfilFindings({ canaries: input.canaries.canaries, network: network.events, proxy }),
+      ...exfil,
       ...endFindings(input.outcome, trace, packageOf),
       ...network.findings,
       ...filesystem.findings,
@@ -306,12 +325,12 @@ export async function observe(input: ObserveInput): Promise<Observation> {
     ],
     siteOwners: scan ? new Map(scan.files.flatMap((f) => (f.owner === null ? [] : [[f.path, f.owner] as const]))) : undefined,
     siteWriters,
-    network: network.events,
+    network: events,
     filesystem: filesystem.events,
     processes: processes.events,
     timeline: timeline({
       trace,
-      network: network.events,
+      network: events,
       packageOf,
       started: input.outcome.status?.started ?? null,
       expectedWrites: (p) => p.startsWith('/dev/') || isExpectedChange({ path: p, kind: 'modified' }, layout),

@@ -2,7 +2,17 @@ import { readFileSync } from 'node:fs';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { packageOfProcess } from './attribution.js';
-import { MAX_ARGV_ENTRIES, MAX_EVENTS, MAX_LINE_CHARS, MODELLED_SYSCALLS, parseTrace, TraceParser, type Trace, type TraceEvent } from './trace.js';
+import {
+  MAX_ARGV_ENTRIES,
+  MAX_EVENTS,
+  MAX_LINE_CHARS,
+  MAX_SEND_PAYLOAD_BYTES,
+  MODELLED_SYSCALLS,
+  parseTrace,
+  TraceParser,
+  type Trace,
+  type TraceEvent,
+} from './trace.js';
 
 /**
  * A trimmed real record: pip installing a hostile sdist (evil-pkg) whose setup.py phones home,
@@ -486,6 +496,55 @@ describe('parseTrace: batched sends and queued signals', () => {
     expect(trace.events.filter((e) => e.kind === 'kill')).toEqual([
       expect.objectContaining({ pid: 11, syscall: 'kill', target: 1, signal: 'SIGKILL', ok: false, errno: 'EPERM' }),
     ]);
+  });
+});
+
+describe('parseTrace: what sends carried', () => {
+  const EXEC = '11 1.000000 execve("/usr/bin/python3", ["python3"], 0x7ffd /* 4 vars */) = 0';
+  const sends = (trace: Trace) => ofKind(trace, 'send').map(({ syscall, to, payload, truncated }) => ({ syscall, to, payload, truncated }));
+
+  it("keeps the bytes of every send as bytes, with where they went: the address given, else the socket's connect", () => {
+    const trace = parseTrace(
+      record(
+        EXEC,
+        '11 1.100000 connect(3<socket:[77]>, {sa_family=AF_INET, sin_port=htons(4444), sin_addr=inet_addr("127.1.0.2")}, 16) = 0',
+        // A connected socket's send: no connect event of its own, its bytes and the connect's address.
+        '11 1.200000 sendto(3<socket:[77]>, "GET / HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n\\377\\x00", 29, MSG_NOSIGNAL, NULL, 0) = 29',
+        '11 1.300000 sendto(4<socket:[78]>, "\\252\\252\\1\\0", 4, 0, {sa_family=AF_INET, sin_port=htons(9999), sin_addr=inet_addr("127.1.0.3")}, 16) = 4',
+        '11 1.400000 sendmsg(5<socket:[79]>, {msg_name=NULL, msg_namelen=0, msg_iov=[{iov_base="ab", iov_len=2}, {iov_base="cd"..., iov_len=4096}], msg_iovlen=2, msg_controllen=0, msg_flags=0}, 0) = 6',
+        '11 1.500000 sendmmsg(6<socket:[80]>, [{msg_hdr={msg_name={sa_family=AF_INET, sin_port=htons(53), sin_addr=inet_addr("127.0.0.53")}, msg_namelen=16, msg_iov=[{iov_base="q1", iov_len=2}], msg_iovlen=1, msg_controllen=0, msg_flags=0}, msg_len=2}, {msg_hdr={msg_name=NULL, msg_namelen=0, msg_iov=[{iov_base="q2", iov_len=2}, ...], msg_iovlen=9, msg_controllen=0, msg_flags=0}, msg_len=2}], 2, 0) = 2',
+        // Nothing to keep: an unreadable buffer, an empty one.
+        '11 1.600000 sendto(7, 0x7ffd0000, 10, 0, NULL, 0) = -1 EFAULT (Bad address)',
+        '11 1.700000 sendto(7, "", 0, 0, NULL, 0) = 0',
+      ),
+    );
+    expect(trace.unparsed).toBe(0);
+    expect(sends(trace)).toEqual([
+      { syscall: 'sendto', to: { family: 'inet', address: '127.1.0.2', port: 4444 }, payload: 'GET / HTTP/1.1\r\nHost: x\r\n\r\n\xff\x00', truncated: false },
+      { syscall: 'sendto', to: { family: 'inet', address: '127.1.0.3', port: 9999 }, payload: '\xaa\xaa\x01\x00', truncated: false },
+      { syscall: 'sendmsg', to: null, payload: 'abcd', truncated: true },
+      { syscall: 'sendmmsg', to: { family: 'inet', address: '127.0.0.53', port: 53 }, payload: 'q1', truncated: false },
+      { syscall: 'sendmmsg', to: null, payload: 'q2', truncated: true },
+    ]);
+    // The connects stay what they were: one per call that names an address.
+    expect(ofKind(trace, 'connect').map((e) => `${e.syscall} ${e.address}:${e.port}`)).toEqual([
+      'connect 127.1.0.2:4444',
+      'sendto 127.1.0.3:9999',
+      'sendmmsg 127.0.0.53:53',
+    ]);
+  });
+
+  it(`keeps at most ${MAX_SEND_PAYLOAD_BYTES / 1024 ** 2} MiB of sent bytes and counts the rest`, () => {
+    const parser = new TraceParser();
+    parser.push(EXEC);
+    const chunk = 'x'.repeat(4096);
+    const calls = MAX_SEND_PAYLOAD_BYTES / 4096 + 3;
+    for (let i = 0; i < calls; i++) parser.push(`11 1.${String(i).padStart(6, '0')} sendto(3, "${chunk}", 4096, 0, NULL, 0) = 4096`);
+    const trace = parser.finish();
+    const kept = ofKind(trace, 'send').reduce((sum, e) => sum + e.payload.length, 0);
+    expect(kept).toBe(MAX_SEND_PAYLOAD_BYTES);
+    expect(trace.payloadDropped).toBe(3 * 4096);
+    expect(trace.dropped).toBe(0);
   });
 });
 

@@ -13,6 +13,8 @@
  * Strings are decoded exactly: `\n`, `\t`, `\"`, `\\`, `\xNN` and octal `\NNN` become bytes, and the
  * bytes are read as UTF-8 with U+FFFD for invalid sequences. A string strace cut at `-s` (printed as
  * `"prefix"...`) keeps its prefix as is, without a marker, and the event says `truncated: true`.
+ * The buffers of sends (sendto, sendmsg, sendmmsg) are kept as bytes (one latin-1 character each),
+ * as much as strace printed (`-s 4096` per buffer), for observe/exfil.ts to search for canaries.
  */
 import { posix } from 'node:path';
 
@@ -22,6 +24,13 @@ export const MAX_EVENTS = 200_000;
 export const MAX_PROCESSES = 100_000;
 export const MAX_ARGV_ENTRIES = 64;
 export const MAX_ARG_CHARS = 4096;
+/**
+ * Bytes of send buffers kept over the whole trace; the rest are counted in `Trace.payloadDropped`.
+ * pip's own requests to the index relay are a few hundred bytes each (tens of KiB for a large lock);
+ * anything near this cap is a package sending in bulk. It bounds the memory held and the bytes
+ * searched for canaries (core/canary.ts SEARCHED_BYTES_PER_RUN counts it).
+ */
+export const MAX_SEND_PAYLOAD_BYTES = 32 * 1024 ** 2;
 /** Working directories remembered per process (attribution looks at the oldest ones). */
 export const MAX_CWD_HISTORY = 32;
 /**
@@ -81,6 +90,21 @@ export interface ConnectEvent extends EventBase, Outcome {
   /** IP address as strace printed it; for unix the socket path (abstract: `@name`); else the family name. */
   address: string;
   port: number | null;
+}
+
+/**
+ * What a send carried: sendto's buffer, sendmsg's iovecs in order, one message of a sendmmsg. Every
+ * send with bytes is one, to a connected socket too (a TCP stream written with send(), which has no
+ * address of its own: `to` is then the address the same socket connected to, when the trace has it).
+ */
+export interface SendEvent extends EventBase, Outcome {
+  kind: 'send';
+  syscall: 'sendto' | 'sendmsg' | 'sendmmsg';
+  to: Address | null;
+  /** The bytes as strace printed them, one character per byte (latin-1). */
+  payload: string;
+  /** strace cut a buffer at `-s` or left iovecs out, or MAX_SEND_PAYLOAD_BYTES did. */
+  truncated: boolean;
 }
 
 export type OpenSyscall = 'open' | 'openat' | 'openat2' | 'creat' | 'access' | 'faccessat' | 'faccessat2' | ProbeSyscall;
@@ -188,6 +212,7 @@ export interface ExitEvent extends EventBase {
 export type TraceEvent =
   | ExecEvent
   | ConnectEvent
+  | SendEvent
   | OpenEvent
   | UnlinkEvent
   | RenameEvent
@@ -230,6 +255,8 @@ export interface Trace {
   heads: string[];
   /** Events and lines beyond MAX_EVENTS / MAX_PROCESSES. Non-zero means the record is incomplete. */
   dropped: number;
+  /** Bytes of send buffers beyond MAX_SEND_PAYLOAD_BYTES, not kept. Non-zero means not everything sent can be searched. */
+  payloadDropped: number;
 }
 
 export interface ParseOptions {
@@ -367,6 +394,10 @@ export class TraceParser {
   private oversized = 0;
   private readonly heads: string[] = [];
   private dropped = 0;
+  private payloadBytes = 0;
+  private payloadDropped = 0;
+  /** The address each socket (as `-y` names it, `socket:[inode]`) last connected to. */
+  private readonly connectedTo = new Map<string, Address>();
   private readonly keepProbe: (path: string) => boolean;
 
   constructor(options: ParseOptions = {}) {
@@ -406,6 +437,7 @@ export class TraceParser {
       oversized: this.oversized,
       heads: this.heads,
       dropped: this.dropped,
+      payloadDropped: this.payloadDropped,
     };
   }
 
@@ -521,6 +553,41 @@ export class TraceParser {
     else this.events.push(event);
   }
 
+  /** Which address a socket fd (`3<socket:[77]>`) connected to, for later sends without one. */
+  private remember(fd: string | undefined, addr: Address): void {
+    const socket = parseFd(fd ?? '').path;
+    if (socket === null) return;
+    this.connectedTo.delete(socket);
+    // Bounded like the events it comes from; the oldest socket is forgotten first.
+    if (this.connectedTo.size >= MAX_EVENTS) this.connectedTo.delete(this.connectedTo.keys().next().value!);
+    this.connectedTo.set(socket, addr);
+  }
+
+  /** A send's bytes as a SendEvent, within MAX_SEND_PAYLOAD_BYTES; nothing for a send without bytes. */
+  private send(
+    base: EventBase & Outcome,
+    syscall: SendEvent['syscall'],
+    fd: string | undefined,
+    addr: Address | null,
+    buffers: Array<{ value: string; truncated: boolean }>,
+    cut: boolean,
+  ): void {
+    let payload = buffers.map((b) => b.value).join('');
+    let truncated = cut || buffers.some((b) => b.truncated);
+    if (payload.length === 0) return;
+    const room = MAX_SEND_PAYLOAD_BYTES - this.payloadBytes;
+    if (payload.length > room) {
+      this.payloadDropped += payload.length - room;
+      payload = payload.slice(0, room);
+      truncated = true;
+      if (payload.length === 0) return;
+    }
+    this.payloadBytes += payload.length;
+    const socket = parseFd(fd ?? '').path;
+    const to = addr ?? (socket === null ? null : (this.connectedTo.get(socket) ?? null));
+    this.emit({ kind: 'send', ...base, syscall, to, payload, truncated });
+  }
+
   private exit(state: ProcState, time: number, rest: string): void {
     const exited = /^\+\+\+ exited with (-?\d+) \+\+\+$/.exec(rest);
     const killed = /^\+\+\+ killed by (SIG[A-Z0-9+-]+|\d+)(?: \(core dumped\))? \+\+\+$/.exec(rest);
@@ -600,25 +667,29 @@ export class TraceParser {
         const addr = args[1] === undefined ? null : parseSockaddr(args[1]);
         if (!addr) return false;
         this.emit({ kind: 'connect', ...base, syscall: 'connect', ...addr });
+        this.remember(args[0], addr);
         return true;
       }
       case 'sendto': {
         if (args.length < 4) return false;
         const raw = args[4];
-        if (raw === undefined || raw === 'NULL') return true; // a connected socket: the connect told us
-        const addr = parseSockaddr(raw);
-        if (!addr) return false;
-        this.emit({ kind: 'connect', ...base, syscall: 'sendto', ...addr });
+        const addr = raw === undefined || raw === 'NULL' ? null : parseSockaddr(raw);
+        if (raw !== undefined && raw !== 'NULL' && !addr) return false;
+        // A connected socket (no address) was judged at its connect; its bytes are still searched.
+        if (addr) this.emit({ kind: 'connect', ...base, syscall: 'sendto', ...addr });
+        const buffer = decodeBytes(args[1] ?? '');
+        this.send(base, 'sendto', args[0], addr, buffer ? [buffer] : [], false);
         return true;
       }
       case 'sendmsg': {
         const fields = args[1] === undefined ? null : structFields(args[1]);
         if (!fields) return false;
         const raw = fields.named.get('msg_name');
-        if (raw === undefined || raw === 'NULL') return true;
-        const addr = parseSockaddr(raw);
-        if (!addr) return false;
-        this.emit({ kind: 'connect', ...base, syscall: 'sendmsg', ...addr });
+        const addr = raw === undefined || raw === 'NULL' ? null : parseSockaddr(raw);
+        if (raw !== undefined && raw !== 'NULL' && !addr) return false;
+        if (addr) this.emit({ kind: 'connect', ...base, syscall: 'sendmsg', ...addr });
+        const iov = iovecs(fields.named.get('msg_iov'));
+        this.send(base, 'sendmsg', args[0], addr, iov.buffers, iov.truncated);
         return true;
       }
       case 'sendmmsg': {
@@ -633,10 +704,11 @@ export class TraceParser {
           const hdr = structFields(structFields(message)?.named.get('msg_hdr') ?? '');
           const name = hdr?.named.get('msg_name');
           if (!hdr) return false;
-          if (name === undefined || name === 'NULL') continue;
-          const addr = parseSockaddr(name);
-          if (!addr) return false;
-          this.emit({ kind: 'connect', ...base, syscall: 'sendmmsg', ...addr });
+          const addr = name === undefined || name === 'NULL' ? null : parseSockaddr(name);
+          if (name !== undefined && name !== 'NULL' && !addr) return false;
+          if (addr) this.emit({ kind: 'connect', ...base, syscall: 'sendmmsg', ...addr });
+          const iov = iovecs(hdr.named.get('msg_iov'));
+          this.send(base, 'sendmmsg', args[0], addr, iov.buffers, iov.truncated);
         }
         return true;
       }
@@ -1144,11 +1216,51 @@ function decodeString(token: string): { value: string; truncated: boolean } | nu
   return { value: unescapeC(token.slice(1, end - 1)), truncated: tail === '...' };
 }
 
+/**
+ * A quoted buffer (`"GET / …"`, maybe `"…"...` when cut at `-s`) as bytes, one latin-1 character
+ * each; null when it is not a string (an address strace could not read).
+ */
+function decodeBytes(token: string): { value: string; truncated: boolean } | null {
+  if (!token.startsWith('"')) return null;
+  const end = skipString(token, 0);
+  if (end < 0) return null;
+  const tail = token.slice(end);
+  if (tail !== '' && tail !== '...') return null;
+  const body = token.slice(1, end - 1);
+  const value = /[\\\u0080-\uffff]/.test(body) ? Buffer.from(unescapeToBytes(body)).toString('latin1') : body;
+  return { value, truncated: tail === '...' };
+}
+
+/** `[{iov_base="…", iov_len=5}, …]` into its buffers; `truncated` when strace left some out (`...`). */
+function iovecs(token: string | undefined): { buffers: Array<{ value: string; truncated: boolean }>; truncated: boolean } {
+  const none = { buffers: [], truncated: false };
+  if (token === undefined || !token.startsWith('[')) return none;
+  const split = splitTop(token, 1, ']');
+  if (!split) return none;
+  const buffers: Array<{ value: string; truncated: boolean }> = [];
+  let truncated = false;
+  for (const part of split.parts) {
+    if (part === '...') {
+      truncated = true;
+      continue;
+    }
+    const base = structFields(part)?.named.get('iov_base');
+    const bytes = base === undefined ? null : decodeBytes(base);
+    if (bytes) buffers.push(bytes);
+  }
+  return { buffers, truncated };
+}
+
 const SIMPLE_ESCAPES: Record<string, number> = { n: 10, t: 9, r: 13, v: 11, f: 12, a: 7, b: 8, e: 27, '\\': 92, '"': 34, "'": 39, '?': 63 };
 
 /** Undo strace's C escaping to bytes, then read them as UTF-8 (invalid sequences become U+FFFD). */
 function unescapeC(body: string): string {
   if (!/[\\\u0080-\uffff]/.test(body)) return body;
+  return Buffer.from(unescapeToBytes(body)).toString('utf8');
+}
+
+/** Undo strace's C escaping to bytes (a character strace left unescaped as its UTF-8 bytes). */
+function unescapeToBytes(body: string): number[] {
   const bytes: number[] = [];
   const pushText = (text: string) => {
     for (const b of Buffer.from(text, 'utf8')) bytes.push(b);
@@ -1193,7 +1305,7 @@ function unescapeC(body: string): string {
       i += 1 + width;
     }
   }
-  return Buffer.from(bytes).toString('utf8');
+  return bytes;
 }
 
 /** `["a", "b", ...]` into strings, capped at MAX_ARGV_ENTRIES of MAX_ARG_CHARS. */

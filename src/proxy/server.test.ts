@@ -12,6 +12,7 @@ import vm from 'node:vm';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { LockPlan, LockedRequirement } from '../lock/types.js';
+import { canaryMatcher, makeCanaries, secretPart } from '../core/canary.js';
 import { startProxy, type IndexProxy, type StartProxyOptions } from './server.js';
 
 // ---------------------------------------------------------------------------------------------
@@ -387,6 +388,21 @@ describe('index proxy refusals', () => {
       ['integrity.unlocked-request', `/files/${digestOf(alpha10)}/AKIACANARY.whl`],
     ]);
     expect([...upstream.hits.values()].reduce((a, b) => a + b, 0)).toBe(hitsBefore);
+  });
+
+  it("refuses a target carrying a canary as the session's matcher finds it: encoded, or a run of it, and serves the rest", async () => {
+    // session.ts passes exactly this: carriesCanary(target).length > 0.
+    const canaries = makeCanaries();
+    const carriesCanary = canaryMatcher(canaries.canaries);
+    await using proxy = await proxyFor({ refuseTarget: (target) => carriesCanary(target).length > 0 });
+    const github = canaries.canaries.find((c) => c.name === 'env GITHUB_TOKEN')!;
+    const hitsBefore = [...upstream.hits.values()].reduce((a, b) => a + b, 0);
+    const hex = Buffer.from(github.value).toString('hex');
+    for (const target of [`/simple/alpha/${hex}/`, `/simple/${secretPart(github).slice(5, 25)}/`]) expect((await get(proxy, target)).status).toBe(404);
+    expect(proxy.findings.map((f) => f.evidence.path)).toEqual([`/simple/alpha/${hex}/`, `/simple/${secretPart(github).slice(5, 25)}/`]);
+    expect([...upstream.hits.values()].reduce((a, b) => a + b, 0)).toBe(hitsBefore);
+    expect((await get(proxy, '/simple/alpha/')).status).toBe(200);
+    expect((await get(proxy, `/files/${digestOf(alpha10)}/${alpha10.filename}`)).status).toBe(200);
   });
 
   it('refuses unknown files, other paths and other methods, without touching upstream', async () => {

@@ -47,6 +47,15 @@ describe('renderRequirements', () => {
     );
   });
 
+  it('writes each marker as rendered from its parse: odd spacing made canonical, a line break or control character refused', () => {
+    const plan = parseLock(`foo==1.0 ;python_version>='3.8'\tand  os_name=="posix" --hash=sha256:${hashA}\n`, 'lock.txt');
+    expect(renderRequirements(plan)).toBe(`foo==1.0 ; python_version >= "3.8" and os_name == "posix" \\\n    --hash=sha256:${hashA}\n`);
+    // A plan built by hand, not by a parser: its marker is still parsed again, never copied.
+    const req = { ...plan.requirements[0]!, marker: `os_name == "posix"\n--index-url http://evil.invalid/simple\nor os_name == "nt"` };
+    expect(() => renderRequirements({ ...plan, requirements: [req] })).toThrow(/line break \\x0a in the environment marker/);
+    expect(() => renderRequirements({ ...plan, requirements: [{ ...req, marker: 'os_name == "\u001b]0;x\u0007"' }] })).toThrow(/control character \\x1b/);
+  });
+
   it('leaves the pip options out: they go to pip as arguments, once', () => {
     const requirement = `foo==1.0 --hash=sha256:${hashA}`;
     const plan = parseLock(['--pre --prefer-binary', '--only-binary=:all:', requirement, '--no-binary foo', '--require-hashes', ''].join('\n'), 'lock.txt');

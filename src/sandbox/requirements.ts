@@ -1,3 +1,4 @@
+import { canonicalMarker } from '../lock/marker.js';
 import { normalizeName } from '../lock/normalize.js';
 import { show } from '../lock/problem.js';
 import type { LockedRequirement, LockPlan, PipOptions } from '../lock/types.js';
@@ -20,7 +21,8 @@ export function renderRequirements(plan: Pick<LockPlan, 'requirements'>): string
 /** A requirement's pin as pip reads it, without hashes: `name[extras]==version ; marker`. */
 export function renderPin(req: LockedRequirement): string {
   const extras = req.extras.length > 0 ? `[${req.extras.join(',')}]` : '';
-  const marker = req.marker ? ` ; ${req.marker}` : '';
+  // Rendered from its parse again, whoever built the plan: never a marker's raw text.
+  const marker = req.marker ? ` ; ${canonicalMarker(req.marker)}` : '';
   return `${req.name}${extras}==${req.version}${marker}`;
 }
 

@@ -26,7 +26,8 @@ const status = (phase: string, started: number, ended: number) => ({
   tracerExit: 0,
   lingering: [],
 });
-const dns = (name: string, time: number) => JSON.stringify({ type: 'dns', name, qtype: 1, answer: '127.1.0.1', src: '127.0.0.1:1', time });
+const dns = (name: string, time: number) =>
+  JSON.stringify({ type: 'dns', name, qtype: 1, answer: '127.1.0.1', src: '127.0.0.1:1', bytes: 0, payload: '', cut: false, time });
 
 async function runPhases(statuses: object[], monitorLines: string[], options: { noDiff?: boolean } = {}) {
   const engine = new FakeEngine({

@@ -346,7 +346,17 @@ describe('lock on the fake engine', () => {
 
   it('1: a DNS query during the resolution fails it in phase resolve, and no lock is written', async () => {
     await writeFile(path.join(work, 'requirements.lock'), 'the old lock\n');
-    const dns = JSON.stringify({ type: 'dns', name: 'collect.exfil.invalid', qtype: 1, answer: '127.1.0.1', src: '127.0.0.1:4000', time: 1.5 });
+    const dns = JSON.stringify({
+      type: 'dns',
+      name: 'collect.exfil.invalid',
+      qtype: 1,
+      answer: '127.1.0.1',
+      src: '127.0.0.1:4000',
+      bytes: 0,
+      payload: '',
+      cut: false,
+      time: 1.5,
+    });
     const engine = new PipLikeEngine(script(resolved(), 0, [dns]), pipFetches());
     const { exitCode, report } = await lock(request(), deps(engine));
     expect(exitCode).toBe(1);

@@ -60,15 +60,16 @@ describe('selectWheels', () => {
 });
 
 describe('renderWheelhouseLock', () => {
-  it("writes pip-compile's layout: one --hash per file, markers verbatim, skipped requirements as comments", () => {
+  it("writes pip-compile's layout: one --hash per file, markers in canonical form, skipped requirements as comments", () => {
     const text = renderWheelhouseLock({
       lockfile: '/src/requirements.lock',
       date: new Date('2026-12-03T10:00:00Z'),
       requirements: [
         { req: { ...req('alpha', '1.0', []), extras: ['fast'] }, sha256: [hex('a')] },
-        { req: req('cext', '1.0', [], 'python_version >= "3.8"'), sha256: [hex('1'), hex('2')] },
+        // A marker is written as rendered from its parse, whatever the plan holds.
+        { req: req('cext', '1.0', [], `python_version>='3.8'`), sha256: [hex('1'), hex('2')] },
       ],
-      skipped: [req('win-only', '2.0', [hex('c')], 'sys_platform == "win32"')],
+      skipped: [req('win-only', '2.0', [hex('c')], `sys_platform  ==  "win32"`)],
     });
     expect(text).toBe(
       [
@@ -87,6 +88,19 @@ describe('renderWheelhouseLock', () => {
         '',
       ].join('\n'),
     );
+  });
+
+  it('never writes a line break or a control character from a marker: it refuses the marker', () => {
+    for (const marker of ['os_name == "posix"\n--index-url http://evil.invalid/', 'os_name == "\u001b[2J"']) {
+      expect(() =>
+        renderWheelhouseLock({
+          lockfile: 'requirements.lock',
+          date: new Date(0),
+          requirements: [{ req: req('x', '1.0', [], marker), sha256: [hex('a')] }],
+          skipped: [],
+        }),
+      ).toThrow(/a marker is one line of printable text/);
+    }
   });
 });
 

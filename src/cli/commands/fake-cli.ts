@@ -106,7 +106,8 @@ export const exists = (file: string): Promise<boolean> =>
   );
 
 /** The monitor's line for a DNS query of `name`, answered from the sinkhole, at `time`. */
-export const dnsQuery = (name: string, time = 1.5): string => JSON.stringify({ type: 'dns', name, qtype: 1, answer: '127.1.0.1', src: '127.0.0.1:4000', time });
+export const dnsQuery = (name: string, time = 1.5): string =>
+  JSON.stringify({ type: 'dns', name, qtype: 1, answer: '127.1.0.1', src: '127.0.0.1:4000', bytes: 0, payload: '', cut: false, time });
 
 /** A trace of one process: `pid` runs `argv` at `start` and exits `exit` a second later. */
 export const pipTrace = (pid: number, start: number, argv: string[], exit = 0): string =>
