@@ -57,7 +57,7 @@ export const SupervisorStatus = z.looseObject({
 export type SupervisorStatus = z.infer<typeof SupervisorStatus>;
 
 /** A phase of a run: one traced command in the sandbox (DESIGN.md "Pipeline and phases"). */
-export const PhaseName = z.enum(['build', 'install', 'startup', 'import', 'wheel', 'resolve']);
+export const PhaseName = z.enum(['build', 'install', 'startup', 'import', 'resolve']);
 export type PhaseName = z.infer<typeof PhaseName>;
 
 export interface PhaseSpec {

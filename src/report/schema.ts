@@ -99,7 +99,18 @@ export const Report = z.object({
     )
     .optional(),
   /** Each phase that ran, in order. */
-  phases: z.array(z.object({ name: z.string(), exitCode: z.number().nullable(), timedOut: z.boolean(), traceBytes: z.number().nullable() })).optional(),
+  phases: z
+    .array(
+      z.object({
+        name: z.string(),
+        exitCode: z.number().nullable(),
+        timedOut: z.boolean(),
+        traceBytes: z.number().nullable(),
+        /** How long the phase's command ran under the tracer, as the supervisor timed it (ms); absent when it has no record. */
+        ms: z.number().int().nonnegative().optional(),
+      }),
+    )
+    .optional(),
   exported: z.string().nullable(),
   manifest: z.string().nullable(),
   error: z.record(z.string(), z.unknown()).nullable(),

@@ -114,7 +114,16 @@ export function phaseSummaries(run: RunOutcome): NonNullable<Report['phases']> {
     exitCode: phase.pipExitCode,
     timedOut: phase.timedOut,
     traceBytes: phase.trace === null ? null : Buffer.byteLength(phase.trace),
+    ...phaseMs(phase),
   }));
+}
+
+/** A phase's duration from the supervisor's own clock (status.json is hostile input: only a sane span counts). */
+function phaseMs(phase: InstallOutcome): { ms?: number } {
+  const started = phase.status?.started;
+  const ended = phase.status?.pipEnded ?? phase.status?.ended;
+  if (typeof started !== 'number' || typeof ended !== 'number' || !(ended >= started) || ended - started > 86_400) return {};
+  return { ms: Math.round((ended - started) * 1000) };
 }
 
 export async function writeReport(file: string | undefined, report: Report): Promise<void> {
