@@ -15,7 +15,7 @@ import { finding, type Finding } from '../core/finding.js';
 import { argvText, type PackageOf } from './attribution.js';
 import { isStdlibModule } from './stdlib-names.js';
 import type { Trace, TraceEvent } from './trace.js';
-import { wasRefused } from './filesystem.js';
+import { CappedFindings, wasRefused } from './filesystem.js';
 
 /** A site directory and the first path component below it. */
 const SITE_ENTRY = /^(\/(?:[^/]+\/)*?lib\/python3(?:\.\d+)?\/(?:site|dist)-packages)\/([^/]+)/;
@@ -64,10 +64,7 @@ export interface AutorunContext {
 }
 
 export function autorunWriteFindings(ctx: AutorunContext): Finding[] {
-  const findings: Finding[] = [];
-  const seen = new Set<string>();
-  const max = ctx.maxFindings ?? 200;
-  let more = 0;
+  const found = new CappedFindings(ctx.maxFindings);
   for (const event of ctx.trace.events) {
     if (ctx.pipPids.has(event.pid)) continue;
     for (const planted of plantedPaths(event)) {
@@ -79,16 +76,9 @@ export function autorunWriteFindings(ctx: AutorunContext): Finding[] {
       const reason = autorunReason(entry);
       if (reason === null) continue;
       const pkg = ctx.packageOf(event.pid, event.time);
-      const key = `${pkg}\0${planted.path}`;
-      if (seen.has(key)) continue;
-      seen.add(key);
-      if (findings.length >= max) {
-        more += 1;
-        continue;
-      }
       const denied = wasRefused(event);
       const errno = 'errno' in event ? event.errno : null;
-      findings.push(
+      found.add(`${pkg}\0${planted.path}`, () =>
         finding(
           'fs.autorun-write',
           'high',
@@ -99,7 +89,5 @@ export function autorunWriteFindings(ctx: AutorunContext): Finding[] {
       );
     }
   }
-  const last = findings.at(-1);
-  if (more > 0 && last) last.evidence.more = more;
-  return findings;
+  return found.findings;
 }

@@ -189,6 +189,28 @@ function changedPaths(event: TraceEvent): Array<{ path: string; syscall: string 
   }
 }
 
+/**
+ * One finding per key, at most `max` of them; the rest are counted on the last one kept
+ * (`evidence.more`), so a package that tries ten thousand paths cannot flood the report.
+ */
+export class CappedFindings {
+  private readonly seen = new Set<string>();
+  private readonly kept: Finding[] = [];
+  private more = 0;
+  constructor(private readonly max = 200) {}
+  add(key: string, make: () => Finding): void {
+    if (this.seen.has(key)) return;
+    this.seen.add(key);
+    if (this.kept.length >= this.max) this.more += 1;
+    else this.kept.push(make());
+  }
+  get findings(): Finding[] {
+    const last = this.kept.at(-1);
+    if (this.more > 0 && last) last.evidence.more = this.more;
+    return this.kept;
+  }
+}
+
 export interface RefusedContext {
   trace: Trace;
   layout: FsLayout;
@@ -209,10 +231,7 @@ export interface RefusedContext {
  * refused attempts there already). One finding per package and path.
  */
 export function refusedWriteFindings(ctx: RefusedContext): Finding[] {
-  const findings: Finding[] = [];
-  const seen = new Set<string>();
-  const max = ctx.maxFindings ?? 200;
-  let more = 0;
+  const found = new CappedFindings(ctx.maxFindings);
   const inTarget = (p: string) => p === ctx.layout.target || p.startsWith(`${ctx.layout.target}/`);
   for (const event of ctx.trace.events) {
     if (!wasRefused(event) || ctx.pipPids.has(event.pid)) continue;
@@ -222,15 +241,8 @@ export function refusedWriteFindings(ctx: RefusedContext): Finding[] {
       if (!p.startsWith('/') || inTarget(p) || HARMLESS_DEVICES.test(p) || BYTECODE_CACHE.test(p)) continue;
       if (isExpectedChange({ path: p, kind: 'modified' }, ctx.layout)) continue;
       const pkg = ctx.packageOf(event.pid, event.time);
-      const key = `${pkg}\0${p}`;
-      if (seen.has(key)) continue;
-      seen.add(key);
-      if (findings.length >= max) {
-        more += 1;
-        continue;
-      }
       const errno = 'errno' in event ? event.errno : null;
-      findings.push(
+      found.add(`${pkg}\0${p}`, () =>
         finding(
           'fs.write-outside-target',
           'high',
@@ -241,9 +253,7 @@ export function refusedWriteFindings(ctx: RefusedContext): Finding[] {
       );
     }
   }
-  const last = findings.at(-1);
-  if (more > 0 && last) last.evidence.more = more;
-  return findings;
+  return found.findings;
 }
 
 export interface TamperContext {
@@ -265,25 +275,15 @@ export interface TamperContext {
  * path.
  */
 export function targetTamperFindings(ctx: TamperContext): Finding[] {
-  const findings: Finding[] = [];
-  const seen = new Set<string>();
-  const max = ctx.maxFindings ?? 200;
-  let more = 0;
+  const found = new CappedFindings(ctx.maxFindings);
   const inTarget = (p: string) => p === ctx.target || p.startsWith(`${ctx.target}/`);
   for (const event of ctx.trace.events) {
     if (ctx.installers.has(event.pid)) continue;
     for (const change of changedPaths(event)) {
       if (!inTarget(change.path)) continue;
-      const key = `${event.pid}\0${change.path}`;
-      if (seen.has(key)) continue;
-      seen.add(key);
-      if (findings.length >= max) {
-        more += 1;
-        continue;
-      }
       const ok = 'ok' in event ? event.ok : true;
       const denied = wasRefused(event);
-      findings.push(
+      found.add(`${event.pid}\0${change.path}`, () =>
         finding(
           'fs.target-tamper',
           'high',
@@ -294,7 +294,5 @@ export function targetTamperFindings(ctx: TamperContext): Finding[] {
       );
     }
   }
-  const last = findings.at(-1);
-  if (more > 0 && last) last.evidence.more = more;
-  return findings;
+  return found.findings;
 }

@@ -28,6 +28,18 @@ function run(overrides: Partial<FakeRun> = {}): FakeRun {
   };
 }
 
+/** A run that built only_sdist in the build phase (its wheel `wheel` left in the wheel dir) and installed `tree`. */
+function builtRun(tree: Record<string, string>, wheel: Buffer): FakeRun {
+  return run({
+    files: phaseFiles([
+      { phase: 'build', rootPid: 5, started: 0.5, argv: ['python3', '-m', 'pip', 'wheel'] },
+      { phase: 'install', rootPid: 10, started: 1, argv: ['python3', '-m', 'pip', 'install'] },
+      quietStartup(2.5),
+    ]),
+    trees: { [SITE_PACKAGES]: tree, [WHEEL_DIR]: { 'only_sdist-1.0-py3-none-any.whl': wheel } },
+  });
+}
+
 const DNS = dnsQuery('collect.wheelhouse.invalid');
 
 const MAKE_DIST = fileURLToPath(new URL('../../../test/fixtures/make_dist.py', import.meta.url));
@@ -107,16 +119,7 @@ describe('wheelhouse on the fake engine', () => {
     await writeSdistOnlyLock(fake.work, lock);
     // A real wheel, as the build phase would leave it, and the tree pip installs from it.
     const { bytes: builtBytes, tree } = await realWheel(fake.work, 'only-sdist', { 'only_sdist/__init__.py': 'VALUE = 1\n' });
-    const engine = new FakeEngine(
-      run({
-        files: phaseFiles([
-          { phase: 'build', rootPid: 5, started: 0.5, argv: ['python3', '-m', 'pip', 'wheel'] },
-          { phase: 'install', rootPid: 10, started: 1, argv: ['python3', '-m', 'pip', 'install'] },
-          quietStartup(2.5),
-        ]),
-        trees: { [SITE_PACKAGES]: tree, [WHEEL_DIR]: { 'only_sdist-1.0-py3-none-any.whl': builtBytes } },
-      }),
-    );
+    const engine = new FakeEngine(builtRun(tree, builtBytes));
     expect(await cli(engine)).toBe(0);
     const seeded = engine.runs[0]!.seeded;
     const plan = JSON.parse(seeded.find((f) => f.path === '/input/phases.json')!.content) as Array<{ name: string; argv: string[] }>;
@@ -149,16 +152,7 @@ describe('wheelhouse on the fake engine', () => {
   it('1: an installed file of an sdist-built distribution that differs from its built wheel fails provenance; nothing is published', async () => {
     await writeSdistOnlyLock(fake.work, lock);
     const { bytes, tree } = await realWheel(fake.work, 'only-sdist', { 'only_sdist/__init__.py': 'VALUE = 1\n' });
-    const engine = new FakeEngine(
-      run({
-        files: phaseFiles([
-          { phase: 'build', rootPid: 5, started: 0.5, argv: ['python3', '-m', 'pip', 'wheel'] },
-          { phase: 'install', rootPid: 10, started: 1, argv: ['python3', '-m', 'pip', 'install'] },
-          quietStartup(2.5),
-        ]),
-        trees: { [SITE_PACKAGES]: { ...tree, 'only_sdist/__init__.py': 'import os\n' }, [WHEEL_DIR]: { 'only_sdist-1.0-py3-none-any.whl': bytes } },
-      }),
-    );
+    const engine = new FakeEngine(builtRun({ ...tree, 'only_sdist/__init__.py': 'import os\n' }, bytes));
     expect(await cli(engine)).toBe(1);
     const written = await report();
     expect(written.findings).toContainEqual(
