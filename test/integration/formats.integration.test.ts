@@ -82,7 +82,7 @@ describe.runIf(engineAvailable())('lock formats, SARIF and user policies on the 
       expect.objectContaining({
         rule: 'network.dns',
         package: 'dns-exfil',
-        phase: 'install',
+        phase: 'build',
         action: 'warn',
         failing: false,
         evidence: expect.objectContaining({ name: 'c2VjcmV0LXRva2Vu.dns.exfil.invalid' }),

@@ -97,7 +97,7 @@ describe.runIf(engineAvailable())('canaries in every run', () => {
         rule: 'network.canary-exfil',
         severity: 'critical',
         package: 'aws-hex',
-        phase: 'install',
+        phase: 'build',
         failing: true,
         evidence: expect.objectContaining({ secret: '~/.aws/credentials aws_secret_access_key', channel: 'DNS name', encoding: 'hex' }),
       }),
@@ -112,7 +112,7 @@ describe.runIf(engineAvailable())('canaries in every run', () => {
       expect.objectContaining({
         rule: 'network.canary-exfil',
         package: 'netrc-http',
-        phase: 'install',
+        phase: 'build',
         evidence: expect.objectContaining({ secret: '~/.netrc password', channel: 'HTTP request line', encoding: 'plain' }),
       }),
     );

@@ -41,7 +41,7 @@ subprocess.Popen(["sleep", "600"], start_new_session=True)`,
       expect.objectContaining({
         rule: 'process.lingering',
         package: 'pipe-holder',
-        phase: 'install',
+        phase: 'build',
         failing: true,
         evidence: expect.objectContaining({ argv: 'sleep 600' }),
       }),
@@ -114,7 +114,7 @@ for kid in kids:
     const policy = await writePolicy({ extends: 'default', limits: { pids: 64 } });
     const started = Date.now();
     const run = await runCli(index.lockFile, index.indexUrl, ['--policy', policy]);
-    expect(run.report.findings).toContainEqual(expect.objectContaining({ rule: 'resource.pids', package: 'fork-burst', phase: 'install', failing: true }));
+    expect(run.report.findings).toContainEqual(expect.objectContaining({ rule: 'resource.pids', package: 'fork-burst', phase: 'build', failing: true }));
     expect(run.exitCode).toBe(1);
     expect(run.report.exported).toBeNull();
     expect((Date.now() - started) / 1000).toBeLessThan(60);
@@ -147,7 +147,7 @@ with open("/tmp/pip-fill.bin", "wb") as f:
     const seconds = (Date.now() - started) / 1000;
     const cap = 256 * 1024 ** 2;
     const disk = run.report.findings.find((f) => f.rule === 'resource.disk');
-    expect(disk).toMatchObject({ package: 'disk-filler', phase: 'install', failing: true, evidence: { limitBytes: cap } });
+    expect(disk).toMatchObject({ package: 'disk-filler', phase: 'build', failing: true, evidence: { limitBytes: cap } });
     // Stopped within a poll or two of the cap: far short of the 4 GiB it would have written.
     expect(disk?.evidence.writtenBytes).toBeGreaterThan(cap);
     expect(disk?.evidence.writtenBytes).toBeLessThan(cap + 1024 ** 3);
