@@ -525,9 +525,13 @@ function bound(report: Report, overrides: Partial<ReportLimits>): { report: Repo
     manifest: cutNullable(report.manifest, limits.pathChars, counts),
     error: report.error === null ? null : boundRecord(report.error, limits, counts),
     // The tool's own list, one entry per phase it ran (a handful): capped all the same.
-    phases: report.phases
-      ?.slice(0, 16)
-      .map((p) => ({ name: cutHead(p.name, limits.nameChars), exitCode: p.exitCode, timedOut: p.timedOut, traceBytes: p.traceBytes })),
+    phases: report.phases?.slice(0, 16).map((p) => ({
+      name: cutHead(p.name, limits.nameChars),
+      exitCode: p.exitCode,
+      timedOut: p.timedOut,
+      traceBytes: p.traceBytes,
+      ...(p.ms === undefined ? {} : { ms: p.ms }),
+    })),
   };
   const assemble = (cut: ReportCut | undefined): Report => ({
     // Ours (a URL of the tool's own schema file), never package text.

@@ -66,8 +66,9 @@ describe('install on the fake engine: one test per exit code', () => {
       expect.objectContaining({ rule: 'network.dns', phase: 'install', failing: true, evidence: expect.objectContaining({ name: 'collect.exfil.invalid' }) }),
     );
     expect(written.phases).toEqual([
-      { name: 'install', exitCode: 0, timedOut: false, traceBytes: CLEAN_TRACE.length },
-      { name: 'startup', exitCode: 0, timedOut: false, traceBytes: STARTUP_TRACE.length },
+      // Each phase ran a second by the supervisor's clock (phaseFiles: ended = started + 1).
+      { name: 'install', exitCode: 0, timedOut: false, traceBytes: CLEAN_TRACE.length, ms: 1000 },
+      { name: 'startup', exitCode: 0, timedOut: false, traceBytes: STARTUP_TRACE.length, ms: 1000 },
     ]);
     expect(written.exported).toBeNull();
     expect(await exists(path.join(fake.work, 'out'))).toBe(false);
