@@ -216,6 +216,14 @@ export class SandboxSession implements AsyncDisposable {
       logger: this.log.child({ component: 'proxy' }),
     });
     timings.proxyStart = elapsed(t);
+    if (!unlocked) {
+      // Guarantee 4e: every locked page and file the run may serve is fetched now, before any
+      // container, so what the upstream is asked follows from the lock alone; an upstream that
+      // cannot give one ends the run here (EnvironmentError, exit 3).
+      t = performance.now();
+      await this.proxy.prefetch(signal);
+      timings.prefetch = elapsed(t);
+    }
     // Interrupted before the containers (while the image was checked, or the proxy started): none is made.
     signal.throwIfAborted();
 

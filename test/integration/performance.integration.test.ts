@@ -9,7 +9,7 @@ import { buildFixtureIndex } from '../fixtures/index.js';
 import { engineAvailable, expectNoContainersLeft, runCli } from './helpers.js';
 
 /** The phases of an install run, in the order they run; `total` is the whole run. */
-const PHASES = ['image', 'proxyStart', 'monitorStart', 'containerStart', 'install', 'collect', 'observe', 'export'];
+const PHASES = ['image', 'proxyStart', 'prefetch', 'monitorStart', 'containerStart', 'install', 'collect', 'observe', 'export'];
 
 /** Five small wheels: the size of the benchmark's smallest lock. */
 const fivePackages: FixturePackage[] = Array.from({ length: 5 }, (_, i) => ({

@@ -1,8 +1,9 @@
 /**
- * Issue 10, item 3, on the real engine with real pip: an upstream that fails ends the run
- * inconclusive (exit 4), exports nothing, and the report and the terminal name the upstream, with
- * its credentials removed. The proxy's retries and pip's own (five per 502) do not multiply: a
- * file URL that failed is asked three times in the whole run.
+ * Issue 10, item 3, on the real engine with real pip: an upstream that fails ends the run before
+ * any container (exit 3), exports nothing, and the report and the terminal name the upstream, with
+ * its credentials removed. A file URL that failed is asked three times in the whole run.
+ * Issue 19, part 4 (guarantee 4e): what the upstream is asked, and when, does not depend on what
+ * runs in the sandbox.
  */
 import { access, readFile } from 'node:fs/promises';
 import http from 'node:http';
@@ -29,6 +30,8 @@ const victim: FixturePackage = {
 interface FixtureServer {
   origin: string;
   hits: string[];
+  /** Date.now() of each hit, in the same order. */
+  hitTimes: number[];
   close(): Promise<void>;
 }
 
@@ -38,10 +41,12 @@ interface FixtureServer {
  */
 async function serveIndex(dir: string, failing: string[]): Promise<FixtureServer> {
   const hits: string[] = [];
+  const hitTimes: number[] = [];
   const sockets = new Set<Socket>();
   const server = http.createServer((req, res) => {
     const target = req.url ?? '';
     hits.push(target);
+    hitTimes.push(Date.now());
     const page = /^\/simple\/([a-z0-9-]+)\/$/.exec(target);
     const file = /^\/files\/([A-Za-z0-9_.-]+)$/.exec(target);
     const where = page ? path.join(dir, 'simple', page[1]!, 'index.html') : file ? path.join(dir, 'files', file[1]!) : null;
@@ -67,6 +72,7 @@ async function serveIndex(dir: string, failing: string[]): Promise<FixtureServer
   return {
     origin: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
     hits,
+    hitTimes,
     close: async () => {
       for (const socket of sockets) socket.destroy();
       await new Promise((resolve) => server.close(resolve));
@@ -91,7 +97,7 @@ describe.runIf(engineAvailable())('upstream faults on the real engine', () => {
     await expectNoContainersLeft();
   });
 
-  it('a locked wheel whose file answers HTTP 500: exit 4, nothing exported, install.upstream-failed names the upstream, in well under 60 s', async () => {
+  it('a locked wheel whose file answers HTTP 500: exit 3 before any container, the upstream, project and file named, in well under 60 s', async () => {
     const index = await buildFixtureIndex([victim]);
     const wheel = index.files.find((f) => f.name === 'upstream-victim')!.filename;
     const server = await serveIndex(index.dir, [wheel]);
@@ -104,23 +110,17 @@ describe.runIf(engineAvailable())('upstream faults on the real engine', () => {
       await server.close();
     }
     const seconds = (Date.now() - started) / 1000;
-    expect(run.exitCode).toBe(4);
-    expect(run.report.verdict).toBe('error');
+    // Prefetch reads every locked file before any container: the failure is the machine's (exit 3).
+    expect(run.exitCode).toBe(3);
     expect(run.report.exported).toBeNull();
+    expect(run.report.phases ?? []).toEqual([]);
+    expect(run.report.proxy).toEqual([]);
     expect(await exists(run.output)).toBe(false);
-    expect(run.report.findings.filter((f) => f.rule === 'install.upstream-failed')).toEqual([
-      expect.objectContaining({
-        package: 'upstream-victim',
-        severity: 'high',
-        action: 'warn',
-        failing: false,
-        message: `${wheel} could not be downloaded from ${upstream}: HTTP 500 (3 attempts)`,
-        evidence: { upstream, url: `${server.origin}/files/${wheel}`, project: 'upstream-victim', filename: wheel, reason: 'HTTP 500', attempts: 3 },
-      }),
-    ]);
-    // pip asked for the file six times (a 502 is retried five times); the upstream saw our three attempts only.
+    const message = `cannot prefetch ${wheel} of upstream-victim from ${upstream}: ${server.origin}/files/${wheel}: HTTP 500 (3 attempts)`;
+    expect(run.report.error).toMatchObject({ kind: 'environment', code: 'upstream.download-failed', message });
+    expect(run.stderr).toContain(message);
+    // Our three attempts, and nothing from pip: it never ran.
     expect(server.hits.filter((h) => h === `/files/${wheel}`)).toHaveLength(3);
-    expect(run.stdout + run.stderr).toContain(`could not be downloaded from ${upstream}: HTTP 500`);
     expectNoSecret(run);
     expect(seconds).toBeLessThan(60);
   });
@@ -143,5 +143,54 @@ describe.runIf(engineAvailable())('upstream faults on the real engine', () => {
     expect(run.stderr).toContain(`cannot read upstream-victim's page from ${upstream}`);
     expectNoSecret(run);
     expect(seconds).toBeLessThan(60);
+  });
+
+  it('the upstream sees the same requests, all before the sandbox starts, whether the package asks the relay for more or not', async () => {
+    // The same project and version twice: once quiet, once with a .pth that, at the first
+    // interpreter start with the installed tree (phase startup), asks the relay for an unlocked
+    // project, for its own page again and, from it, for its own locked file twice.
+    const quiet: FixturePackage = { name: 'prefetch-probe', version: '1.0', kind: 'wheel', files: { 'prefetch_probe/__init__.py': 'VALUE = 1\n' } };
+    const quietIndex = await buildFixtureIndex([quiet]);
+    const { filename } = quietIndex.files.find((f) => f.name === 'prefetch-probe')!;
+    const body = [
+      "b = 'http://127.0.0.1:3141/simple/'",
+      'def get(url):',
+      // A function's globals are site's, where urllib is not bound: import it by name.
+      "    try: return __import__('urllib.request').request.urlopen(url, timeout=5).read().decode()",
+      "    except Exception: return ''",
+      "get(b + 'prefetch-unlocked/')",
+      "m = __import__('re').search(r'href=\"([^\"#]+)', get(b + 'prefetch-probe/'))",
+      "for _ in range(2 if m else 0): get(__import__('urllib.parse').parse.urljoin(b + 'prefetch-probe/', m.group(1)))",
+    ].join('\n');
+    const hook = `import sys; exec(${JSON.stringify(body)})\n`;
+    const loud: FixturePackage = { ...quiet, files: { ...quiet.files, 'zz_prefetch_probe.pth': hook } };
+    const loudIndex = await buildFixtureIndex([loud]);
+
+    const runOver = async (dir: string, lockFile: string): Promise<{ run: CliRun; hits: string[]; times: number[] }> => {
+      const server = await serveIndex(dir, []);
+      try {
+        const run = await runCli(lockFile, `${server.origin}/simple/`);
+        return { run, hits: [...server.hits], times: [...server.hitTimes] };
+      } finally {
+        await server.close();
+      }
+    };
+    const a = await runOver(quietIndex.dir, quietIndex.lockFile);
+    const b = await runOver(loudIndex.dir, loudIndex.lockFile);
+    expect(a.run.exitCode).toBe(0);
+    // The loud run did ask the relay for more: an unlocked name refused, its page and a file again.
+    const files = (run: CliRun): number => run.report.proxy.filter((r) => r.path.startsWith('/files/') && r.status === 200).length;
+    expect(b.run.report.proxy.map((r) => r.path)).toContain('/simple/prefetch-unlocked/');
+    expect(files(b.run)).toBe(files(a.run) + 2);
+    expect(b.run.report.findings).toContainEqual(expect.objectContaining({ rule: 'integrity.unlocked-request' }));
+    // Same paths in the same order: the lock (one project) fixes them; the sandbox added none.
+    expect(a.hits).toEqual(b.hits);
+    expect(a.hits).toEqual(['/simple/prefetch-probe/', '/simple/prefetch-probe/', `/files/${filename}`]);
+    // Every upstream request came before the sandbox's first request to the proxy.
+    for (const { run, times } of [a, b]) {
+      const firstFromSandbox = Math.min(...run.report.proxy.map((r) => Date.parse(r.time)));
+      expect(Math.max(...times)).toBeLessThan(firstFromSandbox);
+      expect(run.report.timings.prefetch).toBeGreaterThan(0);
+    }
   });
 });

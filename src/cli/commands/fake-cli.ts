@@ -5,6 +5,7 @@
  * stderr captured, the flags every such run shares, the report it wrote, the runs it left behind, and
  * builders for the files a scripted run's supervisor leaves.
  */
+import { createHash } from 'node:crypto';
 import { access, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -159,11 +160,16 @@ export function phaseFiles(phases: ScriptedPhase[]): Record<string, string> {
  * page lists a wheel and an sdist, and only-sdist==1.0 (line 3), whose page lists only an sdist.
  */
 export async function writeSdistOnlyLock(work: string, lock: string): Promise<void> {
-  const sdist = 'a'.repeat(64);
-  const wheel = 'b'.repeat(64);
+  // Real bytes beside the pages: the proxy prefetches every locked file before the run.
+  const sdistBytes = 'only-sdist 1.0, not a real sdist\n';
+  const wheelBytes = 'has-wheel 2.0, not a real wheel\n';
+  const sdist = createHash('sha256').update(sdistBytes).digest('hex');
+  const wheel = createHash('sha256').update(wheelBytes).digest('hex');
   await mkdir(path.join(work, 'index', 'only-sdist'));
+  await writeFile(path.join(work, 'index', 'only-sdist', 'only_sdist-1.0.tar.gz'), sdistBytes);
   await writeFile(path.join(work, 'index', 'only-sdist', 'index.html'), `<a href="only_sdist-1.0.tar.gz#sha256=${sdist}">only_sdist-1.0.tar.gz</a>\n`);
   await mkdir(path.join(work, 'index', 'has-wheel'));
+  await writeFile(path.join(work, 'index', 'has-wheel', 'has_wheel-2.0-py3-none-any.whl'), wheelBytes);
   await writeFile(
     path.join(work, 'index', 'has-wheel', 'index.html'),
     `<a href="has_wheel-2.0-py3-none-any.whl#sha256=${wheel}">has_wheel-2.0-py3-none-any.whl</a>\n<a href="has_wheel-2.0.tar.gz#sha256=${'c'.repeat(64)}">has_wheel-2.0.tar.gz</a>\n`,
