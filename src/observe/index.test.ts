@@ -444,6 +444,29 @@ const recordHash = (content: string) => `sha256=${createHash('sha256').update(co
 const SIX_PY = '"""six"""\n';
 const SITE = '/opt/target/lib/python3.11/site-packages';
 
+describe('observe: the wheel dir', () => {
+  const WHEEL = '/tmp/pip-wheelhouse/evil_pkg-1.0-py3-none-any.whl';
+  const writes = [
+    // pip's installer (the traced root, pid 11) leaves the built wheel; the hook then swaps it.
+    `11 ${at(0.5)} openat(AT_FDCWD, "${WHEEL}", O_WRONLY|O_CREAT|O_TRUNC|O_CLOEXEC, 0644) = 5`,
+    `18 ${at(0.6)} rename("/tmp/pip-install-x/evil.whl", "${WHEEL}") = 0`,
+  ];
+  const tamper = (findings: Finding[]) => findings.filter((f) => f.rule === 'fs.target-tamper').map((f) => [f.package, f.evidence.syscall, f.evidence.path]);
+
+  it("is pip's installer's in the build phase: a build hook that writes a wheel there is fs.target-tamper", async () => {
+    const { findings } = await observe(input(outcome([...PIP, ...HOOK, ...writes], { phase: 'build' })));
+    expect(tamper(findings)).toEqual([['evil-pkg', 'rename', WHEEL]]);
+  });
+
+  it("is nobody's in a later phase: even the installer writing there is fs.target-tamper", async () => {
+    const { findings } = await observe(input(outcome([...PIP, ...HOOK, ...writes])));
+    expect(tamper(findings)).toEqual([
+      [null, 'openat', WHEEL],
+      ['evil-pkg', 'rename', WHEEL],
+    ]);
+  });
+});
+
 describe('observe: the installed tree', () => {
   it('reports a dist-info the lock does not name, and a stray file by the process that wrote it', async () => {
     const archive = siteArchive({

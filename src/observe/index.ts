@@ -19,6 +19,7 @@ import {
   RELAY_PORT,
   STATE_DIR,
   TARGET,
+  WHEEL_DIR,
 } from '../core/layout.js';
 import { argvText, importedBy, installerPids, packageOfProcess, pipPids, startupOwners, type PackageOf } from './attribution.js';
 import { autorunWriteFindings } from './autorun.js';
@@ -317,6 +318,9 @@ export async function observe(input: ObserveInput): Promise<Observation> {
       ...network.findings,
       ...filesystem.findings,
       ...targetTamperFindings({ trace, target: TARGET, installers, packageOf, argvOf }),
+      // The wheel dir is pip's installer's, in the build phase only: anything else that writes
+      // there plants or changes a wheel the install phase would take as built.
+      ...targetTamperFindings({ trace, target: WHEEL_DIR, installers: input.outcome.phase === 'build' ? installers : new Set(), packageOf, argvOf }),
       ...refusedWriteFindings({ trace, layout, pipPids: pipOwn, packageOf, argvOf }),
       ...autorunWriteFindings({ trace, target: TARGET, pipPids: pipOwn, packageOf, argvOf }),
       ...processes.findings,

@@ -8,7 +8,7 @@
 import path from 'node:path';
 import type { Logger } from 'pino';
 import type { Finding } from '../core/finding.js';
-import type { PhaseSpec, RunOutcome } from '../core/outcome.js';
+import type { PhaseSpec } from '../core/outcome.js';
 import { TOOL_VERSION } from '../core/version.js';
 import { InputError } from '../errors.js';
 import { hostPython } from '../export/bytecode.js';
@@ -78,8 +78,6 @@ export interface LockedWorkflow<S = never> {
   image(lock: LockPlan, upstreams: Upstreams, log: Logger, builds: LockedRequirement[]): Promise<string>;
   /** Phases after `install`, in the same sandbox. */
   after(session: SandboxSession): PhaseSpec[];
-  /** Findings of the workflow's own, from the finished run. */
-  findings?(run: RunOutcome): Finding[];
   /**
    * For a policy that publishes and an install that succeeded: get ready to read the installed tree
    * in the same pass as the static scan (one read from the engine). What it read goes to `publish`.
@@ -167,7 +165,6 @@ export async function lockedRun<S>(request: LockedRunRequest, workflow: LockedWo
     const { observed, read } = stage
       ? await observeRunReading(session, run, shared, locked, stage.read, deps.signal)
       : { observed: await observeRun(session, run, shared, locked), read: null };
-    const own = workflow.findings?.(run) ?? [];
     timings.observe = Math.round(performance.now() - t);
     // Interrupted while the run was observed: no verdict, nothing published.
     deps.signal.throwIfAborted();
@@ -175,7 +172,7 @@ export async function lockedRun<S>(request: LockedRunRequest, workflow: LockedWo
     // Judge. Every phase must have run and succeeded for a pass.
     const judgement = evaluate(
       {
-        findings: [...lockIndexFindings(lock, policy.allowLockIndexUrl), ...observed.findings, ...built.findings, ...own, ...run.phases.flatMap(phaseFailure)],
+        findings: [...lockIndexFindings(lock, policy.allowLockIndexUrl), ...observed.findings, ...built.findings, ...run.phases.flatMap(phaseFailure)],
         packages: distributions,
         installSucceeded: run.phases.length === (builds.length > 0 ? 2 : 1) + after.length && run.phases.every((phase) => phase.pipExitCode === 0),
       },

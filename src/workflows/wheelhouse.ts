@@ -7,15 +7,10 @@
  */
 import path from 'node:path';
 import type { Logger } from 'pino';
-import { HOME, WHEEL_DIR } from '../core/layout.js';
-import { finding, type Finding } from '../core/finding.js';
-import type { RunOutcome } from '../core/outcome.js';
+import { finding } from '../core/finding.js';
 import { EnvironmentError, SandboxError } from '../errors.js';
 import { isWheel, stageWheelhouse, WHEELHOUSE_LOCK, type WheelSelection } from '../export/wheelhouse.js';
 import type { LockedRequirement, LockPlan } from '../lock/types.js';
-import { installerPids, packageOfProcess } from '../observe/attribution.js';
-import { targetTamperFindings } from '../observe/filesystem.js';
-import { parseTrace } from '../observe/trace.js';
 import type { Policy } from '../policy/schema.js';
 import type { ServedFile } from '../proxy/index.js';
 import { serializeReport } from '../report/bound.js';
@@ -76,26 +71,6 @@ export function selectWheels(plan: LockPlan, served: ServedFile[], built: BuiltW
   return selection;
 }
 
-/**
- * Only pip's installer may write into the wheel dir, and only in the build phase: a build hook (or
- * anything in a later phase) that creates, renames or links a file there is planting a wheel pip
- * did not build, or changing one after it was built. Read from each phase's trace, as fs.target-tamper.
- */
-export function wheelDirWriters(run: RunOutcome): Finding[] {
-  return run.phases.flatMap((outcome) => {
-    if (outcome.trace === null) return [];
-    const trace = parseTrace(outcome.trace, { initialCwd: HOME });
-    const installers = outcome.phase === 'build' ? installerPids(trace) : new Set<number>();
-    return targetTamperFindings({
-      trace,
-      target: WHEEL_DIR,
-      installers,
-      packageOf: (pid) => packageOfProcess(trace, pid),
-      argvOf: (pid) => trace.processes.get(pid)?.argv ?? [],
-    }).map((f) => ({ ...f, phase: outcome.phase }));
-  });
-}
-
 /** The image: the build image when asked, or (by default) when the build phase has sdists to build. */
 function chooseImage(request: WheelhouseRequest, builds: LockedRequirement[], deps: WorkflowDeps, log: Logger): Promise<string> {
   let build = request.buildImage;
@@ -114,8 +89,6 @@ export function wheelhouse(request: WheelhouseRequest, deps: WorkflowDeps): Prom
       publishes: () => true,
       image: (_lock, _upstreams, log, builds) => chooseImage(request, builds, deps, log),
       after: () => [startupPhase()],
-      // The wheel dir is pip's alone.
-      findings: wheelDirWriters,
       publish: (session, lock, report, policy, log, _staged, built) => writeWheelhouse(session, request, lock, report, policy, deps, log, built),
     },
     deps,
