@@ -1,6 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { canaryMatcher, EXCERPT_MAX, makeCanaries, PARTIAL_MIN_CHARS, SEARCHED_BYTES_PER_RUN, secretPart, type Canary } from './canary.js';
+import { base32, rot13 } from './reference-encodings.js';
 
 /**
  * The exact-boundary assertions below (13 characters match, a base64 run that determines only 12
@@ -22,19 +23,6 @@ const secret = set.canaries.find((c) => c.name.endsWith('aws_secret_access_key')
 const github = set.canaries.find((c) => c.name === 'env GITHUB_TOKEN')!;
 const match = canaryMatcher(set.canaries);
 const found = (text: string | Uint8Array) => match(text).map((hit) => [hit.canary.name, hit.encoding]);
-
-/** RFC 4648 base32 with padding, as Python's base64.b32encode writes it. */
-function base32(bytes: Buffer): string {
-  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
-  let bits = '';
-  for (const byte of bytes) bits += byte.toString(2).padStart(8, '0');
-  let out = '';
-  for (let i = 0; i < bits.length; i += 5) out += alphabet[parseInt(bits.slice(i, i + 5).padEnd(5, '0'), 2)];
-  return out.padEnd(Math.ceil(out.length / 8) * 8, '=');
-}
-
-const rot13 = (text: string) =>
-  text.replace(/[A-Za-z]/g, (ch) => String.fromCharCode(((ch.charCodeAt(0) - (ch <= 'Z' ? 65 : 97) + 13) % 26) + (ch <= 'Z' ? 65 : 97)));
 
 describe('canaries', () => {
   it('are fresh per run, planted in files and variables, and every value appears in what is planted', () => {

@@ -7,6 +7,7 @@ import { performance } from 'node:perf_hooks';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { canaryMatcher, makeCanaries, PARTIAL_MIN_CHARS, secretPart, type CanaryEncoding } from './canary.js';
+import { base32, rot13 } from './reference-encodings.js';
 
 const PER_RUN_MS = 10_000;
 const BUDGET = { interruptAfterTimeLimit: 4000 } as const;
@@ -27,19 +28,6 @@ const canarySet = fc.uint8Array({ minLength: 512, maxLength: 512 }).map((seed) =
     return out;
   });
 });
-
-/** RFC 4648 base32, written independently of the matcher's. */
-function base32(bytes: Buffer): string {
-  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
-  let bits = '';
-  for (const byte of bytes) bits += byte.toString(2).padStart(8, '0');
-  let out = '';
-  for (let i = 0; i < bits.length; i += 5) out += alphabet[parseInt(bits.slice(i, i + 5).padEnd(5, '0'), 2)];
-  return out.padEnd(Math.ceil(out.length / 8) * 8, '=');
-}
-
-const rot13 = (text: string) =>
-  text.replace(/[A-Za-z]/g, (ch) => String.fromCharCode(((ch.charCodeAt(0) - (ch <= 'Z' ? 65 : 97) + 13) % 26) + (ch <= 'Z' ? 65 : 97)));
 
 /** Each encoding: how a package would write a run of the secret (after `lead` bytes of its own), and the names it may be reported by. */
 const ENCODERS: Array<{ name: string; block: boolean; encode: (run: string, lead: Buffer) => string; labels: CanaryEncoding[] }> = [
