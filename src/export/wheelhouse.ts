@@ -17,7 +17,7 @@ import { pipeline } from 'node:stream/promises';
 import tarStream from 'tar-stream';
 import { finding, type Finding } from '../core/finding.js';
 import type { MakeRunDir } from '../core/run-record.js';
-import { canonicalMarker } from '../lock/marker.js';
+import { renderPin } from '../lock/pin.js';
 import type { LockedRequirement, LockPlan } from '../lock/types.js';
 import type { LockOptions } from './lock-file.js';
 import { diskFullOr, MANIFEST_NAME, publishStaged, stagingDir } from './publish.js';
@@ -55,12 +55,6 @@ export const isWheel = (filename: string): boolean => filename.toLowerCase().end
  */
 const plainName = (name: string): boolean => name.length > 0 && name.length <= 255 && !/[/\\\0]/.test(name) && !name.startsWith('.');
 
-/** The requirement as pip-compile writes it: `name[extras]==version ; marker`, the marker rendered from its parse. */
-function requirementLine(req: LockedRequirement): string {
-  const extras = req.extras.length > 0 ? `[${req.extras.join(',')}]` : '';
-  return `${req.name}${extras}==${req.version}${req.marker ? ` ; ${canonicalMarker(req.marker)}` : ''}`;
-}
-
 /**
  * requirements.lock of the wheelhouse, in pip-compile's layout: each installed requirement with
  * one `--hash` per file of it in the wheelhouse, markers in canonical form. A requirement whose marker was
@@ -82,10 +76,10 @@ export function renderWheelhouseLock(input: {
     '#',
   ];
   const body = input.requirements.map(({ req, sha256 }) => [
-    `${requirementLine(req)} \\`,
+    `${renderPin(req)} \\`,
     ...sha256.map((hex, i, all) => `    --hash=sha256:${hex}${i < all.length - 1 ? ' \\' : ''}`),
   ]);
-  const skipped = input.skipped.map((req) => `# skipped: ${requirementLine(req)} (its marker is false in the sandbox: not installed, no wheel here)`);
+  const skipped = input.skipped.map((req) => `# skipped: ${renderPin(req)} (its marker is false in the sandbox: not installed, no wheel here)`);
   return `${[...header, ...body.flat(), ...skipped].join('\n')}\n`;
 }
 

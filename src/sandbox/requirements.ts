@@ -1,7 +1,7 @@
-import { canonicalMarker } from '../lock/marker.js';
 import { normalizeName } from '../lock/normalize.js';
+import { renderPin } from '../lock/pin.js';
 import { show } from '../lock/problem.js';
-import type { LockedRequirement, LockPlan, PipOptions } from '../lock/types.js';
+import type { LockPlan, PipOptions } from '../lock/types.js';
 
 /**
  * The requirements file pip sees inside the sandbox, rendered from the parsed plan rather than
@@ -16,14 +16,6 @@ export function renderRequirements(plan: Pick<LockPlan, 'requirements'>): string
       return `${renderPin(req)}${hashes}\n`;
     })
     .join('');
-}
-
-/** A requirement's pin as pip reads it, without hashes: `name[extras]==version ; marker`. */
-export function renderPin(req: LockedRequirement): string {
-  const extras = req.extras.length > 0 ? `[${req.extras.join(',')}]` : '';
-  // Rendered from its parse again, whoever built the plan: never a marker's raw text.
-  const marker = req.marker ? ` ; ${canonicalMarker(req.marker)}` : '';
-  return `${req.name}${extras}==${req.version}${marker}`;
 }
 
 /**

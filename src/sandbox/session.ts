@@ -37,7 +37,8 @@ import {
   TARGET,
   WHEEL_DIR,
 } from '../core/layout.js';
-import { pipArgsFor, renderPin, renderRequirements } from './requirements.js';
+import { renderPin } from '../lock/pin.js';
+import { pipArgsFor, renderRequirements } from './requirements.js';
 
 const PROXY_MOUNT = '/run/sandbox-install-proxy';
 
