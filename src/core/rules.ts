@@ -32,8 +32,8 @@ export const CATALOGUE = {
   ),
   'integrity.build-requirement': rule(
     'info',
-    'a build requirement was served unhashed, as the policy allows (pip #11974)',
-    'Use a policy with an empty build.allow (strict) to refuse unhashed build requirements.',
+    'a build requirement was served unpinned, as the policy allows (pip #11974)',
+    'Pin it: `sandbox-install lock` writes <lock>.build.txt beside the lock, or add {name, version, sha256} to build.allow; strict allows none.',
   ),
   'integrity.upstream-refused': rule(
     'high',

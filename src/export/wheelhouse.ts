@@ -17,6 +17,7 @@ import { pipeline } from 'node:stream/promises';
 import tarStream from 'tar-stream';
 import { finding, type Finding } from '../core/finding.js';
 import type { MakeRunDir } from '../core/run-record.js';
+import { buildPinsHeader, buildPinsPath, renderBuildPins, type BuildPin } from '../lock/build-pins.js';
 import { renderPin } from '../lock/pin.js';
 import type { LockedRequirement, LockPlan } from '../lock/types.js';
 import type { LockOptions } from './lock-file.js';
@@ -204,6 +205,8 @@ export interface StageWheelhouseInput {
   plan: LockPlan;
   /** What goes into the wheelhouse. */
   selection: WheelSelection;
+  /** The build requirements the build phase was served, written beside the lock (lock/build-pins.ts) when there are any. */
+  buildPins?: BuildPin[];
   date: Date;
   /** How long publishing waits for another run holding the output's lock. */
   lock?: LockOptions;
@@ -240,6 +243,10 @@ export async function stageWheelhouse(input: StageWheelhouseInput): Promise<Stag
         path.join(dir, WHEELHOUSE_LOCK),
         renderWheelhouseLock({ lockfile: input.plan.file, date: input.date, requirements, skipped: selection.skipped }),
       );
+      if ((input.buildPins ?? []).length > 0) {
+        const header = buildPinsHeader(WHEELHOUSE_LOCK, `wheelhouse on ${input.date.toISOString().slice(0, 10)}`);
+        await writeFileSynced(path.join(dir, buildPinsPath(WHEELHOUSE_LOCK)), renderBuildPins(input.buildPins ?? [], header));
+      }
       const manifest: ManifestEntry[] = files.map((file) => ({ path: file.filename, sha256: file.sha256, size: file.size, distribution: file.requirement }));
       await writeManifest(path.join(dir, MANIFEST_NAME), { schemaVersion: 1, root: target, files: manifest });
     }

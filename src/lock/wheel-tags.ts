@@ -20,6 +20,9 @@ export interface LinuxCPython {
  */
 export const SANDBOX_GLIBC = [2, 36] as const;
 
+/** The image's interpreter in full: bookworm's python3.11 (either base is 3.11.2 or newer). A file's Requires-Python is held to it. */
+export const SANDBOX_PYTHON_VERSION = '3.11.2';
+
 /** The sandbox's interpreter and platform: CPython 3.11 on the host's machine (the image is built here). */
 export function sandboxPython(arch: string = process.arch): LinuxCPython {
   const machine = ({ x64: 'x86_64', arm64: 'aarch64', ia32: 'i686', ppc64: 'ppc64le', s390x: 's390x' } as Record<string, string>)[arch] ?? arch;

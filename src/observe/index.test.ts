@@ -74,7 +74,7 @@ const PLAN: LockPlan = {
 const POLICY: Policy = {
   name: 'test',
   rules: { 'network.*': 'fail' },
-  build: { allow: [] },
+  build: { allow: [], pins: [] },
   onlyBinary: false,
   allowLockIndexUrl: false,
   knownGoodPth: [],

@@ -11,7 +11,7 @@ function policy(overrides: Partial<Policy> = {}): Policy {
   return {
     name: 'test',
     rules: { 'network.*': 'fail', 'fs.write-outside-target': 'fail', 'policy.*': 'fail', 'monitor.*': 'fail' },
-    build: { allow: [] },
+    build: { allow: [], pins: [] },
     onlyBinary: false,
     allowLockIndexUrl: false,
     knownGoodPth: [],

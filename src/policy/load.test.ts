@@ -71,7 +71,7 @@ describe('loadPolicy: presets', () => {
     expect(await loadPolicy('default')).toEqual({
       name: 'default',
       rules: DEFAULT_RULES,
-      build: { allow: ['setuptools', 'wheel', 'packaging'] },
+      build: { allow: ['setuptools', 'wheel', 'packaging'], pins: [] },
       onlyBinary: false,
       allowLockIndexUrl: false,
       knownGoodPth: [DISTUTILS_PTH],
@@ -88,7 +88,7 @@ describe('loadPolicy: presets', () => {
 
   it('resolves strict as default, binary-only, with no unhashed build requirements', async () => {
     const [strict, base] = await Promise.all([loadPolicy('strict'), loadPolicy('default')]);
-    expect(strict).toEqual({ ...base, name: 'strict', onlyBinary: true, build: { allow: [] } });
+    expect(strict).toEqual({ ...base, name: 'strict', onlyBinary: true, build: { allow: [], pins: [] } });
   });
 
   it('resolves investigate as default that never exports', async () => {
@@ -126,8 +126,26 @@ describe('loadPolicy: user files', () => {
           rules: { ...DEFAULT_RULES, 'network.dns': 'ignore', 'process.exec': 'warn' },
           severities: { 'network.dns': 'info' },
           packages: { allow: ['foo-bar'], deny: ['evil-pkg'] },
-          build: { allow: ['setuptools-scm'] },
+          build: { allow: ['setuptools-scm'], pins: [] },
         });
+      },
+    );
+  });
+
+  it('splits build.allow into pinned build requirements and the unpinned opt-in; a name pinned is not also unpinned', async () => {
+    const sha = 'ab'.repeat(32);
+    await withPolicies(
+      {
+        'pinned.json': {
+          extends: 'default',
+          build: { allow: ['Wheel', { name: 'Setuptools', version: '75.1.0', sha256: [sha] }, 'setuptools', 'wheel'] },
+        },
+        'bad.json': { extends: 'default', build: { allow: [{ name: 'setuptools', version: '75.1.0', sha256: ['AB'.repeat(32)] }] } },
+      },
+      async (dir) => {
+        const policy = await loadPolicy(path.join(dir, 'pinned.json'));
+        expect(policy.build).toEqual({ allow: ['wheel'], pins: [{ name: 'setuptools', version: '75.1.0', sha256: [sha] }] });
+        await expect(loadPolicy(path.join(dir, 'bad.json'))).rejects.toThrow('build.allow[0].sha256[0]: not a lowercase hex sha256');
       },
     );
   });
@@ -175,7 +193,7 @@ describe('loadPolicy: user files', () => {
       expect(await loadPolicy(path.join(dir, 'standalone.json'))).toEqual({
         name: 'standalone',
         rules: { 'network.*': 'fail' },
-        build: { allow: [] },
+        build: { allow: [], pins: [] },
         onlyBinary: false,
         allowLockIndexUrl: false,
         knownGoodPth: [],
@@ -219,7 +237,7 @@ describe('loadPolicy: user files', () => {
         expect(await loadPolicy(path.join(dir, 'child.json'))).toEqual({
           name: 'child',
           rules: { 'static.*': 'fail', 'network.dns': 'warn' },
-          build: { allow: [] },
+          build: { allow: [], pins: [] },
           onlyBinary: false,
           allowLockIndexUrl: false,
           knownGoodPth: [DISTUTILS_PTH, extra],

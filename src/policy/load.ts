@@ -3,6 +3,7 @@ import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 import type { z } from 'zod';
 import { InputError } from '../errors.js';
+import { mergeBuildPins, type BuildPin } from '../lock/build-pins.js';
 import { normalizeName } from '../lock/normalize.js';
 import { PolicyFile, type Policy, type Suppression } from './schema.js';
 
@@ -92,6 +93,14 @@ function unionBy<T>(items: T[], key: (item: T) => string): T[] {
   return [...new Map(items.map((item) => [key(item), item])).values()];
 }
 
+/** `build.allow` as names (the unpinned opt-in) and pins; a name pinned anywhere is not also unpinned. */
+function splitBuildAllow(allow: Array<string | BuildPin>): Policy['build'] {
+  const pins = mergeBuildPins(allow.filter((entry): entry is BuildPin => typeof entry !== 'string'));
+  const pinned = new Set(pins.map((pin) => pin.name));
+  const names = allow.filter((entry): entry is string => typeof entry === 'string').map(normalizeName);
+  return { allow: [...new Set(names)].filter((name) => !pinned.has(name)), pins };
+}
+
 /** Today in UTC as YYYY-MM-DD: suppressions expire at the end of their day. */
 export function todayUtc(now: Date = new Date()): string {
   return now.toISOString().slice(0, 10);
@@ -135,7 +144,7 @@ export async function loadPolicy(ref: string, options: LoadOptions = {}, seen: s
     // A policy that extends a preset is not that preset: it is named after its own file.
     name: own.name ?? path.basename(file, '.json'),
     rules: mergeRules(base?.rules ?? {}, own.rules),
-    build: { allow: build.allow.map(normalizeName) },
+    build: splitBuildAllow(build.allow),
     onlyBinary: own.onlyBinary ?? base?.onlyBinary ?? false,
     allowLockIndexUrl: own.allowLockIndexUrl ?? base?.allowLockIndexUrl ?? false,
     knownGoodPth: unionBy([...(base?.knownGoodPth ?? []), ...(own.knownGoodPth ?? [])], (p) => `${p.name}\0${p.sha256}`),

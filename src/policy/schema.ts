@@ -6,6 +6,7 @@
 import { z } from 'zod';
 import { Severity } from '../core/finding.js';
 import { familyOf, RULE_IDS } from '../core/rules.js';
+import type { BuildPin } from '../lock/build-pins.js';
 
 /** What a policy does with a finding: fail the run, report it as a warning, or drop it from the output. */
 export const Action = z.enum(['fail', 'warn', 'ignore']);
@@ -51,6 +52,14 @@ const KnownGoodPth = z.object({ name: z.string().min(1), sha256: Sha256 }).stric
 
 /** A normalised project name, as the lock and the report write it. */
 const ProjectName = z.string().regex(/^[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?$/, 'not a project name');
+/** A build requirement pinned like a lock entry: one version, the sha256 of each file it may use. */
+const PinnedBuildRequirement = z
+  .object({
+    name: ProjectName,
+    version: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9.+!_-]*$/, 'not a version'),
+    sha256: z.array(Sha256).min(1),
+  })
+  .strict();
 
 /** An absolute, normalised path inside the sandbox. */
 const SandboxPath = z
@@ -110,9 +119,13 @@ export const PolicyFile = z
         }
       })
       .optional(),
-    /** Build requirements the proxy may serve unhashed (pip #11974), by project name. */
+    /**
+     * Build requirements the proxy may serve when a locked sdist is built (pip #11974): a pin
+     * (`{name, version, sha256}`, served like a locked file), or a bare project name, the explicit
+     * opt-in to an unpinned one (the newest release is picked before the run and marked).
+     */
     build: z
-      .object({ allow: z.array(ProjectName) })
+      .object({ allow: z.array(z.union([ProjectName, PinnedBuildRequirement])) })
       .strict()
       .optional(),
     /** Refuse sdists: a lock entry with only an sdist fails before any container starts. */
@@ -146,7 +159,8 @@ export interface Policy {
   name: string;
   /** Pattern → action; resolved by `actionFor`. */
   rules: Record<string, Action>;
-  build: { allow: string[] };
+  /** Unpinned build requirements by normalised name (the explicit opt-in), and pinned ones. */
+  build: { allow: string[]; pins: BuildPin[] };
   onlyBinary: boolean;
   allowLockIndexUrl: boolean;
   knownGoodPth: Array<{ name: string; sha256: string }>;

@@ -14,7 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EnvironmentError } from '../errors.js';
 import { noPipOptions } from '../lock/pip-options.js';
 import type { LockPlan } from '../lock/types.js';
-import { startProxy, type IndexProxy } from './server.js';
+import { startProxy, type IndexProxy, type StartProxyOptions } from './server.js';
 
 const sha256 = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
 const never = new AbortController().signal;
@@ -25,11 +25,12 @@ interface Dist {
   filename: string;
   bytes: Buffer;
   sha: string;
+  requiresPython?: string;
 }
 
-function dist(project: string, filename: string): Dist {
+function dist(project: string, filename: string, requiresPython?: string): Dist {
   const bytes = randomBytes(3000);
-  return { project, filename, bytes, sha: sha256(bytes) };
+  return { project, filename, bytes, sha: sha256(bytes), ...(requiresPython ? { requiresPython } : {}) };
 }
 
 const alphaWheel = dist('alpha', 'alpha-1.0-py3-none-any.whl');
@@ -77,7 +78,9 @@ async function serve(dists: Dist[], opts: { body?: (d: Dist) => Buffer | null; d
     if (page) {
       const own = dists.filter((d) => d.project === page[1]);
       if (own.length === 0) return void res.writeHead(404).end();
-      const links = own.map((d) => `<a href="/files/${d.filename}#sha256=${d.sha}">${d.filename}</a>`).join('\n');
+      const requires = (d: Dist): string =>
+        d.requiresPython ? ` data-requires-python="${d.requiresPython.replaceAll('>', '&gt;').replaceAll('<', '&lt;')}"` : '';
+      const links = own.map((d) => `<a href="/files/${d.filename}#sha256=${d.sha}"${requires(d)}>${d.filename}</a>`).join('\n');
       return void res.writeHead(200, { 'content-type': 'text/html' }).end(`<!DOCTYPE html><html><body>${links}</body></html>`);
     }
     const file = dists.find((d) => target === `/files/${d.filename}`);
@@ -115,13 +118,18 @@ afterAll(async () => {
   await rm(tmp, { recursive: true, force: true });
 });
 
-function proxyOver(plan: LockPlan, indexUrl: string, cacheDir = path.join(tmp, `cache-${++runs}`)): Promise<IndexProxy> {
+function proxyOver(
+  plan: LockPlan,
+  indexUrl: string,
+  cacheDir = path.join(tmp, `cache-${++runs}`),
+  build: Pick<StartProxyOptions, 'buildPins' | 'buildAllow'> = { buildAllow: [] },
+): Promise<IndexProxy> {
   return startProxy({
     plan,
     upstreams: { indexUrl, extraIndexUrls: [] },
     cacheDir,
     listen: { host: '127.0.0.1', port: 0 },
-    buildAllow: [],
+    ...build,
     logger,
     upstreamTimeoutMs: 2_000,
     retry: { attempts: 2, backoffMs: [10], maxTimeouts: 2 },
@@ -276,6 +284,90 @@ describe('prefetch: the upstream sees what the lock decides, before the sandbox 
       setTimeout(() => stop.abort(new Error('SIGINT')), 100);
       await expect(proxy.prefetch(stop.signal)).rejects.toThrow('SIGINT');
       expect(performance.now() - started).toBeLessThan(1_000);
+    } finally {
+      await proxy.close();
+      await upstream.close();
+    }
+  });
+});
+
+describe('prefetch: build requirements are fixed before the sandbox starts', () => {
+  const setuptools69 = dist('setuptools', 'setuptools-69.0.0-py3-none-any.whl');
+  const setuptools70 = dist('setuptools', 'setuptools-70.0.0-py3-none-any.whl');
+  const setuptools70Sdist = dist('setuptools', 'setuptools-70.0.0.tar.gz');
+  const setuptools71rc = dist('setuptools', 'setuptools-71.0.0rc1-py3-none-any.whl');
+  const setuptools72 = dist('setuptools', 'setuptools-72.0.0-py3-none-any.whl', '>=3.12');
+  const all = [alphaWheel, setuptools69, setuptools70, setuptools70Sdist, setuptools71rc, setuptools72];
+
+  it('a pinned one: only its pinned file is fetched and listed; another version is refused without asking upstream, and no finding marks the pinned one', async () => {
+    const upstream = await serve(all);
+    const pins = [{ name: 'setuptools', version: '69.0.0', sha256: [setuptools69.sha] }];
+    const proxy = await proxyOver(lock([alphaWheel]), `${upstream.origin}/simple/`, undefined, { buildPins: pins, buildAllow: ['setuptools'] });
+    try {
+      await proxy.prefetch(never);
+      expect([...upstream.hits].sort()).toEqual(
+        ['/simple/alpha/', '/simple/setuptools/', `/files/${alphaWheel.filename}`, `/files/${setuptools69.filename}`].sort(),
+      );
+      const before = upstream.hits.length;
+      const page = (await get(proxy, '/simple/setuptools/')).body.toString();
+      expect(page).toContain(setuptools69.filename);
+      for (const other of [setuptools70, setuptools70Sdist, setuptools72]) expect(page).not.toContain(other.filename);
+      const pinned = await get(proxy, fileTarget(setuptools69));
+      expect(pinned.status).toBe(200);
+      expect(pinned.body.equals(setuptools69.bytes)).toBe(true);
+      // A build hook asking for the version of its choice: refused, and the upstream never hears of it.
+      expect((await get(proxy, fileTarget(setuptools70))).status).toBe(404);
+      expect(upstream.hits.length).toBe(before);
+      await proxy.close();
+      expect(proxy.served).toEqual([expect.objectContaining({ project: 'setuptools', filename: setuptools69.filename, locked: false })]);
+      expect(proxy.findings).toEqual([
+        expect.objectContaining({ rule: 'integrity.unlocked-request', evidence: expect.objectContaining({ path: fileTarget(setuptools70) }) }),
+      ]);
+    } finally {
+      await proxy.close();
+      await upstream.close();
+    }
+  });
+
+  it('an unpinned one (the opt-in): the newest final release this Python can use is chosen from the page, fetched, and alone served, and marked', async () => {
+    const upstream = await serve(all);
+    const proxy = await proxyOver(lock([alphaWheel]), `${upstream.origin}/simple/`, undefined, { buildAllow: ['Setuptools'] });
+    try {
+      await proxy.prefetch(never);
+      // 72.0.0 wants Python 3.12, 71.0.0rc1 is a pre-release; of 70.0.0 the wheel, not the sdist.
+      expect([...upstream.hits].sort()).toEqual(
+        ['/simple/alpha/', '/simple/setuptools/', `/files/${alphaWheel.filename}`, `/files/${setuptools70.filename}`].sort(),
+      );
+      const before = upstream.hits.length;
+      const page = (await get(proxy, '/simple/setuptools/')).body.toString();
+      expect(page).toContain(setuptools70.filename);
+      for (const other of [setuptools69, setuptools70Sdist, setuptools71rc, setuptools72]) expect(page).not.toContain(other.filename);
+      expect((await get(proxy, fileTarget(setuptools70))).status).toBe(200);
+      expect((await get(proxy, fileTarget(setuptools69))).status).toBe(404);
+      expect(upstream.hits.length).toBe(before);
+      await proxy.close();
+      expect(proxy.findings.map((f) => [f.rule, f.severity, f.package, f.evidence])).toEqual([
+        [
+          'integrity.build-requirement',
+          'info',
+          'setuptools',
+          { project: 'setuptools', filename: setuptools70.filename, sha256: setuptools70.sha, pinned: false },
+        ],
+        ['integrity.unlocked-request', 'high', null, expect.objectContaining({ path: fileTarget(setuptools69), project: 'setuptools' })],
+      ]);
+    } finally {
+      await proxy.close();
+      await upstream.close();
+    }
+  });
+
+  it('none allowed (a run that builds nothing): a request for a build requirement is refused, and nothing of it is fetched', async () => {
+    const upstream = await serve(all);
+    const proxy = await proxyOver(lock([alphaWheel]), `${upstream.origin}/simple/`);
+    try {
+      await proxy.prefetch(never);
+      expect((await get(proxy, '/simple/setuptools/')).status).toBe(404);
+      expect(upstream.hits.filter((hit) => hit.includes('setuptools'))).toEqual([]);
     } finally {
       await proxy.close();
       await upstream.close();

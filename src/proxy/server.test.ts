@@ -522,7 +522,7 @@ describe('index proxy files', () => {
         rule: 'integrity.build-requirement',
         severity: 'info',
         package: 'setuptools',
-        evidence: { project: 'setuptools', filename: setuptools70.filename, sha256: digestOf(setuptools70) },
+        evidence: { project: 'setuptools', filename: setuptools70.filename, sha256: digestOf(setuptools70), pinned: false },
       }),
     ]);
     expect(proxy.served).toEqual([expect.objectContaining({ project: 'setuptools', locked: false })]);

@@ -9,8 +9,10 @@ import { pipeline } from 'node:stream/promises';
 import type { Logger } from 'pino';
 import { EnvironmentError, InputError } from '../errors.js';
 import type { LockPlan } from '../lock/types.js';
-import { sandboxPython, wheelSupported } from '../lock/wheel-tags.js';
+import type { BuildPin } from '../lock/build-pins.js';
+import { SANDBOX_PYTHON_VERSION, sandboxPython, wheelSupported } from '../lock/wheel-tags.js';
 import { finding, type Finding } from '../core/finding.js';
+import { newestUsableRelease } from './build-choice.js';
 import { ContentCache, type IngestResult } from './cache.js';
 import { FileSourceRefused } from './file-source.js';
 import { forEachLimited } from './limit.js';
@@ -51,7 +53,7 @@ export interface ServedFile {
   filename: string;
   sha256: string;
   size: number;
-  /** false for build requirements served under `buildAllow`. */
+  /** false for build requirements, pinned (`buildPins`) or not (`buildAllow`). */
   locked: boolean;
   /** The verified copy in the content-addressed cache, on the host. */
   cachePath: string;
@@ -72,8 +74,9 @@ export interface IndexProxy extends AsyncDisposable {
   readonly environmentError: EnvironmentError | null;
   /**
    * Locked mode, before any container: every locked project's page is read and every locked file
-   * the sandbox's interpreter could install is in the cache, verified. From then on locked pages
-   * and files are served from that alone; nothing more is asked upstream for them. Throws an
+   * the sandbox's interpreter could install is in the cache, verified; so are the build pins' files,
+   * and the newest usable release of each unpinned build requirement. From then on pages and files
+   * are served from that alone; nothing more is asked upstream. Throws an
    * EnvironmentError naming the upstream, project and file when an upstream cannot give one. A
    * hash mismatch or a refused `file:` source is a finding, and that file is left off the page.
    * Does nothing in unlocked mode.
@@ -100,7 +103,13 @@ export interface StartProxyOptions {
   cacheDir: string;
   /** A unix socket (made usable by any uid), or loopback TCP; port 0 picks a free port. */
   listen: { socketPath: string } | { host: '127.0.0.1'; port: number };
-  /** Normalised names served although not locked: build requirements under build isolation (pip #11974). */
+  /**
+   * Build requirements under build isolation (pip #11974), served although not locked. Pinned ones
+   * are held to their sha256 like locked files and prefetched with them. An unpinned name (the
+   * explicit opt-in) is served as its newest usable release, chosen and fetched by prefetch();
+   * each file of one served is marked `integrity.build-requirement`. Empty when nothing is built.
+   */
+  buildPins?: BuildPin[];
   buildAllow: string[];
   logger: Logger;
   /** Bound on connecting to an upstream and on each wait for data. Default 20 s. */
@@ -212,6 +221,8 @@ class ProxyServer implements IndexProxy {
   private readonly lockedVersions = new Map<string, Map<string, string[]>>();
   private readonly lockedShaOwner = new Map<string, string>();
   private readonly buildAllow: Set<string>;
+  /** The sha256 of build pins that no lock entry has: served as build requirements, not as locked files. */
+  private readonly buildOnlyShas = new Set<string>();
   private readonly refuseTarget: (target: string) => boolean;
   private readonly unlocked: boolean;
 
@@ -260,7 +271,10 @@ class ProxyServer implements IndexProxy {
         });
       }
     }
-    for (const req of opts.plan.requirements) {
+    const lockShas = new Set(opts.plan.requirements.flatMap((req) => req.sha256.map((sha) => sha.toLowerCase())));
+    for (const pin of opts.buildPins ?? []) for (const sha of pin.sha256) if (!lockShas.has(sha.toLowerCase())) this.buildOnlyShas.add(sha.toLowerCase());
+    // A build pin is held to its sha256 like a lock entry: the same page filter, mismatch check and prefetch.
+    for (const req of [...opts.plan.requirements, ...(opts.buildPins ?? [])]) {
       const name = normalizeName(req.name);
       const hashes = this.lockedHashes.get(name) ?? new Set<string>();
       const versions = this.lockedVersions.get(name) ?? new Map<string, string[]>();
@@ -276,7 +290,7 @@ class ProxyServer implements IndexProxy {
       this.lockedHashes.set(name, hashes);
       this.lockedVersions.set(name, versions);
     }
-    this.buildAllow = new Set(opts.buildAllow.map(normalizeName));
+    this.buildAllow = new Set(opts.buildAllow.map(normalizeName).filter((name) => !this.lockedHashes.has(name)));
     this.refuseTarget = opts.refuseTarget ?? (() => false);
     this.unlocked = opts.unlocked ?? false;
     this.server = http.createServer((req, res) => this.onRequest(req, res));
@@ -380,6 +394,29 @@ class ProxyServer implements IndexProxy {
           hint: 'check the index URL (sandbox-install doctor); nothing was started',
         });
       }
+    });
+    // An unpinned build requirement (the policy's explicit opt-in) is its newest usable release,
+    // chosen here from its page alone: what runs in the sandbox cannot pick which version is asked for.
+    const unpinned = [...this.buildAllow].sort();
+    summary.projects += unpinned.length;
+    await forEachLimited(unpinned, PREFETCH_CONCURRENCY, signal, async (project) => {
+      let files: PageFile[];
+      try {
+        files = await this.listing(project);
+      } catch (error: unknown) {
+        if (!(error instanceof NoUpstreamAnswered)) throw error;
+        throw new EnvironmentError(
+          'upstream.unreachable',
+          `cannot prefetch the page of build requirement ${project}: no upstream answered (${error.message})`,
+          {
+            cause: error,
+            hint: 'check the index URL (sandbox-install doctor); nothing was started',
+          },
+        );
+      }
+      const chosen = newestUsableRelease(project, files, target, SANDBOX_PYTHON_VERSION);
+      if (chosen.length === 0) this.log.warn({ project }, 'no release of an allowed build requirement is usable here; its page will list nothing');
+      pages.set(project, chosen);
     });
     // A multi-platform lock names wheels for every platform and Python; pip in the sandbox can take
     // only those for its own interpreter (numpy locks about 40 wheels, 1 of them installable here).
@@ -598,8 +635,8 @@ class ProxyServer implements IndexProxy {
   /** The filtered file list for a project, fetched once per run from all upstreams at once. */
   private listing(project: string): Promise<PageFile[]> {
     let pending = this.listings.get(project);
-    // After prefetch a locked page is what it read; a locked name it did not cover is never read now.
-    if (!pending && this.prefetched && this.lockedHashes.has(project)) return Promise.reject(new NoUpstreamAnswered('not prefetched'));
+    // After prefetch a page is what it read; a name it did not cover is never read now.
+    if (!pending && this.prefetched) return Promise.reject(new NoUpstreamAnswered('not prefetched'));
     if (!pending) {
       pending = this.buildListing(project);
       this.listings.set(project, pending);
@@ -785,7 +822,7 @@ class ProxyServer implements IndexProxy {
         filename: link.filename,
         sha256: link.sha256,
         urls: [link.url],
-        locked: this.lockedShaOwner.has(link.sha256),
+        locked: this.lockedShaOwner.has(link.sha256) && !this.buildOnlyShas.has(link.sha256),
       });
     } else if (!known.urls.includes(link.url)) {
       known.urls.push(link.url);
@@ -797,13 +834,14 @@ class ProxyServer implements IndexProxy {
 
   private async serveFile(req: http.IncomingMessage, res: http.ServerResponse, ctx: RequestContext, sha256: string, filename: string): Promise<void> {
     const owner = this.lockedShaOwner.get(sha256);
-    if (this.prefetched && owner !== undefined) return this.servePrefetched(req, res, ctx, sha256, filename, owner);
+    // After prefetch nothing is fetched: a file it did not fetch is refused, locked or not.
+    if (this.prefetched) return this.servePrefetched(req, res, ctx, sha256, filename, owner ?? this.known.get(sha256)?.project ?? null);
     let known = this.known.get(sha256);
     if (!known && owner !== undefined) {
       // Locked but not listed yet this run (pip kept the page from an earlier run).
       const cached = await this.cache.open(sha256);
       if (cached) {
-        return this.sendFile(req, res, ctx, cached, { project: owner, filename, sha256, urls: [], locked: true });
+        return this.sendFile(req, res, ctx, cached, { project: owner, filename, sha256, urls: [], locked: !this.buildOnlyShas.has(sha256) });
       }
       try {
         await this.listing(owner);
@@ -840,14 +878,14 @@ class ProxyServer implements IndexProxy {
     return this.sendFile(req, res, ctx, opened, known);
   }
 
-  /** A locked file after prefetch: from the cache, or refused; never fetched. */
+  /** A file after prefetch: from the cache, or refused; never fetched. */
   private async servePrefetched(
     req: http.IncomingMessage,
     res: http.ServerResponse,
     ctx: RequestContext,
     sha256: string,
     filename: string,
-    owner: string,
+    owner: string | null,
   ): Promise<void> {
     const known = this.known.get(sha256);
     if (!this.prefetched?.has(sha256) || !known || known.filename !== filename) return this.refuse(req, res, ctx, 404, owner);
@@ -1035,13 +1073,13 @@ class ProxyServer implements IndexProxy {
       cachePath: this.cache.pathFor(known.sha256),
     });
     // Investigate serves nothing the lock pins: the report lists every served file and its sha256.
-    if (!known.locked && !this.unlocked) {
+    if (!known.locked && !this.unlocked && !this.buildOnlyShas.has(known.sha256)) {
       this.addFinding(
         finding(
           'integrity.build-requirement',
           'info',
-          `served build requirement ${known.filename}, which the lock does not pin`,
-          { project: known.project, filename: known.filename, sha256: known.sha256 },
+          `served build requirement ${known.filename}, which neither the lock's build pins nor the policy pins`,
+          { project: known.project, filename: known.filename, sha256: known.sha256, pinned: false },
           known.project,
         ),
       );

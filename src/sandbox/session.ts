@@ -15,6 +15,7 @@ import { EnvironmentError, InstallError, SandboxError } from '../errors.js';
 import { canaryMatcher, makeCanaries, type CanarySet } from '../core/canary.js';
 import { defaultRunsDir, RunRecord, type MakeRunDir } from '../core/run-record.js';
 import { readSingleFile } from '../core/single-file.js';
+import type { BuildRequirements } from '../lock/build-pins.js';
 import type { LockedRequirement, LockPlan } from '../lock/types.js';
 import type { Policy } from '../policy/schema.js';
 import { startProxy, type IndexProxy, type LocalFile, type Upstreams } from '../proxy/index.js';
@@ -79,6 +80,11 @@ export interface SessionOptions {
    * (images/install-built.py). Without it, pip installs the lock as it is (investigate, lock).
    */
   build?: { requirements: LockedRequirement[] };
+  /**
+   * The build requirements the proxy may serve (buildRequirementsFor in workflows/steps.ts): none
+   * in a locked run that builds nothing. Default: every pin and name the policy allows.
+   */
+  buildRequirements?: BuildRequirements;
   /** Where the run's record of the directories it makes goes (for `gc` after a kill); default defaultRunsDir(). */
   runsDir?: string;
   /** How long removing the containers may take at the end before the run gives up on it (an engine that stopped answering). */
@@ -211,7 +217,8 @@ export class SandboxSession implements AsyncDisposable {
       upstreams: this.options.upstreams,
       cacheDir: this.options.cacheDir,
       listen: { socketPath: path.join(proxyDir, socketName) },
-      buildAllow: policy.build.allow,
+      buildPins: (this.options.buildRequirements ?? policy.build).pins,
+      buildAllow: this.options.buildRequirements?.unpinned ?? policy.build.allow,
       // A request carrying a canary is refused and recorded: the secret never goes upstream.
       refuseTarget: (target) => carriesCanary(target).length > 0,
       logger: this.log.child({ component: 'proxy' }),

@@ -10,6 +10,7 @@ import path from 'node:path';
 import { TOOL_VERSION } from '../core/version.js';
 import { InputError } from '../errors.js';
 import { normalizeName } from '../lock/normalize.js';
+import { buildRequirementsFor, readBuildPins } from '../lock/build-pins.js';
 import { readLock } from '../lock/parse.js';
 import { noPipOptions } from '../lock/pip-options.js';
 import type { LockPlan } from '../lock/types.js';
@@ -98,6 +99,8 @@ export async function investigate(request: InvestigateRequest, deps: WorkflowDep
   const target = await parseTarget(request.target);
   const policy = await loadPolicy(request.policy);
   const lock = target.kind === 'lock' ? await readLock(target.file) : pinPlan(request.target, target.name, target.version);
+  // A lock is investigated with its build pins, as it would be installed (pip builds its sdists in the install phase).
+  const lockPins = target.kind === 'lock' ? ((await readBuildPins(target.file))?.pins ?? []) : [];
   const localFiles: LocalFile[] =
     target.kind === 'file' ? [{ project: normalizeName(target.name), filename: path.basename(target.file), path: target.file }] : [];
   const upstreams = await pipConfiguredUpstreams({ indexUrl: request.indexUrl, extraIndexUrls: request.extraIndexUrls });
@@ -119,7 +122,7 @@ export async function investigate(request: InvestigateRequest, deps: WorkflowDep
         policy,
         cacheDir: request.cacheDir,
         timeoutSeconds: request.timeoutSeconds,
-        ...(target.kind === 'lock' ? {} : { unlocked: { localFiles } }),
+        ...(target.kind === 'lock' ? { buildRequirements: buildRequirementsFor(policy.build, lockPins, true) } : { unlocked: { localFiles } }),
       },
       deps,
       log,

@@ -13,11 +13,12 @@
  * proxy served, and one the page lists.
  */
 import { randomBytes } from 'node:crypto';
-import { rename, rm, stat, writeFile } from 'node:fs/promises';
+import { readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { finding, type Finding } from '../core/finding.js';
 import { TOOL_VERSION } from '../core/version.js';
 import { EnvironmentError, InputError } from '../errors.js';
+import { BUILD_PINS_TITLE, buildPinsHeader, buildPinsPath, renderBuildPins, type BuildPin } from '../lock/build-pins.js';
 import { isPylockName } from '../lock/parse.js';
 import { parsePipReport, ReportProblem, type ResolvedDist, type Resolution } from '../lock/pip-report.js';
 import { readRequirementsIn, renderRequirementsIn, type RequirementsIn } from '../lock/requirements-in.js';
@@ -33,7 +34,18 @@ import type { UpstreamLink } from '../proxy/pages.js';
 import { UpstreamClient } from '../proxy/upstream-client.js';
 import { emptyReport, type Report } from '../report/schema.js';
 import { conflictsWithOnlyBinaryPolicy } from '../sandbox/requirements.js';
-import { exitCodeOf, observeRun, openSession, phaseFailure, prepareImage, recordRun, withReport, type WorkflowDeps, type WorkflowResult } from './steps.js';
+import {
+  exitCodeOf,
+  observeRun,
+  openSession,
+  phaseFailure,
+  pinsOfServed,
+  prepareImage,
+  recordRun,
+  withReport,
+  type WorkflowDeps,
+  type WorkflowResult,
+} from './steps.js';
 
 export type LockFormat = 'requirements' | 'pylock';
 
@@ -167,9 +179,14 @@ export async function lock(request: LockRequest, deps: WorkflowDeps): Promise<Wo
         command: `sandbox-install lock ${request.requirementsIn} -o ${request.output}${request.format === 'pylock' ? ' --lock-format pylock' : ''}`,
       };
       const text = request.format === 'pylock' ? renderPylock(locked.entries, provenance) : renderRequirementsLock(locked.entries, provenance);
+      // The build requirements pip fetched for the sdists' metadata builds: every served file that is
+      // not the one a resolved distribution used. Written first, so whoever reads the new lock finds its pins.
+      const used = new Set(resolution.dists.map((dist) => dist.used.sha256));
+      const buildPins = pinsOfServed(served.filter((file) => !used.has(file.sha256)));
+      await writeBuildPinsBeside(request.output, buildPins, `lock on ${provenance.date}`);
       await writeAtomically(request.output, text);
       report.exported = path.resolve(request.output);
-      log.info({ lock: request.output, packages: locked.entries.length }, 'wrote the lock');
+      log.info({ lock: request.output, packages: locked.entries.length, buildPins: buildPins.length }, 'wrote the lock');
     }
     return exitCodeOf(report.verdict);
   });
@@ -272,6 +289,20 @@ function resolvedPackages(dists: ResolvedDist[], served: ServedFile[]): Report['
     marker: null,
     files: served.filter((file) => file.project === dist.name).map(({ filename, sha256, size }) => ({ filename, sha256, size })),
   }));
+}
+
+/**
+ * The lock's build pins into `<lock>.build.txt`; with none, a stale file of ours there is removed
+ * (one that does not start with our title is someone else's, and is left).
+ */
+async function writeBuildPinsBeside(lockfile: string, pins: BuildPin[], writtenBy: string): Promise<void> {
+  const file = buildPinsPath(lockfile);
+  if (pins.length > 0) {
+    await writeAtomically(file, renderBuildPins(pins, buildPinsHeader(path.basename(lockfile), writtenBy)));
+    return;
+  }
+  const existing = await readFile(file, 'utf8').catch(() => null);
+  if (existing?.startsWith(`# ${BUILD_PINS_TITLE}`)) await rm(file, { force: true });
 }
 
 /** Write beside the target, then rename over it: a reader sees the old lock or the whole new one. */

@@ -13,6 +13,7 @@ import { TOOL_VERSION } from '../core/version.js';
 import { InputError } from '../errors.js';
 import { hostPython } from '../export/bytecode.js';
 import { assertReplaceable, MANIFEST_NAME } from '../export/publish.js';
+import { buildRequirementsFor, readBuildPins, type BuildPin } from '../lock/build-pins.js';
 import { readLock } from '../lock/parse.js';
 import type { LockedRequirement, LockPlan } from '../lock/types.js';
 import { evaluate } from '../policy/evaluate.js';
@@ -91,19 +92,20 @@ export interface LockedWorkflow<S = never> {
 }
 
 /** Read the lock and the policy, and refuse what cannot be honoured before any container starts. */
-async function plan<S>(request: LockedRunRequest, workflow: LockedWorkflow<S>): Promise<{ lock: LockPlan; policy: Policy }> {
+async function plan<S>(request: LockedRunRequest, workflow: LockedWorkflow<S>): Promise<{ lock: LockPlan; policy: Policy; lockPins: BuildPin[] }> {
   const lock = await readLock(request.lockfile);
+  const lockPins = (await readBuildPins(request.lockfile))?.pins ?? [];
   const policy = await loadPolicy(request.policy);
   const conflict = policy.onlyBinary ? conflictsWithOnlyBinaryPolicy(lock.pipOptions) : null;
   if (conflict !== null) throw new InputError('lock.invalid', `${request.lockfile}: ${conflict}`);
   if (workflow.publishes(policy)) await assertReplaceable(path.resolve(request.output));
-  return { lock, policy };
+  return { lock, policy, lockPins };
 }
 
 export async function lockedRun<S>(request: LockedRunRequest, workflow: LockedWorkflow<S>, deps: WorkflowDeps): Promise<WorkflowResult> {
   const started = performance.now();
   const timings: Record<string, number> = {};
-  const { lock, policy } = await plan(request, workflow);
+  const { lock, policy, lockPins } = await plan(request, workflow);
   const upstreams = await lockedUpstreams(request, lock, policy);
   const log = deps.logger.child({ lockfile: request.lockfile });
   const distributions = lock.requirements.map((r) => r.name);
@@ -137,7 +139,17 @@ export async function lockedRun<S>(request: LockedRunRequest, workflow: LockedWo
   return withReport(request.report, report, started, log, async () => {
     // The run. The session removes its containers and temp dirs however this block ends.
     await using session = await openSession(
-      { image, plan: lock, upstreams, policy, cacheDir: request.cacheDir, timeoutSeconds: request.timeoutSeconds, build: { requirements: builds } },
+      {
+        image,
+        plan: lock,
+        upstreams,
+        policy,
+        cacheDir: request.cacheDir,
+        timeoutSeconds: request.timeoutSeconds,
+        build: { requirements: builds },
+        // Only a run that builds an sdist may be served a build requirement: pinned, or the policy's opt-in.
+        buildRequirements: buildRequirementsFor(policy.build, lockPins, builds.length > 0),
+      },
       deps,
       log,
     );

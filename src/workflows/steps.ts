@@ -9,10 +9,12 @@ import type { Logger } from 'pino';
 import { finding, type Finding } from '../core/finding.js';
 import { DEFAULT_LIMITS, type InstallOutcome, type Limits, type RunOutcome } from '../core/outcome.js';
 import { EXIT, SandboxError } from '../errors.js';
+import { mergeBuildPins, type BuildPin, type BuildRequirements } from '../lock/build-pins.js';
 import type { LockedRequirement, LockPlan } from '../lock/types.js';
 import type { Judgement } from '../policy/evaluate.js';
 import type { Policy } from '../policy/schema.js';
 import { pipConfiguredUpstreams, redactUrl, type LocalFile, type ServedFile, type Upstreams } from '../proxy/index.js';
+import { versionFromFilename } from '../proxy/names.js';
 import { sdistOnly, type LockedFile } from '../proxy/locked-files.js';
 import { sandboxPython, wheelSupported } from '../lock/wheel-tags.js';
 import { SandboxSession } from '../sandbox/session.js';
@@ -152,6 +154,8 @@ export interface SessionRequest {
   resolve?: { requirements: string };
   /** A locked run installs wheels only, building these locked sdists first (SessionOptions.build). */
   build?: { requirements: LockedRequirement[] };
+  /** The build requirements the proxy may serve (SessionOptions.buildRequirements). */
+  buildRequirements?: BuildRequirements;
 }
 
 /** The run's limits: the defaults, then the policy's, then --timeout. */
@@ -181,6 +185,7 @@ export function openSession(request: SessionRequest, deps: WorkflowDeps, log: Lo
     ...(request.unlocked ? { unlocked: request.unlocked } : {}),
     ...(request.resolve ? { resolve: request.resolve } : {}),
     ...(request.build ? { build: request.build } : {}),
+    ...(request.buildRequirements ? { buildRequirements: request.buildRequirements } : {}),
   });
 }
 
@@ -366,4 +371,14 @@ export async function withReport(file: string | undefined, report: Report, start
     await writeFinalReport(file, report, log);
   }
   return { exitCode, report };
+}
+
+/** The pins of files a run served as build requirements; a file whose name gives no version is left out. */
+export function pinsOfServed(files: ReadonlyArray<{ project: string; filename: string; sha256: string }>): BuildPin[] {
+  return mergeBuildPins(
+    files.flatMap((file) => {
+      const version = versionFromFilename(file.project, file.filename);
+      return version === null ? [] : [{ name: file.project, version, sha256: [file.sha256] }];
+    }),
+  );
 }

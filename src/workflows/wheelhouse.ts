@@ -18,7 +18,7 @@ import type { Report } from '../report/schema.js';
 import { startupPhase, type SandboxSession } from '../sandbox/session.js';
 import type { BuiltWheel } from './built-wheels.js';
 import { lockedRun, rejudge, type LockedRunRequest } from './locked-run.js';
-import { prepareBuildImage, prepareImage, writeReport, type WorkflowDeps, type WorkflowResult } from './steps.js';
+import { pinsOfServed, prepareBuildImage, prepareImage, writeReport, type WorkflowDeps, type WorkflowResult } from './steps.js';
 
 export interface WheelhouseRequest extends LockedRunRequest {
   /**
@@ -113,6 +113,8 @@ async function writeWheelhouse(
     output: request.output,
     plan: lock,
     selection: selectWheels(lock, session.proxyRecords.served, built),
+    // What built its sdists, pinned beside its lock: a later run from that lock builds with the same files.
+    buildPins: pinsOfServed(session.proxyRecords.served.filter((file) => !file.locked)),
     date: (request.now ?? (() => new Date()))(),
     makeDir: session.makeDir,
   });

@@ -1,4 +1,6 @@
 import { mkdtemp, readFile } from 'node:fs/promises';
+import http from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
 import { hostname, tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -98,4 +100,57 @@ export async function expectNoContainersLeft(): Promise<void> {
   const owners = new Set([...started].map((pid) => `${hostname()}:${pid}`));
   const ours = (await new DockerClient().listOurs()).filter((c) => owners.has(c.labels[LABEL.owner] ?? ''));
   expect(ours.map((c) => c.name)).toEqual([]);
+}
+
+export interface FixtureServer {
+  origin: string;
+  hits: string[];
+  /** Date.now() of each hit, in the same order. */
+  hitTimes: number[];
+  close(): Promise<void>;
+}
+
+/**
+ * The fixture index over HTTP: `/simple/<project>/` and `/files/<name>` from its directory, except
+ * the files `failing` names, which answer 500.
+ */
+export async function serveIndex(dir: string, failing: string[] = []): Promise<FixtureServer> {
+  const hits: string[] = [];
+  const hitTimes: number[] = [];
+  const sockets = new Set<Socket>();
+  const server = http.createServer((req, res) => {
+    const target = req.url ?? '';
+    hits.push(target);
+    hitTimes.push(Date.now());
+    const page = /^\/simple\/([a-z0-9-]+)\/$/.exec(target);
+    const file = /^\/files\/([A-Za-z0-9_.-]+)$/.exec(target);
+    const where = page ? path.join(dir, 'simple', page[1]!, 'index.html') : file ? path.join(dir, 'files', file[1]!) : null;
+    if (file && failing.includes(file[1]!)) {
+      res.writeHead(500, { 'content-type': 'text/plain' }).end('internal error\n');
+      return;
+    }
+    if (where === null) {
+      res.writeHead(404).end();
+      return;
+    }
+    readFile(where).then(
+      (body) => res.writeHead(200, { 'content-type': page ? 'text/html' : 'application/octet-stream', 'content-length': body.length }).end(body),
+      () => res.writeHead(404).end(),
+    );
+  });
+  server.on('connection', (socket: Socket) => {
+    sockets.add(socket);
+    socket.once('close', () => sockets.delete(socket));
+  });
+  // Loopback only: the proxy, on the host, asks it; the containers cannot reach it.
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    origin: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    hits,
+    hitTimes,
+    close: async () => {
+      for (const socket of sockets) socket.destroy();
+      await new Promise((resolve) => server.close(resolve));
+    },
+  };
 }

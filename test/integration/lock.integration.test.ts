@@ -71,7 +71,7 @@ describe.runIf(engineAvailable())('lock on the real engine', () => {
     expect(aboveInfo(run.report.findings), JSON.stringify(run.report.findings)).toEqual([]);
     expect(run.exitCode).toBe(0);
     expect(run.report.exported).toBe(run.output);
-    expect((await readdir(run.work)).sort()).toEqual(['pylock.toml', 'requirements.in']);
+    expect((await readdir(run.work)).sort()).toEqual(['pylock.toml', 'pylock.toml.build.txt', 'requirements.in']);
     // The format follows the name: TOML with PEP 751's keys, not a requirements lock.
     const pylock = parseToml(await readFile(run.output, 'utf8')) as { 'lock-version': string; packages: Array<{ name: string; version: string }> };
     expect(pylock['lock-version']).toBe('1.0');

@@ -5,14 +5,13 @@
  * Issue 19, part 4 (guarantee 4e): what the upstream is asked, and when, does not depend on what
  * runs in the sandbox.
  */
-import { access, readFile } from 'node:fs/promises';
+import { access } from 'node:fs/promises';
 import http from 'node:http';
-import type { AddressInfo, Socket } from 'node:net';
-import path from 'node:path';
+import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { FixturePackage } from '../fixtures/index.js';
 import { buildFixtureIndex } from '../fixtures/index.js';
-import { engineAvailable, expectNoContainersLeft, runCli, type CliRun } from './helpers.js';
+import { engineAvailable, expectNoContainersLeft, runCli, serveIndex, type CliRun } from './helpers.js';
 
 const exists = (file: string): Promise<boolean> =>
   access(file).then(
@@ -26,59 +25,6 @@ const victim: FixturePackage = {
   kind: 'wheel',
   files: { 'upstream_victim/__init__.py': 'VALUE = 1\n' },
 };
-
-interface FixtureServer {
-  origin: string;
-  hits: string[];
-  /** Date.now() of each hit, in the same order. */
-  hitTimes: number[];
-  close(): Promise<void>;
-}
-
-/**
- * The fixture index over HTTP: `/simple/<project>/` and `/files/<name>` from its directory, except
- * the files `failing` names, which answer 500.
- */
-async function serveIndex(dir: string, failing: string[]): Promise<FixtureServer> {
-  const hits: string[] = [];
-  const hitTimes: number[] = [];
-  const sockets = new Set<Socket>();
-  const server = http.createServer((req, res) => {
-    const target = req.url ?? '';
-    hits.push(target);
-    hitTimes.push(Date.now());
-    const page = /^\/simple\/([a-z0-9-]+)\/$/.exec(target);
-    const file = /^\/files\/([A-Za-z0-9_.-]+)$/.exec(target);
-    const where = page ? path.join(dir, 'simple', page[1]!, 'index.html') : file ? path.join(dir, 'files', file[1]!) : null;
-    if (file && failing.includes(file[1]!)) {
-      res.writeHead(500, { 'content-type': 'text/plain' }).end('internal error\n');
-      return;
-    }
-    if (where === null) {
-      res.writeHead(404).end();
-      return;
-    }
-    readFile(where).then(
-      (body) => res.writeHead(200, { 'content-type': page ? 'text/html' : 'application/octet-stream', 'content-length': body.length }).end(body),
-      () => res.writeHead(404).end(),
-    );
-  });
-  server.on('connection', (socket: Socket) => {
-    sockets.add(socket);
-    socket.once('close', () => sockets.delete(socket));
-  });
-  // Loopback only: the proxy, on the host, asks it; the containers cannot reach it.
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return {
-    origin: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-    hits,
-    hitTimes,
-    close: async () => {
-      for (const socket of sockets) socket.destroy();
-      await new Promise((resolve) => server.close(resolve));
-    },
-  };
-}
 
 async function closedPort(): Promise<number> {
   const s = http.createServer();

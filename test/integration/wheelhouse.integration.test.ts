@@ -59,6 +59,8 @@ describe.runIf(engineAvailable())('wheelhouse on the real engine, through the bu
       '.sandbox-install-manifest.json',
       'report.json',
       'requirements.lock',
+      // What built the two sdists (setuptools and wheel), pinned beside the lock.
+      'requirements.lock.build.txt',
       'wh_alpha-1.0.0-py3-none-any.whl',
       'wh_cext-1.0-cp311-cp311-linux_x86_64.whl',
       'wh_pure-0.3-py3-none-any.whl',
