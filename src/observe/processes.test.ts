@@ -299,6 +299,25 @@ describe('processFindings: ways around the tracer and renamed tools', () => {
       ['process.exec', '/tmp/pip-build-env-a1/overlay/bin/tool', 'EACCES'],
     ]);
   });
+
+  it("skips a PATH search that finds the program nowhere (poetry-core's `git check-ignore` with no git), but not one that only looked in writable places", () => {
+    const { findings } = processFindings(
+      context([
+        '11 1.100000 vfork() = 13',
+        execve(13, '1.100001', '/tmp/pip-build-env-a1/overlay/bin/git', ['git', 'check-ignore', '.'], ENOENT),
+        execve(13, '1.100002', '/tmp/pip-build-env-a1/normal/bin/git', ['git', 'check-ignore', '.'], ENOENT),
+        execve(13, '1.100003', '/usr/local/bin/git', ['git', 'check-ignore', '.'], ENOENT),
+        execve(13, '1.100004', '/usr/bin/git', ['git', 'check-ignore', '.'], ENOENT),
+        '11 1.200000 vfork() = 14',
+        execve(14, '1.200001', '/tmp/pip-build-env-a1/overlay/bin/stage2', ['stage2'], ENOENT),
+        execve(14, '1.200002', '/tmp/pip-build-env-a1/normal/bin/stage2', ['stage2'], ENOENT),
+      ]),
+    );
+    expect(findings.map((f) => [f.rule, f.evidence.path, f.evidence.errno])).toEqual([
+      ['process.exec', '/tmp/pip-build-env-a1/overlay/bin/stage2', 'ENOENT'],
+      ['process.exec', '/tmp/pip-build-env-a1/normal/bin/stage2', 'ENOENT'],
+    ]);
+  });
 });
 
 describe('processFindings: detached processes', () => {

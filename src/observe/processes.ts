@@ -69,16 +69,13 @@ export function processFindings(ctx: ProcessContext): { findings: Finding[]; eve
         // A program run from where the install could have written it (a renamed shell, a
         // downloaded binary, a memfd): its name says nothing, so where it lives must. Attempts
         // count: the file was put there to be run. Except a PATH search's misses: an ENOENT there
-        // (nothing at that path) by a process that then ran the same name from elsewhere, as
-        // setuptools' compiler call does through pip's build-env bin dirs.
+        // (nothing at that path) by a process that looked for the same name in a place the install
+        // cannot write too, found or not. setuptools' compiler call finds gcc that way through
+        // pip's build-env bin dirs; poetry-core's `git check-ignore` finds no git anywhere.
         const base = path.posix.basename(event.path);
-        if (
-          !event.ok &&
-          event.errno === 'ENOENT' &&
-          trace.events.some((e) => e.kind === 'exec' && e.pid === event.pid && e.ok && path.posix.basename(e.path) === base)
-        ) {
-          continue;
-        }
+        const searched = (e: Trace['events'][number]): boolean =>
+          e.kind === 'exec' && e.pid === event.pid && path.posix.basename(e.path) === base && !e.viaFd && !writable.some((dir) => e.path.startsWith(dir));
+        if (!event.ok && event.errno === 'ENOENT' && trace.events.some(searched)) continue;
         const where = event.viaFd ? 'a file descriptor' : loader ? 'the dynamic loader' : 'a writable place';
         once(`exec-written|${packageOf(event.pid, event.time)}|${event.path}`, () =>
           finding(
