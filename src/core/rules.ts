@@ -45,6 +45,11 @@ export const CATALOGUE = {
     "an installed file of a locked wheel differs from that wheel's own RECORD",
     'Something other than pip changed what pip installed: look at the writer in the evidence.',
   ),
+  'integrity.resolve-divergence': rule(
+    'high',
+    'two independent resolves (fresh canaries, another hostname) asked the proxy for different things, or resolved differently',
+    'Build code chose what pip asked the index for, so the upstream may have learned a secret from the choice: see the requests seen in only one run, and do not lock from this input.',
+  ),
   'lock.unhashed': rule('high', 'a requirement has no --hash', 'Lock with hashes (pip-compile --generate-hashes, uv export).'),
   'lock.unpinned': rule('high', 'a requirement is not pinned with ==', 'Lock exact versions.'),
   'lock.invalid': rule('high', 'the lockfile cannot give a hash-checked install', 'Fix the line the message names.'),

@@ -496,6 +496,7 @@ function bound(report: Report, overrides: Partial<ReportLimits>): { report: Repo
       bytes: p.bytes,
       ms: p.ms,
       ...(p.count === undefined ? {} : { count: p.count }),
+      ...(p.phase === undefined ? {} : { phase: cutText(p.phase, limits.stringChars, cut) }),
     })),
     timeline: boundEvents(report.timeline ?? [], limits, counts, (e, cut) => ({
       phase: cutText(e.phase, limits.nameChars, cut),

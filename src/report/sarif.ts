@@ -144,6 +144,8 @@ export const STABLE_KEYS: { readonly [R in RuleId]: (e: Evidence) => unknown } =
   'integrity.upstream-refused': pick('project', 'filename', 'expectedSha256', 'url'),
   'integrity.unlocked-request': pick('method', 'path', 'project', 'truncated'),
   'integrity.build-requirement': pick('project', 'filename', 'sha256'),
+  // What differed names the run's own canary-derived choices: only which comparison failed is stable.
+  'integrity.resolve-divergence': pick('kind'),
   'integrity.installed-mismatch': pick('distribution', 'wheel', 'path', 'kind', 'reason'),
   'lock.unhashed': generic,
   'lock.unpinned': generic,

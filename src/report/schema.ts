@@ -78,6 +78,8 @@ export const Report = z.object({
       ms: z.number(),
       /** Identical requests folded into this one (report/bound.ts); absent means one. */
       count: z.number().int().positive().optional(),
+      /** The phase whose sandbox asked, when a report holds more than one run's requests (lock: resolve, resolve-check); absent: the run's one proxy. */
+      phase: z.string().optional(),
     }),
   ),
   install: z.object({ pipExitCode: z.number().nullable(), timedOut: z.boolean(), output: z.string(), traceBytes: z.number().nullable() }).nullable(),

@@ -161,16 +161,18 @@ class PipLikeRun extends FakeSandboxRun {
   }
 }
 
+/** `fetches`: what every run's "pip" asks for, or what the run with this index (0, 1, …) asks for. */
 class PipLikeEngine extends FakeEngine {
   constructor(
     private readonly script: FakeRun,
-    private readonly fetches: string[],
+    private readonly fetches: string[] | ((run: number) => string[]),
   ) {
     super(script);
   }
 
   override async startRun(spec: RunSpec, listener: MonitorListener): Promise<SandboxRun> {
-    const run = new PipLikeRun(spec, this.script, this.fetches);
+    const fetches = typeof this.fetches === 'function' ? this.fetches(this.runs.length) : this.fetches;
+    const run = new PipLikeRun(spec, this.script, fetches);
     this.runs.push(run);
     run.play(listener);
     return run;
@@ -313,7 +315,16 @@ describe('lock on the fake engine', () => {
       ].join('\n'),
     );
     expect(report.exported).toBe(path.join(work, 'requirements.lock'));
-    expect(report.phases?.map((p) => [p.name, p.exitCode])).toEqual([['resolve', 0]]);
+    // The second, independent resolve is reported as resolve-check; each request with the phase that asked.
+    expect(report.phases?.map((p) => [p.name, p.exitCode])).toEqual([
+      ['resolve', 0],
+      ['resolve-check', 0],
+    ]);
+    expect(engine.runs).toHaveLength(2);
+    expect(report.proxy.map((r) => [r.phase, r.path])).toEqual([
+      ...pipFetches().map((target) => ['resolve', target]),
+      ...pipFetches().map((target) => ['resolve-check', target]),
+    ]);
     expect(report.packages.map((p) => [p.name, p.version, p.files.map((f) => f.filename)])).toEqual([
       ['parent-app', '1.0', ['parent_app-1.0-py3-none-any.whl']],
       ['child-lib', '2.0', ['child_lib-2.0-py3-none-any.whl']],
@@ -362,10 +373,49 @@ describe('lock on the fake engine', () => {
     expect(exitCode).toBe(1);
     expect(report.findings).toEqual([
       expect.objectContaining({ rule: 'network.dns', phase: 'resolve', failing: true, evidence: expect.objectContaining({ name: 'collect.exfil.invalid' }) }),
+      // Both resolves are judged: the second one looked the name up too.
+      expect.objectContaining({
+        rule: 'network.dns',
+        phase: 'resolve-check',
+        failing: true,
+        evidence: expect.objectContaining({ name: 'collect.exfil.invalid' }),
+      }),
     ]);
     expect(report.exported).toBeNull();
     expect(await readFile(path.join(work, 'requirements.lock'), 'utf8')).toBe('the old lock\n');
     expect(await readdir(work)).not.toContain('pylock.toml');
+  });
+
+  it('1: the second resolve asking for a project the first did not: integrity.resolve-divergence, and no lock', async () => {
+    // Build code that spells a canary in a project name asks for another name in each run.
+    for (const leak of ['leak-0a1b2c', 'leak-9f8e7d']) {
+      await mkdir(path.join(work, 'index', 'simple', leak), { recursive: true });
+      await writeFile(path.join(work, 'index', 'simple', leak, 'index.html'), '<html><body></body></html>\n');
+    }
+    const engine = new PipLikeEngine(script(resolved()), (run) => [...pipFetches(), run === 0 ? '/simple/leak-0a1b2c/' : '/simple/leak-9f8e7d/']);
+    const { exitCode, report } = await lock(request(), deps(engine));
+    expect(report.findings).toEqual([
+      {
+        rule: 'integrity.resolve-divergence',
+        severity: 'high',
+        package: null,
+        phase: 'resolve-check',
+        action: 'fail',
+        failing: true,
+        message: expect.stringContaining('asked the proxy for 1 thing(s) only in resolve and 1 only in resolve-check'),
+        evidence: {
+          kind: 'requests',
+          runs: ['resolve', 'resolve-check'],
+          onlyFirst: ['GET /simple/leak-0a1b2c/'],
+          onlyFirstCount: 1,
+          onlySecond: ['GET /simple/leak-9f8e7d/'],
+          onlySecondCount: 1,
+        },
+      },
+    ]);
+    expect(exitCode).toBe(1);
+    expect(report.exported).toBeNull();
+    expect(await readdir(work)).not.toContain('requirements.lock');
   });
 
   it('a report naming a file the proxy never served writes no lock', async () => {
@@ -389,6 +439,7 @@ describe('lock on the fake engine', () => {
     const { exitCode, report } = await lock(request(), deps(engine));
     expect(report.findings.map((f) => [f.rule, f.phase, f.message])).toEqual([
       ['install.failed', 'resolve', 'the resolve phase exited with 1: ERROR: ResolutionImpossible'],
+      ['install.failed', 'resolve-check', 'the resolve phase exited with 1: ERROR: ResolutionImpossible'],
     ]);
     expect(exitCode).not.toBe(0);
     expect(await readdir(work)).not.toContain('requirements.lock');

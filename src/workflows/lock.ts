@@ -6,6 +6,11 @@
  * when the verdict is pass; otherwise nothing is written and the findings say why. Exit 0 only
  * when the lock was written.
  *
+ * The resolve runs twice, in two independent sessions (fresh canaries, another hostname): the
+ * second is reported as phase `resolve-check`, both are judged, and any difference in what the two
+ * sandboxes asked the proxy for, or in what pip resolved, is `integrity.resolve-divergence`
+ * (divergence.ts): build code chose what the upstream was asked, perhaps from a secret.
+ *
  * What the lock lists for each resolved name==version is read on the host from the upstream pages,
  * never from the sandbox: every file of that version whose sha256 the index gives, keeping the
  * wheels the sandbox's interpreter can install (CPython 3.11 on glibc Linux) and the sdists. pip's
@@ -34,11 +39,16 @@ import type { UpstreamLink } from '../proxy/pages.js';
 import { UpstreamClient } from '../proxy/upstream-client.js';
 import { emptyReport, type Report } from '../report/schema.js';
 import { conflictsWithOnlyBinaryPolicy } from '../sandbox/requirements.js';
+import type { RunOutcome } from '../core/outcome.js';
+import type { Observation } from '../observe/index.js';
+import type { SandboxSession } from '../sandbox/session.js';
+import { divergence } from './divergence.js';
 import {
   exitCodeOf,
   observeRun,
   openSession,
   phaseFailure,
+  phaseSummaries,
   pinsOfServed,
   prepareImage,
   recordRun,
@@ -105,66 +115,93 @@ export async function lock(request: LockRequest, deps: WorkflowDeps): Promise<Wo
 
   const report = emptyReport({ version: TOOL_VERSION, lockfile: request.requirementsIn, policy: policy.name, image, timings });
   return withReport(request.report, report, started, log, async () => {
-    // Step 3: resolve in the sandbox, against the unlocked proxy.
+    // Step 3: resolve in the sandbox, against the unlocked proxy, twice: in two independent sessions
+    // (each its own proxy, fresh canaries and another hostname, the monitor's container id), so
+    // build code that chooses what pip asks for from a secret or the machine asks differently.
     const resolvePlan: LockPlan = { file: request.requirementsIn, requirements: [], indexUrl: null, extraIndexUrls: [], pipOptions: input.pipOptions };
-    await using session = await openSession(
-      {
-        image,
-        plan: resolvePlan,
-        upstreams,
-        policy,
-        cacheDir: request.cacheDir,
-        timeoutSeconds: request.timeoutSeconds,
-        unlocked: { localFiles: [] },
-        resolve: { requirements: renderRequirementsIn(input) },
-      },
-      deps,
-      log,
-    );
+    const sessionRequest = {
+      image,
+      plan: resolvePlan,
+      upstreams,
+      policy,
+      cacheDir: request.cacheDir,
+      timeoutSeconds: request.timeoutSeconds,
+      unlocked: { localFiles: [] },
+      resolve: { requirements: renderRequirementsIn(input) },
+    };
+    await using first = await openSession(sessionRequest, deps, log);
+    await using second = await openSession(sessionRequest, deps, log);
     log.info(
       {
         requirements: input.requirements.length,
         upstreams: { indexUrl: redactUrl(upstreams.indexUrl), extraIndexUrls: upstreams.extraIndexUrls.map(redactUrl) },
       },
-      'resolving in the sandbox',
+      'resolving in the sandbox, twice',
     );
-    const run = await session.run();
-    Object.assign(timings, run.timings);
+    const [run, check] = await resolveTwice(first, second);
+    Object.assign(timings, run.timings, prefixed(RESOLVE_CHECK, check.timings));
     deps.signal.throwIfAborted();
 
     // Step 4: what pip resolved (hostile input), and every file of it, from the upstream pages.
     t = performance.now();
-    const served = session.proxyRecords.served;
+    const served = first.proxyRecords.served;
     const resolvedOk = run.phases[0]?.pipExitCode === 0;
-    const resolution = resolvedOk ? readResolution(await session.resolveReport(MAX_REPORT_BYTES)) : null;
+    const resolution = resolvedOk ? readResolution(await first.resolveReport(MAX_REPORT_BYTES)) : null;
+    const checked = check.phases[0]?.pipExitCode === 0 ? readResolution(await second.resolveReport(MAX_REPORT_BYTES)) : null;
     const locked =
       resolution !== null && !(resolution instanceof ReportProblem)
         ? await lockEntries(resolution, served, await upstreamPages(resolution.dists, upstreams, deps.signal))
         : { entries: [], problems: resolution instanceof ReportProblem ? [resolution] : [] };
     timings.lockFiles = Math.round(performance.now() - t);
 
-    // Step 5: observe the resolve phase; nothing was installed, so no wheel is held to a tree.
+    // Step 5: observe both resolves; nothing was installed, so no wheel is held to a tree.
     t = performance.now();
     const resolved = resolution !== null && !(resolution instanceof ReportProblem) ? resolution.dists : [];
-    const distributions = [...new Set([...resolved.map((d) => d.name), ...served.map((file) => file.project)])];
-    const observed = await observeRun(session, run, { distributions, policy, reservedNames: [] }, () => false);
+    const resolvedCheck = checked !== null && !(checked instanceof ReportProblem) ? checked.dists : [];
+    const distributions = [
+      ...new Set([...resolved, ...resolvedCheck].map((d) => d.name).concat([...served, ...second.proxyRecords.served].map((file) => file.project))),
+    ];
+    const shared = { distributions, policy, reservedNames: [] };
+    const observed = await observeRun(first, run, shared, () => false);
+    const observedCheck = renamePhase(await observeRun(second, check, shared, () => false), RESOLVE_CHECK);
     timings.observe = Math.round(performance.now() - t);
     // Interrupted while the run was observed: no verdict, nothing published.
     deps.signal.throwIfAborted();
 
-    // Step 6: judge.
+    // Step 6: judge both runs, and what differs between them.
     const problems = locked.problems.map(problemFinding);
+    const diverged = divergence(
+      { requests: first.proxyRecords.requests, resolved: resolutionSet(resolution) },
+      { requests: second.proxyRecords.requests, resolved: resolutionSet(checked) },
+      ['resolve', RESOLVE_CHECK],
+      RESOLVE_CHECK,
+    );
     const judgement = evaluate(
       {
-        findings: [...observed.findings, ...run.phases.flatMap(phaseFailure), ...problems],
+        findings: [
+          ...observed.findings,
+          ...run.phases.flatMap(phaseFailure),
+          ...problems,
+          ...observedCheck.findings,
+          ...check.phases.flatMap(phaseFailure).map((f) => ({ ...f, phase: RESOLVE_CHECK })),
+          ...diverged,
+        ],
         packages: distributions,
         installSucceeded: resolvedOk && problems.length === 0,
       },
       policy,
     );
-    recordRun(report, run, observed, judgement, session);
+    recordRun(report, run, observed, judgement, first);
+    report.proxy = [
+      ...first.proxyRecords.requests.map((r) => ({ ...r, phase: 'resolve' })),
+      ...second.proxyRecords.requests.map((r) => ({ ...r, phase: RESOLVE_CHECK })),
+    ];
+    report.network.push(...observedCheck.network);
+    report.filesystem.push(...observedCheck.filesystem);
+    report.processes.push(...observedCheck.processes);
+    report.phases = [...(report.phases ?? []), ...phaseSummaries(check).map((p) => ({ ...p, name: RESOLVE_CHECK }))];
     report.packages = resolvedPackages(resolved, served);
-    report.timeline = observed.timeline.map((entry) => ({ ...entry, phase: entry.phase ?? 'resolve' }));
+    report.timeline = [...observed.timeline, ...observedCheck.timeline].map((entry) => ({ ...entry, phase: entry.phase ?? 'resolve' }));
 
     // Step 7: the lock, only on pass.
     if (report.verdict === 'pass' && resolution !== null && !(resolution instanceof ReportProblem)) {
@@ -190,6 +227,47 @@ export async function lock(request: LockRequest, deps: WorkflowDeps): Promise<Wo
     }
     return exitCodeOf(report.verdict);
   });
+}
+
+/** The second resolve's phase, as the report names it (in the sandbox it is `resolve` too). */
+export const RESOLVE_CHECK = 'resolve-check';
+
+/**
+ * Both resolves, one after the other. Each is a whole session (its own proxy, canaries and
+ * containers), so the sandbox of one can learn nothing of the other. Sequential, though running
+ * both at once was faster (measured 2026-12-07, 2 cores: a wheels-only input 2.5 s alone, 4.5 s
+ * sequential, 3.0 s concurrent; two sdists 7.1 s, 12.4 s, 10.4 s): concurrent doubles the peak
+ * memory and pids of a run and slows each by contention toward --timeout, and only sequential runs
+ * leave room to serve the second one from what the first fetched, which would close the hole an
+ * upstream that relays the first run's choice to the second leaves (README, "Locking in the sandbox").
+ */
+async function resolveTwice(first: SandboxSession, second: SandboxSession): Promise<[RunOutcome, RunOutcome]> {
+  const run = await first.run();
+  return [run, await second.run()];
+}
+
+/** `timings` with each key prefixed, `resolve-check.install` for the second run's `install`. */
+function prefixed(prefix: string, timings: Record<string, number>): Record<string, number> {
+  return Object.fromEntries(Object.entries(timings).map(([key, ms]) => [`${prefix}.${key}`, ms]));
+}
+
+/** An observation of the second resolve, its `resolve` phase named `phase` wherever it is tagged. */
+function renamePhase(observed: Observation, phase: string): Observation {
+  const rename = <T extends { phase?: string | null }>(entry: T): T => (entry.phase === 'resolve' ? { ...entry, phase } : entry);
+  return {
+    ...observed,
+    findings: observed.findings.map(rename),
+    network: observed.network.map(rename),
+    filesystem: observed.filesystem.map(rename),
+    processes: observed.processes.map(rename),
+    timeline: observed.timeline.map(rename),
+  };
+}
+
+/** A resolution as `name==version` strings (canonical versions), or null when there is none to compare. */
+function resolutionSet(resolution: Resolution | ReportProblem | null): string[] | null {
+  if (resolution === null || resolution instanceof ReportProblem) return null;
+  return resolution.dists.map((d) => `${d.name}==${canonicalVersion(d.version)}`);
 }
 
 /** The report's text parsed, or the problem with it: a report that cannot be read is no resolution. */

@@ -12,7 +12,7 @@ import { parse as parseToml } from 'smol-toml';
 import { afterEach, describe, expect, it } from 'vitest';
 import { readLock } from '../../src/lock/parse.js';
 import { buildFixtureIndex, type FixtureIndex } from '../fixtures/index.js';
-import { lockApp, PHONE_HOME_NAME, phoneHomeSdist } from '../fixtures/lock.js';
+import { LEAK_PREFIX, leakySdist, lockApp, PHONE_HOME_NAME, phoneHomeSdist } from '../fixtures/lock.js';
 import { engineAvailable, expectNoContainersLeft, runCli, runLock as runLockCli } from './helpers.js';
 
 type Judged = { rule: string; severity: string; package: string | null; phase?: string };
@@ -40,7 +40,15 @@ describe.runIf(engineAvailable())('lock on the real engine', () => {
     const run = await runLock(index, 'lock-app\n');
     expect(aboveInfo(run.report.findings), JSON.stringify(run.report.findings)).toEqual([]);
     expect(run.exitCode).toBe(0);
-    expect(run.report.phases?.map((p) => [p.name, p.exitCode])).toEqual([['resolve', 0]]);
+    // Resolved twice, in independent sessions, asking for the same pages and files both times.
+    expect(run.report.phases?.map((p) => [p.name, p.exitCode])).toEqual([
+      ['resolve', 0],
+      ['resolve-check', 0],
+    ]);
+    expect(run.report.findings.map((f) => f.rule)).not.toContain('integrity.resolve-divergence');
+    const asked = (phase: string) => [...new Set(run.report.proxy.filter((r) => r.phase === phase).map((r) => r.path))].sort();
+    expect(asked('resolve')).toContain('/simple/lock-dep-b/');
+    expect(asked('resolve-check')).toEqual(asked('resolve'));
     expect(run.report.exported).toBe(run.output);
 
     const sha = (filename: string) => index.files.find((f) => f.filename === filename)!.sha256;
@@ -100,6 +108,42 @@ describe.runIf(engineAvailable())('lock on the real engine', () => {
     expect(run.exitCode).toBe(1);
     expect(run.report.exported).toBeNull();
     // No lock, and no temp file beside where it would have gone.
+    expect(await readdir(run.work)).toEqual(['requirements.in']);
+  });
+
+  it('an sdist whose metadata build names a dependency after a canary: integrity.resolve-divergence, exit 1, and no lock', async () => {
+    const index = await buildFixtureIndex(leakySdist);
+    const run = await runLock(index, 'lock-leaky\n');
+    const leaked = (paths: unknown) => (paths as string[]).map((p) => /^GET \/simple\/(lock-leak-[0-9a-f]{12})\/$/.exec(p)?.[1] ?? p);
+    const divergences = run.report.findings.filter((f) => f.rule === 'integrity.resolve-divergence');
+    // The requests differ (one made-up name each); the resolutions do not (both backtrack to 1.0).
+    expect(divergences, JSON.stringify(run.report.findings)).toEqual([
+      expect.objectContaining({
+        severity: 'high',
+        package: null,
+        phase: 'resolve-check',
+        failing: true,
+        evidence: expect.objectContaining({ kind: 'requests', runs: ['resolve', 'resolve-check'], onlyFirstCount: 1, onlySecondCount: 1 }),
+      }),
+    ]);
+    const [first] = leaked(divergences[0]!.evidence.onlyFirst);
+    const [second] = leaked(divergences[0]!.evidence.onlySecond);
+    expect(first).toMatch(new RegExp(`^${LEAK_PREFIX}[0-9a-f]{12}$`));
+    expect(second).toMatch(new RegExp(`^${LEAK_PREFIX}[0-9a-f]{12}$`));
+    expect(first).not.toBe(second);
+    // Each is what that run's sandbox asked the proxy for, and the proxy asked the upstream.
+    const paths = (phase: string) => run.report.proxy.filter((r) => r.phase === phase).map((r) => r.path);
+    expect(paths('resolve')).toContain(`/simple/${first}/`);
+    expect(paths('resolve-check')).toContain(`/simple/${second}/`);
+    // Nothing else fails: pip resolved (to the clean 1.0) in both runs, so without the comparison
+    // this input would have been locked.
+    expect(run.report.phases?.map((p) => [p.name, p.exitCode])).toEqual([
+      ['resolve', 0],
+      ['resolve-check', 0],
+    ]);
+    expect(run.report.findings.filter((f) => f.failing).map((f) => f.rule)).toEqual(['integrity.resolve-divergence']);
+    expect(run.exitCode).toBe(1);
+    expect(run.report.exported).toBeNull();
     expect(await readdir(run.work)).toEqual(['requirements.in']);
   });
 });

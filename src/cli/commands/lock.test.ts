@@ -109,7 +109,10 @@ describe('lock on the fake engine', () => {
     expect(await cli(engine)).toBe(0);
     const written = await report();
     expect(written).toMatchObject({ verdict: 'pass', exported: output, findings: [] });
-    expect(written.phases?.map((p) => [p.name, p.exitCode])).toEqual([['resolve', 0]]);
+    expect(written.phases?.map((p) => [p.name, p.exitCode])).toEqual([
+      ['resolve', 0],
+      ['resolve-check', 0],
+    ]);
     expect(await readFile(output, 'utf8')).toMatch(
       /^# This file was written by sandbox-install lock \S+ from .*requirements\.in on \d{4}-\d\d-\d\d; resolved inside the sandbox \(pip 23\.0\.1, CPython 3\.11\.2, linux x86_64\)/,
     );
