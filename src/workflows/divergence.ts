@@ -11,6 +11,7 @@
  */
 import { finding, type Finding } from '../core/finding.js';
 import { isValidProjectName, normalizeName } from '../proxy/names.js';
+import { MAX_REQUEST_RECORDS } from '../proxy/server.js';
 
 /** What one run's sandbox asked the proxy for, and what it resolved (null: pip did not resolve). */
 export interface RunRequests {
@@ -23,10 +24,10 @@ export interface RunRequests {
 export const MAX_LISTED = 20;
 
 /**
- * The proxy stops recording at this many requests (proxy/server.ts MAX_REQUEST_RECORDS): past it a
- * request in only one run could hide, so a full log is a divergence that cannot be ruled out.
+ * The proxy stops recording at this many requests: past it a request in only one run could hide,
+ * so a full log is a divergence that cannot be ruled out.
  */
-export const REQUEST_LOG_CAP = 100_000;
+export const REQUEST_LOG_CAP = MAX_REQUEST_RECORDS;
 
 /**
  * One request as the upstream would see its consequence: the method and a normalised target. A
