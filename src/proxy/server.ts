@@ -147,7 +147,7 @@ const DEFAULT_TIMEOUT_MS = 20_000;
 const DEFAULT_MAX_FILE_BYTES = 4 * 1024 ** 3;
 const MAX_PAGE_BYTES = 64 * 1024 * 1024;
 const MAX_UNLOCKED_FINDINGS = 1000;
-/** Requests the log keeps; past it they are counted in the log, not kept. */
+/** Requests the log keeps; past it they are not recorded, and the log warns once. */
 export const MAX_REQUEST_RECORDS = 100_000;
 const MAX_PATH_CHARS = 2048;
 /**
