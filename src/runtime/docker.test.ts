@@ -1,6 +1,8 @@
-/** The Docker adapter's pure parts: reading the sandbox's framed logs with a byte bound, and removal that waits. */
+/** The Docker adapter's pure parts: reading the sandbox's framed logs with a byte bound, removal that waits, the seccomp option. */
+import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { demuxTail, OUTPUT_MAX_BYTES, removeFully } from './docker.js';
+import { demuxTail, OUTPUT_MAX_BYTES, removeFully, seccompOption } from './docker.js';
+import { SANDBOX_PROFILE } from './seccomp.js';
 
 /** Logs as the engine frames them: stream byte (1 stdout, 2 stderr), three zeros, size BE, payload. */
 function framed(...entries: Array<[1 | 2, string | Buffer]>): Buffer {
@@ -83,5 +85,22 @@ describe('removeFully', () => {
   it('gives up on a removal in progress that never ends, and passes on any other engine error', async () => {
     await expect(removeFully(container(409, Number.POSITIVE_INFINITY) as never, 250)).rejects.toThrow('container c0ffee is still being removed after 0.25 s');
     await expect(removeFully(container(500, 0) as never)).rejects.toThrow('HTTP 500');
+  });
+});
+
+describe('seccompOption', () => {
+  const text = JSON.stringify(JSON.parse(readFileSync(SANDBOX_PROFILE, 'utf8')));
+
+  it("gives Docker the profile's JSON text, as its CLI does after reading the file", () => {
+    const option = seccompOption('docker', SANDBOX_PROFILE, text);
+    expect(option.startsWith('seccomp={')).toBe(true);
+    expect(JSON.parse(option.slice('seccomp='.length))).toMatchObject({
+      defaultAction: 'SCMP_ACT_ERRNO',
+      architectures: ['SCMP_ARCH_X86_64', 'SCMP_ARCH_AARCH64'],
+    });
+  });
+
+  it("gives Podman's Docker-compatible API the file's path, which it opens itself", () => {
+    expect(seccompOption('podman', SANDBOX_PROFILE, text)).toBe(`seccomp=${SANDBOX_PROFILE}`);
   });
 });
