@@ -12,10 +12,10 @@ The command runs behind tracee-filter.py, which installs the traced processes' o
 and then executes it. The tracer stops at every syscall, not only at the traced ones
 (`--seccomp-bpf` would): a call a seccomp filter refuses never reaches a tracer that relies on
 seccomp to stop, and every refused call must be seen (process.forbidden-syscall). That costs
-about 6% of an install. It records native 64-bit calls (`@64`): a call through another ABI
-(int 0x80, x32) is killed by the filters before it runs, and the record shows the death
-(`+++ killed by SIGSYS +++`, the one signal whose deaths are printed), not arguments the kernel
-never acted on.
+a few percent of an install (README, "The calls the sandbox refuses"). It records native 64-bit
+calls (`@64`): a call through another ABI (int 0x80, x32) is killed by the filters before it
+runs, and the record shows the death (`+++ killed by SIGSYS +++`, the one signal whose deaths
+are printed), not arguments the kernel never acted on.
 
 usage: python3 -I -S supervisor.py [--watch name,name,...] --plan <phases.json>
        python3 -I -S supervisor.py [--watch name,name,...] -- <command...>   (one phase, `install`)
