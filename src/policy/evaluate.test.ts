@@ -424,6 +424,7 @@ describe('evaluate: properties', () => {
       'static.stdlib-shadowing',
       'fs.target-tamper',
       'fs.autorun-write',
+      'process.forbidden-syscall',
     ].includes(rule);
 
   it('fails exactly when some non-info finding is never relaxed, or fails by the rules and is not from an allowed package', () => {
