@@ -60,13 +60,26 @@ export type SupervisorStatus = z.infer<typeof SupervisorStatus>;
 export const PhaseName = z.enum(['build', 'install', 'startup', 'import', 'resolve']);
 export type PhaseName = z.infer<typeof PhaseName>;
 
+/**
+ * A phase as the supervisor runs it, by a name unique in the run (its trace file is named after it):
+ * the phase's own name, or for the second and later locked sdists, each built by a phase of its
+ * own, `build-<n>`. Reported by phaseKind, as `build`.
+ */
+export const PlannedPhase = z.union([PhaseName, z.string().regex(/^build-[1-9][0-9]{0,3}$/)]);
+export type PlannedPhase = z.infer<typeof PlannedPhase>;
+
+/** The phase a planned phase reports as: `build-2` is a `build`. */
+export function phaseKind(name: PlannedPhase): PhaseName {
+  return name.startsWith('build-') ? 'build' : (name as PhaseName);
+}
+
 export interface PhaseSpec {
-  name: PhaseName;
+  name: PlannedPhase;
   argv: string[];
 }
 
 /** status.json: one entry per phase the supervisor ran, in order, written after each. */
-export const RunStatus = z.looseObject({ phases: z.array(SupervisorStatus.extend({ phase: PhaseName })) });
+export const RunStatus = z.looseObject({ phases: z.array(SupervisorStatus.extend({ phase: PlannedPhase })) });
 export type RunStatus = z.infer<typeof RunStatus>;
 
 /**

@@ -18,7 +18,7 @@ const LAYOUT: FsLayout = {
   target: '/opt/target',
   home: '/home/sandbox',
   state: '/var/lib/sandbox-install',
-  mounts: ['/input', '/input/requirements.lock'],
+  mounts: ['/input', '/input/requirements.lock', '/input/build/'],
   allowed: [],
 };
 const HOMES = ['/home/sandbox', '/root'];
@@ -39,6 +39,9 @@ describe('isExpectedChange', () => {
     added('/var/lib/sandbox-install/strace.log'),
     added('/input'),
     added('/input/requirements.lock'),
+    // A directory of ours, the build phases' locks: itself and all in it.
+    added('/input/build'),
+    added('/input/build/2.lock'),
   ])('accepts $kind $path', (change) => {
     expect(isExpectedChange(change, LAYOUT)).toBe(true);
   });
@@ -53,6 +56,8 @@ describe('isExpectedChange', () => {
     added('/var/lib/sandbox-installer'),
     added('/inputs'),
     added('/input/evil.py'),
+    added('/input/buildx'),
+    added('/input/build.lock'),
     added('/etc/cron.d/evil'),
     deleted('/usr/bin/pip'),
   ])('rejects $kind $path', (change) => {

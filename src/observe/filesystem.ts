@@ -14,7 +14,10 @@ export interface FsLayout {
   home: string;
   /** Our own state dir (tracer output). */
   state: string;
-  /** What we put in the container before it starts (input files, canaries): the diff shows them as added. */
+  /**
+   * What we put in the container before it starts (input files, canaries): the diff shows them as
+   * added. One ending in `/` is a directory of ours, all of it.
+   */
   mounts: string[];
   /** Paths the policy allows writes under (`writes.allow`). */
   allowed: string[];
@@ -27,7 +30,7 @@ export function isExpectedChange(change: FsChange, layout: FsLayout): boolean {
   if (under(layout.target) || under(layout.state) || layout.allowed.some(under)) return true;
   if (/^\/tmp\/pip-[^/]+(\/|$)/.test(p)) return true;
   // A bind mount shows up as added, and so does the directory made to hold it.
-  if (layout.mounts.includes(p)) return true;
+  if (layout.mounts.some((m) => m === p || (m.endsWith('/') && (p.startsWith(m) || `${p}/` === m)))) return true;
   return change.kind === 'added' && layout.mounts.some((m) => m.startsWith(`${p}/`) && path.posix.dirname(m) === p);
 }
 

@@ -10,7 +10,7 @@ import { finding, type Finding } from '../core/finding.js';
 import type { InstallOutcome } from '../core/outcome.js';
 import {
   HOME,
-  INPUT_BUILD_LOCK,
+  INPUT_BUILD_LOCKS,
   INPUT_BUILT_PINS,
   INPUT_LOCK,
   INPUT_MOUNT,
@@ -255,7 +255,7 @@ export async function observe(input: ObserveInput): Promise<Observation> {
     target: TARGET,
     home: HOME,
     state: STATE_DIR,
-    mounts: [INPUT_MOUNT, INPUT_LOCK, INPUT_PHASES, INPUT_BUILD_LOCK, INPUT_BUILT_PINS, ...input.canaries.files.map((f) => `${HOME}/${f.path}`)],
+    mounts: [INPUT_MOUNT, INPUT_LOCK, INPUT_PHASES, `${INPUT_BUILD_LOCKS}/`, INPUT_BUILT_PINS, ...input.canaries.files.map((f) => `${HOME}/${f.path}`)],
     allowed: input.policy.writes.allow,
   };
   const network = networkFindings({

@@ -20,10 +20,19 @@ import type { LockedRequirement, LockPlan } from '../lock/types.js';
 import type { Policy } from '../policy/schema.js';
 import { startProxy, type IndexProxy, type LocalFile, type Upstreams } from '../proxy/index.js';
 import { LABEL, runOwner, type ContainerClient, type MonitorListener, type SandboxRun } from '../runtime/port.js';
-import { readMonitorLine, RunStatus, type InstallOutcome, type Limits, type MonitorEvent, type PhaseSpec, type RunOutcome } from '../core/outcome.js';
+import {
+  phaseKind,
+  readMonitorLine,
+  RunStatus,
+  type InstallOutcome,
+  type Limits,
+  type MonitorEvent,
+  type PhaseSpec,
+  type RunOutcome,
+} from '../core/outcome.js';
 import {
   HOME,
-  INPUT_BUILD_LOCK,
+  buildLockPath,
   INPUT_BUILT_PINS,
   INPUT_LOCK,
   INPUT_PHASES,
@@ -376,7 +385,7 @@ export class SandboxSession implements AsyncDisposable {
       let exitCode: number | null = own?.pip?.how === 'exited' ? Number(own.pip.value) : own?.pip?.how === 'killed' ? 128 : null;
       if (timedOut && last) exitCode = null;
       return {
-        phase: phase.name,
+        phase: phaseKind(phase.name),
         pipExitCode: own === null && !timedOut && last ? pipExitCode : exitCode,
         timedOut: timedOut && last,
         oomKilled: state.oomKilled && last,
@@ -410,8 +419,17 @@ export class SandboxSession implements AsyncDisposable {
     if (this.built.length === 0)
       return [{ name: 'install', argv: this.pipArgv(['install', '--prefix', TARGET, NO_COMPILE, ...wheelsOnly], { binary: false }) }];
     const install = this.pipArgv(['install', '--prefix', TARGET, NO_COMPILE, ...wheelsOnly, '--find-links', WHEEL_DIR], { binary: false, lock: null });
+    // One pip, one phase, per locked sdist: pip prepares every requirement of a run before it builds
+    // any, so in one run an sdist's build hooks would find the next sdist unpacked under /tmp and
+    // could rewrite it. Here each build starts after the one before it has ended and its processes
+    // were killed (the supervisor does, after every phase), and pip unpacks it then, in a directory
+    // of a random name: no build can reach another's sources.
+    const builds = this.built.map((_, i): PhaseSpec => ({
+      name: i === 0 ? 'build' : `build-${i + 1}`,
+      argv: this.pipArgv(['wheel', '--no-deps', '--wheel-dir', WHEEL_DIR], { lock: buildLockPath(i) }),
+    }));
     return [
-      { name: 'build', argv: this.pipArgv(['wheel', '--no-deps', '--wheel-dir', WHEEL_DIR], { lock: INPUT_BUILD_LOCK }) },
+      ...builds,
       {
         name: 'install',
         argv: ['python3', '-I', '-S', '/opt/sandbox-install/install-built.py', WHEEL_DIR, INPUT_BUILT_PINS, INPUT_LOCK, '--', ...install, '-r'],
@@ -428,7 +446,7 @@ export class SandboxSession implements AsyncDisposable {
     return [
       // What is not built is installed as locked; what is built is pinned to its wheels by install-built.py.
       { path: INPUT_LOCK, content: renderRequirements({ requirements: plan.requirements.filter((req) => !built.has(req)) }), mode: 0o644 },
-      { path: INPUT_BUILD_LOCK, content: renderRequirements({ requirements: this.built }), mode: 0o644 },
+      ...this.built.map((req, i) => ({ path: buildLockPath(i), content: renderRequirements({ requirements: [req] }), mode: 0o644 })),
       { path: INPUT_BUILT_PINS, content: JSON.stringify(this.built.map((req) => ({ name: req.name, line: renderPin(req) }))), mode: 0o644 },
     ];
   }

@@ -186,7 +186,7 @@ export async function lockedRun<S>(request: LockedRunRequest, workflow: LockedWo
       {
         findings: [...lockIndexFindings(lock, policy.allowLockIndexUrl), ...observed.findings, ...built.findings, ...run.phases.flatMap(phaseFailure)],
         packages: distributions,
-        installSucceeded: run.phases.length === (builds.length > 0 ? 2 : 1) + after.length && run.phases.every((phase) => phase.pipExitCode === 0),
+        installSucceeded: run.phases.length === builds.length + 1 + after.length && run.phases.every((phase) => phase.pipExitCode === 0),
       },
       policy,
     );
