@@ -171,7 +171,28 @@ export interface InstallOutcome {
   status: SupervisorStatus | null;
   trace: string | null;
   changes: FsChange[];
+  /** Reads of the stopped sandbox that failed while the engine still answered (observe/ fails them closed). */
+  collectFailures?: CollectFailure[];
   timings: Record<string, number>;
+}
+
+/**
+ * A step that collects what a run left, failed after the sandbox ran while the engine still
+ * answered: something the sandbox made broke it (a path too long for the engine's own walk of the
+ * filesystem), so the run cannot be vouched for (monitor.tampered), and every finding is kept.
+ * `diff`, `state` and `output` are the session's reads; `site-archive` and `wheel-archive` the
+ * workflows' reads of the installed tree and the built wheels.
+ */
+export interface CollectFailure {
+  step: 'state' | 'diff' | 'output' | 'site-archive' | 'wheel-archive';
+  /** What failed, as the engine or the reader said it (bounded). */
+  error: string;
+}
+
+/** An error's message for a report, bounded: an engine's message can quote a path the sandbox made (4 KiB and more). */
+export function errorText(error: unknown, max = 512): string {
+  const text = error instanceof Error ? error.message : String(error);
+  return text.length > max ? `${text.slice(0, max)}…` : text;
 }
 
 /** A whole run: its phases in the order they ran (a phase cut short by the timeout included). */

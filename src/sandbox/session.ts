@@ -20,7 +20,17 @@ import type { LockedRequirement, LockPlan } from '../lock/types.js';
 import type { Policy } from '../policy/schema.js';
 import { startProxy, type IndexProxy, type LocalFile, type Upstreams } from '../proxy/index.js';
 import { LABEL, runOwner, type ContainerClient, type MonitorListener, type SandboxRun } from '../runtime/port.js';
-import { readMonitorLine, RunStatus, type InstallOutcome, type Limits, type MonitorEvent, type PhaseSpec, type RunOutcome } from '../core/outcome.js';
+import {
+  errorText,
+  readMonitorLine,
+  RunStatus,
+  type CollectFailure,
+  type InstallOutcome,
+  type Limits,
+  type MonitorEvent,
+  type PhaseSpec,
+  type RunOutcome,
+} from '../core/outcome.js';
 import {
   HOME,
   INPUT_BUILD_LOCK,
@@ -340,15 +350,22 @@ export class SandboxSession implements AsyncDisposable {
     // Independent reads of a stopped sandbox: the engine serves them concurrently. A backend
     // without a filesystem diff leaves writes to the trace alone.
     // Every phase's trace is read with them; only those of the phases that ran are kept below.
-    const [{ monitorRunning, sandbox: state }, status, changes, pipOutput, phaseTraces] = await onEngine(
-      Promise.all([
-        sandbox.state(),
-        this.readStatus(sandbox),
-        sandbox.diff?.() ?? Promise.resolve([]),
-        sandbox.sandboxOutput(60),
-        Promise.all(phases.map((phase) => this.readText(sandbox, `${STATE_DIR}/${phase.name}.strace.log`))),
-      ]),
-    );
+    // A read that fails is kept as a failure, not thrown: what the sandbox left can break a read
+    // (a path too long for the engine's own walk of the filesystem), and evidence already gathered
+    // must never go with it.
+    const failures: CollectFailure[] = [];
+    const collected = <T>(step: CollectFailure['step'], read: Promise<T>, instead: T): Promise<T> =>
+      read.catch((error: unknown) => {
+        failures.push({ step, error: errorText(error) });
+        return instead;
+      });
+    const [seenState, status, changes, pipOutput, phaseTraces] = await Promise.all([
+      collected('state', sandbox.state(), null),
+      this.readStatus(sandbox),
+      sandbox.diff ? collected('diff', sandbox.diff(), []) : Promise.resolve([]),
+      collected('output', sandbox.sandboxOutput(60), ''),
+      Promise.all(phases.map((phase) => this.readText(sandbox, `${STATE_DIR}/${phase.name}.strace.log`))),
+    ]);
     // The phases that ran: every one with a status, and the one the timeout (or a dead tracer)
     // cut short, whose trace is there without a status.
     // The supervisor starts the next phase only after one that succeeded.
@@ -357,9 +374,12 @@ export class SandboxSession implements AsyncDisposable {
     const nextStarted = done.length === 0 || (last?.how === 'exited' && Number(last.value) === 0);
     const ran = phases.slice(0, Math.min(phases.length, done.length + (nextStarted ? 1 : 0)));
     const traces = phaseTraces.slice(0, ran.length);
-    // A record that could not be read is the sandbox's doing (monitor.tampered) only while the
-    // engine still answers: one that went away meanwhile ends the run as engine.lost.
-    if (status === null || traces.includes(null)) await onEngine(sandbox.state());
+    // A read that failed, or a record that could not be read, is the sandbox's doing
+    // (monitor.tampered) only while the engine still answers: one that went away meanwhile ends
+    // the run as engine.lost. The engine is asked again, about the run's containers.
+    const checked = failures.length > 0 || status === null || traces.includes(null) ? await onEngine(sandbox.state()) : null;
+    const { monitorRunning, sandbox: state } = (seenState ?? checked)!;
+    if (failures.length > 0) this.log.warn({ failures }, 'reading what the sandbox left failed while the engine answers: the run fails closed');
     timings.collect = elapsed(t);
 
     // A phase owns what happened from its start until the next phase's start: the first phase also
@@ -390,6 +410,8 @@ export class SandboxSession implements AsyncDisposable {
         trace: traces[i] ?? null,
         // The container's diff is one for the whole run; the first phase's trace names its writers.
         changes: i === 0 ? changes : [],
+        // With the phase that holds what failed: the diff with the first, the rest with the last.
+        collectFailures: failures.filter((f) => (f.step === 'diff' ? i === 0 : last)),
         timings: i === 0 ? timings : {},
       };
     });
@@ -483,6 +505,16 @@ export class SandboxSession implements AsyncDisposable {
   async wheelArchive(): Promise<Readable> {
     if (!this.sandbox) throw new InstallError('session.no-sandbox', 'no sandbox container to read the wheels from');
     return this.sandbox.readArchive(WHEEL_DIR);
+  }
+
+  /**
+   * Whether the engine still answers about this run, after a read of what the sandbox left failed:
+   * resolves when it does (the failure is the sandbox's doing, monitor.tampered), rejects with
+   * engine.lost when it does not.
+   */
+  async engineAnswers(): Promise<void> {
+    if (!this.sandbox) throw new InstallError('session.no-sandbox', 'no sandbox container to ask about');
+    await onEngine(this.sandbox.state());
   }
 
   /** The target site-packages as a tar stream (hostile input: extract it with export/ only). */
