@@ -189,10 +189,15 @@ export interface CollectFailure {
   error: string;
 }
 
-/** An error's message for a report, bounded: an engine's message can quote a path the sandbox made (4 KiB and more). */
+/**
+ * An error's message for a report, bounded: an engine's message can quote a path the sandbox made
+ * (4 KiB and more). Its start and its end are kept, where an engine says what it did and why it failed.
+ */
 export function errorText(error: unknown, max = 512): string {
   const text = error instanceof Error ? error.message : String(error);
-  return text.length > max ? `${text.slice(0, max)}…` : text;
+  if (text.length <= max) return text;
+  const half = Math.floor((max - 1) / 2);
+  return `${text.slice(0, half)}…${text.slice(text.length - half)}`;
 }
 
 /** A whole run: its phases in the order they ran (a phase cut short by the timeout included). */
