@@ -173,6 +173,8 @@ export interface InstallOutcome {
   changes: FsChange[];
   /** Reads of the stopped sandbox that failed while the engine still answered (observe/ fails them closed). */
   collectFailures?: CollectFailure[];
+  /** The engine's diff could not be read: observe/ judges writes by what this phase's trace changed instead. */
+  diffUnread?: boolean;
   timings: Record<string, number>;
 }
 

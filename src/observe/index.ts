@@ -31,6 +31,7 @@ import { provenanceFindings, readLockedWheels, type LockedWheel, type Writer } f
 import { scanSitePackages, type StaticScan } from './static-scan.js';
 import { timeline, type TimelineEntry } from './timeline.js';
 import { parseTrace, type Trace } from './trace.js';
+import { changesFromTrace } from './trace-changes.js';
 
 export interface Observation {
   findings: Finding[];
@@ -290,7 +291,8 @@ export async function observe(input: ObserveInput): Promise<Observation> {
     pipPids: pipOwn,
   });
   const filesystem = filesystemFindings({
-    changes: input.outcome.changes,
+    // Without the engine's diff, what this phase's trace changed stands in for it.
+    changes: input.outcome.diffUnread ? changesFromTrace(trace) : input.outcome.changes,
     trace,
     layout,
     packageOf,

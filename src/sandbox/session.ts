@@ -335,7 +335,10 @@ export class SandboxSession implements AsyncDisposable {
       if (signal.aborted) throw error;
       if (!timeout.aborted) throw engineLost(error);
       timedOut = true;
+      const killing = performance.now();
+      this.log.debug({ afterMs: elapsed(t) }, 'the timeout fired: stopping the sandbox');
       await onEngine(sandbox.killSandbox());
+      this.log.debug({ killMs: elapsed(killing) }, 'the sandbox stopped');
     } finally {
       await disk.stop();
     }
@@ -412,6 +415,7 @@ export class SandboxSession implements AsyncDisposable {
         changes: i === 0 ? changes : [],
         // With the phase that holds what failed: the diff with the first, the rest with the last.
         collectFailures: failures.filter((f) => (f.step === 'diff' ? i === 0 : last)),
+        diffUnread: failures.some((f) => f.step === 'diff'),
         timings: i === 0 ? timings : {},
       };
     });

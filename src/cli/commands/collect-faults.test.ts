@@ -74,6 +74,34 @@ describe('a collect step that fails after the sandbox ran', () => {
     expect(leftovers(engine)).toEqual([]);
   });
 
+  it('install: without the diff, what the trace wrote outside the target is still fs.write-outside-target, in the phase that wrote it', async () => {
+    const install = [
+      `10 1.000000 execve("/usr/bin/python3", ["python3", "-m", "pip", "install"], 0x7ffd /* 5 vars */) = 0`,
+      `10 1.200000 mkdir("/tmp/deep", 0777) = 0`,
+      `10 1.300000 openat(AT_FDCWD</home/user>, "/tmp/deep/f", O_WRONLY|O_CREAT|O_TRUNC|O_CLOEXEC, 0666) = 3</tmp/deep/f>`,
+      `10 2.000000 +++ exited with 0 +++`,
+      '',
+    ].join('\n');
+    const engine = new FakeEngine(
+      run({
+        files: phaseFiles([{ phase: 'install', rootPid: 10, started: 1, trace: install }, quietStartup(2.5)]),
+        at: {
+          diff: () => {
+            throw new Error(DIFF_500);
+          },
+        },
+      }),
+    );
+    expect(await fake.cli(engine, [lock, '--output', path.join(fake.work, 'out')])).toBe(1);
+    const written = await report();
+    expect(written.findings.filter((f) => f.rule === 'fs.write-outside-target').map((f) => [f.phase, f.evidence.path, f.evidence.kind])).toEqual([
+      ['install', '/tmp/deep', 'added'],
+      ['install', '/tmp/deep/f', 'added'],
+    ]);
+    expect(written.findings).toContainEqual(expect.objectContaining({ rule: 'monitor.tampered', evidence: { collectFailed: 'diff', error: DIFF_500 } }));
+    expect(written.filesystem).toContainEqual(expect.objectContaining({ path: '/tmp/deep/f', kind: 'added', expected: false }));
+  });
+
   it('install: the diff failing because the engine went away is engine.lost, exit 3', async () => {
     const engine = new FakeEngine(run({ at: { diff: ({ engine }) => engine.lose('fail') } }));
     expect(await install(engine)).toBe(3);
