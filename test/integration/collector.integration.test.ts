@@ -3,7 +3,8 @@
  * a canary and then leaves a 4,030-byte path in /tmp breaks Docker's filesystem diff (HTTP 500,
  * "file name too long" once the overlay prefix is added). The engine still answers, so this is the
  * sandbox's doing: monitor.tampered naming the diff, the canary finding kept with its package and
- * phase, verdict fail, exit 1, nothing exported, no container left. Not engine.lost, exit 3.
+ * phase, the writes outside the target judged from the trace instead of the diff, verdict fail,
+ * exit 1, nothing exported, no container left. Not engine.lost, exit 3.
  */
 import { access } from 'node:fs/promises';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -39,6 +40,10 @@ const canary = (pkg: string, phase: string) =>
     evidence: expect.objectContaining({ secret: '~/.netrc password', channel: 'HTTP request line', encoding: 'plain' }),
   });
 
+/** The first directory of the long path, made outside the target, as the trace shows it. */
+const deepWrite = (pkg: string, phase: string) =>
+  expect.objectContaining({ rule: 'fs.write-outside-target', package: pkg, phase, evidence: expect.objectContaining({ path: '/tmp/deep', kind: 'added' }) });
+
 describe.runIf(engineAvailable())('a collector broken by what the sandbox left keeps the evidence', () => {
   afterEach(async () => {
     await expectNoContainersLeft();
@@ -59,6 +64,8 @@ describe.runIf(engineAvailable())('a collector broken by what the sandbox left k
         evidence: expect.objectContaining({ path: '/home/user/.netrc' }),
       }),
     );
+    // Without the engine's diff, the trace says what was written outside the target, and who wrote it.
+    expect(run.report.findings, shown(run)).toContainEqual(deepWrite('long-path', 'build'));
     // The traces were read back: the run's record stands.
     expect(run.report.phases?.map((p) => [p.name, p.exitCode, p.traceBytes !== null])).toEqual([
       ['build', 0, true],
@@ -85,6 +92,7 @@ describe.runIf(engineAvailable())('a collector broken by what the sandbox left k
         evidence: expect.objectContaining({ path: '/home/user/.netrc' }),
       }),
     );
+    expect(run.report.findings, shown(run)).toContainEqual(deepWrite('long-path-import', 'import'));
     expect(run.report.phases?.map((p) => [p.name, p.exitCode, p.traceBytes !== null])).toEqual([
       ['install', 0, true],
       ['startup', 0, true],
