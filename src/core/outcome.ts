@@ -51,6 +51,8 @@ export const SupervisorStatus = z.looseObject({
   detached: z.array(Proc.extend({ at: z.number() })).optional(),
   /** The tracer did not end within 10 s of pip and the sandbox user's processes being killed. */
   tracerForcedStop: z.boolean().optional(),
+  /** The supervisor's own deadline (--timeout and a margin) ended the phase: the engine had not stopped the sandbox. */
+  timedOut: z.boolean().optional(),
   /** Executed paths that are the same file as a watched program, by that program's name. */
   execAliases: z.record(z.string(), z.string()).optional(),
 });

@@ -137,6 +137,19 @@ function bounded<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
 
+/**
+ * The supervisor's --deadline: --timeout, on its own clock. It stops the run inside the sandbox at
+ * once (kill(-1) as the sandbox user), whatever the engine does: under load Docker has taken 9.6 s
+ * to stop the sandbox after it was asked (0.2–0.4 s otherwise), and a trace flood went on meanwhile
+ * past the 256 MiB the host reads (engine-faults "trace flood"; at 20 s the trace is already 218–245
+ * MB). Its clock starts before the host's (the engine answers the start after the supervisor runs),
+ * so it usually ends the phase first; the host's timeout stays as the backstop, and either way the
+ * phase is `resource.timeout`.
+ */
+function supervisorDeadline(limits: Limits): string[] {
+  return ['--deadline', String(limits.timeoutMs / 1000)];
+}
+
 /** The import phase: every top-level module imported in its own process (images/importer.py). */
 export function importPhase(secondsPerModule: number): PhaseSpec {
   return { name: 'import', argv: ['python3', '-I', '-S', '/opt/sandbox-install/importer.py', SITE_PACKAGES, String(secondsPerModule)] };
@@ -267,7 +280,17 @@ export class SandboxSession implements AsyncDisposable {
           memoryBytes: 256 * 1024 ** 2,
         },
         sandbox: {
-          cmd: ['python3', '-I', '-S', '/opt/sandbox-install/supervisor.py', '--watch', policy.process.execWatch.join(','), '--plan', INPUT_PHASES],
+          cmd: [
+            'python3',
+            '-I',
+            '-S',
+            '/opt/sandbox-install/supervisor.py',
+            '--watch',
+            policy.process.execWatch.join(','),
+            ...supervisorDeadline(limits),
+            '--plan',
+            INPUT_PHASES,
+          ],
           // Root without capabilities, except what the tracer needs to ptrace and drop to `sandbox`.
           user: '0:0',
           env: [
@@ -382,6 +405,8 @@ export class SandboxSession implements AsyncDisposable {
     // the run as engine.lost. The engine is asked again, about the run's containers.
     const checked = failures.length > 0 || status === null || traces.includes(null) ? await onEngine(sandbox.state()) : null;
     const { monitorRunning, sandbox: state } = (seenState ?? checked)!;
+    // The supervisor's own deadline ended the last phase: the engine had not stopped the sandbox in time.
+    const cutShort = timedOut || (ran.length === done.length && done.at(-1)?.timedOut === true);
     if (failures.length > 0) this.log.warn({ failures }, 'reading what the sandbox left failed while the engine answers: the run fails closed');
     timings.collect = elapsed(t);
 
@@ -397,11 +422,11 @@ export class SandboxSession implements AsyncDisposable {
       const own = status?.phases[i] ?? null;
       const last = i === ran.length - 1;
       let exitCode: number | null = own?.pip?.how === 'exited' ? Number(own.pip.value) : own?.pip?.how === 'killed' ? 128 : null;
-      if (timedOut && last) exitCode = null;
+      if (cutShort && last) exitCode = null;
       return {
         phase: phase.name,
-        pipExitCode: own === null && !timedOut && last ? pipExitCode : exitCode,
-        timedOut: timedOut && last,
+        pipExitCode: own === null && !cutShort && last ? pipExitCode : exitCode,
+        timedOut: cutShort && last,
         oomKilled: state.oomKilled && last,
         diskExceeded: last ? diskExceeded : null,
         monitorAlive: monitorRunning,
