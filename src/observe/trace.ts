@@ -1242,32 +1242,40 @@ export class TraceParser {
   }
 
   private walk(state: ProcState, path: string, follow: boolean): string {
-    // Components still to take, last first; and those taken.
+    // Components still to take, last first; those taken, and the path each one ends.
     const todo = path.split('/').reverse();
     const done: string[] = [];
+    const ends: string[] = [];
     let links = 0;
     while (todo.length > 0) {
       const part = todo.pop()!;
       if (part === '' || part === '.') continue;
       if (part === '..') {
         done.pop();
+        ends.pop();
         continue;
       }
+      ends.push(`${ends.at(-1) ?? ''}/${part}`);
       done.push(part);
       // A trailing slash leaves an empty component: the kernel follows a link there too.
       if (links >= MAX_LINKS_FOLLOWED || (todo.length === 0 && !follow)) continue;
-      const content = this.linkAt(state, done);
+      const content = this.linkAt(state, done, ends.at(-1)!);
       if (content === null) continue;
       links++;
-      if (content.startsWith('/')) done.length = 0;
-      else done.pop();
+      if (content.startsWith('/')) {
+        done.length = 0;
+        ends.length = 0;
+      } else {
+        done.pop();
+        ends.pop();
+      }
       for (const next of content.split('/').reverse()) todo.push(next);
     }
-    return `/${done.join('/')}`;
+    return ends.at(-1) ?? '/';
   }
 
-  /** What the link at `parts` (a path's components) holds, when it is one the record can see through. */
-  private linkAt(state: ProcState, parts: string[]): string | null {
+  /** What the link at `parts` (a path's components; `at` the path they make) holds, when it is one the record can see through. */
+  private linkAt(state: ProcState, parts: string[], at: string): string | null {
     const n = parts.length;
     if (parts[0] === 'proc' && n >= 3) {
       // /proc/<self|thread-self|pid>[/task/<tid>]/<root|cwd|fd/N>
@@ -1289,7 +1297,7 @@ export class TraceParser {
       const fd = n === 3 ? (parts[1] === 'fd' && /^\d{1,10}$/.test(parts[2]!) ? Number(parts[2]) : -1) : STD_STREAMS.indexOf(parts[1]!);
       if (fd >= 0) return this.fdPath(state, fd);
     }
-    return this.symlinks.size === 0 ? null : (this.symlinks.get(`/${parts.join('/')}`) ?? null);
+    return this.symlinks.size === 0 ? null : (this.symlinks.get(at) ?? null);
   }
 
   private spawned(parent: ProcState, time: number, call: Call, ok: boolean, spawn: SpawnSnapshot | null): void {
