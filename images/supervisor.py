@@ -53,6 +53,12 @@ TRACED = ",".join([
     "chown", "lchown", "fchownat", "utime", "utimes", "futimesat", "utimensat",
     # Probes of a path without opening it (fs.sensitive-read of credentials that are only looked at).
     "stat", "lstat", "newfstatat", "statx", "readlink", "readlinkat",
+    # Changes made through an fd (judged by the fd's path), and extended attributes by path.
+    "fchmod", "fchown", "ftruncate", "fallocate", "fsetxattr", "fremovexattr",
+    "setxattr", "lsetxattr", "removexattr", "lremovexattr",
+    # Every call that hands a process a path's fd, so `/proc/self/fd/N/...` and `/dev/fd/N` are
+    # judged as the kernel resolves them (-y names each fd returned); unshare splits a shared table.
+    "dup", "dup2", "dup3", "fcntl", "open_tree", "recvmsg", "recvmmsg", "unshare",
 ])
 # The path of an execve (or an execveat relative to the cwd) as strace prints it.
 EXEC_PATH = re.compile(r'^\d+ [\d.]+ execve(?:at)?\((?:AT_FDCWD(?:<(?:[^>\\]|\\.)*>)?, )?"((?:[^"\\]|\\.)*)"')
