@@ -129,6 +129,12 @@ function onEngine<T>(call: Promise<T>): Promise<T> {
   });
 }
 
+/** A call the engine never answered: its socket gone, refused or reset (an answer, even an error, has a status code). */
+function unanswered(error: unknown): boolean {
+  const e = error as (NodeJS.ErrnoException & { statusCode?: unknown }) | null;
+  return e?.statusCode === undefined && ['ENOENT', 'ECONNREFUSED', 'ECONNRESET', 'EPIPE'].includes(String(e?.code));
+}
+
 /** `promise`, or an EnvironmentError after `ms`: cleanup waits on an engine only so long. */
 function bounded<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
@@ -383,6 +389,9 @@ export class SandboxSession implements AsyncDisposable {
     const failures: CollectFailure[] = [];
     const collected = <T>(step: CollectFailure['step'], read: Promise<T>, instead: T): Promise<T> =>
       read.catch((error: unknown) => {
+        // No answer at all (the engine's socket gone, refused or reset): the engine went away, even
+        // if a restarted one answers the check below. Only an answer can be the sandbox's doing.
+        if (unanswered(error)) throw engineLost(error);
         failures.push({ step, error: errorText(error) });
         return instead;
       });

@@ -111,6 +111,25 @@ describe('a collect step that fails after the sandbox ran', () => {
     expect(written.exported).toBeNull();
   });
 
+  it('install: the diff unanswered (the engine socket gone) is engine.lost, exit 3, even when a restarted engine answers the check after it', async () => {
+    const gone = Object.assign(new Error('connect ENOENT /var/run/docker.sock'), { code: 'ENOENT', syscall: 'connect' });
+    const engine = new FakeEngine(
+      run({
+        at: {
+          diff: () => {
+            throw gone;
+          },
+        },
+      }),
+    );
+    expect(await install(engine)).toBe(3);
+    const written = await report();
+    expect(written.verdict).toBe('error');
+    expect(written.error).toMatchObject({ kind: 'environment', code: 'engine.lost' });
+    expect(written.error?.message).toContain('connect ENOENT /var/run/docker.sock');
+    expect(written.exported).toBeNull();
+  });
+
   it('install: the installed tree refused by the engine while it answers is monitor.tampered naming the site archive, exit 1, nothing exported', async () => {
     const engine = new FakeEngine(
       run({
