@@ -17,7 +17,7 @@ calls (`@64`): a call through another ABI (int 0x80, x32) is killed by the filte
 runs, and the record shows the death (`+++ killed by SIGSYS +++`, the one signal whose deaths
 are printed), not arguments the kernel never acted on.
 
-usage: python3 -I -S supervisor.py [--watch name,name,...] --plan <phases.json>
+usage: python3 -I -S supervisor.py [--watch name,name,...] [--deadline <seconds>] --plan <phases.json>
        python3 -I -S supervisor.py [--watch name,name,...] -- <command...>   (one phase, `install`)
 
 A run is one or more phases (`install`, then `import`, ...), each one traced command run to its
@@ -25,6 +25,11 @@ end with the same guarantees: its own trace (<state>/<phase>.strace.log), detach
 killed the moment they appear, every process of the sandbox user listed and killed when the
 phase's command ends, the tracer's record of that end checked. A phase whose command fails, or
 whose tracer cannot vouch for it, ends the run. status.json holds one entry per phase run.
+
+--deadline is --timeout, in seconds from the supervisor's start: the host stops the container
+then too, but an engine under load has taken 9.6 s to do it, and a flood traced on meanwhile. At
+the deadline the phase's command and every process of the sandbox user are killed here, the phase
+ends as any other (`timedOut` in its status, exit 124), and no later phase starts.
 
 --watch names the programs whose use the policy reports (process.exec). The supervisor finds the
 files they are (device and inode, through symlinks and alternatives) and, at the end, names every
@@ -60,6 +65,12 @@ TRACED = ",".join([
     "chown", "lchown", "fchownat", "utime", "utimes", "futimesat", "utimensat",
     # Probes of a path without opening it (fs.sensitive-read of credentials that are only looked at).
     "stat", "lstat", "newfstatat", "statx", "readlink", "readlinkat",
+    # Changes made through an fd (judged by the fd's path), and extended attributes by path.
+    "fchmod", "fchown", "ftruncate", "fallocate", "fsetxattr", "fremovexattr",
+    "setxattr", "lsetxattr", "removexattr", "lremovexattr",
+    # Every call that hands a process a path's fd, so `/proc/self/fd/N/...` and `/dev/fd/N` are
+    # judged as the kernel resolves them (-y names each fd returned); unshare splits a shared table.
+    "dup", "dup2", "dup3", "fcntl", "open_tree", "recvmsg", "recvmmsg", "unshare",
     # Refused by the sandbox's seccomp filters: every attempt is reported (process.forbidden-syscall).
     "io_uring_enter", "io_uring_register", "pidfd_getfd", "process_vm_readv", "process_vm_writev", "userfaultfd", "bpf", "perf_event_open", "keyctl", "add_key", "request_key", "personality",
 ])
@@ -259,8 +270,9 @@ def one_cpu():
         os.sched_setaffinity(0, {allowed[-1]})
 
 
-def run_phase(name, command, watched, names):
-    """One phase: its command under the tracer as the sandbox user, to the end. Returns its status."""
+def run_phase(name, command, watched, names, deadline=None):
+    """One phase: its command under the tracer as the sandbox user, to the end or to `deadline`
+    (epoch seconds). Returns its status."""
     trace = trace_path(name)
     started = time.time()
     tracer = subprocess.Popen(
@@ -281,14 +293,23 @@ def run_phase(name, command, watched, names):
     # killing every detached process the moment it appears.
     detached, unreaped = [], set()
     while root_pid is not None and alive(root_pid) and tracer.poll() is None:
+        if deadline is not None and time.time() >= deadline:
+            # Past the run's deadline: everything of the sandbox user dies below, as at any end.
+            status["timedOut"] = True
+            break
         kill_detached(detached, unreaped)
         time.sleep(DETACH_POLL_S)
     status["pipEnded"] = time.time()
     status["detached"] = detached[:256]
 
-    time.sleep(0.2)  # let anything the command started settle before we look
-    known = {proc["pid"] for proc in detached}
-    lingering = [proc for proc in processes_of(SANDBOX_UID) if proc["pid"] not in known]
+    if status.get("timedOut"):
+        # Cut short: what still runs is the command itself, not something it left behind.
+        kill_all_of_sandbox_user()
+        lingering = []
+    else:
+        time.sleep(0.2)  # let anything the command started settle before we look
+        known = {proc["pid"] for proc in detached}
+        lingering = [proc for proc in processes_of(SANDBOX_UID) if proc["pid"] not in known]
     status["lingering"] = lingering
     # Always: whatever hid from the listing above still dies here, so nothing outlives its phase.
     kill_all_of_sandbox_user()
@@ -329,19 +350,22 @@ def main():
         sys.stderr.write("supervisor: no phases to run\n")
         return 2
     names = set(options[options.index("--watch") + 1].split(",")) if "--watch" in options else set()
+    deadline = time.time() + float(options[options.index("--deadline") + 1]) if "--deadline" in options else None
     names.discard("")
     watched = watched_files(names)
 
     statuses = []
     code = 0
     for name, command in phases:
-        status = run_phase(name, command, watched, names)
+        status = run_phase(name, command, watched, names, deadline)
         statuses.append(status)
         # Written after every phase: a run cut short still tells what its finished phases did.
         with open(STATUS + ".tmp", "w") as f:
             json.dump({"phases": statuses}, f)
         os.replace(STATUS + ".tmp", STATUS)
         end = status["pip"]
+        if status.get("timedOut"):
+            return 124
         if end is None:
             return 125
         code = end["value"] if end["how"] == "exited" else 128 + getattr(signal, end["value"], signal.SIGKILL)

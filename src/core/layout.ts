@@ -18,8 +18,13 @@ export const INPUT_MOUNT = '/input';
 /** What the host copies into INPUT_MOUNT (root-owned, read-only to the sandbox user) before the run starts. */
 export const INPUT_LOCK = `${INPUT_MOUNT}/requirements.lock`;
 export const INPUT_PHASES = `${INPUT_MOUNT}/phases.json`;
-/** The build phase's lock: the locked requirements pip builds from their sdists (with their locked hashes). */
-export const INPUT_BUILD_LOCK = `${INPUT_MOUNT}/build.lock`;
+/** The build phases' locks, one per locked sdist, each with its locked hashes: `<dir>/1.lock`, `<dir>/2.lock`, … */
+export const INPUT_BUILD_LOCKS = `${INPUT_MOUNT}/build`;
+
+/** The lock of the `i`th (0-based) locked sdist's build phase. */
+export function buildLockPath(i: number): string {
+  return `${INPUT_BUILD_LOCKS}/${i + 1}.lock`;
+}
 /** The built requirements' pins, for images/install-built.py to hash-pin to the wheels the build phase made. */
 export const INPUT_BUILT_PINS = `${INPUT_MOUNT}/built-pins.json`;
 export const RELAY_PORT = 3141;

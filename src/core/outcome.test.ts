@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { MONITOR_CAPTURE, readMonitorLine, SupervisorStatus } from './outcome.js';
+import { errorText, MONITOR_CAPTURE, readMonitorLine, SupervisorStatus } from './outcome.js';
 
 // Lines as images/monitor.py printed them in real runs (hostile fixtures on the real engine).
 const REAL_MONITOR_LINES = [
@@ -78,5 +78,24 @@ describe("the supervisor's status at the Python boundary", () => {
     expect(SupervisorStatus.safeParse({ ...real, tracerIntact: 'yes' }).success).toBe(false);
     expect(SupervisorStatus.safeParse({ ...real, lingering: [{ pid: 'x' }] }).success).toBe(false);
     expect(SupervisorStatus.safeParse({ ...real, pip: { how: 'vanished', value: 0 } }).success).toBe(false);
+  });
+});
+
+describe('errorText', () => {
+  it('keeps a short message whole', () => {
+    expect(errorText(new Error('(HTTP code 500) server error - boom'))).toBe('(HTTP code 500) server error - boom');
+  });
+
+  it('bounds a message quoting a 4,030-byte path, keeping what the engine did and why it failed', () => {
+    const message = `(HTTP code 500) server error - lstat /var/lib/docker/overlay2/x/merged/tmp/${'d'.repeat(4030)}: file name too long`;
+    const text = errorText(new Error(message));
+    expect(text.length).toBe(511);
+    expect(text.startsWith('(HTTP code 500) server error - lstat /var/lib/docker/overlay2/')).toBe(true);
+    expect(text.endsWith(': file name too long')).toBe(true);
+    expect(text).toContain('…');
+  });
+
+  it('reads what is not an Error as text', () => {
+    expect(errorText('gone')).toBe('gone');
   });
 });

@@ -51,6 +51,8 @@ export const SupervisorStatus = z.looseObject({
   detached: z.array(Proc.extend({ at: z.number() })).optional(),
   /** The tracer did not end within 10 s of pip and the sandbox user's processes being killed. */
   tracerForcedStop: z.boolean().optional(),
+  /** The supervisor's own deadline (--timeout and a margin) ended the phase: the engine had not stopped the sandbox. */
+  timedOut: z.boolean().optional(),
   /** Executed paths that are the same file as a watched program, by that program's name. */
   execAliases: z.record(z.string(), z.string()).optional(),
 });
@@ -60,13 +62,26 @@ export type SupervisorStatus = z.infer<typeof SupervisorStatus>;
 export const PhaseName = z.enum(['build', 'install', 'startup', 'import', 'resolve']);
 export type PhaseName = z.infer<typeof PhaseName>;
 
+/**
+ * A phase as the supervisor runs it, by a name unique in the run (its trace file is named after it):
+ * the phase's own name, or for the second and later locked sdists, each built by a phase of its
+ * own, `build-<n>`. Reported by phaseKind, as `build`.
+ */
+export const PlannedPhase = z.union([PhaseName, z.string().regex(/^build-[1-9][0-9]{0,3}$/)]);
+export type PlannedPhase = z.infer<typeof PlannedPhase>;
+
+/** The phase a planned phase reports as: `build-2` is a `build`. */
+export function phaseKind(name: PlannedPhase): PhaseName {
+  return name.startsWith('build-') ? 'build' : (name as PhaseName);
+}
+
 export interface PhaseSpec {
-  name: PhaseName;
+  name: PlannedPhase;
   argv: string[];
 }
 
 /** status.json: one entry per phase the supervisor ran, in order, written after each. */
-export const RunStatus = z.looseObject({ phases: z.array(SupervisorStatus.extend({ phase: PhaseName })) });
+export const RunStatus = z.looseObject({ phases: z.array(SupervisorStatus.extend({ phase: PlannedPhase })) });
 export type RunStatus = z.infer<typeof RunStatus>;
 
 /**
@@ -171,7 +186,35 @@ export interface InstallOutcome {
   status: SupervisorStatus | null;
   trace: string | null;
   changes: FsChange[];
+  /** Reads of the stopped sandbox that failed while the engine still answered (observe/ fails them closed). */
+  collectFailures?: CollectFailure[];
+  /** The engine's diff could not be read: observe/ judges writes by what this phase's trace changed instead. */
+  diffUnread?: boolean;
   timings: Record<string, number>;
+}
+
+/**
+ * A step that collects what a run left, failed after the sandbox ran while the engine still
+ * answered: something the sandbox made broke it (a path too long for the engine's own walk of the
+ * filesystem), so the run cannot be vouched for (monitor.tampered), and every finding is kept.
+ * `diff`, `state` and `output` are the session's reads; `site-archive` and `wheel-archive` the
+ * workflows' reads of the installed tree and the built wheels.
+ */
+export interface CollectFailure {
+  step: 'state' | 'diff' | 'output' | 'site-archive' | 'wheel-archive';
+  /** What failed, as the engine or the reader said it (bounded). */
+  error: string;
+}
+
+/**
+ * An error's message for a report, bounded: an engine's message can quote a path the sandbox made
+ * (4 KiB and more). Its start and its end are kept, where an engine says what it did and why it failed.
+ */
+export function errorText(error: unknown, max = 512): string {
+  const text = error instanceof Error ? error.message : String(error);
+  if (text.length <= max) return text;
+  const half = Math.floor((max - 1) / 2);
+  return `${text.slice(0, half)}…${text.slice(text.length - half)}`;
 }
 
 /** A whole run: its phases in the order they ran (a phase cut short by the timeout included). */

@@ -43,6 +43,28 @@ describe('autorunWriteFindings', () => {
   });
 });
 
+describe('autorunWriteFindings: paths as the kernel resolved them', () => {
+  it("reports a .pth planted in a site dir through /proc/self/fd or a symlink in pip's temp space, with the path as named", () => {
+    const SITE = '/tmp/pip-build-env-ab12/overlay/lib/python3.11/site-packages';
+    const trace = parseTrace(
+      [
+        '10 1.000001 execve("/opt/installer/bin/python", ["/opt/installer/bin/python", "/opt/installer/pip-runner.py", "install"], 0x7ffd /* 5 vars */) = 0',
+        '10 1.000002 vfork() = 11',
+        '11 1.000003 execve("/opt/installer/bin/python", ["/opt/installer/bin/python", "_in_process.py", "build_wheel"], 0x7ffd /* 5 vars */) = 0',
+        `11 1.100000 openat(AT_FDCWD</tmp>, "${SITE}", O_RDONLY|O_DIRECTORY) = 3<${SITE}>`,
+        '11 1.100001 rename("/tmp/pip-install-1/evil/x", "/proc/self/fd/3/zz_fd.pth") = 0',
+        '11 1.100002 symlink("/opt/installer/lib/python3.11/site-packages", "/tmp/pip-evil") = 0',
+        '11 1.100003 openat(AT_FDCWD</tmp>, "/tmp/pip-evil/sitecustomize.py", O_WRONLY|O_CREAT|O_TRUNC, 0644) = -1 EACCES (Permission denied)',
+      ].join('\n'),
+    );
+    const found = autorunWriteFindings({ trace, target: '/opt/target', pipPids: new Set([10]), packageOf: () => 'evil', argvOf: () => [] });
+    expect(found.map((f) => [f.evidence.syscall, f.evidence.path, f.evidence.via, f.evidence.denied])).toEqual([
+      ['rename', `${SITE}/zz_fd.pth`, '/proc/self/fd/3/zz_fd.pth', false],
+      ['openat', '/opt/installer/lib/python3.11/site-packages/sitecustomize.py', '/tmp/pip-evil/sitecustomize.py', true],
+    ]);
+  });
+});
+
 describe('autorunReason', () => {
   it('names what runs unasked at the top of a site dir, and nothing else', () => {
     expect(['a.pth', 'sitecustomize.py', 'usercustomize', 'json', 'typing.py', 'asyncio.abi3.so', '_thread.py'].map(autorunReason)).toEqual([

@@ -15,7 +15,7 @@ import { finding, type Finding } from '../core/finding.js';
 import { argvText, type PackageOf } from './attribution.js';
 import { isStdlibModule } from './stdlib-names.js';
 import type { Trace, TraceEvent } from './trace.js';
-import { CappedFindings, wasRefused } from './filesystem.js';
+import { CappedFindings, viaOf, wasRefused, type ChangedPath } from './filesystem.js';
 
 /** A site directory and the first path component below it. */
 const SITE_ENTRY = /^(\/(?:[^/]+\/)*?lib\/python3(?:\.\d+)?\/(?:site|dist)-packages)\/([^/]+)/;
@@ -36,16 +36,18 @@ export function autorunReason(entry: string): string | null {
 }
 
 /** The paths an event creates or fills (not those it removes or only re-stamps), with the syscall. */
-function plantedPaths(event: TraceEvent): Array<{ path: string; syscall: string }> {
+function plantedPaths(event: TraceEvent): ChangedPath[] {
   switch (event.kind) {
     case 'open':
-      return event.write ? [{ path: event.path, syscall: event.syscall }] : [];
+      return event.write ? [{ path: event.path, syscall: event.syscall, ...viaOf(event.via) }] : [];
     case 'symlink':
-      return [{ path: event.path, syscall: 'symlink' }];
+      return [{ path: event.path, syscall: 'symlink', ...viaOf(event.via) }];
     case 'rename':
-      return [{ path: event.to, syscall: 'rename' }];
+      return [{ path: event.to, syscall: 'rename', ...viaOf(event.toVia) }];
     case 'fsop':
-      return ['mkdir', 'mkdirat', 'link', 'linkat', 'truncate'].includes(event.syscall) ? [{ path: event.path, syscall: event.syscall }] : [];
+      return ['mkdir', 'mkdirat', 'link', 'linkat', 'truncate'].includes(event.syscall)
+        ? [{ path: event.path, syscall: event.syscall, ...viaOf(event.via) }]
+        : [];
     default:
       return [];
   }
@@ -83,7 +85,18 @@ export function autorunWriteFindings(ctx: AutorunContext): Finding[] {
           'fs.autorun-write',
           'high',
           `${planted.syscall} ${planted.path}: a ${reason} in a site directory, which runs at interpreter start${denied ? ` (refused: ${errno ?? 'denied'})` : ''}`,
-          { path: planted.path, siteDir, entry, reason, syscall: planted.syscall, denied, errno, pid: event.pid, argv: argvText(ctx.argvOf(event.pid)) },
+          {
+            path: planted.path,
+            ...viaOf(planted.via),
+            siteDir,
+            entry,
+            reason,
+            syscall: planted.syscall,
+            denied,
+            errno,
+            pid: event.pid,
+            argv: argvText(ctx.argvOf(event.pid)),
+          },
           pkg,
         ),
       );

@@ -18,7 +18,7 @@ const LAYOUT: FsLayout = {
   target: '/opt/target',
   home: '/home/sandbox',
   state: '/var/lib/sandbox-install',
-  mounts: ['/input', '/input/requirements.lock'],
+  mounts: ['/input', '/input/requirements.lock', '/input/build/'],
   allowed: [],
 };
 const HOMES = ['/home/sandbox', '/root'];
@@ -39,6 +39,9 @@ describe('isExpectedChange', () => {
     added('/var/lib/sandbox-install/strace.log'),
     added('/input'),
     added('/input/requirements.lock'),
+    // A directory of ours, the build phases' locks: itself and all in it.
+    added('/input/build'),
+    added('/input/build/2.lock'),
   ])('accepts $kind $path', (change) => {
     expect(isExpectedChange(change, LAYOUT)).toBe(true);
   });
@@ -53,6 +56,8 @@ describe('isExpectedChange', () => {
     added('/var/lib/sandbox-installer'),
     added('/inputs'),
     added('/input/evil.py'),
+    added('/input/buildx'),
+    added('/input/build.lock'),
     added('/etc/cron.d/evil'),
     deleted('/usr/bin/pip'),
   ])('rejects $kind $path', (change) => {
@@ -487,5 +492,79 @@ describe('refusedWriteFindings', () => {
         argv: 'setup.py',
       },
     });
+  });
+});
+
+describe('paths judged as the kernel resolved them', () => {
+  // 15 is pip's installer (the traced root), 11 a build hook it started.
+  const SITE = '/opt/target/lib/python3.11/site-packages';
+  const HOME = '/home/sandbox';
+  const lines = [
+    '15 1.000001 execve("/opt/installer/bin/python", ["/opt/installer/bin/python", "/usr/lib/python3/dist-packages/pip/__pip-runner__.py", "install"], 0x7ffd /* 5 vars */) = 0',
+    '15 1.000002 vfork() = 11',
+    '11 1.000003 execve("/opt/installer/bin/python", ["/opt/installer/bin/python", "_in_process.py", "build_wheel"], 0x7ffd /* 5 vars */) = 0',
+    `11 1.100000 openat(AT_FDCWD</tmp/pip-install-1/evil>, "${SITE}", O_RDONLY|O_CLOEXEC|O_DIRECTORY) = 3<${SITE}>`,
+    `11 1.100001 openat(AT_FDCWD</tmp/pip-install-1/evil>, "/proc/self/fd/3/zz.pth", O_WRONLY|O_CREAT|O_TRUNC|O_CLOEXEC, 0666) = 4<${SITE}/zz.pth>`,
+    '11 1.100002 rename("/tmp/pip-install-1/evil/x.py", "/dev/fd/3/victim_lib/core.py") = 0',
+    '11 1.100003 link("/tmp/pip-install-1/evil/x.py", "/proc/self/fd/3/victim_lib/extra.py") = 0',
+    `11 1.100004 openat(AT_FDCWD</tmp/pip-install-1/evil>, "${SITE}/victim_lib/__init__.py", O_RDONLY|O_CLOEXEC) = 5<${SITE}/victim_lib/__init__.py>`,
+    `11 1.100005 fchmod(5<${SITE}/victim_lib/__init__.py>, 0666) = 0`,
+    '11 1.100006 ftruncate(5, 0) = -1 EINVAL (Invalid argument)',
+    `11 1.100007 symlink("${SITE}", "/tmp/pip-evil/site") = 0`,
+    '11 1.100008 openat(AT_FDCWD</tmp/pip-install-1/evil>, "/tmp/pip-evil/site/yy.pth", O_WRONLY|O_CREAT|O_EXCL, 0644) = -1 EACCES (Permission denied)',
+    // A symlink in pip's temp space that leads out of it, to a root-owned site dir.
+    '11 1.100009 symlink("/usr/local/lib/python3.11/dist-packages", "/tmp/pip-evil/sys") = 0',
+    '11 1.100010 openat(AT_FDCWD</tmp/pip-install-1/evil>, "/tmp/pip-evil/sys/sitecustomize.py", O_WRONLY|O_CREAT|O_TRUNC, 0644) = -1 EACCES (Permission denied)',
+    // Credentials through a home directory's fd: one read whole, one that is not there.
+    `11 1.100011 openat(AT_FDCWD</tmp/pip-install-1/evil>, "${HOME}", O_RDONLY|O_DIRECTORY) = 6<${HOME}>`,
+    `11 1.100012 openat(AT_FDCWD</tmp/pip-install-1/evil>, "/proc/self/fd/6/.aws/credentials", O_RDONLY|O_CLOEXEC) = 7<${HOME}/.aws/credentials>`,
+    '11 1.100013 openat(AT_FDCWD</tmp/pip-install-1/evil>, "/dev/fd/6/.ssh/id_rsa", O_RDONLY|O_CLOEXEC) = -1 ENOENT (No such file or directory)',
+    // pip's installer changes the target as it installs: not a finding, fd or not.
+    `15 1.200000 openat(AT_FDCWD</tmp>, "${SITE}/six.py", O_WRONLY|O_CREAT|O_TRUNC|O_CLOEXEC, 0644) = 3<${SITE}/six.py>`,
+    `15 1.200001 fchmod(3<${SITE}/six.py>, 0644) = 0`,
+  ];
+  const trace = parseTrace(lines.join('\n'));
+  const packageOf = (pid: number) => (pid === 11 ? 'evil' : null);
+  const argvOf = () => ['setup.py'];
+
+  it('reports each change in the target made through an fd path, a symlink or an fd, with the path as named', () => {
+    expect(trace.unparsed).toBe(0);
+    const found = targetTamperFindings({ trace, target: '/opt/target', installers: installerPids(trace), packageOf, argvOf });
+    expect(found.map((f) => [f.rule, f.package, f.evidence.syscall, f.evidence.path, f.evidence.via, f.evidence.ok])).toEqual([
+      ['fs.target-tamper', 'evil', 'openat', `${SITE}/zz.pth`, '/proc/self/fd/3/zz.pth', true],
+      ['fs.target-tamper', 'evil', 'rename', `${SITE}/victim_lib/core.py`, '/dev/fd/3/victim_lib/core.py', true],
+      ['fs.target-tamper', 'evil', 'link', `${SITE}/victim_lib/extra.py`, '/proc/self/fd/3/victim_lib/extra.py', true],
+      ['fs.target-tamper', 'evil', 'fchmod', `${SITE}/victim_lib/__init__.py`, undefined, true],
+      ['fs.target-tamper', 'evil', 'openat', `${SITE}/yy.pth`, '/tmp/pip-evil/site/yy.pth', false],
+    ]);
+    // ftruncate of the same file by the same process is the same finding (one per process and path).
+    expect(trace.events).toContainEqual(expect.objectContaining({ kind: 'fsop', syscall: 'ftruncate', path: `${SITE}/victim_lib/__init__.py`, ok: false }));
+  });
+
+  it('reports a refused write through a symlink in pip’s temp space where the kernel refused it', () => {
+    const layout = { ...LAYOUT, home: HOME };
+    const found = refusedWriteFindings({ trace, layout, pipPids: new Set([15]), packageOf, argvOf });
+    expect(found.map((f) => [f.evidence.syscall, f.evidence.path, f.evidence.via, f.evidence.errno])).toEqual([
+      ['openat', '/usr/local/lib/python3.11/dist-packages/sitecustomize.py', '/tmp/pip-evil/sys/sitecustomize.py', 'EACCES'],
+    ]);
+  });
+
+  it('reports credentials read through /proc/self/fd/<home fd> and /dev/fd/<home fd>', () => {
+    const { findings } = filesystemFindings({ changes: [], trace, layout: LAYOUT, packageOf, argvOf, pipPids: new Set([15]) });
+    expect(findings.map((f) => [f.rule, f.package, f.evidence.path, f.evidence.via, f.evidence.ok])).toEqual([
+      ['fs.sensitive-read', 'evil', `${HOME}/.aws/credentials`, '/proc/self/fd/6/.aws/credentials', true],
+      ['fs.sensitive-read', 'evil', `${HOME}/.ssh/id_rsa`, '/dev/fd/6/.ssh/id_rsa', false],
+    ]);
+  });
+
+  it('attributes a file changed through an fd outside the target to the process that changed it', () => {
+    const changed = parseTrace(
+      [
+        '10 1.000000 execve("/usr/bin/python3", ["python3"], 0x7ffd /* 5 vars */) = 0',
+        '10 1.000001 openat(AT_FDCWD</tmp>, "/home/sandbox/.bashrc", O_RDONLY) = 3</home/sandbox/.bashrc>',
+        '10 1.000002 fchmod(3</home/sandbox/.bashrc>, 0666) = 0',
+      ].join('\n'),
+    );
+    expect(Object.fromEntries(writersOf(changed))).toEqual({ '/home/sandbox/.bashrc': 10 });
   });
 });

@@ -14,7 +14,10 @@ export interface FsLayout {
   home: string;
   /** Our own state dir (tracer output). */
   state: string;
-  /** What we put in the container before it starts (input files, canaries): the diff shows them as added. */
+  /**
+   * What we put in the container before it starts (input files, canaries): the diff shows them as
+   * added. One ending in `/` is a directory of ours, all of it.
+   */
   mounts: string[];
   /** Paths the policy allows writes under (`writes.allow`). */
   allowed: string[];
@@ -27,7 +30,7 @@ export function isExpectedChange(change: FsChange, layout: FsLayout): boolean {
   if (under(layout.target) || under(layout.state) || layout.allowed.some(under)) return true;
   if (/^\/tmp\/pip-[^/]+(\/|$)/.test(p)) return true;
   // A bind mount shows up as added, and so does the directory made to hold it.
-  if (layout.mounts.includes(p)) return true;
+  if (layout.mounts.some((m) => m === p || (m.endsWith('/') && (p.startsWith(m) || `${p}/` === m)))) return true;
   return change.kind === 'added' && layout.mounts.some((m) => m.startsWith(`${p}/`) && path.posix.dirname(m) === p);
 }
 
@@ -138,7 +141,16 @@ export function filesystemFindings(ctx: FsContext): { findings: Finding[]; event
         'fs.sensitive-read',
         'high',
         `${PROBES.has(open.syscall) ? `probed (${open.syscall})` : 'tried to open'} ${open.path}${open.ok ? '' : ` (${open.errno ?? 'failed'})`}`,
-        { path: open.path, syscall: open.syscall, ok: open.ok, errno: open.errno, write: open.write, pid: open.pid, argv: argvText(ctx.argvOf(open.pid)) },
+        {
+          path: open.path,
+          ...viaOf(open.via),
+          syscall: open.syscall,
+          ok: open.ok,
+          errno: open.errno,
+          write: open.write,
+          pid: open.pid,
+          argv: argvText(ctx.argvOf(open.pid)),
+        },
         pkg,
       ),
     );
@@ -168,21 +180,36 @@ const BYTECODE_CACHE = /\/__pycache__(?:\/[^/]+\.cpython-3\d+(?:\.opt-\d)?\.pyc\
 /** Devices any process may open for writing (a refused /dev/tty says nothing of a package). */
 const HARMLESS_DEVICES = /^\/dev\/(?:null|zero|full|tty|console|ptmx|pts\/\d+|stdout|stderr)$/;
 
+/**
+ * The path a call named, as evidence beside the path the kernel resolved (`/proc/self/fd/3/x.pth`
+ * beside `/opt/target/…/x.pth`); nothing when the two are the same.
+ */
+export function viaOf(via: string | undefined): { via?: string } {
+  return via === undefined ? {} : { via };
+}
+
+/** A path a trace event changes (or tried to), with the syscall that did it and the path as named. */
+export interface ChangedPath {
+  path: string;
+  syscall: string;
+  via?: string;
+}
+
 /** Every path a trace event changes (or tried to), with the syscall that did it. */
-function changedPaths(event: TraceEvent): Array<{ path: string; syscall: string }> {
+function changedPaths(event: TraceEvent): ChangedPath[] {
   switch (event.kind) {
     case 'open':
-      return event.write ? [{ path: event.path, syscall: event.syscall }] : [];
+      return event.write ? [{ path: event.path, syscall: event.syscall, ...viaOf(event.via) }] : [];
     case 'unlink':
-      return [{ path: event.path, syscall: 'unlink' }];
+      return [{ path: event.path, syscall: 'unlink', ...viaOf(event.via) }];
     case 'symlink':
-      return [{ path: event.path, syscall: 'symlink' }];
+      return [{ path: event.path, syscall: 'symlink', ...viaOf(event.via) }];
     case 'fsop':
-      return [{ path: event.path, syscall: event.syscall }];
+      return [{ path: event.path, syscall: event.syscall, ...viaOf(event.via) }];
     case 'rename':
       return [
-        { path: event.from, syscall: 'rename' },
-        { path: event.to, syscall: 'rename' },
+        { path: event.from, syscall: 'rename', ...viaOf(event.fromVia) },
+        { path: event.to, syscall: 'rename', ...viaOf(event.toVia) },
       ];
     default:
       return [];
@@ -247,7 +274,16 @@ export function refusedWriteFindings(ctx: RefusedContext): Finding[] {
           'fs.write-outside-target',
           'high',
           `tried to ${change.syscall} ${p} outside the install target (refused: ${errno ?? 'denied'})`,
-          { path: p, kind: 'attempted', syscall: change.syscall, denied: true, errno, pid: event.pid, argv: argvText(ctx.argvOf(event.pid)) },
+          {
+            path: p,
+            ...viaOf(change.via),
+            kind: 'attempted',
+            syscall: change.syscall,
+            denied: true,
+            errno,
+            pid: event.pid,
+            argv: argvText(ctx.argvOf(event.pid)),
+          },
           pkg,
         ),
       );
@@ -269,10 +305,12 @@ export interface TamperContext {
 
 /**
  * fs.target-tamper: a create, write, truncate, rename, link, symlink, chmod, mkdir or unlink under
- * the install target by any process but pip's installer. A build hook never writes there; one
- * that does is planting code pip did not install (a .pth, a forged dist-info, another package's
- * module). Attempts count, failed or not: the intent is the attack. One finding per process and
- * path.
+ * the install target by any process but pip's installer, by path or through an fd (fchmod,
+ * ftruncate, fallocate, fchown, fsetxattr), wherever the path went on its way (the trace resolves
+ * `/proc/self/fd/N`, `/dev/fd/N` and the run's own symlinks as the kernel did). A build hook never
+ * writes there; one that does is planting code pip did not install (a .pth, a forged dist-info,
+ * another package's module). Attempts count, failed or not: the intent is the attack. One finding
+ * per process and path.
  */
 export function targetTamperFindings(ctx: TamperContext): Finding[] {
   const found = new CappedFindings(ctx.maxFindings);
@@ -288,7 +326,7 @@ export function targetTamperFindings(ctx: TamperContext): Finding[] {
           'fs.target-tamper',
           'high',
           `${change.syscall} ${change.path} in the install target by a process that is not pip's installer${denied ? ' (refused)' : ''}`,
-          { path: change.path, syscall: change.syscall, ok, denied, pid: event.pid, argv: argvText(ctx.argvOf(event.pid)) },
+          { path: change.path, ...viaOf(change.via), syscall: change.syscall, ok, denied, pid: event.pid, argv: argvText(ctx.argvOf(event.pid)) },
           ctx.packageOf(event.pid, event.time),
         ),
       );

@@ -7,10 +7,10 @@ import type { Readable } from 'node:stream';
 import type { Policy } from '../policy/schema.js';
 import type { CanarySet } from '../core/canary.js';
 import { finding, type Finding } from '../core/finding.js';
-import type { InstallOutcome } from '../core/outcome.js';
+import type { CollectFailure, InstallOutcome } from '../core/outcome.js';
 import {
   HOME,
-  INPUT_BUILD_LOCK,
+  INPUT_BUILD_LOCKS,
   INPUT_BUILT_PINS,
   INPUT_LOCK,
   INPUT_MOUNT,
@@ -31,6 +31,7 @@ import { provenanceFindings, readLockedWheels, type LockedWheel, type Writer } f
 import { scanSitePackages, type StaticScan } from './static-scan.js';
 import { timeline, type TimelineEntry } from './timeline.js';
 import { parseTrace, type Trace } from './trace.js';
+import { changesFromTrace } from './trace-changes.js';
 
 export interface Observation {
   findings: Finding[];
@@ -129,8 +130,30 @@ function endFindings(outcome: InstallOutcome, trace: Trace, packageOf: (pid: num
   const monitorDead = outcome.monitorAlive
     ? []
     : [finding('monitor.tampered', 'critical', 'the monitor container had stopped before the install ended', { monitorAlive: false })];
-  return [...incomplete, ...unread, ...monitorDead, ...howItEnded(outcome, trace, packageOf)];
+  return [...incomplete, ...unread, ...monitorDead, ...collectFindings(outcome.collectFailures ?? []), ...howItEnded(outcome, trace, packageOf)];
 }
+
+/**
+ * A read of what the sandbox left that failed while the engine answered (the diff, the installed
+ * tree): something the sandbox made broke it, so the run cannot be vouched for. The evidence names
+ * the step and what failed; every other finding stands.
+ */
+export function collectFindings(failures: readonly CollectFailure[]): Finding[] {
+  return failures.map((failure) =>
+    finding('monitor.tampered', 'critical', `reading the sandbox's ${COLLECT_STEPS[failure.step]} failed after it ran; it cannot vouch for the run`, {
+      collectFailed: failure.step,
+      error: failure.error,
+    }),
+  );
+}
+
+const COLLECT_STEPS: Record<CollectFailure['step'], string> = {
+  state: 'state',
+  diff: 'filesystem diff',
+  output: 'output',
+  'site-archive': 'installed tree',
+  'wheel-archive': 'built wheels',
+};
 
 /** The package whose processes wrote the unread lines, when they all name one. */
 function culpritOfHeads(trace: Trace, packageOf: (pid: number) => string | null): string | null {
@@ -255,7 +278,7 @@ export async function observe(input: ObserveInput): Promise<Observation> {
     target: TARGET,
     home: HOME,
     state: STATE_DIR,
-    mounts: [INPUT_MOUNT, INPUT_LOCK, INPUT_PHASES, INPUT_BUILD_LOCK, INPUT_BUILT_PINS, ...input.canaries.files.map((f) => `${HOME}/${f.path}`)],
+    mounts: [INPUT_MOUNT, INPUT_LOCK, INPUT_PHASES, `${INPUT_BUILD_LOCKS}/`, INPUT_BUILT_PINS, ...input.canaries.files.map((f) => `${HOME}/${f.path}`)],
     allowed: input.policy.writes.allow,
   };
   const network = networkFindings({
@@ -268,7 +291,8 @@ export async function observe(input: ObserveInput): Promise<Observation> {
     pipPids: pipOwn,
   });
   const filesystem = filesystemFindings({
-    changes: input.outcome.changes,
+    // Without the engine's diff, what this phase's trace changed stands in for it.
+    changes: input.outcome.diffUnread ? changesFromTrace(trace) : input.outcome.changes,
     trace,
     layout,
     packageOf,

@@ -450,6 +450,19 @@ describe('parseTrace on hostile input', () => {
       '+++ exited with 1 +++',
       '\n',
       '/* */',
+      // fd decorations, fd and symlink paths: the fd table and the symlink walk take anything.
+      '3</tmp>',
+      '</opt/target (deleted)>',
+      '"/proc/self/fd/3/',
+      '"/dev/fd/3/',
+      '../',
+      'symlink("/tmp/a", "/tmp/b") = 0',
+      'symlink("../a/b", "/tmp/a") = 0',
+      'rename(',
+      'dup2(',
+      'fchmod(',
+      'recvmsg(',
+      'clone3({flags=CLONE_FILES} => {parent_tid=[11]}, 88) = 11',
     );
     fc.assert(
       fc.property(fc.array(token, { maxLength: 60 }), (tokens) => {
@@ -699,5 +712,235 @@ describe('what the supervisor traces', () => {
 
   it('holds every call the seccomp filters refuse: each attempt is seen', () => {
     expect(FORBIDDEN_SYSCALLS.filter((name) => !MODELLED_SYSCALLS.includes(name))).toEqual([]);
+  });
+});
+
+describe('parseTrace: paths as the kernel resolved them', () => {
+  const exec = '11 1.000000 execve("/usr/bin/python3", ["python3", "setup.py"], 0x7ffd /* 4 vars */) = 0';
+  const SITE = '/opt/target/lib/python3.11/site-packages';
+  const paths = (trace: Trace) =>
+    trace.events.flatMap((e) =>
+      e.kind === 'rename'
+        ? [`${e.kind} ${e.from} -> ${e.to}`]
+        : e.kind === 'open' || e.kind === 'unlink' || e.kind === 'symlink'
+          ? [`${e.kind === 'open' ? e.syscall : e.kind} ${e.path}`]
+          : e.kind === 'fsop'
+            ? [`${e.syscall} ${e.path}${e.from === null ? '' : ` <- ${e.from}`}`]
+            : [],
+    );
+
+  it('judges a create, an append, a rename and a link through /proc/self/fd/<dirfd> or /dev/fd/N as the directory the fd holds', () => {
+    const trace = parseTrace(
+      [
+        exec,
+        `11 1.1 openat(AT_FDCWD</tmp/pip-install-x/evil_1>, "${SITE}", O_RDONLY|O_CLOEXEC|O_DIRECTORY) = 3<${SITE}>`,
+        // A create the kernel refused: no fd returned, so the fd table is what names the directory.
+        '11 1.2 openat(AT_FDCWD</tmp/pip-install-x/evil_1>, "/proc/self/fd/3/zz.pth", O_WRONLY|O_CREAT|O_EXCL|O_CLOEXEC, 0644) = -1 EACCES (Permission denied)',
+        '11 1.3 rename("/tmp/pip-install-x/evil_1/payload.py", "/proc/self/fd/3/victim_lib/core.py") = 0',
+        '11 1.4 fcntl(3</opt/target/lib/python3.11/site-packages>, F_DUPFD_CLOEXEC, 0) = 4</opt/target/lib/python3.11/site-packages>',
+        '11 1.5 dup2(4, 20) = 20</opt/target/lib/python3.11/site-packages>',
+        '11 1.6 link("/tmp/pip-install-x/evil_1/payload.py", "/dev/fd/20/linked.py") = 0',
+        '11 1.7 mkdir("/dev/fd/4/../../../share/x", 0777) = 0',
+        // dup2 over a number the table knew: the number now names what it duplicated.
+        '11 1.8 openat(AT_FDCWD, "/tmp", O_RDONLY|O_DIRECTORY) = 5</tmp>',
+        '11 1.9 dup2(3</opt/target/lib/python3.11/site-packages>, 5</tmp>) = 5</opt/target/lib/python3.11/site-packages>',
+        '11 2.0 unlinkat(5, "victim_lib/__init__.py", 0) = 0',
+      ].join('\n'),
+    );
+    expect(trace.unparsed).toBe(0);
+    expect(paths(trace)).toEqual([
+      `openat ${SITE}`,
+      `openat ${SITE}/zz.pth`,
+      `rename /tmp/pip-install-x/evil_1/payload.py -> ${SITE}/victim_lib/core.py`,
+      `link ${SITE}/linked.py <- /tmp/pip-install-x/evil_1/payload.py`,
+      'mkdir /opt/target/share/x',
+      'openat /tmp',
+      `unlink ${SITE}/victim_lib/__init__.py`,
+    ]);
+    expect(trace.events.find((e) => e.kind === 'rename')).toMatchObject({ toVia: '/proc/self/fd/3/victim_lib/core.py', relative: false });
+    expect(trace.events.find((e) => e.kind === 'open' && !e.ok)).toMatchObject({ via: '/proc/self/fd/3/zz.pth', write: true, create: true });
+    expect(trace.events.find((e) => e.kind === 'fsop' && e.syscall === 'link')).toMatchObject({ via: '/dev/fd/20/linked.py' });
+  });
+
+  it("takes an open's path from the fd it returned, and strips a deleted file's mark", () => {
+    const trace = parseTrace(
+      [
+        exec,
+        `11 1.1 openat(AT_FDCWD</home/user>, "/tmp/pip-x/innocent/evil.pth", O_WRONLY|O_CREAT|O_APPEND|O_CLOEXEC, 0666) = 4<${SITE}/evil.pth>`,
+        '11 1.2 openat(AT_FDCWD</home/user>, "/tmp/gone", O_RDWR|O_CREAT, 0600) = 5</tmp/gone (deleted)>',
+        // A name built to look like an errno after the decoration is still a name.
+        '11 1.3 openat(AT_FDCWD</home/user>, "x", O_RDONLY) = 6</home/user/x EACCES (y)>',
+        '11 1.4 openat(AT_FDCWD</home/user>, "/dev/stdout", O_WRONLY|O_CREAT|O_TRUNC, 0666) = 7<pipe:[1234]>',
+      ].join('\n'),
+    );
+    expect(trace.unparsed).toBe(0);
+    expect(trace.events.filter((e) => e.kind === 'open').map((e) => e.kind === 'open' && [e.path, e.via, e.ok, e.errno])).toEqual([
+      [`${SITE}/evil.pth`, '/tmp/pip-x/innocent/evil.pth', true, null],
+      ['/tmp/gone', undefined, true, null],
+      ['/home/user/x EACCES (y)', '/home/user/x', true, null],
+      ['/dev/stdout', undefined, true, null],
+    ]);
+  });
+
+  it('reads credentials through /proc/self/fd/<home fd> in a child, and /proc/<pid>/fd of another process', () => {
+    const trace = parseTrace(
+      [
+        exec,
+        '11 1.1 openat(AT_FDCWD</tmp/b>, "/home/user", O_RDONLY|O_DIRECTORY|O_CLOEXEC) = 3</home/user>',
+        '11 1.2 clone(child_stack=NULL, flags=CLONE_CHILD_CLEARTID|CLONE_CHILD_SETTID|SIGCHLD, child_tidptr=0x7f) = 12',
+        '12 1.3 openat(AT_FDCWD</tmp/b>, "/proc/self/fd/3/.aws/credentials", O_RDONLY|O_CLOEXEC) = 4</home/user/.aws/credentials>',
+        '12 1.4 newfstatat(AT_FDCWD</tmp/b>, "/proc/self/fd/3/.ssh/id_rsa", 0x7ffc, 0) = -1 ENOENT (No such file or directory)',
+        '12 1.5 openat(AT_FDCWD</tmp/b>, "/tmp/b", O_RDONLY|O_DIRECTORY) = 5</tmp/b>',
+        // The parent's fd 5 is not the child's: not resolved, kept as named.
+        '11 1.6 openat(AT_FDCWD</tmp/b>, "/proc/self/fd/5/x", O_RDONLY) = -1 ENOENT (No such file or directory)',
+        '11 1.7 openat(AT_FDCWD</tmp/b>, "/proc/12/fd/5/y", O_RDONLY) = -1 ENOENT (No such file or directory)',
+        '12 1.8 +++ exited with 0 +++',
+        // An ended process has no fds.
+        '11 1.9 openat(AT_FDCWD</tmp/b>, "/proc/12/fd/5/z", O_RDONLY) = -1 ENOENT (No such file or directory)',
+      ].join('\n'),
+    );
+    expect(trace.unparsed).toBe(0);
+    expect(paths(trace)).toEqual([
+      'openat /home/user',
+      'openat /home/user/.aws/credentials',
+      'newfstatat /home/user/.ssh/id_rsa',
+      'openat /tmp/b',
+      'openat /proc/self/fd/5/x',
+      'openat /tmp/b/y',
+      'openat /proc/12/fd/5/z',
+    ]);
+  });
+
+  it('shares one fd table between threads, copies it at fork, and splits it at unshare(CLONE_FILES)', () => {
+    const thread =
+      'clone3({flags=CLONE_VM|CLONE_FS|CLONE_FILES|CLONE_SIGHAND|CLONE_THREAD|CLONE_SYSVSEM|CLONE_SETTLS|CLONE_PARENT_SETTID|CLONE_CHILD_CLEARTID, child_tid=0x7f, parent_tid=0x7f, exit_signal=0, stack=0x7f, stack_size=0x7fff00, tls=0x7f} => {parent_tid=[12]}, 88) = 12';
+    const trace = parseTrace(
+      [
+        exec,
+        `11 1.1 ${thread}`,
+        // The thread opens the target; the leader uses the fd by number.
+        '12 1.2 openat(AT_FDCWD</tmp>, "/opt/target", O_RDONLY|O_DIRECTORY) = 3</opt/target>',
+        '11 1.3 mkdir("/proc/self/fd/3/planted", 0755) = 0',
+        '12 1.4 unshare(CLONE_FILES) = 0',
+        '12 1.5 openat(AT_FDCWD</tmp>, "/tmp", O_RDONLY|O_DIRECTORY) = 3</tmp>',
+        // The leader's fd 3 is still the target.
+        '11 1.6 mkdir("/proc/self/fd/3/again", 0755) = 0',
+        '12 1.7 mkdir("/proc/thread-self/fd/3/mine", 0755) = 0',
+      ].join('\n'),
+    );
+    expect(trace.unparsed).toBe(0);
+    expect(paths(trace)).toEqual(['openat /opt/target', 'mkdir /opt/target/planted', 'openat /tmp', 'mkdir /opt/target/again', 'mkdir /tmp/mine']);
+  });
+
+  it('learns the fds a recvmsg received with SCM_RIGHTS', () => {
+    const trace = parseTrace(
+      [
+        exec,
+        '11 1.1 recvmsg(5<socket:[77]>, {msg_name=NULL, msg_namelen=0, msg_iov=[{iov_base="cmsg_data=[7</tmp/decoy>]", iov_len=24}], msg_iovlen=1, msg_control=[{cmsg_len=20, cmsg_level=SOL_SOCKET, cmsg_type=SCM_RIGHTS, cmsg_data=[7</opt/target>]}], msg_controllen=24, msg_flags=MSG_CMSG_CLOEXEC}, MSG_CMSG_CLOEXEC) = 24',
+        '11 1.2 rename("/tmp/a", "/proc/self/fd/7/a.pth") = 0',
+      ].join('\n'),
+    );
+    expect(trace.unparsed).toBe(0);
+    expect(paths(trace)).toEqual(['rename /tmp/a -> /opt/target/a.pth']);
+  });
+
+  it('judges fchmod, fchown, ftruncate, fallocate and fsetxattr by the path of their fd', () => {
+    const trace = parseTrace(
+      [
+        exec,
+        `11 1.1 openat(AT_FDCWD</tmp>, "${SITE}/victim_lib/core.py", O_RDONLY|O_CLOEXEC) = 3<${SITE}/victim_lib/core.py>`,
+        `11 1.2 fchmod(3<${SITE}/victim_lib/core.py>, 0666) = 0`,
+        '11 1.3 ftruncate(3, 0) = -1 EINVAL (Invalid argument)',
+        `11 1.4 fchown(3<${SITE}/victim_lib/core.py>, 1000, 1000) = 0`,
+        `11 1.5 fallocate(3<${SITE}/victim_lib/core.py>, 0, 0, 10) = -1 EBADF (Bad file descriptor)`,
+        `11 1.6 fsetxattr(3<${SITE}/victim_lib/core.py>, "user.x", "1", 1, 0) = 0`,
+        `11 1.7 setxattr("/proc/self/fd/3", "user.y", "1", 1, 0) = 0`,
+        `11 1.8 lsetxattr("/proc/self/fd/3", "user.z", "1", 1, 0) = -1 EPERM (Operation not permitted)`,
+        '11 1.9 fchmod(9<pipe:[5]>, 0666) = 0',
+        '11 2.0 fremovexattr(42, "user.x") = -1 EBADF (Bad file descriptor)',
+      ].join('\n'),
+    );
+    expect(trace.unparsed).toBe(0);
+    expect(ofKind(trace, 'fsop').map(({ syscall, path, relative, ok }) => [syscall, path, relative, ok])).toEqual([
+      ['fchmod', `${SITE}/victim_lib/core.py`, false, true],
+      ['ftruncate', `${SITE}/victim_lib/core.py`, false, false],
+      ['fchown', `${SITE}/victim_lib/core.py`, false, true],
+      ['fallocate', `${SITE}/victim_lib/core.py`, false, false],
+      ['fsetxattr', `${SITE}/victim_lib/core.py`, false, true],
+      // setxattr follows the fd link to the file; lsetxattr acts on the /proc link itself.
+      ['setxattr', `${SITE}/victim_lib/core.py`, false, true],
+      ['lsetxattr', '/proc/self/fd/3', false, false],
+      ['fchmod', '9<pipe:[5]>', true, true],
+      ['fremovexattr', '42', true, false],
+    ]);
+  });
+
+  it('sees through symlinks made during the run, following the last component only where the call does', () => {
+    const trace = parseTrace(
+      [
+        exec,
+        `11 1.1 symlink("${SITE}", "/tmp/pip-build-x/site") = 0`,
+        '11 1.2 symlinkat("../../opt/target/bin", AT_FDCWD</tmp/pip-build-x>, "bin") = 0',
+        // Through the link: the target.
+        '11 1.3 openat(AT_FDCWD</tmp/pip-build-x>, "site/zz.pth", O_WRONLY|O_CREAT|O_EXCL, 0644) = -1 EACCES (Permission denied)',
+        '11 1.4 rename("/tmp/pip-build-x/payload", "/tmp/pip-build-x/bin/python3") = 0',
+        // `..` after a link is taken from where the link led, not lexically.
+        '11 1.5 mkdir("/tmp/pip-build-x/site/../evil", 0755) = 0',
+        // The link itself, not its target: lstat, unlink, and an open with O_NOFOLLOW.
+        '11 1.6 lstat("/tmp/pip-build-x/site", 0x7ffc) = 0',
+        '11 1.7 chmod("/tmp/pip-build-x/site", 0777) = 0',
+        '11 1.8 rename("/tmp/pip-build-x", "/tmp/pip-build-y") = 0',
+        '11 1.9 truncate("/tmp/pip-build-y/site/victim_lib/core.py", 0) = 0',
+        '11 2.0 unlink("/tmp/pip-build-y/site") = 0',
+        '11 2.1 truncate("/tmp/pip-build-y/site/victim_lib/core.py", 0) = -1 ENOENT (No such file or directory)',
+        // A loop ends where the kernel would give up (ELOOP).
+        '11 2.2 symlink("/tmp/l2", "/tmp/l1") = 0',
+        '11 2.3 symlink("/tmp/l1/x", "/tmp/l2") = 0',
+        '11 2.4 openat(AT_FDCWD</tmp>, "/tmp/l1/f", O_RDONLY) = -1 ELOOP (Too many levels of symbolic links)',
+        // A refused symlink made nothing to follow.
+        '11 2.5 symlink("/opt/target", "/usr/local/lnk") = -1 EACCES (Permission denied)',
+        '11 2.6 mkdir("/usr/local/lnk/x", 0755) = -1 ENOENT (No such file or directory)',
+      ].join('\n'),
+    );
+    expect(trace.unparsed).toBe(0);
+    expect(paths(trace).filter((p) => !p.startsWith('symlink'))).toEqual([
+      `openat ${SITE}/zz.pth`,
+      'rename /tmp/pip-build-x/payload -> /opt/target/bin/python3',
+      'mkdir /opt/target/lib/python3.11/evil',
+      'lstat /tmp/pip-build-x/site',
+      `chmod ${SITE}`,
+      'rename /tmp/pip-build-x -> /tmp/pip-build-y',
+      `truncate ${SITE}/victim_lib/core.py`,
+      'unlink /tmp/pip-build-y/site',
+      'truncate /tmp/pip-build-y/site/victim_lib/core.py',
+      expect.stringMatching(/^openat \/tmp\/l[12]\//),
+      'mkdir /usr/local/lnk/x',
+    ]);
+    expect(trace.events.find((e) => e.kind === 'fsop' && e.syscall === 'mkdir')).toMatchObject({ via: '/tmp/pip-build-x/evil' });
+  });
+
+  it('keeps an openat2 with RESOLVE_IN_ROOT under its directory fd', () => {
+    const trace = parseTrace(
+      [
+        exec,
+        '11 1.1 openat2(3</opt/target>, "/../../etc/evil.pth", {flags=O_WRONLY|O_CREAT, mode=0644, resolve=RESOLVE_IN_ROOT}, 24) = -1 EACCES (Permission denied)',
+        '11 1.2 openat2(3</opt/target>, "/etc/x", {flags=O_RDONLY, resolve=RESOLVE_NO_SYMLINKS}, 24) = -1 ENOENT (No such file or directory)',
+      ].join('\n'),
+    );
+    expect(trace.unparsed).toBe(0);
+    expect(paths(trace)).toEqual(['openat2 /opt/target/etc/evil.pth', 'openat2 /etc/x']);
+  });
+
+  it('resolves /dev/stdin-style names only to a path the fd table holds', () => {
+    const trace = parseTrace(
+      [
+        exec,
+        '11 1.1 openat(AT_FDCWD</tmp>, "/dev/stdout", O_WRONLY|O_CREAT|O_TRUNC, 0666) = -1 EACCES (Permission denied)',
+        '11 1.2 dup2(4</opt/target/x.py>, 1<pipe:[9]>) = 1</opt/target/x.py>',
+        '11 1.3 truncate("/dev/stdout", 0) = 0',
+        '11 1.4 truncate("/dev/fd/1", 0) = 0',
+      ].join('\n'),
+    );
+    expect(paths(trace)).toEqual(['openat /dev/stdout', 'truncate /opt/target/x.py', 'truncate /opt/target/x.py']);
   });
 });

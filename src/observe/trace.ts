@@ -34,6 +34,16 @@ export const MAX_SEND_PAYLOAD_BYTES = 32 * 1024 ** 2;
 /** Working directories remembered per process (attribution looks at the oldest ones). */
 export const MAX_CWD_HISTORY = 32;
 /**
+ * fd-table entries held over all live processes (a fork copies its parent's table, and a table is
+ * keyed by fd number, so it stays as small as the numbers a process uses); past it, the entries not
+ * kept count in `Trace.dropped`: a path through `/proc/self/fd/N` could no longer be resolved.
+ */
+export const MAX_FD_ENTRIES = 1_000_000;
+/** Symlinks made during the run that paths are resolved through; past it, the rest count in `Trace.dropped`. */
+export const MAX_SYMLINKS = 20_000;
+/** Symlinks followed in one path: the kernel's own limit (ELOOP past it). */
+const MAX_LINKS_FOLLOWED = 40;
+/**
  * Longer lines are read from their head only (`salvage`). Under the sandbox's stack limit the
  * kernel takes at most 2 MiB of argv and environment (a quarter of an 8 MiB stack), so a real
  * execve prints well under this; only escaped binary argv or a sendmsg of hundreds of buffers
@@ -68,6 +78,12 @@ interface PathFacts {
   relative: boolean;
   /** A string in the call was cut by strace's `-s`, or argv by our own caps. */
   truncated: boolean;
+  /**
+   * The path as the call named it, when the kernel resolved it elsewhere: through `/proc/<pid>/fd/N`
+   * or `/dev/fd/N`, a symlink made during the run, or (for an open) the path `-y` printed for the
+   * fd it returned. `path` is what the kernel resolved; this is evidence of the dodge.
+   */
+  via?: string;
 }
 
 export interface ExecEvent extends EventBase, Outcome {
@@ -132,6 +148,9 @@ export interface RenameEvent extends EventBase, Outcome, PathFacts {
   kind: 'rename';
   from: string;
   to: string;
+  /** `from` and `to` as the call named them, when the kernel resolved them elsewhere (see PathFacts.via). */
+  fromVia?: string;
+  toVia?: string;
 }
 
 export interface SymlinkEvent extends EventBase, Outcome, PathFacts {
@@ -142,8 +161,11 @@ export interface SymlinkEvent extends EventBase, Outcome, PathFacts {
   path: string;
 }
 
-/** A change to a path that is not an open for writing: a directory made or removed, a mode changed, a truncate, a hard link. */
-/** Path calls that change a file without opening it: its name, mode, owner, times or length. */
+/**
+ * Calls that change a file without opening it: its name, mode, owner, times, length or extended
+ * attributes; by path, or by an fd (`fchmod`, `ftruncate`, ...: the file is the fd's, as `-y` or the
+ * process's fd table names it).
+ */
 export type FsOpSyscall =
   | 'mkdir'
   | 'mkdirat'
@@ -159,7 +181,14 @@ export type FsOpSyscall =
   | 'utimensat'
   | 'truncate'
   | 'link'
-  | 'linkat';
+  | 'linkat'
+  | 'setxattr'
+  | 'lsetxattr'
+  | 'removexattr'
+  | 'lremovexattr'
+  | FdOpSyscall;
+/** The fd-based calls among them. */
+export type FdOpSyscall = 'fchmod' | 'fchown' | 'ftruncate' | 'fallocate' | 'fsetxattr' | 'fremovexattr';
 
 export interface FsOpEvent extends EventBase, Outcome, PathFacts {
   kind: 'fsop';
@@ -302,6 +331,8 @@ interface SpawnSnapshot {
   cwdKnown: boolean;
   /** The pid of the first unknown process seen while this call was in flight, taken as its child. */
   claimedBy: number | null;
+  /** CLONE_FILES (a thread): the child shares the caller's fd table instead of a copy of it. */
+  sharesFiles: boolean;
 }
 
 interface Pending {
@@ -319,6 +350,24 @@ interface ProcState {
   chdired: boolean;
   /** The parent is known from a spawn result (or this is the root), not guessed. */
   confirmed: boolean;
+  /** What each of its fds names, as far as the record tells (see FdTable). */
+  fds: FdTable;
+}
+
+/**
+ * A process's fds and the paths the kernel gave them: from `-y` on every fd a traced call returned
+ * (open family, dup family, fcntl F_DUPFD, open_tree, SCM_RIGHTS received) and on every fd a traced
+ * call took. Shared between the processes that share the kernel's table (threads, CLONE_FILES),
+ * copied at fork. close() is not traced (pip makes as many as opens), so an entry outlives its fd
+ * until the number is reused; every call that can hand a process a path's fd is traced and updates
+ * it, so a stale entry can only name an fd number that now holds a pipe or a socket, which no path
+ * can go through. Close-on-exec is not modelled either: a flag cleared by ioctl(FIONCLEX) is not
+ * in the record, and keeping an entry the exec closed is the side that cannot hide a path.
+ */
+class FdTable {
+  readonly paths = new Map<number, string>();
+  /** Live processes sharing this table. */
+  users = 1;
 }
 
 interface Call {
@@ -326,6 +375,8 @@ interface Call {
   args: string[];
   value: number | null;
   errno: string | null;
+  /** What `-y` printed for a returned fd (`= 3</tmp/x>`): the kernel's name for what was opened. */
+  fdPath: string | null;
 }
 
 const SPAWNS = new Set(['clone', 'clone3', 'fork', 'vfork']);
@@ -390,6 +441,27 @@ export const MODELLED_SYSCALLS: readonly string[] = [
   'clone3',
   'fork',
   'vfork',
+  // The fd-based changes, judged by the path of their fd; and xattr changes by path.
+  'fchmod',
+  'fchown',
+  'ftruncate',
+  'fallocate',
+  'fsetxattr',
+  'fremovexattr',
+  'setxattr',
+  'lsetxattr',
+  'removexattr',
+  'lremovexattr',
+  // Only state: every call that can give a process a path's fd, so `/proc/self/fd/N` is resolved
+  // as the kernel does; unshare(CLONE_FILES) splits a shared fd table.
+  'dup',
+  'dup2',
+  'dup3',
+  'fcntl',
+  'open_tree',
+  'recvmsg',
+  'recvmmsg',
+  'unshare',
   // Refused by the sandbox's seccomp filters (core/seccomp.ts): every attempt is an event.
   'io_uring_enter',
   'io_uring_register',
@@ -428,6 +500,10 @@ export class TraceParser {
   /** The address each socket (as `-y` names it, `socket:[inode]`) last connected to. */
   private readonly connectedTo = new Map<string, Address>();
   private readonly keepProbe: (path: string) => boolean;
+  /** Every symlink made during the run and still there, by where it is (resolved), to its content. */
+  private readonly symlinks = new Map<string, string>();
+  /** Entries over all fd tables (MAX_FD_ENTRIES). */
+  private fdEntries = 0;
 
   constructor(options: ParseOptions = {}) {
     this.initialCwd = posix.resolve('/', options.initialCwd ?? '/home/sandbox');
@@ -545,7 +621,7 @@ export class TraceParser {
     }
     if (this.rootPid === null) {
       this.rootPid = pid;
-      const root = this.newProc(pid, null, time, [], null, this.initialCwd, true);
+      const root = this.newProc(pid, null, time, [], null, this.initialCwd, true, new FdTable());
       root.confirmed = true;
       return root;
     }
@@ -559,22 +635,83 @@ export class TraceParser {
     if (best && best[1].spawn) {
       best[1].spawn.claimedBy = pid;
       const parent = this.procs.get(best[0]);
-      return this.newProc(pid, best[0], time, parent?.info.argv ?? [], parent?.info.exe ?? null, best[1].spawn.cwd, best[1].spawn.cwdKnown);
+      const fds = parent ? this.inheritFds(parent, best[1].spawn.sharesFiles) : new FdTable();
+      return this.newProc(pid, best[0], time, parent?.info.argv ?? [], parent?.info.exe ?? null, best[1].spawn.cwd, best[1].spawn.cwdKnown, fds);
     }
-    // No spawn explains it: parent and working directory are unknown.
-    return this.newProc(pid, null, time, [], null, this.initialCwd, false);
+    // No spawn explains it: parent, working directory and fds are unknown.
+    return this.newProc(pid, null, time, [], null, this.initialCwd, false, new FdTable());
   }
 
-  private newProc(pid: number, ppid: number | null, start: number, argv: string[], exe: string | null, cwd: string, cwdKnown: boolean): ProcState {
+  private newProc(
+    pid: number,
+    ppid: number | null,
+    start: number,
+    argv: string[],
+    exe: string | null,
+    cwd: string,
+    cwdKnown: boolean,
+    fds: FdTable,
+  ): ProcState {
     const state: ProcState = {
       info: { pid, ppid, argv, exe, cwd, cwds: [cwd], start, end: null, exitCode: null, signal: null },
       cwdKnown,
       execed: false,
       chdired: false,
       confirmed: false,
+      fds,
     };
     this.procs.set(pid, state);
     return state;
+  }
+
+  /** A child's fd table: its parent's own (CLONE_FILES), or a copy within MAX_FD_ENTRIES. */
+  private inheritFds(parent: ProcState, shared: boolean): FdTable {
+    if (shared) {
+      parent.fds.users++;
+      return parent.fds;
+    }
+    return this.copyFds(parent.fds);
+  }
+
+  private copyFds(from: FdTable): FdTable {
+    const table = new FdTable();
+    for (const [fd, path] of from.paths) {
+      if (this.fdEntries >= MAX_FD_ENTRIES) {
+        this.dropped++;
+        break;
+      }
+      this.fdEntries++;
+      table.paths.set(fd, path);
+    }
+    return table;
+  }
+
+  /** A process stops using its table (it ended, or unshared it). */
+  private releaseFds(state: ProcState): void {
+    const table = state.fds;
+    table.users--;
+    if (table.users > 0) return;
+    this.fdEntries -= table.paths.size;
+    table.paths.clear();
+  }
+
+  /** The kernel's name for one of the process's fds, as `-y` printed it. */
+  private learnFd(state: ProcState, fd: number, name: string): void {
+    const paths = state.fds.paths;
+    if (!paths.has(fd)) {
+      if (this.fdEntries >= MAX_FD_ENTRIES) {
+        this.dropped++;
+        return;
+      }
+      this.fdEntries++;
+    }
+    paths.set(fd, name);
+  }
+
+  /** The path an fd of `owner` names, when it is a path (not a pipe, a socket, an anon inode). */
+  private fdPath(owner: ProcState, fd: number): string | null {
+    const name = owner.fds.paths.get(fd);
+    return name === undefined ? null : pathOfFd(name);
   }
 
   private emit(event: TraceEvent): void {
@@ -631,6 +768,7 @@ export class TraceParser {
     state.info.end = time;
     state.info.exitCode = code;
     state.info.signal = signal;
+    this.releaseFds(state);
     this.emit({ kind: 'exit', pid: state.info.pid, time, code, signal });
   }
 
@@ -642,7 +780,7 @@ export class TraceParser {
       return;
     }
     if (this.pending.has(pid)) this.flush(pid);
-    const spawn = SPAWNS.has(name) ? { cwd: state.info.cwd, cwdKnown: state.cwdKnown, claimedBy: null } : null;
+    const spawn = SPAWNS.has(name) ? { cwd: state.info.cwd, cwdKnown: state.cwdKnown, claimedBy: null, sharesFiles: sharesFiles(text) } : null;
     this.pending.set(pid, { name, text, time, spawn });
   }
 
@@ -687,6 +825,13 @@ export class TraceParser {
     const { args, errno } = call;
     const ok = call.value !== null && call.value >= 0 && errno === null;
     const base = { pid, time, ok, errno };
+    // What `-y` printed for every fd the call took, then for the one it returned, is what they name.
+    for (const arg of args) {
+      const first = arg.charCodeAt(0);
+      if (first >= 0x30 && first <= 0x39 && arg.endsWith('>')) this.learnFdToken(state, arg);
+    }
+    if (ok && call.fdPath !== null && call.value !== null) this.learnFd(state, call.value, call.fdPath);
+    const knownFdPath = ok && call.fdPath !== null ? pathOfFd(call.fdPath) : null;
     switch (call.name) {
       case 'execve':
         return this.exec(state, base, null, args[0], args[1]);
@@ -742,63 +887,106 @@ export class TraceParser {
         return true;
       }
       case 'open':
-        return this.open(state, base, 'open', null, args[0], args[1] === undefined ? undefined : openFlags(args[1]));
+        return this.open(state, base, 'open', null, args[0], args[1] === undefined ? undefined : openFlags(args[1]), knownFdPath);
       case 'openat':
-        return this.open(state, base, 'openat', args[0], args[1], args[2] === undefined ? undefined : openFlags(args[2]));
+        return this.open(state, base, 'openat', args[0], args[1], args[2] === undefined ? undefined : openFlags(args[2]), knownFdPath);
       case 'openat2': {
         const how = args[2] === undefined ? null : structFields(args[2]);
         const flags = how?.named.get('flags');
-        return this.open(state, base, 'openat2', args[0], args[1], flags === undefined ? undefined : openFlags(flags));
+        // RESOLVE_IN_ROOT: an absolute path, and `..`, stay under the directory fd.
+        const inRoot = hasFlag(how?.named.get('resolve'), 'RESOLVE_IN_ROOT', 0x10);
+        return this.open(state, base, 'openat2', args[0], args[1], flags === undefined ? undefined : openFlags(flags), knownFdPath, inRoot);
       }
       case 'creat':
-        return this.open(state, base, 'creat', null, args[0], { write: true, create: true });
+        return this.open(state, base, 'creat', null, args[0], { write: true, create: true, follow: true }, knownFdPath);
       case 'access':
-        return this.open(state, base, 'access', null, args[0], { write: false, create: false });
-      case 'faccessat':
-      case 'faccessat2':
-        return this.open(state, base, call.name, args[0], args[1], { write: false, create: false });
       case 'stat':
+        return this.open(state, base, call.name, null, args[0], LOOK);
       case 'lstat':
       case 'readlink':
-        return this.open(state, base, call.name, null, args[0], { write: false, create: false });
+        return this.open(state, base, call.name, null, args[0], LOOK_AT_LINK);
+      case 'faccessat':
+        return this.open(state, base, call.name, args[0], args[1], LOOK);
+      case 'faccessat2':
       case 'newfstatat':
+        return this.open(state, base, call.name, args[0], args[1], nofollow(args[3]) ? LOOK_AT_LINK : LOOK);
       case 'statx':
+        return this.open(state, base, call.name, args[0], args[1], nofollow(args[2]) ? LOOK_AT_LINK : LOOK);
       case 'readlinkat':
-        return this.open(state, base, call.name, args[0], args[1], { write: false, create: false });
+        return this.open(state, base, call.name, args[0], args[1], LOOK_AT_LINK);
       case 'unlink':
         return this.unlink(state, base, null, args[0]);
       case 'unlinkat':
         return this.unlink(state, base, args[0], args[1]);
       case 'rename':
-        return this.rename(state, base, null, args[0], null, args[1]);
+        return this.rename(state, base, null, args[0], null, args[1], false);
       case 'renameat':
+        return this.rename(state, base, args[0], args[1], args[2], args[3], false);
       case 'renameat2':
-        return this.rename(state, base, args[0], args[1], args[2], args[3]);
+        return this.rename(state, base, args[0], args[1], args[2], args[3], hasFlag(args[4], 'RENAME_EXCHANGE', 0x2));
       case 'symlink':
         return this.symlink(state, base, args[0], null, args[1]);
       case 'symlinkat':
         return this.symlink(state, base, args[0], args[1], args[2]);
-      case 'mkdir':
-      case 'rmdir':
+      // The last component of the path is followed (a symlink there is the file changed), or not.
       case 'chmod':
       case 'chown':
-      case 'lchown':
       case 'utime':
       case 'utimes':
       case 'truncate':
-        return this.fsop(state, base, call.name, null, args[0], null, null);
+      case 'setxattr':
+      case 'removexattr':
+        return this.fsop(state, base, call.name, null, args[0], true, null, null, false);
+      case 'mkdir':
+      case 'rmdir':
+      case 'lchown':
+      case 'lsetxattr':
+      case 'lremovexattr':
+        return this.fsop(state, base, call.name, null, args[0], false, null, null, false);
       case 'mkdirat':
+        return this.fsop(state, base, call.name, args[0], args[1], false, null, null, false);
       case 'fchmodat':
-      case 'fchownat':
       case 'futimesat':
-        return this.fsop(state, base, call.name, args[0], args[1], null, null);
+        return this.fsop(state, base, call.name, args[0], args[1], true, null, null, false);
+      case 'fchownat':
+        return this.fsop(state, base, call.name, args[0], args[1], !nofollow(args[4]), null, null, false);
       case 'utimensat':
         // utimensat(fd, NULL, …) is futimens(fd): the file is the fd itself, which `-y` names.
-        return this.fsop(state, base, call.name, args[0], args[1] === 'NULL' ? '""' : args[1], null, null);
+        return this.fsop(state, base, call.name, args[0], args[1] === 'NULL' ? '""' : args[1], !nofollow(args[3]), null, null, false);
       case 'link':
-        return this.fsop(state, base, 'link', null, args[1], null, args[0]);
+        // link() makes a hard link to a symlink itself, not to what it points at.
+        return this.fsop(state, base, 'link', null, args[1], false, null, args[0], false);
       case 'linkat':
-        return this.fsop(state, base, 'linkat', args[2], args[3], args[0], args[1]);
+        return this.fsop(state, base, 'linkat', args[2], args[3], false, args[0], args[1], hasFlag(args[4], 'AT_SYMLINK_FOLLOW', 0x400));
+      case 'fchmod':
+      case 'fchown':
+      case 'ftruncate':
+      case 'fallocate':
+      case 'fsetxattr':
+      case 'fremovexattr':
+        return this.fdop(state, base, call.name, args[0]);
+      case 'dup':
+      case 'dup2':
+      case 'dup3':
+      case 'fcntl':
+      case 'open_tree':
+        return true; // the fd it returned, `-y` decorated, was learned above
+      case 'recvmsg':
+        this.receivedFds(state, ok, args[1]);
+        return true;
+      case 'recvmmsg':
+        if (ok && args[1]?.startsWith('[')) {
+          for (const message of splitTop(args[1], 1, ']')?.parts ?? []) this.receivedFds(state, ok, structFields(message)?.named.get('msg_hdr'));
+        }
+        return true;
+      case 'unshare':
+        // The process takes a copy of the table it shared (threads, CLONE_FILES): learned apart from now on.
+        if (ok && hasFlag(args[0], 'CLONE_FILES', 0x400) && state.fds.users > 1) {
+          const copy = this.copyFds(state.fds);
+          this.releaseFds(state);
+          state.fds = copy;
+        }
+        return true;
       case 'rt_sigqueueinfo': // kill() with a payload: target and signal in the same places
       case 'kill':
       case 'tkill':
@@ -847,8 +1035,8 @@ export class TraceParser {
         return this.chdir(state, ok, args[0]);
       case 'fchdir':
         if (ok) {
-          // The new directory is whatever the fd refers to: `-y` names it, when it can.
-          const dir = parseFd(args[0] ?? '').path;
+          // The new directory is whatever the fd refers to: `-y` names it, or the fd table.
+          const dir = this.fdTokenPath(state, args[0] ?? '');
           state.chdired = true;
           state.cwdKnown = dir !== null && dir.startsWith('/');
           if (state.cwdKnown && dir !== null) setCwd(state.info, this.canonical(state, dir));
@@ -886,6 +1074,12 @@ export class TraceParser {
       info.argv = argv.values;
       info.exe = resolved.path;
       state.execed = true;
+      // exec leaves a table shared by CLONE_FILES (not a thread's: the others are gone) for a copy.
+      if (state.fds.users > 1) {
+        const copy = this.copyFds(state.fds);
+        this.releaseFds(state);
+        state.fds = copy;
+      }
     }
     return true;
   }
@@ -896,14 +1090,18 @@ export class TraceParser {
     syscall: OpenSyscall,
     dirfd: string | null | undefined,
     rawPath: string | undefined,
-    mode: { write: boolean; create: boolean } | null | undefined,
+    mode: OpenMode | null | undefined,
+    kernelPath: string | null = null,
+    inRoot = false,
   ): boolean {
     if (dirfd === undefined || rawPath === undefined || !mode) return false;
     const path = decodeString(rawPath);
     if (!path) return false;
-    const resolved = this.resolve(state, dirfd, path.value);
+    let resolved = this.resolvePath(state, dirfd, path.value, mode.follow, inRoot);
+    // The fd the open returned is the file the kernel opened, whatever the path went through.
+    if (kernelPath !== null && kernelPath !== resolved.path) resolved = { path: kernelPath, relative: false, via: resolved.via ?? resolved.path };
     if (PROBE_SYSCALLS.has(syscall) && !this.keepProbe(resolved.path)) return true;
-    this.emit({ kind: 'open', ...base, syscall, ...resolved, ...mode, truncated: path.truncated });
+    this.emit({ kind: 'open', ...base, syscall, ...resolved, write: mode.write, create: mode.create, truncated: path.truncated });
     return true;
   }
 
@@ -911,7 +1109,9 @@ export class TraceParser {
     if (dirfd === undefined || rawPath === undefined) return false;
     const path = decodeString(rawPath);
     if (!path) return false;
-    this.emit({ kind: 'unlink', ...base, ...this.resolve(state, dirfd, path.value), truncated: path.truncated });
+    const resolved = this.resolvePath(state, dirfd, path.value, false);
+    this.emit({ kind: 'unlink', ...base, ...resolved, truncated: path.truncated });
+    if (base.ok && !resolved.relative) this.symlinks.delete(resolved.path);
     return true;
   }
 
@@ -922,14 +1122,25 @@ export class TraceParser {
     rawFrom: string | undefined,
     toDir: string | null | undefined,
     rawTo: string | undefined,
+    exchange: boolean,
   ): boolean {
     if (fromDir === undefined || toDir === undefined || rawFrom === undefined || rawTo === undefined) return false;
     const from = decodeString(rawFrom);
     const to = decodeString(rawTo);
     if (!from || !to) return false;
-    const a = this.resolve(state, fromDir, from.value);
-    const b = this.resolve(state, toDir, to.value);
-    this.emit({ kind: 'rename', ...base, from: a.path, to: b.path, relative: a.relative || b.relative, truncated: from.truncated || to.truncated });
+    const a = this.resolvePath(state, fromDir, from.value, false);
+    const b = this.resolvePath(state, toDir, to.value, false);
+    this.emit({
+      kind: 'rename',
+      ...base,
+      from: a.path,
+      to: b.path,
+      ...(a.via === undefined ? {} : { fromVia: a.via }),
+      ...(b.via === undefined ? {} : { toVia: b.via }),
+      relative: a.relative || b.relative,
+      truncated: from.truncated || to.truncated,
+    });
+    if (base.ok && !a.relative && !b.relative) this.movedLinks(a.path, b.path, exchange);
     return true;
   }
 
@@ -939,24 +1150,38 @@ export class TraceParser {
     syscall: FsOpEvent['syscall'],
     dirfd: string | null | undefined,
     rawPath: string | undefined,
+    follow: boolean,
     fromDir: string | null | undefined,
     rawFrom: string | null | undefined,
+    followFrom: boolean,
   ): boolean {
     if (dirfd === undefined || rawPath === undefined || fromDir === undefined || rawFrom === undefined) return false;
     const path = decodeString(rawPath);
     const from = rawFrom === null ? null : decodeString(rawFrom);
     if (!path || (rawFrom !== null && !from)) return false;
-    const resolved = this.resolve(state, dirfd, path.value);
-    const source = from ? this.resolve(state, fromDir, from.value) : null;
+    const resolved = this.resolvePath(state, dirfd, path.value, follow);
+    const source = from ? this.resolvePath(state, fromDir, from.value, followFrom) : null;
     this.emit({
       kind: 'fsop',
       ...base,
       syscall,
       path: resolved.path,
+      ...(resolved.via === undefined ? {} : { via: resolved.via }),
       from: source?.path ?? null,
       relative: resolved.relative || (source?.relative ?? false),
       truncated: path.truncated || (from?.truncated ?? false),
     });
+    // A hard link to a symlink is one more name for the same link.
+    const content = source && !followFrom ? this.symlinks.get(source.path) : undefined;
+    if (base.ok && content !== undefined && !resolved.relative) this.addLink(resolved.path, content);
+    return true;
+  }
+
+  /** fchmod, ftruncate, ...: the file changed is the fd's, as `-y` printed it or the fd table knows it. */
+  private fdop(state: ProcState, base: EventBase & Outcome, syscall: FdOpSyscall, token: string | undefined): boolean {
+    if (token === undefined || token === '') return false;
+    const path = this.fdTokenPath(state, token);
+    this.emit({ kind: 'fsop', ...base, syscall, path: path ?? token, from: null, relative: path === null, truncated: false });
     return true;
   }
 
@@ -971,7 +1196,9 @@ export class TraceParser {
     const target = decodeString(rawTarget);
     const path = decodeString(rawPath);
     if (!target || !path) return false;
-    this.emit({ kind: 'symlink', ...base, target: target.value, ...this.resolve(state, dirfd, path.value), truncated: target.truncated || path.truncated });
+    const resolved = this.resolvePath(state, dirfd, path.value, false);
+    this.emit({ kind: 'symlink', ...base, target: target.value, ...resolved, truncated: target.truncated || path.truncated });
+    if (base.ok && !resolved.relative && !target.truncated) this.addLink(resolved.path, target.value);
     return true;
   }
 
@@ -979,7 +1206,7 @@ export class TraceParser {
     const path = rawPath === undefined ? null : decodeString(rawPath);
     if (!path) return false;
     if (!ok) return true;
-    const resolved = this.resolve(state, null, path.value);
+    const resolved = this.resolvePath(state, null, path.value, true);
     state.chdired = true;
     if (resolved.relative) return true; // relative to a directory we already lost track of
     state.cwdKnown = true;
@@ -987,11 +1214,149 @@ export class TraceParser {
     return true;
   }
 
+  /** `3</tmp/x>` as `-y` printed it: fd 3 names /tmp/x (or a pipe, a socket: not a path). */
+  private learnFdToken(state: ProcState, token: string): void {
+    const { fd, path } = parseFd(token);
+    if (path !== null && /^\d{1,10}$/.test(fd)) this.learnFd(state, Number(fd), path);
+  }
+
+  /** The path an fd argument names: its `-y` decoration, else what the table knew; null when not a path. */
+  private fdTokenPath(state: ProcState, token: string): string | null {
+    const { fd, path } = parseFd(token);
+    if (path !== null) return pathOfFd(path);
+    return /^\d{1,10}$/.test(fd) ? this.fdPath(state, Number(fd)) : null;
+  }
+
+  /** The fds a recvmsg received with SCM_RIGHTS: `msg_control=[{…, cmsg_type=SCM_RIGHTS, cmsg_data=[5</x>]}]`. */
+  private receivedFds(state: ProcState, ok: boolean, msghdr: string | undefined): void {
+    const control = ok && msghdr !== undefined ? structFields(msghdr)?.named.get('msg_control') : undefined;
+    if (control === undefined || !control.startsWith('[')) return;
+    for (const cmsg of splitTop(control, 1, ']')?.parts ?? []) {
+      const fields = structFields(cmsg);
+      const data = fields?.named.get('cmsg_data');
+      if (fields?.named.get('cmsg_type') !== 'SCM_RIGHTS' || data === undefined || !data.startsWith('[')) continue;
+      for (const fd of splitTop(data, 1, ']')?.parts ?? []) this.learnFdToken(state, fd);
+    }
+  }
+
+  /** A symlink made at `at` (resolved), within MAX_SYMLINKS. */
+  private addLink(at: string, content: string): void {
+    if (!this.symlinks.has(at) && this.symlinks.size >= MAX_SYMLINKS) {
+      this.dropped++;
+      return;
+    }
+    this.symlinks.set(at, content);
+  }
+
+  /** A rename moves the symlinks at and under `from` to `to` (replacing what was there), or swaps the two trees. */
+  private movedLinks(from: string, to: string, exchange: boolean): void {
+    if (this.symlinks.size === 0 || from === to) return;
+    const under = (p: string, dir: string) => p === dir || p.startsWith(`${dir}/`);
+    const moving: Array<[string, string]> = [];
+    const swapped: Array<[string, string]> = [];
+    for (const [at, content] of this.symlinks) {
+      if (under(at, from)) moving.push([at, content]);
+      else if (under(at, to)) swapped.push([at, content]);
+    }
+    for (const [at] of [...moving, ...swapped]) this.symlinks.delete(at);
+    for (const [at, content] of moving) this.symlinks.set(to + at.slice(from.length), content);
+    if (exchange) for (const [at, content] of swapped) this.symlinks.set(from + at.slice(to.length), content);
+  }
+
+  /**
+   * A path as the kernel resolves it, as far as the record tells: joined to its directory fd (as
+   * `-y` or the fd table names it) or the cwd, then walked component by component through
+   * `/proc/<pid>/{root,cwd,fd/N}`, `/dev/fd/N`, `/dev/std{in,out,err}` and every symlink made during
+   * the run, `..` taken after each (at most MAX_LINKS_FOLLOWED links, as the kernel). The last
+   * component is followed only where the call follows it (`follow`). `via` is the path as named,
+   * lexically normalised, when the walk went elsewhere. Symlinks that were in the image are not
+   * known; nothing the run made is behind them. Relative, as written, when nothing places it.
+   */
+  private resolvePath(
+    state: ProcState,
+    dirfd: string | null,
+    path: string,
+    follow: boolean,
+    inRoot = false,
+  ): { path: string; relative: boolean; via?: string } {
+    let joined: string;
+    const dir = dirfd === null ? null : parseFd(dirfd);
+    const dirPath = dir === null ? null : dir.path !== null ? pathOfFd(dir.path) : /^\d{1,10}$/.test(dir.fd) ? this.fdPath(state, Number(dir.fd)) : null;
+    if (inRoot && dirPath !== null) joined = `${dirPath}/${posix.normalize(`/${path}`)}`;
+    else if (path.startsWith('/')) joined = path;
+    else if (dirPath !== null) joined = path === '' ? dirPath : `${dirPath}/${path}`;
+    else if (path === '' || (dir !== null && dir.fd !== 'AT_FDCWD') || !state.cwdKnown) return { path, relative: true };
+    else joined = `${state.info.cwd}/${path}`;
+    const lexical = lexicalPath(joined);
+    if (this.symlinks.size === 0 && !MAY_ALIAS.test(joined)) return { path: lexical, relative: false };
+    const walked = this.walk(state, joined, follow);
+    return walked === lexical ? { path: lexical, relative: false } : { path: walked, relative: false, via: lexical };
+  }
+
+  private walk(state: ProcState, path: string, follow: boolean): string {
+    // Components still to take, last first; those taken, and the path each one ends.
+    const todo = path.split('/').reverse();
+    const done: string[] = [];
+    const ends: string[] = [];
+    let links = 0;
+    while (todo.length > 0) {
+      const part = todo.pop()!;
+      if (part === '' || part === '.') continue;
+      if (part === '..') {
+        done.pop();
+        ends.pop();
+        continue;
+      }
+      ends.push(`${ends.at(-1) ?? ''}/${part}`);
+      done.push(part);
+      // A trailing slash leaves an empty component: the kernel follows a link there too.
+      if (links >= MAX_LINKS_FOLLOWED || (todo.length === 0 && !follow)) continue;
+      const content = this.linkAt(state, done, ends.at(-1)!);
+      if (content === null) continue;
+      links++;
+      if (content.startsWith('/')) {
+        done.length = 0;
+        ends.length = 0;
+      } else {
+        done.pop();
+        ends.pop();
+      }
+      for (const next of content.split('/').reverse()) todo.push(next);
+    }
+    return ends.at(-1) ?? '/';
+  }
+
+  /** What the link at `parts` (a path's components; `at` the path they make) holds, when it is one the record can see through. */
+  private linkAt(state: ProcState, parts: string[], at: string): string | null {
+    const n = parts.length;
+    if (parts[0] === 'proc' && n >= 3) {
+      // /proc/<self|thread-self|pid>[/task/<tid>]/<root|cwd|fd/N>
+      let owner = procOwner(parts[1]!, state, this.procs);
+      let i = 2;
+      if (parts[2] === 'task' && n >= 5 && /^\d{1,10}$/.test(parts[3]!)) {
+        owner = this.procs.get(Number(parts[3])) ?? null;
+        i = 4;
+      }
+      const what = parts[i];
+      if (n === i + 1 && what === 'root') return '/';
+      if (n === i + 1 && what === 'cwd') return owner?.cwdKnown ? owner.info.cwd : null;
+      if (n === i + 2 && what === 'fd' && owner && /^\d{1,10}$/.test(parts[i + 1]!)) return this.fdPath(owner, Number(parts[i + 1]));
+      return null;
+    }
+    if (parts[0] === 'dev' && (n === 2 || n === 3)) {
+      // /dev/fd is /proc/self/fd, and /dev/stdin its 0: seen through only to a path, so a refused
+      // open of /dev/stdout on a pipe stays the harmless device it names.
+      const fd = n === 3 ? (parts[1] === 'fd' && /^\d{1,10}$/.test(parts[2]!) ? Number(parts[2]) : -1) : STD_STREAMS.indexOf(parts[1]!);
+      if (fd >= 0) return this.fdPath(state, fd);
+    }
+    return this.symlinks.size === 0 ? null : (this.symlinks.get(at) ?? null);
+  }
+
   private spawned(parent: ProcState, time: number, call: Call, ok: boolean, spawn: SpawnSnapshot | null): void {
     const child = ok && call.value !== null ? call.value : -1;
     const thread = call.args.some((arg) => /\bCLONE_THREAD\b/.test(arg));
     this.emit({ kind: 'spawn', pid: parent.info.pid, time, child, thread, ok, errno: call.errno });
-    const snapshot = spawn ?? { cwd: parent.info.cwd, cwdKnown: parent.cwdKnown, claimedBy: null };
+    const snapshot = spawn ?? { cwd: parent.info.cwd, cwdKnown: parent.cwdKnown, claimedBy: null, sharesFiles: call.args.some(sharesFiles) };
     if (child <= 0) {
       // The guessed child of a failed call was someone else's.
       const claimed = snapshot.claimedBy === null ? undefined : this.procs.get(snapshot.claimedBy);
@@ -1006,7 +1371,8 @@ export class TraceParser {
         this.dropped++;
         return;
       }
-      const fresh = this.newProc(child, parent.info.pid, time, parent.info.argv, parent.info.exe, snapshot.cwd, snapshot.cwdKnown);
+      const fds = this.inheritFds(parent, snapshot.sharesFiles);
+      const fresh = this.newProc(child, parent.info.pid, time, parent.info.argv, parent.info.exe, snapshot.cwd, snapshot.cwdKnown, fds);
       fresh.confirmed = true;
     }
     // Else a live, confirmed process already has this pid: a record we cannot reconcile; keep it.
@@ -1015,6 +1381,7 @@ export class TraceParser {
   /** Confirm (or correct) the parent of a child seen before its spawn returned. */
   private adopt(child: ProcState, parent: ProcState, snapshot: SpawnSnapshot, time: number): void {
     const info = child.info;
+    if (info.ppid !== parent.info.pid) this.reinherit(child, info.ppid === null ? null : (this.procs.get(info.ppid) ?? null), parent, snapshot.sharesFiles);
     info.ppid = parent.info.pid;
     info.start = Math.min(info.start, time);
     child.confirmed = true;
@@ -1029,6 +1396,17 @@ export class TraceParser {
     } else if (info.cwds[0] !== snapshot.cwd) {
       info.cwds = [snapshot.cwd, ...info.cwds].slice(0, MAX_CWD_HISTORY);
     }
+  }
+
+  /**
+   * A child first seen with a wrongly guessed parent (two spawns in flight) takes its fd table from
+   * the true one; what it learned since, its entries that differ from the guessed parent's, is kept.
+   */
+  private reinherit(child: ProcState, guessed: ProcState | null, parent: ProcState, shared: boolean): void {
+    const learned = [...child.fds.paths].filter(([fd, name]) => guessed?.fds.paths.get(fd) !== name);
+    this.releaseFds(child);
+    child.fds = this.inheritFds(parent, shared);
+    if (!shared) for (const [fd, name] of learned) this.learnFd(child, fd, name);
   }
 
   /**
@@ -1071,6 +1449,48 @@ export class TraceParser {
 
 /** `//`, `/./` or `/../` (or a trailing `/.`, `/..`): posix.normalize has work to do. */
 const NEEDS_NORMALIZE = /\/\/|\/\.\.?(?:\/|$)/;
+/** A path that may go through a /proc or /dev link (`..` can lead there): walked, not only normalised. */
+const MAY_ALIAS = /\/(?:proc|dev)(?:\/|$)/;
+const STD_STREAMS = ['stdin', 'stdout', 'stderr'];
+
+/** Normalised, without a trailing slash: the name the kernel gives the same file. */
+function lexicalPath(path: string): string {
+  const p = NEEDS_NORMALIZE.test(path) ? posix.normalize(path) : path;
+  return p.length > 1 && p.endsWith('/') ? p.replace(/\/+$/, '') || '/' : p;
+}
+
+/** The process `/proc/<name>` is, seen from `state`. */
+function procOwner(name: string, state: ProcState, procs: ReadonlyMap<number, ProcState>): ProcState | null {
+  if (name === 'self' || name === 'thread-self') return state;
+  return /^\d{1,10}$/.test(name) ? (procs.get(Number(name)) ?? null) : null;
+}
+
+/** The path in an fd's `-y` name (`/tmp/x`, a deleted file's `/tmp/x (deleted)`); null for a pipe, a socket, an anon inode. */
+function pathOfFd(name: string): string | null {
+  if (!name.startsWith('/')) return null;
+  return name.endsWith(' (deleted)') ? name.slice(0, -' (deleted)'.length) : name;
+}
+
+/** A clone whose child shares the caller's fd table (CLONE_FILES; every thread). */
+function sharesFiles(text: string): boolean {
+  return /\bCLONE_(?:FILES|THREAD)\b/.test(text);
+}
+
+/** Whether a flags argument (`A|B|0x10`) holds the flag, by name or by its bit in a number strace left unnamed. */
+function hasFlag(token: string | undefined, name: string, bit: number): boolean {
+  if (token === undefined) return false;
+  for (const part of token.split('|')) {
+    const flag = part.trim();
+    if (flag === name) return true;
+    if (/^(0x[0-9a-fA-F]+|\d+)$/.test(flag) && Number(flag) & bit) return true;
+  }
+  return false;
+}
+
+/** AT_SYMLINK_NOFOLLOW: the call acts on a symlink at the end of the path, not on what it points at. */
+function nofollow(token: string | undefined): boolean {
+  return hasFlag(token, 'AT_SYMLINK_NOFOLLOW', 0x100);
+}
 const PROC_ALIAS = /^\/+proc\/+(self|thread-self|\d{1,10})\/+(root|cwd)(?=\/|$)/;
 
 function setCwd(info: ProcessInfo, cwd: string): void {
@@ -1083,7 +1503,8 @@ function parseInt10(token: string | undefined): number | null {
   return Number(token);
 }
 
-const RESULT = /^\s*=\s*(-?\d{1,20}|0x[0-9a-fA-F]{1,16}|\?)(?:\s+(E[A-Z0-9]+)\b)?/;
+const RESULT = /^\s*=\s*(-?\d{1,20}|0x[0-9a-fA-F]{1,16}|\?)/;
+const ERRNO = /^\s+(E[A-Z0-9]+)\b/;
 
 /** `name(args) = result [ERRNO (text)]` into its parts; null when it has another shape. */
 function parseCall(text: string): Call | null {
@@ -1091,12 +1512,23 @@ function parseCall(text: string): Call | null {
   if (!head) return null;
   const split = splitTop(text, head[0].length, ')');
   if (!split) return null;
-  const result = RESULT.exec(text.slice(split.end));
+  const tail = text.slice(split.end);
+  const result = RESULT.exec(tail);
   if (!result) return null;
   const raw = result[1] ?? '?';
   const value = raw === '?' ? null : raw.startsWith('0x') ? Number.parseInt(raw, 16) : Number(raw);
   const args = split.parts.length === 1 && split.parts[0] === '' ? [] : split.parts;
-  return { name: head[1] ?? '', args, value, errno: result[2] ?? null };
+  // A returned fd, decorated by `-y`: `= 3</tmp/x>`.
+  let rest = result[0].length;
+  let fdPath: string | null = null;
+  if (tail.charCodeAt(rest) === LESS) {
+    const end = skipDecoration(tail, rest);
+    if (end < 0) return null;
+    fdPath = unescapeC(tail.slice(rest + 1, end - 1));
+    rest = end;
+  }
+  const errno = ERRNO.exec(tail.slice(rest))?.[1] ?? null;
+  return { name: head[1] ?? '', args, value, errno, fdPath };
 }
 
 const [QUOTE, SLASH, STAR, COMMA, BACKSLASH, LESS, GREATER] = [0x22, 0x2f, 0x2a, 0x2c, 0x5c, 0x3c, 0x3e];
@@ -1454,8 +1886,17 @@ const O_CREAT = 0o100;
 const O_TRUNC = 0o1000;
 const O_APPEND = 0o2000;
 const O_TMPFILE_BIT = 0o20000000;
+const O_EXCL = 0o200;
+const O_NOFOLLOW = 0o400000;
 
-type OpenMode = { write: boolean; create: boolean };
+/**
+ * What an open may do, and whether a symlink (or /proc fd link) at the end of its path is followed:
+ * not with O_NOFOLLOW, nor with O_CREAT|O_EXCL (the kernel then fails on the link).
+ */
+type OpenMode = { write: boolean; create: boolean; follow: boolean };
+/** A call that only looks: following a last symlink (stat, access), or not (lstat, readlink). */
+const LOOK: OpenMode = { write: false, create: false, follow: true };
+const LOOK_AT_LINK: OpenMode = { write: false, create: false, follow: false };
 const flagCache = new Map<string, OpenMode>();
 
 /** `O_WRONLY|O_CREAT|0x...` into whether it may write and whether it may create. */
@@ -1471,15 +1912,24 @@ function openFlags(token: string): OpenMode | null {
 function decodeOpenFlags(token: string): OpenMode {
   let write = false;
   let create = false;
+  let creat = false;
+  let excl = false;
+  let noFollow = false;
   for (const flag of token.split('|')) {
     const name = flag.trim();
     if (name === 'O_WRONLY' || name === 'O_RDWR' || name === 'O_TRUNC' || name === 'O_APPEND') write = true;
-    else if (name === 'O_CREAT' || name === 'O_TMPFILE') write = create = true;
+    else if (name === 'O_CREAT') write = create = creat = true;
+    else if (name === 'O_TMPFILE') write = create = true;
+    else if (name === 'O_EXCL') excl = true;
+    else if (name === 'O_NOFOLLOW') noFollow = true;
     else if (/^(0x[0-9a-fA-F]+|0[0-7]*|[1-9]\d*)$/.test(name)) {
       const bits = name.startsWith('0x') ? Number.parseInt(name, 16) : name.startsWith('0') ? Number.parseInt(name, 8) : Number(name);
       if (bits & (O_ACCMODE | O_TRUNC | O_APPEND)) write = true;
       if (bits & (O_CREAT | O_TMPFILE_BIT)) write = create = true;
+      if (bits & O_CREAT) creat = true;
+      if (bits & O_EXCL) excl = true;
+      if (bits & O_NOFOLLOW) noFollow = true;
     }
   }
-  return { write, create };
+  return { write, create, follow: !noFollow && !(creat && excl) };
 }

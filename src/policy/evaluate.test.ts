@@ -297,6 +297,19 @@ describe('evaluate: what is never relaxed', () => {
     ]);
   });
 
+  it('keeps a leaked canary failing for an allowed package, under a warn or ignore action, with a suppression', () => {
+    const leak = finding('network.canary-exfil', 'critical', 'a canary left', { canary: 'GITHUB_TOKEN' }, 'victim');
+    const suppression: Suppression = { rule: 'network.canary-exfil', package: 'victim', evidence: {}, reason: 'no', expires: '2999-01-01' };
+    for (const relaxed of [
+      policy({ packages: { allow: ['victim'], deny: [] } }),
+      policy({ rules: { 'network.*': 'warn' } }),
+      policy({ rules: { 'network.canary-exfil': 'ignore' } }),
+      policy({ suppressions: [suppression] }),
+    ]) {
+      expect(evaluate(input([leak]), relaxed).findings.map((f) => [f.rule, f.action, f.failing])).toEqual([['network.canary-exfil', 'fail', true]]);
+    }
+  });
+
   it('keeps attacks on the tool failing for an allowed package', () => {
     const timeout = finding('resource.timeout', 'high', 'ran past --timeout', { timeoutSeconds: 5 }, 'evil-pkg');
     const smuggle = finding('integrity.unlocked-request', 'high', 'refused GET', { path: '/simple/x/' }, 'evil-pkg');
@@ -424,6 +437,7 @@ describe('evaluate: properties', () => {
       'static.stdlib-shadowing',
       'fs.target-tamper',
       'fs.autorun-write',
+      'network.canary-exfil',
       'process.forbidden-syscall',
     ].includes(rule);
 

@@ -41,6 +41,8 @@ export const NEVER_RELAXED = [
   'static.stdlib-shadowing',
   'fs.target-tamper',
   'fs.autorun-write',
+  // A secret that left is a secret that left, whoever sent it: no allow-list or action makes it a warning.
+  'network.canary-exfil',
   'process.forbidden-syscall',
 ];
 

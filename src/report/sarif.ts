@@ -177,7 +177,7 @@ export const STABLE_KEYS: { readonly [R in RuleId]: (e: Evidence) => unknown } =
   'static.script-shadowing': pick('script'),
   'static.special-file': pick('path', 'reason'),
   'monitor.tampered': (e) => ({
-    ...pick('event', 'syscall', 'signal', 'request', 'monitorAlive', 'traceMissing', 'tracerForcedStop', 'statusMissing', 'tracerExit')(e),
+    ...pick('event', 'syscall', 'signal', 'request', 'monitorAlive', 'traceMissing', 'tracerForcedStop', 'statusMissing', 'tracerExit', 'collectFailed')(e),
     target: stableTarget(e.target),
     traceCut: 'dropped' in e,
     unreadLines: 'unparsed' in e,

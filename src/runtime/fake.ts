@@ -27,9 +27,11 @@ import {
 /**
  * The steps of a run a test can act at (`FakeRun.at`): each hook runs when the workflow reaches the
  * step, before the fake answers, so a test can send a signal or lose the engine exactly there.
- * `archiveData` is when the caller first reads the bytes of an archive readArchive gave.
+ * `archiveData` is when the caller first reads the bytes of an archive readArchive gave. A hook
+ * that throws makes that call fail with its error while the engine still answers (Docker's diff
+ * failing on a path too long for its own walk, say).
  */
-export type FakeStep = 'imageExists' | 'startRun' | 'putFiles' | 'startSandbox' | 'waitSandbox' | 'readArchive' | 'archiveData' | 'remove';
+export type FakeStep = 'imageExists' | 'startRun' | 'putFiles' | 'startSandbox' | 'waitSandbox' | 'readArchive' | 'archiveData' | 'diff' | 'remove';
 
 /** What a hook is told: the engine (to `lose()` it), the path of readArchive and archiveData, and how many times the step was reached (from 1). */
 export interface FakeStepCall {
@@ -182,7 +184,7 @@ export class FakeSandboxRun implements SandboxRun {
 
   /** As Docker's diff shows them: the files copied in before start (and their new parents) are `added`. */
   readonly diff?: () => Promise<FsChange[]> = async () => {
-    await this.engine.answer();
+    await this.engine.reach('diff');
     const seeded = this.seeded.flatMap((file): FsChange[] => [
       { path: path.posix.dirname(file.path), kind: 'added' },
       { path: file.path, kind: 'added' },

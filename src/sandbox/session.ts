@@ -20,11 +20,22 @@ import type { LockedRequirement, LockPlan } from '../lock/types.js';
 import type { Policy } from '../policy/schema.js';
 import { startProxy, type IndexProxy, type LocalFile, type Upstreams } from '../proxy/index.js';
 import { LABEL, runOwner, type ContainerClient, type MonitorListener, type SandboxRun } from '../runtime/port.js';
+import {
+  errorText,
+  phaseKind,
+  readMonitorLine,
+  RunStatus,
+  type CollectFailure,
+  type InstallOutcome,
+  type Limits,
+  type MonitorEvent,
+  type PhaseSpec,
+  type RunOutcome,
+} from '../core/outcome.js';
 import { SANDBOX_PROFILE } from '../runtime/seccomp.js';
-import { readMonitorLine, RunStatus, type InstallOutcome, type Limits, type MonitorEvent, type PhaseSpec, type RunOutcome } from '../core/outcome.js';
 import {
   HOME,
-  INPUT_BUILD_LOCK,
+  buildLockPath,
   INPUT_BUILT_PINS,
   INPUT_LOCK,
   INPUT_PHASES,
@@ -119,6 +130,12 @@ function onEngine<T>(call: Promise<T>): Promise<T> {
   });
 }
 
+/** A call the engine never answered: its socket gone, refused or reset (an answer, even an error, has a status code). */
+function unanswered(error: unknown): boolean {
+  const e = error as (NodeJS.ErrnoException & { statusCode?: unknown }) | null;
+  return e?.statusCode === undefined && ['ENOENT', 'ECONNREFUSED', 'ECONNRESET', 'EPIPE'].includes(String(e?.code));
+}
+
 /** `promise`, or an EnvironmentError after `ms`: cleanup waits on an engine only so long. */
 function bounded<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
@@ -126,6 +143,19 @@ function bounded<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
     timer = setTimeout(() => reject(new EnvironmentError('engine.lost', `${what} did not finish within ${ms / 1000} s`)), ms);
   });
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+/**
+ * The supervisor's --deadline: --timeout, on its own clock. It stops the run inside the sandbox at
+ * once (kill(-1) as the sandbox user), whatever the engine does: under load Docker has taken 9.6 s
+ * to stop the sandbox after it was asked (0.2–0.4 s otherwise), and a trace flood went on meanwhile
+ * past the 256 MiB the host reads (engine-faults "trace flood"; at 20 s the trace is already 218–245
+ * MB). Its clock starts before the host's (the engine answers the start after the supervisor runs),
+ * so it usually ends the phase first; the host's timeout stays as the backstop, and either way the
+ * phase is `resource.timeout`.
+ */
+function supervisorDeadline(limits: Limits): string[] {
+  return ['--deadline', String(limits.timeoutMs / 1000)];
 }
 
 /** The import phase: every top-level module imported in its own process (images/importer.py). */
@@ -261,7 +291,17 @@ export class SandboxSession implements AsyncDisposable {
           memoryBytes: 256 * 1024 ** 2,
         },
         sandbox: {
-          cmd: ['python3', '-I', '-S', '/opt/sandbox-install/supervisor.py', '--watch', policy.process.execWatch.join(','), '--plan', INPUT_PHASES],
+          cmd: [
+            'python3',
+            '-I',
+            '-S',
+            '/opt/sandbox-install/supervisor.py',
+            '--watch',
+            policy.process.execWatch.join(','),
+            ...supervisorDeadline(limits),
+            '--plan',
+            INPUT_PHASES,
+          ],
           // Root without capabilities, except what the tracer needs to ptrace and drop to `sandbox`.
           user: '0:0',
           env: [
@@ -334,7 +374,10 @@ export class SandboxSession implements AsyncDisposable {
       if (signal.aborted) throw error;
       if (!timeout.aborted) throw engineLost(error);
       timedOut = true;
+      const killing = performance.now();
+      this.log.debug({ afterMs: elapsed(t) }, 'the timeout fired: stopping the sandbox');
       await onEngine(sandbox.killSandbox());
+      this.log.debug({ killMs: elapsed(killing) }, 'the sandbox stopped');
     } finally {
       await disk.stop();
     }
@@ -349,15 +392,25 @@ export class SandboxSession implements AsyncDisposable {
     // Independent reads of a stopped sandbox: the engine serves them concurrently. A backend
     // without a filesystem diff leaves writes to the trace alone.
     // Every phase's trace is read with them; only those of the phases that ran are kept below.
-    const [{ monitorRunning, sandbox: state }, status, changes, pipOutput, phaseTraces] = await onEngine(
-      Promise.all([
-        sandbox.state(),
-        this.readStatus(sandbox),
-        sandbox.diff?.() ?? Promise.resolve([]),
-        sandbox.sandboxOutput(60),
-        Promise.all(phases.map((phase) => this.readText(sandbox, `${STATE_DIR}/${phase.name}.strace.log`))),
-      ]),
-    );
+    // A read that fails is kept as a failure, not thrown: what the sandbox left can break a read
+    // (a path too long for the engine's own walk of the filesystem), and evidence already gathered
+    // must never go with it.
+    const failures: CollectFailure[] = [];
+    const collected = <T>(step: CollectFailure['step'], read: Promise<T>, instead: T): Promise<T> =>
+      read.catch((error: unknown) => {
+        // No answer at all (the engine's socket gone, refused or reset): the engine went away, even
+        // if a restarted one answers the check below. Only an answer can be the sandbox's doing.
+        if (unanswered(error)) throw engineLost(error);
+        failures.push({ step, error: errorText(error) });
+        return instead;
+      });
+    const [seenState, status, changes, pipOutput, phaseTraces] = await Promise.all([
+      collected('state', sandbox.state(), null),
+      this.readStatus(sandbox),
+      sandbox.diff ? collected('diff', sandbox.diff(), []) : Promise.resolve([]),
+      collected('output', sandbox.sandboxOutput(60), ''),
+      Promise.all(phases.map((phase) => this.readText(sandbox, `${STATE_DIR}/${phase.name}.strace.log`))),
+    ]);
     // The phases that ran: every one with a status, and the one the timeout (or a dead tracer)
     // cut short, whose trace is there without a status.
     // The supervisor starts the next phase only after one that succeeded.
@@ -366,9 +419,14 @@ export class SandboxSession implements AsyncDisposable {
     const nextStarted = done.length === 0 || (last?.how === 'exited' && Number(last.value) === 0);
     const ran = phases.slice(0, Math.min(phases.length, done.length + (nextStarted ? 1 : 0)));
     const traces = phaseTraces.slice(0, ran.length);
-    // A record that could not be read is the sandbox's doing (monitor.tampered) only while the
-    // engine still answers: one that went away meanwhile ends the run as engine.lost.
-    if (status === null || traces.includes(null)) await onEngine(sandbox.state());
+    // A read that failed, or a record that could not be read, is the sandbox's doing
+    // (monitor.tampered) only while the engine still answers: one that went away meanwhile ends
+    // the run as engine.lost. The engine is asked again, about the run's containers.
+    const checked = failures.length > 0 || status === null || traces.includes(null) ? await onEngine(sandbox.state()) : null;
+    const { monitorRunning, sandbox: state } = (seenState ?? checked)!;
+    // The supervisor's own deadline ended the last phase: the engine had not stopped the sandbox in time.
+    const cutShort = timedOut || (ran.length === done.length && done.at(-1)?.timedOut === true);
+    if (failures.length > 0) this.log.warn({ failures }, 'reading what the sandbox left failed while the engine answers: the run fails closed');
     timings.collect = elapsed(t);
 
     // A phase owns what happened from its start until the next phase's start: the first phase also
@@ -383,11 +441,11 @@ export class SandboxSession implements AsyncDisposable {
       const own = status?.phases[i] ?? null;
       const last = i === ran.length - 1;
       let exitCode: number | null = own?.pip?.how === 'exited' ? Number(own.pip.value) : own?.pip?.how === 'killed' ? 128 : null;
-      if (timedOut && last) exitCode = null;
+      if (cutShort && last) exitCode = null;
       return {
-        phase: phase.name,
-        pipExitCode: own === null && !timedOut && last ? pipExitCode : exitCode,
-        timedOut: timedOut && last,
+        phase: phaseKind(phase.name),
+        pipExitCode: own === null && !cutShort && last ? pipExitCode : exitCode,
+        timedOut: cutShort && last,
         oomKilled: state.oomKilled && last,
         diskExceeded: last ? diskExceeded : null,
         monitorAlive: monitorRunning,
@@ -399,6 +457,9 @@ export class SandboxSession implements AsyncDisposable {
         trace: traces[i] ?? null,
         // The container's diff is one for the whole run; the first phase's trace names its writers.
         changes: i === 0 ? changes : [],
+        // With the phase that holds what failed: the diff with the first, the rest with the last.
+        collectFailures: failures.filter((f) => (f.step === 'diff' ? i === 0 : last)),
+        diffUnread: failures.some((f) => f.step === 'diff'),
         timings: i === 0 ? timings : {},
       };
     });
@@ -419,8 +480,17 @@ export class SandboxSession implements AsyncDisposable {
     if (this.built.length === 0)
       return [{ name: 'install', argv: this.pipArgv(['install', '--prefix', TARGET, NO_COMPILE, ...wheelsOnly], { binary: false }) }];
     const install = this.pipArgv(['install', '--prefix', TARGET, NO_COMPILE, ...wheelsOnly, '--find-links', WHEEL_DIR], { binary: false, lock: null });
+    // One pip, one phase, per locked sdist: pip prepares every requirement of a run before it builds
+    // any, so in one run an sdist's build hooks would find the next sdist unpacked under /tmp and
+    // could rewrite it. Here each build starts after the one before it has ended and its processes
+    // were killed (the supervisor does, after every phase), and pip unpacks it then, in a directory
+    // of a random name: no build can reach another's sources.
+    const builds = this.built.map((_, i): PhaseSpec => ({
+      name: i === 0 ? 'build' : `build-${i + 1}`,
+      argv: this.pipArgv(['wheel', '--no-deps', '--wheel-dir', WHEEL_DIR], { lock: buildLockPath(i) }),
+    }));
     return [
-      { name: 'build', argv: this.pipArgv(['wheel', '--no-deps', '--wheel-dir', WHEEL_DIR], { lock: INPUT_BUILD_LOCK }) },
+      ...builds,
       {
         name: 'install',
         argv: ['python3', '-I', '-S', '/opt/sandbox-install/install-built.py', WHEEL_DIR, INPUT_BUILT_PINS, INPUT_LOCK, '--', ...install, '-r'],
@@ -437,7 +507,7 @@ export class SandboxSession implements AsyncDisposable {
     return [
       // What is not built is installed as locked; what is built is pinned to its wheels by install-built.py.
       { path: INPUT_LOCK, content: renderRequirements({ requirements: plan.requirements.filter((req) => !built.has(req)) }), mode: 0o644 },
-      { path: INPUT_BUILD_LOCK, content: renderRequirements({ requirements: this.built }), mode: 0o644 },
+      ...this.built.map((req, i) => ({ path: buildLockPath(i), content: renderRequirements({ requirements: [req] }), mode: 0o644 })),
       { path: INPUT_BUILT_PINS, content: JSON.stringify(this.built.map((req) => ({ name: req.name, line: renderPin(req) }))), mode: 0o644 },
     ];
   }
@@ -492,6 +562,16 @@ export class SandboxSession implements AsyncDisposable {
   async wheelArchive(): Promise<Readable> {
     if (!this.sandbox) throw new InstallError('session.no-sandbox', 'no sandbox container to read the wheels from');
     return this.sandbox.readArchive(WHEEL_DIR);
+  }
+
+  /**
+   * Whether the engine still answers about this run, after a read of what the sandbox left failed:
+   * resolves when it does (the failure is the sandbox's doing, monitor.tampered), rejects with
+   * engine.lost when it does not.
+   */
+  async engineAnswers(): Promise<void> {
+    if (!this.sandbox) throw new InstallError('session.no-sandbox', 'no sandbox container to ask about');
+    await onEngine(this.sandbox.state());
   }
 
   /** The target site-packages as a tar stream (hostile input: extract it with export/ only). */

@@ -35,8 +35,12 @@ export function wheelNameVersion(filename: string): { name: string; version: str
   return name && version ? { name: normalizeName(name), version } : null;
 }
 
-/** The build phase ran and pip ended it with 0. */
-export const builtAll = (run: RunOutcome): boolean => run.phases.some((phase) => phase.phase === 'build' && phase.pipExitCode === 0);
+/** Every build phase ran and pip ended each with 0. */
+export const builtAll = (run: RunOutcome): boolean => {
+  // One build phase per locked sdist; the supervisor starts the install phase only after all of them succeeded.
+  const builds = run.phases.filter((phase) => phase.phase === 'build');
+  return builds.length > 0 && builds.every((phase) => phase.pipExitCode === 0) && run.phases.some((phase) => phase.phase === 'install');
+};
 
 /**
  * Which entries of the wheel dir are the built wheels: one wheel per built requirement, named for

@@ -26,6 +26,7 @@ import { conflictsWithOnlyBinaryPolicy } from '../sandbox/requirements.js';
 import type { SandboxSession } from '../sandbox/session.js';
 import {
   exitCodeOf,
+  failClosed,
   lockedPackages,
   lockedUpstreams,
   lockIndexFindings,
@@ -42,6 +43,7 @@ import {
   type WorkflowResult,
 } from './steps.js';
 import { builtAll, readBuiltWheels, type BuiltWheel } from './built-wheels.js';
+import { collectFindings } from '../observe/index.js';
 import type { Consumer } from './tee.js';
 
 export interface LockedRunRequest {
@@ -170,7 +172,17 @@ export async function lockedRun<S>(request: LockedRunRequest, workflow: LockedWo
     // (brought to the host first: what was installed is what a wheelhouse publishes); a workflow
     // that publishes the tree reads it in the same pass (nothing appears at the output before the verdict).
     t = performance.now();
-    const built = builds.length > 0 && builtAll(run) ? await readBuiltWheels(session, builds) : { wheels: [], findings: [] };
+    // Wheels that cannot be read back fail the run closed (monitor.tampered, phase build); nothing is published.
+    const built =
+      builds.length > 0 && builtAll(run)
+        ? await failClosed(
+            session,
+            'wheel-archive',
+            () => readBuiltWheels(session, builds),
+            async (failure) => ({ wheels: [], findings: collectFindings([failure]).map((f) => ({ ...f, phase: 'build' as const })) }),
+            deps.signal,
+          )
+        : { wheels: [], findings: [] };
     await using stage = workflow.stage && workflow.publishes(policy) && treeInstalled(run) ? await workflow.stage(session) : null;
     const shared = { distributions, policy, reservedNames: [MANIFEST_NAME], built: built.wheels };
     const locked = (file: ServedFile): boolean => file.locked;
@@ -186,7 +198,7 @@ export async function lockedRun<S>(request: LockedRunRequest, workflow: LockedWo
       {
         findings: [...lockIndexFindings(lock, policy.allowLockIndexUrl), ...observed.findings, ...built.findings, ...run.phases.flatMap(phaseFailure)],
         packages: distributions,
-        installSucceeded: run.phases.length === (builds.length > 0 ? 2 : 1) + after.length && run.phases.every((phase) => phase.pipExitCode === 0),
+        installSucceeded: run.phases.length === builds.length + 1 + after.length && run.phases.every((phase) => phase.pipExitCode === 0),
       },
       policy,
     );

@@ -7,8 +7,8 @@ import path from 'node:path';
 import { writeFile } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import { finding, type Finding } from '../core/finding.js';
-import { DEFAULT_LIMITS, type InstallOutcome, type Limits, type RunOutcome } from '../core/outcome.js';
-import { EXIT, SandboxError } from '../errors.js';
+import { DEFAULT_LIMITS, errorText, type CollectFailure, type InstallOutcome, type Limits, type RunOutcome } from '../core/outcome.js';
+import { EnvironmentError, EXIT, InputError, InterruptedError, SandboxError } from '../errors.js';
 import { mergeBuildPins, type BuildPin, type BuildRequirements } from '../lock/build-pins.js';
 import type { LockedRequirement, LockPlan } from '../lock/types.js';
 import type { Judgement } from '../policy/evaluate.js';
@@ -194,9 +194,45 @@ export function openSession(request: SessionRequest, deps: WorkflowDeps, log: Lo
  * served wheels `wheel` picks held to what they installed, and every phase.
  */
 export async function observeRun(session: SandboxSession, run: RunOutcome, shared: Shared, wheel: (file: ServedFile) => boolean): Promise<Observation> {
-  const archive = treeInstalled(run) ? await session.siteArchive() : null;
-  const { built, ...rest } = shared;
-  return observePhases(run, { ...rest, archive, wheels: [...servedWheels(session, wheel), ...(built ?? [])], canaries: session.canaries });
+  const { built, ...common } = shared;
+  const rest = { ...common, wheels: [...servedWheels(session, wheel), ...(built ?? [])], canaries: session.canaries };
+  if (!treeInstalled(run)) return observePhases(run, { ...rest, archive: null });
+  return failClosed(
+    session,
+    'site-archive',
+    async () => observePhases(run, { ...rest, archive: await session.siteArchive() }),
+    (failure) => observePhases(withCollectFailure(run, failure), { ...rest, archive: null }),
+  );
+}
+
+/**
+ * `read`, a step that reads what the stopped sandbox left; when it fails while the engine still
+ * answers, `instead` with the failure (which observe/ judges monitor.tampered), so every finding
+ * and event already gathered is kept. An engine that stopped answering is engine.lost; an
+ * interruption, or the host's own failure (its disk full while staging), is thrown as it is.
+ */
+export async function failClosed<T>(
+  session: SandboxSession,
+  step: CollectFailure['step'],
+  read: () => Promise<T>,
+  instead: (failure: CollectFailure) => Promise<T>,
+  signal?: AbortSignal,
+): Promise<T> {
+  try {
+    return await read();
+  } catch (error: unknown) {
+    // What the host, the user or a signal caused stays what it is; a malformed or broken archive
+    // (InstallError observe.scan-failed, or the engine's own error) is the sandbox's.
+    if (error instanceof EnvironmentError || error instanceof InputError || error instanceof InterruptedError || signal?.aborted) throw error;
+    await session.engineAnswers();
+    return instead({ step, error: errorText(error) });
+  }
+}
+
+/** The run with `failure` on its main phase (the one the installed tree is judged with). */
+export function withCollectFailure(run: RunOutcome, failure: CollectFailure): RunOutcome {
+  const main = mainPhase(run);
+  return { ...run, phases: run.phases.map((phase) => (phase === main ? { ...phase, collectFailures: [...(phase.collectFailures ?? []), failure] } : phase)) };
 }
 
 /** What observing a run takes besides the run: `built`, the wheels the build phase made, held like the locked ones. */
@@ -235,11 +271,24 @@ export async function observeRunReading<T>(
   wheel: (file: ServedFile) => boolean,
   read: Consumer<T>,
   signal: AbortSignal,
-): Promise<{ observed: Observation; read: T }> {
+): Promise<{ observed: Observation; read: T | null }> {
   const { built, ...common } = shared;
   const rest = { ...common, wheels: [...servedWheels(session, wheel), ...(built ?? [])], canaries: session.canaries };
-  const [observed, done] = await teeInto<[Observation, T]>(await session.siteArchive(), [(archive) => observePhases(run, { ...rest, archive }), read], signal);
-  return { observed, read: done };
+  return failClosed<{ observed: Observation; read: T | null }>(
+    session,
+    'site-archive',
+    async () => {
+      const [observed, done] = await teeInto<[Observation, T]>(
+        await session.siteArchive(),
+        [(archive) => observePhases(run, { ...rest, archive }), read],
+        signal,
+      );
+      return { observed, read: done };
+    },
+    // Nothing was read to publish: the run fails.
+    async (failure) => ({ observed: await observePhases(withCollectFailure(run, failure), { ...rest, archive: null }), read: null }),
+    signal,
+  );
 }
 
 /** What every workflow's report says of a run it observed and judged. */

@@ -76,6 +76,8 @@ describe.runIf(engineAvailable())('sdists of the common build backends, on the r
     expect(installed.exitCode).toBe(0);
     expect(installed.report.phases?.map((p) => [p.name, p.exitCode])).toEqual([
       ['build', 0],
+      ['build', 0],
+      ['build', 0],
       ['install', 0],
       ['startup', 0],
     ]);

@@ -46,8 +46,9 @@ describe.runIf(engineAvailable())('wheelhouse on the real engine, through the bu
     expect(run.exitCode).toBe(0);
     // The lock has sdists only for two requirements: the build image was chosen by itself.
     expect(run.report.image).toBe(inject('buildImage'));
-    // The two sdists are built once, in the build phase; the install phase installs wheels only.
+    // The two sdists are built once, each in a build phase of its own; the install phase installs wheels only.
     expect(run.report.phases?.map((p) => [p.name, p.exitCode])).toEqual([
+      ['build', 0],
       ['build', 0],
       ['install', 0],
       ['startup', 0],

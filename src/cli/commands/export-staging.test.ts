@@ -163,11 +163,16 @@ describe('install reads the installed tree once and publishes it only after the 
     });
   }
 
-  it('4: an archive that breaks off fails the scan and the extraction at once; the staging dir is removed', async () => {
+  // Issue 20, part 4: a collect step broken after the sandbox ran fails the run closed, it does not end it inconclusive.
+  it('1: an archive that breaks off fails the scan and the extraction at once: monitor.tampered naming the read, the staging dir removed', async () => {
     const engine = new TruncatedTreeEngine(run({}));
-    expect(await fake.cli(engine, [lock, '--output', out])).toBe(4);
+    expect(await fake.cli(engine, [lock, '--output', out])).toBe(1);
     const written = await fake.report();
-    expect(written.error).toMatchObject({ code: 'observe.scan-failed', message: 'could not read the site-packages archive: Unexpected end of data' });
+    expect(written.error).toBeNull();
+    expect(written.verdict).toBe('fail');
+    expect(written.findings.filter((f) => f.failing).map((f) => [f.rule, f.phase, f.evidence])).toEqual([
+      ['monitor.tampered', 'install', { collectFailed: 'site-archive', error: 'could not read the site-packages archive: Unexpected end of data' }],
+    ]);
     expect(written.exported).toBeNull();
     expect(await exists(out)).toBe(false);
     expect(await beside(fake.work)).toEqual(['cache', 'index', 'report.json', 'requirements.lock']);

@@ -149,6 +149,27 @@ describe('install on the fake engine: one test per exit code', () => {
     expect(await cli(new FakeEngine(run({ writableBytes: 63 * 1024 ** 2 })), ['--policy', policy])).toBe(0);
   });
 
+  it('1: the supervisor stopped the install at its own deadline (the engine had not): resource.timeout in phase install, not install.failed; the supervisor was told it', async () => {
+    // pip (pid 10) killed by the supervisor at its deadline; the supervisor ended the run with 124.
+    const files = phaseFiles([{ phase: 'install', rootPid: 10, started: 1, argv: PIP_INSTALL }]);
+    const status = JSON.parse(files[`${STATE_DIR}/status.json`]!) as { phases: Array<Record<string, unknown>> };
+    status.phases[0] = { ...status.phases[0], pip: { how: 'killed', value: 'SIGKILL' }, timedOut: true };
+    const trace = pipTrace(10, 1, PIP_INSTALL).replace('+++ exited with 0 +++', '+++ killed by SIGKILL +++');
+    const engine = new FakeEngine(
+      run({ exitCode: 124, files: { [`${STATE_DIR}/status.json`]: JSON.stringify(status), [`${STATE_DIR}/install.strace.log`]: trace } }),
+    );
+    expect(await cli(engine, ['--timeout', '30'])).toBe(1);
+    const written = await report();
+    expect(written.findings.filter((f) => f.failing).map((f) => [f.rule, f.phase, f.evidence])).toEqual([
+      ['resource.timeout', 'install', { timeoutSeconds: 30 }],
+    ]);
+    expect(written.phases).toEqual([expect.objectContaining({ name: 'install', exitCode: null, timedOut: true })]);
+    expect(written.exported).toBeNull();
+    // The supervisor holds the run to --timeout itself, on its own clock.
+    const cmd = engine.runs[0]!.spec.sandbox.cmd;
+    expect(cmd.slice(cmd.indexOf('--deadline'), cmd.indexOf('--deadline') + 2)).toEqual(['--deadline', '30']);
+  });
+
   it('2: a lockfile that is not pinned and hashed is bad input, before any container', async () => {
     await writeFile(lock, 'requests>=2\n');
     const engine = new FakeEngine(run());

@@ -124,7 +124,7 @@ describe('wheelhouse on the fake engine', () => {
     const seeded = engine.runs[0]!.seeded;
     const plan = JSON.parse(seeded.find((f) => f.path === '/input/phases.json')!.content) as Array<{ name: string; argv: string[] }>;
     expect(plan.map((p) => p.name)).toEqual(['build', 'install', 'startup']);
-    expect(plan[0]!.argv).toEqual(expect.arrayContaining(['wheel', '--no-deps', '--wheel-dir', WHEEL_DIR, '-r', '/input/build.lock']));
+    expect(plan[0]!.argv).toEqual(expect.arrayContaining(['wheel', '--no-deps', '--wheel-dir', WHEEL_DIR, '-r', '/input/build/1.lock']));
     expect(plan[1]!.argv.slice(0, 9)).toEqual([
       'python3',
       '-I',
@@ -138,8 +138,8 @@ describe('wheelhouse on the fake engine', () => {
     ]);
     expect(plan[1]!.argv).toEqual(expect.arrayContaining(['--only-binary', ':all:', '--find-links', WHEEL_DIR, '--require-hashes']));
     expect(plan[1]!.argv.at(-1)).toBe('-r');
-    // The build lock holds the sdist-only entry; the install lock the rest; the pins say what to hash.
-    expect(seeded.find((f) => f.path === '/input/build.lock')!.content).toMatch(/^only-sdist==1\.0 \\\n {4}--hash=sha256:[0-9a-f]{64}\n$/);
+    // The build phase's lock holds the sdist-only entry; the install lock the rest; the pins say what to hash.
+    expect(seeded.find((f) => f.path === '/input/build/1.lock')!.content).toMatch(/^only-sdist==1\.0 \\\n {4}--hash=sha256:[0-9a-f]{64}\n$/);
     expect(seeded.find((f) => f.path === '/input/requirements.lock')!.content).toMatch(/^has-wheel==2\.0 /);
     expect(JSON.parse(seeded.find((f) => f.path === '/input/built-pins.json')!.content)).toEqual([{ name: 'only-sdist', line: 'only-sdist==1.0' }]);
     const written = await report();
