@@ -93,6 +93,11 @@ export const CATALOGUE = {
     'The argv shows the second stage it was meant to run.',
   ),
   'process.lingering': rule('high', 'a process outlived its phase or detached from its parent', 'A daemon left behind to act after the install.'),
+  'process.forbidden-syscall': rule(
+    'high',
+    'a call the sandbox refuses was attempted: io_uring, pidfd_getfd, process_vm_readv/writev, ptrace, userfaultfd, bpf, perf_event_open, a keyring call, a persona change, or a non-native ABI (int 0x80, x32)',
+    "No build needs one: each reaches past the package's own process (another process's memory or files, the kernel, the tracer). The call failed (EPERM), or the process was killed for a non-native ABI; do not install the package.",
+  ),
   'static.pth-exec': rule(
     'high',
     'a .pth file with lines that run at every interpreter start',

@@ -150,17 +150,32 @@ describe('processFindings: monitor.tampered', () => {
     expect(findings).toHaveLength(1);
   });
 
-  it('reports any ptrace, even one aimed at nothing in particular', () => {
+  it('reports any ptrace: a refused one as a forbidden call, one that went through as tampering too', () => {
     const { findings } = processFindings(
       context(['11 1.100000 ptrace(PTRACE_ATTACH, 1) = -1 EPERM (Operation not permitted)', '12 1.100001 ptrace(PTRACE_TRACEME) = 0']),
     );
     expect(findings).toEqual([
       {
-        rule: 'monitor.tampered',
-        severity: 'critical',
+        rule: 'process.forbidden-syscall',
+        severity: 'high',
         package: 'evil-pkg',
-        message: 'ptrace(PTRACE_ATTACH, 1)',
-        evidence: { request: 'PTRACE_ATTACH', target: 1, ok: false, pid: 11, argv: HOOK_ARGV },
+        message: "ptrace(PTRACE_ATTACH): refused by the sandbox's seccomp filter (EPERM)",
+        evidence: { syscall: 'ptrace', detail: 'PTRACE_ATTACH', target: 1, errno: 'EPERM', ok: false, pid: 11, argv: HOOK_ARGV },
+      },
+      {
+        rule: 'process.forbidden-syscall',
+        severity: 'high',
+        package: 'other-pkg',
+        message: 'ptrace(PTRACE_TRACEME): a call the sandbox refuses went through',
+        evidence: {
+          syscall: 'ptrace',
+          detail: 'PTRACE_TRACEME',
+          target: null,
+          errno: null,
+          ok: true,
+          pid: 12,
+          argv: '/opt/installer/bin/python _in_process.py prepare_metadata',
+        },
       },
       {
         rule: 'monitor.tampered',
@@ -170,6 +185,96 @@ describe('processFindings: monitor.tampered', () => {
         evidence: { request: 'PTRACE_TRACEME', target: null, ok: true, pid: 12, argv: '/opt/installer/bin/python _in_process.py prepare_metadata' },
       },
     ]);
+  });
+});
+
+describe('processFindings: process.forbidden-syscall', () => {
+  const EPERM = '-1 EPERM (Operation not permitted)';
+
+  it('reports every call the seccomp filters refuse, with what it asked for', () => {
+    const { findings } = processFindings(
+      context([
+        `11 1.100000 io_uring_setup(8, NULL) = ${EPERM}`,
+        `11 1.100001 io_uring_enter(0</dev/null>, 0, 0, 0, NULL, 7) = ${EPERM}`,
+        `11 1.100002 io_uring_register(0</dev/null>, IORING_REGISTER_BUFFERS, NULL, 0) = ${EPERM}`,
+        `11 1.100003 pidfd_getfd(3<anon_inode:[pidfd]>, 4, 0) = ${EPERM}`,
+        `11 1.100004 process_vm_readv(10, [{iov_base=0x7f, iov_len=8}], 1, [{iov_base=0x7f, iov_len=8}], 1, 0) = ${EPERM}`,
+        `11 1.100005 process_vm_writev(10, NULL, 0, NULL, 0, 0) = ${EPERM}`,
+        `11 1.100006 userfaultfd(0) = ${EPERM}`,
+        `11 1.100007 bpf(BPF_PROG_LOAD, NULL, 0) = ${EPERM}`,
+        `11 1.100008 perf_event_open(NULL, 0, 0, 0</dev/null>, 0) = ${EPERM}`,
+        `11 1.100009 keyctl(KEYCTL_GET_KEYRING_ID, 0, 0) = ${EPERM}`,
+        `11 1.100010 add_key("user", "k", NULL, 0, KEY_SPEC_SESSION_KEYRING) = ${EPERM}`,
+        `11 1.100011 request_key(NULL, NULL, NULL, 0) = ${EPERM}`,
+        `11 1.100012 personality(PER_LINUX32) = ${EPERM}`,
+      ]),
+    );
+    expect(findings.map((f) => [f.rule, f.package, f.evidence.syscall, f.evidence.detail, f.evidence.target, f.evidence.errno])).toEqual([
+      ['process.forbidden-syscall', 'evil-pkg', 'io_uring_setup', null, null, 'EPERM'],
+      ['process.forbidden-syscall', 'evil-pkg', 'io_uring_enter', null, null, 'EPERM'],
+      ['process.forbidden-syscall', 'evil-pkg', 'io_uring_register', null, null, 'EPERM'],
+      ['process.forbidden-syscall', 'evil-pkg', 'pidfd_getfd', null, null, 'EPERM'],
+      ['process.forbidden-syscall', 'evil-pkg', 'process_vm_readv', null, 10, 'EPERM'],
+      ['process.forbidden-syscall', 'evil-pkg', 'process_vm_writev', null, 10, 'EPERM'],
+      ['process.forbidden-syscall', 'evil-pkg', 'userfaultfd', null, null, 'EPERM'],
+      ['process.forbidden-syscall', 'evil-pkg', 'bpf', 'BPF_PROG_LOAD', null, 'EPERM'],
+      ['process.forbidden-syscall', 'evil-pkg', 'perf_event_open', null, null, 'EPERM'],
+      ['process.forbidden-syscall', 'evil-pkg', 'keyctl', 'KEYCTL_GET_KEYRING_ID', null, 'EPERM'],
+      ['process.forbidden-syscall', 'evil-pkg', 'add_key', 'user', null, 'EPERM'],
+      ['process.forbidden-syscall', 'evil-pkg', 'request_key', 'NULL', null, 'EPERM'],
+      ['process.forbidden-syscall', 'evil-pkg', 'personality', 'PER_LINUX32', null, 'EPERM'],
+    ]);
+    expect(findings[0]).toMatchObject({
+      severity: 'high',
+      message: "io_uring_setup: refused by the sandbox's seccomp filter (EPERM)",
+      evidence: { ok: false, pid: 11, argv: HOOK_ARGV },
+    });
+  });
+
+  it('lets the persona query pass, and reports a persona change even when it was not refused', () => {
+    const { findings } = processFindings(
+      context([
+        '12 1.100000 personality(0xffffffff) = 0 (PER_LINUX)',
+        '12 1.100001 personality(0xffffffff /* PER_??? */) = 0 (PER_LINUX)',
+        '11 1.100002 personality(PER_LINUX32) = 0 (PER_LINUX)',
+      ]),
+    );
+    expect(findings.map((f) => [f.rule, f.package, f.severity, f.evidence.syscall, f.evidence.ok])).toEqual([
+      ['process.forbidden-syscall', 'evil-pkg', 'high', 'personality', true],
+      // A forbidden call that went through: the filter was not in force, so the run cannot be vouched for.
+      ['monitor.tampered', 'evil-pkg', 'critical', 'personality', true],
+    ]);
+  });
+
+  it('reports a process killed by SIGSYS nobody sent: a call through a non-native ABI', () => {
+    const { findings } = processFindings(
+      context([
+        '11 1.100000 vfork() = 13',
+        '13 1.100001 +++ killed by SIGSYS (core dumped) +++',
+        '11 1.100002 vfork() = 14',
+        '14 1.100003 kill(14, SIGSYS) = 0',
+        '14 1.100004 +++ killed by SIGSYS +++',
+      ]),
+    );
+    expect(findings).toEqual([
+      {
+        rule: 'process.forbidden-syscall',
+        severity: 'high',
+        package: 'evil-pkg',
+        message: 'a syscall through a non-native ABI (int 0x80, x32): the process was killed (SIGSYS) before it ran',
+        evidence: { syscall: 'non-native-abi', errno: null, ok: false, signal: 'SIGSYS', pid: 13, argv: HOOK_ARGV },
+      },
+    ]);
+  });
+
+  it('reports the same refused call of one process once', () => {
+    const { findings } = processFindings(
+      context([
+        '11 1.100000 bpf(BPF_MAP_CREATE, NULL, 0) = -1 EPERM (Operation not permitted)',
+        '11 1.100001 bpf(BPF_MAP_CREATE, NULL, 0) = -1 EPERM (Operation not permitted)',
+      ]),
+    );
+    expect(findings).toHaveLength(1);
   });
 });
 
@@ -255,7 +360,7 @@ describe('processFindings: events', () => {
 });
 
 describe('processFindings: ways around the tracer and renamed tools', () => {
-  it('reports io_uring_setup and a pidfd_open of a process the tracer never saw, not one of its own', () => {
+  it('reports an io_uring_setup that went through and a pidfd_open of a process the tracer never saw, not one of its own', () => {
     const { findings } = processFindings(
       context([
         '11 1.100000 io_uring_setup(8, {flags=0, sq_thread_cpu=0, sq_thread_idle=0}) = 5',
@@ -264,6 +369,7 @@ describe('processFindings: ways around the tracer and renamed tools', () => {
       ]),
     );
     expect(findings.map((f) => [f.rule, f.package, f.evidence.syscall, f.evidence.target])).toEqual([
+      ['process.forbidden-syscall', 'evil-pkg', 'io_uring_setup', null],
       ['monitor.tampered', 'evil-pkg', 'io_uring_setup', null],
       ['monitor.tampered', 'evil-pkg', 'pidfd_open', 1],
     ]);

@@ -1,9 +1,11 @@
 /**
  * Process findings: shells and network tools run during the install, processes left alive after
- * pip ended, signals aimed at the monitor, ptrace attempts, and fork failures at the pids limit.
+ * pip ended, signals aimed at the monitor, calls the sandbox's seccomp filters refuse (ptrace among
+ * them) and deaths by a non-native ABI, and fork failures at the pids limit.
  */
 import path from 'node:path';
 import { finding, type Finding } from '../core/finding.js';
+import { PERSONALITY_QUERY } from '../core/seccomp.js';
 import { threadsOf, type PackageOf } from './attribution.js';
 import type { ProcessInfo, Trace } from './trace.js';
 
@@ -61,6 +63,38 @@ export function processFindings(ctx: ProcessContext): { findings: Finding[]; eve
     findings.push(make());
   };
   const argvOf = (pid: number) => short(trace.processes.get(pid)?.argv ?? []);
+  /**
+   * A call the seccomp filters refuse (core/seccomp.ts): every attempt. One that was not refused
+   * means a filter was not in force: the tracer cannot vouch for what it did, so that is tampering too.
+   */
+  const forbidden = (
+    event: { pid: number; time: number; ok: boolean; errno: string | null },
+    syscall: string,
+    detail: string | null,
+    target: number | null,
+  ) => {
+    const pkg = packageOf(event.pid, event.time);
+    const call = `${syscall}${detail === null ? '' : `(${detail})`}`;
+    once(`forbidden|${event.pid}|${syscall}|${detail}|${event.ok}`, () =>
+      finding(
+        'process.forbidden-syscall',
+        'high',
+        event.ok ? `${call}: a call the sandbox refuses went through` : `${call}: refused by the sandbox's seccomp filter (${event.errno ?? 'failed'})`,
+        { syscall, detail, target, errno: event.errno, ok: event.ok, pid: event.pid, argv: argvOf(event.pid) },
+        pkg,
+      ),
+    );
+    if (!event.ok || syscall === 'ptrace' || syscall === 'io_uring_setup') return;
+    once(`unrefused|${event.pid}|${syscall}`, () =>
+      finding(
+        'monitor.tampered',
+        'critical',
+        `${call} went through: the sandbox's seccomp filter is not in force`,
+        { syscall, detail, target, ok: true, pid: event.pid, argv: argvOf(event.pid) },
+        pkg,
+      ),
+    );
+  };
 
   for (const event of trace.events) {
     if (event.kind === 'exec') {
@@ -120,6 +154,9 @@ export function processFindings(ctx: ProcessContext): { findings: Finding[]; eve
         ),
       );
     } else if (event.kind === 'ptrace') {
+      forbidden(event, 'ptrace', event.request, event.target);
+      // Refused, it reached nothing; one that went through made a tracer inside the sandbox.
+      if (!event.ok) continue;
       once(`ptrace|${event.pid}|${event.request}|${event.target}`, () =>
         finding(
           'monitor.tampered',
@@ -129,7 +166,28 @@ export function processFindings(ctx: ProcessContext): { findings: Finding[]; eve
           packageOf(event.pid, event.time),
         ),
       );
+    } else if (event.kind === 'forbidden') {
+      // The persona query changes nothing, and is the one personality() the filters let through.
+      if (event.syscall === 'personality' && event.ok && personaQuery(event.detail)) continue;
+      forbidden(event, event.syscall, event.detail, event.target);
+    } else if (event.kind === 'exit' && event.signal === 'SIGSYS' && !sentSigsys(trace, event.pid)) {
+      // Only a seccomp filter kills with SIGSYS that nobody sent: the engine's, for a call through an
+      // ABI the profile does not name (int 0x80, x32), and the tracer's, likewise. The tracer
+      // records native calls only, so the death is what shows it.
+      once(`forbidden|${event.pid}|abi`, () =>
+        finding(
+          'process.forbidden-syscall',
+          'high',
+          'a syscall through a non-native ABI (int 0x80, x32): the process was killed (SIGSYS) before it ran',
+          { syscall: NON_NATIVE_ABI, errno: null, ok: false, signal: 'SIGSYS', pid: event.pid, argv: argvOf(event.pid) },
+          packageOf(event.pid, event.time),
+        ),
+      );
     } else if (event.kind === 'blindspot') {
+      // io_uring_setup is refused by the profile: the attempt is reported; one that went through
+      // (the profile not in force) blinds the tracer to everything the ring then does.
+      if (event.syscall === 'io_uring_setup') forbidden(event, event.syscall, null, null);
+      if (event.syscall === 'io_uring_setup' && !event.ok) continue;
       // pidfd_open of one of the sandbox's own processes is ordinary (subprocess uses it to wait).
       if (event.syscall === 'pidfd_open' && event.target !== null && trace.processes.has(event.target)) continue;
       once(`blindspot|${event.pid}|${event.syscall}|${event.target}`, () =>
@@ -194,6 +252,21 @@ export function processFindings(ctx: ProcessContext): { findings: Finding[]; eve
     );
   }
   return { findings, events };
+}
+
+/** The `syscall` of a death by a non-native ABI: which call it was, the record cannot say. */
+export const NON_NATIVE_ABI = 'non-native-abi';
+
+/** personality(0xffffffff) as strace prints it (`0xffffffff`, or -1 read as signed). */
+function personaQuery(detail: string | null): boolean {
+  if (detail === null) return false;
+  const value = /^0x[0-9a-f]+$/i.test(detail) ? Number.parseInt(detail, 16) : /^-?\d+$/.test(detail) ? Number(detail) >>> 0 : NaN;
+  return value === PERSONALITY_QUERY;
+}
+
+/** Whether a traced signal call sent SIGSYS that could have reached `pid` (itself, its group, everyone). */
+function sentSigsys(trace: Trace, pid: number): boolean {
+  return trace.events.some((e) => e.kind === 'kill' && /^SIGSYS\b/.test(e.signal) && (e.target === pid || e.target <= 0));
 }
 
 /**

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { FORBIDDEN_SYSCALLS } from '../core/seccomp.js';
 import { packageOfProcess } from './attribution.js';
 import {
   MAX_ARGV_ENTRIES,
@@ -190,6 +191,33 @@ describe('parseTrace on synthetic lines', () => {
       { child: 11, thread: true, ok: true, errno: null },
     ]);
     expect(trace.processes.get(11)?.ppid).toBe(10);
+  });
+
+  it('reads the calls the seccomp filters refuse, with what each asked for', () => {
+    const EPERM = '-1 EPERM (Operation not permitted)';
+    const trace = parseTrace(
+      record(
+        `10 1.000001 process_vm_readv(7, [{iov_base=0x7f, iov_len=8}], 1, [{iov_base=0x7f, iov_len=8}], 1, 0) = ${EPERM}`,
+        `10 1.000002 pidfd_getfd(3<anon_inode:[pidfd]>, 5, 0) = ${EPERM}`,
+        `10 1.000003 bpf(BPF_PROG_LOAD, {prog_type=BPF_PROG_TYPE_SOCKET_FILTER, insn_cnt=2, insns=0x7f, license="GPL"}, 148) = ${EPERM}`,
+        `10 1.000004 add_key("user", "a\\"b", NULL, 0, KEY_SPEC_SESSION_KEYRING) = ${EPERM}`,
+        '10 1.000005 personality(0xffffffff) = 0 (PER_LINUX)',
+        '10 1.000006 personality(0xffffffff /* PER_??? */) = 8 (PER_LINUX32)',
+        `10 1.000007 personality(PER_LINUX|ADDR_NO_RANDOMIZE) = ${EPERM}`,
+        `10 1.000008 userfaultfd(O_CLOEXEC|O_NONBLOCK) = ${EPERM}`,
+      ),
+    );
+    expect(trace.unparsed).toBe(0);
+    expect(ofKind(trace, 'forbidden').map(({ syscall, detail, target, ok, errno }) => [syscall, detail, target, ok, errno])).toEqual([
+      ['process_vm_readv', null, 7, false, 'EPERM'],
+      ['pidfd_getfd', null, null, false, 'EPERM'],
+      ['bpf', 'BPF_PROG_LOAD', null, false, 'EPERM'],
+      ['add_key', 'user', null, false, 'EPERM'],
+      ['personality', '0xffffffff', null, true, null],
+      ['personality', '0xffffffff', null, true, null],
+      ['personality', 'PER_LINUX|ADDR_NO_RANDOMIZE', null, false, 'EPERM'],
+      ['userfaultfd', null, null, false, 'EPERM'],
+    ]);
   });
 
   it('undoes C escaping exactly, and marks what strace or our caps cut', () => {
@@ -680,6 +708,10 @@ describe('what the supervisor traces', () => {
     expect([...traced].sort()).toEqual([...MODELLED_SYSCALLS].sort());
     const source = readFileSync(new URL('./trace.ts', import.meta.url), 'utf8');
     for (const name of MODELLED_SYSCALLS) expect(source, name).toContain(`case '${name}':`);
+  });
+
+  it('holds every call the seccomp filters refuse: each attempt is seen', () => {
+    expect(FORBIDDEN_SYSCALLS.filter((name) => !MODELLED_SYSCALLS.includes(name))).toEqual([]);
   });
 });
 

@@ -1,5 +1,5 @@
 /**
- * Parse the tracer's record: `strace -f --seccomp-bpf -y -ttt -s 4096 -o <file>` output, one line per
+ * Parse the tracer's record: `strace -f -y -ttt -s 4096 -o <file>` output, one line per
  * syscall, `<pid> <epoch.micro> <name>(<args>) = <result> [<ERRNO> (<text>)]`, into events and a
  * process tree (parent, argv, working directory, exit) that attribution walks.
  *
@@ -52,6 +52,8 @@ const MAX_LINKS_FOLLOWED = 40;
 export const MAX_LINE_CHARS = 4 * 1024 * 1024;
 /** How much of an oversized line is parsed: far more than any path, sockaddr or first argv entries. */
 const SALVAGE_HEAD_CHARS = 64 * 1024;
+/** Of a forbidden call's first argument (a command name, a key type). */
+const MAX_DETAIL_CHARS = 128;
 /** Heads of unread or oversized lines kept as evidence. */
 const MAX_HEADS = 8;
 const HEAD_CHARS = 240;
@@ -224,6 +226,19 @@ export interface BlindspotEvent extends EventBase, Outcome {
   target: number | null;
 }
 
+/**
+ * A call the sandbox's seccomp filters refuse (core/seccomp.ts), other than ptrace and
+ * io_uring_setup, which have events of their own. Refused, it failed with EPERM.
+ */
+export interface ForbiddenEvent extends EventBase, Outcome {
+  kind: 'forbidden';
+  syscall: string;
+  /** What it asked for, where the first argument says: the persona, the bpf or keyctl command, the key type. */
+  detail: string | null;
+  /** The process it reached for (process_vm_readv/writev's pid). */
+  target: number | null;
+}
+
 export interface SpawnEvent extends EventBase, Outcome {
   kind: 'spawn';
   /** The new pid, or -1 when the call failed (EAGAIN at the pids limit) or never returned. */
@@ -250,6 +265,7 @@ export type TraceEvent =
   | KillEvent
   | PtraceEvent
   | BlindspotEvent
+  | ForbiddenEvent
   | SpawnEvent
   | ExitEvent;
 
@@ -446,6 +462,19 @@ export const MODELLED_SYSCALLS: readonly string[] = [
   'recvmsg',
   'recvmmsg',
   'unshare',
+  // Refused by the sandbox's seccomp filters (core/seccomp.ts): every attempt is an event.
+  'io_uring_enter',
+  'io_uring_register',
+  'pidfd_getfd',
+  'process_vm_readv',
+  'process_vm_writev',
+  'userfaultfd',
+  'bpf',
+  'perf_event_open',
+  'keyctl',
+  'add_key',
+  'request_key',
+  'personality',
 ];
 /** The stat/readlink probes `keepProbe` filters; observe/ judges them with access() as look-only calls. */
 export const PROBE_SYSCALLS: ReadonlySet<OpenSyscall> = new Set<OpenSyscall>(['stat', 'lstat', 'newfstatat', 'statx', 'readlink', 'readlinkat']);
@@ -977,6 +1006,29 @@ export class TraceParser {
         const request = args[0];
         if (request === undefined || request === '') return false;
         this.emit({ kind: 'ptrace', ...base, request, target: parseInt10(args[1]) });
+        return true;
+      }
+      case 'io_uring_enter':
+      case 'io_uring_register':
+      case 'pidfd_getfd':
+      case 'userfaultfd':
+      case 'perf_event_open':
+        this.emit({ kind: 'forbidden', ...base, syscall: call.name, detail: null, target: null });
+        return true;
+      case 'process_vm_readv':
+      case 'process_vm_writev':
+        this.emit({ kind: 'forbidden', ...base, syscall: call.name, detail: null, target: parseInt10(args[0]) });
+        return true;
+      case 'bpf':
+      case 'keyctl':
+      case 'personality':
+      case 'add_key':
+      case 'request_key': {
+        // A command or persona as strace names it (`BPF_PROG_LOAD`, `PER_LINUX32`, `0xffffffff`),
+        // or the key type, a string the package chose.
+        const first = args[0] ?? '';
+        const detail = first.startsWith('"') ? (decodeString(first)?.value ?? first) : first.replace(/\s*\/\*.*\*\/$/, '');
+        this.emit({ kind: 'forbidden', ...base, syscall: call.name, detail: detail === '' ? null : detail.slice(0, MAX_DETAIL_CHARS), target: null });
         return true;
       }
       case 'chdir':

@@ -438,6 +438,7 @@ describe('evaluate: properties', () => {
       'fs.target-tamper',
       'fs.autorun-write',
       'network.canary-exfil',
+      'process.forbidden-syscall',
     ].includes(rule);
 
   it('fails exactly when some non-info finding is never relaxed, or fails by the rules and is not from an allowed package', () => {

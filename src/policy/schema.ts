@@ -21,7 +21,7 @@ export const RulePattern = z.enum([...RULE_IDS, ...FAMILY_PATTERNS] as [string, 
 
 /**
  * Rules no policy can relax: attacks on the tool itself (tracer, monitor, proxy integrity, limits,
- * export), denials, and code that would run outside the package's own import (startup hooks, .pth
+ * export, the calls its seccomp filters refuse), denials, and code that would run outside the package's own import (startup hooks, .pth
  * lines, files nobody installed, writes into the target, modules named like another package's or
  * the standard library's), whose effects reach every other package.
  * `packages.allow`, a `warn`/`ignore` action and a suppression never apply to them.
@@ -43,6 +43,7 @@ export const NEVER_RELAXED = [
   'fs.autorun-write',
   // A secret that left is a secret that left, whoever sent it: no allow-list or action makes it a warning.
   'network.canary-exfil',
+  'process.forbidden-syscall',
 ];
 
 export function neverRelaxed(rule: string): boolean {

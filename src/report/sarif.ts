@@ -135,7 +135,7 @@ const stableTarget = (target: unknown): unknown => (typeof target !== 'number' ?
  * - network: the name (DNS), host or else address, destination port unless ephemeral, protocol;
  *   HTTP method, host and path; TLS SNI; the canary's name, channel and encoding; a socket's path.
  * - fs, static, export: the path (inside site-packages for static), with what was done to it.
- * - process: the executable and its argv, temp paths normalised.
+ * - process: the executable and its argv, temp paths normalised; a refused call's name and request.
  * - monitor.tampered: which part failed (the flags, syscall, signal, request) and its target as a
  *   class (a sandbox pid, or -1/0/1).
  */
@@ -164,6 +164,8 @@ export const STABLE_KEYS: { readonly [R in RuleId]: (e: Evidence) => unknown } =
   'fs.autorun-write': pick('path', 'syscall'),
   'process.exec': pick('path', 'argv', 'viaFd'),
   'process.lingering': pick('argv', 'detached'),
+  // The call and what it asked for (a command, a persona; a pid target only as a class).
+  'process.forbidden-syscall': (e) => ({ ...pick('syscall', 'detail', 'argv')(e), target: stableTarget(e.target) }),
   'static.pth-exec': pick('path'),
   'static.pth-path': pick('path'),
   'static.autoload-entry-point': pick('group', 'name', 'object'),

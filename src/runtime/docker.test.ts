@@ -1,6 +1,8 @@
-/** The Docker adapter's pure parts: reading the sandbox's framed logs with a byte bound, and removal that waits. */
+/** The Docker adapter's pure parts: reading the sandbox's framed logs with a byte bound, removal that waits, the seccomp option. */
+import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { demuxTail, OUTPUT_MAX_BYTES, removeFully } from './docker.js';
+import { demuxTail, DockerClient, OUTPUT_MAX_BYTES, removeFully, seccompOption } from './docker.js';
+import { SANDBOX_PROFILE } from './seccomp.js';
 
 /** Logs as the engine frames them: stream byte (1 stdout, 2 stderr), three zeros, size BE, payload. */
 function framed(...entries: Array<[1 | 2, string | Buffer]>): Buffer {
@@ -83,5 +85,65 @@ describe('removeFully', () => {
   it('gives up on a removal in progress that never ends, and passes on any other engine error', async () => {
     await expect(removeFully(container(409, Number.POSITIVE_INFINITY) as never, 250)).rejects.toThrow('container c0ffee is still being removed after 0.25 s');
     await expect(removeFully(container(500, 0) as never)).rejects.toThrow('HTTP 500');
+  });
+});
+
+describe('seccompOption', () => {
+  const text = JSON.stringify(JSON.parse(readFileSync(SANDBOX_PROFILE, 'utf8')));
+
+  it("gives Docker the profile's JSON text, as its CLI does after reading the file", () => {
+    const option = seccompOption('docker', SANDBOX_PROFILE, text);
+    expect(option.startsWith('seccomp={')).toBe(true);
+    expect(JSON.parse(option.slice('seccomp='.length))).toMatchObject({
+      defaultAction: 'SCMP_ACT_ERRNO',
+      architectures: ['SCMP_ARCH_X86_64', 'SCMP_ARCH_AARCH64'],
+    });
+  });
+
+  it("gives Podman's Docker-compatible API the file's path, which it opens itself", () => {
+    expect(seccompOption('podman', SANDBOX_PROFILE, text)).toBe(`seccomp=${SANDBOX_PROFILE}`);
+  });
+});
+
+describe('DockerClient.create with a seccomp profile', () => {
+  /** A client whose engine says it is `engine` and records what it was asked to create. */
+  function client(engine: string) {
+    const created: Array<{ HostConfig: { SecurityOpt: string[] } }> = [];
+    const docker = new DockerClient();
+    let versions = 0;
+    docker.version = () => {
+      versions += 1;
+      return Promise.resolve({ engine, api: '1.41' });
+    };
+    (docker as unknown as { docker: object }).docker = {
+      createContainer: (options: (typeof created)[number]) => {
+        created.push(options);
+        return Promise.resolve({ id: 'c0ffee' });
+      },
+    };
+    return { docker, created, versions: () => versions };
+  }
+  const spec = { name: 'x', image: 'i', labels: {}, networkMode: 'none', cmd: ['true'], capDrop: ['ALL'], securityOpt: ['no-new-privileges'] };
+
+  it('sends Docker the JSON text and Podman the path, asking the engine once', async () => {
+    for (const [engine, expected] of [
+      ['Docker 20.10.24+dfsg1', /^seccomp=\{"defaultAction":"SCMP_ACT_ERRNO"/],
+      ['Podman 4.3.1', new RegExp(`^seccomp=${SANDBOX_PROFILE.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$`)],
+    ] as const) {
+      const { docker, created, versions } = client(engine);
+      await docker.create({ ...spec, seccompProfile: SANDBOX_PROFILE });
+      await docker.create({ ...spec, seccompProfile: SANDBOX_PROFILE });
+      expect(created.map((c) => c.HostConfig.SecurityOpt[0])).toEqual(['no-new-privileges', 'no-new-privileges']);
+      for (const c of created) expect(c.HostConfig.SecurityOpt[1]).toMatch(expected);
+      expect(versions()).toBe(1);
+    }
+  });
+
+  it('leaves SecurityOpt alone without a profile, and refuses to create a container when the profile cannot be read', async () => {
+    const { docker, created } = client('Docker 20.10.24+dfsg1');
+    await docker.create(spec);
+    expect(created[0]!.HostConfig.SecurityOpt).toEqual(['no-new-privileges']);
+    await expect(docker.create({ ...spec, seccompProfile: '/nonexistent/sandbox.json' })).rejects.toMatchObject({ code: 'image.seccomp-profile' });
+    expect(created).toHaveLength(1);
   });
 });

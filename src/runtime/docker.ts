@@ -1,4 +1,5 @@
 /** The dockerode adapter behind the container port. The only file that imports dockerode. */
+import { readFile } from 'node:fs/promises';
 import { PassThrough, type Readable } from 'node:stream';
 import { setTimeout as delay } from 'node:timers/promises';
 import { createInterface } from 'node:readline';
@@ -93,6 +94,16 @@ export interface ContainerSpec extends PartSpec {
   binds?: string[];
   /** What the engine writes into the container's resolv.conf. */
   dns?: { servers: string[]; options: string[] };
+}
+
+/**
+ * The SecurityOpt entry that applies a seccomp profile (a file on this host). Docker's API takes
+ * the profile itself, as JSON text (its CLI reads the file and sends the text); Podman's
+ * Docker-compatible API takes a path and opens it on the engine's side (which is this host: a
+ * remote Podman cannot read it, and its create then fails, so no container runs without the profile).
+ */
+export function seccompOption(engine: 'docker' | 'podman', profilePath: string, profileText: string): string {
+  return engine === 'podman' ? `seccomp=${profilePath}` : `seccomp=${profileText}`;
 }
 
 /** One container; a run is two of them (DockerRun). */
@@ -331,6 +342,10 @@ function engineUnreachable(cause: unknown): EnvironmentError {
 
 export class DockerClient implements ContainerClient {
   private readonly docker: Docker;
+  /** Which engine answers, asked once: how a seccomp profile is handed over depends on it. */
+  private engine: Promise<'docker' | 'podman'> | undefined;
+  /** Profiles read, by path: the same file for every run of this process. */
+  private readonly profiles = new Map<string, Promise<string>>();
 
   constructor(options: Docker.DockerOptions = {}) {
     this.docker = new Docker(options);
@@ -404,8 +419,37 @@ export class DockerClient implements ContainerClient {
     await followProgress(this.docker, stream, onProgress);
   }
 
+  /** The part's SecurityOpt, with its seccomp profile in the form this engine reads. */
+  private async securityOpt(spec: ContainerSpec): Promise<string[]> {
+    if (spec.seccompProfile === undefined) return spec.securityOpt;
+    const file = spec.seccompProfile;
+    let read = this.profiles.get(file);
+    if (read === undefined) {
+      read = readFile(file, 'utf8').then((raw) => JSON.stringify(JSON.parse(raw)));
+      this.profiles.set(file, read);
+    }
+    let profile: string;
+    try {
+      profile = await read;
+    } catch (error: unknown) {
+      this.profiles.delete(file);
+      throw new EnvironmentError('image.seccomp-profile', `cannot read the seccomp profile ${file}`, {
+        cause: error,
+        hint: 'reinstall sandbox-install: images/seccomp/sandbox.json is part of it',
+      });
+    }
+    this.engine ??= this.version().then((v) => (v.engine.startsWith('Podman') ? 'podman' : 'docker'));
+    try {
+      return [...spec.securityOpt, seccompOption(await this.engine, file, profile)];
+    } catch (error: unknown) {
+      this.engine = undefined;
+      throw new InstallError('engine.create-failed', `could not create container ${spec.name}`, { cause: error });
+    }
+  }
+
   /** One container. Runs are made with startRun; this stays public for `gc`'s tests. */
   async create(spec: ContainerSpec): Promise<DockerContainer> {
+    const securityOpt = await this.securityOpt(spec);
     try {
       const container = await this.docker.createContainer({
         name: spec.name,
@@ -421,7 +465,7 @@ export class DockerClient implements ContainerClient {
           NetworkMode: spec.networkMode,
           CapDrop: spec.capDrop,
           CapAdd: spec.capAdd,
-          SecurityOpt: spec.securityOpt,
+          SecurityOpt: securityOpt,
           Sysctls: spec.sysctls,
           Binds: spec.binds,
           Tmpfs: spec.tmpfs,

@@ -34,6 +34,11 @@ export interface PartSpec {
   capDrop: string[];
   capAdd?: string[];
   securityOpt: string[];
+  /**
+   * A seccomp profile in the engine's JSON format, as a file on this host (runtime/seccomp.ts):
+   * the adapter hands it to its engine in the form that engine reads. Without it, the engine's default.
+   */
+  seccompProfile?: string;
   sysctls?: Record<string, string>;
   tmpfs?: Record<string, string>;
   readonlyRootfs?: boolean;

@@ -14,6 +14,7 @@ import { noPipOptions } from '../lock/pip-options.js';
 import { loadPolicy } from '../policy/load.js';
 import { FakeEngine, type FakeRun } from '../runtime/fake.js';
 import type { MonitorListener, RunSpec, SandboxRun } from '../runtime/port.js';
+import { SANDBOX_PROFILE } from '../runtime/seccomp.js';
 import { SandboxSession } from './session.js';
 
 const status = (phase: string, started: number, ended: number) => ({
@@ -29,9 +30,10 @@ const status = (phase: string, started: number, ended: number) => ({
 const dns = (name: string, time: number) =>
   JSON.stringify({ type: 'dns', name, qtype: 1, answer: '127.1.0.1', src: '127.0.0.1:1', bytes: 0, payload: '', cut: false, time });
 
-async function runPhases(statuses: object[], monitorLines: string[], options: { noDiff?: boolean } = {}) {
+async function runPhases(statuses: object[], monitorLines: string[], options: { noDiff?: boolean; onEngine?: (engine: FakeEngine) => void } = {}) {
+  const { onEngine, ...run } = options;
   const engine = new FakeEngine({
-    ...options,
+    ...run,
     exitCode: 0,
     monitorLines,
     files: {
@@ -53,10 +55,22 @@ async function runPhases(statuses: object[], monitorLines: string[], options: { 
     signal: new AbortController().signal,
     runsDir: path.join(await mkdtemp(path.join(tmpdir(), 'sandbox-install-state-')), 'runs'),
   });
+  onEngine?.(engine);
   return session.run([{ name: 'import', argv: ['python3', '-c', 'pass'] }]);
 }
 
 const names = (events: Array<{ type: string }>) => events.map((e) => ('name' in e ? e.name : e.type));
+
+describe('SandboxSession.run containers', () => {
+  it("runs both parts under the sandbox's seccomp profile, the tracer with what it needs to trace", async () => {
+    let engine: FakeEngine | undefined;
+    await runPhases([status('install', 10, 20), status('import', 21, 30)], [], { onEngine: (e) => (engine = e) });
+    const spec = engine!.runs[0]!.spec;
+    expect([spec.monitor.seccompProfile, spec.sandbox.seccompProfile]).toEqual([SANDBOX_PROFILE, SANDBOX_PROFILE]);
+    expect(spec.sandbox.capAdd).toContain('SYS_PTRACE');
+    expect(spec.sandbox.securityOpt).toContain('no-new-privileges');
+  });
+});
 
 describe('SandboxSession.run with phases', () => {
   it('gives each phase its trace, its status and the events of its window', async () => {

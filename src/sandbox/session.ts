@@ -20,6 +20,7 @@ import type { LockedRequirement, LockPlan } from '../lock/types.js';
 import type { Policy } from '../policy/schema.js';
 import { startProxy, type IndexProxy, type LocalFile, type Upstreams } from '../proxy/index.js';
 import { LABEL, runOwner, type ContainerClient, type MonitorListener, type SandboxRun } from '../runtime/port.js';
+import { SANDBOX_PROFILE } from '../runtime/seccomp.js';
 import {
   errorText,
   phaseKind,
@@ -281,6 +282,9 @@ export class SandboxSession implements AsyncDisposable {
           user: 'simonitor',
           capDrop: ['ALL'],
           securityOpt: ['no-new-privileges'],
+          // The sandbox's profile (runtime/seccomp.ts): the relay, the resolver and the fake
+          // services need nothing it refuses.
+          seccompProfile: SANDBOX_PROFILE,
           sysctls: { 'net.ipv4.ip_unprivileged_port_start': '0' },
           readonlyRootfs: true,
           pidsLimit: 128,
@@ -318,6 +322,11 @@ export class SandboxSession implements AsyncDisposable {
           // to `user` its sets are empty, and no-new-privileges bars file capabilities and setuid.
           capAdd: ['SYS_PTRACE', 'SETUID', 'SETGID', 'DAC_READ_SEARCH'],
           securityOpt: ['no-new-privileges'],
+          // The engine's default profile, tightened (runtime/seccomp.ts, core/seccomp.ts): no
+          // io_uring, pidfd_getfd, userfaultfd, bpf, perf_event_open, keyrings, persona changes or
+          // non-native ABIs. It leaves ptrace and process_vm_readv/writev to the tracer; the
+          // tracer's own filter (images/tracee-filter.py) refuses them to everything it traces.
+          seccompProfile: SANDBOX_PROFILE,
           pidsLimit: limits.pids,
           memoryBytes: limits.memoryBytes,
           nanoCpus: limits.nanoCpus,
