@@ -20,6 +20,7 @@ import type { LockedRequirement, LockPlan } from '../lock/types.js';
 import type { Policy } from '../policy/schema.js';
 import { startProxy, type IndexProxy, type LocalFile, type Upstreams } from '../proxy/index.js';
 import { LABEL, runOwner, type ContainerClient, type MonitorListener, type SandboxRun } from '../runtime/port.js';
+import { SANDBOX_PROFILE } from '../runtime/seccomp.js';
 import {
   errorText,
   phaseKind,
@@ -32,7 +33,6 @@ import {
   type PhaseSpec,
   type RunOutcome,
 } from '../core/outcome.js';
-import { SANDBOX_PROFILE } from '../runtime/seccomp.js';
 import {
   HOME,
   buildLockPath,
