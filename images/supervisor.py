@@ -79,6 +79,11 @@ EXEC_PATH = re.compile(r'^\d+ [\d.]+ execve(?:at)?\((?:AT_FDCWD(?:<(?:[^>\\]|\\.
 # How often the supervisor looks for detached processes while pip runs. A scan of /proc takes
 # about a millisecond with a hundred processes.
 DETACH_POLL_S = 0.05
+# What a build phase's outputs may hold (keep_outputs): every wheel of one sdist, with room.
+KEEP_MAX_FILES = 1000
+KEEP_MAX_BYTES = 8 * 1024 ** 3
+# How long removing what a build left in /tmp may take (scrub).
+SCRUB_TIMEOUT_S = 120
 
 
 def proc_stat(pid):
@@ -145,9 +150,7 @@ def kill_as_sandbox_user(target):
     child = os.fork()
     if child == 0:
         try:
-            os.setgroups([])
-            os.setgid(SANDBOX_GID)
-            os.setuid(SANDBOX_UID)
+            as_sandbox_user()
             os.kill(target, signal.SIGKILL)
         except OSError:
             pass
@@ -158,6 +161,84 @@ def kill_as_sandbox_user(target):
 
 def kill_all_of_sandbox_user():
     kill_as_sandbox_user(-1)
+
+
+def as_sandbox_user():
+    """preexec_fn: drop to the sandbox user, with no groups besides its own."""
+    os.setgroups([])
+    os.setgid(SANDBOX_GID)
+    os.setuid(SANDBOX_UID)
+
+
+def keep_outputs(source, dest, limit_files=KEEP_MAX_FILES, limit_bytes=KEEP_MAX_BYTES):
+    """Copy the regular files at the top of `source` (a build's wheel dir, the sandbox user's) into
+    `dest`, ours: root-owned, 0755, files 0644. The sandbox user can read the copies and change
+    none of them, so no later build can rewrite what an earlier one built. Every process of the
+    sandbox user is dead when this runs, so `source` holds still. Symlinks and anything else that
+    is not a regular file are left (the host judges what the dir held, from the copies: a planted
+    regular file is copied and found there). Returns what was kept, for status.json."""
+    kept = {"files": 0, "bytes": 0}
+    try:
+        os.makedirs(dest, mode=0o755, exist_ok=True)
+        os.chmod(dest, 0o755)
+        entries = sorted(os.scandir(source), key=lambda e: e.name)
+    except FileNotFoundError:
+        return kept
+    except OSError as error:
+        kept["error"] = str(error)[:500]
+        return kept
+    for entry in entries:
+        if kept["files"] >= limit_files:
+            kept["error"] = "more than %d files" % limit_files
+            break
+        try:
+            if not entry.is_file(follow_symlinks=False):
+                continue
+            src = os.open(entry.path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+            try:
+                dst = os.open(os.path.join(dest, entry.name), os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644)
+                try:
+                    while True:
+                        chunk = os.read(src, 1 << 20)
+                        if not chunk:
+                            break
+                        kept["bytes"] += len(chunk)
+                        if kept["bytes"] > limit_bytes:
+                            raise OSError("more than %d bytes" % limit_bytes)
+                        os.write(dst, chunk)
+                finally:
+                    os.close(dst)
+            finally:
+                os.close(src)
+            kept["files"] += 1
+        except OSError as error:
+            kept["error"] = ("%s: %s" % (entry.name, error))[:500]
+            break
+    return kept
+
+
+def scrub(prefix):
+    """Remove every entry of /tmp named `prefix`* that the sandbox user owns: what a build left
+    in pip's temp dirs (sources, build envs, its wheel dir) is gone before the next build starts,
+    so no build finds another's files to read or rewrite. Removed as that user (we hold no
+    CAP_FOWNER for a sticky /tmp), by rm, which neither follows symlinks nor leaves its file
+    system. Returns how many entries were removed, or an error, for status.json."""
+    try:
+        names = [e.path for e in os.scandir("/tmp") if e.name.startswith(prefix) and e.stat(follow_symlinks=False).st_uid == SANDBOX_UID]
+    except OSError as error:
+        return {"removed": 0, "error": str(error)[:500]}
+    if not names:
+        return {"removed": 0}
+    try:
+        # A directory its owner made read-only is made writable again first (chmod -R does not
+        # follow symlinks), so nothing the build could do to its own files keeps them here.
+        for argv in (["chmod", "-R", "u+rwx", "--"], ["rm", "-rf", "--one-file-system", "--"]):
+            subprocess.run(argv + names, preexec_fn=as_sandbox_user, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL, timeout=SCRUB_TIMEOUT_S)
+    except (OSError, subprocess.TimeoutExpired) as error:
+        return {"removed": 0, "error": str(error)[:500]}
+    left = [n for n in names if os.path.lexists(n)]
+    return {"removed": len(names) - len(left), **({"error": "%d entries left" % len(left)} if left else {})}
 
 
 def reap(pids):
@@ -331,16 +412,29 @@ def run_phase(name, command, watched, names, deadline=None):
 
 
 def read_plan(options):
-    """[(phase, argv)] from --plan (a JSON list of {"name", "argv"}), or the command after --."""
+    """[(phase, argv, after)] from --plan (a JSON list of {"name", "argv", "after"?}), or the command
+    after --. `after` is what is done once the phase succeeded and every process of the sandbox
+    user is dead: {"keep": {"from", "to"}} copies its outputs out of the user's reach (keep_outputs),
+    {"scrub": prefix} removes the user's /tmp/<prefix>* entries (scrub); keep first."""
     if "--plan" in options:
         with open(options[options.index("--plan") + 1]) as f:
             plan = json.load(f)
-        phases = [(p["name"], [str(a) for a in p["argv"]]) for p in plan]
+        phases = [(p["name"], [str(a) for a in p["argv"]], p.get("after") or {}) for p in plan]
     else:
-        phases = [("install", sys.argv[sys.argv.index("--") + 1:] if "--" in sys.argv else [])]
-    if not phases or any(not PHASE_NAME.match(name) or not argv for name, argv in phases):
+        phases = [("install", sys.argv[sys.argv.index("--") + 1:] if "--" in sys.argv else [], {})]
+    if not phases or any(not PHASE_NAME.match(name) or not argv for name, argv, _ in phases):
         return None
     return phases
+
+
+def after_phase(after):
+    """What `after` asks once a phase has succeeded (read_plan), as status.json reports it."""
+    done = {}
+    if "keep" in after:
+        done["kept"] = keep_outputs(str(after["keep"]["from"]), str(after["keep"]["to"]))
+    if "scrub" in after:
+        done["scrubbed"] = scrub(str(after["scrub"]))
+    return done
 
 
 def main():
@@ -356,14 +450,16 @@ def main():
 
     statuses = []
     code = 0
-    for name, command in phases:
+    for name, command, after in phases:
         status = run_phase(name, command, watched, names, deadline)
+        end = status["pip"]
+        if after and not status.get("timedOut") and end == {"how": "exited", "value": 0}:
+            status.update(after_phase(after))
         statuses.append(status)
         # Written after every phase: a run cut short still tells what its finished phases did.
         with open(STATUS + ".tmp", "w") as f:
             json.dump({"phases": statuses}, f)
         os.replace(STATUS + ".tmp", STATUS)
-        end = status["pip"]
         if status.get("timedOut"):
             return 124
         if end is None:

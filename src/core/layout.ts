@@ -37,6 +37,17 @@ export const RELAY_PORT = 3141;
 export const WHEEL_DIR = '/tmp/pip-wheelhouse';
 
 /**
+ * Where the supervisor keeps each build phase's wheels once it has succeeded: copied out of
+ * WHEEL_DIR into a root-owned dir the sandbox user can read and not change, before the next phase
+ * starts. The install phase installs from here, and the wheelhouse exports from here, so no build
+ * can rewrite what an earlier one built (a build that tries is fs.build-meddling).
+ */
+export const BUILT_DIR = '/var/lib/sandbox-built';
+
+/** The prefix of pip's temp dirs in /tmp: a build phase's are removed before the next phase starts. */
+export const PIP_TEMP_PREFIX = 'pip-';
+
+/**
  * Where the resolve phase has pip write its report (`--report`). Under /tmp/pip-*, pip's own temp
  * dirs, like WHEEL_DIR. The sandbox user can write it too, so it is read back as hostile input.
  */

@@ -55,6 +55,10 @@ export const SupervisorStatus = z.looseObject({
   timedOut: z.boolean().optional(),
   /** Executed paths that are the same file as a watched program, by that program's name. */
   execAliases: z.record(z.string(), z.string()).optional(),
+  /** A build phase's wheels, copied out of the sandbox user's reach after it succeeded (PhaseSpec.after.keep). */
+  kept: z.object({ files: z.number().int(), bytes: z.number(), error: z.string().optional() }).optional(),
+  /** What the build left in pip's temp dirs, removed after it succeeded (PhaseSpec.after.scrub). */
+  scrubbed: z.object({ removed: z.number().int(), error: z.string().optional() }).optional(),
 });
 export type SupervisorStatus = z.infer<typeof SupervisorStatus>;
 
@@ -78,6 +82,12 @@ export function phaseKind(name: PlannedPhase): PhaseName {
 export interface PhaseSpec {
   name: PlannedPhase;
   argv: string[];
+  /**
+   * What the supervisor does once the phase succeeded and every process of the sandbox user is
+   * dead: `keep` copies the regular files at the top of `from` into `to` (root-owned, read-only to
+   * the sandbox user), `scrub` removes the user's entries of /tmp whose names start with it.
+   */
+  after?: { keep?: { from: string; to: string }; scrub?: string };
 }
 
 /** status.json: one entry per phase the supervisor ran, in order, written after each. */

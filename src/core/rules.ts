@@ -82,6 +82,11 @@ export const CATALOGUE = {
     "a process other than pip's installer changed the install target, or tried to and was refused",
     'Build code planting files pip did not install.',
   ),
+  'fs.build-meddling': rule(
+    'high',
+    "a build reached into another build's files (its temp dirs, the wheels earlier builds made), or read a file an earlier build planted",
+    'Each locked sdist is built alone; one that looks for another is after its sources or its wheels. Never relaxed: the evidence names the path, the reacher and the owner.',
+  ),
   'fs.autorun-write': rule(
     'high',
     "a process other than pip's wrote, or tried to write, a .pth, a startup hook or a standard-library name into a site directory",

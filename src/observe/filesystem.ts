@@ -196,7 +196,7 @@ export interface ChangedPath {
 }
 
 /** Every path a trace event changes (or tried to), with the syscall that did it. */
-function changedPaths(event: TraceEvent): ChangedPath[] {
+export function changedPaths(event: TraceEvent): ChangedPath[] {
   switch (event.kind) {
     case 'open':
       return event.write ? [{ path: event.path, syscall: event.syscall, ...viaOf(event.via) }] : [];

@@ -20,9 +20,11 @@ import {
   STATE_DIR,
   TARGET,
   WHEEL_DIR,
+  BUILT_DIR,
 } from '../core/layout.js';
 import { argvText, importedBy, installerPids, packageOfProcess, pipPids, startupOwners, type PackageOf } from './attribution.js';
 import { autorunWriteFindings } from './autorun.js';
+import { buildFootprint, meddlingFindings, type BuildFootprint } from './meddling.js';
 import { credentialHomes, filesystemFindings, isExpectedChange, isSensitivePath, refusedWriteFindings, targetTamperFindings, writersOf } from './filesystem.js';
 import { exfilFindings } from './exfil.js';
 import { networkFindings } from './network.js';
@@ -43,6 +45,8 @@ export interface Observation {
   siteOwners?: ReadonlyMap<string, string>;
   /** Who last wrote each path under site-packages in this phase (full paths). */
   siteWriters?: ReadonlyMap<string, PathWriter>;
+  /** What this build phase made, for the builds after it (ObserveInput.build). */
+  footprint?: BuildFootprint;
 }
 
 export interface ObserveInput {
@@ -63,6 +67,8 @@ export interface ObserveInput {
    * a phase after the install (startup) attributes what runs to the owner of the code it loaded.
    */
   siteOwners?: ReadonlyMap<string, string>;
+  /** A build phase: its name in the run, and the footprints of the builds before it (fs.build-meddling). */
+  build?: { name: string; earlier: readonly BuildFootprint[] };
 }
 
 /** Where pip reaches the index (the monitor's relay), and the sinkhole resolver: seen from the sandbox. */
@@ -130,7 +136,40 @@ function endFindings(outcome: InstallOutcome, trace: Trace, packageOf: (pid: num
   const monitorDead = outcome.monitorAlive
     ? []
     : [finding('monitor.tampered', 'critical', 'the monitor container had stopped before the install ended', { monitorAlive: false })];
-  return [...incomplete, ...unread, ...monitorDead, ...collectFindings(outcome.collectFailures ?? []), ...howItEnded(outcome, trace, packageOf)];
+  return [
+    ...incomplete,
+    ...unread,
+    ...monitorDead,
+    ...collectFindings(outcome.collectFailures ?? []),
+    ...sealFindings(outcome),
+    ...howItEnded(outcome, trace, packageOf),
+  ];
+}
+
+/**
+ * A build's wheels that could not be copied out of the sandbox user's reach, or its leftovers in
+ * pip's temp dirs that could not be removed, after it succeeded (images/supervisor.py): what keeps
+ * one build from another's files did not hold, so the run cannot be vouched for.
+ */
+function sealFindings(outcome: InstallOutcome): Finding[] {
+  const { kept, scrubbed } = outcome.status ?? {};
+  return [
+    ...(kept?.error === undefined
+      ? []
+      : [
+          finding('monitor.tampered', 'critical', "a build's wheels could not be copied out of the sandbox user's reach", {
+            keepFailed: kept.error,
+            files: kept.files,
+          }),
+        ]),
+    ...(scrubbed?.error === undefined
+      ? []
+      : [
+          finding('monitor.tampered', 'critical', "what a build left in pip's temp dirs could not be removed before the next phase", {
+            scrubFailed: scrubbed.error,
+          }),
+        ]),
+  ];
 }
 
 /**
@@ -278,7 +317,16 @@ export async function observe(input: ObserveInput): Promise<Observation> {
     target: TARGET,
     home: HOME,
     state: STATE_DIR,
-    mounts: [INPUT_MOUNT, INPUT_LOCK, INPUT_PHASES, `${INPUT_BUILD_LOCKS}/`, INPUT_BUILT_PINS, ...input.canaries.files.map((f) => `${HOME}/${f.path}`)],
+    // Ours, like the mounts: the inputs copied in, the canaries, and the built wheels the supervisor keeps.
+    mounts: [
+      INPUT_MOUNT,
+      INPUT_LOCK,
+      INPUT_PHASES,
+      `${INPUT_BUILD_LOCKS}/`,
+      INPUT_BUILT_PINS,
+      `${BUILT_DIR}/`,
+      ...input.canaries.files.map((f) => `${HOME}/${f.path}`),
+    ],
     allowed: input.policy.writes.allow,
   };
   const network = networkFindings({
@@ -346,6 +394,7 @@ export async function observe(input: ObserveInput): Promise<Observation> {
       // there plants or changes a wheel the install phase would take as built.
       ...targetTamperFindings({ trace, target: WHEEL_DIR, installers: input.outcome.phase === 'build' ? installers : new Set(), packageOf, argvOf }),
       ...refusedWriteFindings({ trace, layout, pipPids: pipOwn, packageOf, argvOf }),
+      ...(input.build ? meddlingFindings({ trace, packageOf, argvOf, earlier: input.build.earlier }) : []),
       ...autorunWriteFindings({ trace, target: TARGET, pipPids: pipOwn, packageOf, argvOf }),
       ...processes.findings,
       ...attributeByWriter([...(scan?.findings ?? []), ...unlockedDistributions(scan, input.distributions)], (full) => writerIn(siteWriters, full)),
@@ -353,6 +402,7 @@ export async function observe(input: ObserveInput): Promise<Observation> {
     ],
     siteOwners: scan ? new Map(scan.files.flatMap((f) => (f.owner === null ? [] : [[f.path, f.owner] as const]))) : undefined,
     siteWriters,
+    footprint: input.build && buildFootprint(input.build.name, trace, packageOf, input.build.earlier),
     network: events,
     filesystem: filesystem.events,
     processes: processes.events,

@@ -439,6 +439,7 @@ describe('evaluate: properties', () => {
       'fs.autorun-write',
       'network.canary-exfil',
       'process.forbidden-syscall',
+      'fs.build-meddling',
     ].includes(rule);
 
   it('fails exactly when some non-info finding is never relaxed, or fails by the rules and is not from an allowed package', () => {

@@ -44,6 +44,8 @@ export const NEVER_RELAXED = [
   // A secret that left is a secret that left, whoever sent it: no allow-list or action makes it a warning.
   'network.canary-exfil',
   'process.forbidden-syscall',
+  // One build reaching another's files: whoever the meddler is, the victim's build is not its own.
+  'fs.build-meddling',
 ];
 
 export function neverRelaxed(rule: string): boolean {

@@ -162,6 +162,7 @@ export const STABLE_KEYS: { readonly [R in RuleId]: (e: Evidence) => unknown } =
   'fs.sensitive-read': pick('path'),
   'fs.target-tamper': pick('path', 'syscall'),
   'fs.autorun-write': pick('path', 'syscall'),
+  'fs.build-meddling': pick('path', 'syscall', 'ownerPhase', 'plantedIn'),
   'process.exec': pick('path', 'argv', 'viaFd'),
   'process.lingering': pick('argv', 'detached'),
   // The call and what it asked for (a command, a persona; a pid target only as a class).

@@ -49,6 +49,8 @@ import {
   STATE_DIR,
   TARGET,
   WHEEL_DIR,
+  BUILT_DIR,
+  PIP_TEMP_PREFIX,
 } from '../core/layout.js';
 import { renderPin } from '../lock/pin.js';
 import { pipArgsFor, renderRequirements } from './requirements.js';
@@ -311,6 +313,9 @@ export class SandboxSession implements AsyncDisposable {
             'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
             'LANG=C.UTF-8',
             'PIP_NO_CACHE_DIR=1',
+            // No pip configuration file at all: every option pip takes is on its command line, and a
+            // pip.conf a build writes into the home must not change how a later phase's pip runs.
+            'PIP_CONFIG_FILE=/dev/null',
             'PIP_DISABLE_PIP_VERSION_CHECK=1',
             'PIP_ROOT_USER_ACTION=ignore',
             ...this.canaries.env,
@@ -479,21 +484,24 @@ export class SandboxSession implements AsyncDisposable {
     const wheelsOnly = ['--only-binary', ':all:'];
     if (this.built.length === 0)
       return [{ name: 'install', argv: this.pipArgv(['install', '--prefix', TARGET, NO_COMPILE, ...wheelsOnly], { binary: false }) }];
-    const install = this.pipArgv(['install', '--prefix', TARGET, NO_COMPILE, ...wheelsOnly, '--find-links', WHEEL_DIR], { binary: false, lock: null });
+    const install = this.pipArgv(['install', '--prefix', TARGET, NO_COMPILE, ...wheelsOnly, '--find-links', BUILT_DIR], { binary: false, lock: null });
     // One pip, one phase, per locked sdist: pip prepares every requirement of a run before it builds
     // any, so in one run an sdist's build hooks would find the next sdist unpacked under /tmp and
     // could rewrite it. Here each build starts after the one before it has ended and its processes
     // were killed (the supervisor does, after every phase), and pip unpacks it then, in a directory
-    // of a random name: no build can reach another's sources.
+    // of a random name. Once a build has succeeded its wheels are copied out of the sandbox user's
+    // reach (BUILT_DIR) and everything it left in pip's temp dirs is removed: no build can read or
+    // rewrite another's sources or outputs, and one that tries is fs.build-meddling.
     const builds = this.built.map((_, i): PhaseSpec => ({
       name: i === 0 ? 'build' : `build-${i + 1}`,
       argv: this.pipArgv(['wheel', '--no-deps', '--wheel-dir', WHEEL_DIR], { lock: buildLockPath(i) }),
+      after: { keep: { from: WHEEL_DIR, to: BUILT_DIR }, scrub: PIP_TEMP_PREFIX },
     }));
     return [
       ...builds,
       {
         name: 'install',
-        argv: ['python3', '-I', '-S', '/opt/sandbox-install/install-built.py', WHEEL_DIR, INPUT_BUILT_PINS, INPUT_LOCK, '--', ...install, '-r'],
+        argv: ['python3', '-I', '-S', '/opt/sandbox-install/install-built.py', BUILT_DIR, INPUT_BUILT_PINS, INPUT_LOCK, '--', ...install, '-r'],
       },
     ];
   }
@@ -558,10 +566,10 @@ export class SandboxSession implements AsyncDisposable {
     return this.readText(this.sandbox, RESOLVE_REPORT, maxBytes);
   }
 
-  /** What the build phase left in WHEEL_DIR, as a tar stream (hostile input: read it with export/wheelhouse only). */
+  /** What the build phases left in BUILT_DIR, as a tar stream (hostile input: read it with export/wheelhouse only). */
   async wheelArchive(): Promise<Readable> {
     if (!this.sandbox) throw new InstallError('session.no-sandbox', 'no sandbox container to read the wheels from');
-    return this.sandbox.readArchive(WHEEL_DIR);
+    return this.sandbox.readArchive(BUILT_DIR);
   }
 
   /**

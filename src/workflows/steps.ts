@@ -19,6 +19,7 @@ import { sdistOnly, type LockedFile } from '../proxy/locked-files.js';
 import { sandboxPython, wheelSupported } from '../lock/wheel-tags.js';
 import { SandboxSession } from '../sandbox/session.js';
 import { attributeByWriter, observe, writerIn, type Observation, type ObserveInput, type PathWriter } from '../observe/index.js';
+import type { BuildFootprint } from '../observe/meddling.js';
 import { serializeReport } from '../report/bound.js';
 import type { Report } from '../report/schema.js';
 import { buildVariantTag, defaultImageTag, ensureBuildVariant, ensureImage } from '../runtime/image.js';
@@ -86,8 +87,12 @@ export async function observePhases(run: RunOutcome, shared: Omit<ObserveInput, 
   let siteOwners: ReadonlyMap<string, string> | undefined;
   const writers: Array<ReadonlyMap<string, PathWriter>> = [];
   const main = mainPhase(run);
+  // Each build phase is held to the builds before it (fs.build-meddling), by what each made.
+  const builds: BuildFootprint[] = [];
   for (const outcome of run.phases) {
-    const seen = await observe({ ...shared, outcome, archive: outcome === main ? shared.archive : null, siteOwners });
+    const build = outcome.phase === 'build' ? { name: builds.length === 0 ? 'build' : `build-${builds.length + 1}`, earlier: [...builds] } : undefined;
+    const seen = await observe({ ...shared, outcome, archive: outcome === main ? shared.archive : null, siteOwners, build });
+    if (seen.footprint) builds.push(seen.footprint);
     // The tree is scanned with the first phase; the later ones attribute by its owners.
     siteOwners ??= seen.siteOwners;
     const phase = outcome.phase;

@@ -13,7 +13,8 @@ import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { main } from '../index.js';
-import { SITE_PACKAGES, WHEEL_DIR } from '../../core/layout.js';
+import { BUILT_DIR, SITE_PACKAGES, WHEEL_DIR } from '../../core/layout.js';
+import type { PhaseSpec } from '../../core/outcome.js';
 import { FakeEngine, type FakeRun } from '../../runtime/fake.js';
 import { dnsQuery, exists, phaseFiles, quietStartup, useFakeCli, writeSdistOnlyLock } from './fake-cli.js';
 
@@ -22,7 +23,7 @@ function run(overrides: Partial<FakeRun> = {}): FakeRun {
   return {
     exitCode: 0,
     files: phaseFiles([{ phase: 'install', rootPid: 10, started: 1, argv: ['python3', '-m', 'pip', 'install'] }, quietStartup(2.5)]),
-    trees: { [SITE_PACKAGES]: {}, [WHEEL_DIR]: {} },
+    trees: { [SITE_PACKAGES]: {}, [BUILT_DIR]: {} },
     output: '',
     ...overrides,
   };
@@ -36,7 +37,7 @@ function builtRun(tree: Record<string, string>, wheel: Buffer): FakeRun {
       { phase: 'install', rootPid: 10, started: 1, argv: ['python3', '-m', 'pip', 'install'] },
       quietStartup(2.5),
     ]),
-    trees: { [SITE_PACKAGES]: tree, [WHEEL_DIR]: { 'only_sdist-1.0-py3-none-any.whl': wheel } },
+    trees: { [SITE_PACKAGES]: tree, [BUILT_DIR]: { 'only_sdist-1.0-py3-none-any.whl': wheel } },
   });
 }
 
@@ -122,21 +123,24 @@ describe('wheelhouse on the fake engine', () => {
     const engine = new FakeEngine(builtRun(tree, builtBytes));
     expect(await cli(engine)).toBe(0);
     const seeded = engine.runs[0]!.seeded;
-    const plan = JSON.parse(seeded.find((f) => f.path === '/input/phases.json')!.content) as Array<{ name: string; argv: string[] }>;
+    const plan = JSON.parse(seeded.find((f) => f.path === '/input/phases.json')!.content) as PhaseSpec[];
     expect(plan.map((p) => p.name)).toEqual(['build', 'install', 'startup']);
     expect(plan[0]!.argv).toEqual(expect.arrayContaining(['wheel', '--no-deps', '--wheel-dir', WHEEL_DIR, '-r', '/input/build/1.lock']));
+    // Once built, its wheels are copied out of the sandbox user's reach and its temp dirs removed.
+    expect(plan[0]!.after).toEqual({ keep: { from: WHEEL_DIR, to: BUILT_DIR }, scrub: 'pip-' });
+    expect(plan[1]!.after).toBeUndefined();
     expect(plan[1]!.argv.slice(0, 9)).toEqual([
       'python3',
       '-I',
       '-S',
       '/opt/sandbox-install/install-built.py',
-      WHEEL_DIR,
+      BUILT_DIR,
       '/input/built-pins.json',
       '/input/requirements.lock',
       '--',
       '/opt/installer/bin/python',
     ]);
-    expect(plan[1]!.argv).toEqual(expect.arrayContaining(['--only-binary', ':all:', '--find-links', WHEEL_DIR, '--require-hashes']));
+    expect(plan[1]!.argv).toEqual(expect.arrayContaining(['--only-binary', ':all:', '--find-links', BUILT_DIR, '--require-hashes']));
     expect(plan[1]!.argv.at(-1)).toBe('-r');
     // The build phase's lock holds the sdist-only entry; the install lock the rest; the pins say what to hash.
     expect(seeded.find((f) => f.path === '/input/build/1.lock')!.content).toMatch(/^only-sdist==1\.0 \\\n {4}--hash=sha256:[0-9a-f]{64}\n$/);
