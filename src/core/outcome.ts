@@ -186,6 +186,8 @@ export interface InstallOutcome {
   oomKilled: boolean;
   /** Bytes the sandbox had written when it passed limits.diskBytes and was stopped; null when it did not. */
   diskExceeded: number | null;
+  /** Why the sandbox's writes could not be measured (the disk cap could not hold), when they could not: it was stopped. */
+  diskUnmeasured?: string;
   /** The monitor was still running when the install ended (it must never die first). */
   monitorAlive: boolean;
   /** The last lines pip printed. */

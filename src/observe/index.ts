@@ -211,9 +211,24 @@ function howItEnded(outcome: InstallOutcome, trace: Trace, packageOf: (pid: numb
 }
 
 function diskFindings(outcome: InstallOutcome, culprit: () => string | null): Finding[] {
-  if (outcome.diskExceeded === null) return [];
+  // What the sandbox wrote hid from the engine's measure (a path too long for its walk): the cap
+  // could not hold, so the sandbox was stopped as at the cap, and nothing vouches for the run.
+  const unmeasured =
+    outcome.diskUnmeasured === undefined
+      ? []
+      : [
+          finding(
+            'monitor.tampered',
+            'critical',
+            "the sandbox's writes could not be measured, so the disk cap could not hold; it was stopped",
+            { diskUnmeasured: outcome.diskUnmeasured, limitBytes: outcome.limits.diskBytes },
+            culprit(),
+          ),
+        ];
+  if (outcome.diskExceeded === null) return unmeasured;
   const mib = (bytes: number) => `${Math.round(bytes / 1024 ** 2)} MiB`;
   return [
+    ...unmeasured,
     finding(
       'resource.disk',
       'high',

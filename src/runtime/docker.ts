@@ -174,7 +174,8 @@ export class DockerContainer {
   async writableBytes(): Promise<number> {
     // `size` is a query parameter of the API that @types/dockerode does not list; dockerode passes it on.
     const info = (await this.container.inspect({ size: true } as Docker.ContainerInspectOptions)) as { SizeRw?: number };
-    return info.SizeRw ?? 0;
+    // Missing, the engine did not measure it (it gives -1 when its walk of the layer fails): the caller treats that as unmeasurable.
+    return info.SizeRw ?? -1;
   }
 
   async inspect(): Promise<ContainerState> {

@@ -388,6 +388,8 @@ export class SandboxSession implements AsyncDisposable {
     }
     // A burst between two looks is caught here, once the sandbox has stopped.
     const diskExceeded = disk.exceeded ?? (await disk.check());
+    // The last look, on a stopped sandbox, must measure too: a layer the engine cannot walk hid the run's writes all along.
+    const diskUnmeasured = disk.unmeasured ?? disk.lastMiss;
     timings.install = elapsed(t);
     // The host could not hold a download (the cache's disk is full): pip saw only a 502, but the
     // cause is this machine's, not a package's (exit 3).
@@ -453,6 +455,7 @@ export class SandboxSession implements AsyncDisposable {
         timedOut: cutShort && last,
         oomKilled: state.oomKilled && last,
         diskExceeded: last ? diskExceeded : null,
+        ...(last && diskUnmeasured !== null ? { diskUnmeasured } : {}),
         monitorAlive: monitorRunning,
         pipOutput: last ? pipOutput : '',
         findings: this.proxyRecords.findings.filter((f) => phaseAt(timeOf(f)) === i),
@@ -664,19 +667,44 @@ export class SandboxSession implements AsyncDisposable {
 
 /** How often the sandbox's writable layer is measured while it runs. */
 export const DISK_POLL_MS = 1000;
+/** Looks in a row that could not measure the sandbox's writes before it is stopped (watchDisk). */
+const DISK_MISSES = 3;
 
 /**
  * Watch what the sandbox writes to its own filesystem and stop it the moment it passes `cap`: the
  * host's free disk then drops by at most the cap plus what one poll interval lets through. A backend
  * without the capability is not watched. `exceeded` is the size seen when it was stopped.
  */
-function watchDisk(run: SandboxRun, cap: number, log: Logger): { exceeded: number | null; check(): Promise<number | null>; stop(): Promise<void> } {
+function watchDisk(
+  run: SandboxRun,
+  cap: number,
+  log: Logger,
+): { exceeded: number | null; unmeasured: string | null; lastMiss: string | null; check(): Promise<number | null>; stop(): Promise<void> } {
   const measure = run.writableBytes;
+  let misses = 0;
   const state = {
+    /** Why the latest look could not measure, or null when it could. */
+    lastMiss: null as string | null,
     exceeded: null as number | null,
+    /**
+     * Why the sandbox's writes could not be measured, when DISK_MISSES looks in a row, or the last
+     * one, could not: the engine's walk of the layer failed (a path too long for it) or gave no size
+     * (SizeRw -1). The cap cannot hold then, so the sandbox is stopped as at the cap.
+     */
+    unmeasured: null as string | null,
     async check(): Promise<number | null> {
       if (!measure) return null;
-      const bytes = await measure().catch(() => 0);
+      const bytes = await measure().then(
+        (n) => (Number.isFinite(n) && n >= 0 ? n : `the engine gave no size (${n})`),
+        (error: unknown) => `measuring failed: ${errorText(error)}`,
+      );
+      state.lastMiss = typeof bytes === 'string' ? bytes : null;
+      if (typeof bytes === 'string') {
+        misses += 1;
+        if (misses >= DISK_MISSES) state.unmeasured ??= bytes;
+        return null;
+      }
+      misses = 0;
       return bytes > cap ? bytes : null;
     },
     stop: async () => {},
@@ -685,11 +713,14 @@ function watchDisk(run: SandboxRun, cap: number, log: Logger): { exceeded: numbe
   let polling: Promise<void> = Promise.resolve();
   const timer = setInterval(() => {
     polling = polling.then(async () => {
-      if (state.exceeded !== null) return;
+      if (state.exceeded !== null || state.unmeasured !== null) return;
       const bytes = await state.check();
-      if (bytes === null) return;
+      if (bytes === null && state.unmeasured === null) return;
       state.exceeded = bytes;
-      log.warn({ bytes, cap }, 'the sandbox passed the disk cap; stopping it');
+      log.warn(
+        { bytes, cap, unmeasured: state.unmeasured },
+        state.unmeasured ? "the sandbox's writes cannot be measured; stopping it" : 'the sandbox passed the disk cap; stopping it',
+      );
       await run.killSandbox().catch(() => undefined);
     });
   }, DISK_POLL_MS);

@@ -149,6 +149,23 @@ describe('install on the fake engine: one test per exit code', () => {
     expect(await cli(new FakeEngine(run({ writableBytes: 63 * 1024 ** 2 })), ['--policy', policy])).toBe(0);
   });
 
+  it('1: a sandbox whose writes the engine cannot measure (SizeRw -1: a path too long for its walk) is stopped and fails as monitor.tampered, not passed uncapped', async () => {
+    // Stopped during the install: the supervisor had recorded no phase's end.
+    const engine = new FakeEngine(run({ writableBytes: -1, files: { ...phaseFiles([]), [`${STATE_DIR}/install.strace.log`]: CLEAN_TRACE } }));
+    expect(await cli(engine)).toBe(1);
+    const written = await report();
+    expect(written.findings).toEqual([
+      expect.objectContaining({
+        rule: 'monitor.tampered',
+        phase: 'install',
+        failing: true,
+        message: "the sandbox's writes could not be measured, so the disk cap could not hold; it was stopped",
+        evidence: { diskUnmeasured: 'the engine gave no size (-1)', limitBytes: 10 * 1024 ** 3 },
+      }),
+    ]);
+    expect(written.exported).toBeNull();
+  });
+
   it('1: the supervisor stopped the install at its own deadline (the engine had not): resource.timeout in phase install, not install.failed; the supervisor was told it', async () => {
     // pip (pid 10) killed by the supervisor at its deadline; the supervisor ended the run with 124.
     const files = phaseFiles([{ phase: 'install', rootPid: 10, started: 1, argv: PIP_INSTALL }]);
