@@ -2,7 +2,8 @@
  * Issue 20, part 4, on the real engine: evidence survives a broken collector. A package that sends
  * a canary and then leaves a 4,030-byte path in /tmp breaks Docker's filesystem diff (HTTP 500,
  * "file name too long" once the overlay prefix is added). The engine still answers, so this is the
- * sandbox's doing: monitor.tampered naming the diff, the canary finding kept with its package and
+ * sandbox's doing: monitor.tampered naming the diff (and, as the same path hides the sandbox's
+ * writes from the engine's measure, the disk cap that could not hold), the canary finding kept with its package and
  * phase, the writes outside the target judged from the trace instead of the diff, verdict fail,
  * exit 1, nothing exported, no container left. Not engine.lost, exit 3.
  */
@@ -66,12 +67,20 @@ describe.runIf(engineAvailable())('a collector broken by what the sandbox left k
     );
     // Without the engine's diff, the trace says what was written outside the target, and who wrote it.
     expect(run.report.findings, shown(run)).toContainEqual(deepWrite('long-path', 'build'));
+    // The same path hides the sandbox's writes from the engine's measure (SizeRw -1): the disk cap
+    // cannot hold, so the sandbox is stopped (after three looks, or at the last one: which phase
+    // that falls in depends on the machine's speed), and nothing vouches for the run.
+    expect(run.report.findings, shown(run)).toContainEqual(
+      expect.objectContaining({
+        rule: 'monitor.tampered',
+        severity: 'critical',
+        failing: true,
+        evidence: expect.objectContaining({ diskUnmeasured: 'the engine gave no size (-1)' }),
+      }),
+    );
     // The traces were read back: the run's record stands.
-    expect(run.report.phases?.map((p) => [p.name, p.exitCode, p.traceBytes !== null])).toEqual([
-      ['build', 0, true],
-      ['install', 0, true],
-      ['startup', 0, true],
-    ]);
+    expect(run.report.phases?.[0]).toMatchObject({ name: 'build', exitCode: 0 });
+    expect(run.report.phases?.every((p) => p.traceBytes !== null)).toBe(true);
     expect(run.report.verdict).toBe('fail');
     expect(run.exitCode).toBe(1);
     expect(run.report.exported).toBeNull();
