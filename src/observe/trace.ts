@@ -17,6 +17,7 @@
  * as much as strace printed (`-s 4096` per buffer), for observe/exfil.ts to search for canaries.
  */
 import { posix } from 'node:path';
+import { FORBIDDEN_SYSCALLS } from '../core/seccomp.js';
 
 /** Events kept; the rest are counted in `Trace.dropped`. */
 export const MAX_EVENTS = 200_000;
@@ -463,18 +464,7 @@ export const MODELLED_SYSCALLS: readonly string[] = [
   'recvmmsg',
   'unshare',
   // Refused by the sandbox's seccomp filters (core/seccomp.ts): every attempt is an event.
-  'io_uring_enter',
-  'io_uring_register',
-  'pidfd_getfd',
-  'process_vm_readv',
-  'process_vm_writev',
-  'userfaultfd',
-  'bpf',
-  'perf_event_open',
-  'keyctl',
-  'add_key',
-  'request_key',
-  'personality',
+  ...FORBIDDEN_SYSCALLS.filter((name) => name !== 'io_uring_setup' && name !== 'ptrace'),
 ];
 /** The stat/readlink probes `keepProbe` filters; observe/ judges them with access() as look-only calls. */
 export const PROBE_SYSCALLS: ReadonlySet<OpenSyscall> = new Set<OpenSyscall>(['stat', 'lstat', 'newfstatat', 'statx', 'readlink', 'readlinkat']);
