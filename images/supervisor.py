@@ -224,16 +224,19 @@ def scrub(prefix):
     CAP_FOWNER for a sticky /tmp), by rm, which neither follows symlinks nor leaves its file
     system. Returns how many entries were removed, or an error, for status.json."""
     try:
-        names = [e.path for e in os.scandir("/tmp") if e.name.startswith(prefix) and e.stat(follow_symlinks=False).st_uid == SANDBOX_UID]
+        entries = [e for e in os.scandir("/tmp") if e.name.startswith(prefix) and e.stat(follow_symlinks=False).st_uid == SANDBOX_UID]
+        names = [e.path for e in entries]
+        # Directories only, never through a symlink: chmod would follow one named on its command line.
+        dirs = [e.path for e in entries if e.is_dir(follow_symlinks=False)]
     except OSError as error:
         return {"removed": 0, "error": str(error)[:500]}
     if not names:
         return {"removed": 0}
     try:
-        # A directory its owner made read-only is made writable again first (chmod -R does not
-        # follow symlinks), so nothing the build could do to its own files keeps them here.
-        for argv in (["chmod", "-R", "u+rwx", "--"], ["rm", "-rf", "--one-file-system", "--"]):
-            subprocess.run(argv + names, preexec_fn=as_sandbox_user, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+        # A directory its owner made read-only is made writable again first (chmod -R ignores the
+        # symlinks it meets inside), so nothing the build could do to its own files keeps them here.
+        for argv in ([["chmod", "-R", "u+rwx", "--"] + dirs] if dirs else []) + [["rm", "-rf", "--one-file-system", "--"] + names]:
+            subprocess.run(argv, preexec_fn=as_sandbox_user, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                            stderr=subprocess.DEVNULL, timeout=SCRUB_TIMEOUT_S)
     except (OSError, subprocess.TimeoutExpired) as error:
         return {"removed": 0, "error": str(error)[:500]}
