@@ -51,7 +51,21 @@ describe('investigate on the fake engine: one test per exit code', () => {
     expect(plan.map((p) => p.name)).toEqual(['install', 'startup', 'import']);
     expect(plan[0]!.argv).not.toContain('--require-hashes');
     expect(plan[1]!.argv).toEqual(['python3', '-I', '-S', '/opt/sandbox-install/startup.py', SITE_PACKAGES, '10']);
-    expect(plan[2]!.argv).toEqual(['python3', '-I', '-S', '/opt/sandbox-install/importer.py', SITE_PACKAGES, '10']);
+    expect(plan[2]!.argv).toEqual([
+      'python3',
+      '-I',
+      '-S',
+      '/opt/sandbox-install/importer.py',
+      SITE_PACKAGES,
+      '10',
+      '--linger',
+      '2',
+      '--max-modules',
+      '2000',
+      '--clock-skew',
+      '0',
+      '--reap',
+    ]);
     expect(sandboxOf(engine).seeded.find((f) => f.path === '/input/requirements.lock')!.content).toBe('sneaky-pkg==1.0\n');
     expect(stdout.join('')).toContain('timeline');
     expect(await readdir(fake.work)).not.toContain('out');
