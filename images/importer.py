@@ -29,7 +29,7 @@ loads); each process's directory is removed when it ends.
 
 With `--clock-skew`, each application process runs under libfaketime (LD_PRELOAD, from Debian's
 libfaketime) with the wall clock that many seconds ahead: a time bomb in Python code fires. A
-static binary or a direct syscall reads the real clock (docs/investigate.md).
+static binary or a direct syscall reads the real clock (README, "Investigating one package").
 
 Between two processes, with --reap, every process of the sandbox user but this one is killed
 (found in /proc, killed by pid; a kill(-1) would be monitor.tampered): nothing one import leaves running can act while the next is being imported, and
@@ -118,7 +118,7 @@ def main():
     out.write("done\\n")
     out.close()
     # Not time.sleep: under libfaketime 0.9.10 with the monotonic clock left real, clock_nanosleep
-    # fails with EINVAL (docs/investigate.md); a condition wait works.
+    # fails with EINVAL (README, "Investigating one package"); a condition wait works.
     threading.Event().wait({linger})
 
 

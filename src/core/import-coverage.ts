@@ -32,7 +32,11 @@ export const ImportCoverage = z
     maxModules: z.number().int().positive().max(1_000_000),
     lingerSeconds: z.number().nonnegative().max(3600),
     /** How far ahead the import processes' wall clock ran (0: the real clock). */
-    clockSkewSeconds: count.max(100 * 365 * 86_400),
+    clockSkewSeconds: z
+      .number()
+      .int()
+      .nonnegative()
+      .max(10 * 366 * 86_400),
     /** A skew was asked for, but the image has no libfaketime: the imports ran on the real clock. */
     clockSkewUnavailable: z.boolean(),
     failedModules: moduleNames,
