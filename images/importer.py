@@ -31,9 +31,10 @@ With `--clock-skew`, each application process runs under libfaketime (LD_PRELOAD
 libfaketime) with the wall clock that many seconds ahead: a time bomb in Python code fires. A
 static binary or a direct syscall reads the real clock (README, "Investigating one package").
 
-Between two processes, with --reap, every process of the sandbox user but this one is killed
-(found in /proc, killed by pid; a kill(-1) would be monitor.tampered): nothing one import leaves running can act while the next is being imported, and
-be charged to it.
+Between two processes, with --reap, every process below this one is killed (found in /proc,
+killed by pid; a kill(-1) would be monitor.tampered; a process that left the tree is the
+supervisor's, which kills it the moment it appears): nothing one import leaves running can act
+while the next is being imported, and be charged to it.
 
 What a process reports of its progress (one line per module, on a pipe) is the package's to fake:
 it is read bounded, only for modules this walk planned, and only to count. The counts this
@@ -73,7 +74,6 @@ MAX_DEPTH = 12
 MAX_PROGRESS_BYTES = 1 << 20
 # The libfaketime Debian installs (multiarch path).
 FAKETIME_LIBS = ("/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1", "/usr/lib/aarch64-linux-gnu/faketime/libfaketime.so.1")
-SANDBOX_UID = os.getuid()
 
 MAIN = '''"""Application entry point."""
 import argparse, collections, datetime, functools, itertools, json, logging, os, pathlib, re, shutil
@@ -252,28 +252,44 @@ def faketime_env(skew):
     return {"LD_PRELOAD": lib, "FAKETIME": "+%d" % int(skew), "FAKETIME_DONT_FAKE_MONOTONIC": "1"}
 
 
+def parent_of(pid):
+    """ppid of a live process, or None when it is gone (or a zombie)."""
+    try:
+        with open("/proc/%d/stat" % pid, "rb") as f:
+            data = f.read()
+    except OSError:
+        return None
+    fields = data[data.rfind(b")") + 2:].split()
+    return None if fields[0] in (b"Z", b"X") else int(fields[1])
+
+
 def reap_others():
-    """SIGKILL every process of the sandbox user but this one, by pid, until none is left (bounded).
-    Only with --reap (the sandbox's import phase passes it), and never as root: outside the sandbox
-    the user's other processes are not this importer's to kill."""
-    if SANDBOX_UID == 0 or "--reap" not in sys.argv:
+    """SIGKILL every process below this one, by pid, until none is left (bounded): a child that
+    left its process group (setsid) survives killpg. One that left the tree altogether (a double
+    fork) is re-parented to the supervisor, which kills it at once. Only descendants: a process of
+    the supervisor's (its helper that drops to the sandbox user to kill) is never ours to touch.
+    Only with --reap (the sandbox's import phase passes it)."""
+    if "--reap" not in sys.argv:
         return
     me = os.getpid()
     for _ in range(50):
-        others = []
+        parents = {}
         for entry in os.listdir("/proc"):
-            if not entry.isdigit() or int(entry) == me:
-                continue
-            try:
-                with open("/proc/%s/status" % entry, "rb") as f:
-                    uids = [line.split()[1:] for line in f if line.startswith(b"Uid:")]
-            except OSError:
-                continue
-            if uids and SANDBOX_UID in {int(u) for u in uids[0]}:
-                others.append(int(entry))
-        if not others:
+            if entry.isdigit() and int(entry) != me:
+                ppid = parent_of(int(entry))
+                if ppid is not None:
+                    parents[int(entry)] = ppid
+        mine = []
+        for pid in parents:
+            seen, current = set(), parents.get(pid)
+            while current is not None and current not in seen and current != me:
+                seen.add(current)
+                current = parents.get(current)
+            if current == me:
+                mine.append(pid)
+        if not mine:
             return
-        for pid in others:
+        for pid in mine:
             try:
                 os.kill(pid, signal.SIGKILL)
             except OSError:
@@ -359,6 +375,9 @@ def run_group(scratch, site, top, dist, names, limit, linger, clock):
             except subprocess.TimeoutExpired:
                 pass
         if child.poll() is None:
+            # The whole tree while the child still holds it: a descendant in a session of its own
+            # survives killpg, and once the child is gone it is no longer below us.
+            reap_others()
             try:
                 os.killpg(child.pid, signal.SIGKILL)
             except OSError:
@@ -398,6 +417,7 @@ def run_pth(site, dist, limit):
         child.wait(timeout=limit)
     except subprocess.TimeoutExpired:
         timed_out = True
+        reap_others()
         try:
             os.killpg(child.pid, signal.SIGKILL)
         except OSError:

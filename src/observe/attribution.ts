@@ -179,8 +179,8 @@ export function startupOwners(trace: Trace, sitePrefix: string, ownerOf: (rel: s
  * is that distribution's. The name is read from the child's first exec, the importer's own: the
  * application's exec, or any exec the import makes later, cannot change whose it is, and only the
  * importer's children count, so no import can pass for another. Between two children the importer
- * kills whatever of the sandbox user is left, so nothing one import left running acts while the
- * next runs (what it did before it died stays its own: ancestry, not timing, decides).
+ * kills whatever is left below it (the supervisor kills what left the tree), so nothing one import
+ * left running acts while the next runs; ancestry, not timing, decides whose an act is.
  */
 export function importedBy(trace: Trace): (pid: number) => string | null {
   const root = trace.rootPid;

@@ -1,7 +1,7 @@
 /**
  * images/importer.py on this machine's python3, on a site-packages made here: what it plans to
  * import, how it counts what did, and that a process hanging or dying costs one module, not the
- * rest. Without --reap (it never kills anything outside the sandbox) and without the tracer.
+ * rest; with --reap, that nothing an import started outlives it. Without the tracer.
  */
 import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -115,6 +115,25 @@ describe.runIf(PYTHON !== null)('images/importer.py', () => {
     ]);
     expect(lines.find((l) => l.module === 'good')).toMatchObject({ distribution: 'good', exitCode: 0, timedOut: false });
   }, 120_000);
+
+  it('with --reap, a hung import and the process it started in a session of its own are both killed', async () => {
+    const marker = `marker-${process.pid}-${Date.now()}`;
+    const reapSite = path.join(work, 'reap-site');
+    await mkdir(path.join(reapSite, 'spawner'), { recursive: true });
+    await writeFile(
+      path.join(reapSite, 'spawner', '__init__.py'),
+      `import subprocess, sys, threading
+subprocess.Popen([sys.executable, "-c", "import threading; threading.Event().wait(300)", ${JSON.stringify(marker)}], start_new_session=True)
+threading.Event().wait(300)
+`,
+    );
+    const out = execFileSync(PYTHON!, ['-I', '-S', IMPORTER, reapSite, '2', '--linger', '0', '--reap'], { encoding: 'utf8', timeout: 60_000 });
+    expect(parseImportCoverage(out)).toMatchObject({ planned: 1, timedOut: 1, timedOutModules: ['spawner'] });
+    const left = execFileSync('ps', ['-eo', 'args'], { encoding: 'utf8' })
+      .split('\n')
+      .filter((line) => line.includes(marker));
+    expect(left).toEqual([]);
+  }, 60_000);
 
   it('an import process runs main.py unisolated, with site, bytecode on (to its own prefix), the stdlib loaded, and lingers', async () => {
     const probe = path.join(work, 'probe');

@@ -193,7 +193,7 @@ export function importPhase(options: ImportOptions): PhaseSpec {
       String(options.maxModules),
       '--clock-skew',
       String(Math.round(options.clockSkewSeconds)),
-      // Between two import processes, everything else of the sandbox user is killed: nothing one
+      // Between two import processes, whatever is left below the importer is killed: nothing one
       // import left running acts during the next and is charged to it.
       '--reap',
     ],
