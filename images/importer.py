@@ -346,7 +346,9 @@ def run_group(scratch, site, top, dist, names, limit, linger, clock):
         last = {"at": time.time()}
 
         def start(i):
-            if first <= i < len(names) and i not in outcome:
+            # Progress only forward: a process repeating `start` cannot keep its deadline away, so
+            # a group takes at most (modules + 1) x the limit.
+            if first <= i < len(names) and i not in outcome and (current["index"] is None or i > current["index"]):
                 current["index"] = i
                 last["at"] = time.time()
 

@@ -116,6 +116,27 @@ describe.runIf(PYTHON !== null)('images/importer.py', () => {
     expect(lines.find((l) => l.module === 'good')).toMatchObject({ distribution: 'good', exitCode: 0, timedOut: false });
   }, 120_000);
 
+  it('a process that repeats its progress lines cannot keep its deadline away', async () => {
+    const spamSite = path.join(work, 'spam-site');
+    await mkdir(path.join(spamSite, 'chatty'), { recursive: true });
+    await writeFile(
+      path.join(spamSite, 'chatty', '__init__.py'),
+      `import sys, threading
+frame = sys._getframe()
+while frame is not None and "out" not in frame.f_locals:
+    frame = frame.f_back
+out = frame.f_locals["out"]
+while True:
+    out.write("start 0\\n")
+    threading.Event().wait(0.1)
+`,
+    );
+    const started = Date.now();
+    const out = execFileSync(PYTHON!, ['-I', '-S', IMPORTER, spamSite, '2', '--linger', '0'], { encoding: 'utf8', timeout: 60_000 });
+    expect(parseImportCoverage(out)).toMatchObject({ planned: 1, timedOut: 1, timedOutModules: ['chatty'] });
+    expect(Date.now() - started).toBeLessThan(30_000);
+  }, 60_000);
+
   it('with --reap, a hung import and the process it started in a session of its own are both killed', async () => {
     const marker = `marker-${process.pid}-${Date.now()}`;
     const reapSite = path.join(work, 'reap-site');
