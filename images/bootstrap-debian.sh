@@ -6,7 +6,8 @@
 set -euo pipefail
 work=${1:?usage: bootstrap-debian.sh <dir> [mirror]}
 mirror=${2:-http://deb.debian.org/debian}
-packages=python3,python3-pip,python3-venv,strace,ca-certificates,procps
+# libfaketime: investigate --clock-skew runs the imports with the wall clock ahead (images/importer.py).
+packages=python3,python3-pip,python3-venv,strace,ca-certificates,procps,libfaketime
 
 if ! command -v debootstrap >/dev/null 2>&1; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then

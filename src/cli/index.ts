@@ -11,7 +11,7 @@ import { runImageBuild } from './commands/image.js';
 import { runInstall } from './commands/install.js';
 import { runWheelhouse } from './commands/wheelhouse.js';
 import { runLock } from './commands/lock.js';
-import { DEFAULT_IMPORT_TIMEOUT_SECONDS, runInvestigate } from './commands/investigate.js';
+import { DEFAULT_IMPORT_TIMEOUT_SECONDS, DEFAULT_LINGER_SECONDS, DEFAULT_MAX_MODULES, runInvestigate } from './commands/investigate.js';
 import { DEFAULT_TIMEOUT_SECONDS } from '../workflows/steps.js';
 import { runPolicyCheck } from './commands/policy.js';
 import { runDoctor } from './commands/doctor.js';
@@ -133,7 +133,14 @@ export async function main(
       .description('install name==version, a local wheel or sdist, or a lockfile, import every module, and show what each package did (never exports)'),
     'investigate',
   )
-    .option('--import-timeout <seconds>', "limit on each module's import", String(DEFAULT_IMPORT_TIMEOUT_SECONDS))
+    .option('--import-timeout <seconds>', "limit on each module's import (without progress, the process is killed)", String(DEFAULT_IMPORT_TIMEOUT_SECONDS))
+    .option(
+      '--linger <seconds>',
+      'keep each import process alive this long after its imports, so threads and timers act, traced',
+      String(DEFAULT_LINGER_SECONDS),
+    )
+    .option('--max-modules <count>', 'the bound on modules and submodules imported in the run', String(DEFAULT_MAX_MODULES))
+    .option('--clock-skew <duration>', 'run the imports with the wall clock this far ahead (30d, 12h, 90m, 45s; libfaketime)', '0')
     .action((target: string, options: Record<string, unknown>) => run((ctx) => runInvestigate(target, options, ctx))());
 
   const image = program.command('image').description('manage the sandbox image');

@@ -148,6 +148,23 @@ describe('importedBy (the import phase)', () => {
   it('credits the importer itself to no one', () => {
     expect(of(20)).toBeNull();
   });
+
+  it("keeps the launcher's name after it execs the application (python3 main.py), for the process and its threads", () => {
+    const app = parseTrace(
+      [
+        '20 1.000000 execve("/usr/bin/python3", ["python3", "-I", "-S", "/opt/sandbox-install/importer.py"], 0x1 /* 0 vars */) = 0',
+        '20 1.100000 vfork() = 31',
+        '31 1.200000 execve("/usr/bin/python3", ["python3", "-I", "-S", "-B", "-c", "import os…", "/opt/target/lib/python3.11/site-packages", "later_timer", "later-timer", "/tmp/tmpa/tmpb"], 0x1 /* 0 vars */) = 0',
+        '31 1.300000 execve("/usr/bin/python3", ["python3", "main.py"], 0x1 /* 5 vars */) = 0',
+        '31 1.400000 clone3({flags=CLONE_VM|CLONE_FS|CLONE_FILES|CLONE_SIGHAND|CLONE_THREAD|CLONE_SYSVSEM|CLONE_SETTLS|CLONE_PARENT_SETTID|CLONE_CHILD_CLEARTID, child_tid=0x7f, parent_tid=0x7f, exit_signal=0, stack=0x7f, stack_size=0x7ff, tls=0x7f} => {parent_tid=[32]}, 88) = 32',
+        '20 3.000000 vfork() = 33',
+        '33 3.100000 execve("/usr/bin/python3", ["python3", "-I", "-S", "-B", "-c", "import os…", "/opt/target/lib/python3.11/site-packages", "plain", "plain-lib", "/tmp/tmpa/tmpc"], 0x1 /* 0 vars */) = 0',
+        '33 3.200000 execve("/usr/bin/python3", ["python3", "main.py"], 0x1 /* 5 vars */) = 0',
+      ].join('\n'),
+    );
+    const owner = importedBy(app);
+    expect([31, 32, 33, 20].map(owner)).toEqual(['later-timer', 'later-timer', 'plain-lib', null]);
+  });
 });
 
 describe('startupOwners (the startup phase)', () => {

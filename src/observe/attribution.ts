@@ -173,10 +173,14 @@ export function startupOwners(trace: Trace, sitePrefix: string, ownerOf: (rel: s
 
 /**
  * The import phase: the traced root is the importer (images/importer.py), and each of its direct
- * children imports one module, started as `python3 -I -S -B -c <code> <site-packages> <module>
- * <distribution>`. Everything a child and its descendants do is that distribution's. The name is
- * read from the child's first exec, the importer's own: an exec the import makes later cannot
- * change whose it is, and only the importer's children count, so no import can pass for another.
+ * children imports one top-level module and its submodules, started as `python3 -I -S -B -c
+ * <launch> <site-packages> <module> <distribution> <app dir>`, which then execs the application
+ * (`python3 main.py`) in the same process. Everything a child, its threads and its descendants do
+ * is that distribution's. The name is read from the child's first exec, the importer's own: the
+ * application's exec, or any exec the import makes later, cannot change whose it is, and only the
+ * importer's children count, so no import can pass for another. Between two children the importer
+ * kills whatever is left below it (the supervisor kills what left the tree), so nothing one import
+ * left running acts while the next runs; ancestry, not timing, decides whose an act is.
  */
 export function importedBy(trace: Trace): (pid: number) => string | null {
   const root = trace.rootPid;

@@ -3,6 +3,7 @@ import type { FsChange } from '../core/outcome.js';
 import { installerPids } from './attribution.js';
 import {
   filesystemFindings,
+  isBytecodeFile,
   isExpectedChange,
   isSensitivePath,
   refusedWriteFindings,
@@ -566,5 +567,15 @@ describe('paths judged as the kernel resolved them', () => {
       ].join('\n'),
     );
     expect(Object.fromEntries(writersOf(changed))).toEqual({ '/home/sandbox/.bashrc': 10 });
+  });
+});
+
+describe('isBytecodeFile', () => {
+  it('is what the import system writes under a pycache prefix or __pycache__, and nothing else', () => {
+    expect(isBytecodeFile('/tmp/tmpab/x/.cache/opt/target/lib/python3.11/site-packages/pkg/__init__.cpython-311.pyc')).toBe(true);
+    expect(isBytecodeFile('/tmp/tmpab/x/.cache/usr/lib/python3.11/json/decoder.cpython-311.pyc.140234')).toBe(true);
+    expect(isBytecodeFile('/opt/target/lib/python3.11/site-packages/pkg/__pycache__/core.cpython-311.opt-1.pyc')).toBe(true);
+    for (const other of ['/home/user/.bashrc', '/tmp/x.pyc', '/tmp/evil.cpython-311.pyc.sh', '/tmp/a.cpython-311.so', '/tmp/cpython-311.pyc/x'])
+      expect(isBytecodeFile(other), other).toBe(false);
   });
 });

@@ -177,6 +177,18 @@ export function wasRefused(event: TraceEvent): boolean {
  */
 const BYTECODE_CACHE = /\/__pycache__(?:\/[^/]+\.cpython-3\d+(?:\.opt-\d)?\.pyc\.\d+)?$/;
 
+/**
+ * A bytecode file as the import system writes it: `<name>.cpython-311[.opt-N].pyc`, first as
+ * `….pyc.<id>` then renamed. investigate's import processes write theirs under a pycache prefix of
+ * their own (images/importer.py); that is the interpreter caching, not the package acting.
+ */
+const BYTECODE_FILE = /\/[^/]+\.cpython-3\d+(?:\.opt-\d)?\.pyc(?:\.\d+)?$/;
+
+/** Whether a written path is a bytecode cache file (the timeline leaves these out: they are the interpreter's). */
+export function isBytecodeFile(file: string): boolean {
+  return BYTECODE_FILE.test(file);
+}
+
 /** Devices any process may open for writing (a refused /dev/tty says nothing of a package). */
 const HARMLESS_DEVICES = /^\/dev\/(?:null|zero|full|tty|console|ptmx|pts\/\d+|stdout|stderr)$/;
 

@@ -25,7 +25,16 @@ import {
 import { argvText, importedBy, installerPids, packageOfProcess, pipPids, startupOwners, type PackageOf } from './attribution.js';
 import { autorunWriteFindings } from './autorun.js';
 import { buildFootprint, meddlingFindings, type BuildFootprint } from './meddling.js';
-import { credentialHomes, filesystemFindings, isExpectedChange, isSensitivePath, refusedWriteFindings, targetTamperFindings, writersOf } from './filesystem.js';
+import {
+  credentialHomes,
+  filesystemFindings,
+  isBytecodeFile,
+  isExpectedChange,
+  isSensitivePath,
+  refusedWriteFindings,
+  targetTamperFindings,
+  writersOf,
+} from './filesystem.js';
 import { exfilFindings } from './exfil.js';
 import { networkFindings } from './network.js';
 import { processFindings } from './processes.js';
@@ -426,7 +435,9 @@ export async function observe(input: ObserveInput): Promise<Observation> {
       network: events,
       packageOf,
       started: input.outcome.status?.started ?? null,
-      expectedWrites: (p) => p.startsWith('/dev/') || isExpectedChange({ path: p, kind: 'modified' }, layout),
+      // Bytecode caching is the interpreter's (the import phase writes it under a prefix of its
+      // own); a .pyc written into the target is still fs.target-tamper, a finding.
+      expectedWrites: (p) => p.startsWith('/dev/') || isBytecodeFile(p) || isExpectedChange({ path: p, kind: 'modified' }, layout),
       credentialHomes: homes,
       relay: RELAY,
       dnsServer: DNS_SERVER,

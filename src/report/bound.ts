@@ -552,6 +552,8 @@ function bound(report: Report, overrides: Partial<ReportLimits>): { report: Repo
     ...(report.timeline === undefined ? {} : { timeline: parts.timeline.map((p) => p.value) }),
     install,
     ...(skeleton.phases === undefined ? {} : { phases: skeleton.phases }),
+    // Capped by its schema (core/import-coverage.ts): 100 module names of 200 characters each.
+    ...(report.importCoverage === undefined ? {} : { importCoverage: report.importCoverage }),
     timings: skeleton.timings,
     exported: skeleton.exported,
     manifest: skeleton.manifest,

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { Finding } from '../core/finding.js';
+import { ImportCoverage } from '../core/import-coverage.js';
 
 export const SCHEMA_VERSION = 1;
 
@@ -113,6 +114,11 @@ export const Report = z.object({
       }),
     )
     .optional(),
+  /**
+   * investigate: what the import phase covered (core/import-coverage.ts), as the importer reported
+   * it; null when it ran but its report is missing or does not parse. Never part of the verdict.
+   */
+  importCoverage: ImportCoverage.nullable().optional(),
   exported: z.string().nullable(),
   manifest: z.string().nullable(),
   error: z.record(z.string(), z.unknown()).nullable(),

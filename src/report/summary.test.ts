@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { emptyReport, type Report } from './schema.js';
-import { evidenceLine, renderSummary, SUMMARY_LIMITS } from './summary.js';
+import { evidenceLine, renderCoverage, renderSummary, SUMMARY_LIMITS } from './summary.js';
 
 type JudgedFinding = Report['findings'][number];
 
@@ -247,5 +247,45 @@ describe('renderSummary stays short', () => {
     expect(plain).not.toMatch(/(?!\n)[\p{Cc}\p{Cf}\p{Zl}\p{Zp}]/u);
     // Each line is cut: a message or name at 300, six evidence fields at 200.
     for (const line of lines) expect(line.length).toBeLessThan(2000);
+  });
+});
+
+describe('renderCoverage (investigate)', () => {
+  const coverage = {
+    planned: 213,
+    imported: 199,
+    failed: 13,
+    timedOut: 1,
+    topLevel: 12,
+    processes: 13,
+    boundHit: false,
+    maxModules: 2000,
+    lingerSeconds: 2,
+    clockSkewSeconds: 0,
+    clockSkewUnavailable: false,
+    failedModules: Array.from({ length: 13 }, (_, i) => `pkg.m${i}`),
+    timedOutModules: [`pkg.hang${ESC}[31m`],
+  };
+
+  it('a pass says no behaviour observed, never clean; the counts and the modules that did not import follow', () => {
+    const text = renderCoverage(report({ verdict: 'pass', importCoverage: coverage }), false);
+    expect(text).toContain('no behaviour observed');
+    expect(text).not.toMatch(/clean/i);
+    expect(text).toContain('import coverage: 199 of 213 modules imported, 13 failed, 1 timed out (12 top-level, 13 processes, linger 2s)');
+    expect(text).toContain('failed: pkg.m0, pkg.m1, pkg.m2, pkg.m3, pkg.m4, pkg.m5, pkg.m6, pkg.m7, pkg.m8, pkg.m9 … 3 more (see the JSON report)');
+    // Module names are the package's: escaped.
+    expect(text).not.toContain(ESC);
+    expect(text).toContain('timed out: pkg.hang\\x1b[31m');
+    expect(text).not.toContain('bound hit');
+  });
+
+  it('a fail says nothing of "no behaviour"; the bound and the clock are shown; an unknown coverage says so', () => {
+    const text = renderCoverage(report({ verdict: 'fail', importCoverage: { ...coverage, boundHit: true, clockSkewSeconds: 2_592_000 } }), false);
+    expect(text).not.toContain('no behaviour observed');
+    expect(text).toContain('clock +2592000s');
+    expect(text).toContain('bound hit: more than --max-modules 2000 modules; the rest were not imported');
+    expect(renderCoverage(report({ verdict: 'fail', importCoverage: null }), false)).toContain('import coverage: unknown');
+    expect(renderCoverage(report({ verdict: 'fail', importCoverage: { ...coverage, clockSkewUnavailable: true } }), false)).toContain('clock skew unavailable');
+    expect(renderCoverage(report({ verdict: 'fail' }), false)).toBe('');
   });
 });

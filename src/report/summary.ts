@@ -131,3 +131,45 @@ export function renderTimeline(report: Report, color: boolean, lines = TIMELINE_
   if (shown < entries.length) out.push(`  ${c('dim', `… ${entries.length - shown} more (see the JSON report)`)}`);
   return out.join('\n') + '\n';
 }
+
+/** Failed and timed-out modules named in the terminal, of each kind; the JSON report has up to 100. */
+export const COVERAGE_NAMES = 10;
+
+/**
+ * investigate's verdict in words and what the imports covered. A pass says that no behaviour the
+ * policy fails was observed, in this sandbox, for the modules the import phase reached: never that
+ * a package is clean. Module names are package-controlled: escaped.
+ */
+export function renderCoverage(report: Report, color: boolean, names = COVERAGE_NAMES): string {
+  const c = paint(color);
+  const out: string[] = [];
+  if (report.verdict === 'pass')
+    out.push(c('green', 'no behaviour observed') + ' that the policy fails, in what ran (not a proof that the packages are harmless)');
+  const coverage = report.importCoverage;
+  if (coverage === undefined) return out.length > 0 ? `${out.join('\n')}\n` : '';
+  if (coverage === null) {
+    out.push(`${c('bold', 'import coverage')}: ${c('yellow', 'unknown')} (the import phase did not run, or its report is missing)`);
+    return `${out.join('\n')}\n`;
+  }
+  const skew =
+    coverage.clockSkewSeconds > 0
+      ? `, clock +${coverage.clockSkewSeconds}s`
+      : coverage.clockSkewUnavailable
+        ? `, ${c('yellow', 'clock skew unavailable')}`
+        : '';
+  out.push(
+    `${c('bold', 'import coverage')}: ${coverage.imported} of ${coverage.planned} modules imported, ${coverage.failed} failed, ${coverage.timedOut} timed out` +
+      ` (${coverage.topLevel} top-level, ${coverage.processes} processes, linger ${coverage.lingerSeconds}s${skew})`,
+  );
+  if (coverage.boundHit) out.push(`  ${c('yellow', `bound hit: more than --max-modules ${coverage.maxModules} modules; the rest were not imported`)}`);
+  for (const [label, list] of [
+    ['failed', coverage.failedModules],
+    ['timed out', coverage.timedOutModules],
+  ] as const) {
+    if (list.length === 0) continue;
+    const shown = list.slice(0, names).map((name) => clip(name, 200));
+    const rest = list.length - shown.length;
+    out.push(`  ${label}: ${shown.join(', ')}${rest > 0 ? c('dim', ` … ${rest} more (see the JSON report)`) : ''}`);
+  }
+  return `${out.join('\n')}\n`;
+}

@@ -160,9 +160,46 @@ function supervisorDeadline(limits: Limits): string[] {
   return ['--deadline', String(limits.timeoutMs / 1000)];
 }
 
-/** The import phase: every top-level module imported in its own process (images/importer.py). */
-export function importPhase(secondsPerModule: number): PhaseSpec {
-  return { name: 'import', argv: ['python3', '-I', '-S', '/opt/sandbox-install/importer.py', SITE_PACKAGES, String(secondsPerModule)] };
+/** How investigate's import phase imports (images/importer.py). */
+export interface ImportOptions {
+  /** How long one module's import may go without progress before its process is killed. */
+  secondsPerModule: number;
+  /** How long each import process stays alive after its imports, so threads and timers act, traced. */
+  lingerSeconds: number;
+  /** The bound on modules and submodules imported in the run. */
+  maxModules: number;
+  /** How far ahead the import processes' wall clock runs (libfaketime); 0: the real clock. */
+  clockSkewSeconds: number;
+}
+
+export const DEFAULT_LINGER_SECONDS = 2;
+export const DEFAULT_MAX_MODULES = 2000;
+
+/**
+ * The import phase: every top-level module imported with its submodules, each top-level module in
+ * a process of its own that runs like an application (images/importer.py).
+ */
+export function importPhase(options: ImportOptions): PhaseSpec {
+  return {
+    name: 'import',
+    argv: [
+      'python3',
+      '-I',
+      '-S',
+      '/opt/sandbox-install/importer.py',
+      SITE_PACKAGES,
+      String(options.secondsPerModule),
+      '--linger',
+      String(options.lingerSeconds),
+      '--max-modules',
+      String(options.maxModules),
+      '--clock-skew',
+      String(Math.round(options.clockSkewSeconds)),
+      // Between two import processes, whatever is left below the importer is killed: nothing one
+      // import left running acts during the next and is charged to it.
+      '--reap',
+    ],
+  };
 }
 
 /** How long each of the startup phase's two interpreter starts may take before it is killed. */

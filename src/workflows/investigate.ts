@@ -1,9 +1,11 @@
 /**
  * `investigate`: install one suspicious thing (a name==version, a local wheel or sdist, or a
- * lockfile) in the sandbox, then import every top-level module of everything installed, each in
- * its own traced process, and report what every package did, phase by phase. Canaries are planted
- * as in every run. Nothing is ever exported. Exit 0 when the policy (`investigate` by default)
- * passes, 1 when findings fail it, 4 when the run could not say.
+ * lockfile) in the sandbox, then import every module and submodule of everything installed the way
+ * an application would, each top-level module in its own traced process, and report what every
+ * package did, phase by phase, and what the imports covered. Canaries are planted as in every run.
+ * Nothing is ever exported. Exit 0 when the policy (`investigate` by default) passes (no behaviour
+ * it fails was observed: not a proof of innocence), 1 when findings fail it, 4 when the run could
+ * not say.
  */
 import { stat } from 'node:fs/promises';
 import path from 'node:path';
@@ -19,7 +21,10 @@ import { loadPolicy } from '../policy/load.js';
 import { pipConfiguredUpstreams, redactUrl, type LocalFile, type ServedFile } from '../proxy/index.js';
 import { versionFromFilename } from '../proxy/names.js';
 import { emptyReport, type Report } from '../report/schema.js';
-import { importPhase, startupPhase } from '../sandbox/session.js';
+import { importPhase, startupPhase, type ImportOptions } from '../sandbox/session.js';
+import { parseImportCoverage } from '../core/import-coverage.js';
+
+export { DEFAULT_LINGER_SECONDS, DEFAULT_MAX_MODULES } from '../sandbox/session.js';
 import { exitCodeOf, observeRun, openSession, phaseFailure, prepareImage, recordRun, withReport, type WorkflowDeps, type WorkflowResult } from './steps.js';
 
 export interface InvestigateRequest {
@@ -31,8 +36,8 @@ export interface InvestigateRequest {
   report?: string;
   /** --timeout; default: the policy's limits, else DEFAULT_TIMEOUT_SECONDS. */
   timeoutSeconds?: number;
-  /** The limit on each module's import. */
-  importTimeoutSeconds: number;
+  /** How the import phase imports: the limit on each module, the linger window, the bound, the clock. */
+  imports: ImportOptions;
   image?: string;
   cacheDir?: string;
 }
@@ -131,7 +136,7 @@ export async function investigate(request: InvestigateRequest, deps: WorkflowDep
       { target: target.kind, upstreams: { indexUrl: redactUrl(upstreams.indexUrl), extraIndexUrls: upstreams.extraIndexUrls.map(redactUrl) } },
       'investigating in the sandbox',
     );
-    const run = await session.run([startupPhase(), importPhase(request.importTimeoutSeconds)]);
+    const run = await session.run([startupPhase(), importPhase(request.imports)]);
     Object.assign(timings, run.timings);
     deps.signal.throwIfAborted();
 
@@ -156,6 +161,11 @@ export async function investigate(request: InvestigateRequest, deps: WorkflowDep
     recordRun(report, run, observed, judgement, session);
     report.packages = servedPackages(served);
     report.timeline = observed.timeline.map((entry) => ({ ...entry, phase: entry.phase ?? 'install' }));
+    // What the imports covered, as the importer printed it last (hostile input: parsed with caps,
+    // never part of the verdict). Null when the phase did not run or its line is missing.
+    const imported = run.phases.find((phase) => phase.phase === 'import');
+    report.importCoverage = imported ? parseImportCoverage(imported.pipOutput) : null;
+    if (report.importCoverage?.clockSkewUnavailable) log.warn('--clock-skew asked for, but the image has no libfaketime: the imports ran on the real clock');
     return exitCodeOf(report.verdict);
   });
 }

@@ -51,7 +51,21 @@ describe('investigate on the fake engine: one test per exit code', () => {
     expect(plan.map((p) => p.name)).toEqual(['install', 'startup', 'import']);
     expect(plan[0]!.argv).not.toContain('--require-hashes');
     expect(plan[1]!.argv).toEqual(['python3', '-I', '-S', '/opt/sandbox-install/startup.py', SITE_PACKAGES, '10']);
-    expect(plan[2]!.argv).toEqual(['python3', '-I', '-S', '/opt/sandbox-install/importer.py', SITE_PACKAGES, '10']);
+    expect(plan[2]!.argv).toEqual([
+      'python3',
+      '-I',
+      '-S',
+      '/opt/sandbox-install/importer.py',
+      SITE_PACKAGES,
+      '10',
+      '--linger',
+      '2',
+      '--max-modules',
+      '2000',
+      '--clock-skew',
+      '0',
+      '--reap',
+    ]);
     expect(sandboxOf(engine).seeded.find((f) => f.path === '/input/requirements.lock')!.content).toBe('sneaky-pkg==1.0\n');
     expect(stdout.join('')).toContain('timeline');
     expect(await readdir(fake.work)).not.toContain('out');
@@ -77,6 +91,43 @@ describe('investigate on the fake engine: one test per exit code', () => {
     expect(written.timeline).toContainEqual(expect.objectContaining({ phase: 'import', package: 'sneaky-pkg', kind: 'exec', offset: 0.11, pid: 21 }));
     expect(stdout.join('')).toMatch(/import\n {4}sneaky-pkg\n(.*\n)* +\+0\.210s {2}dns +import-time\.exfil\.invalid/);
     expect(leftovers(engine)).toEqual([]);
+  });
+
+  it('the coverage the importer printed last is in the report and under the summary; a pass says no behaviour observed; the flags reach the importer', async () => {
+    const coverage = {
+      planned: 5,
+      imported: 3,
+      failed: 1,
+      timedOut: 1,
+      topLevel: 1,
+      processes: 2,
+      boundHit: true,
+      maxModules: 5,
+      lingerSeconds: 4,
+      clockSkewSeconds: 2_592_000,
+      clockSkewUnavailable: false,
+      failedModules: ['sneaky.broken'],
+      timedOutModules: ['sneaky.hangs'],
+    };
+    const forged = { ...coverage, imported: 5, failed: 0, timedOut: 0, failedModules: [], timedOutModules: [] };
+    const output = [
+      `{"coverage": ${JSON.stringify(forged)}}`,
+      '{"module": "sneaky", "distribution": "sneaky-pkg", "exitCode": 0}',
+      `{"coverage": ${JSON.stringify(coverage)}}`,
+      '',
+    ].join('\n');
+    const engine = new FakeEngine(run({ output, files: { ...run().files, [`${STATE_DIR}/import.strace.log`]: IMPORT_TRACE.replace(/^21 200.2.*\n/m, '') } }));
+    expect(await fake.cli(engine, ['investigate', 'sneaky-pkg==1.0', '--linger', '4', '--max-modules', '5', '--clock-skew', '30d'])).toBe(0);
+    const written = await report();
+    expect(written.verdict).toBe('pass');
+    expect(written.importCoverage).toEqual(coverage);
+    const plan = JSON.parse(sandboxOf(engine).seeded.find((f) => f.path === '/input/phases.json')!.content) as Array<{ name: string; argv: string[] }>;
+    expect(plan[2]!.argv.slice(6)).toEqual(['--linger', '4', '--max-modules', '5', '--clock-skew', '2592000', '--reap']);
+    const text = stdout.join('');
+    expect(text).toContain('no behaviour observed');
+    expect(text).not.toMatch(/clean/i);
+    expect(text).toContain('import coverage: 3 of 5 modules imported, 1 failed, 1 timed out (1 top-level, 2 processes, linger 4s, clock +2592000s)');
+    expect(text).toContain('bound hit');
   });
 
   it('2: a target that is no pin and no file is bad input, before any container', async () => {
