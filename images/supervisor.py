@@ -278,9 +278,26 @@ def one_cpu():
         os.sched_setaffinity(0, {allowed[-1]})
 
 
+# Our scripts whose processes a package's code sees as its parent, and what they show instead
+# (images/proctitle.py). startup.py renames itself; importer.py runs under proctitle.py's launcher,
+# in the same process (the phase's traced root), until it calls proctitle.disguise itself.
+HERE = os.path.dirname(os.path.abspath(__file__))
+DISGUISED = {os.path.join(HERE, "importer.py"): ("-bash", "bash")}
+
+
+def disguised(command):
+    """`python3 -I -S <script of ours> args...` run through proctitle.py's launcher when the script
+    is in DISGUISED; any other command as it is."""
+    if len(command) > 3 and command[1:3] == ["-I", "-S"] and command[3] in DISGUISED:
+        title, comm = DISGUISED[command[3]]
+        return command[:3] + [os.path.join(HERE, "proctitle.py"), title, comm] + command[3:]
+    return command
+
+
 def run_phase(name, command, watched, names, deadline=None):
     """One phase: its command under the tracer as the sandbox user, to the end or to `deadline`
     (epoch seconds). Returns its status."""
+    command = disguised(command)
     trace = trace_path(name)
     started = time.time()
     tracer = subprocess.Popen(
@@ -355,7 +372,7 @@ def look_like_a_shell():
     """PID 1 shows `/bin/bash` (comm `bash`), as a container started with a shell does, not this
     script and its options: a payload reading /proc/1/cmdline or /proc/1/comm must not learn that a
     tool watches it (proctitle.py). Our argv is parsed from sys.argv, Python's copy, which stays."""
-    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    sys.path.insert(0, HERE)
     try:
         import proctitle
         proctitle.disguise("/bin/bash", "bash")
