@@ -13,9 +13,10 @@ changes both for the calling process:
   byte set: the kernel then returns the area up to the title's NUL (`get_mm_proctitle`), not the
   zeroed tail, so no trailing blanks give the rewrite away. A title longer than the old argv is cut.
 
-It opens no file and makes no traced call (prctl is not among those the tracer records; the rest
-is writes to our own memory): a traced process that calls it shows the tracer nothing new, and the
-execve the tracer recorded keeps the true argv, so the monitoring sees what it saw before.
+Past importing ctypes (its extension module and libffi, opened like any stdlib module), it opens
+no file and makes no traced call (prctl is not among those the tracer records; the rest is writes
+to our own memory), and the execve the tracer recorded keeps the true argv: the monitoring sees
+what it saw before.
 
 What it cannot change: /proc/<pid>/exe (prctl(PR_SET_MM) needs CAP_SYS_RESOURCE) and the
 environment area; both are unreadable to the sandbox user for a root process (ptrace access mode).

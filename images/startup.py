@@ -61,8 +61,8 @@ def start(how, extra, seconds):
 
 def main():
     # The starts' parent shows `-bash` (a login shell), not this script: a `.pth` payload reading
-    # its parent's cmdline must not learn that a tool runs it. No file opened, no traced call
-    # (proctitle.py); the tracer's execve record keeps the true argv.
+    # its parent's cmdline must not learn that a tool runs it (proctitle.py: no traced call past
+    # importing ctypes); the tracer's execve record keeps the true argv.
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     try:
         import proctitle

@@ -48,10 +48,12 @@ describe.runIf(engineAvailable())('investigate shows a payload none of the signs
       }),
     );
     expect(dns.some((f) => String(f.evidence.name).endsWith(CANARY_SUFFIX))).toBe(true);
-    // The names resolve at once without `attempts:1 timeout:2`: the import phase is not stalled by
-    // the resolver's defaults (5 s a try). 13 imports, two to four names each; 60 s leaves room for a busy machine.
+    // The names resolve at once without `attempts:1 timeout:2`: the resolver's defaults (5 s a
+    // try) never wait. 13 imports of one to three names each take a few seconds (about 3 s here);
+    // one stalled lookup per import would be 65 s, and 30 s leaves room for a busy machine.
     const importPhase = run.report.phases?.find((p) => p.name === 'import');
     expect(importPhase?.exitCode).toBe(0);
+    expect(importPhase?.ms, JSON.stringify(run.report.phases)).toBeLessThan(30_000);
     expect(run.exitCode).toBe(1);
     expect(run.report.exported).toBeNull();
   });

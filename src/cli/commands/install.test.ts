@@ -48,11 +48,18 @@ describe('install on the fake engine: one test per exit code', () => {
       '/input/requirements.lock',
       '/input/phases.json',
       // The canaries: owned by the sandbox user, readable by no one else.
+      '/home/user/.aws/config',
       '/home/user/.aws/credentials',
-      '/home/user/.ssh/id_rsa',
+      '/home/user/.ssh/id_ed25519',
+      '/home/user/.ssh/id_ed25519.pub',
+      '/home/user/.git-credentials',
+      '/home/user/.npmrc',
       '/home/user/.netrc',
       '/home/user/.pypirc',
     ]);
+    // Written weeks or months ago, not when the run began.
+    const canaryTimes = (engine.runs[0]?.seeded ?? []).filter((f) => f.path.startsWith('/home/user/')).map((f) => f.mtime ?? Date.now());
+    for (const mtime of canaryTimes) expect(Date.now() - mtime).toBeGreaterThan(14 * 86_400_000);
     expect(leftovers(engine)).toEqual([]);
   });
 
