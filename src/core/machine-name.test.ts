@@ -15,12 +15,19 @@ describe('machineName', () => {
     expect(new Set(names).size).toBeGreaterThan(100);
   });
 
+  it("rarely names two sessions alike (lock's two resolves must differ in the machine they show)", () => {
+    let same = 0;
+    for (let i = 0; i < 5000; i++) if (machineName() === machineName()) same += 1;
+    // About 1 in 2,000 pairs; 12 in 5,000 is far out in the tail.
+    expect(same).toBeLessThan(12);
+  });
+
   it('draws every kind of machine: installer-named laptops, workstations, GitHub and GitLab runners', () => {
     let seed = 0;
     const seeded = (n: number) => createHash('sha512').update(String(seed++)).digest().subarray(0, n);
     const names = Array.from({ length: 200 }, () => machineName(seeded));
     for (const kind of [
-      /^user-[A-Za-z0-9-]+$/,
+      /^[a-z]+-(ThinkPad|XPS|Latitude|Precision|HP|Inspiron|ROG|Framework|OptiPlex)-[A-Za-z0-9-]+$/,
       /^(desktop|workstation|dev|devbox|laptop|build|tower)-\d{2}$/,
       /^fv-az\d{3}-\d{3}$/,
       /^runner-[a-z0-9]{8}-project-\d{5}-concurrent-[0-3]$/,

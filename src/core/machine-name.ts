@@ -2,7 +2,7 @@
  * The sandbox's host name: a different, plausible machine each run. The engine's default (the
  * first 12 hex digits of the container id) tells a payload it runs in a throwaway container, so it
  * can stay quiet there and fire on a developer's laptop. These look like the machines packages are
- * installed on: an Ubuntu or Fedora desktop named by its installer (`user-ThinkPad-T14-Gen-3`), a
+ * installed on: an Ubuntu desktop named by its installer (`jordan-ThinkPad-T14-Gen-3`), a
  * workstation by its admin, a hosted CI runner (GitHub's Azure VMs, GitLab's Docker runners).
  */
 import { randomBytes } from 'node:crypto';
@@ -22,6 +22,33 @@ const LAPTOPS = [
   'Framework-Laptop',
   'OptiPlex-7090',
 ];
+/** Who installed the machine: Ubuntu's installer names it `<login>-<product name>`. */
+const OWNERS = [
+  'alex',
+  'jordan',
+  'sam',
+  'taylor',
+  'casey',
+  'jamie',
+  'riley',
+  'chris',
+  'dana',
+  'morgan',
+  'robin',
+  'kim',
+  'lee',
+  'max',
+  'nina',
+  'omar',
+  'priya',
+  'tom',
+  'eva',
+  'li',
+  'marco',
+  'anna',
+  'ben',
+  SANDBOX_USER,
+];
 const DESKS = ['desktop', 'workstation', 'dev', 'devbox', 'laptop', 'build', 'tower'];
 const LOWER_ALNUM = 'abcdefghijklmnopqrstuvwxyz0123456789';
 
@@ -33,8 +60,9 @@ export function machineName(random: (n: number) => Buffer = randomBytes): string
   switch (bytes[0]! % 5) {
     case 0:
     case 1:
-      // Ubuntu's installer: `<user>-<product name>`.
-      return `${SANDBOX_USER}-${pick(LAPTOPS, 1)}`;
+      // Ubuntu's installer: `<login>-<product name>`. 24 × 12 names: two sessions (lock's two
+      // resolves) draw the same one about once in 2,000 pairs.
+      return `${pick(OWNERS, 13)}-${pick(LAPTOPS, 1)}`;
     case 2:
       return `${pick(DESKS, 1)}-${digits(2, 2)}`;
     case 3:
