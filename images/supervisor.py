@@ -31,6 +31,10 @@ then too, but an engine under load has taken 9.6 s to do it, and a flood traced 
 the deadline the phase's command and every process of the sandbox user are killed here, the phase
 ends as any other (`timedOut` in its status, exit 124), and no later phase starts.
 
+What a package's code can read of us in /proc does not name the tool: PID 1 shows `/bin/bash`
+(comm `bash`), the importer runs under proctitle.py's launcher and shows `-bash`, and only the
+phases that run pip are pinned to one CPU (PINNED_PHASES). The trace records every exec as made.
+
 --watch names the programs whose use the policy reports (process.exec). The supervisor finds the
 files they are (device and inode, through symlinks and alternatives) and, at the end, names every
 executed path that is one of those files under another name (`execAliases` in status.json).
