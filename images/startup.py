@@ -60,6 +60,17 @@ def start(how, extra, seconds):
 
 
 def main():
+    # The starts' parent shows `-bash` (a login shell), not this script: a `.pth` payload reading
+    # its parent's cmdline must not learn that a tool runs it (proctitle.py: no traced call past
+    # importing ctypes); the tracer's execve record keeps the true argv.
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    try:
+        import proctitle
+        proctitle.disguise("-bash", "bash")
+    except Exception:  # the phase runs, and is watched, either way
+        pass
+    finally:
+        del sys.path[0]
     if len(sys.argv) != 3:
         sys.stderr.write("usage: startup.py <site-packages> <seconds per start>\n")
         return 0

@@ -31,6 +31,10 @@ then too, but an engine under load has taken 9.6 s to do it, and a flood traced 
 the deadline the phase's command and every process of the sandbox user are killed here, the phase
 ends as any other (`timedOut` in its status, exit 124), and no later phase starts.
 
+What a package's code can read of us in /proc does not name the tool: PID 1 shows `/bin/bash`
+(comm `bash`), the importer runs under proctitle.py's launcher and shows `-bash`, and only the
+phases that run pip are pinned to one CPU (PINNED_PHASES). The trace records every exec as made.
+
 --watch names the programs whose use the policy reports (process.exec). The supervisor finds the
 files they are (device and inode, through symlinks and alternatives) and, at the end, names every
 executed path that is one of those files under another name (`execAliases` in status.json).
@@ -343,20 +347,45 @@ def program_path(name):
     return name
 
 
+# The phases pinned to one CPU: pip's own work, where the tracer's switches dominate. The others
+# (a build's compilers, the import and startup phases' short runs of a package's code) keep every
+# CPU allowed: one CPU in a process's affinity mask is a sign of a sandbox a payload can read
+# (Cpus_allowed_list in /proc/self/status, os.sched_getaffinity).
+PINNED_PHASES = ("install", "resolve")
+
+
 def one_cpu():
     """Pin the tracer, and so everything it runs, to one CPU of those allowed (the last: the host's
     proxy and the monitor's relay keep the others). ptrace stops each syscall twice, and each
     stop is a switch between tracer and tracee; on one CPU that switch needs no cross-CPU wakeup:
     an install under the tracer takes about 16% less time (15.0 s against 12.6 s for 50 packages).
-    The cost: a build that compiles in parallel gets one core."""
+    The cost: a build that compiles in parallel gets one core, and a payload can see one CPU; so
+    only PINNED_PHASES are pinned."""
     allowed = sorted(os.sched_getaffinity(0))
     if allowed:
         os.sched_setaffinity(0, {allowed[-1]})
 
 
+# Our scripts whose processes a package's code sees as its parent, and what they show instead
+# (images/proctitle.py). startup.py renames itself; importer.py runs under proctitle.py's launcher,
+# in the same process (the phase's traced root), until it calls proctitle.disguise itself.
+HERE = os.path.dirname(os.path.abspath(__file__))
+DISGUISED = {os.path.join(HERE, "importer.py"): ("-bash", "bash")}
+
+
+def disguised(command):
+    """`python3 -I -S <script of ours> args...` run through proctitle.py's launcher when the script
+    is in DISGUISED; any other command as it is."""
+    if len(command) > 3 and command[1:3] == ["-I", "-S"] and command[3] in DISGUISED:
+        title, comm = DISGUISED[command[3]]
+        return command[:3] + [os.path.join(HERE, "proctitle.py"), title, comm] + command[3:]
+    return command
+
+
 def run_phase(name, command, watched, names, deadline=None):
     """One phase: its command under the tracer as the sandbox user, to the end or to `deadline`
     (epoch seconds). Returns its status."""
+    command = disguised(command)
     trace = trace_path(name)
     started = time.time()
     tracer = subprocess.Popen(
@@ -368,7 +397,7 @@ def run_phase(name, command, watched, names, deadline=None):
         stdin=subprocess.DEVNULL,
         # A session of its own: kill(0) or kill(-pgid) from pip's side can never reach us.
         start_new_session=True,
-        preexec_fn=one_cpu,
+        preexec_fn=one_cpu if name in PINNED_PHASES else None,
     )
     root_pid = traced_root(trace, tracer, time.time() + 30)
     status = {"phase": name, "tracerPid": tracer.pid, "rootPid": root_pid, "started": started}
@@ -440,7 +469,22 @@ def after_phase(after):
     return done
 
 
+def look_like_a_shell():
+    """PID 1 shows `/bin/bash` (comm `bash`), as a container started with a shell does, not this
+    script and its options: a payload reading /proc/1/cmdline or /proc/1/comm must not learn that a
+    tool watches it (proctitle.py). Our argv is parsed from sys.argv, Python's copy, which stays."""
+    sys.path.insert(0, HERE)
+    try:
+        import proctitle
+        proctitle.disguise("/bin/bash", "bash")
+    except Exception as error:  # never a reason not to run: the run is as watched either way
+        sys.stderr.write("supervisor: cannot rename itself: %r\n" % (error,))
+    finally:
+        del sys.path[0]
+
+
 def main():
+    look_like_a_shell()
     options = sys.argv[1:sys.argv.index("--")] if "--" in sys.argv else sys.argv[1:]
     phases = read_plan(options)
     if phases is None:

@@ -31,7 +31,9 @@
  * extended byte by byte. A match skips the rest of its own span, so a stream that repeats a secret
  * costs no more than one that does not.
  */
-import { randomBytes } from 'node:crypto';
+import { createPrivateKey, createPublicKey, randomBytes } from 'node:crypto';
+import { crc32 } from 'node:zlib';
+import { SANDBOX_USER } from './layout.js';
 
 export interface Canary {
   /** What it stands for, e.g. `~/.aws/credentials aws_secret_access_key`. */
@@ -45,13 +47,15 @@ export interface CanaryFile {
   /** Relative to the home directory. */
   path: string;
   content: string;
+  /** When it was last written (ms since the epoch): weeks or months ago, as a user's own credentials are. */
+  mtime: number;
 }
 
 export interface CanarySet {
   canaries: Canary[];
   /** Written into the home directory, owned by the sandbox user, mode 0600 (dirs 0700). */
   files: CanaryFile[];
-  /** `NAME=value` entries for the sandbox's environment. */
+  /** `NAME=value` entries for the sandbox's environment: a different mix each run. */
   env: string[];
 }
 
@@ -85,9 +89,10 @@ export interface CanaryHit {
  *   positions  P ≤ SEARCHED_BYTES_PER_RUN (128 MiB) × 4 views                               = 2^29
  *   runs       N ≤ 16 signatures per secret (plain, case-changed, reversed, rot13, hex, base64 and
  *              base64url at 3 offsets, base32 at 5) × Σ(n − L + 1) over the random parts of the
- *              eight secrets (40, 16, 64, 32, 48, 36, 36, 40 characters): 16 × 216    = 3,456 < 2^11.76
- *   expected   P × N × 32^-L = 2^(29 + 11.76 − 5L)
- *              L = 13: 2^-24.2 ≈ 5e-8, below 1e-6;  L = 12: 2^-19.2 ≈ 1.7e-6, above it.
+ *              eight secrets a run can hold (40, 16, 42, 20, 48, 36, 36, 34 characters): 16 × 176
+ *                                                                                    = 2,816 < 2^11.46
+ *   expected   P × N × 32^-L = 2^(29 + 11.46 − 5L)
+ *              L = 13: 2^-24.5 ≈ 4e-8, below 1e-6;  L = 12: 2^-19.5 ≈ 1.3e-6, above it.
  *
  * So 13 (canary.test.ts recomputes this from the constants). Uniformly random bytes match far more
  * rarely still (256^-13 per position and run).
@@ -118,42 +123,156 @@ function draw(alphabet: string, length: number, random: (n: number) => Buffer): 
   return [...random(length)].map((byte) => alphabet[byte % alphabet.length]).join('');
 }
 
-/** A fresh set of canaries. `random` is injectable for tests. */
-export function makeCanaries(random: (n: number) => Buffer = randomBytes): CanarySet {
+/** GitHub's base62 alphabet for token checksums: digits, then upper case, then lower case. */
+const BASE62 = '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz';
+
+/** `n` (a non-negative integer) in base62, left-padded with `0` to `width` characters. */
+export function base62(n: number, width: number): string {
+  let out = '';
+  for (let rest = n; rest > 0; rest = Math.floor(rest / 62)) out = BASE62[rest % 62]! + out;
+  return out.padStart(width, '0');
+}
+
+/**
+ * A token in GitHub's format (`ghp_`, and npm's `npm_`, which copied it): 30 random base62
+ * characters, then the CRC32 of those 30 in base62, 6 characters. Secret scanners (and a payload
+ * that wants to know whether a token is real) check that checksum; a random 36 fails it.
+ */
+export function checksummedToken(prefix: string, random: (n: number) => Buffer): string {
+  const body = draw(ALNUM, 30, random);
+  return `${prefix}${body}${base62(crc32(Buffer.from(body, 'latin1')), 6)}`;
+}
+
+/** Whether a `ghp_`/`npm_`-style token's last 6 characters are the base62 CRC32 of the 30 before them. */
+export function tokenChecksumValid(token: string): boolean {
+  const match = /^[a-z]{3}_([0-9A-Za-z]{30})([0-9A-Za-z]{6})$/.exec(token);
+  return match !== null && base62(crc32(Buffer.from(match[1]!, 'latin1')), 6) === match[2];
+}
+
+/** The PKCS#8 DER of an Ed25519 private key, without its 32-byte seed (RFC 8410). */
+const ED25519_PKCS8_PREFIX = Buffer.from('302e020100300506032b657004220420', 'hex');
+
+/** An OpenSSH private key file: a real, unencrypted Ed25519 key pair from a 32-byte seed, as ssh-keygen writes it. */
+export interface OpensshKey {
+  /** The file's text. */
+  text: string;
+  /** The public key line (`ssh-ed25519 AAAA… comment`), as id_ed25519.pub would hold it. */
+  publicLine: string;
+  /** The characters of the file's base64 that the seed alone decides: the part of the key that is secret. */
+  seedChars: string;
+}
+
+export function opensshEd25519(seed: Buffer, checkint: Buffer, comment: string): OpensshKey {
+  const key = createPrivateKey({ key: Buffer.concat([ED25519_PKCS8_PREFIX, seed]), format: 'der', type: 'pkcs8' });
+  const pub = Buffer.from(String(createPublicKey(key).export({ format: 'jwk' }).x), 'base64url');
+  const u32 = (n: number) => {
+    const b = Buffer.alloc(4);
+    b.writeUInt32BE(n);
+    return b;
+  };
+  const str = (b: Buffer | string) => {
+    const bytes = typeof b === 'string' ? Buffer.from(b, 'latin1') : b;
+    return Buffer.concat([u32(bytes.length), bytes]);
+  };
+  const pubBlob = Buffer.concat([str('ssh-ed25519'), str(pub)]);
+  const beforeSeed = Buffer.concat([checkint.subarray(0, 4), checkint.subarray(0, 4), pubBlob, u32(64)]);
+  let priv = Buffer.concat([beforeSeed, seed, pub, str(comment)]);
+  const padding = Buffer.from(Array.from({ length: (8 - (priv.length % 8)) % 8 }, (_, i) => i + 1));
+  priv = Buffer.concat([priv, padding]);
+  const header = Buffer.concat([Buffer.from('openssh-key-v1\0', 'latin1'), str('none'), str('none'), str(''), u32(1), str(pubBlob), u32(priv.length)]);
+  const blob = Buffer.concat([header, priv]);
+  const b64 = blob.toString('base64');
+  const seedAt = header.length + beforeSeed.length;
+  const lines = b64.match(/.{1,70}/g) ?? [];
+  return {
+    text: ['-----BEGIN OPENSSH PRIVATE KEY-----', ...lines, '-----END OPENSSH PRIVATE KEY-----', ''].join('\n'),
+    publicLine: `ssh-ed25519 ${pubBlob.toString('base64')} ${comment}`,
+    seedChars: b64.slice(Math.ceil((seedAt * 8) / 6), Math.floor(((seedAt + 32) * 8) / 6)),
+  };
+}
+
+const DAY_MS = 24 * 3600 * 1000;
+
+/** A time `days` to `days + spread` days before `now`, at a random second. */
+function daysAgo(now: number, days: number, spread: number, random: (n: number) => Buffer): number {
+  const r = random(4).readUInt32BE(0);
+  return Math.floor((now - days * DAY_MS - (r % (spread * 86_400)) * 1000) / 1000) * 1000;
+}
+
+/** GitHub-style logins for the planted credentials (a `.git-credentials` line, an SSH key's comment). */
+const LOGINS = ['alex', 'jordan', 'sam-k', 'tmorgan', 'casey-dev', 'jamie', 'rileyw', 'chrisp', 'dana', 'mkovacs', 'lnguyen', 'ppatel'];
+
+export interface CanaryOptions {
+  /** Random bytes; injectable for tests. */
+  random?: (n: number) => Buffer;
+  /** The time the files' ages count back from (ms); default now. */
+  now?: number;
+  /** The machine's name, for the SSH key's comment (`user@host`, as ssh-keygen writes it). */
+  hostname?: string;
+  /** Every optional variable set (the largest set a run can hold), instead of a drawn mix. */
+  everyVariable?: boolean;
+}
+
+/**
+ * A fresh set of canaries, complete and consistent like a real user's: an AWS key id with its
+ * secret (in ~/.aws/credentials, and in the environment when the run sets them), a real Ed25519
+ * OpenSSH key, a GitHub token in ~/.git-credentials and an npm token in ~/.npmrc whose checksums
+ * are valid, a `.netrc` and a `.pypirc`. Which variables are set is drawn per run (at least one of
+ * GITHUB_TOKEN or GH_TOKEN, NPM_TOKEN, the AWS pair, TWINE_USERNAME/TWINE_PASSWORD, HF_TOKEN), so no
+ * fixed mix marks the sandbox; a variable that copies a file's secret (as `export NPM_TOKEN` and
+ * `.npmrc` do on a real machine) is that file's canary. Every file was written weeks to months ago.
+ */
+export function makeCanaries(options: CanaryOptions = {}): CanarySet {
+  const random = options.random ?? randomBytes;
+  const now = options.now ?? Date.now();
+  const login = LOGINS[random(1)[0]! % LOGINS.length]!;
   const awsKeyId = `AKIA${draw(UPPER32, 16, random)}`;
   const awsSecret = draw(B64, 40, random);
-  const sshBody = draw(B64, 64, random);
-  const netrcPassword = draw(ALNUM, 32, random);
+  const ssh = opensshEd25519(random(32), random(4), `${SANDBOX_USER}@${options.hostname ?? 'localhost'}`);
+  const netrcPrefix = 'glpat-';
+  const netrcPassword = `${netrcPrefix}${draw(`${ALNUM}-_`, 20, random)}`;
   const pypiPrefix = 'pypi-AgEIcHlwaS5vcmc';
   const pypiToken = `${pypiPrefix}${draw(ALNUM, 48, random)}`;
-  const github = `ghp_${draw(ALNUM, 36, random)}`;
-  const npm = `npm_${draw(ALNUM, 36, random)}`;
-  const envSecret = draw(B64, 40, random);
-  const ssh = [
-    '-----BEGIN OPENSSH PRIVATE KEY-----',
-    'b3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQAAAAAAAAABAAAAMwAAAAtzc2gtZW',
-    sshBody,
-    '-----END OPENSSH PRIVATE KEY-----',
-    '',
-  ].join('\n');
+  const github = checksummedToken('ghp_', random);
+  const npm = checksummedToken('npm_', random);
+  const hf = `hf_${draw(ALNUM.slice(0, 52), 34, random)}`;
+
+  const pick = random(1)[0]!;
+  const has = (bit: number) => options.everyVariable === true || (pick & (1 << bit)) !== 0 || (bit === 0 && (pick & 0x1f) === 0);
+  const env: string[] = [];
+  if (has(0)) env.push(`${pick & 0x20 ? 'GH_TOKEN' : 'GITHUB_TOKEN'}=${github}`);
+  if (has(1)) env.push(`NPM_TOKEN=${npm}`);
+  if (has(2)) env.push(`AWS_ACCESS_KEY_ID=${awsKeyId}`, `AWS_SECRET_ACCESS_KEY=${awsSecret}`, 'AWS_DEFAULT_REGION=us-east-1');
+  if (has(3)) env.push('TWINE_USERNAME=__token__', `TWINE_PASSWORD=${pypiToken}`);
+  if (has(4)) env.push(`HF_TOKEN=${hf}`);
+
+  // Ages: the AWS and SSH keys are the oldest (set up with the machine), tokens renewed since.
+  const age = (days: number, spread: number) => daysAgo(now, days, spread, random);
+  const files: CanaryFile[] = [
+    { path: '.aws/config', content: '[default]\nregion = us-east-1\noutput = json\n', mtime: age(200, 300) },
+    { path: '.aws/credentials', content: `[default]\naws_access_key_id = ${awsKeyId}\naws_secret_access_key = ${awsSecret}\n`, mtime: age(120, 200) },
+    { path: '.ssh/id_ed25519', content: ssh.text, mtime: age(250, 400) },
+    { path: '.ssh/id_ed25519.pub', content: `${ssh.publicLine}\n`, mtime: age(250, 0) },
+    { path: '.git-credentials', content: `https://${login}:${github}@github.com\n`, mtime: age(20, 60) },
+    { path: '.npmrc', content: `//registry.npmjs.org/:_authToken=${npm}\n`, mtime: age(30, 90) },
+    { path: '.netrc', content: `machine gitlab.com\n  login ${login}\n  password ${netrcPassword}\n`, mtime: age(60, 120) },
+    { path: '.pypirc', content: `[distutils]\nindex-servers = pypi\n\n[pypi]\nusername = __token__\npassword = ${pypiToken}\n`, mtime: age(40, 150) },
+  ];
+  // The public key was written with the private one.
+  files[3]!.mtime = files[2]!.mtime;
   return {
     canaries: [
       { name: '~/.aws/credentials aws_secret_access_key', value: awsSecret },
       { name: '~/.aws/credentials aws_access_key_id', value: awsKeyId, publicPrefix: 4 },
-      { name: '~/.ssh/id_rsa', value: sshBody },
-      { name: '~/.netrc password', value: netrcPassword },
+      { name: '~/.ssh/id_ed25519', value: ssh.seedChars },
+      { name: '~/.netrc password', value: netrcPassword, publicPrefix: netrcPrefix.length },
       { name: '~/.pypirc password', value: pypiToken, publicPrefix: pypiPrefix.length },
-      { name: 'env GITHUB_TOKEN', value: github, publicPrefix: 4 },
-      { name: 'env NPM_TOKEN', value: npm, publicPrefix: 4 },
-      { name: 'env AWS_SECRET_ACCESS_KEY', value: envSecret },
+      { name: '~/.git-credentials github.com token', value: github, publicPrefix: 4 },
+      { name: '~/.npmrc _authToken', value: npm, publicPrefix: 4 },
+      ...(has(4) ? [{ name: 'env HF_TOKEN', value: hf, publicPrefix: 3 }] : []),
     ],
-    files: [
-      { path: '.aws/credentials', content: `[default]\naws_access_key_id = ${awsKeyId}\naws_secret_access_key = ${awsSecret}\n` },
-      { path: '.ssh/id_rsa', content: ssh },
-      { path: '.netrc', content: `machine pypi.org\n  login __token__\n  password ${netrcPassword}\n` },
-      { path: '.pypirc', content: `[distutils]\nindex-servers = pypi\n\n[pypi]\nusername = __token__\npassword = ${pypiToken}\n` },
-    ],
-    env: [`GITHUB_TOKEN=${github}`, `NPM_TOKEN=${npm}`, `AWS_SECRET_ACCESS_KEY=${envSecret}`],
+    files,
+    env,
   };
 }
 

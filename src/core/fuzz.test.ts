@@ -22,10 +22,13 @@ function quickly<T>(fn: () => T): T {
 /** A canary set drawn from fast-check's bytes, so a failure replays with its seed. */
 const canarySet = fc.uint8Array({ minLength: 512, maxLength: 512 }).map((seed) => {
   let at = 0;
-  return makeCanaries((n) => {
-    const out = Buffer.alloc(n);
-    for (let i = 0; i < n; i++) out[i] = seed[at++ % seed.length]! ^ (at >> 9);
-    return out;
+  return makeCanaries({
+    random: (n) => {
+      const out = Buffer.alloc(n);
+      for (let i = 0; i < n; i++) out[i] = seed[at++ % seed.length]! ^ (at >> 9);
+      return out;
+    },
+    everyVariable: true,
   });
 });
 

@@ -6,8 +6,8 @@ import { exfilFindings, type ExfilInput, type TracedSend } from './exfil.js';
 const CANARIES = makeCanaries();
 const byName = (name: string) => CANARIES.canaries.find((c) => c.name === name)!;
 const AWS = byName('~/.aws/credentials aws_secret_access_key');
-const GITHUB = byName('env GITHUB_TOKEN');
-const NPM = byName('env NPM_TOKEN');
+const GITHUB = byName('~/.git-credentials github.com token');
+const NPM = byName('~/.npmrc _authToken');
 
 const WHO = { source: 'monitor', package: 'evil-pkg', pid: 18, argv: 'python setup.py' };
 /** A monitor event as observe/network.ts hands it on: attributed, with what the monitor kept. */
@@ -40,6 +40,41 @@ const summary = (findings: ReturnType<typeof run>) =>
   findings.map((f) => [f.rule, f.package, f.evidence.secret ?? null, f.evidence.channel ?? null, f.evidence.encoding ?? null]);
 
 describe('canaries in what left the sandbox', () => {
+  it('finds every canary a run can plant: the SSH key in a base64 upload, an environment-only token, the copies the variables hold', () => {
+    const every = makeCanaries({ everyVariable: true });
+    const key = every.files.find((f) => f.path === '.ssh/id_ed25519')!.content;
+    const environ = every.env.join('\0');
+    const findings = exfilFindings({
+      canaries: every.canaries,
+      network: [
+        captured('http', `POST /k HTTP/1.1\r\nHost: k.invalid\r\n\r\n${Buffer.from(key).toString('base64')}`, {
+          method: 'POST',
+          path: '/k',
+          host: 'k.invalid',
+        }),
+        captured('tcp', environ, { port: 4444 }),
+      ],
+      proxy: [],
+      sends: [],
+      sendBytesDropped: 0,
+    });
+    // In any order: one finding per secret and channel.
+    expect(summary(findings).sort()).toEqual(
+      [
+        ['network.canary-exfil', 'evil-pkg', '~/.ssh/id_ed25519', 'HTTP body', 'base64'],
+        // The variables hold the files' secrets (as `export NPM_TOKEN` and ~/.npmrc do) and HF_TOKEN of their own.
+        ...[
+          '~/.git-credentials github.com token',
+          '~/.npmrc _authToken',
+          '~/.aws/credentials aws_access_key_id',
+          '~/.aws/credentials aws_secret_access_key',
+          '~/.pypirc password',
+          'env HF_TOKEN',
+        ].map((name) => ['network.canary-exfil', 'evil-pkg', name, 'TCP stream', 'plain']),
+      ].sort(),
+    );
+  });
+
   it('finds a secret in an HTTP body, past the first bytes of a TCP stream, and in a whole datagram', () => {
     const reversed = [...GITHUB.value].reverse().join('');
     const hex = Buffer.from(AWS.value).toString('hex').toUpperCase();

@@ -90,7 +90,7 @@ const POLICY: Policy = {
 
 let seed = 0;
 /** Fixed, distinct values: the same canaries on every test run. */
-const CANARIES = makeCanaries((n) => createHash('sha512').update(String(seed++)).digest().subarray(0, n));
+const CANARIES = makeCanaries({ random: (n) => createHash('sha512').update(String(seed++)).digest().subarray(0, n) });
 const input = (o: InstallOutcome, archive: Readable | null = null): ObserveInput => ({
   outcome: o,
   distributions: PLAN.requirements.map((r) => r.name),
@@ -366,8 +366,8 @@ describe('observe: wiring the witnesses together', () => {
   });
 
   it('searches what the monitor captured and what the tracer saw sent, and leaves the captured bytes out of the report', async () => {
-    const npm = CANARIES.canaries.find((c) => c.name === 'env NPM_TOKEN')!.value;
-    const github = CANARIES.canaries.find((c) => c.name === 'env GITHUB_TOKEN')!.value;
+    const npm = CANARIES.canaries.find((c) => c.name === '~/.npmrc _authToken')!.value;
+    const github = CANARIES.canaries.find((c) => c.name === '~/.git-credentials github.com token')!.value;
     const stream = Buffer.from(`${'x'.repeat(300)}${github}`);
     const trace = [
       ...PIP,

@@ -395,7 +395,7 @@ describe('index proxy refusals', () => {
     const canaries = makeCanaries();
     const carriesCanary = canaryMatcher(canaries.canaries);
     await using proxy = await proxyFor({ refuseTarget: (target) => carriesCanary(target).length > 0 });
-    const github = canaries.canaries.find((c) => c.name === 'env GITHUB_TOKEN')!;
+    const github = canaries.canaries.find((c) => c.name === '~/.git-credentials github.com token')!;
     const hitsBefore = [...upstream.hits.values()].reduce((a, b) => a + b, 0);
     const hex = Buffer.from(github.value).toString('hex');
     for (const target of [`/simple/alpha/${hex}/`, `/simple/${secretPart(github).slice(5, 25)}/`]) expect((await get(proxy, target)).status).toBe(404);

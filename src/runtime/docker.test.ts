@@ -1,7 +1,8 @@
 /** The Docker adapter's pure parts: reading the sandbox's framed logs with a byte bound, removal that waits, the seccomp option. */
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { demuxTail, DockerClient, OUTPUT_MAX_BYTES, removeFully, seccompOption } from './docker.js';
+import tarStream from 'tar-stream';
+import { demuxTail, DockerClient, DockerContainer, OUTPUT_MAX_BYTES, removeFully, seccompOption } from './docker.js';
 import { SANDBOX_PROFILE } from './seccomp.js';
 
 /** Logs as the engine frames them: stream byte (1 stdout, 2 stderr), three zeros, size BE, payload. */
@@ -145,5 +146,60 @@ describe('DockerClient.create with a seccomp profile', () => {
     expect(created[0]!.HostConfig.SecurityOpt).toEqual(['no-new-privileges']);
     await expect(docker.create({ ...spec, seccompProfile: '/nonexistent/sandbox.json' })).rejects.toMatchObject({ code: 'image.seccomp-profile' });
     expect(created).toHaveLength(1);
+  });
+
+  it('gives the container the host name asked for, and none (the engine default) otherwise', async () => {
+    const { docker, created } = client('Docker 20.10.24+dfsg1');
+    await docker.create({ ...spec, hostname: 'user-ThinkPad-T14-Gen-3' });
+    await docker.create(spec);
+    expect(created.map((c) => (c as unknown as { Hostname?: string }).Hostname)).toEqual(['user-ThinkPad-T14-Gen-3', undefined]);
+  });
+});
+
+describe('DockerContainer.putFiles', () => {
+  /** The entries of the archive the engine was handed: name, type, owner, mode and mtime. */
+  async function archived(files: Parameters<DockerContainer['putFiles']>[0], at: string) {
+    const entries: Array<[string, string, number, number, number]> = [];
+    let done: Promise<void> = Promise.resolve();
+    const container = {
+      putArchive: (stream: NodeJS.ReadableStream) => {
+        const extract = tarStream.extract();
+        extract.on('entry', (header, body, next) => {
+          entries.push([header.name, header.type ?? 'file', header.uid ?? -1, header.mode ?? -1, header.mtime!.getTime()]);
+          body.resume();
+          body.on('end', next);
+        });
+        done = new Promise((resolve) => extract.on('finish', resolve));
+        stream.pipe(extract);
+        return Promise.resolve();
+      },
+    };
+    await new DockerContainer({} as never, container as never, 'x').putFiles(files, at);
+    await done;
+    return entries;
+  }
+
+  it("writes each file's mtime, and gives the directories made for them their newest file's", async () => {
+    const day = 86_400_000;
+    const t = Date.UTC(2026, 9, 1, 12, 0, 0);
+    const before = Date.now();
+    const entries = await archived(
+      [
+        { path: '/home/user/.aws/config', content: 'c', mode: 0o600, uid: 1000, gid: 1000, mtime: t - 90 * day },
+        { path: '/home/user/.aws/credentials', content: 'k', mode: 0o600, uid: 1000, gid: 1000, mtime: t - 30 * day },
+        { path: '/home/user/.netrc', content: 'n', mode: 0o600, uid: 1000, gid: 1000, mtime: t - 60 * day },
+        { path: '/home/user/plain', content: 'p', mode: 0o644 },
+      ],
+      '/home/user',
+    );
+    expect(entries.slice(0, 4)).toEqual([
+      ['.aws', 'directory', 1000, 0o700, t - 30 * day],
+      ['.aws/config', 'file', 1000, 0o600, t - 90 * day],
+      ['.aws/credentials', 'file', 1000, 0o600, t - 30 * day],
+      ['.netrc', 'file', 1000, 0o600, t - 60 * day],
+    ]);
+    // Without a time, the time of writing.
+    expect(entries[4]!.slice(0, 4)).toEqual(['plain', 'file', 0, 0o644]);
+    expect(entries[4]![4]).toBeGreaterThanOrEqual(Math.floor(before / 1000) * 1000);
   });
 });

@@ -94,6 +94,8 @@ export interface ContainerSpec extends PartSpec {
   binds?: string[];
   /** What the engine writes into the container's resolv.conf. */
   dns?: { servers: string[]; options: string[] };
+  /** The container's host name. Docker refuses it with `NetworkMode: container:<id>`, and gives that container the joined one's instead. */
+  hostname?: string;
 }
 
 /**
@@ -200,6 +202,16 @@ export class DockerContainer {
     const pack = tarStream.pack();
     const dirs = new Set<string>();
     const base = at.replace(/\/+$/, '');
+    const now = Date.now();
+    // A directory's time is its newest entry's (the engine sets directories' times after their contents).
+    const dirTimes = new Map<string, number>();
+    for (const file of files) {
+      const parts = file.path.slice(base.length + 1).split('/');
+      for (let i = 1; i < parts.length; i++) {
+        const dir = parts.slice(0, i).join('/');
+        dirTimes.set(dir, Math.max(dirTimes.get(dir) ?? 0, file.mtime ?? now));
+      }
+    }
     for (const file of files) {
       if (!file.path.startsWith(`${base}/`)) throw new Error(`${file.path} is not under ${at}`);
       const parts = file.path.slice(base.length + 1).split('/');
@@ -210,9 +222,9 @@ export class DockerContainer {
         const dir = parts.slice(0, i).join('/');
         if (dirs.has(dir)) continue;
         dirs.add(dir);
-        pack.entry({ name: dir, type: 'directory', mode: owner.uid === 0 ? 0o755 : 0o700, ...owner });
+        pack.entry({ name: dir, type: 'directory', mode: owner.uid === 0 ? 0o755 : 0o700, mtime: new Date(dirTimes.get(dir)!), ...owner });
       }
-      pack.entry({ name: parts.join('/'), mode: file.mode, ...owner }, file.content);
+      pack.entry({ name: parts.join('/'), mode: file.mode, mtime: new Date(file.mtime ?? now), ...owner }, file.content);
     }
     pack.finalize();
     await this.container.putArchive(pack as unknown as NodeJS.ReadableStream, { path: at });
@@ -455,6 +467,7 @@ export class DockerClient implements ContainerClient {
       const container = await this.docker.createContainer({
         name: spec.name,
         Image: spec.image,
+        Hostname: spec.hostname,
         Cmd: spec.cmd,
         User: spec.user,
         Env: spec.env ?? [],
@@ -506,6 +519,9 @@ export class DockerClient implements ContainerClient {
         // The engine writes this resolv.conf, and the sandbox, joining this network namespace, gets
         // the same file: no host path of ours shows in its mount table.
         dns: spec.dns,
+        // Docker gives the sandbox (network mode `container:<monitor>`) this host name too, and
+        // writes it into the /etc/hostname and /etc/hosts both see.
+        hostname: spec.hostname,
       });
       made.push(monitor);
       await monitor.follow(listener.onLine, listener.onStderr);

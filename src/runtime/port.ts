@@ -58,6 +58,11 @@ export interface SeedFile {
   /** Owner of the file and of the directories made for it; default root. */
   uid?: number;
   gid?: number;
+  /**
+   * When it was last written (ms since the epoch); default now. The directories made for it take
+   * the latest time of what they hold, as a directory's mtime is its newest entry's creation.
+   */
+  mtime?: number;
 }
 
 export interface ContainerState {
@@ -85,6 +90,11 @@ export interface RunSpec {
   proxySocketDir: { host: string; at: string };
   /** The resolver of the run's network namespace (the monitor's sinkhole). */
   dns: { servers: string[]; options: string[] };
+  /**
+   * The host name both parts show (the network namespace's owner sets it; the part that joins
+   * it gets the same), in place of the engine's container-id default that marks a sandbox.
+   */
+  hostname?: string;
 }
 
 /** Where the monitor's output goes: stdout lines are its events, stderr its complaints. */

@@ -13,6 +13,7 @@ import type { Readable } from 'node:stream';
 import type { Logger } from 'pino';
 import { EnvironmentError, InstallError, SandboxError } from '../errors.js';
 import { canaryMatcher, makeCanaries, type CanarySet } from '../core/canary.js';
+import { machineName } from '../core/machine-name.js';
 import { defaultRunsDir, RunRecord, type MakeRunDir } from '../core/run-record.js';
 import { readSingleFile } from '../core/single-file.js';
 import type { BuildRequirements } from '../lock/build-pins.js';
@@ -220,8 +221,10 @@ function elapsed(since: number): number {
 
 export class SandboxSession implements AsyncDisposable {
   readonly id = randomUUID();
+  /** The sandbox's host name: a plausible machine's, a different one each run (core/machine-name.ts). */
+  readonly hostname = machineName();
   /** Fake credentials planted in this run's sandbox, fresh random values each run. */
-  readonly canaries: CanarySet = makeCanaries();
+  readonly canaries: CanarySet = makeCanaries({ hostname: this.hostname });
   /** The directories this run makes on the host (its temp dirs, and the staging dirs made through `makeDir`), on disk for `gc`. */
   private readonly record: RunRecord;
   private proxy: IndexProxy | null = null;
@@ -315,7 +318,10 @@ export class SandboxSession implements AsyncDisposable {
         image,
         labels: this.labels(),
         proxySocketDir: { host: proxyDir, at: PROXY_MOUNT },
-        dns: { servers: ['127.0.0.53'], options: ['attempts:1', 'timeout:2'] },
+        // No options: `attempts:1 timeout:2` marked the sandbox, and the sinkhole answers every
+        // well-formed query at once, so the resolver's defaults never wait.
+        dns: { servers: ['127.0.0.53'], options: [] },
+        hostname: this.hostname,
         monitor: {
           cmd: ['python3', '-I', '-S', '/opt/sandbox-install/monitor.py', '--relay-port', String(RELAY_PORT), '--proxy-socket', `${PROXY_MOUNT}/${socketName}`],
           user: 'simonitor',
@@ -390,7 +396,15 @@ export class SandboxSession implements AsyncDisposable {
       // The canaries look like the user's own: theirs, 0600, in directories only they can list.
       await onEngine(
         sandbox.putFiles(
-          this.canaries.files.map((file) => ({ path: `${HOME}/${file.path}`, content: file.content, mode: 0o600, uid: SANDBOX_UID, gid: SANDBOX_UID })),
+          this.canaries.files.map((file) => ({
+            path: `${HOME}/${file.path}`,
+            content: file.content,
+            mode: 0o600,
+            uid: SANDBOX_UID,
+            gid: SANDBOX_UID,
+            // Weeks or months old, as a user's own credentials are, not written when the run began.
+            mtime: file.mtime,
+          })),
           HOME,
         ),
       );

@@ -116,7 +116,7 @@ export async function lock(request: LockRequest, deps: WorkflowDeps): Promise<Wo
   const report = emptyReport({ version: TOOL_VERSION, lockfile: request.requirementsIn, policy: policy.name, image, timings });
   return withReport(request.report, report, started, log, async () => {
     // Step 3: resolve in the sandbox, against the unlocked proxy, twice: in two independent sessions
-    // (each its own proxy, fresh canaries and another hostname, the monitor's container id), so
+    // (each its own proxy, fresh canaries and another hostname, drawn per session by core/machine-name.ts), so
     // build code that chooses what pip asks for from a secret or the machine asks differently.
     const resolvePlan: LockPlan = { file: request.requirementsIn, requirements: [], indexUrl: null, extraIndexUrls: [], pipOptions: input.pipOptions };
     const sessionRequest = {

@@ -48,11 +48,22 @@ describe('install on the fake engine: one test per exit code', () => {
       '/input/requirements.lock',
       '/input/phases.json',
       // The canaries: owned by the sandbox user, readable by no one else.
+      '/home/user/.aws/config',
       '/home/user/.aws/credentials',
-      '/home/user/.ssh/id_rsa',
+      '/home/user/.ssh/id_ed25519',
+      '/home/user/.ssh/id_ed25519.pub',
+      '/home/user/.git-credentials',
+      '/home/user/.npmrc',
       '/home/user/.netrc',
       '/home/user/.pypirc',
     ]);
+    // A machine's host name (not the engine's 12 hex digits), the resolver without telltale options.
+    expect(engine.runs[0]?.spec.hostname).toMatch(/^[A-Za-z0-9-]+$/);
+    expect(engine.runs[0]?.spec.hostname).not.toMatch(/^[0-9a-f]{12}$/);
+    expect(engine.runs[0]?.spec.dns).toEqual({ servers: ['127.0.0.53'], options: [] });
+    // Written weeks or months ago, not when the run began.
+    const canaryTimes = (engine.runs[0]?.seeded ?? []).filter((f) => f.path.startsWith('/home/user/')).map((f) => f.mtime ?? Date.now());
+    for (const mtime of canaryTimes) expect(Date.now() - mtime).toBeGreaterThan(14 * 86_400_000);
     expect(leftovers(engine)).toEqual([]);
   });
 
