@@ -33,7 +33,7 @@ ends as any other (`timedOut` in its status, exit 124), and no later phase start
 
 What a package's code can read of us in /proc does not name the tool: PID 1 shows `/bin/bash`
 (comm `bash`), the importer runs under proctitle.py's launcher and shows `-bash`, and only the
-phases that run pip are pinned to one CPU (PINNED_PHASES). The trace records every exec as made.
+phases that run pip and the builds are pinned to one CPU (PINNED_PHASES). The trace records every exec as made.
 
 --watch names the programs whose use the policy reports (process.exec). The supervisor finds the
 files they are (device and inode, through symlinks and alternatives) and, at the end, names every
@@ -347,11 +347,17 @@ def program_path(name):
     return name
 
 
-# The phases pinned to one CPU: pip's own work, where the tracer's switches dominate. The others
-# (a build's compilers, the import and startup phases' short runs of a package's code) keep every
-# CPU allowed: one CPU in a process's affinity mask is a sign of a sandbox a payload can read
-# (Cpus_allowed_list in /proc/self/status, os.sched_getaffinity).
-PINNED_PHASES = ("install", "resolve")
+# The phases pinned to one CPU: pip's own work and the builds, where the tracer's switches
+# dominate (a build's setup.py unpinned took 1.8 to 2.4 times as long). The import and startup
+# phases' short runs of a package's code keep every CPU allowed: one CPU in a process's affinity
+# mask is a sign of a sandbox an import-time payload can read (Cpus_allowed_list in
+# /proc/self/status, os.sched_getaffinity), and those are the phases investigate watches it in.
+PINNED_PHASES = ("install", "resolve", "build")
+
+
+def pinned(phase):
+    """Whether a phase (`build-2` is a build) runs on one CPU."""
+    return phase in PINNED_PHASES or phase.startswith("build-")
 
 
 def one_cpu():
@@ -397,7 +403,7 @@ def run_phase(name, command, watched, names, deadline=None):
         stdin=subprocess.DEVNULL,
         # A session of its own: kill(0) or kill(-pgid) from pip's side can never reach us.
         start_new_session=True,
-        preexec_fn=one_cpu if name in PINNED_PHASES else None,
+        preexec_fn=one_cpu if pinned(name) else None,
     )
     root_pid = traced_root(trace, tracer, time.time() + 30)
     status = {"phase": name, "tracerPid": tracer.pid, "rootPid": root_pid, "started": started}

@@ -78,8 +78,8 @@ describe.runIf(engineAvailable())('a collector broken by what the sandbox left k
         evidence: expect.objectContaining({ diskUnmeasured: 'the engine gave no size (-1)' }),
       }),
     );
-    // The traces were read back: the run's record stands.
-    expect(run.report.phases?.[0]).toMatchObject({ name: 'build', exitCode: 0 });
+    // The traces were read back: the run's record stands, whichever phase the stop fell in.
+    expect(run.report.phases?.[0]?.name).toBe('build');
     expect(run.report.phases?.every((p) => p.traceBytes !== null)).toBe(true);
     expect(run.report.verdict).toBe('fail');
     expect(run.exitCode).toBe(1);

@@ -19,7 +19,8 @@ describe.runIf(engineAvailable())('investigate shows a payload none of the signs
 
   it('every sign checked at once, and each alone: each wheel fires in phase import, and the `all` wheel sends the GitHub canary', async () => {
     const index = await buildFixtureIndex(tellsProject);
-    const run = await runInvestigate('tells-suite==1.0', index.indexUrl);
+    // --linger 0: the payloads act at import; a linger after each (2 s by default) would only pad the phase's time measured below.
+    const run = await runInvestigate('tells-suite==1.0', index.indexUrl, ['--linger', '0']);
     const dns = run.report.findings.filter((f) => f.rule === 'network.dns');
     // No sign was seen: a wheel reports one it sees as `seen-<sign>.<mode>.tells.invalid`.
     expect(
@@ -49,8 +50,8 @@ describe.runIf(engineAvailable())('investigate shows a payload none of the signs
     );
     expect(dns.some((f) => String(f.evidence.name).endsWith(CANARY_SUFFIX))).toBe(true);
     // The names resolve at once without `attempts:1 timeout:2`: the resolver's defaults (5 s a
-    // try) never wait. 13 imports of one to three names each take a few seconds (about 3 s here);
-    // one stalled lookup per import would be 65 s, and 30 s leaves room for a busy machine.
+    // try) never wait. 13 imports of one to three names each take a few seconds (about 3 s here,
+    // with no linger); one stalled lookup per import would be 65 s, and 30 s leaves room for a busy machine.
     const importPhase = run.report.phases?.find((p) => p.name === 'import');
     expect(importPhase?.exitCode).toBe(0);
     expect(importPhase?.ms, JSON.stringify(run.report.phases)).toBeLessThan(30_000);
