@@ -48,19 +48,25 @@ export async function lockedFiles(plan: LockPlan, upstreams: Upstreams, signal: 
     }
     const hashes = new Set(req.sha256);
     let found: LockedFile[] = [];
+    // An upstream that cannot be read is passed over when a later one lists the locked files, as
+    // pip and the proxy do (a configured index that is offline, with a mirror as an extra index);
+    // when none lists them, the first failure ends the run: the lock may be fine, the machine is not.
+    let failure: EnvironmentError | null = null;
     for (const url of urls) {
       const page = await client.fetchProject(url, req.name, signal).catch((error: unknown) => {
         signal.throwIfAborted();
-        throw new EnvironmentError('upstream.unreachable', `cannot read ${req.name}'s page from ${redactUrl(url)}: ${(error as Error).message}`, {
+        failure ??= new EnvironmentError('upstream.unreachable', `cannot read ${req.name}'s page from ${redactUrl(url)}: ${(error as Error).message}`, {
           cause: error,
           hint: 'check the index URL (sandbox-install doctor)',
         });
+        return null;
       });
       found = (page?.links ?? [])
         .filter((link) => link.sha256 !== null && hashes.has(link.sha256))
         .map((link) => ({ filename: link.filename, sha256: link.sha256!, kind: kindOf(link.filename) }));
       if (found.length > 0) break;
     }
+    if (found.length === 0 && failure !== null) throw failure;
     result.set(req.name, [...(result.get(req.name) ?? []), ...found]);
   }
   return result;

@@ -4,7 +4,7 @@
  */
 import { homedir } from 'node:os';
 import path from 'node:path';
-import { writeFile } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import { finding, type Finding } from '../core/finding.js';
 import { DEFAULT_LIMITS, errorText, type CollectFailure, type InstallOutcome, type Limits, type RunOutcome } from '../core/outcome.js';
@@ -134,7 +134,11 @@ function phaseMs(phase: InstallOutcome): { ms?: number } {
 }
 
 export async function writeReport(file: string | undefined, report: Report): Promise<void> {
-  if (file) await writeFile(file, serializeReport(report));
+  if (!file) return;
+  // Its directory too (`--report out/run.json` on a fresh clone, before any export made out/): a
+  // run that failed must still leave its report.
+  await mkdir(path.dirname(file), { recursive: true });
+  await writeFile(file, serializeReport(report));
 }
 
 /**

@@ -3,11 +3,12 @@
  * names, with the report and the export each one promises. No Docker, no network: the proxy runs
  * on a unix socket in a temp dir, against an empty file:// index.
  */
-import { writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { beforeEach, describe, expect, it, vi } from 'vitest';
 import { SITE_PACKAGES, STATE_DIR } from '../../core/layout.js';
 import { FakeEngine, type FakeRun } from '../../runtime/fake.js';
+import { Report } from '../../report/schema.js';
 import { dnsQuery, exists, phaseFiles, quietStartup, pipTrace, useFakeCli, writeSdistOnlyLock } from './fake-cli.js';
 
 const PIP_INSTALL = ['python3', '-m', 'pip', 'install'];
@@ -175,6 +176,15 @@ describe('install on the fake engine: one test per exit code', () => {
       }),
     ]);
     expect(written.exported).toBeNull();
+  });
+
+  it('1: the report is written where --report says even when its directory does not exist yet (a failed run made no out/)', async () => {
+    const nested = path.join(fake.work, 'not-yet', 'made', 'run.report.json');
+    const engine = new FakeEngine(run({ writableBytes: -1, files: { ...phaseFiles([]), [`${STATE_DIR}/install.strace.log`]: CLEAN_TRACE } }));
+    expect(await cli(engine, ['--report', nested])).toBe(1);
+    const written = Report.parse(JSON.parse(await readFile(nested, 'utf8')));
+    expect(written.verdict).toBe('fail');
+    expect(written.findings.map((f) => f.rule)).toEqual(['monitor.tampered']);
   });
 
   it('1: the supervisor stopped the install at its own deadline (the engine had not): resource.timeout in phase install, not install.failed; the supervisor was told it', async () => {
