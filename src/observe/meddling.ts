@@ -75,6 +75,14 @@ function touchedPaths(event: TraceEvent): Array<{ path: string; syscall: string;
   }
 }
 
+/** Whose a path is, when it is an earlier build's: under the kept wheels, or under a /tmp entry an earlier build made. */
+function ownerOf(p: string, earlier: readonly BuildFootprint[]): { phase: string; package: string | null } | null {
+  if (under(p, BUILT_DIR)) return { phase: 'built wheels', package: null };
+  const entry = tempEntryOf(p);
+  const made = entry === null ? undefined : earlier.find((f) => f.tempDirs.has(entry));
+  return made ? { phase: made.phase, package: made.tempDirs.get(entry!) ?? null } : null;
+}
+
 export interface MeddlingContext {
   trace: Trace;
   packageOf: PackageOf;
@@ -89,20 +97,17 @@ export function meddlingFindings(ctx: MeddlingContext): Finding[] {
   const found = new CappedFindings(ctx.maxFindings);
   for (const event of ctx.trace.events) {
     const ok = 'ok' in event ? event.ok : true;
-    const errno = 'errno' in event ? event.errno : null;
     for (const touched of touchedPaths(event)) {
-      const entry = tempEntryOf(touched.path);
-      const owner = under(touched.path, BUILT_DIR)
-        ? { phase: 'built wheels', package: null }
-        : entry === null
-          ? null
-          : ctx.earlier.map((f) => (f.tempDirs.has(entry) ? { phase: f.phase, package: f.tempDirs.get(entry) ?? null } : null)).find((o) => o !== null);
+      const owner = ownerOf(touched.path, ctx.earlier);
+      const planter = owner ? undefined : ctx.earlier.find((f) => f.planted.has(touched.path));
+      if (!owner && !(planter && ok)) continue;
+      // Made only for a finding: the trace holds every call of the phase, and argv is joined per event.
       const evidence = {
         path: touched.path,
         ...viaOf(touched.via),
         syscall: touched.syscall,
         ok,
-        errno,
+        errno: 'errno' in event ? event.errno : null,
         pid: event.pid,
         argv: argvText(ctx.argvOf(event.pid)),
       };
@@ -119,20 +124,17 @@ export function meddlingFindings(ctx: MeddlingContext): Finding[] {
         );
         continue;
       }
-      const planter = ctx.earlier
-        .map((f) => (f.planted.has(touched.path) ? { phase: f.phase, package: f.planted.get(touched.path)! } : null))
-        .find((p) => p !== null);
-      if (planter && ok) {
-        found.add(`plant\0${planter.package}\0${touched.path}`, () =>
-          finding(
-            'fs.build-meddling',
-            'high',
-            `${touched.path}, written by ${planter.package}'s build (the ${planter.phase} phase), was read by a later build`,
-            { ...evidence, plantedIn: planter.phase, reader: ctx.packageOf(event.pid, event.time) },
-            planter.package,
-          ),
-        );
-      }
+      const { phase, planted } = planter!;
+      const pkg = planted.get(touched.path)!;
+      found.add(`plant\0${pkg}\0${touched.path}`, () =>
+        finding(
+          'fs.build-meddling',
+          'high',
+          `${touched.path}, written by ${pkg}'s build (the ${phase} phase), was read by a later build`,
+          { ...evidence, plantedIn: phase, reader: ctx.packageOf(event.pid, event.time) },
+          pkg,
+        ),
+      );
     }
   }
   return found.findings;
