@@ -25,7 +25,10 @@ import yauzl from 'yauzl';
 const ROOT = fileURLToPath(new URL('../', import.meta.url));
 const { scanSitePackages } = await import(path.join(ROOT, 'dist/observe/static-scan.js'));
 const { STDLIB_MODULE_NAMES } = await import(path.join(ROOT, 'dist/observe/stdlib-names.js')).catch(() => ({ STDLIB_MODULE_NAMES: new Set() }));
-const DEFAULT_POLICY = JSON.parse(readFileSync(path.join(ROOT, 'policies/default.json'), 'utf8'));
+const { loadPolicy } = await import(path.join(ROOT, 'dist/policy/load.js'));
+// The default policy's reviewed allowances. An entry that pins the code a .pth imports never matches
+// here (module contents are left empty): such a .pth is listed, and the sweep (bench/) judges it.
+const DEFAULT_POLICY = await loadPolicy('default');
 
 const MAX_TEXT = 1024 * 1024;
 const EMPTY_SHA = createHash('sha256').update('').digest('base64url');
@@ -192,7 +195,7 @@ for (const wheel of wheels) {
       if (top !== std && (top.startsWith(std) || top.startsWith(`_${std}`)) && std.length > 2) nearMisses.set(top, std);
     }
   }
-  const result = await scanSitePackages(archive(tree), { knownGoodPth: DEFAULT_POLICY.knownGoodPth });
+  const result = await scanSitePackages(archive(tree), { knownGoodPth: DEFAULT_POLICY.knownGoodPth, knownGoodScripts: DEFAULT_POLICY.knownGoodScripts });
   for (const f of result.findings) {
     const list = byRule.get(f.rule) ?? [];
     list.push(`${name}: [${f.package}] ${JSON.stringify(f.evidence)}`);

@@ -106,7 +106,7 @@ export const CATALOGUE = {
   'static.pth-exec': rule(
     'high',
     'a .pth file with lines that run at every interpreter start',
-    'Add it to knownGoodPth by name and sha256 only if you trust it.',
+    "Once reviewed, accept it with the knownGoodPth entry the finding prints: its name, sha256, owner and the sha256 of the code it imports (policies/known-good.json holds the reviewed ones; setuptools' -nspkg.pth template is recognised by structure).",
   ),
   'static.pth-path': rule(
     'high',
@@ -139,7 +139,11 @@ export const CATALOGUE = {
     'a file no RECORD claims, a RECORD hash mismatch, or a dist-info the lock does not name',
     'Something was added behind pip.',
   ),
-  'static.script-shadowing': rule('high', 'a console script named like a system or Python tool', 'It would run instead of the tool of that name.'),
+  'static.script-shadowing': rule(
+    'high',
+    'a console script named like a system or Python tool, from a distribution other than that tool',
+    "It would run instead of the tool of that name. A tool's own distribution installing its own name (pip's pip) is accepted by knownGoodScripts.",
+  ),
   'static.special-file': rule('high', 'a symlink out of the target, a setuid/setgid bit, a device, a fifo, or a reserved name', 'Never exported.'),
   'monitor.tampered': rule(
     'critical',

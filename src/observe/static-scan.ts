@@ -60,6 +60,7 @@ import { isValidProjectName, normalizeName } from '../lock/normalize.js';
 import { finding, type Finding } from '../core/finding.js';
 import { parseRecord, type RecordEntry } from '../core/record.js';
 import type { TarHeader as Headers } from '../core/tar-header.js';
+import type { KnownGoodPth, KnownGoodScripts } from '../policy/schema.js';
 import { importRoots, pthLinePlace, pthPathLines, rootFindings, type Resolution } from './import-roots.js';
 
 export type ScannedFileType = 'file' | 'directory' | 'symlink' | 'link' | 'other';
@@ -98,8 +99,10 @@ export interface StaticScan {
 }
 
 export interface ScanOptions {
-  /** `.pth` files whose executable lines are accepted, by file name and lowercase-hex sha256. */
-  knownGoodPth: Array<{ name: string; sha256: string }>;
+  /** `.pth` files whose executable lines are accepted: by name, sha256, owner and the code they import (acceptedPth). */
+  knownGoodPth: KnownGoodPth[];
+  /** Tool-named console scripts accepted from their own distribution. */
+  knownGoodScripts?: KnownGoodScripts[];
   /** Archive entries of any type, the root directory aside. Default 200 000. */
   maxFiles?: number;
   /** Declared data bytes of all entries. Default 8 GiB. */
@@ -478,7 +481,15 @@ function analyze(collector: Collector, options: ScanOptions): StaticScan {
   const links = new Map<string, string>();
   for (const { file } of entries) if (file.type === 'symlink' && file.linkname) links.set(file.path, file.linkname);
   const symlinkBudget = { steps: SYMLINK_STEP_BUDGET };
-  const knownGood = new Set(options.knownGoodPth.map((k) => `${k.name}\0${k.sha256.toLowerCase()}`));
+  // The `.pth` files a reviewed entry accepts, with the entry: decided once, before any rule reads them.
+  const accepted = new Map<string, KnownGoodPth | 'nspkg'>();
+  for (const { file } of entries) {
+    if (file.path.includes('/') || !file.path.endsWith('.pth') || file.type !== 'file') continue;
+    const kept = text(file.path);
+    if (!kept || kept.oversized) continue;
+    const verdict = acceptedPth(file, executableLines(kept.text), options.knownGoodPth, byPath, claims);
+    if (verdict) accepted.set(file.path, verdict);
+  }
 
   const reserved = new Set(options.reservedNames ?? []);
   for (const { file, rawType } of entries) {
@@ -520,9 +531,9 @@ function analyze(collector: Collector, options: ScanOptions): StaticScan {
     // static.pth-exec
     if (!file.path.includes('/') && file.path.endsWith('.pth') && file.type !== 'directory') {
       const kept = text(file.path);
-      const pth = pthFinding(file, kept, knownGood);
+      const pth = accepted.has(file.path) ? null : pthFinding(file, kept, byPath);
       if (pth) findings.push(pth);
-      const outside = file.type === 'file' && !knownGood.has(`${file.path}\0${file.sha256 ?? ''}`) ? pthPathsOutside(kept?.text ?? '') : [];
+      const outside = file.type === 'file' && !accepted.has(file.path) ? pthPathsOutside(kept?.text ?? '') : [];
       if (outside.length > 0) {
         findings.push(
           finding(
@@ -543,13 +554,18 @@ function analyze(collector: Collector, options: ScanOptions): StaticScan {
     }
   }
 
-  findings.push(...scriptFindings(distList, text, new Set(options.shadowedNames ?? DEFAULT_SHADOWED)));
+  findings.push(...scriptFindings(distList, text, new Set(options.shadowedNames ?? DEFAULT_SHADOWED), options.knownGoodScripts ?? []));
   findings.push(...autoloadFindings(distList, text));
   // What Python imports from site-packages and from the directories its `.pth` files add.
   const files = entries.map((e) => e.file);
   const roots = importRoots({
     files,
-    text: (rel) => text(rel)?.text ?? null,
+    // An accepted .pth's code may add directories of its own (cmeel's prefix): they are import roots like its path lines.
+    text: (rel) => {
+      const kept = text(rel)?.text ?? null;
+      const entry = accepted.get(rel);
+      return kept !== null && entry !== undefined && entry !== 'nspkg' && entry.adds ? `${kept}\n${entry.adds.join('\n')}` : kept;
+    },
     resolve: (rel) => resolveInArchive(rel, links, symlinkBudget),
   });
   findings.push(...roots.findings, ...rootFindings(roots.roots, files));
@@ -673,7 +689,8 @@ export function pthPathsOutside(pth: string): string[] {
   return pthPathLines(pth).filter((line) => pthLinePlace(line).outside);
 }
 
-function pthFinding(file: ScannedFile, kept: { text: string; oversized: boolean } | null, knownGood: Set<string>): Finding | null {
+/** A `.pth` no reviewed entry accepts (acceptedPth was asked first). */
+function pthFinding(file: ScannedFile, kept: { text: string; oversized: boolean } | null, byPath: Map<string, Collected>): Finding | null {
   const report = (message: string, evidence: Record<string, unknown>): Finding =>
     finding('static.pth-exec', 'high', `${file.path} ${message}`, { path: file.path, ...evidence }, file.owner);
 
@@ -681,13 +698,127 @@ function pthFinding(file: ScannedFile, kept: { text: string; oversized: boolean 
     // site.py follows a symlinked .pth; its content is somewhere we did not read.
     return report('is not a regular file, so its lines cannot be checked', { lines: [], linkname: file.linkname, type: file.type });
   }
-  if (file.sha256 !== null && knownGood.has(`${file.path}\0${file.sha256}`)) return null;
-  const lines = executableLines(kept?.text ?? '')
-    .slice(0, MAX_PTH_LINES)
-    .map((line) => line.slice(0, MAX_LINE_CHARS));
+  const all = executableLines(kept?.text ?? '');
+  const lines = all.slice(0, MAX_PTH_LINES).map((line) => line.slice(0, MAX_LINE_CHARS));
   if (kept?.oversized) return report('is too large to check', { lines, size: file.size });
   if (lines.length === 0) return null;
-  return report('has lines that run at every interpreter start', { lines });
+  // What a reviewer adds to a policy to accept exactly these bytes, from this owner, running this code.
+  const allow = allowanceFor(file, all, byPath);
+  return report(`has lines that run at every interpreter start; once reviewed, accept exactly this file with "knownGoodPth": [${JSON.stringify(allow)}]`, {
+    lines,
+    allow,
+  });
+}
+
+/**
+ * The entry that accepts this `.pth` (or 'nspkg' for setuptools' namespace template), or null.
+ * An entry accepts it when the name and sha256 match, the owner is the entry's distribution (when
+ * it names one), and every module the lines import that the same distribution ships is listed in
+ * `imports` with the sha256 it has here, and every listed file is there with that sha256.
+ */
+function acceptedPth(
+  file: ScannedFile,
+  lines: string[],
+  entries: readonly KnownGoodPth[],
+  byPath: Map<string, Collected>,
+  claims: Map<string, Claim[]>,
+): KnownGoodPth | 'nspkg' | null {
+  if (lines.length === 0) return null;
+  if (file.owner !== null && file.path.endsWith('-nspkg.pth') && lines.every((line) => namespaceTemplate(line, file.owner!, claims))) return 'nspkg';
+  const imported = new Map(importedFiles(file, lines, byPath).map((f) => [f.path, f.sha256]));
+  return (
+    entries.find((entry) => {
+      if (entry.name !== file.path || entry.sha256.toLowerCase() !== file.sha256) return false;
+      if (entry.distribution !== undefined && normalizeName(entry.distribution) !== file.owner) return false;
+      const listed = new Map((entry.imports ?? []).map((i) => [i.path, i.sha256.toLowerCase()]));
+      for (const [rel, sha256] of imported) if (listed.get(rel) !== sha256) return false;
+      for (const [rel, sha256] of listed) {
+        const there = byPath.get(rel)?.file;
+        if (there?.type !== 'file' || there.sha256 !== sha256 || there.owner !== file.owner) return false;
+      }
+      return true;
+    }) ?? null
+  );
+}
+
+/** The knownGoodPth entry that would accept this file as it is. */
+function allowanceFor(file: ScannedFile, lines: string[], byPath: Map<string, Collected>): KnownGoodPth {
+  const imports = importedFiles(file, lines, byPath).map((f) => ({ path: f.path, sha256: f.sha256 ?? '' }));
+  return {
+    name: file.path,
+    sha256: file.sha256 ?? '',
+    ...(file.owner !== null ? { distribution: file.owner } : {}),
+    ...(imports.length > 0 ? { imports } : {}),
+  };
+}
+
+/**
+ * The files of the `.pth`'s own distribution that its lines import: for each top-level module
+ * named by an `import` or `from … import` statement or an `__import__('…')` call, the module
+ * (`name.py`, an extension `name*.so`, a sourceless `name.pyc`) or the package's `__init__`.
+ * Reading more names than the lines import only makes acceptance stricter.
+ */
+function importedFiles(file: ScannedFile, lines: string[], byPath: Map<string, Collected>): ScannedFile[] {
+  const names = new Set<string>();
+  for (const line of lines) {
+    for (const statement of line.split(';')) {
+      const s = statement.trim();
+      const imported = /^import\s+(.+)$/.exec(s)?.[1];
+      if (imported !== undefined) for (const part of imported.split(',')) names.add(part.trim().split(/[\s.]/)[0] ?? '');
+      const from = /^from\s+([A-Za-z_][A-Za-z0-9_]*)/.exec(s)?.[1];
+      if (from !== undefined) names.add(from);
+    }
+    for (const call of line.matchAll(/__import__\(\s*['"]([A-Za-z_][A-Za-z0-9_]*)/g)) names.add(call[1] ?? '');
+  }
+  const modules = [...names].filter((name) => /^[A-Za-z_][A-Za-z0-9_]*$/.test(name));
+  const found: ScannedFile[] = [];
+  for (const [rel, { file: candidate }] of byPath) {
+    if (candidate.type !== 'file' || candidate.owner !== file.owner || file.owner === null) continue;
+    if (modules.some((name) => isModuleFile(rel, name))) found.push(candidate);
+  }
+  return found.sort((a, b) => compare(a.path, b.path));
+}
+
+function isModuleFile(rel: string, name: string): boolean {
+  if (rel === `${name}.py` || rel === `${name}.pyc` || rel === `${name}/__init__.py`) return true;
+  const extension = /^(?:([^/]+)\/)?([^/.]+)(?:\.[^/]*)?\.so$/.exec(rel);
+  return extension !== null && (extension[1] === undefined ? extension[2] === name : extension[1] === name && extension[2] === '__init__');
+}
+
+/**
+ * setuptools' namespace-package line (its `_nspkg_tmpl`, written into `*-nspkg.pth` by
+ * `install_egg_info` and by wheel builds of packages with `namespace_packages`): true when the
+ * line is exactly the template for the namespace it names, and that namespace is a directory the
+ * owner's RECORD holds files in. The template only appends that directory to the namespace
+ * module's `__path__`.
+ */
+function namespaceTemplate(line: string, owner: string, claims: Map<string, Claim[]>): boolean {
+  const named = /\*\(((?:'[A-Za-z_][A-Za-z0-9_]*', ?)*'[A-Za-z_][A-Za-z0-9_]*',?)\)/.exec(line)?.[1];
+  if (named === undefined) return false;
+  const parts = [...named.matchAll(/'([A-Za-z_][A-Za-z0-9_]*)'/g)].map((m) => m[1] ?? '');
+  if (line !== nspkgLine(parts)) return false;
+  const dir = `${parts.join('/')}/`;
+  for (const [rel, list] of claims) if (rel.startsWith(dir) && list.some((c) => c.name === owner)) return true;
+  return false;
+}
+
+/** The line setuptools writes for namespace `parts` (Python's repr of the tuple and strings). */
+function nspkgLine(parts: string[]): string {
+  const pkg = `'${parts.join('.')}'`;
+  const tuple = parts.length === 1 ? `('${parts[0] ?? ''}',)` : `(${parts.map((p) => `'${p}'`).join(', ')})`;
+  const statements = [
+    'import sys, types, os',
+    'has_mfs = sys.version_info > (3, 5)',
+    `p = os.path.join(sys._getframe(1).f_locals['sitedir'], *${tuple})`,
+    "importlib = has_mfs and __import__('importlib.util')",
+    "has_mfs and __import__('importlib.machinery')",
+    `m = has_mfs and sys.modules.setdefault(${pkg}, importlib.util.module_from_spec(importlib.machinery.PathFinder.find_spec(${pkg}, [os.path.dirname(p)])))`,
+    `m = m or sys.modules.setdefault(${pkg}, types.ModuleType(${pkg}))`,
+    "mp = (m or []) and m.__dict__.setdefault('__path__',[])",
+    '(p not in mp) and mp.append(p)',
+  ];
+  if (parts.length > 1) statements.push(`m and setattr(sys.modules['${parts.slice(0, -1).join('.')}'], '${parts.at(-1) ?? ''}', m)`);
+  return statements.join(';');
 }
 
 function recordFinding(file: ScannedFile, claims: Map<string, Claim[]>, truncated: boolean): Finding | null {
@@ -749,9 +880,11 @@ function entryPoints(text: string, groups: { has(group: string): boolean }): Arr
   return found;
 }
 
-function scriptFindings(dists: Dist[], text: (rel: string) => { text: string } | null, shadowed: Set<string>): Finding[] {
+function scriptFindings(dists: Dist[], text: (rel: string) => { text: string } | null, shadowed: Set<string>, known: readonly KnownGoodScripts[]): Finding[] {
   const findings: Finding[] = [];
   for (const dist of dists) {
+    // The tool's own distribution installing the tool's own name (pip's pip) is the tool, not a shadow of it.
+    const own = new Set(known.filter((k) => normalizeName(k.distribution) === dist.name).flatMap((k) => k.scripts));
     const scripts = new Map<string, Record<string, unknown>>();
     const evidenceFor = (script: string): Record<string, unknown> => {
       const existing = scripts.get(script);
@@ -776,6 +909,7 @@ function scriptFindings(dists: Dist[], text: (rel: string) => { text: string } |
     }
 
     for (const [script, evidence] of scripts) {
+      if (own.has(basename(script))) continue;
       findings.push(
         finding('static.script-shadowing', 'high', `${dist.name} installs a script named ${script}, like a system or Python tool`, evidence, dist.name),
       );

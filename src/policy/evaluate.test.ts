@@ -15,6 +15,7 @@ function policy(overrides: Partial<Policy> = {}): Policy {
     onlyBinary: false,
     allowLockIndexUrl: false,
     knownGoodPth: [],
+    knownGoodScripts: [],
     severities: {},
     packages: { allow: [], deny: [] },
     process: { execWatch: ['sh'] },

@@ -7,7 +7,7 @@ import { readFile } from 'node:fs/promises';
 import { Ajv } from 'ajv';
 import { describe, expect, it } from 'vitest';
 import { PRESETS } from './load.js';
-import { policyJsonSchema } from './schema.js';
+import { knownGoodJsonSchema, policyJsonSchema } from './schema.js';
 
 const ROOT = new URL('../../', import.meta.url);
 const readJson = async (file: string): Promise<unknown> => JSON.parse(await readFile(new URL(file, ROOT), 'utf8'));
@@ -19,6 +19,15 @@ const compile = async (file: string) => new Ajv({ strict: false, allErrors: true
 describe('the checked-in policy JSON Schema', () => {
   it('policies/schema.json is policyJsonSchema()', async () => {
     expect(await readJson('policies/schema.json'), STALE('policies/schema.json')).toEqual(policyJsonSchema());
+  });
+
+  it('policies/known-good.schema.json is knownGoodJsonSchema(), and accepts the shipped known-good.json', async () => {
+    expect(await readJson('policies/known-good.schema.json'), STALE('policies/known-good.schema.json')).toEqual(knownGoodJsonSchema());
+    const json = (await readJson('policies/known-good.json')) as Record<string, unknown>;
+    expect(json.$schema).toBe('./known-good.schema.json');
+    const validate = await compile('policies/known-good.schema.json');
+    expect(validate(json), JSON.stringify(validate.errors)).toBe(true);
+    expect(validate({ pth: [{ name: 'x.pth', sha256: 'NOTHEX' }] })).toBe(false);
   });
 });
 

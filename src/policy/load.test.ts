@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -60,6 +61,11 @@ const DEFAULT_RULES = {
 };
 
 const DISTUTILS_PTH = { name: 'distutils-precedence.pth', sha256: '2638ce9e2500e572a5e0de7faed6661eb569d1b696fcba07b0dd223da5f5d224' };
+/** The reviewed allowances the default policy reads (policies/known-good.json). */
+const KNOWN_GOOD = JSON.parse(readFileSync(new URL('../../policies/known-good.json', import.meta.url), 'utf8')) as {
+  pth: Array<Record<string, unknown>>;
+  scripts: Array<Record<string, unknown>>;
+};
 const UNKNOWN = (id: string) => `unknown rule id or family '${id}' (see the rule catalogue; a family is written family.*)`;
 
 describe('loadPolicy: presets', () => {
@@ -74,7 +80,8 @@ describe('loadPolicy: presets', () => {
       build: { allow: ['setuptools', 'wheel', 'packaging'], pins: [] },
       onlyBinary: false,
       allowLockIndexUrl: false,
-      knownGoodPth: [DISTUTILS_PTH],
+      knownGoodPth: KNOWN_GOOD.pth,
+      knownGoodScripts: KNOWN_GOOD.scripts,
       severities: {},
       packages: { allow: [], deny: [] },
       process: { execWatch: expect.arrayContaining(['sh', 'bash', 'curl', 'wget', 'nc', 'ssh', 'openssl']) },
@@ -197,6 +204,7 @@ describe('loadPolicy: user files', () => {
         onlyBinary: false,
         allowLockIndexUrl: false,
         knownGoodPth: [],
+        knownGoodScripts: [],
         severities: {},
         packages: { allow: [], deny: [] },
         process: { execWatch: ['sh'] },
@@ -241,6 +249,7 @@ describe('loadPolicy: user files', () => {
           onlyBinary: false,
           allowLockIndexUrl: false,
           knownGoodPth: [DISTUTILS_PTH, extra],
+          knownGoodScripts: [],
           severities: { 'network.*': 'low', 'static.pth-exec': 'medium', 'network.dns': 'info' },
           packages: { allow: [], deny: [] },
           process: { execWatch: ['curl'] },
@@ -254,10 +263,38 @@ describe('loadPolicy: user files', () => {
     );
   });
 
-  it("extends the default's knownGoodPth rather than replacing it", async () => {
-    const extra = { name: 'x.pth', sha256: 'b'.repeat(64) };
-    await withPolicies({ 'pth.json': { extends: 'default', knownGoodPth: [extra] } }, async (dir) => {
-      expect((await loadPolicy(path.join(dir, 'pth.json'))).knownGoodPth).toEqual([DISTUTILS_PTH, extra]);
+  it("extends the default's known-good lists rather than replacing them, from inline entries and from files of its own", async () => {
+    const extra = { name: 'x.pth', sha256: 'b'.repeat(64), distribution: 'x' };
+    const fromFile = { name: 'y.pth', sha256: 'c'.repeat(64), distribution: 'y', imports: [{ path: 'y_boot.py', sha256: 'd'.repeat(64) }] };
+    const tool = { distribution: 'mytool', scripts: ['git'], reason: 'our own git wrapper' };
+    await withPolicies(
+      {
+        'pth.json': { extends: 'default', knownGood: ['./mine.json'], knownGoodPth: [extra] },
+        'mine.json': { pth: [fromFile], scripts: [tool] },
+      },
+      async (dir) => {
+        const policy = await loadPolicy(path.join(dir, 'pth.json'));
+        expect(policy.knownGoodPth).toEqual([...KNOWN_GOOD.pth, fromFile, extra]);
+        expect(policy.knownGoodScripts).toEqual([...KNOWN_GOOD.scripts, tool]);
+      },
+    );
+  });
+
+  it('refuses a known-good file that is not one, naming the policy, the file and the field', async () => {
+    await withPolicies(
+      {
+        'pth.json': { extends: 'default', knownGood: ['./mine.json'] },
+        'mine.json': { pth: [{ name: 'y.pth', sha256: 'NOTHEX', imports: [{ path: '../x.py', sha256: 'e'.repeat(64) }] }] },
+      },
+      async (dir) => {
+        const error = await loadPolicy(path.join(dir, 'pth.json')).catch((e: unknown) => e);
+        expect(error).toBeInstanceOf(InputError);
+        expect((error as InputError).message).toContain('knownGood[0] (mine.json) pth[0].sha256: not a lowercase hex sha256');
+        expect((error as InputError).message).toContain('knownGood[0] (mine.json) pth[0].imports[0].path: not a path inside site-packages');
+      },
+    );
+    await withPolicies({ 'pth.json': { extends: 'default', knownGood: ['./missing.json'] } }, async (dir) => {
+      expect(String(await loadPolicy(path.join(dir, 'pth.json')).catch((e: unknown) => e))).toMatch(/knownGood\[0\]: cannot read .*missing\.json as JSON/);
     });
   });
 

@@ -5,7 +5,7 @@ import type { z } from 'zod';
 import { InputError } from '../errors.js';
 import { mergeBuildPins, type BuildPin } from '../lock/build-pins.js';
 import { normalizeName } from '../lock/normalize.js';
-import { PolicyFile, type Policy, type Suppression } from './schema.js';
+import { KnownGoodFile, PolicyFile, type KnownGoodPth, type KnownGoodScripts, type Policy, type Suppression } from './schema.js';
 
 export const POLICIES_DIR = fileURLToPath(new URL('../../policies/', import.meta.url));
 export const PRESETS = ['default', 'strict', 'investigate'] as const;
@@ -71,6 +71,29 @@ async function readPolicyFile(file: string): Promise<PolicyFile> {
   if (!parsed.success) throw invalidPolicy(file, schemaProblems(parsed.error));
   return parsed.data;
 }
+
+/** A file of reviewed allowances named by a policy's `knownGood`, relative to that policy. */
+async function readKnownGood(policyFile: string, ref: string, index: number): Promise<{ pth: KnownGoodPth[]; scripts: KnownGoodScripts[] }> {
+  const file = path.resolve(path.dirname(policyFile), ref);
+  const where = `knownGood[${index}]`;
+  let json: unknown;
+  try {
+    json = JSON.parse((await readInputFile(file)).toString('utf8'));
+  } catch (error: unknown) {
+    throw invalidPolicy(policyFile, [{ path: where, message: `cannot read ${file} as JSON: ${(error as Error).message}` }]);
+  }
+  const parsed = KnownGoodFile.safeParse(json, { error: policyErrors });
+  if (!parsed.success) {
+    throw invalidPolicy(
+      policyFile,
+      schemaProblems(parsed.error).map((p) => ({ path: `${where} (${path.basename(file)}) ${p.path}`, message: p.message })),
+    );
+  }
+  return parsed.data;
+}
+
+const pthKey = (p: KnownGoodPth) => `${p.name}\0${p.sha256}\0${p.distribution ?? ''}\0${JSON.stringify(p.imports ?? [])}`;
+const scriptsKey = (s: KnownGoodScripts) => `${normalizeName(s.distribution)}\0${s.scripts.join('\0')}`;
 
 function isPreset(ref: string): boolean {
   return (PRESETS as readonly string[]).includes(ref);
@@ -140,6 +163,7 @@ export async function loadPolicy(ref: string, options: LoadOptions = {}, seen: s
     throw new InputError('policy.invalid', `${file}: rules, build and process must be set here or in the policy it extends`);
   }
   const packages = own.packages ?? base?.packages ?? { allow: [], deny: [] };
+  const files = await Promise.all((own.knownGood ?? []).map((ref, i) => readKnownGood(file, ref, i)));
   return {
     // A policy that extends a preset is not that preset: it is named after its own file.
     name: own.name ?? path.basename(file, '.json'),
@@ -147,7 +171,8 @@ export async function loadPolicy(ref: string, options: LoadOptions = {}, seen: s
     build: splitBuildAllow(build.allow),
     onlyBinary: own.onlyBinary ?? base?.onlyBinary ?? false,
     allowLockIndexUrl: own.allowLockIndexUrl ?? base?.allowLockIndexUrl ?? false,
-    knownGoodPth: unionBy([...(base?.knownGoodPth ?? []), ...(own.knownGoodPth ?? [])], (p) => `${p.name}\0${p.sha256}`),
+    knownGoodPth: unionBy([...(base?.knownGoodPth ?? []), ...files.flatMap((f) => f.pth), ...(own.knownGoodPth ?? [])], pthKey),
+    knownGoodScripts: unionBy([...(base?.knownGoodScripts ?? []), ...files.flatMap((f) => f.scripts), ...(own.knownGoodScripts ?? [])], scriptsKey),
     severities: mergeRules(base?.severities ?? {}, own.severities),
     packages: { allow: packages.allow.map(normalizeName), deny: packages.deny.map(normalizeName) },
     process,

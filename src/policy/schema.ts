@@ -53,10 +53,57 @@ export function neverRelaxed(rule: string): boolean {
 }
 
 const Sha256 = z.string().regex(/^[0-9a-f]{64}$/, 'not a lowercase hex sha256');
-const KnownGoodPth = z.object({ name: z.string().min(1), sha256: Sha256 }).strict();
-
 /** A normalised project name, as the lock and the report write it. */
 const ProjectName = z.string().regex(/^[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?$/, 'not a project name');
+/** A path relative to site-packages, as a RECORD writes it: no `..`, not absolute. */
+const SitePath = z
+  .string()
+  .min(1)
+  .refine(
+    (p) => !p.startsWith('/') && !p.includes('\0') && !p.split('/').some((part) => part === '..' || part === '.' || part === ''),
+    'not a path inside site-packages',
+  );
+
+/**
+ * A top-level `.pth` whose executable lines are accepted: its file name and exact sha256, the
+ * distribution that must own it, and every file of that distribution its lines import, each with
+ * its sha256 (a `.pth` that imports code is only as good as that code). The failing finding of
+ * `static.pth-exec` prints the entry to add.
+ */
+export const KnownGoodPth = z
+  .object({
+    name: z.string().min(1),
+    sha256: Sha256,
+    distribution: ProjectName.optional(),
+    imports: z.array(z.object({ path: SitePath, sha256: Sha256 }).strict()).optional(),
+    /** Directories (relative to site-packages) the imported code puts on sys.path: scanned as import roots, like a path line. */
+    adds: z.array(SitePath).optional(),
+    reason: z.string().min(1).optional(),
+    source: z.string().min(1).optional(),
+  })
+  .strict();
+export type KnownGoodPth = z.infer<typeof KnownGoodPth>;
+
+/** Console scripts named like a tool that are accepted from one distribution only: that tool's own. */
+export const KnownGoodScripts = z
+  .object({
+    distribution: ProjectName,
+    scripts: z.array(z.string().min(1)).min(1),
+    reason: z.string().min(1).optional(),
+    source: z.string().min(1).optional(),
+  })
+  .strict();
+export type KnownGoodScripts = z.infer<typeof KnownGoodScripts>;
+
+/** A file of reviewed allowances (policies/known-good.json), named by a policy's `knownGood`. */
+export const KnownGoodFile = z
+  .object({
+    $schema: z.string().optional(),
+    $comment: z.string().optional(),
+    pth: z.array(KnownGoodPth).default([]),
+    scripts: z.array(KnownGoodScripts).default([]),
+  })
+  .strict();
 /** A build requirement pinned like a lock entry: one version, the sha256 of each file it may use. */
 const PinnedBuildRequirement = z
   .object({
@@ -136,8 +183,12 @@ export const PolicyFile = z
     /** Refuse sdists: a lock entry with only an sdist fails before any container starts. */
     onlyBinary: z.boolean().optional(),
     allowLockIndexUrl: z.boolean().optional(),
-    /** `.pth` files accepted by name and sha256; extends the base policy's list. */
+    /** Files of reviewed allowances (`.pth` files, console scripts), relative to this file; extends the base policy's. */
+    knownGood: z.array(z.string().min(1)).optional(),
+    /** `.pth` files accepted by name and sha256 (and owner, and the code they import); extends the base policy's list. */
     knownGoodPth: z.array(KnownGoodPth).optional(),
+    /** Console scripts named like a tool, accepted from that tool's own distribution; extends the base policy's list. */
+    knownGoodScripts: z.array(KnownGoodScripts).optional(),
     severities: z.partialRecord(RulePattern, Severity).optional(),
     packages: z
       .object({ allow: z.array(ProjectName).default([]), deny: z.array(ProjectName).default([]) })
@@ -168,7 +219,8 @@ export interface Policy {
   build: { allow: string[]; pins: BuildPin[] };
   onlyBinary: boolean;
   allowLockIndexUrl: boolean;
-  knownGoodPth: Array<{ name: string; sha256: string }>;
+  knownGoodPth: KnownGoodPth[];
+  knownGoodScripts: KnownGoodScripts[];
   severities: Record<string, Severity>;
   /** Packages whose findings are accepted (not failing), and packages that fail outright. */
   packages: { allow: string[]; deny: string[] };
@@ -204,5 +256,14 @@ export function policyJsonSchema(): Record<string, unknown> {
     title: 'sandbox-install policy',
     description:
       'A policy for sandbox-install: the action per rule, packages, build requirements, writes, limits and suppressions. Generated from src/policy/schema.ts.',
+  };
+}
+
+/** The JSON Schema of known-good files (policies/known-good.schema.json). */
+export function knownGoodJsonSchema(): Record<string, unknown> {
+  return {
+    ...z.toJSONSchema(KnownGoodFile, { target: 'draft-7', io: 'input' }),
+    title: 'sandbox-install known-good allowances',
+    description: 'Reviewed .pth files and console scripts a policy accepts (its knownGood list). Generated from src/policy/schema.ts.',
   };
 }
