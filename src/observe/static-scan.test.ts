@@ -608,10 +608,21 @@ describe('static.script-shadowing', () => {
         rule: 'static.script-shadowing',
         severity: 'high',
         package: 'evil',
-        message: 'evil installs a script named pip, like a system or Python tool',
-        evidence: { script: 'pip', group: 'console_scripts', entryPoint: 'evil.cli:main', recordPath: '../../../bin/pip' },
+        message:
+          'evil installs a script named pip, like a system or Python tool; if evil is that tool, accept it with "knownGoodScripts": [{"distribution":"evil","scripts":["pip"]}]',
+        evidence: {
+          script: 'pip',
+          group: 'console_scripts',
+          entryPoint: 'evil.cli:main',
+          recordPath: '../../../bin/pip',
+          allow: { distribution: 'evil', scripts: ['pip'] },
+        },
       },
-      expect.objectContaining({ rule: 'static.script-shadowing', package: 'sneaky', evidence: { script: 'sudo', recordPath: '../../../bin/sudo' } }),
+      expect.objectContaining({
+        rule: 'static.script-shadowing',
+        package: 'sneaky',
+        evidence: { script: 'sudo', recordPath: '../../../bin/sudo', allow: { distribution: 'sneaky', scripts: ['sudo'] } },
+      }),
     ]);
   });
 
@@ -639,7 +650,7 @@ describe('static.script-shadowing', () => {
       expect.objectContaining({
         rule: 'static.script-shadowing',
         package: 'tool',
-        evidence: { script: 'mytool', group: 'gui_scripts', entryPoint: 'tool:gui' },
+        evidence: { script: 'mytool', group: 'gui_scripts', entryPoint: 'tool:gui', allow: { distribution: 'tool', scripts: ['mytool'] } },
       }),
     ]);
     expect(DEFAULT_SHADOWED).toContain('python3.11');

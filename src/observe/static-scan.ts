@@ -910,8 +910,15 @@ function scriptFindings(dists: Dist[], text: (rel: string) => { text: string } |
 
     for (const [script, evidence] of scripts) {
       if (own.has(basename(script))) continue;
+      const allow = { distribution: dist.name, scripts: [basename(script)] };
       findings.push(
-        finding('static.script-shadowing', 'high', `${dist.name} installs a script named ${script}, like a system or Python tool`, evidence, dist.name),
+        finding(
+          'static.script-shadowing',
+          'high',
+          `${dist.name} installs a script named ${script}, like a system or Python tool; if ${dist.name} is that tool, accept it with "knownGoodScripts": [${JSON.stringify(allow)}]`,
+          { ...evidence, allow },
+          dist.name,
+        ),
       );
     }
   }
