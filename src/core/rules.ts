@@ -123,7 +123,21 @@ export const CATALOGUE = {
     "a distribution's module shadows another distribution's",
     'Whose code runs on import is not the one the name promises.',
   ),
-  'static.invalid-source': rule('high', 'an exported Python source does not compile', 'The cover for a shipped, unreviewed .pyc.'),
+  'static.invalid-source': rule(
+    'high',
+    'an exported Python source does not compile, and bytecode or a changed file could make it run',
+    'The cover for a shipped, unreviewed .pyc: its wheel ships bytecode for it, or it is not what a locked wheel shipped.',
+  ),
+  'static.inert-source': rule(
+    'low',
+    'a Python source that does not compile, shipped as it is by its locked wheel with no bytecode for it',
+    'It cannot run: importing it raises SyntaxError (a template named .py, a Python 2 module). A warning by default.',
+  ),
+  'static.record-unhashed': rule(
+    'info',
+    "RECORD rows without a usable sha256 (none, or hex digests) for files byte-identical to the distribution's locked wheel",
+    'A packaging defect, not a change: the verified wheel vouches for the bytes.',
+  ),
   'static.startup-hook': rule(
     'high',
     'sitecustomize or usercustomize in site-packages or in a directory a .pth puts on sys.path',

@@ -60,6 +60,36 @@ describe('stageExport / publish', () => {
     await staged.discard();
   });
 
+  it('calls a source its verified wheel shipped as it is, with no bytecode for it, inert (a warning); with bytecode or unverified it stays invalid', async () => {
+    const root = await mkdtemp(path.join(tmpdir(), 'publish-'));
+    const files = { 'tpl/page.py': '{% for x in y %}\n', 'old/py2.py': 'print "hi"\n', 'own/broken.py': 'def (:\n' };
+    const verified = new Map([
+      ['tpl/page.py', { wheel: 'tpl-1.0-py3-none-any.whl', distribution: 'tpl', bytecode: false }],
+      ['old/py2.py', { wheel: 'old-1.0-py3-none-any.whl', distribution: 'old', bytecode: true }],
+    ]);
+    const staged = await stageExport(archive(files), path.join(root, 'site-packages'), { verified });
+    const byPath = new Map(staged.findings.map((f) => [f.evidence.path, f]));
+    expect(byPath.get('tpl/page.py')).toEqual(
+      expect.objectContaining({
+        rule: 'static.inert-source',
+        severity: 'low',
+        package: 'tpl',
+        message: expect.stringContaining('tpl-1.0-py3-none-any.whl ships it as it is, with no bytecode for it, so it cannot run'),
+        evidence: expect.objectContaining({ wheel: 'tpl-1.0-py3-none-any.whl', error: expect.stringMatching(/^SyntaxError/) }),
+      }),
+    );
+    expect(byPath.get('old/py2.py')).toEqual(
+      expect.objectContaining({
+        rule: 'static.invalid-source',
+        severity: 'high',
+        evidence: expect.objectContaining({ wheel: 'old-1.0-py3-none-any.whl', bytecode: true }),
+      }),
+    );
+    expect(byPath.get('own/broken.py')).toEqual(expect.objectContaining({ rule: 'static.invalid-source', severity: 'high' }));
+    expect(staged.findings).toHaveLength(3);
+    await staged.discard();
+  });
+
   it('replaces an earlier export, but refuses a directory of the user own and discards the staging dir', async () => {
     const root = await mkdtemp(path.join(tmpdir(), 'publish-'));
     const output = path.join(root, 'site-packages');

@@ -147,6 +147,14 @@ export async function publishStaged(dir: string, target: string, lock: LockOptio
   }
 }
 
+/** A file the locked wheel that shipped it vouches for, byte for byte (observe/provenance.ts VerifiedFile). */
+export interface ShippedFile {
+  wheel: string;
+  distribution: string;
+  /** The wheel ships bytecode for this source. */
+  bytecode: boolean;
+}
+
 /** What extraction into a staging dir did, with the digest of each file it wrote (the manifest's, without reading them back). */
 export type StagedTree = ExtractResult & { digests: ReadonlyMap<string, FileDigest> };
 
@@ -167,7 +175,11 @@ export async function extractStaged(archive: Readable, staging: Staging): Promis
   return { ...result, digests };
 }
 
-export async function stageExport(archive: Readable, output: string, options: { lock?: LockOptions; makeDir?: MakeRunDir } = {}): Promise<StagedExport> {
+export async function stageExport(
+  archive: Readable,
+  output: string,
+  options: { lock?: LockOptions; makeDir?: MakeRunDir; verified?: ReadonlyMap<string, ShippedFile> } = {},
+): Promise<StagedExport> {
   const staging = await stagingDir(output, options.makeDir);
   try {
     return await completeStage(staging, await extractStaged(archive, staging), options);
@@ -185,7 +197,7 @@ export async function stageExport(archive: Readable, output: string, options: { 
 export async function completeStage(
   staging: Staging,
   extracted: StagedTree,
-  options: { lock?: LockOptions; signal?: AbortSignal } = {},
+  options: { lock?: LockOptions; signal?: AbortSignal; verified?: ReadonlyMap<string, ShippedFile> } = {},
 ): Promise<StagedExport> {
   const { target, dir, discard } = staging;
   try {
@@ -196,15 +208,26 @@ export async function completeStage(
     const written = new Map([...extracted.digests, ...(bytecode?.digests ?? [])]);
     const manifest = extracted.findings.length === 0 ? await buildManifest(dir, written) : [];
     const owner = new Map(manifest.map((entry) => [entry.path, entry.distribution?.split('==')[0] ?? null]));
-    const invalid = (bytecode?.failures ?? []).map((failure) =>
-      finding(
-        'static.invalid-source',
-        'high',
-        `${failure.path} does not compile for Python 3.11: ${failure.error}`,
-        { path: failure.path, error: failure.error },
-        owner.get(failure.path) ?? null,
-      ),
-    );
+    const invalid = (bytecode?.failures ?? []).map((failure) => {
+      // Shipped as it is by its locked wheel, with no bytecode for it: nothing can run it (the export
+      // holds no bytecode but what compileTree made, and importing it raises SyntaxError).
+      const shipped = options.verified?.get(failure.path);
+      return shipped && !shipped.bytecode
+        ? finding(
+            'static.inert-source',
+            'low',
+            `${failure.path} does not compile for Python 3.11 (${failure.error}); ${shipped.wheel} ships it as it is, with no bytecode for it, so it cannot run`,
+            { path: failure.path, error: failure.error, wheel: shipped.wheel },
+            owner.get(failure.path) ?? shipped.distribution,
+          )
+        : finding(
+            'static.invalid-source',
+            'high',
+            `${failure.path} does not compile for Python 3.11: ${failure.error}${shipped ? `; ${shipped.wheel} ships bytecode for it` : ''}`,
+            { path: failure.path, error: failure.error, ...(shipped ? { wheel: shipped.wheel, bytecode: true } : {}) },
+            owner.get(failure.path) ?? null,
+          );
+    });
     return {
       dir,
       findings: [...extracted.findings, ...invalid],

@@ -38,7 +38,7 @@ import {
 import { exfilFindings } from './exfil.js';
 import { networkFindings } from './network.js';
 import { processFindings } from './processes.js';
-import { provenanceFindings, readLockedWheels, type LockedWheel, type Writer } from './provenance.js';
+import { packagingNotes, provenanceFindings, readLockedWheels, type LockedWheel, type VerifiedFile, type Writer } from './provenance.js';
 import { scanSitePackages, type StaticScan } from './static-scan.js';
 import { timeline, type TimelineEntry } from './timeline.js';
 import { parseTrace, type Trace } from './trace.js';
@@ -52,6 +52,8 @@ export interface Observation {
   timeline: TimelineEntry[];
   /** Who owns each installed file, when this observation scanned the tree (see ObserveInput.siteOwners). */
   siteOwners?: ReadonlyMap<string, string>;
+  /** Installed files byte-identical to the locked wheel that shipped them (provenance.ts), when this observation scanned the tree. */
+  verified?: ReadonlyMap<string, VerifiedFile>;
   /** Who last wrote each path under site-packages in this phase (full paths). */
   siteWriters?: ReadonlyMap<string, PathWriter>;
   /** What this build phase made, for the builds after it (ObserveInput.build). */
@@ -381,11 +383,13 @@ export async function observe(input: ObserveInput): Promise<Observation> {
     packageOf,
   });
   const installers = installerPids(trace);
-  const scan = input.archive ? await scanSitePackages(input.archive, {
+  const scan = input.archive
+    ? await scanSitePackages(input.archive, {
         knownGoodPth: input.policy.knownGoodPth,
         knownGoodScripts: input.policy.knownGoodScripts,
         reservedNames: input.reservedNames,
-      }) : null;
+      })
+    : null;
   const writers = writersOf(trace);
   const siteWriters = new Map<string, PathWriter>(
     [...writers].filter(([written]) => written.startsWith(SITE_PREFIX)).map(([written, pid]) => [written, { pid, package: packageOf(pid) }]),
@@ -394,7 +398,7 @@ export async function observe(input: ObserveInput): Promise<Observation> {
     const pid = writers.get(SITE_PREFIX + rel);
     return pid === undefined || installers.has(pid) ? null : { package: packageOf(pid), pid, argv: argvText(argvOf(pid)) };
   };
-  const provenance = scan ? await provenanceFindings(scan, wheelReads, writerOf) : [];
+  const provenance = scan ? await provenanceFindings(scan, wheelReads, writerOf) : { findings: [], verified: new Map<string, VerifiedFile>() };
   const proxy = attributeProxyRequests(input.outcome.findings, trace, packageOf);
   const exfil = exfilFindings({
     canaries: input.canaries.canaries,
@@ -425,9 +429,12 @@ export async function observe(input: ObserveInput): Promise<Observation> {
       ...(input.build ? meddlingFindings({ trace, packageOf, argvOf, earlier: input.build.earlier }) : []),
       ...autorunWriteFindings({ trace, target: TARGET, pipPids: pipOwn, packageOf, argvOf }),
       ...processes.findings,
-      ...attributeByWriter([...(scan?.findings ?? []), ...unlockedDistributions(scan, input.distributions)], (full) => writerIn(siteWriters, full)),
-      ...provenance,
+      ...attributeByWriter([...packagingNotes(scan?.findings ?? [], provenance.verified), ...unlockedDistributions(scan, input.distributions)], (full) =>
+        writerIn(siteWriters, full),
+      ),
+      ...provenance.findings,
     ],
+    verified: scan ? provenance.verified : undefined,
     siteOwners: scan ? new Map(scan.files.flatMap((f) => (f.owner === null ? [] : [[f.path, f.owner] as const]))) : undefined,
     siteWriters,
     footprint: input.build && buildFootprint(input.build.name, trace, packageOf, input.build.earlier),

@@ -5,7 +5,8 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { provenanceFindings, readLockedWheels, type LockedWheel, type Writer } from './provenance.js';
+import { finding } from '../core/finding.js';
+import { packagingNotes, provenanceFindings, readLockedWheels, type LockedWheel, type Writer } from './provenance.js';
 import type { ScannedFile, StaticScan } from './static-scan.js';
 import { readWheel, sitePackagesPath, WHEEL_LIMITS } from './wheel.js';
 
@@ -136,14 +137,14 @@ describe('readWheel', () => {
 
 describe('provenanceFindings', () => {
   it('passes the tree pip installs from the wheel: .data/purelib mapped, scripts and data outside, pip additions expected', async () => {
-    expect(await provenanceFindings(installed(), readLockedWheels([wheel]), noWriter)).toEqual([]);
+    expect((await provenanceFindings(installed(), readLockedWheels([wheel]), noWriter)).findings).toEqual([]);
   });
 
   it('reports a module changed after install with its RECORD row rewritten, blaming the writer from the trace', async () => {
     const tampered = FILES['victim/core.py'] + 'import os; os.system("id")\n';
     const scan = installed((files) => files.map((f) => (f.path === 'victim/core.py' ? file(f.path, tampered) : f)));
     const writer = (rel: string): Writer | null => (rel === 'victim/core.py' ? { package: 'tamper-helper', pid: 42, argv: 'python3 -c helper' } : null);
-    expect(await provenanceFindings(scan, readLockedWheels([wheel]), writer)).toEqual([
+    expect((await provenanceFindings(scan, readLockedWheels([wheel]), writer)).findings).toEqual([
       {
         rule: 'integrity.installed-mismatch',
         severity: 'high',
@@ -170,7 +171,7 @@ describe('provenanceFindings', () => {
         .map((f) => (f.path === 'victim/core.py' ? { ...f, type: 'symlink' as const, sha256: null, linkname: '../evil/core.py' } : f)),
       file('victim/backdoor.py', 'import os\n'),
     ]);
-    const found = await provenanceFindings(scan, readLockedWheels([wheel]), noWriter);
+    const found = (await provenanceFindings(scan, readLockedWheels([wheel]), noWriter)).findings;
     expect(found.map((f) => [f.package, f.evidence.path, f.evidence.kind])).toEqual([
       ['victim', 'victim/core.py', 'symlink'],
       ['victim', 'victim_extra.py', 'missing'],
@@ -181,17 +182,92 @@ describe('provenanceFindings', () => {
 
   it('leaves bytecode out (it is never exported) and skips a locked wheel that was not installed', async () => {
     const scan = installed((files) => [...files, file('victim/__pycache__/core.cpython-311.pyc', 'bytecode')]);
-    expect(await provenanceFindings(scan, readLockedWheels([wheel]), noWriter)).toEqual([]);
-    expect(await provenanceFindings({ ...scan, distributions: [] }, readLockedWheels([wheel]), noWriter)).toEqual([]);
+    expect((await provenanceFindings(scan, readLockedWheels([wheel]), noWriter)).findings).toEqual([]);
+    expect((await provenanceFindings({ ...scan, distributions: [] }, readLockedWheels([wheel]), noWriter)).findings).toEqual([]);
   });
 
   it('fails closed on a wheel it cannot read', async () => {
     const broken = path.join(path.dirname(wheel.file), 'broken.whl');
     await writeFile(broken, 'not a zip');
-    const found = await provenanceFindings(installed(), readLockedWheels([{ filename: 'broken.whl', sha256: hex('not a zip'), file: broken }]), noWriter);
+    const found = (await provenanceFindings(installed(), readLockedWheels([{ filename: 'broken.whl', sha256: hex('not a zip'), file: broken }]), noWriter))
+      .findings;
     expect(found).toEqual([
       expect.objectContaining({ rule: 'integrity.installed-mismatch', evidence: expect.objectContaining({ reason: 'unreadable wheel' }) }),
     ]);
     expect(await readFile(broken, 'utf8')).toBe('not a zip');
+  });
+});
+
+describe('what the locked wheel vouches for', () => {
+  it('lists every installed file byte-identical to the wheel, and none that differs or that a built wheel shipped', async () => {
+    const changed = installed((files) => files.map((f) => (f.path === 'victim/core.py' ? { ...f, sha256: hex('changed') } : f)));
+    const { verified } = await provenanceFindings(changed, readLockedWheels([wheel]), noWriter);
+    expect(verified.get('victim/__init__.py')).toEqual({ wheel: wheel.filename, distribution: 'victim', bytecode: false });
+    expect(verified.get('victim_extra.py')).toEqual({ wheel: wheel.filename, distribution: 'victim', bytecode: false });
+    expect(verified.has('victim/core.py')).toBe(false);
+    expect(verified.has(`${DIST_INFO}/INSTALLER`)).toBe(false); // pip wrote it, the wheel did not ship it
+    const built = await provenanceFindings(installed(), readLockedWheels([{ ...wheel, built: true }]), noWriter);
+    expect(built.verified.size).toBe(0);
+  });
+
+  it('says when the wheel ships bytecode for a source, beside it or in __pycache__', async () => {
+    const dir = await mkdtemp(path.join(tmpdir(), 'provenance-pyc-'));
+    const files = {
+      'mod/__init__.py': '',
+      'mod/a.py': 'A = 1\n',
+      'mod/__pycache__/a.cpython-311.pyc': 'pyc',
+      'mod/b.py': 'B = 1\n',
+      'mod/b.pyc': 'pyc',
+      'mod/c.py': 'C = 1\n',
+    };
+    const spec = { name: 'mod', version: '1.0', kind: 'wheel', files };
+    const { stdout } = await execa('python3', ['-I', '-S', MAKE_DIST], { input: JSON.stringify({ outDir: dir, packages: [spec] }) });
+    const [made] = JSON.parse(stdout) as Array<{ filename: string; sha256: string }>;
+    const scan: StaticScan = {
+      files: Object.entries(files).map(([p, content]) => file(p, content, 'mod')),
+      findings: [],
+      distributions: [{ name: 'mod', version: '1.0', distInfo: 'mod-1.0.dist-info' }],
+      truncated: false,
+    };
+    const { verified } = await provenanceFindings(scan, readLockedWheels([{ ...made!, file: path.join(dir, made!.filename) }]), noWriter);
+    expect([...verified].filter(([p]) => p.endsWith('.py')).map(([p, v]) => [p, v.bytecode])).toEqual([
+      ['mod/__init__.py', false],
+      ['mod/a.py', true],
+      ['mod/b.py', true],
+      ['mod/c.py', false],
+    ]);
+  });
+});
+
+describe('packagingNotes', () => {
+  const verified = new Map([
+    ['gm/a.py', { wheel: 'gm-1.0-py3-none-any.whl', distribution: 'gm', bytecode: false }],
+    ['gm/b.py', { wheel: 'gm-1.0-py3-none-any.whl', distribution: 'gm', bytecode: false }],
+  ]);
+  const unhashed = (p: string, pkg: string | null = 'gm') =>
+    finding('static.unrecorded-file', 'high', `${p} is listed in gm-1.0.dist-info/RECORD without a sha256`, { path: p, recorded: null, actual: 'x' }, pkg);
+
+  it('turns unhashed RECORD rows of files the verified wheel vouches for into one info note per distribution', () => {
+    expect(packagingNotes([unhashed('gm/a.py'), unhashed('gm/b.py')], verified)).toEqual([
+      {
+        rule: 'static.record-unhashed',
+        severity: 'info',
+        package: 'gm',
+        message:
+          "gm's RECORD lists 2 files without a sha256 pip can read (none, or a hex digest), each byte-identical to the verified gm-1.0-py3-none-any.whl: a packaging defect, nothing changed",
+        evidence: { distribution: 'gm', wheel: 'gm-1.0-py3-none-any.whl', files: 2, paths: ['gm/a.py', 'gm/b.py'] },
+      },
+    ]);
+  });
+
+  it('keeps every other finding: a file the wheel does not vouch for, a hash mismatch, another owner, another rule', () => {
+    const kept = [
+      unhashed('gm/c.py'),
+      finding('static.unrecorded-file', 'high', 'differs', { path: 'gm/a.py', recorded: 'f'.repeat(64), actual: 'x' }, 'gm'),
+      unhashed('gm/a.py', 'other'),
+      finding('static.unrecorded-file', 'high', 'unclaimed', { path: 'gm/b.py', claimedBy: [] }, 'gm'),
+      finding('static.pth-exec', 'high', 'pth', { path: 'gm/a.py' }, 'gm'),
+    ];
+    expect(packagingNotes(kept, verified)).toEqual(kept);
   });
 });

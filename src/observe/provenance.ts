@@ -29,6 +29,24 @@ export interface LockedWheel {
   sha256: string;
   /** The verified copy on the host. */
   file: string;
+  /** Made by a build phase in the sandbox (workflows/built-wheels.ts): held to, but not vouched for by, the lock. */
+  built?: boolean;
+}
+
+/** An installed file byte-identical to the locked (hash-verified, not built) wheel that shipped it. */
+export interface VerifiedFile {
+  /** The wheel's file name. */
+  wheel: string;
+  /** The distribution it belongs to. */
+  distribution: string;
+  /** The wheel ships bytecode for this source (`__pycache__/<stem>.*.pyc`, or `<stem>.pyc` beside it). */
+  bytecode: boolean;
+}
+
+/** What provenance found: the differences, and every installed file a locked wheel vouches for, by path. */
+export interface Provenance {
+  findings: Finding[];
+  verified: Map<string, VerifiedFile>;
 }
 
 export interface Writer {
@@ -64,8 +82,9 @@ export function readLockedWheels(wheels: LockedWheel[]): WheelRead[] {
   });
 }
 
-export async function provenanceFindings(scan: StaticScan, reads: WheelRead[], writerOf: (rel: string) => Writer | null): Promise<Finding[]> {
-  if (scan.truncated) return []; // resource.disk already fails the run; the tree is incomplete
+export async function provenanceFindings(scan: StaticScan, reads: WheelRead[], writerOf: (rel: string) => Writer | null): Promise<Provenance> {
+  const verified = new Map<string, VerifiedFile>();
+  if (scan.truncated) return { findings: [], verified }; // resource.disk already fails the run; the tree is incomplete
   const byPath = new Map(scan.files.map((f) => [f.path, f]));
   const installed = new Map(scan.distributions.map((d) => [d.distInfo, d]));
   const related = relatedFiles(scan.files);
@@ -87,10 +106,41 @@ export async function provenanceFindings(scan: StaticScan, reads: WheelRead[], w
       // Not installed at all (a marker excluded it): nothing of it reaches the export. Files of
       // it left without their dist-info are claimed by no RECORD, which the scan reports.
       if (!dist) return [];
+      if (!wheel.built) for (const [rel, file] of vouchedFor(dist.name, contents, byPath, wheel.filename)) verified.set(rel, file);
       return compare(dist.name, contents, related(dist.name, contents.distInfo), byPath, writerOf, wheel.filename);
     }),
   );
-  return results.flat();
+  return { findings: results.flat(), verified };
+}
+
+/** The installed files that are, byte for byte, what the wheel ships at that path. */
+function vouchedFor(name: string, wheel: WheelContents, byPath: Map<string, ScannedFile>, filename: string): Array<[string, VerifiedFile]> {
+  const shipped = new Set<string>();
+  for (const entry of wheel.files.values()) {
+    const rel = sitePackagesPath(entry.name, wheel.distInfo);
+    if (rel !== null) shipped.add(rel);
+  }
+  const found: Array<[string, VerifiedFile]> = [];
+  for (const entry of wheel.files.values()) {
+    const rel = sitePackagesPath(entry.name, wheel.distInfo);
+    if (rel === null || inPycache(rel)) continue;
+    const actual = byPath.get(rel);
+    if (actual?.type !== 'file' || actual.sha256 !== entry.sha256) continue;
+    found.push([rel, { wheel: filename, distribution: name, bytecode: shipsBytecode(rel, shipped) }]);
+  }
+  return found;
+}
+
+/** Whether `rel` (a `.py`) has bytecode in the wheel: a legacy `<stem>.pyc` beside it, or any `__pycache__/<stem>.*.pyc`. */
+function shipsBytecode(rel: string, shipped: Set<string>): boolean {
+  if (!rel.endsWith('.py')) return false;
+  const slash = rel.lastIndexOf('/');
+  const dir = slash < 0 ? '' : rel.slice(0, slash + 1);
+  const stem = rel.slice(slash + 1, -'.py'.length);
+  if (shipped.has(`${dir}${stem}.pyc`)) return true;
+  const cache = `${dir}__pycache__/${stem}.`;
+  for (const other of shipped) if (other.startsWith(cache) && other.endsWith('.pyc') && !other.slice(cache.length).includes('/')) return true;
+  return false;
 }
 
 /**
@@ -182,4 +232,42 @@ function compare(
   const last = findings.at(-1);
   if (more > 0 && last) last.evidence.more = more;
   return findings;
+}
+
+/** At most this many paths are named in one distribution's packaging note. */
+const NOTE_PATHS = 5;
+
+/**
+ * RECORD defects the locked wheel disproves. A `static.unrecorded-file` for a file its RECORD lists
+ * without a usable sha256 (none, or a hex digest where the spec says urlsafe base64) says nothing
+ * was changed behind pip when that file is byte-identical to the verified wheel that shipped it:
+ * those become one info-level `static.record-unhashed` note per distribution. Every other finding
+ * is kept as it is (a file that differs, that no RECORD claims, that a built wheel shipped).
+ */
+export function packagingNotes(findings: Finding[], verified: ReadonlyMap<string, VerifiedFile>): Finding[] {
+  const notes = new Map<string, { wheel: string; paths: string[] }>();
+  const kept: Finding[] = [];
+  for (const f of findings) {
+    const rel = f.evidence.path;
+    const file = typeof rel === 'string' ? verified.get(rel) : undefined;
+    if (f.rule !== 'static.unrecorded-file' || !('recorded' in f.evidence) || f.evidence.recorded !== null || !file || f.package !== file.distribution) {
+      kept.push(f);
+      continue;
+    }
+    const note = notes.get(file.distribution) ?? { wheel: file.wheel, paths: [] };
+    note.paths.push(rel as string);
+    notes.set(file.distribution, note);
+  }
+  for (const [distribution, { wheel, paths }] of notes) {
+    kept.push(
+      finding(
+        'static.record-unhashed',
+        'info',
+        `${distribution}'s RECORD lists ${paths.length} file${paths.length === 1 ? '' : 's'} without a sha256 pip can read (none, or a hex digest), each byte-identical to the verified ${wheel}: a packaging defect, nothing changed`,
+        { distribution, wheel, files: paths.length, paths: paths.slice(0, NOTE_PATHS) },
+        distribution,
+      ),
+    );
+  }
+  return kept;
 }

@@ -57,6 +57,7 @@ const DEFAULT_RULES = {
   'policy.*': 'fail',
   'export.*': 'fail',
   'static.autoload-entry-point': 'warn',
+  'static.inert-source': 'warn',
   'policy.suppression-expired': 'warn',
 };
 
@@ -178,7 +179,7 @@ describe('loadPolicy: user files', () => {
   it("keeps the base's family when a child names one of its rules", async () => {
     await withPolicies({ 'one.json': { extends: 'default', rules: { 'network.dns': 'warn', 'static.*': 'fail' } } }, async (dir) => {
       const policy = await loadPolicy(path.join(dir, 'one.json'));
-      const { 'static.autoload-entry-point': _autoload, ...rest } = DEFAULT_RULES;
+      const { 'static.autoload-entry-point': _autoload, 'static.inert-source': _inert, ...rest } = DEFAULT_RULES;
       expect(policy.rules).toEqual({ ...rest, 'network.dns': 'warn' });
       expect([actionFor(policy, 'network.dns'), actionFor(policy, 'network.connect'), actionFor(policy, 'static.autoload-entry-point')]).toEqual([
         'warn',

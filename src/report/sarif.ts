@@ -172,6 +172,8 @@ export const STABLE_KEYS: { readonly [R in RuleId]: (e: Evidence) => unknown } =
   'static.autoload-entry-point': pick('group', 'name', 'object'),
   'static.import-shadowing': pick('module', 'path', 'shadowed'),
   'static.invalid-source': pick('path'),
+  'static.inert-source': pick('path', 'wheel'),
+  'static.record-unhashed': pick('distribution', 'wheel'),
   'static.startup-hook': pick('path'),
   'static.stdlib-shadowing': pick('module', 'path'),
   'static.unrecorded-file': pick('path', 'reason', 'claimedBy', 'recorded'),

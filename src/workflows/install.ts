@@ -7,7 +7,7 @@
 import path from 'node:path';
 import type { Logger } from 'pino';
 import { EnvironmentError, InstallError } from '../errors.js';
-import { completeStage, diskFullOr, extractStaged, MANIFEST_NAME, stagingDir, type Staging, type StagedTree } from '../export/publish.js';
+import { completeStage, diskFullOr, extractStaged, MANIFEST_NAME, stagingDir, type ShippedFile, type Staging, type StagedTree } from '../export/publish.js';
 import type { Policy } from '../policy/schema.js';
 import type { Report } from '../report/schema.js';
 import { startupPhase, type SandboxSession } from '../sandbox/session.js';
@@ -30,7 +30,7 @@ export function install(request: InstallRequest, deps: WorkflowDeps): Promise<In
       image: (_lock, _upstreams, log) => (request.buildImage ? prepareBuildImage(request.image, deps, log) : prepareImage(request.image, deps, log)),
       after: () => [startupPhase()],
       stage: (session) => stageTree(request.output, session),
-      publish: (_session, _lock, report, policy, log, staged) => exportTree(request, report, policy, deps, log, staged),
+      publish: (_session, _lock, report, policy, log, staged, _built, verified) => exportTree(request, report, policy, deps, log, staged, verified),
     },
     deps,
   );
@@ -63,21 +63,32 @@ async function stageTree(output: string, session: SandboxSession): Promise<TreeS
  * only then publish: the report says what will be published, and a report that cannot be written
  * stops the export.
  */
-async function exportTree(request: InstallRequest, report: Report, policy: Policy, deps: WorkflowDeps, log: Logger, tree: Staged | null): Promise<void> {
+async function exportTree(
+  request: InstallRequest,
+  report: Report,
+  policy: Policy,
+  deps: WorkflowDeps,
+  log: Logger,
+  tree: Staged | null,
+  verified: ReadonlyMap<string, ShippedFile>,
+): Promise<void> {
   if (tree === null) throw new InstallError('export.not-staged', 'the installed tree was not staged for export');
   if ('failed' in tree) throw diskFullOr(tree.failed, tree.staging.target);
-  const staged = await completeStage(tree.staging, tree.extracted, { signal: deps.signal });
+  const staged = await completeStage(tree.staging, tree.extracted, { signal: deps.signal, verified });
   if (staged.bytecode?.skipped) log.warn({ reason: staged.bytecode.skipped }, 'exporting without bytecode; Python compiles it at first import');
   if (staged.findings.length > 0) {
-    await staged.discard();
     // What the export finds (a source that does not compile, an unsafe entry) is about the tree the
-    // install phase produced.
+    // install phase produced. An entry extraction refused is never published (nothing was listed);
+    // a source that cannot run (static.inert-source) is published with its warning.
     rejudge(
       report,
       staged.findings.map((f) => ({ ...f, phase: 'install' })),
       policy,
     );
-    return;
+    if (report.verdict === 'fail' || tree.extracted.findings.length > 0) {
+      await staged.discard();
+      return;
+    }
   }
   if (deps.signal.aborted) {
     // Interrupted while the staged tree was listed: nothing is published.

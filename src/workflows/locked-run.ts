@@ -44,6 +44,7 @@ import {
 } from './steps.js';
 import { builtAll, readBuiltWheels, type BuiltWheel } from './built-wheels.js';
 import { collectFindings } from '../observe/index.js';
+import type { VerifiedFile } from '../observe/provenance.js';
 import type { Consumer } from './tee.js';
 
 export interface LockedRunRequest {
@@ -90,7 +91,16 @@ export interface LockedWorkflow<S = never> {
    * Publish after a pass: stage (or finish what `stage` read), re-judge what staging found (setting
    * the report's verdict and findings), write the report, and only then make the output appear.
    */
-  publish(session: SandboxSession, lock: LockPlan, report: Report, policy: Policy, log: Logger, staged: S | null, built: BuiltWheel[]): Promise<void>;
+  publish(
+    session: SandboxSession,
+    lock: LockPlan,
+    report: Report,
+    policy: Policy,
+    log: Logger,
+    staged: S | null,
+    built: BuiltWheel[],
+    verified: ReadonlyMap<string, VerifiedFile>,
+  ): Promise<void>;
 }
 
 /** Read the lock and the policy, and refuse what cannot be honoured before any container starts. */
@@ -209,7 +219,7 @@ export async function lockedRun<S>(request: LockedRunRequest, workflow: LockedWo
     if (report.verdict === 'pass' && workflow.publishes(policy)) {
       deps.signal.throwIfAborted();
       t = performance.now();
-      await workflow.publish(session, lock, report, policy, log, read, built.wheels);
+      await workflow.publish(session, lock, report, policy, log, read, built.wheels, observed.verified ?? new Map());
       timings.export = Math.round(performance.now() - t);
     }
     return exitCodeOf(report.verdict);

@@ -95,6 +95,7 @@ export async function observePhases(run: RunOutcome, shared: Omit<ObserveInput, 
     if (seen.footprint) builds.push(seen.footprint);
     // The tree is scanned with the first phase; the later ones attribute by its owners.
     siteOwners ??= seen.siteOwners;
+    all.verified ??= seen.verified;
     const phase = outcome.phase;
     all.findings.push(...seen.findings.map((f) => ({ ...f, phase })));
     if (seen.siteWriters) writers.push(seen.siteWriters);
@@ -204,7 +205,7 @@ export function openSession(request: SessionRequest, deps: WorkflowDeps, log: Lo
  */
 export async function observeRun(session: SandboxSession, run: RunOutcome, shared: Shared, wheel: (file: ServedFile) => boolean): Promise<Observation> {
   const { built, ...common } = shared;
-  const rest = { ...common, wheels: [...servedWheels(session, wheel), ...(built ?? [])], canaries: session.canaries };
+  const rest = { ...common, wheels: observedWheels(session, wheel, built), canaries: session.canaries };
   if (!treeInstalled(run)) return observePhases(run, { ...rest, archive: null });
   return failClosed(
     session,
@@ -261,10 +262,12 @@ export const treeInstalled = (run: RunOutcome): boolean => {
   return main?.phase === 'install' && main.pipExitCode === 0;
 };
 
-function servedWheels(session: SandboxSession, wheel: (file: ServedFile) => boolean): ObserveInput['wheels'] {
-  return session.proxyRecords.served
+/** The wheels the tree is held to: those the proxy served (verified against the lock), and those the build phases made. */
+function observedWheels(session: SandboxSession, wheel: (file: ServedFile) => boolean, built: Shared['built']): ObserveInput['wheels'] {
+  const served = session.proxyRecords.served
     .filter((file) => file.filename.endsWith('.whl') && wheel(file))
     .map((file) => ({ filename: file.filename, sha256: file.sha256, file: file.cachePath }));
+  return [...served, ...(built ?? []).map((w) => ({ filename: w.filename, sha256: w.sha256, file: w.file, built: true }))];
 }
 
 /**
@@ -282,7 +285,7 @@ export async function observeRunReading<T>(
   signal: AbortSignal,
 ): Promise<{ observed: Observation; read: T | null }> {
   const { built, ...common } = shared;
-  const rest = { ...common, wheels: [...servedWheels(session, wheel), ...(built ?? [])], canaries: session.canaries };
+  const rest = { ...common, wheels: observedWheels(session, wheel, built), canaries: session.canaries };
   return failClosed<{ observed: Observation; read: T | null }>(
     session,
     'site-archive',

@@ -8,7 +8,17 @@ import { networkInterfaces, tmpdir } from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
 import { afterEach, describe, expect, it } from 'vitest';
-import { buildDirWriter, compiledExtension, dataWheel, EXTENSION_SOURCE, namespaceWheels, pytestPlugin, shipsPyc, threePackages } from '../fixtures/benign.js';
+import {
+  buildDirWriter,
+  compiledExtension,
+  dataWheel,
+  EXTENSION_SOURCE,
+  namespaceWheels,
+  pytestPlugin,
+  realWorldQuirks,
+  shipsPyc,
+  threePackages,
+} from '../fixtures/benign.js';
 import { hostileCases, type ExpectedFinding, type HostileCase } from '../fixtures/hostile.js';
 import { buildFixtureIndex } from '../fixtures/index.js';
 import { engineAvailable, expectNoContainersLeft, runCli } from './helpers.js';
@@ -173,6 +183,39 @@ describe.runIf(engineAvailable())('benign packages pass with no finding above in
     const pyc = await readFile(path.join(run.output, 'ships_pyc', '__pycache__', '__init__.cpython-311.pyc'));
     expect(pyc.readUInt32LE(4)).toBe(3); // checked-hash: ours; the shipped one is timestamp-based
     expect((await importOnHost(run.output, 'import ships_pyc; print(ships_pyc.answer())')).stdout).toBe('42');
+  });
+
+  it("real packages' quirks pass: reviewed .pth, namespace template, a tool's own script, hex RECORD digests, a template named .py", async () => {
+    const index = await buildFixtureIndex(realWorldQuirks);
+    const run = await runCli(index.lockFile, index.indexUrl);
+    expect(run.report.verdict).toBe('pass');
+    expect(run.exitCode).toBe(0);
+    // One warning: the template cannot run, and is exported as its wheel shipped it.
+    expect(run.report.findings.filter((f) => f.severity !== 'info')).toEqual([
+      expect.objectContaining({
+        rule: 'static.inert-source',
+        severity: 'low',
+        failing: false,
+        package: 'ships-template',
+        phase: 'install',
+        evidence: expect.objectContaining({ path: 'ships_template/templates/module.py', wheel: 'ships_template-1.0-py3-none-any.whl' }),
+      }),
+    ]);
+    // The hex digests are one note, the wheel vouching for the bytes.
+    expect(run.report.findings.filter((f) => f.rule === 'static.record-unhashed')).toEqual([
+      expect.objectContaining({
+        severity: 'info',
+        package: 'hex-record',
+        phase: 'install',
+        evidence: expect.objectContaining({
+          wheel: 'hex_record-4.15.2-py3-none-any.whl',
+          paths: expect.arrayContaining(['hex_record/__init__.py', 'hex_record/data.txt']),
+        }),
+      }),
+    ]);
+    for (const file of ['a1_coverage.pth', 'quirkns_part-1.0-py3.7-nspkg.pth', 'ships_template/templates/module.py']) {
+      expect(await exists(path.join(run.output, file)), file).toBe(true);
+    }
   });
 
   it('a pytest plugin passes with one warning naming its entry point', async () => {
