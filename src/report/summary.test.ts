@@ -197,14 +197,36 @@ function tally(text: string): { listed: number; more: number } {
 describe('renderSummary stays short', () => {
   it('lists at most 20 findings per package, the failing and most severe, and counts the rest', () => {
     const findings = [
-      ...Array.from({ length: 25 }, (_, i) => judged('network.dns', 'evil-pkg', `low ${i}`, {}, { severity: 'low', failing: false })),
+      ...Array.from({ length: 25 }, (_, i) => judged('network.dns', 'evil-pkg', `low ${i}`, {}, { severity: 'medium', failing: false })),
       ...Array.from({ length: 5 }, (_, i) => judged('process.exec', 'evil-pkg', `failing ${i}`, {})),
     ];
     const lines = renderSummary(report({ findings }), false).split('\n');
-    expect(lines.slice(1, 3)).toEqual(['  evil-pkg', '    · network.dns [low] low 0  ']);
+    expect(lines.slice(1, 3)).toEqual(['  evil-pkg', '    · network.dns [medium] low 0  ']);
     expect(lines.filter((line) => line.includes('low '))).toHaveLength(15);
     expect(lines.filter((line) => line.includes('failing '))).toHaveLength(5);
     expect(lines.slice(-4)).toEqual(['    ✗ process.exec [high] failing 4  ', '    … 10 more findings (see the JSON report)', '  nothing exported', '']);
+  });
+
+  it('collapses low findings that do not fail into one line with their count, by rule and package; a failing low one is listed', () => {
+    const warn = { severity: 'low', action: 'warn', failing: false } as const;
+    const findings = [
+      judged('process.exec', 'evil-pkg', 'ran sh', {}),
+      ...['anyio', 'hypothesis', 'faker', 'pytest-cov'].map((pkg) =>
+        judged('static.autoload-entry-point', pkg, `${pkg} registers a plugin in pytest11`, { group: 'pytest11' }, warn),
+      ),
+      judged('static.inert-source', 'aenum', 'aenum/_py2.py does not compile', { path: 'aenum/_py2.py' }, warn),
+      judged('network.dns', 'evil-pkg', 'a low one that fails', {}, { severity: 'low' }),
+    ];
+    const lines = renderSummary(report({ findings }), false).split('\n');
+    expect(lines[0]).toBe('sandbox-install FAIL  requirements.lock  2 packages, 7 findings (5 warnings), policy default');
+    expect(lines.slice(1)).toEqual([
+      '  evil-pkg',
+      '    ✗ process.exec [high] ran sh  ',
+      '    ✗ network.dns [low] a low one that fails  ',
+      '  ! 5 low findings, not failing: static.autoload-entry-point ×4 (anyio, hypothesis, faker, 1 more); static.inert-source ×1 (aenum)  (see the JSON report)',
+      '  nothing exported',
+      '',
+    ]);
   });
 
   it('never passes its line limit, and accounts for every finding', () => {

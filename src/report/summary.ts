@@ -51,8 +51,29 @@ export function evidenceLine(evidence: Record<string, unknown>, max = SUMMARY_LI
 const more = (n: number) => `… ${n} more finding${n === 1 ? '' : 's'} (see the JSON report)`;
 
 /**
+ * Low findings that do not fail, as one line: each rule with its count and first packages. They
+ * are advice (an entry point pytest loads, a source that cannot run); the JSON report lists each.
+ */
+function lowLine(low: JudgedFinding[], max: number): string {
+  const byRule = new Map<string, Set<string>>();
+  const count = new Map<string, number>();
+  for (const f of low) {
+    const packages = byRule.get(f.rule) ?? new Set<string>();
+    packages.add(f.package ?? '(unattributed)');
+    byRule.set(f.rule, packages);
+    count.set(f.rule, (count.get(f.rule) ?? 0) + 1);
+  }
+  const parts = [...byRule].map(([rule, packages]) => {
+    const names = [...packages];
+    return `${rule} ×${count.get(rule) ?? 0} (${names.slice(0, 3).join(', ')}${names.length > 3 ? `, ${names.length - 3} more` : ''})`;
+  });
+  return clip(`${low.length} low finding${low.length === 1 ? '' : 's'}, not failing: ${parts.join('; ')}`, max);
+}
+
+/**
  * The short human summary on stdout: verdict, then findings grouped by package, at most
- * `findingsPerPackage` per package (the failing and most severe) and `lines` lines in all.
+ * `findingsPerPackage` per package (the failing and most severe) and `lines` lines in all. Low
+ * findings that do not fail are one line with their count at the end.
  */
 export function renderSummary(report: Report, color: boolean, limits: SummaryLimits = SUMMARY_LIMITS): string {
   const c = paint(color);
@@ -70,8 +91,13 @@ export function renderSummary(report: Report, color: boolean, limits: SummaryLim
   else if (report.verdict !== 'pass') footer.push('  nothing exported');
   if (report.error) footer.push(`  ${c('yellow', clip(String(report.error.message ?? ''), limits.textChars))}`);
 
+  const isLow = (f: JudgedFinding) => f.severity === 'low' && !f.failing;
+  const low = shown.filter(isLow);
+  if (low.length > 0) footer.unshift(`  ${c('yellow', '!')} ${lowLine(low, limits.textChars * 2)}  ${c('dim', '(see the JSON report)')}`);
+
   const byPackage = new Map<string, JudgedFinding[]>();
   for (const f of shown) {
+    if (isLow(f)) continue;
     const key = f.package ?? '(unattributed)';
     const list = byPackage.get(key);
     if (list) list.push(f);
@@ -81,7 +107,7 @@ export function renderSummary(report: Report, color: boolean, limits: SummaryLim
   const body: string[] = [];
   // One line stays free for a final `… N more findings` line.
   let room = limits.lines - 1 - footer.length - 1;
-  let left = shown.length;
+  let left = shown.length - low.length;
   for (const [pkg, findings] of byPackage) {
     // A package line and at least one finding or `more` line.
     if (room < 2) break;
