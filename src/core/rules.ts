@@ -40,6 +40,11 @@ export const CATALOGUE = {
     "the proxy refused an upstream file unread: a file: link outside its mirror's root, or not a regular file",
     'A mirror page pointing at host files is probing this machine; nothing was read, so the report holds no digest of it.',
   ),
+  'integrity.file-conflict': rule(
+    'high',
+    'two or more locked distributions install the same files',
+    'The export holds whichever pip installed last (opencv-python beside opencv-python-headless): lock only one of them.',
+  ),
   'integrity.installed-mismatch': rule(
     'high',
     "an installed file of a locked wheel differs from that wheel's own RECORD",

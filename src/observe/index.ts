@@ -38,6 +38,7 @@ import {
 import { exfilFindings } from './exfil.js';
 import { networkFindings } from './network.js';
 import { processFindings } from './processes.js';
+import { collapseConflicts } from './conflicts.js';
 import { packagingNotes, provenanceFindings, readLockedWheels, type LockedWheel, type VerifiedFile, type Writer } from './provenance.js';
 import { scanSitePackages, type StaticScan } from './static-scan.js';
 import { timeline, type TimelineEntry } from './timeline.js';
@@ -429,10 +430,13 @@ export async function observe(input: ObserveInput): Promise<Observation> {
       ...(input.build ? meddlingFindings({ trace, packageOf, argvOf, earlier: input.build.earlier }) : []),
       ...autorunWriteFindings({ trace, target: TARGET, pipPids: pipOwn, packageOf, argvOf }),
       ...processes.findings,
-      ...attributeByWriter([...packagingNotes(scan?.findings ?? [], provenance.verified), ...unlockedDistributions(scan, input.distributions)], (full) =>
-        writerIn(siteWriters, full),
-      ),
-      ...provenance.findings,
+      // Distributions that install the same files are one finding, not one per file and side.
+      ...collapseConflicts([
+        ...attributeByWriter([...packagingNotes(scan?.findings ?? [], provenance.verified), ...unlockedDistributions(scan, input.distributions)], (full) =>
+          writerIn(siteWriters, full),
+        ),
+        ...provenance.findings,
+      ]),
     ],
     verified: scan ? provenance.verified : undefined,
     siteOwners: scan ? new Map(scan.files.flatMap((f) => (f.owner === null ? [] : [[f.path, f.owner] as const]))) : undefined,

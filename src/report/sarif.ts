@@ -146,6 +146,7 @@ export const STABLE_KEYS: { readonly [R in RuleId]: (e: Evidence) => unknown } =
   'integrity.build-requirement': pick('project', 'filename', 'sha256'),
   // What differed names the run's own canary-derived choices: only which comparison failed is stable.
   'integrity.resolve-divergence': pick('kind'),
+  'integrity.file-conflict': pick('distributions'),
   'integrity.installed-mismatch': pick('distribution', 'wheel', 'path', 'kind', 'reason'),
   'lock.unhashed': generic,
   'lock.unpinned': generic,

@@ -218,6 +218,26 @@ describe.runIf(engineAvailable())('benign packages pass with no finding above in
     }
   });
 
+  it('two distributions that install the same files fail with one finding naming both and the files (opencv-python beside opencv-python-headless)', async () => {
+    const shared = (flavour: string) => ({ 'cvlike/__init__.py': `FLAVOUR = "${flavour}"\n`, 'cvlike/data/cascade.xml': `<${flavour}/>\n` });
+    const index = await buildFixtureIndex([
+      { name: 'cvlike', version: '4.10', kind: 'wheel', files: shared('full') },
+      { name: 'cvlike-headless', version: '4.10', kind: 'wheel', files: shared('headless') },
+    ]);
+    const run = await runCli(index.lockFile, index.indexUrl);
+    expect(run.report.verdict).toBe('fail');
+    expect(run.report.findings.filter((f) => f.severity !== 'info')).toEqual([
+      expect.objectContaining({
+        rule: 'integrity.file-conflict',
+        failing: true,
+        package: null,
+        phase: 'install',
+        evidence: { distributions: ['cvlike', 'cvlike-headless'], files: 2, paths: ['cvlike/__init__.py', 'cvlike/data/cascade.xml'], overwritten: 2 },
+      }),
+    ]);
+    expect(run.report.exported).toBeNull();
+  });
+
   it('a pytest plugin passes with one warning naming its entry point', async () => {
     const index = await buildFixtureIndex([pytestPlugin]);
     const run = await runCli(index.lockFile, index.indexUrl);
