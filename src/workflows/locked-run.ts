@@ -24,7 +24,9 @@ import { lockedFiles } from '../proxy/locked-files.js';
 import { emptyReport, type Report } from '../report/schema.js';
 import { conflictsWithOnlyBinaryPolicy } from '../sandbox/requirements.js';
 import type { SandboxSession } from '../sandbox/session.js';
+import { labelledPython, withImage } from './target-python.js';
 import {
+  chooseRunTarget,
   exitCodeOf,
   failClosed,
   lockedPackages,
@@ -61,6 +63,8 @@ export interface LockedRunRequest {
   /** The sandbox image; default: the tag of images/, built when missing. */
   image?: string;
   cacheDir?: string;
+  /** --python-version: the Python the export is for; absent: the host's python3.11, else the image's. */
+  pythonVersion?: string;
 }
 
 /**
@@ -93,21 +97,26 @@ export interface LockedWorkflow<S = never> {
   publish(session: SandboxSession, lock: LockPlan, report: Report, policy: Policy, log: Logger, staged: S | null, built: BuiltWheel[]): Promise<void>;
 }
 
-/** Read the lock and the policy, and refuse what cannot be honoured before any container starts. */
-async function plan<S>(request: LockedRunRequest, workflow: LockedWorkflow<S>): Promise<{ lock: LockPlan; policy: Policy; lockPins: BuildPin[] }> {
+/** Read the lock, the policy and the target Python, and refuse what cannot be honoured before any container starts. */
+async function plan<S>(
+  request: LockedRunRequest,
+  workflow: LockedWorkflow<S>,
+  deps: WorkflowDeps,
+): Promise<{ lock: LockPlan; policy: Policy; lockPins: BuildPin[]; target: Awaited<ReturnType<typeof chooseRunTarget>> }> {
+  const target = await chooseRunTarget(request.pythonVersion, request.image, deps);
   const lock = await readLock(request.lockfile);
   const lockPins = (await readBuildPins(request.lockfile))?.pins ?? [];
   const policy = await loadPolicy(request.policy);
   const conflict = policy.onlyBinary ? conflictsWithOnlyBinaryPolicy(lock.pipOptions) : null;
   if (conflict !== null) throw new InputError('lock.invalid', `${request.lockfile}: ${conflict}`);
   if (workflow.publishes(policy)) await assertReplaceable(path.resolve(request.output));
-  return { lock, policy, lockPins };
+  return { lock, policy, lockPins, target };
 }
 
 export async function lockedRun<S>(request: LockedRunRequest, workflow: LockedWorkflow<S>, deps: WorkflowDeps): Promise<WorkflowResult> {
   const started = performance.now();
   const timings: Record<string, number> = {};
-  const { lock, policy, lockPins } = await plan(request, workflow);
+  const { lock, policy, lockPins, target } = await plan(request, workflow, deps);
   const upstreams = await lockedUpstreams(request, lock, policy);
   const log = deps.logger.child({ lockfile: request.lockfile });
   const distributions = lock.requirements.map((r) => r.name);
@@ -135,9 +144,11 @@ export async function lockedRun<S>(request: LockedRunRequest, workflow: LockedWo
   let t = performance.now();
   const builds = sdistsToBuild(lock, policy, files);
   const image = await workflow.image(lock, upstreams, log, builds);
+  const python = withImage(target, await labelledPython(deps.engine, image));
   timings.image = Math.round(performance.now() - t);
 
   const report = emptyReport({ version: TOOL_VERSION, lockfile: request.lockfile, policy: policy.name, image, timings });
+  report.python = { image: python.image, target: python.target };
   return withReport(request.report, report, started, log, async () => {
     // The run. The session removes its containers and temp dirs however this block ends.
     await using session = await openSession(
@@ -151,12 +162,17 @@ export async function lockedRun<S>(request: LockedRunRequest, workflow: LockedWo
         build: { requirements: builds },
         // Only a run that builds an sdist may be served a build requirement: pinned, or the policy's opt-in.
         buildRequirements: buildRequirementsFor(policy.build, lockPins, builds.length > 0),
+        python,
       },
       deps,
       log,
     );
     log.info(
-      { packages: lock.requirements.length, upstreams: { indexUrl: redactUrl(upstreams.indexUrl), extraIndexUrls: upstreams.extraIndexUrls.map(redactUrl) } },
+      {
+        packages: lock.requirements.length,
+        python: { ...python },
+        upstreams: { indexUrl: redactUrl(upstreams.indexUrl), extraIndexUrls: upstreams.extraIndexUrls.map(redactUrl) },
+      },
       workflow.doing,
     );
     const after = workflow.after(session);
