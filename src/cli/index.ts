@@ -20,6 +20,14 @@ import { defaultRunsDir, sweepRuns } from '../core/run-record.js';
 
 const collect = (value: string, previous: string[] = []) => [...previous, value];
 
+/** --python-version, on the commands that install or resolve for the user's interpreter. */
+function pythonVersionOption(command: Command): Command {
+  return command.option(
+    '--python-version <X.Y.Z>',
+    "the Python the result is for: markers and Requires-Python are evaluated for it (default: the host's python3.11, else the image's); another X.Y than the image's 3.11 is refused",
+  );
+}
+
 /** The flags of every command that runs a sandbox. */
 function sandboxOptions(command: Command, policy: string): Command {
   return command
@@ -93,30 +101,36 @@ export async function main(
     exitCode = await action(context());
   };
 
-  sandboxOptions(
-    program.command('install <lockfile>', { isDefault: true }).description('install a lockfile in the sandbox and export site-packages (main job)'),
-    'default',
+  pythonVersionOption(
+    sandboxOptions(
+      program.command('install <lockfile>', { isDefault: true }).description('install a lockfile in the sandbox and export site-packages (main job)'),
+      'default',
+    ),
   )
     .option('-o, --output <dir>', 'where to export site-packages', 'out/site-packages')
     .option('--build-image', 'run in the build image: the sandbox image with a C compiler from Debian')
     .action((lockfile: string, options: Record<string, unknown>) => run((ctx) => runInstall(lockfile, options, ctx))());
 
-  sandboxOptions(
-    program
-      .command('wheelhouse <lockfile>')
-      .description('install the lock and build its sdists into wheels in the sandbox; on pass, write the wheels and a lock re-hashed to them'),
-    'default',
+  pythonVersionOption(
+    sandboxOptions(
+      program
+        .command('wheelhouse <lockfile>')
+        .description('install the lock and build its sdists into wheels in the sandbox; on pass, write the wheels and a lock re-hashed to them'),
+      'default',
+    ),
   )
     .requiredOption('-o, --output <dir>', 'the wheelhouse directory (written only on pass, atomically)')
     .option('--build-image', 'run in the build image (default: when some requirement is locked to sdists only)')
     .option('--no-build-image', 'run in the plain sandbox image even when the lock has sdists')
     .action((lockfile: string, options: Record<string, unknown>) => run((ctx) => runWheelhouse(lockfile, options, ctx))());
 
-  sandboxOptions(
-    program
-      .command('lock <requirements.in>')
-      .description('resolve a requirements.in inside the sandbox; write a hashed lock (or pylock.toml) only if the policy passes'),
-    'default',
+  pythonVersionOption(
+    sandboxOptions(
+      program
+        .command('lock <requirements.in>')
+        .description('resolve a requirements.in inside the sandbox; write a hashed lock (or pylock.toml) only if the policy passes'),
+      'default',
+    ),
   )
     .option('-o, --output <file>', 'the lock (default: requirements.lock, or pylock.toml, beside the requirements.in)')
     .addOption(

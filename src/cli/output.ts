@@ -23,6 +23,16 @@ export const SandboxOptions = z.object({
   cacheDir: z.string().optional(),
 });
 
+/**
+ * --python-version of the commands that install or resolve for the user's interpreter (install,
+ * wheelhouse, lock): a full CPython release, X.Y.Z. Whether its X.Y is the image's is the
+ * workflow's to say (workflows/target-python.ts), before any container.
+ */
+export const PythonVersion = z
+  .string()
+  .regex(/^\d{1,3}\.\d{1,3}\.\d{1,4}$/, 'a full CPython release, X.Y.Z (3.11.7)')
+  .optional();
+
 /** What a workflow gets from a command's context: the engine (made now), the logger, the abort signal. */
 export function workflowDeps(ctx: CommandContext): WorkflowDeps {
   return { engine: ctx.engine(), logger: ctx.logger, signal: ctx.signal };

@@ -8,6 +8,12 @@ export const INSTALLER_PYTHON = '/opt/installer/bin/python';
  * under the tracer), and pip starts its build-requirement installs the same way.
  */
 export const PIP_RUNNER = '/usr/lib/python3/dist-packages/pip/__pip-runner__.py';
+/**
+ * pip as its runner starts it, evaluating markers and Requires-Python for another patch release of
+ * the image's interpreter (images/pip-as.py): `INSTALLER_PYTHON PIP_AS <X.Y.Z> …` in place of
+ * `INSTALLER_PYTHON PIP_RUNNER …` when the run's target is not the image's own release.
+ */
+export const PIP_AS = '/opt/sandbox-install/pip-as.py';
 export const SITE_PACKAGES = `${TARGET}/lib/python3.11/site-packages`;
 /** The unprivileged user's home: named like any Linux user's, not like a sandbox's. */
 export const HOME = '/home/user';

@@ -50,7 +50,7 @@ describe('renderRequirementsLock', () => {
     expect(renderRequirementsLock(entries, provenance)).toBe(
       [
         '# This file was written by sandbox-install lock 0.1.0 from requirements.in on 2026-12-03; resolved inside the sandbox (pip 23.0.1, CPython 3.11.2, linux x86_64) against https://mirror.example.invalid/simple/',
-        '# The resolution holds for CPython 3.11 on linux x86_64 (glibc): environment markers were evaluated there, and only the wheels that platform can install are listed, with the sdist.',
+        '# The resolution holds for CPython 3.11 on linux x86_64 (glibc): environment markers were evaluated for CPython 3.11.2, and only the wheels that platform can install are listed, with the sdist.',
         '#',
         '#    sandbox-install lock requirements.in -o requirements.lock',
         '#',

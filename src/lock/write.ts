@@ -54,7 +54,7 @@ function headerLines(p: LockProvenance): string[] {
   const python = p.pythonVersion.split('.').slice(0, 2).join('.');
   return [
     `# This file was written by sandbox-install lock ${p.toolVersion} from ${oneLine(p.source)} on ${p.date}; resolved inside the sandbox (pip ${p.pipVersion}, CPython ${p.pythonVersion}, linux ${p.machine}) against ${p.indexes.map(oneLine).join(', ')}`,
-    `# The resolution holds for CPython ${python} on linux ${p.machine} (glibc): environment markers were evaluated there, and only the wheels that platform can install are listed, with the sdist.`,
+    `# The resolution holds for CPython ${python} on linux ${p.machine} (glibc): environment markers were evaluated for CPython ${p.pythonVersion}, and only the wheels that platform can install are listed, with the sdist.`,
     '#',
     `#    ${oneLine(p.command)}`,
     '#',

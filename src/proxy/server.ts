@@ -111,6 +111,12 @@ export interface StartProxyOptions {
    */
   buildPins?: BuildPin[];
   buildAllow: string[];
+  /**
+   * The Python release an unpinned build requirement's Requires-Python is held to: the image's own.
+   * pip installs build requirements in a subprocess on the image's interpreter (never through
+   * images/pip-as.py), for the build that interpreter runs. Default SANDBOX_PYTHON_VERSION.
+   */
+  buildPython?: string;
   logger: Logger;
   /** Bound on connecting to an upstream and on each wait for data. Default 20 s. */
   upstreamTimeoutMs?: number;
@@ -415,7 +421,7 @@ class ProxyServer implements IndexProxy {
           },
         );
       }
-      const chosen = newestUsableRelease(project, files, target, SANDBOX_PYTHON_VERSION);
+      const chosen = newestUsableRelease(project, files, target, this.opts.buildPython ?? SANDBOX_PYTHON_VERSION);
       if (chosen.length === 0) this.log.warn({ project }, 'no release of an allowed build requirement is usable here; its page will list nothing');
       pages.set(project, chosen);
     });

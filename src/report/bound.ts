@@ -543,6 +543,8 @@ function bound(report: Report, overrides: Partial<ReportLimits>): { report: Repo
     lockfile: skeleton.lockfile,
     policy: skeleton.policy,
     image: skeleton.image,
+    // Versions the tool read and checked as X.Y.Z (an option, the host's python3.11, the image's label).
+    ...(report.python === undefined ? {} : { python: { image: report.python.image, target: report.python.target } }),
     packages: parts.packages.map((p) => p.value),
     findings: parts.findings.map((p) => p.value),
     network: parts.network.map((p) => p.value),

@@ -119,6 +119,12 @@ export const Report = z.object({
    * it; null when it ran but its report is missing or does not parse. Never part of the verdict.
    */
   importCoverage: ImportCoverage.nullable().optional(),
+  /**
+   * The Python the run installed (or resolved) for: `target`, whose markers and Requires-Python pip
+   * evaluated (--python-version, else the host's python3.11, else the image's own), and `image`,
+   * the sandbox image's interpreter. null where unknown (an image built without its version label).
+   */
+  python: z.strictObject({ image: z.string().nullable(), target: z.string().nullable() }).optional(),
   exported: z.string().nullable(),
   manifest: z.string().nullable(),
   error: z.record(z.string(), z.unknown()).nullable(),

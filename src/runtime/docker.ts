@@ -1,4 +1,5 @@
 /** The dockerode adapter behind the container port. The only file that imports dockerode. */
+import { randomUUID } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { PassThrough, type Readable } from 'node:stream';
 import { setTimeout as delay } from 'node:timers/promises';
@@ -420,6 +421,30 @@ export class DockerClient implements ContainerClient {
       forcerm: true,
     })) as NodeJS.ReadableStream;
     await followProgress(this.docker, stream, onProgress);
+  }
+
+  async probeImage(image: string, cmd: string[], labels: Record<string, string>, maxBytes: number): Promise<string> {
+    const name = `sandbox-install-probe-${randomUUID().slice(0, 8)}`;
+    const container = await this.create({
+      name,
+      image,
+      cmd,
+      labels,
+      networkMode: 'none',
+      capDrop: ['ALL'],
+      securityOpt: ['no-new-privileges'],
+      user: 'nobody',
+    });
+    try {
+      await container.start();
+      const exitCode = await container.wait();
+      const buffer = (await this.docker.getContainer(container.id).logs({ stdout: true, stderr: false, follow: false })) as unknown as Buffer;
+      const output = demuxTail(buffer, maxBytes);
+      if (exitCode !== 0) throw new InstallError('engine.probe-failed', `${cmd.join(' ')} exited with ${exitCode} in ${image}`);
+      return output;
+    } finally {
+      await container.remove().catch(() => undefined);
+    }
   }
 
   async importImage(rootfs: Readable, tag: string, changes: string[], onProgress: BuildProgress): Promise<void> {

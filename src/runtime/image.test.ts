@@ -3,8 +3,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { EnvironmentError } from '../errors.js';
-import { BUILD_VARIANT_DIR, buildVariantTag, defaultImageTag, ensureBuildVariant, ensureImage, IMAGES_DIR } from './image.js';
-import type { ContainerClient } from './port.js';
+import { BUILD_VARIANT_DIR, buildVariantTag, defaultImageTag, ensureBuildVariant, ensureImage, imagePython, IMAGES_DIR, PYTHON_LABEL } from './image.js';
+import { LABEL, type ContainerClient } from './port.js';
 
 describe('defaultImageTag', () => {
   it('follows the content of the files in images/ and ignores directories such as __pycache__', async () => {
@@ -100,6 +100,38 @@ describe('the sandbox image on first use', () => {
     expect(missing.builds).toEqual([
       { context: IMAGES_DIR, tag: 'sandbox-install:abc', args: { BASE: 'sandbox-install-base:bookworm', BUILD_PATH: 'bootstrap-debian' } },
     ]);
+  });
+
+  it("a built image is labelled with its interpreter's version, as a probe of it printed it", async () => {
+    const { client, builds } = engine(['sandbox-install-base:bookworm']);
+    const probes: Array<{ image: string; cmd: string[]; role: string | undefined }> = [];
+    const probing = Object.assign(client, {
+      probeImage: async (image: string, cmd: string[], labels: Record<string, string>) => {
+        probes.push({ image, cmd, role: labels[LABEL.role] });
+        return '3.11.2\n';
+      },
+    });
+    expect(await ensureImage({ client: probing, tag: 'sandbox-install:abc', base: 'auto', progress: () => {} })).toBe('bootstrap-debian');
+    expect(probes).toEqual([
+      { image: 'sandbox-install:abc', cmd: ['python3', '-I', '-S', '-c', 'import platform; print(platform.python_version())'], role: 'probe' },
+    ]);
+    expect(builds.map((b) => [path.basename(b.context), b.tag, b.args])).toEqual([
+      ['images', 'sandbox-install:abc', { BASE: 'sandbox-install-base:bookworm', BUILD_PATH: 'bootstrap-debian' }],
+      ['python-label', 'sandbox-install:abc', { BASE: 'sandbox-install:abc', PYTHON_VERSION: '3.11.2' }],
+    ]);
+    // What the label says is read back only when it is a release.
+    const labelled = (label: string) =>
+      ({ inspectImage: async () => ({ created: '', sizeBytes: 0, labels: { [PYTHON_LABEL]: label } }) }) as unknown as ContainerClient;
+    expect(await imagePython(labelled('3.11.2'), 'sandbox-install:abc')).toBe('3.11.2');
+    expect(await imagePython(labelled('3.11.2; rm -rf'), 'sandbox-install:abc')).toBeNull();
+  });
+
+  it('a probe that prints something else than a version fails the build (exit 3)', async () => {
+    const { client } = engine(['sandbox-install-base:bookworm']);
+    const probing = Object.assign(client, { probeImage: async () => 'Python 3.11.2\n' });
+    await expect(ensureImage({ client: probing, tag: 'sandbox-install:abc', base: 'auto', progress: () => {} })).rejects.toMatchObject({
+      code: 'image.build-failed',
+    });
   });
 
   it('a build that fails is an environment error (exit 3) naming the image', async () => {

@@ -9,7 +9,7 @@ import path from 'node:path';
 import { execa } from 'execa';
 import { defaultRunsDir, RunRecord } from '../core/run-record.js';
 import { EnvironmentError } from '../errors.js';
-import type { ContainerClient } from './port.js';
+import { LABEL, runOwner, type ContainerClient } from './port.js';
 
 /** `images/` sits two levels above this file both in `src/runtime/` and in `dist/runtime/`. */
 export const IMAGES_DIR = fileURLToPath(new URL('../../images/', import.meta.url));
@@ -17,6 +17,15 @@ export const ONLINE_BASE = 'python:3.11-slim';
 export const BOOTSTRAP_BASE = 'sandbox-install-base:bookworm';
 
 export type BuildPath = 'existing' | 'online' | 'bootstrap-debian';
+
+/** On the sandbox image (and so on its build variant): its interpreter's version, `3.11.2`, read from the image when it was built. */
+export const PYTHON_LABEL = 'io.sandbox-install.python';
+
+/** A CPython release as `X.Y.Z` (no pre-release: Debian's and the python image's are final). */
+export const PYTHON_RELEASE = /^(\d{1,3})\.(\d{1,3})\.(\d{1,4})$/;
+
+/** images/python-label/: the image plus PYTHON_LABEL (a subdirectory, so not part of the image's content hash). */
+const PYTHON_LABEL_DIR = fileURLToPath(new URL('../../images/python-label/', import.meta.url));
 
 /** On every image we build: which path made it (`online`, `bootstrap-debian`, or `build` for the build variant). */
 export const BUILD_PATH_LABEL = 'io.sandbox-install.build-path';
@@ -113,12 +122,37 @@ export async function buildImage(options: ImageBuildOptions): Promise<BuildPath>
   options.progress(`building ${options.tag} FROM ${base}`);
   try {
     await options.client.buildImage(IMAGES_DIR, options.tag, { BASE: base, BUILD_PATH: chosen }, options.progress);
+    await labelPython(options);
   } catch (error: unknown) {
     throw new EnvironmentError('image.build-failed', `building ${options.tag} failed: ${(error as Error).message}`, {
       cause: error,
     });
   }
   return chosen;
+}
+
+/**
+ * Read the fresh image's interpreter version (a container that runs `python3 -I -S` and nothing
+ * else) and put it on the image as PYTHON_LABEL, under the same tag: runs, `doctor` and the report
+ * then read it from the image's labels, without a container. An engine without the capability
+ * leaves the image unlabelled (its version is then unknown, and runs hold files to the target only).
+ */
+async function labelPython(options: ImageBuildOptions): Promise<void> {
+  if (!options.client.probeImage) return;
+  const labels = { [LABEL.tool]: '1', [LABEL.session]: randomUUID(), [LABEL.owner]: runOwner(), [LABEL.role]: 'probe' };
+  const printed = (await options.client.probeImage(options.tag, ['python3', '-I', '-S', '-c', PRINT_VERSION], labels, 64)).trim();
+  if (!PYTHON_RELEASE.test(printed)) throw new Error(`the image's python3 printed ${JSON.stringify(printed)} for its version`);
+  options.progress(`labelling ${options.tag}: Python ${printed}`);
+  await options.client.buildImage(PYTHON_LABEL_DIR, options.tag, { BASE: options.tag, PYTHON_VERSION: printed }, options.progress);
+}
+
+const PRINT_VERSION = 'import platform; print(platform.python_version())';
+
+/** The image's interpreter version from its label (null: no such image, or one built without the label, as `--image` may name). */
+export async function imagePython(client: ContainerClient, image: string): Promise<string | null> {
+  const info = await client.inspectImage(image);
+  const label = info?.labels[PYTHON_LABEL];
+  return label !== undefined && PYTHON_RELEASE.test(label) ? label : null;
 }
 
 /** The main command's first use: build the image when it is missing and say which path it took. */

@@ -173,6 +173,12 @@ export interface ContainerClient {
   /** Pull an image; rejects when the registry cannot be reached. */
   pullImage(ref: string, onProgress: BuildProgress): Promise<void>;
   buildImage(contextDir: string, tag: string, buildArgs: Record<string, string>, onProgress: BuildProgress): Promise<void>;
+  /**
+   * Optional capability: run `cmd` once in `image` (no network, no capabilities, labelled `labels`
+   * so `gc` finds it if this process dies) and resolve with its stdout, at most `maxBytes` of it;
+   * rejects when it exits non-zero. The image build reads facts of a fresh image with it.
+   */
+  probeImage?(image: string, cmd: string[], labels: Record<string, string>, maxBytes: number): Promise<string>;
   /** Make an image from a root filesystem as a tar stream (`docker import`), with Dockerfile-style `changes`. */
   importImage(rootfs: Readable, tag: string, changes: string[], onProgress: BuildProgress): Promise<void>;
   /**

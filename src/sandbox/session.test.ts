@@ -9,7 +9,7 @@ import path from 'node:path';
 import pino from 'pino';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { DEFAULT_LIMITS } from '../core/outcome.js';
-import { STATE_DIR } from '../core/layout.js';
+import { INPUT_PHASES, INSTALLER_PYTHON, PIP_AS, PIP_RUNNER, STATE_DIR } from '../core/layout.js';
 import { noPipOptions } from '../lock/pip-options.js';
 import { loadPolicy } from '../policy/load.js';
 import { FakeEngine, type FakeRun } from '../runtime/fake.js';
@@ -30,8 +30,12 @@ const status = (phase: string, started: number, ended: number) => ({
 const dns = (name: string, time: number) =>
   JSON.stringify({ type: 'dns', name, qtype: 1, answer: '127.1.0.1', src: '127.0.0.1:1', bytes: 0, payload: '', cut: false, time });
 
-async function runPhases(statuses: object[], monitorLines: string[], options: { noDiff?: boolean; onEngine?: (engine: FakeEngine) => void } = {}) {
-  const { onEngine, ...run } = options;
+async function runPhases(
+  statuses: object[],
+  monitorLines: string[],
+  options: { noDiff?: boolean; onEngine?: (engine: FakeEngine) => void; pythonTarget?: string } = {},
+) {
+  const { onEngine, pythonTarget, ...run } = options;
   const engine = new FakeEngine({
     ...run,
     exitCode: 0,
@@ -54,6 +58,7 @@ async function runPhases(statuses: object[], monitorLines: string[], options: { 
     logger: pino({ level: 'silent' }),
     signal: new AbortController().signal,
     runsDir: path.join(await mkdtemp(path.join(tmpdir(), 'sandbox-install-state-')), 'runs'),
+    ...(pythonTarget === undefined ? {} : { pythonTarget }),
   });
   onEngine?.(engine);
   return session.run([{ name: 'import', argv: ['python3', '-c', 'pass'] }]);
@@ -69,6 +74,26 @@ describe('SandboxSession.run containers', () => {
     expect([spec.monitor.seccompProfile, spec.sandbox.seccompProfile]).toEqual([SANDBOX_PROFILE, SANDBOX_PROFILE]);
     expect(spec.sandbox.capAdd).toContain('SYS_PTRACE');
     expect(spec.sandbox.securityOpt).toContain('no-new-privileges');
+  });
+});
+
+describe("pip's command line", () => {
+  const installArgv = async (pythonTarget?: string) => {
+    let engine: FakeEngine | undefined;
+    await runPhases([status('install', 10, 20), status('import', 21, 30)], [], { onEngine: (e) => (engine = e), ...(pythonTarget ? { pythonTarget } : {}) });
+    const phases = JSON.parse(engine!.runs[0]!.seeded.find((f) => f.path === INPUT_PHASES)!.content) as Array<{ name: string; argv: string[] }>;
+    return phases.find((p) => p.name === 'install')!.argv;
+  };
+
+  it("for the image's own Python: pip's runner on the installer interpreter", async () => {
+    expect((await installArgv()).slice(0, 3)).toEqual([INSTALLER_PYTHON, PIP_RUNNER, 'install']);
+  });
+
+  it('for another patch release: the launcher, given the target, then the same pip arguments', async () => {
+    const plain = await installArgv();
+    const target = await installArgv('3.11.7');
+    expect(target.slice(0, 3)).toEqual([INSTALLER_PYTHON, PIP_AS, '3.11.7']);
+    expect(target.slice(3)).toEqual(plain.slice(2));
   });
 });
 

@@ -41,6 +41,7 @@ import {
   INPUT_LOCK,
   INPUT_PHASES,
   INSTALLER_PYTHON,
+  PIP_AS,
   PIP_RUNNER,
   RELAY_PORT,
   RESOLVE_REPORT,
@@ -100,6 +101,17 @@ export interface SessionOptions {
    * in a locked run that builds nothing. Default: every pin and name the policy allows.
    */
   buildRequirements?: BuildRequirements;
+  /**
+   * The Python release pip evaluates markers and Requires-Python for (`3.11.7`), when it is not the
+   * image's own: pip runs through images/pip-as.py. Absent: pip runs as it is, for the image's.
+   */
+  pythonTarget?: string;
+  /**
+   * The image's own interpreter version, what build-environment pips (pip's subprocesses, on the
+   * image's interpreter) hold Requires-Python to: the proxy picks an unpinned build requirement's
+   * release for it. Default SANDBOX_PYTHON_VERSION.
+   */
+  imagePython?: string;
   /** Where the run's record of the directories it makes goes (for `gc` after a kill); default defaultRunsDir(). */
   runsDir?: string;
   /** How long removing the containers may take at the end before the run gives up on it (an engine that stopped answering). */
@@ -292,6 +304,7 @@ export class SandboxSession implements AsyncDisposable {
       listen: { socketPath: path.join(proxyDir, socketName) },
       buildPins: (this.options.buildRequirements ?? policy.build).pins,
       buildAllow: this.options.buildRequirements?.unpinned ?? policy.build.allow,
+      ...(this.options.imagePython === undefined ? {} : { buildPython: this.options.imagePython }),
       // A request carrying a canary is refused and recorded: the secret never goes upstream.
       refuseTarget: (target) => carriesCanary(target).length > 0,
       logger: this.log.child({ component: 'proxy' }),
@@ -585,9 +598,10 @@ export class SandboxSession implements AsyncDisposable {
     return [
       // The installer interpreter, not the target's: build hooks must never run the target's
       // site-packages (a planted .pth would run inside the next package's build). pip's runner
-      // script, as `pip --python` would re-execute it, minus that first interpreter start.
+      // script, as `pip --python` would re-execute it, minus that first interpreter start; or the
+      // launcher that runs it for the run's target Python (images/pip-as.py).
       INSTALLER_PYTHON,
-      PIP_RUNNER,
+      ...(this.options.pythonTarget === undefined ? [PIP_RUNNER] : [PIP_AS, this.options.pythonTarget]),
       ...verb,
       ...(unlocked ? [] : ['--require-hashes']),
       '--no-input',

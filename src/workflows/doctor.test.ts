@@ -12,7 +12,7 @@ import { pathToFileURL } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { InterruptedError } from '../errors.js';
 import { FakeEngine, type FakeRun } from '../runtime/fake.js';
-import { BUILD_PATH_LABEL } from '../runtime/image.js';
+import { BUILD_PATH_LABEL, PYTHON_LABEL } from '../runtime/image.js';
 import type { EngineVersion } from '../runtime/port.js';
 import {
   cacheSize,
@@ -36,7 +36,13 @@ const engineRun = (overrides: Partial<FakeRun> = {}): FakeRun => ({
   files: {},
   trees: {},
   engineVersion: { engine: 'Docker 20.10.24', api: '1.41' },
-  images: { [IMAGE]: { created: new Date(NOW - 3 * DAY - 5000).toISOString(), labels: { [BUILD_PATH_LABEL]: 'bootstrap-debian' }, sizeBytes: 198_600_000 } },
+  images: {
+    [IMAGE]: {
+      created: new Date(NOW - 3 * DAY - 5000).toISOString(),
+      labels: { [BUILD_PATH_LABEL]: 'bootstrap-debian', [PYTHON_LABEL]: '3.11.2' },
+      sizeBytes: 198_600_000,
+    },
+  },
   ...overrides,
 });
 
@@ -81,7 +87,7 @@ describe('doctor', () => {
     expect(checks.map((c) => c.name)).toEqual(['engine', 'image', 'upstream', 'pip-config', 'cache', 'disk']);
     expect(checks.slice(0, 5)).toEqual([
       { name: 'engine', status: 'ok', detail: 'Docker 20.10.24 (API 1.41)', hint: null, required: true },
-      { name: 'image', status: 'ok', detail: `${IMAGE}: 3 days old, 198.6 MB, built by bootstrap-debian`, hint: null, required: false },
+      { name: 'image', status: 'ok', detail: `${IMAGE}: 3 days old, 198.6 MB, built by bootstrap-debian, Python 3.11.2`, hint: null, required: false },
       { name: 'upstream', status: 'ok', detail: `${pathToFileURL(index).href}: a readable directory`, hint: null, required: true },
       {
         name: 'pip-config',
@@ -140,7 +146,9 @@ describe('doctor', () => {
   it('an image built before the build-path label says so', async () => {
     const images = { [IMAGE]: { created: new Date(NOW - 90 * 60_000).toISOString(), labels: {}, sizeBytes: 1_500_000_000 } };
     const { checks } = await doctor(request, deps(new FakeEngine(engineRun({ images }))));
-    expect(byName(checks, 'image')[0]?.detail).toBe(`${IMAGE}: 1 hour old, 1.5 GB, build path unknown (built before labels)`);
+    expect(byName(checks, 'image')[0]?.detail).toBe(
+      `${IMAGE}: 1 hour old, 1.5 GB, build path unknown (built before labels), Python version unknown (built before its label)`,
+    );
   });
 
   it('upstream unreachable (a closed port): exit 3, the URL and --index-url in the hint', async () => {

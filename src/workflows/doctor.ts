@@ -12,7 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { EXIT, SandboxError } from '../errors.js';
 import { DEFAULT_INDEX_URL, loadPipConfigFiles, redactUrl, resolveUpstreams, type PipConfigFile } from '../proxy/index.js';
 import { deadline, parseUpstreamUrl, UpstreamClient } from '../proxy/upstream-client.js';
-import { BUILD_PATH_LABEL, defaultImageTag } from '../runtime/image.js';
+import { BUILD_PATH_LABEL, defaultImageTag, PYTHON_LABEL, PYTHON_RELEASE } from '../runtime/image.js';
 import type { ContainerClient } from '../runtime/port.js';
 import { defaultCacheDir } from './steps.js';
 
@@ -144,7 +144,10 @@ async function checkImage(request: DoctorRequest, engine: ContainerClient, signa
     if (!info) return { status: 'warn', detail: `${ref} is not built yet (it is built on first use)`, hint: IMAGE_HINT };
     const built = info.labels[BUILD_PATH_LABEL];
     const how = built ? `built by ${built}` : 'build path unknown (built before labels)';
-    return { status: 'ok', detail: `${ref}: ${formatAge(now - Date.parse(info.created))}, ${formatBytes(info.sizeBytes)}, ${how}`, hint: null };
+    // The image's interpreter, as read from it when it was built (runtime/image.ts, labelPython).
+    const label = info.labels[PYTHON_LABEL];
+    const python = label !== undefined && PYTHON_RELEASE.test(label) ? `Python ${label}` : 'Python version unknown (built before its label)';
+    return { status: 'ok', detail: `${ref}: ${formatAge(now - Date.parse(info.created))}, ${formatBytes(info.sizeBytes)}, ${how}, ${python}`, hint: null };
   });
 }
 

@@ -273,7 +273,13 @@ describe('lock on the fake engine', () => {
     now: new Date('2026-12-03T10:00:00Z'),
     ...extra,
   });
-  const deps = (engine: FakeEngine) => ({ engine, logger: pino({ level: 'silent' }), signal: new AbortController().signal });
+  // No python3.11 on the host: the target is the image's own (unlabelled here), whatever this machine has.
+  const deps = (engine: FakeEngine, hostPython: string | null = null) => ({
+    engine,
+    logger: pino({ level: 'silent' }),
+    signal: new AbortController().signal,
+    hostPython: () => Promise.resolve(hostPython),
+  });
   const resolved = () =>
     pipReport({
       'parent_app-1.0-py3-none-any.whl': {
@@ -301,7 +307,7 @@ describe('lock on the fake engine', () => {
     expect(await readFile(path.join(work, 'requirements.lock'), 'utf8')).toBe(
       [
         `# This file was written by sandbox-install lock ${report.tool.version} from ${path.join(work, 'requirements.in')} on 2026-12-03; resolved inside the sandbox (pip 23.0.1, CPython 3.11.2, linux x86_64) against ${url}`,
-        '# The resolution holds for CPython 3.11 on linux x86_64 (glibc): environment markers were evaluated there, and only the wheels that platform can install are listed, with the sdist.',
+        '# The resolution holds for CPython 3.11 on linux x86_64 (glibc): environment markers were evaluated for CPython 3.11.2, and only the wheels that platform can install are listed, with the sdist.',
         '#',
         `#    sandbox-install lock ${path.join(work, 'requirements.in')} -o ${path.join(work, 'requirements.lock')}`,
         '#',

@@ -43,7 +43,9 @@ import type { RunOutcome } from '../core/outcome.js';
 import type { Observation } from '../observe/index.js';
 import type { SandboxSession } from '../sandbox/session.js';
 import { divergence } from './divergence.js';
+import { labelledPython, withImage } from './target-python.js';
 import {
+  chooseRunTarget,
   exitCodeOf,
   observeRun,
   openSession,
@@ -77,6 +79,8 @@ export interface LockRequest {
   timeoutSeconds?: number;
   image?: string;
   cacheDir?: string;
+  /** --python-version: the Python the lock is for; absent: the host's python3.11, else the image's. */
+  pythonVersion?: string;
   /** The date the header gives; default: now. */
   now?: Date;
 }
@@ -87,7 +91,11 @@ const PAGE_TIMEOUT_MS = 30_000;
 const MAX_PAGE_BYTES = 64 * 1024 ** 2;
 
 /** Step 1: the requirements, the policy and the output, refused before any container starts. */
-async function plan(request: LockRequest): Promise<{ input: RequirementsIn; policy: Policy }> {
+async function plan(
+  request: LockRequest,
+  deps: WorkflowDeps,
+): Promise<{ input: RequirementsIn; policy: Policy; target: Awaited<ReturnType<typeof chooseRunTarget>> }> {
+  const target = await chooseRunTarget(request.pythonVersion, request.image, deps);
   const input = await readRequirementsIn(request.requirementsIn);
   const policy = await loadPolicy(request.policy);
   const conflict = policy.onlyBinary ? conflictsWithOnlyBinaryPolicy(input.pipOptions) : null;
@@ -98,22 +106,24 @@ async function plan(request: LockRequest): Promise<{ input: RequirementsIn; poli
   }
   const dir = await stat(path.dirname(path.resolve(request.output))).catch(() => null);
   if (!dir?.isDirectory()) throw new InputError('options.invalid', `--output ${request.output}: its directory does not exist`);
-  return { input, policy };
+  return { input, policy, target };
 }
 
 export async function lock(request: LockRequest, deps: WorkflowDeps): Promise<WorkflowResult> {
   const started = performance.now();
   const timings: Record<string, number> = {};
-  const { input, policy } = await plan(request);
+  const { input, policy, target } = await plan(request, deps);
   const upstreams = await pipConfiguredUpstreams({ indexUrl: request.indexUrl, extraIndexUrls: request.extraIndexUrls });
   const log = deps.logger.child({ requirements: request.requirementsIn });
 
   // Step 2: engine and image.
   let t = performance.now();
   const image = await prepareImage(request.image, deps, log);
+  const python = withImage(target, await labelledPython(deps.engine, image));
   timings.image = Math.round(performance.now() - t);
 
   const report = emptyReport({ version: TOOL_VERSION, lockfile: request.requirementsIn, policy: policy.name, image, timings });
+  report.python = { image: python.image, target: python.target };
   return withReport(request.report, report, started, log, async () => {
     // Step 3: resolve in the sandbox, against the unlocked proxy, twice: in two independent sessions
     // (each its own proxy, fresh canaries and another hostname, drawn per session by core/machine-name.ts), so
@@ -128,6 +138,7 @@ export async function lock(request: LockRequest, deps: WorkflowDeps): Promise<Wo
       timeoutSeconds: request.timeoutSeconds,
       unlocked: { localFiles: [] },
       resolve: { requirements: renderRequirementsIn(input) },
+      python,
     };
     await using first = await openSession(sessionRequest, deps, log);
     await using second = await openSession(sessionRequest, deps, log);
@@ -210,7 +221,9 @@ export async function lock(request: LockRequest, deps: WorkflowDeps): Promise<Wo
         source: request.requirementsIn,
         date: (request.now ?? new Date()).toISOString().slice(0, 10),
         pipVersion: resolution.pipVersion,
-        pythonVersion: resolution.pythonVersion,
+        // The release markers were evaluated for: the target (pip's report says the same when it
+        // ran through images/pip-as.py), else what pip's report says it ran on.
+        pythonVersion: python.target ?? resolution.pythonVersion,
         machine: resolution.machine,
         indexes: [upstreams.indexUrl, ...upstreams.extraIndexUrls].map(redactUrl),
         command: `sandbox-install lock ${request.requirementsIn} -o ${request.output}${request.format === 'pylock' ? ' --lock-format pylock' : ''}`,

@@ -24,7 +24,9 @@ import { lockedFiles } from '../proxy/locked-files.js';
 import { emptyReport, type Report } from '../report/schema.js';
 import { conflictsWithOnlyBinaryPolicy } from '../sandbox/requirements.js';
 import type { SandboxSession } from '../sandbox/session.js';
+import { labelledPython, withImage } from './target-python.js';
 import {
+  chooseRunTarget,
   exitCodeOf,
   failClosed,
   lockedPackages,
@@ -62,6 +64,8 @@ export interface LockedRunRequest {
   /** The sandbox image; default: the tag of images/, built when missing. */
   image?: string;
   cacheDir?: string;
+  /** --python-version: the Python the export is for; absent: the host's python3.11, else the image's. */
+  pythonVersion?: string;
 }
 
 /**
@@ -117,6 +121,10 @@ async function plan<S>(request: LockedRunRequest, workflow: LockedWorkflow<S>): 
 export async function lockedRun<S>(request: LockedRunRequest, workflow: LockedWorkflow<S>, deps: WorkflowDeps): Promise<WorkflowResult> {
   const started = performance.now();
   const timings: Record<string, number> = {};
+  // The target Python is asked of the host's python3.11 (0.17 s through a pyenv shim here) while
+  // the lock is read and its pages fetched; it is refused, if it is, before the image step.
+  const targetChosen = chooseRunTarget(request.pythonVersion, request.image, deps);
+  targetChosen.catch(() => undefined);
   const { lock, policy, lockPins } = await plan(request, workflow);
   const upstreams = await lockedUpstreams(request, lock, policy);
   const log = deps.logger.child({ lockfile: request.lockfile });
@@ -131,6 +139,7 @@ export async function lockedRun<S>(request: LockedRunRequest, workflow: LockedWo
       throw error;
     });
   });
+  const target = await targetChosen;
   const refused = sdistFindings(lock, policy, files);
   if (refused.length > 0) {
     const report = emptyReport({ version: TOOL_VERSION, lockfile: request.lockfile, policy: policy.name, image: null, timings });
@@ -145,9 +154,11 @@ export async function lockedRun<S>(request: LockedRunRequest, workflow: LockedWo
   let t = performance.now();
   const builds = sdistsToBuild(lock, policy, files);
   const image = await workflow.image(lock, upstreams, log, builds);
+  const python = withImage(target, await labelledPython(deps.engine, image));
   timings.image = Math.round(performance.now() - t);
 
   const report = emptyReport({ version: TOOL_VERSION, lockfile: request.lockfile, policy: policy.name, image, timings });
+  report.python = { image: python.image, target: python.target };
   return withReport(request.report, report, started, log, async () => {
     // The run. The session removes its containers and temp dirs however this block ends.
     await using session = await openSession(
@@ -161,12 +172,17 @@ export async function lockedRun<S>(request: LockedRunRequest, workflow: LockedWo
         build: { requirements: builds },
         // Only a run that builds an sdist may be served a build requirement: pinned, or the policy's opt-in.
         buildRequirements: buildRequirementsFor(policy.build, lockPins, builds.length > 0),
+        python,
       },
       deps,
       log,
     );
     log.info(
-      { packages: lock.requirements.length, upstreams: { indexUrl: redactUrl(upstreams.indexUrl), extraIndexUrls: upstreams.extraIndexUrls.map(redactUrl) } },
+      {
+        packages: lock.requirements.length,
+        python: { ...python },
+        upstreams: { indexUrl: redactUrl(upstreams.indexUrl), extraIndexUrls: upstreams.extraIndexUrls.map(redactUrl) },
+      },
       workflow.doing,
     );
     const after = workflow.after(session);

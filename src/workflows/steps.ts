@@ -24,6 +24,7 @@ import { serializeReport } from '../report/bound.js';
 import type { Report } from '../report/schema.js';
 import { buildVariantTag, defaultImageTag, ensureBuildVariant, ensureImage } from '../runtime/image.js';
 import type { ContainerClient } from '../runtime/port.js';
+import { chooseTarget, hostPython311, labelledPython, pipTarget, type PythonTarget } from './target-python.js';
 import { teeInto, type Consumer } from './tee.js';
 
 export interface WorkflowDeps {
@@ -31,6 +32,18 @@ export interface WorkflowDeps {
   logger: Logger;
   /** Aborted by SIGINT/SIGTERM (an InterruptedError as reason): every step stops, cleanup runs. */
   signal: AbortSignal;
+  /** The host's python3.11 version, null when there is none (the target when no --python-version is given); default: hostPython311. */
+  hostPython?: () => Promise<string | null>;
+}
+
+/**
+ * The run's target Python, chosen before any container (workflows/target-python.ts): refused here
+ * when its major.minor is not the image's.
+ */
+export function chooseRunTarget(requested: string | undefined, image: string | undefined, deps: WorkflowDeps): ReturnType<typeof chooseTarget> {
+  return chooseTarget(requested, deps.hostPython ?? (() => hostPython311(deps.signal)), async () =>
+    labelledPython(deps.engine, image ?? (await defaultImageTag())),
+  );
 }
 
 export interface WorkflowResult {
@@ -166,6 +179,8 @@ export interface SessionRequest {
   build?: { requirements: LockedRequirement[] };
   /** The build requirements the proxy may serve (SessionOptions.buildRequirements). */
   buildRequirements?: BuildRequirements;
+  /** The Python the run installs for, and the image's (workflows/target-python.ts). Absent: the image's own. */
+  python?: PythonTarget;
 }
 
 /** The run's limits: the defaults, then the policy's, then --timeout. */
@@ -196,7 +211,15 @@ export function openSession(request: SessionRequest, deps: WorkflowDeps, log: Lo
     ...(request.resolve ? { resolve: request.resolve } : {}),
     ...(request.build ? { build: request.build } : {}),
     ...(request.buildRequirements ? { buildRequirements: request.buildRequirements } : {}),
+    ...pythonOptions(request.python),
   });
+}
+
+/** What a session takes of the run's Python target: the release pip evaluates for, when not the image's; the image's own. */
+function pythonOptions(python: PythonTarget | undefined): { pythonTarget?: string; imagePython?: string } {
+  if (python === undefined) return {};
+  const target = pipTarget(python);
+  return { ...(target === null ? {} : { pythonTarget: target }), ...(python.image === null ? {} : { imagePython: python.image }) };
 }
 
 /**

@@ -6,7 +6,7 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { beforeEach, describe, expect, it, vi } from 'vitest';
-import { SITE_PACKAGES, STATE_DIR } from '../../core/layout.js';
+import { INPUT_PHASES, INSTALLER_PYTHON, PIP_AS, SITE_PACKAGES, STATE_DIR } from '../../core/layout.js';
 import { FakeEngine, type FakeRun } from '../../runtime/fake.js';
 import { Report } from '../../report/schema.js';
 import { dnsQuery, exists, phaseFiles, quietStartup, pipTrace, useFakeCli, writeSdistOnlyLock } from './fake-cli.js';
@@ -66,6 +66,30 @@ describe('install on the fake engine: one test per exit code', () => {
     const canaryTimes = (engine.runs[0]?.seeded ?? []).filter((f) => f.path.startsWith('/home/user/')).map((f) => f.mtime ?? Date.now());
     for (const mtime of canaryTimes) expect(Date.now() - mtime).toBeGreaterThan(14 * 86_400_000);
     expect(leftovers(engine)).toEqual([]);
+  });
+
+  it('--python-version 3.11.7: pip runs through the launcher for 3.11.7, and the report says so', async () => {
+    const engine = new FakeEngine(run());
+    expect(await cli(engine, ['--python-version', '3.11.7'])).toBe(0);
+    const phases = JSON.parse(engine.runs[0]!.seeded.find((f) => f.path === INPUT_PHASES)!.content) as Array<{ name: string; argv: string[] }>;
+    expect(phases.find((p) => p.name === 'install')!.argv.slice(0, 3)).toEqual([INSTALLER_PYTHON, PIP_AS, '3.11.7']);
+    // The fake's image carries no version label.
+    expect((await report()).python).toEqual({ image: null, target: '3.11.7' });
+  });
+
+  it('2: --python-version 3.12.1 is refused before any container, naming both versions', async () => {
+    const engine = new FakeEngine(run());
+    expect(await cli(engine, ['--python-version', '3.12.1'])).toBe(2);
+    expect(engine.runs).toEqual([]);
+    expect(fake.stderr.join('')).toContain('the target Python 3.12.1 (--python-version) is not a 3.11 release: the sandbox image runs Python 3.11,');
+    expect(await exists(path.join(fake.work, 'out'))).toBe(false);
+  });
+
+  it('2: --python-version that is not X.Y.Z is bad input', async () => {
+    const engine = new FakeEngine(run());
+    expect(await cli(engine, ['--python-version', '3.11'])).toBe(2);
+    expect(fake.stderr.join('')).toContain('--pythonVersion: a full CPython release, X.Y.Z (3.11.7)');
+    expect(engine.runs).toEqual([]);
   });
 
   it('1: a DNS query from the install fails the policy and exports nothing', async () => {

@@ -10,7 +10,7 @@ import { readdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { parse as parseToml } from 'smol-toml';
 import { beforeEach, describe, expect, it } from 'vitest';
-import { RESOLVE_REPORT, SITE_PACKAGES } from '../../core/layout.js';
+import { INSTALLER_PYTHON, PIP_AS, RESOLVE_REPORT, SITE_PACKAGES } from '../../core/layout.js';
 import { FakeEngine, type FakeRun } from '../../runtime/fake.js';
 import { dnsQuery, exists, phaseFiles, useFakeCli } from './fake-cli.js';
 import { defaultLockPath, lockFormatFor, LockOptions, runLock } from './lock.js';
@@ -106,7 +106,7 @@ describe('lock on the fake engine', () => {
   it('0: a clean resolve writes the lock, with the report saying where', async () => {
     const engine = new FakeEngine(run());
     const output = path.join(fake.work, 'requirements.lock');
-    expect(await cli(engine)).toBe(0);
+    expect(await fake.cli(engine, ['lock', requirementsIn, '-o', output, '--python-version', '3.11.2'])).toBe(0);
     const written = await report();
     expect(written).toMatchObject({ verdict: 'pass', exported: output, findings: [] });
     expect(written.phases?.map((p) => [p.name, p.exitCode])).toEqual([
@@ -122,6 +122,32 @@ describe('lock on the fake engine', () => {
     expect(plan.map((p) => p.name)).toEqual(['resolve']);
     expect(plan[0]!.argv).toEqual(expect.arrayContaining(['--dry-run', '--report', RESOLVE_REPORT]));
     expect(leftovers(engine)).toEqual([]);
+  });
+
+  it('--python-version 3.11.7: pip resolves through the launcher for 3.11.7, and the header and report say so', async () => {
+    const engine = new FakeEngine(run());
+    const output = path.join(fake.work, 'requirements.lock');
+    expect(await fake.cli(engine, ['lock', requirementsIn, '-o', output, '--python-version', '3.11.7'])).toBe(0);
+    const written = await report();
+    // The fake's image carries no version label.
+    expect(written.python).toEqual({ image: null, target: '3.11.7' });
+    expect(await readFile(output, 'utf8')).toMatch(
+      /\(pip 23\.0\.1, CPython 3\.11\.7, linux x86_64\).*\n.*environment markers were evaluated for CPython 3\.11\.7,/,
+    );
+    for (const sandbox of engine.runs) {
+      const plan = JSON.parse(sandbox.seeded.find((f) => f.path === '/input/phases.json')!.content) as Array<{ name: string; argv: string[] }>;
+      expect(plan[0]!.argv.slice(0, 3)).toEqual([INSTALLER_PYTHON, PIP_AS, '3.11.7']);
+    }
+  });
+
+  it('--python-version 3.12.1: exit 2 before any container, naming both versions', async () => {
+    const engine = new FakeEngine(run());
+    expect(await fake.cli(engine, ['lock', requirementsIn, '--python-version', '3.12.1'])).toBe(2);
+    expect(engine.runs).toEqual([]);
+    expect(fake.stderr.join('')).toContain(
+      'the target Python 3.12.1 (--python-version) is not a 3.11 release: the sandbox image runs Python 3.11, and markers and Requires-Python can be evaluated only for another 3.11.N; nothing was started',
+    );
+    expect(await exists(path.join(fake.work, 'requirements.lock'))).toBe(false);
   });
 
   it('0: -o naming a pylock.toml, with no --lock-format, writes a PEP 751 lock', async () => {

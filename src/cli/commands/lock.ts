@@ -4,7 +4,7 @@ import { z } from 'zod';
 import { lock, lockFormatFor } from '../../workflows/lock.js';
 import type { CommandContext } from '../context.js';
 import { parseOptions } from '../options.js';
-import { renderReport, SandboxOptions, sandboxRequest, workflowDeps } from '../output.js';
+import { PythonVersion, renderReport, SandboxOptions, sandboxRequest, workflowDeps } from '../output.js';
 
 export { lockFormatFor };
 
@@ -12,6 +12,8 @@ export const LockFormat = z.enum(['requirements', 'pylock']);
 
 export const LockOptions = SandboxOptions.extend({
   policy: z.string().default('default'),
+  /** --python-version: the Python the export is for; absent: the host's python3.11, else the image's. */
+  pythonVersion: PythonVersion,
   /** Absent: requirements.lock (or pylock.toml) beside the requirements.in. */
   output: z.string().optional(),
   /** The lock's format (`--format` is stdout's, as on every command); absent: pylock when -o names a pylock.toml. */
@@ -33,6 +35,7 @@ export async function runLock(requirementsIn: string, raw: unknown, ctx: Command
       output: options.output ?? defaultLockPath(requirementsIn, options.lockFormat),
       format: options.lockFormat,
       ...sandboxRequest(options),
+      pythonVersion: options.pythonVersion,
     },
     workflowDeps(ctx),
   );

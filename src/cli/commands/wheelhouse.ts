@@ -3,11 +3,13 @@ import { z } from 'zod';
 import { wheelhouse } from '../../workflows/wheelhouse.js';
 import type { CommandContext } from '../context.js';
 import { parseOptions } from '../options.js';
-import { renderReport, SandboxOptions, sandboxRequest, workflowDeps } from '../output.js';
+import { PythonVersion, renderReport, SandboxOptions, sandboxRequest, workflowDeps } from '../output.js';
 
 export const WheelhouseOptions = SandboxOptions.extend({
   output: z.string({ error: 'the wheelhouse directory is required (-o <dir>)' }),
   policy: z.string().default('default'),
+  /** --python-version: the Python the export is for; absent: the host's python3.11, else the image's. */
+  pythonVersion: PythonVersion,
   /** --build-image / --no-build-image; absent: the build image when some requirement is locked to sdists only. */
   buildImage: z.boolean().optional(),
 });
@@ -19,6 +21,7 @@ export async function runWheelhouse(lockfile: string, raw: unknown, ctx: Command
     {
       lockfile,
       ...sandboxRequest(options),
+      pythonVersion: options.pythonVersion,
       output: options.output,
       buildImage: options.buildImage,
     },
