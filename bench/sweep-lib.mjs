@@ -108,15 +108,23 @@ export function pipReason(stderr) {
  * conflicting distributions land in different groups where that is possible. A single project that
  * does not resolve is skipped with pip's reason; one whose own resolution overlaps is kept, its
  * overlaps reported as a conflict. Then each part of a split group is tried together with the one
- * before it, and joined to it if the two resolve together without overlaps. `onStep(projects,
- * answer)` hears each resolution.
+ * before it, and joined to it if the two resolve together without overlaps. Each set of
+ * projects is resolved once; `onStep(projects, answer)` hears each resolution.
  */
-export async function resolveGroups(projects, size, resolve, onStep = () => {}) {
+export async function resolveGroups(projects, size, resolveOnce, onStep = () => {}) {
   const groups = [];
   const skipped = [];
+  const answers = new Map();
+  const resolve = async (part) => {
+    const key = part.join('\0');
+    if (!answers.has(key)) {
+      answers.set(key, await resolveOnce(part));
+      onStep(part, answers.get(key));
+    }
+    return answers.get(key);
+  };
   const visit = async (part) => {
     const answer = await resolve(part);
-    onStep(part, answer);
     if (answer.ok && (answer.overlaps.length === 0 || part.length === 1)) {
       groups.push({ projects: part, lock: answer.lock, overlaps: answer.overlaps });
       return;
@@ -139,7 +147,6 @@ export async function resolveGroups(projects, size, resolve, onStep = () => {}) 
       if (last && last.overlaps.length === 0 && part.overlaps.length === 0) {
         const together = [...last.projects, ...part.projects];
         const answer = await resolve(together);
-        onStep(together, answer);
         if (answer.ok && answer.overlaps.length === 0) {
           groups[groups.length - 1] = { projects: together, lock: answer.lock, overlaps: [] };
           continue;
@@ -322,7 +329,7 @@ export function renderMarkdown(r) {
     `- Date: ${r.date}`,
     `- Tool: sandbox-install ${r.tool.version}, commit \`${r.tool.commit}\``,
     `- Mirror: ${r.mirror.map((u) => `\`${u}\``).join(', ')}`,
-    `- Resolver: ${r.resolver}; wheels only (\`--only-binary :all:\`): the mirror holds wheels, so a project with no wheel for this Python is skipped with pip's reason and no sdist is built.`,
+    `- Resolver: ${r.resolver}, with pip's configuration files and \`PIP_*\` variables switched off, so only the mirror's indexes count; wheels only (\`--only-binary :all:\`): the mirror holds wheels, so a project with no wheel for this Python is skipped with pip's reason and no sdist is built. The version of each distribution is pip's choice for its group: the newest that resolves with the rest of the group.`,
     `- Machine: ${r.machine.cpus}, ${r.machine.memoryGiB} GiB, ${r.machine.kernel}, Node ${r.machine.node}, engine ${r.machine.engine}`,
     '',
     '## Summary',

@@ -67,11 +67,12 @@ describe('grouping', () => {
 
   it('splits a group whose wheels share files until they are apart, and keeps a project that overlaps on its own', async () => {
     const overlap = [{ path: 'cv2/__init__.py', distributions: ['opencv-python', 'opencv-python-headless'] }];
-    const resolve = async (part) => ({
-      ok: true,
-      lock: { dists: part },
-      overlaps: (part.includes('opencv-python') && part.includes('opencv-python-headless')) || part.includes('both') ? overlap : [],
-    });
+    const calls = [];
+    const resolve = async (part) => {
+      calls.push(part.join());
+      const overlaps = (part.includes('opencv-python') && part.includes('opencv-python-headless')) || part.includes('both') ? overlap : [];
+      return { ok: true, lock: { dists: part }, overlaps };
+    };
     const { groups, skipped } = await resolveGroups(['opencv-python', 'opencv-python-headless', 'x', 'y', 'both'], 4, resolve);
     expect(skipped).toEqual([]);
     expect(groups.map((g) => [g.projects, g.overlaps.length])).toEqual([
@@ -79,6 +80,7 @@ describe('grouping', () => {
       [['opencv-python-headless', 'x', 'y'], 0],
       [['both'], 1],
     ]);
+    expect(calls).toHaveLength(new Set(calls).size); // each set of projects resolved once
   });
 });
 

@@ -236,6 +236,12 @@ async function main() {
   const date = new Date().toISOString();
   const work = values.work ? path.resolve(values.work) : await mkdtemp(path.join(os.tmpdir(), 'sandbox-install-sweep-'));
   await mkdir(work, { recursive: true });
+  for (const signal of ['SIGINT', 'SIGTERM']) {
+    process.once(signal, async () => {
+      if (!values.work) await rm(work, { recursive: true, force: true });
+      process.exit(signal === 'SIGINT' ? 130 : 143);
+    });
+  }
   const cache = values['cache-dir'] ?? path.join(work, 'cache');
   log(`work dir ${work}`);
   try {
