@@ -292,19 +292,34 @@ export function summarize(groups) {
 }
 
 /**
- * A run that failed stops before the export, where some checks happen (the bytecode compile's
- * static.invalid-source), so the sweep runs again what did not fail: each installed distribution
- * that neither failed nor conflicts, pinned (`name==version`), and the distributions that fail
- * (`bad`), which the next run must not pull in. Null when nothing would change: the run passed or
- * has no verdict, a failing finding names no package (nothing to leave out), or nothing is left.
+ * What to run again after a run that did not pass, or null. A run that failed stops before the
+ * export, where some checks happen (the bytecode compile's static.invalid-source), so:
+ * - when every failing finding names a package, `without`: each installed distribution that
+ *   neither failed nor conflicts, pinned (`name==version`), in one part; `bad` lists what failed,
+ *   which the next run must not pull in;
+ * - when a failing finding names no package, or the install ended without a verdict of its own
+ *   (verdict error: pip failed, a limit was hit), `halves`: the run's projects in two parts, to
+ *   find whose it is;
+ * - nothing when the run passed, the tool could not run it at all (exit 3, the environment: no
+ *   engine, the upstream down; or no report), or nothing is left to split.
  */
-export function rerunCandidates(read) {
-  if (read.verdict === 'pass' || read.verdict === null) return null;
-  if (read.failing.some((f) => f.package === null)) return null;
-  const bad = new Set([...read.failing.map((f) => normalize(f.package)), ...read.conflicts.flatMap((c) => c.distributions)]);
-  if (bad.size === 0) return null;
-  const specs = read.installed.filter((d) => !bad.has(d.name)).map((d) => `${d.name}==${d.version}`);
-  return specs.length === 0 ? null : { specs, bad: [...bad].sort(byText) };
+export function rerunPlan(read, projects) {
+  if (read.verdict === 'pass' || read.verdict === null || read.exitCode === 3) return null;
+  const attributed = read.verdict === 'fail' && read.failing.every((f) => f.package !== null);
+  const bad = new Set([...read.failing.filter((f) => f.package !== null).map((f) => normalize(f.package)), ...read.conflicts.flatMap((c) => c.distributions)]);
+  if (attributed && bad.size > 0) {
+    const specs = read.installed.filter((d) => !bad.has(d.name)).map((d) => `${d.name}==${d.version}`);
+    return specs.length === 0 ? null : { kind: 'without', parts: [specs], bad: [...bad].sort(byText) };
+  }
+  if (projects.length < 2) return null;
+  const half = Math.ceil(projects.length / 2);
+  return { kind: 'halves', parts: [projects.slice(0, half), projects.slice(half)], bad: [] };
+}
+
+/** The id of a run's next-round run: `group-001` → `group-001-r2` (or `-r2.1`, `-r2.2` for several). */
+export function rerunId(id, round, k, of) {
+  const base = `${id.replace(/-r\d+$/, '')}-r${round}`;
+  return of === 1 ? base : `${base}.${k + 1}`;
 }
 
 const cell = (text) => String(text).replaceAll('|', '\\|');

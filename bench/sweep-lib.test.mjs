@@ -8,7 +8,8 @@ import {
   pipReason,
   readRunReport,
   renderMarkdown,
-  rerunCandidates,
+  rerunId,
+  rerunPlan,
   resolveGroups,
   summarize,
   trigger,
@@ -253,6 +254,7 @@ describe('the totals', () => {
   it('runs again what did not fail, without what failed or conflicts', () => {
     const read = {
       verdict: 'fail',
+      exitCode: 1,
       installed: [
         { name: 'virtualenv', version: '21' },
         { name: 'filelock', version: '4' },
@@ -261,9 +263,26 @@ describe('the totals', () => {
       failing: [fail('virtualenv', 'static.script-shadowing', 'script virtualenv')],
       conflicts: [{ distributions: ['pygame', 'pygame-ce'], paths: ['pygame/x.py'], count: 1 }],
     };
-    expect(rerunCandidates(read)).toEqual({ specs: ['filelock==4'], bad: ['pygame', 'pygame-ce', 'virtualenv'] });
-    expect(rerunCandidates({ ...read, verdict: 'pass' })).toBeNull();
-    expect(rerunCandidates({ ...read, failing: [...read.failing, fail(null, 'network.dns', 'x')] })).toBeNull();
+    expect(rerunPlan(read, ['virtualenv', 'pygame'])).toEqual({ kind: 'without', parts: [['filelock==4']], bad: ['pygame', 'pygame-ce', 'virtualenv'] });
+    expect(rerunPlan({ ...read, verdict: 'pass', failing: [], conflicts: [] }, ['a', 'b'])).toBeNull();
+  });
+
+  it('runs the projects again in halves when a failing finding names no package or the install had no verdict', () => {
+    const read = { verdict: 'fail', exitCode: 1, installed: [], failing: [fail('a', 'static.pth-exec', 'x'), fail(null, 'network.dns', 'x')], conflicts: [] };
+    const halves = { kind: 'halves', parts: [['a', 'b'], ['c']], bad: [] };
+    expect(rerunPlan(read, ['a', 'b', 'c'])).toEqual(halves);
+    expect(rerunPlan({ ...read, verdict: 'error', exitCode: 4, failing: [] }, ['a', 'b', 'c'])).toEqual(halves);
+    expect(rerunPlan(read, ['a'])).toBeNull();
+    // The environment, not the packages: nothing to learn from running them again.
+    expect(rerunPlan({ ...read, verdict: 'error', exitCode: 3, failing: [] }, ['a', 'b', 'c'])).toBeNull();
+    expect(rerunPlan({ ...read, verdict: null, exitCode: null }, ['a', 'b', 'c'])).toBeNull();
+  });
+
+  it('names the runs of the next round after their group, uniquely', () => {
+    expect(rerunId('group-001', 2, 0, 1)).toBe('group-001-r2');
+    expect(rerunId('group-001-r2', 3, 0, 1)).toBe('group-001-r3');
+    expect([rerunId('group-001-r2', 3, 0, 2), rerunId('group-001-r2', 3, 1, 2)]).toEqual(['group-001-r3.1', 'group-001-r3.2']);
+    expect(rerunId('group-001-r3.2', 4, 0, 1)).toBe('group-001-r3.2-r4');
   });
 
   it('writes a subset run as a subset, with the rate to two decimals', () => {

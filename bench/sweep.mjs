@@ -28,7 +28,8 @@ import {
   lockFromPipReport,
   parseSimpleIndex,
   pipReason,
-  rerunCandidates,
+  rerunId,
+  rerunPlan,
   readRunReport,
   renderMarkdown,
   resolveGroups,
@@ -37,7 +38,7 @@ import {
 
 const DEFAULT_INDEXES = ['/opt/pypi/simple', '/opt/pypi-more/simple'].filter((dir) => existsSync(dir)).map((dir) => `file://${dir}`);
 const DOCKER_LOCK = '/tmp/sandbox-docker.lock';
-/** Runs of one group at most: the first, then those without what failed (bench/sweep-lib.mjs projectsToRerun). */
+/** Rounds of runs at most: the first, then those without what failed or in halves (bench/sweep-lib.mjs rerunPlan). */
 const MAX_ROUNDS = 4;
 
 /**
@@ -197,31 +198,35 @@ async function runGroup(g, work, cache) {
 }
 
 /**
- * The next round's runs for a group that did not pass: what it installed that did not fail
- * (rerunCandidates), resolved again in parts that pull in none of what failed, split in halves as
- * in the first round; a distribution that cannot be resolved without them is left out.
+ * The next round's runs for a group that did not pass (rerunPlan): each part resolved again,
+ * split in halves as in the first round where it does not resolve or pulls in what failed; a
+ * distribution that cannot be resolved without what failed is left out.
  */
 async function rerunsOf(g, ran, work, round) {
-  const candidates = rerunCandidates(ran);
-  if (!candidates) return [];
-  const bad = new Set(candidates.bad);
+  const plan = rerunPlan(ran, g.projects);
+  if (!plan) return [];
+  const bad = new Set(plan.bad);
   const scratch = path.join(work, 'resolve');
-  const { groups } = await resolveGroups(candidates.specs, candidates.specs.length, async (part) => {
+  const avoiding = async (part) => {
     const answer = await resolve(part, scratch);
     const pulled = answer.ok ? answer.lock.dists.filter((d) => bad.has(d.name)).map((d) => d.name) : [];
     return pulled.length > 0 ? { ok: false, reason: `pulls in ${pulled.join(', ')}` } : answer;
-  });
-  const base = `${g.id.replace(/-r\d+(\.\d+)?$/, '')}-r${round}`;
-  const runs = groups.map((part, k) => ({
-    id: groups.length === 1 ? base : `${base}.${k + 1}`,
+  };
+  const parts = [];
+  for (const part of plan.parts) parts.push(...(await resolveGroups(part, part.length, avoiding)).groups);
+  const runs = parts.map((part, k) => ({
+    id: rerunId(g.id, round, k, parts.length),
     projects: part.projects,
     dists: part.lock.dists,
     overlaps: part.overlaps,
     lock: part.lock.text,
   }));
+  const asked = plan.parts.reduce((sum, p) => sum + p.length, 0);
   const kept = runs.reduce((sum, r) => sum + r.projects.length, 0);
   log(
-    `${g.id}: ${kept} of the ${candidates.specs.length} distributions that did not fail run again in ${runs.length} run(s), without ${candidates.bad.join(', ')}`,
+    plan.kind === 'without'
+      ? `${g.id}: ${kept} of the ${asked} distributions that did not fail run again in ${runs.length} run(s), without ${plan.bad.join(', ')}`
+      : `${g.id}: ${ran.verdict === 'error' ? 'no verdict of its own' : 'a failing finding names no package'}; its ${asked} projects run again in ${runs.length} parts`,
   );
   return runs;
 }
