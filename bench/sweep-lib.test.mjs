@@ -36,7 +36,13 @@ const judged = (rule, pkg, evidence, { action = 'fail', severity = 'high', messa
   failing: action === 'fail' && severity !== 'info',
 });
 
-const report = (verdict, packages, findings) => ({ verdict, packages: packages.map(([name, version]) => ({ name, version })), findings, error: null });
+const report = (verdict, packages, findings) => ({
+  verdict,
+  packages: packages.map(([name, version]) => ({ name, version })),
+  findings,
+  timings: { install: 3843, total: 7716 },
+  error: null,
+});
 
 describe('the mirror index', () => {
   it('lists the projects a PEP 503 root page links, normalised', () => {
@@ -158,6 +164,7 @@ describe("a run's report", () => {
     ]);
     expect(read.warnings).toEqual({ 'static.autoload-entry-point': 2 });
     expect(read.conflicts).toEqual([]);
+    expect(read.seconds).toBe(7.716); // the report's total, not the wall time with the wait for the engine
   });
 
   it('reports files claimed by several RECORDs, and mismatches on those files, as conflicts, not failures', () => {
@@ -199,6 +206,7 @@ describe('the totals', () => {
     id,
     projects: [],
     seconds: 10,
+    wallSeconds: 25,
     exitCode: verdict === 'pass' ? 0 : 1,
     verdict,
     installed: installed.map(([name, version]) => ({ name, version })),
@@ -249,6 +257,7 @@ describe('the totals', () => {
     expect(s.unattributed).toEqual([{ group: 'group-001', ...fail(null, 'network.dns', 'x.invalid') }]);
     expect(s.warnings).toEqual({ 'static.autoload-entry-point': 3 });
     expect(s.seconds).toBe(20);
+    expect(s.wallSeconds).toBe(50);
   });
 
   it('runs again what did not fail, without what failed or conflicts', () => {

@@ -187,14 +187,16 @@ async function runGroup(g, work, cache) {
     ? readRunReport(report, { overlaps: g.overlaps, escape: escapeControl })
     : {
         verdict: null,
+        seconds: null,
         installed: [],
         failing: [],
         conflicts: conflictSets(g.overlaps),
         warnings: {},
         error: `no report (exit ${ran.exitCode}): ${ran.stderr.trim().split('\n').at(-1) ?? ''}`,
       };
-  log(`${g.id}: ${read.verdict ?? 'no verdict'} in ${ran.seconds.toFixed(1)} s, ${read.failing.length} failing findings`);
-  return { id: g.id, projects: g.projects, locked: g.dists.length, exitCode: ran.exitCode, seconds: ran.seconds, ...read };
+  const seconds = read.seconds ?? ran.seconds;
+  log(`${g.id}: ${read.verdict ?? 'no verdict'} in ${seconds.toFixed(1)} s (${ran.seconds.toFixed(1)} s wall), ${read.failing.length} failing findings`);
+  return { id: g.id, projects: g.projects, locked: g.dists.length, exitCode: ran.exitCode, ...read, seconds, wallSeconds: ran.seconds };
 }
 
 /**
