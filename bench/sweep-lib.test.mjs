@@ -323,7 +323,7 @@ describe('the totals', () => {
       command: 'npm run sweep -- --limit 3',
     });
     expect(md).toContain('**Subset run** (--limit 3): 4 of the mirror');
-    expect(md).toContain('| rate | 33.33 % |');
+    expect(md).toContain('| rate (of the distributions installed) | 33.33 % |');
     expect(md).toContain('| coverage | 7 | `static.pth-exec` | install | a1_coverage.pth: import sys | group-001 |');
     expect(md).toContain('| d | ERROR: no \\| wheel |');
   });
