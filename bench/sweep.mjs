@@ -72,7 +72,13 @@ if (!values['index-url']) throw new Error('no mirror: pass --index-url (the defa
 if (values.resume && !values.work) throw new Error('--resume needs --work DIR (the work dir of the sweep to resume)');
 const indexes = [values['index-url'], ...values['extra-index-url']];
 const indexArgs = ['--index-url', indexes[0], ...indexes.slice(1).flatMap((u) => ['--extra-index-url', u])];
-const groupSize = Number(values['group-size']);
+const positive = (option) => {
+  const n = Number(values[option]);
+  if (!Number.isInteger(n) || n < 1) throw new Error(`--${option} takes a whole number of at least 1, not ${values[option]}`);
+  return n;
+};
+const groupSize = positive('group-size');
+const limit = values.limit === undefined ? null : positive('limit');
 const log = logger('sweep');
 
 /** The projects a PEP 503 index lists: its root page, else (a file index without one) its directory. */
@@ -130,8 +136,11 @@ async function wheelOverlaps(dists) {
     'import json, sys, zipfile',
     'out = {}',
     'for item in json.load(sys.stdin):',
-    '    with zipfile.ZipFile(item["file"]) as z:',
-    '        out[item["name"]] = z.namelist()',
+    '    try:',
+    '        with zipfile.ZipFile(item["file"]) as z:',
+    '            out[item["name"]] = z.namelist()',
+    '    except (OSError, zipfile.BadZipFile):',
+    '        out[item["name"]] = []  # the tool judges a wheel it cannot read',
     'json.dump(out, sys.stdout)',
   ].join('\n');
   const listing = await run('python3', ['-I', '-S', '-c', script], { input: JSON.stringify(local) });
@@ -267,9 +276,9 @@ async function main() {
         .filter(Boolean);
       subset = `--projects ${projects.join(',')}`;
     }
-    if (values.limit) {
-      projects = projects.slice(0, Number(values.limit));
-      subset = `${subset ? `${subset} ` : ''}--limit ${values.limit}`;
+    if (limit !== null) {
+      projects = projects.slice(0, limit);
+      subset = `${subset ? `${subset} ` : ''}--limit ${limit}`;
     }
     log(`${listed.length} projects listed, ${projects.length} to sweep`);
 
