@@ -183,10 +183,12 @@ export function trigger(finding, escape) {
 /**
  * One run's report, read for the sweep. `overlaps` are the paths the group's wheels share (known
  * before the run). A failing finding is a conflict, not a false positive, when it says a file is
- * claimed by several RECORDs, or when it is about a path that several distributions of the group
- * install (an overwrite seen as a mismatch). Returns the installed distributions (none unless the
- * install ran: verdict pass or fail), the failing findings (rule, package, phase, trigger), the
- * conflicts, and the warnings counted per rule.
+ * claimed by several RECORDs, when it is about a path that several distributions of the group
+ * install (an overwrite seen as a mismatch), or when it says one distribution of a conflicting set
+ * shadows another's module (`evidence.shadowed`: two distributions of one import package). Returns
+ * the installed distributions (none unless the install ran: verdict pass or fail), the failing
+ * findings (rule, package, phase, trigger), the conflicts (each with how many failing findings it
+ * accounts for), and the warnings counted per rule.
  */
 export function readRunReport(report, { overlaps = [], escape } = {}) {
   const findings = report.findings ?? [];
@@ -195,13 +197,22 @@ export function readRunReport(report, { overlaps = [], escape } = {}) {
   const seen = findings
     .filter((f) => f.failing && f.rule === 'static.unrecorded-file' && claimedBy(f).length > 1 && pathOf(f) !== null)
     .map((f) => ({ path: pathOf(f), distributions: [...new Set(claimedBy(f).map(normalize))].sort() }));
-  const shared = new Set([...overlaps, ...seen].map((o) => o.path));
+  const sets = conflictSets([...overlaps, ...seen]).map((c) => ({ ...c, findings: 0 }));
+  const setOfPath = new Map([...overlaps, ...seen].map((o) => [o.path, o.distributions.join(' + ')]));
+  const conflictOf = (f) => {
+    const key = setOfPath.get(pathOf(f));
+    if (key !== undefined) return sets.find((c) => c.distributions.join(' + ') === key);
+    const [a, b] = [f.package, f.evidence?.shadowed].map((n) => (typeof n === 'string' ? normalize(n) : null));
+    return a && b ? sets.find((c) => c.distributions.includes(a) && c.distributions.includes(b)) : undefined;
+  };
   const failing = [];
   const warnings = {};
   for (const f of findings) {
     if (f.action === 'warn') warnings[f.rule] = (warnings[f.rule] ?? 0) + 1;
-    if (!f.failing || shared.has(pathOf(f))) continue; // an overwrite, from either side, is a conflict
-    failing.push({ rule: f.rule, package: f.package ?? null, phase: f.phase ?? null, severity: f.severity, trigger: trigger(f, escape) });
+    if (!f.failing) continue;
+    const conflict = conflictOf(f);
+    if (conflict) conflict.findings += 1;
+    else failing.push({ rule: f.rule, package: f.package ?? null, phase: f.phase ?? null, severity: f.severity, trigger: trigger(f, escape) });
   }
   const installed = report.verdict === 'error' ? [] : (report.packages ?? []).map((p) => ({ name: normalize(p.name), version: p.version }));
   return {
@@ -210,7 +221,7 @@ export function readRunReport(report, { overlaps = [], escape } = {}) {
     seconds: typeof report.timings?.total === 'number' ? report.timings.total / 1000 : null,
     installed,
     failing,
-    conflicts: conflictSets([...overlaps, ...seen]),
+    conflicts: sets,
     warnings,
     error:
       report.verdict !== 'error'
@@ -266,7 +277,8 @@ export function summarize(groups) {
     }
     for (const c of g.conflicts) {
       const key = c.distributions.join(' + ');
-      const entry = conflicts.get(key) ?? { distributions: c.distributions, paths: c.paths, count: c.count, groups: [] };
+      const entry = conflicts.get(key) ?? { distributions: c.distributions, paths: c.paths, count: c.count, findings: 0, groups: [] };
+      entry.findings += c.findings ?? 0;
       if (!entry.groups.includes(g.id)) entry.groups.push(g.id);
       conflicts.set(key, entry);
     }
@@ -399,8 +411,10 @@ export function renderMarkdown(r) {
   );
   if (s.conflicts.length === 0) out.push('None.', '');
   else {
-    out.push('| distributions | shared files | e.g. | groups |', '|---|---|---|---|');
-    for (const c of s.conflicts) out.push(`| ${cell(c.distributions.join(' + '))} | ${c.count} | ${cell(c.paths.join(', '))} | ${c.groups.join(', ')} |`);
+    out.push('| distributions | shared files | e.g. | failing findings it accounts for | runs |', '|---|---|---|---|---|');
+    for (const c of s.conflicts) {
+      out.push(`| ${cell(c.distributions.join(' + '))} | ${c.count} | ${cell(c.paths.join(', '))} | ${c.findings} | ${c.groups.join(', ')} |`);
+    }
     out.push('');
   }
   if (r.keptApart.length > 0) {

@@ -167,7 +167,7 @@ describe("a run's report", () => {
     expect(read.seconds).toBe(7.716); // the report's total, not the wall time with the wait for the engine
   });
 
-  it('reports files claimed by several RECORDs, and mismatches on those files, as conflicts, not failures', () => {
+  it('reports files claimed by several RECORDs, mismatches on those files and shadowing between them as conflicts, not failures', () => {
     const read = readRunReport(
       report(
         'fail',
@@ -179,12 +179,29 @@ describe("a run's report", () => {
           judged('static.unrecorded-file', null, { path: 'cv2/__init__.py', claimedBy: ['opencv_python', 'opencv-python-headless'] }),
           judged('integrity.installed-mismatch', 'opencv-python', { path: 'cv2/__init__.py', kind: 'different', distribution: 'opencv-python' }),
           judged('integrity.installed-mismatch', 'opencv-python', { path: 'cv2/data/x.xml', kind: 'different' }),
+          judged('static.import-shadowing', 'opencv-python', {
+            path: 'cv2/cv2.so',
+            module: 'cv2.cv2',
+            shadowed: 'opencv-python-headless',
+            shadowedPath: 'cv2/cv2.py',
+          }),
+          judged(
+            'static.import-shadowing',
+            'opencv-python',
+            { path: 'cv2/y.so', module: 'cv2.y', shadowed: 'numpy', shadowedPath: 'cv2/y.py' },
+            { message: 'cv2/y.so of opencv-python shadows cv2/y.py of numpy' },
+          ),
         ],
       ),
       { overlaps: [{ path: 'cv2/data/x.xml', distributions: ['opencv-python', 'opencv-python-headless'] }] },
     );
-    expect(read.failing).toEqual([]);
-    expect(read.conflicts).toEqual([{ distributions: ['opencv-python', 'opencv-python-headless'], paths: ['cv2/data/x.xml', 'cv2/__init__.py'], count: 2 }]);
+    // Shadowing between the two conflicting distributions is the conflict; shadowing another's module is not.
+    expect(read.failing.map((f) => [f.rule, f.package, f.trigger])).toEqual([
+      ['static.import-shadowing', 'opencv-python', 'cv2/y.so: of opencv-python shadows cv2/y.py of numpy'],
+    ]);
+    expect(read.conflicts).toEqual([
+      { distributions: ['opencv-python', 'opencv-python-headless'], paths: ['cv2/data/x.xml', 'cv2/__init__.py'], count: 2, findings: 4 },
+    ]);
   });
 
   it('counts nothing as installed when the install did not run to a verdict', () => {
