@@ -7,11 +7,13 @@
  * bench/sweep-results.json: projects covered and skipped, distributions installed, each one with a
  * failing finding and its trigger, conflicts between distributions, warnings, run times.
  *
- *   node bench/sweep.mjs [--projects a,b,c | --limit N] [--group-size 40] [--work DIR [--resume]]
+ *   node bench/sweep.mjs [--projects a,b,c | --limit N] [--group-size 40] [--work DIR [--resume] [--resolve-only]]
  *                        [--index-url URL] [--extra-index-url URL ...] [--policy default] [--out bench]
  *
- * Each install runs under `flock /tmp/sandbox-docker.lock` (the engine is shared). The pure parts
- * are in bench/sweep-lib.mjs.
+ * Each install runs under `flock /tmp/sandbox-docker.lock` (the engine is shared). The work dir
+ * keeps the plan (plan.json: the groups, their locks, the skipped projects), each run's lock,
+ * report and time; `--resume` reuses them, `--resolve-only` writes the plan and runs nothing. The
+ * pure parts are in bench/sweep-lib.mjs.
  */
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
@@ -64,12 +66,14 @@ const { values } = parseArgs({
     work: { type: 'string' },
     'cache-dir': { type: 'string' },
     resume: { type: 'boolean', default: false },
+    'resolve-only': { type: 'boolean', default: false },
     out: { type: 'string', default: path.join(ROOT, 'bench') },
     python: { type: 'string', default: 'python3.11' },
   },
 });
 if (!values['index-url']) throw new Error('no mirror: pass --index-url (the defaults, /opt/pypi/simple and /opt/pypi-more/simple, do not exist here)');
 if (values.resume && !values.work) throw new Error('--resume needs --work DIR (the work dir of the sweep to resume)');
+if (values['resolve-only'] && !values.work) throw new Error('--resolve-only needs --work DIR (where the plan is kept)');
 const indexes = [values['index-url'], ...values['extra-index-url']];
 const indexArgs = ['--index-url', indexes[0], ...indexes.slice(1).flatMap((u) => ['--extra-index-url', u])];
 const positive = (option) => {
@@ -328,6 +332,14 @@ async function main() {
         ),
       };
       await writeFile(planFile, `${JSON.stringify(plan, null, 2)}\n`);
+    }
+
+    if (values['resolve-only']) {
+      const dists = new Set(plan.groups.flatMap((g) => g.dists.map((d) => `${d.name}==${d.version}`)));
+      log(
+        `${plan.groups.length} groups, ${dists.size} distributions, ${plan.skipped.length} projects skipped, resolved in ${plan.resolveSeconds.toFixed(1)} s: ${planFile}`,
+      );
+      return;
     }
 
     // 2. Run each group's lock; then, in further rounds, what a failing run kept from its export.
