@@ -182,8 +182,9 @@ export function trigger(finding, escape) {
 
 /**
  * One run's report, read for the sweep. `overlaps` are the paths the group's wheels share (known
- * before the run). A failing finding is a conflict, not a false positive, when it says a file is
- * claimed by several RECORDs, when it is about a path that several distributions of the group
+ * before the run). A failing finding is a conflict, not a false positive, when it is the tool's
+ * integrity.file-conflict, when it says a file is claimed by several RECORDs (the tool's word for
+ * it before integrity.file-conflict), when it is about a path that several distributions of the group
  * install (an overwrite seen as a mismatch), or when it says one distribution of a conflicting set
  * shadows another's module (`evidence.shadowed`: two distributions of one import package). Returns
  * the installed distributions (none unless the install ran: verdict pass or fail), the failing
@@ -199,7 +200,25 @@ export function readRunReport(report, { overlaps = [], escape } = {}) {
     .map((f) => ({ path: pathOf(f), distributions: [...new Set(claimedBy(f).map(normalize))].sort() }));
   const sets = conflictSets([...overlaps, ...seen]).map((c) => ({ ...c, findings: 0 }));
   const setOfPath = new Map([...overlaps, ...seen].map((o) => [o.path, o.distributions.join(' + ')]));
+  // The tool's own word for it: one integrity.file-conflict per set, naming the distributions and the first shared files.
+  const declaredSet = (f) => {
+    if (f.rule !== 'integrity.file-conflict' || !Array.isArray(f.evidence?.distributions)) return undefined;
+    const distributions = [...new Set(f.evidence.distributions.map((d) => normalize(String(d))))].sort();
+    const key = distributions.join(' + ');
+    const paths = Array.isArray(f.evidence.paths) ? f.evidence.paths.map(String) : [];
+    let set = sets.find((c) => c.distributions.join(' + ') === key);
+    if (!set) {
+      set = { distributions, paths: paths.slice(0, 3), count: 0, findings: 0 };
+      sets.push(set);
+    }
+    set.count = Math.max(set.count, Number.isInteger(f.evidence.files) ? f.evidence.files : paths.length);
+    for (const p of paths) if (!setOfPath.has(p)) setOfPath.set(p, key);
+    return set;
+  };
+  for (const f of findings) if (f.failing) declaredSet(f);
   const conflictOf = (f) => {
+    const declared = declaredSet(f);
+    if (declared) return declared;
     const key = setOfPath.get(pathOf(f));
     if (key !== undefined) return sets.find((c) => c.distributions.join(' + ') === key);
     const [a, b] = [f.package, f.evidence?.shadowed].map((n) => (typeof n === 'string' ? normalize(n) : null));

@@ -204,6 +204,31 @@ describe("a run's report", () => {
     ]);
   });
 
+  it("reads the tool's integrity.file-conflict as the conflict, with what it leaves on the shared files", () => {
+    const read = readRunReport(
+      report(
+        'fail',
+        [
+          ['pygame', '2.6.1'],
+          ['pygame-ce', '2.5.8'],
+        ],
+        [
+          judged('integrity.file-conflict', null, {
+            distributions: ['pygame', 'pygame-ce'],
+            files: 375,
+            paths: ['pygame/__init__.py', 'pygame/base.so'],
+            overwritten: 50,
+          }),
+          judged('integrity.installed-mismatch', 'pygame', { path: 'pygame/base.so', kind: 'missing', distribution: 'pygame' }),
+          judged('static.import-shadowing', 'pygame', { path: 'pygame/_sprite.so', shadowed: 'pygame-ce', shadowedPath: 'pygame/_sprite.py' }),
+          judged('static.pth-exec', 'pygame-ce', { path: 'x.pth', lines: ['import x'] }),
+        ],
+      ),
+    );
+    expect(read.conflicts).toEqual([{ distributions: ['pygame', 'pygame-ce'], paths: ['pygame/__init__.py', 'pygame/base.so'], count: 375, findings: 3 }]);
+    expect(read.failing.map((f) => [f.rule, f.package])).toEqual([['static.pth-exec', 'pygame-ce']]);
+  });
+
   it('counts nothing as installed when the install did not run to a verdict', () => {
     expect(readRunReport(report('error', [['x', '1']], [])).installed).toEqual([]);
   });
