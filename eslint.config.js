@@ -19,7 +19,15 @@ export default tseslint.config(
     // bench/: plain ESM scripts run by Node.
     files: ['bench/**/*.mjs'],
     languageOptions: {
-      globals: { process: 'readonly', URL: 'readonly', performance: 'readonly', setInterval: 'readonly', clearInterval: 'readonly', Buffer: 'readonly' },
+      globals: {
+        process: 'readonly',
+        URL: 'readonly',
+        fetch: 'readonly',
+        performance: 'readonly',
+        setInterval: 'readonly',
+        clearInterval: 'readonly',
+        Buffer: 'readonly',
+      },
     },
   },
 );

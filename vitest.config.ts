@@ -6,7 +6,7 @@ export default defineConfig({
       {
         test: {
           name: 'unit',
-          include: ['src/**/*.test.ts'],
+          include: ['src/**/*.test.ts', 'bench/**/*.test.mjs'],
           exclude: ['**/*.integration.test.ts', 'node_modules/**', 'dist/**'],
           testTimeout: 60_000,
         },

@@ -17,14 +17,11 @@ import { execFile } from 'node:child_process';
 import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { CLI, logger, ROOT, timed } from './common.mjs';
 import { buildBenchIndex } from './packages.mjs';
 import { writeResults } from './results.mjs';
 import { serveIndex } from './serve.mjs';
-
-const ROOT = fileURLToPath(new URL('..', import.meta.url));
-const CLI = path.join(ROOT, 'bin', 'sandbox-install.js');
 
 const { values } = parseArgs({
   options: {
@@ -40,24 +37,7 @@ const reps = Number(values.reps);
 const real = values.lock !== undefined;
 if (real && !values['index-url']) throw new Error('--lock needs --index-url (the index both A and B install from)');
 
-/** One command, timed from spawn to exit; a failure stops the bench with its output's tail. */
-function timed(file, args, env = {}) {
-  const started = performance.now();
-  return new Promise((resolve, reject) => {
-    execFile(
-      file,
-      args,
-      { env: { ...process.env, PIP_CONFIG_FILE: '/dev/null', NO_COLOR: '1', ...env }, maxBuffer: 256 * 1024 ** 2 },
-      (error, stdout, stderr) => {
-        const seconds = (performance.now() - started) / 1000;
-        if (error) reject(new Error(`${path.basename(file)} ${args.join(' ')} failed (${error.code}):\n${`${stdout}\n${stderr}`.slice(-3000)}`));
-        else resolve(seconds);
-      },
-    );
-  });
-}
-
-const log = (line) => process.stderr.write(`bench: ${line}\n`);
+const log = logger('bench');
 
 const work = await mkdtemp(path.join(os.tmpdir(), 'sandbox-install-bench-'));
 const cleanups = [() => rm(work, { recursive: true, force: true })];
