@@ -143,6 +143,11 @@ export const CATALOGUE = {
     "RECORD rows without a usable sha256 (none, or hex digests) for files byte-identical to the distribution's locked wheel",
     'A packaging defect, not a change: the verified wheel vouches for the bytes.',
   ),
+  'static.stdlib-backport': rule(
+    'low',
+    'a reviewed backport of a standard-library module (policies/known-good.json names its distribution, file and sha256)',
+    "With the export on PYTHONPATH it replaces Python 3.11's own module: drop it from the lock when nothing needs it. A warning by default.",
+  ),
   'static.startup-hook': rule(
     'high',
     'sitecustomize or usercustomize in site-packages or in a directory a .pth puts on sys.path',

@@ -79,6 +79,7 @@ const POLICY: Policy = {
   allowLockIndexUrl: false,
   knownGoodPth: [],
   knownGoodScripts: [],
+  knownGoodStdlib: [],
   severities: {},
   packages: { allow: [], deny: [] },
   process: { execWatch: ['sh', 'curl'] },

@@ -388,6 +388,7 @@ export async function observe(input: ObserveInput): Promise<Observation> {
     ? await scanSitePackages(input.archive, {
         knownGoodPth: input.policy.knownGoodPth,
         knownGoodScripts: input.policy.knownGoodScripts,
+        knownGoodStdlib: input.policy.knownGoodStdlib,
         reservedNames: input.reservedNames,
       })
     : null;

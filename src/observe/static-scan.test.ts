@@ -1108,6 +1108,24 @@ describe('static.stdlib-shadowing', () => {
     ]);
   });
 
+  it('turns a reviewed backport into a warning only for its distribution, file and exact bytes', async () => {
+    const ARGPARSE = '"Command-line parsing library"\n';
+    const knownGoodStdlib = [{ distribution: 'argparse', path: 'argparse.py', sha256: sha(ARGPARSE).hex, reason: 'the stdlib module, for older Pythons' }];
+    const genuine = await scan(dist('argparse', { 'argparse.py': ARGPARSE }), { knownGoodStdlib });
+    expect(genuine.findings).toEqual([
+      {
+        rule: 'static.stdlib-backport',
+        severity: 'low',
+        package: 'argparse',
+        message: "argparse.py is argparse's reviewed backport of the standard library's argparse: with the export on PYTHONPATH it replaces Python 3.11's own",
+        evidence: { path: 'argparse.py', module: 'argparse', root: '.', sha256: sha(ARGPARSE).hex, reason: 'the stdlib module, for older Pythons' },
+      },
+    ]);
+    for (const entries of [dist('argparse', { 'argparse.py': `${ARGPARSE}import os\n` }), dist('argparse_ng', { 'argparse.py': ARGPARSE })]) {
+      expect((await scan(entries, { knownGoodStdlib })).findings).toEqual([expect.objectContaining({ rule: 'static.stdlib-shadowing', severity: 'high' })]);
+    }
+  });
+
   it('reports one in a directory a .pth adds, with the root and the .pth, and a bare symlink that may be a package', async () => {
     const result = await scan([
       ...dist('sneaky', { 'sneaky.pth': 'sneaky_lib\n', 'sneaky_lib/http/__init__.py': '', 'real_pkg/__init__.py': '' }, { extraRows: [['socket', '', '']] }),

@@ -60,7 +60,7 @@ import { isValidProjectName, normalizeName } from '../lock/normalize.js';
 import { finding, type Finding } from '../core/finding.js';
 import { parseRecord, type RecordEntry } from '../core/record.js';
 import type { TarHeader as Headers } from '../core/tar-header.js';
-import type { KnownGoodPth, KnownGoodScripts } from '../policy/schema.js';
+import type { KnownGoodPth, KnownGoodScripts, KnownGoodStdlib } from '../policy/schema.js';
 import { importRoots, pthLinePlace, pthPathLines, rootFindings, type Resolution } from './import-roots.js';
 
 export type ScannedFileType = 'file' | 'directory' | 'symlink' | 'link' | 'other';
@@ -103,6 +103,8 @@ export interface ScanOptions {
   knownGoodPth: KnownGoodPth[];
   /** Tool-named console scripts accepted from their own distribution. */
   knownGoodScripts?: KnownGoodScripts[];
+  /** Standard-library backports accepted as a warning, by distribution, file and sha256. */
+  knownGoodStdlib?: KnownGoodStdlib[];
   /** Archive entries of any type, the root directory aside. Default 200 000. */
   maxFiles?: number;
   /** Declared data bytes of all entries. Default 8 GiB. */
@@ -568,7 +570,7 @@ function analyze(collector: Collector, options: ScanOptions): StaticScan {
     },
     resolve: (rel) => resolveInArchive(rel, links, symlinkBudget),
   });
-  findings.push(...roots.findings, ...rootFindings(roots.roots, files));
+  findings.push(...roots.findings, ...reviewedBackports(rootFindings(roots.roots, files), byPath, options.knownGoodStdlib ?? []));
   if (collector.limitFinding) findings.push(collector.limitFinding);
 
   return {
@@ -687,6 +689,29 @@ function executableLines(pth: string): string[] {
  */
 export function pthPathsOutside(pth: string): string[] {
   return pthPathLines(pth).filter((line) => pthLinePlace(line).outside);
+}
+
+/**
+ * A `static.stdlib-shadowing` finding for a file a reviewed entry names (its distribution, path
+ * and exact sha256) becomes `static.stdlib-backport`, a warning: the module is the backport the
+ * entry read, and with the export on PYTHONPATH it still replaces Python's own. Any other file,
+ * owner or content stays a failing shadow.
+ */
+function reviewedBackports(found: Finding[], byPath: Map<string, Collected>, entries: readonly KnownGoodStdlib[]): Finding[] {
+  if (entries.length === 0) return found;
+  return found.map((f) => {
+    if (f.rule !== 'static.stdlib-shadowing' || typeof f.evidence.path !== 'string') return f;
+    const file = byPath.get(f.evidence.path)?.file;
+    const entry = entries.find((e) => e.path === f.evidence.path && normalizeName(e.distribution) === file?.owner && e.sha256 === file.sha256);
+    if (!entry || file?.type !== 'file') return f;
+    return finding(
+      'static.stdlib-backport',
+      'low',
+      `${file.path} is ${file.owner}'s reviewed backport of the standard library's ${String(f.evidence.module)}: with the export on PYTHONPATH it replaces Python 3.11's own`,
+      { ...f.evidence, sha256: file.sha256, ...(entry.reason ? { reason: entry.reason } : {}) },
+      f.package,
+    );
+  });
 }
 
 /** A `.pth` no reviewed entry accepts (acceptedPth was asked first). */

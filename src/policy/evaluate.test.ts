@@ -16,6 +16,7 @@ function policy(overrides: Partial<Policy> = {}): Policy {
     allowLockIndexUrl: false,
     knownGoodPth: [],
     knownGoodScripts: [],
+    knownGoodStdlib: [],
     severities: {},
     packages: { allow: [], deny: [] },
     process: { execWatch: ['sh'] },

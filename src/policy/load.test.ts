@@ -58,6 +58,7 @@ const DEFAULT_RULES = {
   'export.*': 'fail',
   'static.autoload-entry-point': 'warn',
   'static.inert-source': 'warn',
+  'static.stdlib-backport': 'warn',
   'policy.suppression-expired': 'warn',
 };
 
@@ -66,6 +67,7 @@ const DISTUTILS_PTH = { name: 'distutils-precedence.pth', sha256: '2638ce9e2500e
 const KNOWN_GOOD = JSON.parse(readFileSync(new URL('../../policies/known-good.json', import.meta.url), 'utf8')) as {
   pth: Array<Record<string, unknown>>;
   scripts: Array<Record<string, unknown>>;
+  stdlib: Array<Record<string, unknown>>;
 };
 const UNKNOWN = (id: string) => `unknown rule id or family '${id}' (see the rule catalogue; a family is written family.*)`;
 
@@ -83,6 +85,7 @@ describe('loadPolicy: presets', () => {
       allowLockIndexUrl: false,
       knownGoodPth: KNOWN_GOOD.pth,
       knownGoodScripts: KNOWN_GOOD.scripts,
+      knownGoodStdlib: KNOWN_GOOD.stdlib,
       severities: {},
       packages: { allow: [], deny: [] },
       process: { execWatch: expect.arrayContaining(['sh', 'bash', 'curl', 'wget', 'nc', 'ssh', 'openssl']) },
@@ -179,7 +182,7 @@ describe('loadPolicy: user files', () => {
   it("keeps the base's family when a child names one of its rules", async () => {
     await withPolicies({ 'one.json': { extends: 'default', rules: { 'network.dns': 'warn', 'static.*': 'fail' } } }, async (dir) => {
       const policy = await loadPolicy(path.join(dir, 'one.json'));
-      const { 'static.autoload-entry-point': _autoload, 'static.inert-source': _inert, ...rest } = DEFAULT_RULES;
+      const { 'static.autoload-entry-point': _autoload, 'static.inert-source': _inert, 'static.stdlib-backport': _backport, ...rest } = DEFAULT_RULES;
       expect(policy.rules).toEqual({ ...rest, 'network.dns': 'warn' });
       expect([actionFor(policy, 'network.dns'), actionFor(policy, 'network.connect'), actionFor(policy, 'static.autoload-entry-point')]).toEqual([
         'warn',
@@ -206,6 +209,7 @@ describe('loadPolicy: user files', () => {
         allowLockIndexUrl: false,
         knownGoodPth: [],
         knownGoodScripts: [],
+        knownGoodStdlib: [],
         severities: {},
         packages: { allow: [], deny: [] },
         process: { execWatch: ['sh'] },
@@ -251,6 +255,7 @@ describe('loadPolicy: user files', () => {
           allowLockIndexUrl: false,
           knownGoodPth: [DISTUTILS_PTH, extra],
           knownGoodScripts: [],
+          knownGoodStdlib: [],
           severities: { 'network.*': 'low', 'static.pth-exec': 'medium', 'network.dns': 'info' },
           packages: { allow: [], deny: [] },
           process: { execWatch: ['curl'] },

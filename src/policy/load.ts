@@ -5,7 +5,7 @@ import type { z } from 'zod';
 import { InputError } from '../errors.js';
 import { mergeBuildPins, type BuildPin } from '../lock/build-pins.js';
 import { normalizeName } from '../lock/normalize.js';
-import { KnownGoodFile, PolicyFile, type KnownGoodPth, type KnownGoodScripts, type Policy, type Suppression } from './schema.js';
+import { KnownGoodFile, PolicyFile, type KnownGoodPth, type KnownGoodScripts, type KnownGoodStdlib, type Policy, type Suppression } from './schema.js';
 
 export const POLICIES_DIR = fileURLToPath(new URL('../../policies/', import.meta.url));
 export const PRESETS = ['default', 'strict', 'investigate'] as const;
@@ -73,7 +73,11 @@ async function readPolicyFile(file: string): Promise<PolicyFile> {
 }
 
 /** A file of reviewed allowances named by a policy's `knownGood`, relative to that policy. */
-async function readKnownGood(policyFile: string, ref: string, index: number): Promise<{ pth: KnownGoodPth[]; scripts: KnownGoodScripts[] }> {
+async function readKnownGood(
+  policyFile: string,
+  ref: string,
+  index: number,
+): Promise<{ pth: KnownGoodPth[]; scripts: KnownGoodScripts[]; stdlib: KnownGoodStdlib[] }> {
   const file = path.resolve(path.dirname(policyFile), ref);
   const where = `knownGood[${index}]`;
   let json: unknown;
@@ -93,6 +97,7 @@ async function readKnownGood(policyFile: string, ref: string, index: number): Pr
 }
 
 const pthKey = (p: KnownGoodPth) => `${p.name}\0${p.sha256}\0${p.distribution ?? ''}\0${JSON.stringify(p.imports ?? [])}`;
+const stdlibKey = (s: KnownGoodStdlib) => `${normalizeName(s.distribution)}\0${s.path}\0${s.sha256}`;
 const scriptsKey = (s: KnownGoodScripts) => `${normalizeName(s.distribution)}\0${s.scripts.join('\0')}`;
 
 function isPreset(ref: string): boolean {
@@ -172,6 +177,7 @@ export async function loadPolicy(ref: string, options: LoadOptions = {}, seen: s
     onlyBinary: own.onlyBinary ?? base?.onlyBinary ?? false,
     allowLockIndexUrl: own.allowLockIndexUrl ?? base?.allowLockIndexUrl ?? false,
     knownGoodPth: unionBy([...(base?.knownGoodPth ?? []), ...files.flatMap((f) => f.pth), ...(own.knownGoodPth ?? [])], pthKey),
+    knownGoodStdlib: unionBy([...(base?.knownGoodStdlib ?? []), ...files.flatMap((f) => f.stdlib), ...(own.knownGoodStdlib ?? [])], stdlibKey),
     knownGoodScripts: unionBy([...(base?.knownGoodScripts ?? []), ...files.flatMap((f) => f.scripts), ...(own.knownGoodScripts ?? [])], scriptsKey),
     severities: mergeRules(base?.severities ?? {}, own.severities),
     packages: { allow: packages.allow.map(normalizeName), deny: packages.deny.map(normalizeName) },

@@ -95,6 +95,22 @@ export const KnownGoodScripts = z
   .strict();
 export type KnownGoodScripts = z.infer<typeof KnownGoodScripts>;
 
+/**
+ * A backport of a standard-library module accepted from one distribution, by its file's exact
+ * sha256: the finding becomes `static.stdlib-backport`, a warning, since with the export on
+ * PYTHONPATH it still replaces Python's own module.
+ */
+export const KnownGoodStdlib = z
+  .object({
+    distribution: ProjectName,
+    path: SitePath,
+    sha256: Sha256,
+    reason: z.string().min(1).optional(),
+    source: z.string().min(1).optional(),
+  })
+  .strict();
+export type KnownGoodStdlib = z.infer<typeof KnownGoodStdlib>;
+
 /** A file of reviewed allowances (policies/known-good.json), named by a policy's `knownGood`. */
 export const KnownGoodFile = z
   .object({
@@ -102,6 +118,7 @@ export const KnownGoodFile = z
     $comment: z.string().optional(),
     pth: z.array(KnownGoodPth).default([]),
     scripts: z.array(KnownGoodScripts).default([]),
+    stdlib: z.array(KnownGoodStdlib).default([]),
   })
   .strict();
 /** A build requirement pinned like a lock entry: one version, the sha256 of each file it may use. */
@@ -189,6 +206,8 @@ export const PolicyFile = z
     knownGoodPth: z.array(KnownGoodPth).optional(),
     /** Console scripts named like a tool, accepted from that tool's own distribution; extends the base policy's list. */
     knownGoodScripts: z.array(KnownGoodScripts).optional(),
+    /** Standard-library backports accepted as a warning, by distribution, file and sha256; extends the base policy's list. */
+    knownGoodStdlib: z.array(KnownGoodStdlib).optional(),
     severities: z.partialRecord(RulePattern, Severity).optional(),
     packages: z
       .object({ allow: z.array(ProjectName).default([]), deny: z.array(ProjectName).default([]) })
@@ -221,6 +240,7 @@ export interface Policy {
   allowLockIndexUrl: boolean;
   knownGoodPth: KnownGoodPth[];
   knownGoodScripts: KnownGoodScripts[];
+  knownGoodStdlib: KnownGoodStdlib[];
   severities: Record<string, Severity>;
   /** Packages whose findings are accepted (not failing), and packages that fail outright. */
   packages: { allow: string[]; deny: string[] };

@@ -173,6 +173,7 @@ export const STABLE_KEYS: { readonly [R in RuleId]: (e: Evidence) => unknown } =
   'static.autoload-entry-point': pick('group', 'name', 'object'),
   'static.import-shadowing': pick('module', 'path', 'shadowed'),
   'static.invalid-source': pick('path'),
+  'static.stdlib-backport': pick('path', 'module'),
   'static.inert-source': pick('path', 'wheel'),
   'static.record-unhashed': pick('distribution', 'wheel'),
   'static.startup-hook': pick('path'),
