@@ -15,6 +15,13 @@ export const PIP_RUNNER = '/usr/lib/python3/dist-packages/pip/__pip-runner__.py'
  */
 export const PIP_AS = '/opt/sandbox-install/pip-as.py';
 export const SITE_PACKAGES = `${TARGET}/lib/python3.11/site-packages`;
+/**
+ * The most of an installed site-packages the host reads: entries, and bytes of file data. The
+ * static scan and the export's extraction both stop there (a hostile archive may be endless); one
+ * bound for both, so a tree the scan judged whole is one the export can hold. Large real stacks
+ * (a deep-learning framework with its CUDA wheels) pass 4 GiB.
+ */
+export const INSTALLED_TREE_LIMITS = { maxFiles: 200_000, maxBytes: 8 * 1024 ** 3 } as const;
 /** The unprivileged user's home: named like any Linux user's, not like a sandbox's. */
 export const HOME = '/home/user';
 export const SANDBOX_USER = 'user';

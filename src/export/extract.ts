@@ -21,6 +21,7 @@ import { pipeline } from 'node:stream/promises';
 import { extract as tarFsExtract, type ExtractOptions as TarFsTypedOptions } from 'tar-fs';
 import { InstallError } from '../errors.js';
 import { finding, type Finding } from '../core/finding.js';
+import { INSTALLED_TREE_LIMITS } from '../core/layout.js';
 import { syncBackedFs, type FileDigest, type OnWritten } from './sync-fs.js';
 import type { TarHeader as Headers } from '../core/tar-header.js';
 
@@ -31,7 +32,7 @@ export interface ExtractLimits {
   maxBytes: number;
 }
 
-export const DEFAULT_EXTRACT_LIMITS: ExtractLimits = { maxFiles: 200_000, maxBytes: 4 * 1024 ** 3 };
+export const DEFAULT_EXTRACT_LIMITS: ExtractLimits = INSTALLED_TREE_LIMITS;
 
 export interface ExtractOptions {
   /** Leading path components to drop; `getArchive` prefixes every entry with `site-packages/`. */

@@ -58,6 +58,7 @@ import { extract } from 'tar-stream';
 import { InstallError } from '../errors.js';
 import { isValidProjectName, normalizeName } from '../lock/normalize.js';
 import { finding, type Finding } from '../core/finding.js';
+import { INSTALLED_TREE_LIMITS } from '../core/layout.js';
 import { parseRecord, type RecordEntry } from '../core/record.js';
 import type { TarHeader as Headers } from '../core/tar-header.js';
 import type { KnownGoodPth, KnownGoodScripts, KnownGoodStdlib } from '../policy/schema.js';
@@ -171,7 +172,7 @@ export const DEFAULT_SHADOWED: readonly string[] = [
   'twine',
 ];
 
-export const DEFAULT_SCAN_LIMITS = { maxFiles: 200_000, maxBytes: 8 * 1024 ** 3 } as const;
+export const DEFAULT_SCAN_LIMITS = INSTALLED_TREE_LIMITS;
 
 const ROOT = 'site-packages';
 const DEFAULT_MAX_TEXT_BYTES = 8 * 1024 * 1024;
