@@ -43,11 +43,14 @@ export class InstallError extends SandboxError {
   override readonly kind = 'install' as const;
 }
 
-/** SIGINT/SIGTERM arrived; cleanup has run. Exit 130/143. */
+/** The signals that end a run cleanly: Ctrl-C, a kill, and a closed terminal (SIGHUP). */
+export type StopSignal = 'SIGINT' | 'SIGTERM' | 'SIGHUP';
+
+/** SIGINT/SIGTERM/SIGHUP arrived; cleanup has run. Exit 130/143/129. */
 export class InterruptedError extends SandboxError {
   override readonly kind = 'interrupted' as const;
-  readonly signal: 'SIGINT' | 'SIGTERM';
-  constructor(signal: 'SIGINT' | 'SIGTERM') {
+  readonly signal: StopSignal;
+  constructor(signal: StopSignal) {
     super('interrupted', `interrupted by ${signal}`);
     this.signal = signal;
   }
@@ -61,10 +64,16 @@ export const EXIT = {
   install: 4,
   sigint: 130,
   sigterm: 143,
+  sighup: 129,
 } as const;
 
+/** 128 + the signal's number, as a shell reports a process the signal ended. */
+export function exitCodeForSignal(signal: StopSignal): number {
+  return signal === 'SIGINT' ? EXIT.sigint : signal === 'SIGHUP' ? EXIT.sighup : EXIT.sigterm;
+}
+
 export function exitCodeFor(error: unknown): number {
-  if (error instanceof InterruptedError) return error.signal === 'SIGINT' ? EXIT.sigint : EXIT.sigterm;
+  if (error instanceof InterruptedError) return exitCodeForSignal(error.signal);
   if (error instanceof SandboxError) {
     switch (error.kind) {
       case 'input':

@@ -1,6 +1,6 @@
 /** Wiring only: commander options in, one command per file, exit code out. Only `main()` maps errors. */
 import { Command, CommanderError, Option } from 'commander';
-import { exitCodeFor, EXIT, InterruptedError, SandboxError } from '../errors.js';
+import { exitCodeFor, exitCodeForSignal, EXIT, InterruptedError, SandboxError, type StopSignal } from '../errors.js';
 import { escapeControl } from '../report/escape.js';
 import { DockerClient } from '../runtime/docker.js';
 import { LABEL, runOwner, type ContainerClient } from '../runtime/port.js';
@@ -46,14 +46,14 @@ function sandboxOptions(command: Command, policy: string): Command {
  * directories its runs recorded, then exit with the signal's code without waiting for the rest of
  * the cleanup.
  */
-async function forceExit(client: ContainerClient | null, signal: 'SIGINT' | 'SIGTERM', exit: (code: number) => void): Promise<void> {
+async function forceExit(client: ContainerClient | null, signal: StopSignal, exit: (code: number) => void): Promise<void> {
   process.stderr.write(`sandbox-install: ${signal} again: removing this run's containers and exiting\n`);
   if (client) {
     const mine = await client.listOurs().catch(() => []);
     await Promise.allSettled(mine.filter((c) => c.labels[LABEL.owner] === runOwner()).map((c) => client.removeContainer(c.id)));
   }
   await sweepRuns(defaultRunsDir(), (record) => `${record.host}:${record.pid}` === runOwner()).catch(() => undefined);
-  exit(signal === 'SIGINT' ? EXIT.sigint : EXIT.sigterm);
+  exit(exitCodeForSignal(signal));
 }
 
 /** `engine` makes the container client the commands use; tests pass a fake, and may catch the forced exit. */
@@ -67,7 +67,13 @@ export async function main(
   const controller = new AbortController();
   let exitCode: number = EXIT.pass;
   let forcing = false;
-  const onSignal = (signal: 'SIGINT' | 'SIGTERM') => {
+  const onSignal = (signal: StopSignal) => {
+    if (signal === 'SIGHUP') {
+      // The terminal is gone (a closed window, a dropped SSH session): writing to it fails with EIO
+      // or EPIPE, which must not end the process before the cleanup has removed the containers.
+      process.stdout.on('error', () => undefined);
+      process.stderr.on('error', () => undefined);
+    }
     if (!controller.signal.aborted) {
       controller.abort(new InterruptedError(signal));
       return;
@@ -79,8 +85,10 @@ export async function main(
   };
   const onInt = () => onSignal('SIGINT');
   const onTerm = () => onSignal('SIGTERM');
+  const onHup = () => onSignal('SIGHUP');
   process.on('SIGINT', onInt);
   process.on('SIGTERM', onTerm);
+  process.on('SIGHUP', onHup);
 
   const program = new Command('sandbox-install')
     .description('Install a Python lockfile in a throwaway, network-less container; export site-packages only if the policy passes.')
@@ -208,6 +216,7 @@ export async function main(
   } finally {
     process.off('SIGINT', onInt);
     process.off('SIGTERM', onTerm);
+    process.off('SIGHUP', onHup);
   }
   return exitCode;
 }

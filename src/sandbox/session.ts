@@ -76,7 +76,7 @@ export interface SessionOptions {
   cacheDir: string;
   limits: Limits;
   logger: Logger;
-  /** Aborted by SIGINT/SIGTERM: every wait stops and cleanup runs. */
+  /** Aborted by SIGINT/SIGTERM/SIGHUP: every wait stops and cleanup runs. */
   signal: AbortSignal;
   /**
    * Investigate a name==version or a local file: the proxy serves any project (and these local

@@ -35,7 +35,7 @@ export interface DoctorRequest {
 
 export interface DoctorDeps {
   engine: ContainerClient;
-  /** Aborted by SIGINT/SIGTERM: doctor stops and rejects with its reason. */
+  /** Aborted by SIGINT/SIGTERM/SIGHUP: doctor stops and rejects with its reason. */
   signal: AbortSignal;
   /** Where pip's configuration is read from; the process's by default. */
   env?: NodeJS.ProcessEnv;

@@ -30,7 +30,7 @@ import { teeInto, type Consumer } from './tee.js';
 export interface WorkflowDeps {
   engine: ContainerClient;
   logger: Logger;
-  /** Aborted by SIGINT/SIGTERM (an InterruptedError as reason): every step stops, cleanup runs. */
+  /** Aborted by SIGINT/SIGTERM/SIGHUP (an InterruptedError as reason): every step stops, cleanup runs. */
   signal: AbortSignal;
   /** The host's python3.11 version, null when there is none (the target when no --python-version is given); default: hostPython311. */
   hostPython?: () => Promise<string | null>;

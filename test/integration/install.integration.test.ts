@@ -1,8 +1,9 @@
 /** The walking skeleton on the real engine: install, refuse, clean up. */
 import { access, readFile } from 'node:fs/promises';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, inject, it } from 'vitest';
 import { buildFixtureIndex } from '../fixtures/index.js';
 import { threePackages } from '../fixtures/benign.js';
 import { engineAvailable, expectNoContainersLeft, runCli } from './helpers.js';
@@ -114,6 +115,7 @@ describe.runIf(engineAvailable())('interruption', () => {
   it.each([
     ['SIGINT', 130],
     ['SIGTERM', 143],
+    ['SIGHUP', 129],
   ] as const)('%s in the middle of an install exits %i and leaves nothing behind', async (signal, code) => {
     const { startCli } = await import('./helpers.js');
     const { DockerClient } = await import('../../src/runtime/docker.js');
@@ -141,6 +143,53 @@ describe.runIf(engineAvailable())('interruption', () => {
     const result = await child;
     expect(result.exitCode).toBe(code);
     expect(String(result.stderr)).toContain(`interrupted by ${signal}`);
+    await expectNoContainersLeft();
+    expect(await exists(path.join(work, 'site-packages'))).toBe(false);
+  });
+
+  it('a closed terminal (the pseudo-terminal it runs on goes away) ends the run like Ctrl-C: report written, nothing left', async () => {
+    const { DockerClient } = await import('../../src/runtime/docker.js');
+    const { mkdtemp } = await import('node:fs/promises');
+    const { tmpdir } = await import('node:os');
+    const index = await buildFixtureIndex([
+      {
+        name: 'slow-build-tty',
+        version: '1.0',
+        kind: 'sdist',
+        files: { 'setup.py': 'import time\ntime.sleep(120)\nfrom setuptools import setup\nsetup(name="slow-build-tty", version="1.0")\n' },
+      },
+    ]);
+    const work = await mkdtemp(path.join(tmpdir(), 'sandbox-install-tty-'));
+    const report = path.join(work, 'report.json');
+    const cli = fileURLToPath(new URL('../../bin/sandbox-install.js', import.meta.url));
+    const argv = [cli, index.lockFile, '--index-url', index.indexUrl, '--output', path.join(work, 'site-packages'), '--report', report];
+    argv.push('--cache-dir', path.join(work, 'cache'), '--image', inject('image'));
+    const command = ['node', ...argv].map((a) => `'${a.replaceAll("'", "'\\''")}'`).join(' ');
+    // util-linux script(1) gives the CLI a pseudo-terminal as its controlling terminal; killing
+    // script closes the terminal's master side, and the kernel hangs up the CLI (SIGHUP).
+    const terminal = execa('script', ['-qfec', command, '/dev/null'], { reject: false, env: { PIP_CONFIG_FILE: '/dev/null', NO_COLOR: '1' } });
+    const client = new DockerClient();
+    const deadline = Date.now() + 60_000;
+    while ((await client.listOurs()).filter((c) => c.state === 'running').length < 2 && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    expect((await client.listOurs()).filter((c) => c.state === 'running')).toHaveLength(2);
+    await new Promise((r) => setTimeout(r, 3000));
+    terminal.kill('SIGKILL');
+    await terminal;
+    // The CLI is not our child: wait for the report its cleanup writes last, then for no container.
+    const until = Date.now() + 60_000;
+    let written: { verdict?: string; error?: { message?: string } } | null = null;
+    while (written === null && Date.now() < until) {
+      written = await readFile(report, 'utf8').then(
+        (text) => JSON.parse(text) as typeof written,
+        () => null,
+      );
+      if (written === null) await new Promise((r) => setTimeout(r, 250));
+    }
+    expect(written?.error?.message).toContain('interrupted by SIGHUP');
+    const gone = Date.now() + 30_000;
+    while ((await client.listOurs()).length > 0 && Date.now() < gone) await new Promise((r) => setTimeout(r, 250));
     await expectNoContainersLeft();
     expect(await exists(path.join(work, 'site-packages'))).toBe(false);
   });
