@@ -102,10 +102,13 @@ describe.runIf(engineAvailable())('a collector broken by what the sandbox left k
       }),
     );
     expect(run.report.findings, shown(run)).toContainEqual(deepWrite('long-path-import', 'import'));
+    // The long path also hides the sandbox's writes from the engine's measure: past three looks the
+    // sandbox is stopped, which on a busy machine can fall inside the import phase (killed, 137).
+    const stopped = run.report.findings.some((f) => f.rule === 'monitor.tampered' && f.evidence.diskUnmeasured !== undefined);
     expect(run.report.phases?.map((p) => [p.name, p.exitCode, p.traceBytes !== null])).toEqual([
       ['install', 0, true],
       ['startup', 0, true],
-      ['import', 0, true],
+      ['import', stopped ? expect.toBeOneOf([0, 137]) : 0, true],
     ]);
     expect(run.report.verdict).toBe('fail');
     expect(run.exitCode).toBe(1);
