@@ -4,7 +4,8 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
 import { afterEach, describe, expect, inject, it } from 'vitest';
-import { buildFixtureIndex } from '../fixtures/index.js';
+import type { ContainerClient } from '../../src/runtime/port.js';
+import { buildFixtureIndex, type FixturePackage } from '../fixtures/index.js';
 import { threePackages } from '../fixtures/benign.js';
 import { engineAvailable, expectNoContainersLeft, runCli } from './helpers.js';
 
@@ -112,6 +113,24 @@ describe.runIf(engineAvailable())('install on the real engine', () => {
 });
 
 describe.runIf(engineAvailable())('interruption', () => {
+  /** An sdist whose build sleeps for two minutes: a run to interrupt while pip builds it. */
+  const slowBuild = (name: string): FixturePackage => ({
+    name,
+    version: '1.0',
+    kind: 'sdist',
+    files: { 'setup.py': `import time\ntime.sleep(120)\nfrom setuptools import setup\nsetup(name="${name}", version="1.0")\n` },
+  });
+
+  /** Wait until both containers run, then until pip has had time to start the build. */
+  const untilBuilding = async (client: ContainerClient): Promise<void> => {
+    const deadline = Date.now() + 60_000;
+    while ((await client.listOurs()).filter((c) => c.state === 'running').length < 2 && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    expect((await client.listOurs()).filter((c) => c.state === 'running')).toHaveLength(2);
+    await new Promise((r) => setTimeout(r, 3000));
+  };
+
   it.each([
     ['SIGINT', 130],
     ['SIGTERM', 143],
@@ -121,24 +140,11 @@ describe.runIf(engineAvailable())('interruption', () => {
     const { DockerClient } = await import('../../src/runtime/docker.js');
     const { mkdtemp } = await import('node:fs/promises');
     const { tmpdir } = await import('node:os');
-    const index = await buildFixtureIndex([
-      {
-        name: 'slow-build',
-        version: '1.0',
-        kind: 'sdist',
-        files: { 'setup.py': 'import time\ntime.sleep(120)\nfrom setuptools import setup\nsetup(name="slow-build", version="1.0")\n' },
-      },
-    ]);
+    const index = await buildFixtureIndex([slowBuild('slow-build')]);
     const work = await mkdtemp(path.join(tmpdir(), 'sandbox-install-it-'));
     const child = startCli(index.lockFile, index.indexUrl, work);
     const client = new DockerClient();
-    // Wait until both containers run, then until pip has had time to start the build.
-    const deadline = Date.now() + 60_000;
-    while ((await client.listOurs()).filter((c) => c.state === 'running').length < 2 && Date.now() < deadline) {
-      await new Promise((r) => setTimeout(r, 200));
-    }
-    expect((await client.listOurs()).filter((c) => c.state === 'running')).toHaveLength(2);
-    await new Promise((r) => setTimeout(r, 3000));
+    await untilBuilding(client);
     child.kill(signal);
     const result = await child;
     expect(result.exitCode).toBe(code);
@@ -151,14 +157,7 @@ describe.runIf(engineAvailable())('interruption', () => {
     const { DockerClient } = await import('../../src/runtime/docker.js');
     const { mkdtemp } = await import('node:fs/promises');
     const { tmpdir } = await import('node:os');
-    const index = await buildFixtureIndex([
-      {
-        name: 'slow-build-tty',
-        version: '1.0',
-        kind: 'sdist',
-        files: { 'setup.py': 'import time\ntime.sleep(120)\nfrom setuptools import setup\nsetup(name="slow-build-tty", version="1.0")\n' },
-      },
-    ]);
+    const index = await buildFixtureIndex([slowBuild('slow-build-tty')]);
     const work = await mkdtemp(path.join(tmpdir(), 'sandbox-install-tty-'));
     const report = path.join(work, 'report.json');
     const cli = fileURLToPath(new URL('../../bin/sandbox-install.js', import.meta.url));
@@ -169,12 +168,7 @@ describe.runIf(engineAvailable())('interruption', () => {
     // script closes the terminal's master side, and the kernel hangs up the CLI (SIGHUP).
     const terminal = execa('script', ['-qfec', command, '/dev/null'], { reject: false, env: { PIP_CONFIG_FILE: '/dev/null', NO_COLOR: '1' } });
     const client = new DockerClient();
-    const deadline = Date.now() + 60_000;
-    while ((await client.listOurs()).filter((c) => c.state === 'running').length < 2 && Date.now() < deadline) {
-      await new Promise((r) => setTimeout(r, 200));
-    }
-    expect((await client.listOurs()).filter((c) => c.state === 'running')).toHaveLength(2);
-    await new Promise((r) => setTimeout(r, 3000));
+    await untilBuilding(client);
     terminal.kill('SIGKILL');
     await terminal;
     // The CLI is not our child: wait for the report its cleanup writes last, then for no container.
